@@ -1,0 +1,58 @@
+"""Writes for accounts: personal API tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from custodia.accounts.access import TOKEN_PREFIX, TOKEN_PURPOSE
+from custodia.accounts.digests import issue_secret
+from custodia.accounts.models import ApiToken
+from custodia.tenancy.context import Actor
+from custodia.tenancy.permissions import ROLE_PERMISSIONS, Permission
+
+
+def do_create_api_token(
+    *, actor: Actor, name: str, scopes: Iterable[str] | None = None, days: int | None = None
+) -> tuple[ApiToken, str]:
+    """A new token for the actor's membership; returns it with the plain value, shown once."""
+    actor.require(Permission.TOKENS_CREATE)
+    allowed = ROLE_PERMISSIONS[actor.role]
+    wanted = set(scopes) if scopes else {p.value for p in allowed}
+    unknown = sorted(scope for scope in wanted if scope not in Permission._value2member_map_)
+    if unknown:
+        raise ValidationError({"scopes": f"Unknown scopes: {', '.join(unknown)}."})
+    beyond = sorted(scope for scope in wanted if Permission(scope) not in allowed)
+    if beyond:
+        raise ValidationError({"scopes": f"Your role cannot grant: {', '.join(beyond)}."})
+    days = days or settings.API_TOKEN_DEFAULT_DAYS
+    if not 1 <= days <= 365:
+        raise ValidationError({"days": "A token lasts between 1 and 365 days."})
+    name = name.strip()[:80] or "API token"
+    issued = issue_secret(TOKEN_PURPOSE)
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            tenant_id=actor.tenant_id,
+            user=actor.user,
+            membership=actor.membership,
+            name=name,
+            prefix=issued.prefix,
+            digest=issued.digest,
+            scopes=sorted(wanted),
+            expires_at=timezone.now() + dt.timedelta(days=days),
+        )
+    return token, f"{TOKEN_PREFIX}_{issued.prefix}_{issued.secret}"
+
+
+def do_revoke_api_token(token: ApiToken, *, actor: Actor) -> None:
+    """The token stops working at once."""
+    if token.user_id != actor.user.pk:
+        raise ValidationError("Not your token.")
+    with transaction.atomic():
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])

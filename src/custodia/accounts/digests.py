@@ -1,0 +1,32 @@
+"""Secrets shown once: a public prefix to find the row, and an HMAC digest to check the rest."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from django.utils.crypto import salted_hmac
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    prefix: str
+    secret: str
+    digest: str
+
+
+def digest_secret(purpose: str, secret: str) -> str:
+    """HMAC-SHA256 of a secret under a key derived for this purpose only."""
+    return salted_hmac(f"custodia.{purpose}", secret, algorithm="sha256").hexdigest()
+
+
+def issue_secret(purpose: str) -> IssuedSecret:
+    """A new random prefix and secret; store only `prefix` and `digest`."""
+    secret = secrets.token_urlsafe(32)
+    return IssuedSecret(secrets.token_hex(6), secret, digest_secret(purpose, secret))
+
+
+def secret_matches(purpose: str, secret: str, digest: str) -> bool:
+    """Constant-time comparison of a presented secret with a stored digest."""
+    return hmac.compare_digest(digest_secret(purpose, secret), digest)

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from django.db import migrations
+
+from custodia.tenancy.rls import IN_TENANT, guard_table
+
+OWN_TOKEN = f"{IN_TENANT} AND user_id = custodia_user_id()"
+
+
+class Migration(migrations.Migration):
+    dependencies = [("accounts", "0002_initial"), ("tenancy", "0002_rls")]
+
+    operations = [
+        guard_table(
+            "accounts_apitoken",
+            # Before authentication the only way to a token row is its public prefix.
+            select=f"({OWN_TOKEN}) OR prefix = custodia_lookup()",
+            insert=f"{OWN_TOKEN} AND membership_id = custodia_membership_id()",
+            update=f"({OWN_TOKEN}) OR prefix = custodia_lookup()",
+            delete=OWN_TOKEN,
+        ),
+    ]

@@ -1,0 +1,84 @@
+"""Clients of a business, their home-access instructions, and staff assignments."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from django.db import models
+
+from custodia.tenancy.models import Membership, TenantOwned
+
+
+def email_key(email: str) -> str:
+    """The form of an email used for equality search."""
+    return email.strip().lower()
+
+
+def phone_key(phone: str) -> str:
+    """The form of a phone number used for equality search: digits only."""
+    return re.sub(r"\D", "", phone)
+
+
+def name_key(name: str) -> str:
+    """The form of a name used for prefix search."""
+    return " ".join(name.lower().split())
+
+
+class Client(TenantOwned):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=120)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    address = models.TextField(blank=True)
+    notes = models.TextField(blank=True)
+    # Search keys, maintained by the actions that write the fields above.
+    name_search = models.CharField(max_length=120, editable=False)
+    email_search = models.CharField(max_length=254, blank=True, editable=False)
+    phone_search = models.CharField(max_length=40, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "name_search"], name="client_tenant_name"),
+            models.Index(
+                fields=["tenant", "name_search"],
+                name="client_tenant_name_prefix",
+                opclasses=["uuid_ops", "text_pattern_ops"],
+            ),
+            models.Index(fields=["tenant", "email_search"], name="client_tenant_email"),
+            models.Index(fields=["tenant", "phone_search"], name="client_tenant_phone"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class HomeAccess(TenantOwned):
+    """Door and alarm codes: staff see them only around their own visits (RLS enforces it)."""
+
+    client = models.OneToOneField(Client, on_delete=models.CASCADE, primary_key=True, related_name="home_access")
+    instructions = models.TextField(blank=True)
+    door_code = models.CharField(max_length=40, blank=True)
+    alarm_code = models.CharField(max_length=40, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "client"], name="homeaccess_tenant_client")]
+
+
+class Assignment(TenantOwned):
+    """A manager's decision that a staff member serves a client."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="assignments")
+    staff = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="assignments")
+    assigned_by = models.ForeignKey(Membership, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "client", "staff"], name="assignment_unique")
+        ]
+        indexes = [models.Index(fields=["tenant", "staff", "client"], name="assignment_tenant_staff")]

@@ -1,0 +1,195 @@
+"""Writes to services and visits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from custodia.clients.models import Assignment, Client
+from custodia.scheduling.models import Service, Visit, VisitStatus
+from custodia.tenancy.context import Actor
+from custodia.tenancy.models import Membership
+from custodia.tenancy.permissions import Permission, Role
+
+MAX_VISIT = dt.timedelta(hours=24)
+STAFF_EDITABLE = frozenset({"status", "report"})
+
+
+def _check_service(name: str, duration_minutes: int, price_cents: int) -> dict[str, str]:
+    errors = {}
+    if not name.strip():
+        errors["name"] = "A service needs a name."
+    elif len(name.strip()) > 120:
+        errors["name"] = "At most 120 characters."
+    if not 5 <= duration_minutes <= 1440:
+        errors["duration_minutes"] = "Between 5 minutes and 24 hours."
+    if not 0 <= price_cents <= 10_000_000:
+        errors["price_cents"] = "Between 0 and 100,000.00."
+    return errors
+
+
+def do_create_service(*, actor: Actor, name: str, duration_minutes: int, price_cents: int) -> Service:
+    """A new service the business sells."""
+    actor.require(Permission.SERVICES_WRITE)
+    errors = _check_service(name, duration_minutes, price_cents)
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        return Service.objects.create(
+            tenant_id=actor.tenant_id,
+            name=name.strip(),
+            duration_minutes=duration_minutes,
+            price_cents=price_cents,
+        )
+
+
+def do_update_service(service: Service, *, actor: Actor, **changes: Any) -> Service:
+    """Rename, re-price or retire a service."""
+    actor.require(Permission.SERVICES_WRITE)
+    allowed = {"name", "duration_minutes", "price_cents", "is_active"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError({field: "Unknown field." for field in unknown})
+    merged = {
+        "name": changes.get("name", service.name),
+        "duration_minutes": changes.get("duration_minutes", service.duration_minutes),
+        "price_cents": changes.get("price_cents", service.price_cents),
+    }
+    errors = _check_service(**merged)
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        for field, value in changes.items():
+            setattr(service, field, value.strip() if isinstance(value, str) else value)
+        service.save(update_fields=list(changes))
+    return service
+
+
+def do_delete_service(service: Service, *, actor: Actor) -> None:
+    """Remove a service; its past visits keep their times, without the service."""
+    actor.require(Permission.SERVICES_WRITE)
+    with transaction.atomic():
+        service.delete()
+
+
+def _check_times(starts_at: dt.datetime, ends_at: dt.datetime) -> None:
+    if timezone.is_naive(starts_at) or timezone.is_naive(ends_at):
+        raise ValidationError({"starts_at": "Give times with a time zone."})
+    if ends_at <= starts_at:
+        raise ValidationError({"ends_at": "A visit must end after it starts."})
+    if ends_at - starts_at > MAX_VISIT:
+        raise ValidationError({"ends_at": "A visit lasts at most 24 hours."})
+
+
+def _check_staff(actor: Actor, client: Client, staff: Membership | None) -> None:
+    if staff is None:
+        return
+    if staff.tenant_id != actor.tenant_id or staff.role == Role.CLIENT or not staff.is_active:
+        raise ValidationError({"staff": "Choose an active member of this business."})
+    assigned = Assignment.objects.filter(
+        tenant_id=actor.tenant_id, client_id=client.pk, staff_id=staff.pk
+    ).exists()
+    if not assigned:
+        raise ValidationError(
+            {"staff": "Assign this staff member to the client before scheduling a visit."}
+        )
+
+
+def do_create_visit(
+    *,
+    actor: Actor,
+    client: Client,
+    starts_at: dt.datetime,
+    ends_at: dt.datetime | None = None,
+    staff: Membership | None = None,
+    service: Service | None = None,
+    status: VisitStatus = VisitStatus.SCHEDULED,
+) -> Visit:
+    """A manager schedules a visit; the end defaults to the service's duration."""
+    actor.require(Permission.VISITS_WRITE)
+    if ends_at is None:
+        if service is None:
+            raise ValidationError({"ends_at": "Give an end time or choose a service."})
+        ends_at = starts_at + dt.timedelta(minutes=service.duration_minutes)
+    _check_times(starts_at, ends_at)
+    _check_staff(actor, client, staff)
+    if status not in (VisitStatus.REQUESTED, VisitStatus.SCHEDULED):
+        raise ValidationError({"status": "A new visit is requested or scheduled."})
+    with transaction.atomic():
+        return Visit.objects.create(
+            tenant_id=actor.tenant_id,
+            client=client,
+            staff=staff,
+            service=service,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            status=status,
+        )
+
+
+def do_request_visit(
+    *, actor: Actor, starts_at: dt.datetime, service: Service | None = None, note: str = ""
+) -> Visit:
+    """A client asks for a visit; a manager confirms it by assigning staff."""
+    actor.require(Permission.VISITS_REQUEST)
+    if actor.membership.client_id is None:
+        raise PermissionDenied("Only a client can request a visit.")
+    if starts_at <= timezone.now():
+        raise ValidationError({"starts_at": "Choose a time in the future."})
+    duration = dt.timedelta(minutes=service.duration_minutes if service else 60)
+    _check_times(starts_at, starts_at + duration)
+    if len(note) > 2000:
+        raise ValidationError({"note": "At most 2000 characters."})
+    with transaction.atomic():
+        return Visit.objects.create(
+            tenant_id=actor.tenant_id,
+            client_id=actor.membership.client_id,
+            service=service,
+            starts_at=starts_at,
+            ends_at=starts_at + duration,
+            status=VisitStatus.REQUESTED,
+            request_note=note.strip(),
+        )
+
+
+def do_update_visit(visit: Visit, *, actor: Actor, **changes: Any) -> Visit:
+    """Managers change anything; staff change only the status and report of their own visits."""
+    if actor.can(Permission.VISITS_WRITE):
+        allowed = {"starts_at", "ends_at", "staff", "service", "status", "report"}
+    elif actor.can(Permission.VISITS_REPORT) and visit.staff_id == actor.membership.pk:
+        allowed = set(STAFF_EDITABLE)
+    else:
+        raise PermissionDenied("You cannot change this visit.")
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError({field: "You cannot change this field." for field in sorted(unknown)})
+    if "status" in changes:
+        try:
+            changes["status"] = VisitStatus(changes["status"])
+        except ValueError:
+            raise ValidationError({"status": "Unknown status."}) from None
+    if "report" in changes:
+        changes["report"] = str(changes["report"] or "").strip()
+        if len(changes["report"]) > 10000:
+            raise ValidationError({"report": "At most 10000 characters."})
+    starts_at = changes.get("starts_at", visit.starts_at)
+    ends_at = changes.get("ends_at", visit.ends_at)
+    _check_times(starts_at, ends_at)
+    if "staff" in changes:
+        _check_staff(actor, visit.client, changes["staff"])
+    with transaction.atomic():
+        for field, value in changes.items():
+            setattr(visit, field, value)
+        visit.save(update_fields=[*changes, "updated_at"])
+    return visit
+
+
+def do_delete_visit(visit: Visit, *, actor: Actor) -> None:
+    """Remove a visit from the calendar."""
+    actor.require(Permission.VISITS_WRITE)
+    with transaction.atomic():
+        visit.delete()

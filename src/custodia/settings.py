@@ -1,0 +1,283 @@
+"""Custodia settings: one file, read from the environment, secure by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from custodia.config import (
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    generated_secret,
+    parse_database_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = BASE_DIR.parent.parent
+VAR_DIR = Path(env_str("CUSTODIA_VAR_DIR", str(PROJECT_DIR / "var"))).resolve()
+
+ENVIRONMENT = env_str("CUSTODIA_ENV", "development")
+if ENVIRONMENT not in {"development", "production"}:
+    raise ImproperlyConfigured("CUSTODIA_ENV must be 'development' or 'production'.")
+PRODUCTION = ENVIRONMENT == "production"
+
+DEBUG = env_bool("CUSTODIA_DEBUG", False)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("CUSTODIA_DEBUG cannot be on when CUSTODIA_ENV=production.")
+
+if PRODUCTION:
+    SECRET_KEY = env_str("CUSTODIA_SECRET_KEY")
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        raise ImproperlyConfigured("CUSTODIA_SECRET_KEY must be at least 50 random characters.")
+else:
+    SECRET_KEY = env_str("CUSTODIA_SECRET_KEY", "") or generated_secret(VAR_DIR / "secrets" / "secret_key")
+
+ALLOWED_HOSTS = env_list("CUSTODIA_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+PUBLIC_URL = env_str("CUSTODIA_PUBLIC_URL", "https://localhost:8443").rstrip("/")
+if PRODUCTION and not PUBLIC_URL.startswith("https://"):
+    raise ImproperlyConfigured("CUSTODIA_PUBLIC_URL must be an https:// URL in production.")
+SECURITY_CONTACT = env_str("CUSTODIA_SECURITY_CONTACT", "mailto:security@localhost")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "allauth",
+    "allauth.account",
+    "ninja",
+    "csp",
+    "custodia.tenancy",
+    "custodia.accounts",
+    "custodia.clients",
+    "custodia.scheduling",
+    "custodia.trust",
+    "custodia.web",
+]
+
+MIDDLEWARE = [
+    "custodia.web.middleware.RefuseUnsafeMethodsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "custodia.web.middleware.SecurityHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "custodia.tenancy.middleware.TenantMiddleware",
+]
+
+ROOT_URLCONF = "custodia.urls"
+WSGI_APPLICATION = "custodia.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "custodia.tenancy.context_processors.tenancy",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# Two connections to the same database: "default" is the running app as custodia_app (no
+# BYPASSRLS, owns nothing); "owner" runs migrations as custodia_owner, which owns the tables.
+APP_DB_ROLE = "custodia_app"
+OWNER_DB_ROLE = "custodia_owner"
+EMBEDDED_PGDATA = VAR_DIR / "pgdata"
+DATABASE_URL = env_str("DATABASE_URL", "")
+EMBEDDED_DATABASE = not DATABASE_URL
+
+if DATABASE_URL:
+    ADMIN_DATABASE = parse_database_url(DATABASE_URL)
+else:
+    from custodia.embedded import embedded_socket_dir
+
+    ADMIN_DATABASE = {
+        "NAME": env_str("CUSTODIA_DB_NAME", "custodia"),
+        "USER": "postgres",
+        "PASSWORD": "",
+        "HOST": str(embedded_socket_dir(EMBEDDED_PGDATA)),
+        "PORT": "",
+    }
+
+APP_DB_PASSWORD = env_str("CUSTODIA_APP_DB_PASSWORD", "")
+if PRODUCTION and not APP_DB_PASSWORD:
+    raise ImproperlyConfigured("CUSTODIA_APP_DB_PASSWORD must be set in production.")
+
+
+def _database(user: str, password: str, options: dict[str, object]) -> dict[str, object]:
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        **ADMIN_DATABASE,
+        "USER": user,
+        "PASSWORD": password,
+        "CONN_MAX_AGE": 0,
+        "CONN_HEALTH_CHECKS": False,
+        "OPTIONS": options,
+        "TEST": {"NAME": ADMIN_DATABASE["NAME"] + "_test"},
+    }
+
+
+DB_POOL_SIZE = env_int("CUSTODIA_DB_POOL_SIZE", 4, minimum=1, maximum=200)
+DATABASES = {
+    "default": _database(
+        APP_DB_ROLE,
+        APP_DB_PASSWORD,
+        {"pool": {"min_size": 1, "max_size": DB_POOL_SIZE, "timeout": 10}},
+    ),
+    "owner": _database(
+        ADMIN_DATABASE["USER"],
+        ADMIN_DATABASE["PASSWORD"],
+        {"options": f"-c role={OWNER_DB_ROLE}"},
+    ),
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Emails are unique case-insensitively by a functional constraint (accounts.User.Meta).
+SILENCED_SYSTEM_CHECKS = ["auth.W004"]
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "custodia_cache",
+    }
+}
+
+# --- Accounts -------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+PASSWORD_HASHERS = ["custodia.accounts.hashers.OwaspArgon2PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "dashboard"
+ACCOUNT_LOGOUT_REDIRECT_URL = "home"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = False
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_SESSION_REMEMBER = None
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_SIGNUP_FORM_CLASS = "custodia.tenancy.forms.BusinessSignupForm"
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Custodia] "
+
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_NAME = "__Host-sessionid"
+SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 14 * 24 * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+CSRF_COOKIE_NAME = "__Host-csrftoken"
+CSRF_COOKIE_SECURE = True
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_TRUSTED_ORIGINS = env_list("CUSTODIA_CSRF_TRUSTED_ORIGINS", [PUBLIC_URL])
+
+# --- Transport and headers ------------------------------------------------------------------
+SECURE_SSL_REDIRECT = env_bool("CUSTODIA_SSL_REDIRECT", True)
+if PRODUCTION and not SECURE_SSL_REDIRECT:
+    raise ImproperlyConfigured("CUSTODIA_SSL_REDIRECT cannot be off when CUSTODIA_ENV=production.")
+SECURE_PROXY_SSL_HEADER = None
+if env_bool("CUSTODIA_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = 31536000
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = False
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
+
+# --- Mail -----------------------------------------------------------------------------------
+EMAIL_HOST = env_str("CUSTODIA_SMTP_HOST", "")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("CUSTODIA_SMTP_PORT", 587, minimum=1, maximum=65535)
+    EMAIL_HOST_USER = env_str("CUSTODIA_SMTP_USER", "")
+    EMAIL_HOST_PASSWORD = env_str("CUSTODIA_SMTP_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("CUSTODIA_SMTP_STARTTLS", True)
+    EMAIL_TIMEOUT = 10
+elif PRODUCTION:
+    raise ImproperlyConfigured("CUSTODIA_SMTP_HOST must be set in production.")
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+DEFAULT_FROM_EMAIL = env_str("CUSTODIA_MAIL_FROM", "Custodia <no-reply@localhost>")
+
+# --- Product --------------------------------------------------------------------------------
+INVITATION_TTL_HOURS = env_int("CUSTODIA_INVITATION_TTL_HOURS", 72, minimum=1, maximum=720)
+API_TOKEN_DEFAULT_DAYS = env_int("CUSTODIA_API_TOKEN_DAYS", 90, minimum=1, maximum=365)
+TLS_DIR = VAR_DIR / "tls"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("CUSTODIA_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+NINJA_PAGINATION_PER_PAGE = 50
+NINJA_PAGINATION_MAX_LIMIT = 200
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("CUSTODIA_LOG_LEVEL", "INFO")},
+    # Request logging can echo query strings; Custodia logs its own events instead.
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "django.security": {"level": "WARNING"},
+        "pgserver": {"level": "WARNING"},
+    },
+}

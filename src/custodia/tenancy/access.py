@@ -1,0 +1,75 @@
+"""Reads of businesses and memberships, always through the actor's reach."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from custodia.tenancy.context import Actor
+from custodia.tenancy.models import Invitation, Membership
+from custodia.tenancy.permissions import Permission, Role
+
+if TYPE_CHECKING:
+    from custodia.accounts.models import User
+
+
+def memberships_of(user: User) -> QuerySet[Membership]:
+    """The active memberships of a user across businesses (for the switcher)."""
+    return (
+        Membership.objects.filter(user=user, is_active=True)
+        .select_related("tenant")
+        .order_by("tenant__name", "tenant_id")
+    )
+
+
+def active_membership(user: User, business_id: object) -> Membership | None:
+    """The membership the session points at, else the user's first one."""
+    memberships = memberships_of(user)
+    if business_id:
+        try:
+            chosen = memberships.filter(tenant_id=uuid.UUID(str(business_id))).first()
+        except ValueError:
+            chosen = None
+        if chosen is not None:
+            return chosen
+    return memberships.first()
+
+
+def parse_id(value: object) -> uuid.UUID:
+    """A UUID from user input; anything malformed is simply not found."""
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise Http404("No such record.") from None
+
+
+def list_members(actor: Actor, roles: tuple[Role, ...] = (Role.OWNER, Role.MANAGER, Role.STAFF)) -> QuerySet[Membership]:
+    """People working in the actor's business (clients are not members you manage here)."""
+    actor.require(Permission.STAFF_MEMBER_READ)
+    return (
+        Membership.objects.filter(tenant_id=actor.tenant_id, role__in=[r.value for r in roles])
+        .select_related("user")
+        .order_by("user__full_name", "user__email")
+    )
+
+
+def access_member_by_id(actor: Actor, membership_id: object, *, roles: tuple[Role, ...] = (Role.OWNER, Role.MANAGER, Role.STAFF)) -> Membership:
+    """One member of the actor's business, or 404."""
+    try:
+        return list_members(actor, roles).get(id=parse_id(membership_id))
+    except Membership.DoesNotExist:
+        raise Http404("No such member.") from None
+
+
+def list_staff(actor: Actor) -> QuerySet[Membership]:
+    """Members who can be assigned to clients and visits."""
+    return list_members(actor, (Role.STAFF, Role.MANAGER, Role.OWNER)).filter(is_active=True)
+
+
+def list_invitations(actor: Actor) -> QuerySet[Invitation]:
+    """Pending and past invitations of the actor's business."""
+    actor.require(Permission.STAFF_MEMBER_INVITE)
+    return Invitation.objects.filter(tenant_id=actor.tenant_id).order_by("-created_at")

@@ -1,0 +1,195 @@
+"""Writes to businesses, memberships and invitations; each runs in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import smtplib
+import uuid
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.text import slugify
+
+from custodia.accounts.digests import issue_secret, secret_matches
+from custodia.tenancy.context import Actor, activate, set_db_context
+from custodia.tenancy.models import Business, Invitation, Membership
+from custodia.tenancy.permissions import MANAGING_ROLES, Permission, Role
+
+if TYPE_CHECKING:
+    from custodia.accounts.models import User
+    from custodia.clients.models import Client
+
+logger = logging.getLogger(__name__)
+INVITATION_PURPOSE = "invitation"
+INVALID_INVITATION = "This invitation link is not valid any more. Ask for a new one."
+
+
+def do_create_business(*, name: str, owner: User, slug: str | None = None) -> Actor:
+    """A new business with `owner` as its first owner; returns the owner's actor."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the business a name."})
+    business_id = uuid.uuid4()
+    slug = slug or f"{slugify(name)[:40] or 'business'}-{secrets.token_hex(3)}"
+    with transaction.atomic():
+        set_db_context(tenant_id=business_id, user_id=owner.pk, role=Role.OWNER)
+        business = Business.objects.create(id=business_id, name=name[:120], slug=slug)
+        membership = Membership.objects.create(tenant=business, user=owner, role=Role.OWNER)
+        actor = Actor(owner, membership)
+        activate(actor)
+    logger.info("business created tenant=%s", business.pk)
+    return actor
+
+
+def do_invite_member(
+    *, actor: Actor, email: str, role: Role, client: Client | None = None
+) -> Invitation:
+    """Invite someone by a single-use, expiring link sent by email."""
+    actor.require(Permission.STAFF_MEMBER_INVITE)
+    if role == Role.OWNER and actor.role != Role.OWNER:
+        raise PermissionDenied("Only an owner can invite another owner.")
+    if (role == Role.CLIENT) != (client is not None):
+        raise ValidationError({"role": "Client invitations must name the client record."})
+    email = email.strip().lower()
+    issued = issue_secret(INVITATION_PURPOSE)
+    with transaction.atomic():
+        invitation = Invitation.objects.create(
+            tenant_id=actor.tenant_id,
+            email=email,
+            role=role,
+            client=client,
+            prefix=issued.prefix,
+            digest=issued.digest,
+            invited_by=actor.membership,
+            expires_at=timezone.now() + dt.timedelta(hours=settings.INVITATION_TTL_HOURS),
+        )
+        link = f"{settings.PUBLIC_URL}/invite/{issued.prefix}/{issued.secret}/"
+        body = render_to_string(
+            "tenancy/email/invitation.txt",
+            {"business": actor.business, "inviter": actor.user, "role": role, "link": link,
+             "hours": settings.INVITATION_TTL_HOURS},
+        )
+        try:
+            send_mail(
+                f"{actor.business.name} invited you to Custodia",
+                body,
+                settings.DEFAULT_FROM_EMAIL,
+                [email],
+            )
+        except (smtplib.SMTPException, OSError):
+            logger.warning("invitation email could not be sent tenant=%s", actor.tenant_id)
+            raise ValidationError(
+                {"email": "The invitation email could not be sent. Try again later."}
+            ) from None
+    return invitation
+
+
+def open_invitation(prefix: str, secret: str) -> Invitation:
+    """The live invitation these link parts name, or a ValidationError that says nothing more."""
+    set_db_context(lookup=prefix)
+    invitation = Invitation.objects.select_related("tenant").filter(prefix=prefix).first()
+    if (
+        invitation is None
+        or not secret_matches(INVITATION_PURPOSE, secret, invitation.digest)
+        or invitation.accepted_at is not None
+        or invitation.revoked_at is not None
+        or invitation.expires_at <= timezone.now()
+    ):
+        raise ValidationError(INVALID_INVITATION)
+    return invitation
+
+
+def do_accept_invitation(
+    prefix: str, secret: str, *, user: User | None, full_name: str = "", password: str = ""
+) -> Actor:
+    """Join the inviting business; creates the login when the invitee has none yet."""
+    from allauth.account.models import EmailAddress
+
+    from custodia.accounts.models import User as UserModel
+
+    with transaction.atomic():
+        invitation = open_invitation(prefix, secret)
+        if user is None:
+            if UserModel.objects.filter(email__iexact=invitation.email).exists():
+                raise ValidationError(
+                    "An account with this email already exists: log in, then open the link again."
+                )
+            candidate = UserModel(email=invitation.email, full_name=full_name.strip()[:120])
+            validate_password(password, candidate)
+            if not candidate.full_name:
+                raise ValidationError({"full_name": "Tell us your name."})
+            user = UserModel.objects.create_user(
+                invitation.email, password, full_name=candidate.full_name
+            )
+            # Opening the emailed link proves the address.
+            EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+        elif user.email.lower() != invitation.email.lower():
+            raise ValidationError("This invitation was sent to a different email address.")
+        set_db_context(tenant_id=invitation.tenant_id, user_id=user.pk, lookup=prefix)
+        try:
+            with transaction.atomic():
+                membership = Membership.objects.create(
+                    tenant_id=invitation.tenant_id,
+                    user=user,
+                    role=invitation.role,
+                    client_id=invitation.client_id,
+                )
+        except IntegrityError:
+            raise ValidationError("You are already a member of this business.") from None
+        invitation.accepted_at = timezone.now()
+        invitation.save(update_fields=["accepted_at"])
+        actor = Actor(user, membership)
+        activate(actor)
+    return actor
+
+
+def do_revoke_invitation(invitation: Invitation, *, actor: Actor) -> None:
+    """An unused invitation stops working."""
+    actor.require(Permission.STAFF_MEMBER_INVITE)
+    with transaction.atomic():
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+
+
+def do_change_role(member: Membership, role: Role, *, actor: Actor) -> Membership:
+    """Owners change the role of people working in their business."""
+    actor.require(Permission.STAFF_ROLE_WRITE)
+    if member.role == Role.CLIENT or role == Role.CLIENT:
+        raise ValidationError({"role": "Client logins are managed from the client's record."})
+    with transaction.atomic():
+        if member.role == Role.OWNER and role != Role.OWNER:
+            _ensure_another_owner(member)
+        member.role = role
+        member.save(update_fields=["role"])
+    return member
+
+
+def do_deactivate_member(member: Membership, *, actor: Actor) -> Membership:
+    """The member loses access to this business at their next request."""
+    actor.require(Permission.STAFF_MEMBER_INVITE)
+    if member.pk == actor.membership.pk:
+        raise ValidationError("You cannot deactivate yourself.")
+    if member.role in MANAGING_ROLES and actor.role != Role.OWNER:
+        raise PermissionDenied("Only an owner can deactivate an owner or manager.")
+    with transaction.atomic():
+        if member.role == Role.OWNER:
+            _ensure_another_owner(member)
+        member.is_active = False
+        member.save(update_fields=["is_active"])
+    return member
+
+
+def _ensure_another_owner(member: Membership) -> None:
+    others = Membership.objects.filter(
+        tenant_id=member.tenant_id, role=Role.OWNER, is_active=True
+    ).exclude(pk=member.pk)
+    if not others.exists():
+        raise ValidationError("A business needs at least one active owner.")

@@ -1,0 +1,94 @@
+"""The acting membership, and the transaction-local database settings that RLS policies read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+
+from custodia.tenancy.permissions import MANAGING_ROLES, ROLE_PERMISSIONS, Permission, Role
+
+if TYPE_CHECKING:
+    from custodia.accounts.models import User
+    from custodia.tenancy.models import Business, Membership
+
+SETTINGS = ("tenant_id", "user_id", "membership_id", "role", "lookup")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a user through one membership, optionally narrowed by token scopes."""
+
+    user: User
+    membership: Membership
+    scopes: frozenset[Permission] | None = field(default=None)
+
+    @property
+    def business(self) -> Business:
+        return self.membership.tenant
+
+    @property
+    def tenant_id(self) -> object:
+        return self.membership.tenant_id
+
+    @property
+    def role(self) -> Role:
+        return Role(self.membership.role)
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role in MANAGING_ROLES
+
+    def can(self, permission: Permission) -> bool:
+        """The role grants it and, for a token, the token's scopes include it."""
+        if permission not in ROLE_PERMISSIONS[self.role]:
+            return False
+        return self.scopes is None or permission in self.scopes
+
+    def require(self, permission: Permission) -> None:
+        """Raise PermissionDenied unless `can(permission)`."""
+        if not self.can(permission):
+            raise PermissionDenied(f"Your role does not allow {permission}.")
+
+
+def set_db_context(
+    *,
+    tenant_id: object = None,
+    user_id: object = None,
+    membership_id: object = None,
+    role: str = "",
+    lookup: str = "",
+) -> None:
+    """Set every RLS setting for the rest of the current transaction (unset ones to empty)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("The tenant context can only be set inside a transaction.")
+    values = [
+        "" if tenant_id is None else str(tenant_id),
+        "" if user_id is None else str(user_id),
+        "" if membership_id is None else str(membership_id),
+        role,
+        lookup,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT "
+            + ", ".join(f"set_config('custodia.{name}', %s, true)" for name in SETTINGS),
+            values,
+        )
+
+
+def activate(actor: Actor) -> None:
+    """Make the database see what this actor may see, until the transaction ends."""
+    set_db_context(
+        tenant_id=actor.membership.tenant_id,
+        user_id=actor.user.pk,
+        membership_id=actor.membership.pk,
+        role=actor.membership.role,
+    )
+
+
+def clear() -> None:
+    """No tenant, no user: every tenant-owned table reads as empty."""
+    set_db_context()

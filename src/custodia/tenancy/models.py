@@ -1,0 +1,100 @@
+"""Businesses (the tenants), memberships and invitations."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from custodia.tenancy.permissions import Role
+
+ROLE_CHOICES = [(role.value, role.label) for role in Role]
+
+
+class Business(models.Model):
+    """A tenant. Every tenant-owned row points here through `tenant_id`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    access_window_before_hours = models.PositiveSmallIntegerField(default=24)
+    access_window_after_hours = models.PositiveSmallIntegerField(default=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(access_window_before_hours__lte=168)
+                & models.Q(access_window_after_hours__lte=168),
+                name="business_access_window_bounded",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TenantOwned(models.Model):
+    """Base for every tenant-owned table: `tenant_id NOT NULL`, guarded by RLS."""
+
+    tenant = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        abstract = True
+
+
+class Membership(TenantOwned):
+    """A person's role in one business; one login may hold memberships in several."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=ROLE_CHOICES)
+    # A client's portal login points at their client record; no other role has one.
+    client = models.OneToOneField(
+        "clients.Client", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="portal_membership",
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="membership_one_per_business"),
+            models.CheckConstraint(
+                condition=models.Q(role=Role.CLIENT, client__isnull=False)
+                | (~models.Q(role=Role.CLIENT) & models.Q(client__isnull=True)),
+                name="membership_client_iff_client_role",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=[role.value for role in Role]),
+                name="membership_role_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "role"], name="membership_tenant_role")]
+
+    def __str__(self) -> str:
+        return f"{self.role} of {self.tenant_id}"
+
+
+class Invitation(TenantOwned):
+    """A single-use, expiring invitation; the secret half is stored only as a digest."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=ROLE_CHOICES)
+    client = models.ForeignKey(
+        "clients.Client", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    invited_by = models.ForeignKey(Membership, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "created_at"], name="invitation_tenant_created")]

@@ -1,0 +1,84 @@
+"""Roles and permissions: the one table that says who may do what inside a business."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    MANAGER = "manager"
+    STAFF = "staff"
+    CLIENT = "client"
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+
+MANAGING_ROLES = frozenset({Role.OWNER, Role.MANAGER})
+
+
+class Permission(StrEnum):
+    """`scope:resource:action`; API token scopes are drawn from the same names."""
+
+    BUSINESS_SETTINGS_WRITE = "business:settings:write"
+    CLIENTS_RECORD_READ = "clients:record:read"
+    CLIENTS_RECORD_WRITE = "clients:record:write"
+    CLIENTS_ACCESS_READ = "clients:access:read"
+    CLIENTS_ASSIGNMENT_WRITE = "clients:assignment:write"
+    CLIENTS_SELF_READ = "clients:self:read"
+    STAFF_MEMBER_READ = "staff:member:read"
+    STAFF_MEMBER_INVITE = "staff:member:invite"
+    STAFF_ROLE_WRITE = "staff:role:write"
+    SERVICES_READ = "scheduling:service:read"
+    SERVICES_WRITE = "scheduling:service:write"
+    VISITS_READ = "scheduling:visit:read"
+    VISITS_WRITE = "scheduling:visit:write"
+    VISITS_REPORT = "scheduling:visit:report"
+    VISITS_REQUEST = "scheduling:visit:request"
+    TOKENS_CREATE = "accounts:token:create"
+
+
+_MANAGER = frozenset(
+    {
+        Permission.CLIENTS_RECORD_READ,
+        Permission.CLIENTS_RECORD_WRITE,
+        Permission.CLIENTS_ACCESS_READ,
+        Permission.CLIENTS_ASSIGNMENT_WRITE,
+        Permission.STAFF_MEMBER_READ,
+        Permission.STAFF_MEMBER_INVITE,
+        Permission.SERVICES_READ,
+        Permission.SERVICES_WRITE,
+        Permission.VISITS_READ,
+        Permission.VISITS_WRITE,
+        Permission.VISITS_REPORT,
+        Permission.TOKENS_CREATE,
+    }
+)
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.OWNER: _MANAGER | {Permission.BUSINESS_SETTINGS_WRITE, Permission.STAFF_ROLE_WRITE},
+    Role.MANAGER: _MANAGER,
+    # Staff read clients (RLS narrows them to assigned ones) and home access (RLS narrows it to
+    # the window around their own visits); they write only their own visit reports.
+    Role.STAFF: frozenset(
+        {
+            Permission.CLIENTS_RECORD_READ,
+            Permission.CLIENTS_ACCESS_READ,
+            Permission.STAFF_MEMBER_READ,
+            Permission.SERVICES_READ,
+            Permission.VISITS_READ,
+            Permission.VISITS_REPORT,
+            Permission.TOKENS_CREATE,
+        }
+    ),
+    Role.CLIENT: frozenset(
+        {
+            Permission.CLIENTS_SELF_READ,
+            Permission.SERVICES_READ,
+            Permission.VISITS_READ,
+            Permission.VISITS_REQUEST,
+        }
+    ),
+}

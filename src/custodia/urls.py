@@ -1,0 +1,28 @@
+"""Every URL of the app: pages per app, allauth, the API, and the well-known files."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+
+from custodia.api.routes import api
+from custodia.trust import views as trust_views
+from custodia.web import views as web_views
+
+urlpatterns = [
+    path("", web_views.home, name="home"),
+    path("app/", web_views.dashboard, name="dashboard"),
+    path("signup/", web_views.signup_redirect, name="business_signup"),
+    path("accounts/", include("allauth.urls")),
+    path("", include("custodia.tenancy.urls")),
+    path("app/", include("custodia.accounts.urls")),
+    path("app/", include("custodia.clients.urls")),
+    path("app/", include("custodia.scheduling.urls")),
+    path("api/v1/", api.urls),
+    path(".well-known/security.txt", trust_views.security_txt, name="security_txt"),
+    path("security/", trust_views.security_page, name="security_page"),
+]
+
+handler400 = "custodia.web.views.bad_request"
+handler403 = "custodia.web.views.forbidden"
+handler404 = "custodia.web.views.not_found"
+handler500 = "custodia.web.views.server_error"

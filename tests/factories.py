@@ -1,0 +1,102 @@
+"""Test data: factories with traits, and the two-business tenant matrix every endpoint is tested against."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import factory
+from allauth.account.models import EmailAddress
+from django.utils import timezone
+
+from custodia.accounts.models import User
+from custodia.clients.actions import do_assign_staff, do_create_client
+from custodia.clients.models import Client
+from custodia.scheduling.actions import do_create_service, do_create_visit
+from custodia.scheduling.models import Service, Visit
+from custodia.tenancy.actions import do_create_business
+from custodia.tenancy.context import Actor, activate
+from custodia.tenancy.models import Membership
+from custodia.tenancy.permissions import Role
+
+PASSWORD = "correct horse battery staple 42"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"person{n}@example.test")
+    full_name = factory.Faker("name")
+    password = factory.django.Password(PASSWORD)
+
+    class Params:
+        inactive = factory.Trait(is_active=False)
+
+    @factory.post_generation
+    def verified(self, create: bool, extracted: bool | None, **kwargs: object) -> None:
+        if create and extracted is not False:
+            EmailAddress.objects.create(user=self, email=self.email, verified=True, primary=True)
+
+
+def add_member(owner: Actor, user: User, role: Role, client: Client | None = None) -> Actor:
+    """Add `user` to the owner's business directly (the invitation flow is tested on its own)."""
+    activate(owner)
+    membership = Membership.objects.create(
+        tenant_id=owner.tenant_id, user=user, role=role, client=client
+    )
+    return Actor(user, membership)
+
+
+@dataclass
+class Business:
+    owner: Actor
+    manager: Actor
+    staff: Actor
+    other_staff: Actor
+    client_login: Actor
+    client: Client  # assigned to `staff`; has the portal login `client_login`
+    other_client: Client  # assigned to nobody
+    service: Service
+    visit: Visit  # `staff` visits `client`, starting in two hours
+
+
+@dataclass
+class TenantMatrix:
+    """Two businesses: `a` with every role, `b` whose owner is the outsider."""
+
+    a: Business
+    b: Business
+
+    @property
+    def outsider(self) -> Actor:
+        return self.b.owner
+
+
+def build_business(name: str) -> Business:
+    owner_user = UserFactory(full_name=f"{name} Owner")
+    owner = do_create_business(name=name, owner=owner_user)
+    manager = add_member(owner, UserFactory(), Role.MANAGER)
+    staff = add_member(owner, UserFactory(), Role.STAFF)
+    other_staff = add_member(owner, UserFactory(), Role.STAFF)
+    activate(owner)
+    client = do_create_client(
+        actor=owner, name=f"{name} Client", email=f"client@{name.lower()}.test",
+        phone="+1 555 0100", address="1 Main Street", notes="Cat: Miso",
+        instructions="Key under the mat", door_code="4711", alarm_code="0815",
+    )
+    other_client = do_create_client(actor=owner, name=f"{name} Other", door_code="9999")
+    client_login = add_member(owner, UserFactory(), Role.CLIENT, client=client)
+    activate(owner)
+    do_assign_staff(client, staff.membership, actor=owner)
+    service = do_create_service(actor=owner, name="Walk", duration_minutes=60, price_cents=2500)
+    start = timezone.now() + dt.timedelta(hours=2)
+    visit = do_create_visit(
+        actor=owner, client=client, staff=staff.membership, service=service, starts_at=start
+    )
+    return Business(owner, manager, staff, other_staff, client_login, client, other_client, service, visit)
+
+
+def build_matrix() -> TenantMatrix:
+    return TenantMatrix(a=build_business("Alpha"), b=build_business("Bravo"))

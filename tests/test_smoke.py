@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from custodia.clients.access import list_clients
+from custodia.tenancy.context import activate
+
+
+def test_matrix_builds_and_isolates(matrix):
+    activate(matrix.a.owner)
+    assert {c.name for c in list_clients(matrix.a.owner)} == {"Alpha Client", "Alpha Other"}
+    activate(matrix.a.staff)
+    assert [c.name for c in list_clients(matrix.a.staff)] == ["Alpha Client"]
