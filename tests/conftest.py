@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,11 +18,15 @@ from tests.factories import TenantMatrix, build_matrix
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_blocker: Any) -> Iterator[None]:
     """Recreate the test database, migrate it as custodia_owner; tests then run as custodia_app."""
-    from custodia.web.management.commands.setup import prepare_database
+    from custodia.web.management.commands.setup import drop_database, prepare_database
 
+    # One database per pytest process, so parallel runs on one machine never drop each other's.
+    name = f"{settings.DATABASES['default']['TEST']['NAME']}_{os.getpid()}"
     with django_db_blocker.unblock():
-        prepare_database(settings.DATABASES["default"]["TEST"]["NAME"], fresh=True)
+        prepare_database(name, fresh=True)
     yield
+    with django_db_blocker.unblock():
+        drop_database(name)
 
 
 @pytest.fixture
@@ -32,8 +37,10 @@ def matrix(db: None) -> TenantMatrix:
 class HttpsClient(Client):
     """Django's test client, speaking as if over HTTPS (plain HTTP is redirected)."""
 
-    def __init__(self, **defaults: Any) -> None:
-        super().__init__(**{"wsgi.url_scheme": "https", "SERVER_PORT": "443", **defaults})
+    def generic(self, method: str, path: Any, *args: Any, **kwargs: Any) -> Any:
+        """Every request over HTTPS (each call's `secure=False` default would reset the scheme)."""
+        kwargs["secure"] = True
+        return super().generic(method, path, *args, **kwargs)
 
     def act_as(self, actor: Actor) -> HttpsClient:
         """Log in as the actor's user with the actor's business selected."""

@@ -5,18 +5,100 @@ from __future__ import annotations
 import os
 import sys
 
+# Shown first by `custodia --help`; descriptions for Django's own commands say what they do here.
+CUSTODIA_COMMANDS: dict[str, str | None] = {
+    "setup": None,
+    "serve": None,
+    "demo": None,
+    "createbusiness": None,
+    "token": None,
+    "migrate": "Apply database migrations, as the owner role custodia_owner.",
+    "dbshell": "psql as the app role custodia_app (row-level security applies).",
+    "check": "System checks; `check --deploy` with CUSTODIA_ENV=production before going live.",
+}
+HELP_WORDS = {"help", "--help", "-h"}
+# Commands that never open a database connection, so the embedded server need not start.
+NO_DATABASE = HELP_WORDS | {"version", "--version", "check", "collectstatic", "setup", "serve"}
+OWNER_COMMANDS = {"migrate", "createcachetable", "showmigrations"}
+
 
 def main(argv: list[str] | None = None) -> None:
     """Run a management command; `migrate` defaults to the owner connection."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "custodia.settings")
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in {"migrate", "createcachetable", "showmigrations"} and not any(
-        arg.startswith("--database") for arg in args
-    ):
+    if args and args[0] in OWNER_COMMANDS and not any(arg.startswith("--database") for arg in args):
         args.append("--database=owner")
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        import django
+
+        django.setup()
+    except ImproperlyConfigured as exc:
+        # A configuration problem is the operator's to fix: say what, without a traceback.
+        sys.stderr.write(f"custodia: configuration error: {exc}\n")
+        raise SystemExit(2) from None
+
+    if not args or (len(args) == 1 and args[0] in HELP_WORDS):
+        print_help()
+        return
+    if args[0] not in NO_DATABASE:
+        start_embedded_database()
+    if args[0] == "dbshell":
+        expose_embedded_psql()
+
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(["custodia", *args])
+
+
+def print_help() -> None:
+    """Custodia's own commands first, then where to find the rest."""
+    from django.core.management import get_commands, load_command_class
+
+    available = get_commands()
+    width = max(len(name) for name in CUSTODIA_COMMANDS) + 2
+    lines = ["usage: custodia <command> [options]", "", "Custodia commands:"]
+    for name, description in CUSTODIA_COMMANDS.items():
+        if name not in available:
+            continue
+        if description is None:
+            description = str(load_command_class(available[name], name).help)
+        lines.append(f"  {name.ljust(width)}{description}")
+    lines += [
+        "",
+        "`custodia help <command>` shows a command's options;",
+        "`custodia help --commands` lists every command, Django's own included.",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def start_embedded_database() -> None:
+    """With the embedded server, make sure it runs and point every connection at its socket."""
+    from django.conf import settings
+
+    if not settings.EMBEDDED_DATABASE:
+        return
+    from custodia import embedded
+
+    socket_dir = str(embedded.start_embedded(settings.EMBEDDED_PGDATA))
+    settings.ADMIN_DATABASE["HOST"] = socket_dir
+    for database in settings.DATABASES.values():
+        database["HOST"] = socket_dir
+
+
+def expose_embedded_psql() -> None:
+    """The embedded server ships its own psql; use it when the machine has none."""
+    import shutil
+
+    from django.conf import settings
+
+    if not settings.EMBEDDED_DATABASE or shutil.which("psql"):
+        return
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    os.environ["PATH"] = f"{POSTGRES_BIN_PATH}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ def env_str(name: str, default: str | None = None) -> str:
         try:
             return Path(file_name).read_text().strip()
         except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE names a file that cannot be read: {exc.strerror}") from None
+            raise ImproperlyConfigured(
+                f"{name}_FILE names a file that cannot be read: {exc.strerror}"
+            ) from None
     value = os.environ.get(name)
     if value is not None:
         return value
@@ -39,7 +41,8 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if word in FALSE_WORDS:
         return False
-    raise ImproperlyConfigured(f"{name} must be one of {sorted(TRUE_WORDS | FALSE_WORDS)}, not {raw!r}.")
+    words = sorted(TRUE_WORDS | FALSE_WORDS)
+    raise ImproperlyConfigured(f"{name} must be one of {words}, not {raw!r}.")
 
 
 def env_int(name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:

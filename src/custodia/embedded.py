@@ -41,6 +41,21 @@ def start_embedded(pgdata: Path) -> Path:
     return Path(server.get_postmaster_info().socket_dir or pgdata)
 
 
+def stop_embedded(pgdata: Path) -> bool:
+    """Stop the embedded server if it runs (fast shutdown); True if it was running."""
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    runtime = pgdata.resolve().parent / "run"
+    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import
+
+    # pgserver runs PostgreSQL as its own system user when started by root; so must pg_ctl.
+    user = "pgserver" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=user, timeout=60)
+    return True
+
+
 def _connect(admin: Mapping[str, str], dbname: str) -> psycopg.Connection:
     return psycopg.connect(
         dbname=dbname,
@@ -91,23 +106,33 @@ def provision_database(
             )
 
 
-def _ensure_roles(conn: psycopg.Connection, app_password: str) -> None:
-    for role, login in ((OWNER_ROLE, "NOLOGIN"), (APP_ROLE, "LOGIN")):
-        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
-            conn.execute(sql.SQL("CREATE ROLE {} " + login).format(sql.Identifier(role)))
+# The attributes each role must have: (superuser, bypassrls, createdb, createrole, inherit, login).
+ROLE_ATTRIBUTES = {
     # The app role may log in and nothing more: no superuser, no RLS bypass, owns no table.
-    conn.execute(
-        sql.SQL(
-            "ALTER ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT"
-        ).format(sql.Identifier(APP_ROLE))
-    )
+    APP_ROLE: ((False, False, False, False, False, True),
+               "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT"),
+    OWNER_ROLE: ((False, False, False, False, True, False),
+                 "NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"),
+}
+
+
+def _ensure_roles(conn: psycopg.Connection, app_password: str) -> None:
+    for role, (wanted, clause) in ROLE_ATTRIBUTES.items():
+        row = conn.execute(
+            "SELECT rolsuper, rolbypassrls, rolcreatedb, rolcreaterole, rolinherit, rolcanlogin"
+            " FROM pg_roles WHERE rolname = %s",
+            [role],
+        ).fetchone()
+        if row is None:
+            conn.execute(sql.SQL("CREATE ROLE {} " + clause).format(sql.Identifier(role)))
+        elif tuple(row) != wanted:
+            # Only altered when wrong: changing SUPERUSER/BYPASSRLS needs a superuser, so an admin
+            # without it (a managed database) can still run setup against roles made in advance.
+            conn.execute(sql.SQL("ALTER ROLE {} " + clause).format(sql.Identifier(role)))
     conn.execute(
         sql.SQL("ALTER ROLE {} PASSWORD {}").format(
             sql.Identifier(APP_ROLE), sql.Literal(app_password) if app_password else sql.SQL("NULL")
         )
-    )
-    conn.execute(
-        sql.SQL("ALTER ROLE {} NOLOGIN NOSUPERUSER NOBYPASSRLS").format(sql.Identifier(OWNER_ROLE))
     )
     is_superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
     row = is_superuser.fetchone()
@@ -179,7 +204,7 @@ def ensure_tls(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [x509.DNSName(name) for name in hostnames]
-    names += [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1"))]
+    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "::1")]
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])]))
@@ -198,7 +223,15 @@ def ensure_tls(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
     )
     write_key(key_path, key)
     cert_path.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
+        cert.public_bytes(serialization.Encoding.PEM)
+        + ca_cert.public_bytes(serialization.Encoding.PEM)
     )
     logger.info("issued a local TLS certificate for %s", ", ".join(hostnames))
     return cert_path, key_path
+
+
+def drop_database(admin: Mapping[str, str], name: str) -> None:
+    """Drop database `name` if it exists (used for per-run test databases)."""
+    with _connect(admin, "postgres") as conn:
+        statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(statement.format(sql.Identifier(name)))

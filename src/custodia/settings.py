@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -30,16 +31,34 @@ if PRODUCTION and DEBUG:
 
 if PRODUCTION:
     SECRET_KEY = env_str("CUSTODIA_SECRET_KEY")
-    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+    # The message never repeats the value: it may be a real secret typed into the wrong place.
+    if (
+        len(SECRET_KEY) < 50
+        or len(set(SECRET_KEY)) < 5
+        or SECRET_KEY.startswith("django-insecure-")
+    ):
         raise ImproperlyConfigured("CUSTODIA_SECRET_KEY must be at least 50 random characters.")
 else:
-    SECRET_KEY = env_str("CUSTODIA_SECRET_KEY", "") or generated_secret(VAR_DIR / "secrets" / "secret_key")
+    SECRET_KEY = env_str("CUSTODIA_SECRET_KEY", "") or generated_secret(
+        VAR_DIR / "secrets" / "secret_key"
+    )
 
-ALLOWED_HOSTS = env_list("CUSTODIA_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 PUBLIC_URL = env_str("CUSTODIA_PUBLIC_URL", "https://localhost:8443").rstrip("/")
-if PRODUCTION and not PUBLIC_URL.startswith("https://"):
+_public = urlsplit(PUBLIC_URL)
+if _public.scheme not in {"https", "http"} or not _public.hostname:
+    raise ImproperlyConfigured("CUSTODIA_PUBLIC_URL must be an absolute URL like https://host.")
+if PRODUCTION and _public.scheme != "https":
     raise ImproperlyConfigured("CUSTODIA_PUBLIC_URL must be an https:// URL in production.")
+# In production the public URL names the one host to answer for; locally, the loopback names.
+ALLOWED_HOSTS = env_list(
+    "CUSTODIA_ALLOWED_HOSTS",
+    [_public.hostname] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]"],
+)
+if PRODUCTION and any(host == "*" for host in ALLOWED_HOSTS):
+    raise ImproperlyConfigured("CUSTODIA_ALLOWED_HOSTS cannot be '*' in production.")
 SECURITY_CONTACT = env_str("CUSTODIA_SECURITY_CONTACT", "mailto:security@localhost")
+if not SECURITY_CONTACT.startswith(("mailto:", "https://")):
+    raise ImproperlyConfigured("CUSTODIA_SECURITY_CONTACT must be a mailto: or https:// URI.")
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -105,6 +124,8 @@ EMBEDDED_DATABASE = not DATABASE_URL
 
 if DATABASE_URL:
     ADMIN_DATABASE = parse_database_url(DATABASE_URL)
+    # CUSTODIA_DB_NAME picks another database on the same server (tests, test servers).
+    ADMIN_DATABASE["NAME"] = env_str("CUSTODIA_DB_NAME", ADMIN_DATABASE["NAME"])
 else:
     from custodia.embedded import embedded_socket_dir
 
@@ -216,7 +237,8 @@ if env_bool("CUSTODIA_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = 31536000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-SECURE_HSTS_PRELOAD = False
+# Preloading only matters for a public name; production asks for it unless told otherwise.
+SECURE_HSTS_PRELOAD = env_bool("CUSTODIA_HSTS_PRELOAD", PRODUCTION)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
@@ -244,7 +266,15 @@ if EMAIL_HOST:
     EMAIL_PORT = env_int("CUSTODIA_SMTP_PORT", 587, minimum=1, maximum=65535)
     EMAIL_HOST_USER = env_str("CUSTODIA_SMTP_USER", "")
     EMAIL_HOST_PASSWORD = env_str("CUSTODIA_SMTP_PASSWORD", "")
-    EMAIL_USE_TLS = env_bool("CUSTODIA_SMTP_STARTTLS", True)
+    # Port 465 speaks TLS from the first byte; other ports upgrade with STARTTLS.
+    EMAIL_USE_SSL = env_bool("CUSTODIA_SMTP_SSL", EMAIL_PORT == 465)
+    EMAIL_USE_TLS = env_bool("CUSTODIA_SMTP_STARTTLS", not EMAIL_USE_SSL)
+    if EMAIL_USE_SSL and EMAIL_USE_TLS:
+        raise ImproperlyConfigured("Set only one of CUSTODIA_SMTP_SSL and CUSTODIA_SMTP_STARTTLS.")
+    if PRODUCTION and not (EMAIL_USE_SSL or EMAIL_USE_TLS):
+        raise ImproperlyConfigured(
+            "Mail must travel over TLS in production: CUSTODIA_SMTP_SSL or CUSTODIA_SMTP_STARTTLS."
+        )
     EMAIL_TIMEOUT = 10
 elif PRODUCTION:
     raise ImproperlyConfigured("CUSTODIA_SMTP_HOST must be set in production.")
@@ -264,16 +294,20 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 
 NINJA_PAGINATION_PER_PAGE = 50
 NINJA_PAGINATION_MAX_LIMIT = 200
 
+LOG_LEVEL = env_str("CUSTODIA_LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+    raise ImproperlyConfigured("CUSTODIA_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("CUSTODIA_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # Request logging can echo query strings; Custodia logs its own events instead.
     "loggers": {
         "django.request": {"level": "ERROR"},

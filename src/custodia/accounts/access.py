@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.http import Http404
 from django.utils import timezone
 
-from custodia.accounts.digests import secret_matches
-from custodia.accounts.models import ApiToken
-from custodia.tenancy.context import Actor, set_db_context
+from custodia.accounts.digests import is_wellformed_prefix, secret_matches
+from custodia.accounts.models import ApiToken, User
+from custodia.tenancy.access import parse_id
+from custodia.tenancy.context import Actor, activate, set_db_context
+from custodia.tenancy.models import Membership
 from custodia.tenancy.permissions import Permission
 
 TOKEN_PURPOSE = "api-token"
@@ -19,29 +22,51 @@ def list_tokens(actor: Actor) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(tenant_id=actor.tenant_id, user=actor.user).order_by("-created_at")
 
 
-def actor_for_token(presented: str) -> Actor | None:
-    """The actor behind `cst_<prefix>_<secret>`, or None for anything unknown, expired or revoked.
+def access_token_by_id(actor: Actor, token_id: object) -> ApiToken:
+    """One of the actor's own tokens in the current business, or 404."""
+    try:
+        return list_tokens(actor).get(id=parse_id(token_id))
+    except ApiToken.DoesNotExist:
+        raise Http404("No such token.") from None
 
-    Must run inside the request's transaction: it narrows RLS to the token's prefix to find it.
+
+def email_has_account(email: str) -> bool:
+    """Whether a login exists for this email (only for someone holding an invitation link to it)."""
+    return User.objects.filter(email__iexact=email.strip()).exists()
+
+
+def actor_for_token(presented: str) -> Actor | None:
+    """The actor behind `cst_<prefix>_<secret>`, or None (malformed, unknown, expired, revoked, inactive).
+
+    Runs inside the request's transaction. The token row is found by its public prefix alone (the
+    only RLS context before authentication); once the secret matches, the membership is read as
+    the token's user, and the last-use time is written as the fully activated actor.
     """
     parts = presented.split("_", 2)
-    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+    if len(presented) > 200 or len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None
     _, prefix, secret = parts
+    if not is_wellformed_prefix(prefix):
+        return None
     set_db_context(lookup=prefix)
-    token = (
-        ApiToken.objects.select_related("user", "membership", "membership__tenant")
-        .filter(prefix=prefix)
-        .first()
-    )
+    token = ApiToken.objects.filter(prefix=prefix).first()
     if token is None or not secret_matches(TOKEN_PURPOSE, secret, token.digest):
         return None
     now = timezone.now()
     if token.revoked_at is not None or token.expires_at <= now:
         return None
-    membership = token.membership
-    if not (token.user.is_active and membership.is_active):
+    set_db_context(user_id=token.user_id)
+    membership = (
+        Membership.objects.select_related("user", "tenant")
+        .filter(pk=token.membership_id, user_id=token.user_id, tenant_id=token.tenant_id)
+        .first()
+    )
+    if membership is None or not (membership.user.is_active and membership.is_active):
         return None
-    scopes = frozenset(Permission(scope) for scope in token.scopes if scope in Permission._value2member_map_)
+    scopes = frozenset(
+        Permission(scope) for scope in token.scopes if scope in Permission._value2member_map_
+    )
+    actor = Actor(membership.user, membership, scopes)
+    activate(actor)
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return Actor(token.user, membership, scopes)
+    return actor

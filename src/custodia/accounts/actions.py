@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 
 from custodia.accounts.access import TOKEN_PREFIX, TOKEN_PURPOSE
@@ -23,14 +24,16 @@ def do_create_api_token(
     """A new token for the actor's membership; returns it with the plain value, shown once."""
     actor.require(Permission.TOKENS_CREATE)
     allowed = ROLE_PERMISSIONS[actor.role]
-    wanted = set(scopes) if scopes else {p.value for p in allowed}
+    wanted = {p.value for p in allowed} if scopes is None else set(scopes)
+    if not wanted:
+        raise ValidationError({"scopes": "Choose at least one scope, or leave scopes out for all."})
     unknown = sorted(scope for scope in wanted if scope not in Permission._value2member_map_)
     if unknown:
         raise ValidationError({"scopes": f"Unknown scopes: {', '.join(unknown)}."})
     beyond = sorted(scope for scope in wanted if Permission(scope) not in allowed)
     if beyond:
         raise ValidationError({"scopes": f"Your role cannot grant: {', '.join(beyond)}."})
-    days = days or settings.API_TOKEN_DEFAULT_DAYS
+    days = settings.API_TOKEN_DEFAULT_DAYS if days is None else days
     if not 1 <= days <= 365:
         raise ValidationError({"days": "A token lasts between 1 and 365 days."})
     name = name.strip()[:80] or "API token"
@@ -51,8 +54,8 @@ def do_create_api_token(
 
 def do_revoke_api_token(token: ApiToken, *, actor: Actor) -> None:
     """The token stops working at once."""
-    if token.user_id != actor.user.pk:
-        raise ValidationError("Not your token.")
+    if token.user_id != actor.user.pk or token.tenant_id != actor.tenant_id:
+        raise Http404("No such token.")
     with transaction.atomic():
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

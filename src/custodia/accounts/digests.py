@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
 from django.utils.crypto import salted_hmac
+
+
+PREFIX_PATTERN = re.compile(r"[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -30,3 +34,8 @@ def issue_secret(purpose: str) -> IssuedSecret:
 def secret_matches(purpose: str, secret: str, digest: str) -> bool:
     """Constant-time comparison of a presented secret with a stored digest."""
     return hmac.compare_digest(digest_secret(purpose, secret), digest)
+
+
+def is_wellformed_prefix(prefix: str) -> bool:
+    """Whether `prefix` could have come from `issue_secret` (checked before any lookup)."""
+    return PREFIX_PATTERN.fullmatch(prefix) is not None

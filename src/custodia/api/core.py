@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+import json
+import logging
+import re
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, TypeVar
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI
-from ninja.errors import AuthenticationError
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as RequestInvalid
+from ninja.pagination import paginate
+from ninja.parser import Parser
 from ninja.security import APIKeyCookie, HttpBearer
+from ninja.types import DictStrAny
+from pydantic import (
+    AwareDatetime,
+    BeforeValidator,
+    ConfigDict,
+    ValidationInfo,
+    field_validator,
+)
 
 from custodia.accounts.access import actor_for_token
 from custodia.tenancy.context import Actor, activate
+
+T = TypeVar("T")
+request_logger = logging.getLogger("django.request")
+INVALID_INPUT = "Invalid input."
 
 
 class BearerTokenAuth(HttpBearer):
@@ -29,53 +52,223 @@ class BearerTokenAuth(HttpBearer):
 class SessionAuth(APIKeyCookie):
     """The browser session (with CSRF), for people using the API from the web app."""
 
-    param_name = "__Host-sessionid"
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def __call__(self, request: HttpRequest) -> Actor | None:
+        # A request that presents a token is answered for the token alone: a wrong token is a
+        # 401, not a fall-back to whatever session cookie rides along (nor a CSRF 403).
+        if request.headers.get("Authorization", "").lower().startswith("bearer"):
+            return None
+        # Without a session actor there is nothing to protect with CSRF: answer 401, not 403.
+        if getattr(request, "actor", None) is None:
+            return None
+        return super().__call__(request)  # checks CSRF on unsafe methods, then authenticate()
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Actor | None:
-        return getattr(request, "actor", None)
+        return getattr(request, "actor", None) if key else None
+
+
+class MalformedBody(ValueError):
+    """The request body is not JSON; the message says where, never what."""
+
+
+class JsonParser(Parser):
+    """JSON bodies; a malformed one becomes a 422 that names the position of the fault."""
+
+    def parse_body(self, request: HttpRequest) -> DictStrAny:
+        try:
+            return super().parse_body(request)
+        except json.JSONDecodeError as exc:
+            raise MalformedBody(
+                f"Malformed JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+            ) from None
+        except UnicodeDecodeError:
+            raise MalformedBody("Malformed JSON: the body is not UTF-8.") from None
 
 
 api = NinjaAPI(
     title="Custodia API",
     version="1",
+    description=(
+        "Custodia's JSON API. Authenticate with a personal token (`Authorization: Bearer cst_...`,"
+        " limited to its scopes) or, from the web app, with the session cookie and a CSRF token."
+        " Errors are JSON: `{\"detail\": message}`, plus `errors` by field for 422."
+    ),
     urls_namespace="api",
     auth=[BearerTokenAuth(), SessionAuth(csrf=True)],
     docs_url="/docs",
+    parser=JsonParser(),
 )
+
+
+def _refuse(request: HttpRequest, status: int, body: dict[str, Any]) -> HttpResponse:
+    # An error answer writes nothing: undo whatever an earlier step of this request did
+    # (TenantMiddleware runs every request in one transaction).
+    if transaction.get_connection().in_atomic_block:
+        transaction.set_rollback(True)
+    return api.create_response(request, body, status=status)
 
 
 def _errors_from(exc: ValidationError) -> dict[str, list[str]]:
     if hasattr(exc, "error_dict"):
-        return {field: [str(m) for e in errors for m in e.messages] for field, errors in exc.error_dict.items()}
+        return {
+            field: [str(m) for e in errors for m in e.messages]
+            for field, errors in exc.error_dict.items()
+        }
     return {"__all__": [str(m) for m in exc.messages]}
+
+
+# Friendlier words for pydantic's commonest complaints (its own never echo the input either).
+_MESSAGES = {
+    "extra_forbidden": "Unknown field.",
+    "missing": "This field is required.",
+    "json_invalid": "Malformed JSON.",
+}
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie", "form"}:
+        source = parts.pop(0)
+        # Every body here is one schema parameter named `payload`: report its fields by name.
+        if source == "body" and parts and parts[0] == "payload":
+            parts.pop(0)
+    return ".".join(parts) or "__all__"
+
+
+def _request_errors(exc: RequestInvalid) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for error in exc.errors:
+        message = _MESSAGES.get(error.get("type", ""), str(error.get("msg", "Invalid value.")))
+        message = message.removeprefix("Value error, ")
+        errors.setdefault(_field_of(error.get("loc", ())), []).append(message)
+    return errors
 
 
 @api.exception_handler(ValidationError)
 def validation_failed(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-    return api.create_response(request, {"detail": "Invalid input.", "errors": _errors_from(exc)}, status=422)
+    """An action refused the input: 422 with its messages by field."""
+    return _refuse(request, 422, {"detail": INVALID_INPUT, "errors": _errors_from(exc)})
+
+
+@api.exception_handler(RequestInvalid)
+def request_invalid(request: HttpRequest, exc: RequestInvalid) -> HttpResponse:
+    """The request did not match its schema: 422 with pydantic's findings by field."""
+    return _refuse(request, 422, {"detail": INVALID_INPUT, "errors": _request_errors(exc)})
 
 
 @api.exception_handler(Http404)
 def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-    return api.create_response(request, {"detail": "Not found."}, status=404)
+    """Missing, or outside the actor's reach: the same 404 either way."""
+    return _refuse(request, 404, {"detail": "Not found."})
 
 
 @api.exception_handler(PermissionDenied)
 def forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+    """The role or the token's scopes do not allow it: 403."""
     message = str(exc) or "You are not allowed to do that."
-    return api.create_response(request, {"detail": message}, status=403)
+    return _refuse(request, 403, {"detail": message})
 
 
 @api.exception_handler(AuthenticationError)
-def unauthenticated(request: HttpRequest, exc: Any) -> HttpResponse:
-    return api.create_response(
-        request, {"detail": "Authentication required: a session or a valid bearer token."}, status=401
+def unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    """No valid session or token: 401."""
+    response = _refuse(
+        request, 401, {"detail": "Authentication required: a session or a valid bearer token."}
     )
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    """ninja's own refusals (unparsable body, failed CSRF check) in the same JSON shape."""
+    if isinstance(exc.__cause__, MalformedBody):
+        return _refuse(
+            request, 422, {"detail": INVALID_INPUT, "errors": {"__all__": [str(exc.__cause__)]}}
+        )
+    if exc.status_code == 403 and "CSRF" in exc.message:
+        return _refuse(request, 403, {"detail": "CSRF check failed: send the X-CSRFToken header."})
+    return _refuse(request, exc.status_code, {"detail": exc.message})
+
+
+@api.exception_handler(Exception)
+def server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """Anything unexpected: a 500 that names no cause."""
+    if settings.DEBUG:
+        raise exc
+    # Logged as Django logs any 500 (the middleware rolls the request back); the answer says
+    # nothing about the cause.
+    request_logger.error("API error %s %s", request.method, request.path, exc_info=exc)
+    return _refuse(request, 500, {"detail": "Something went wrong on our side. Try again later."})
 
 
 def actor_of(request: HttpRequest) -> Actor:
     """The authenticated actor of an API request (auth guarantees one)."""
-    actor = getattr(request, "actor", None)
-    if actor is None:
+    actor = getattr(request, "auth", None)
+    if not isinstance(actor, Actor):
         raise PermissionDenied("No business membership.")
     return actor
+
+
+def paginated(view: Callable[..., Any]) -> Callable[..., Any]:
+    """ninja's `@paginate` (limit/offset), for views written with postponed annotations.
+
+    The paginating wrapper lives in ninja's module, where names like `VisitFilters` in a string
+    annotation cannot be resolved; resolving them against the view's own module first fixes that.
+    """
+    view.__annotations__ = typing.get_type_hints(view, include_extras=True)
+    return paginate(view)  # type: ignore[no-any-return]
+
+
+def resolve_reference(
+    field: str, lookup: Callable[[Actor, object], T], actor: Actor, value: object
+) -> T:
+    """An object a request body names by id, through its access function; else a 422 on `field`.
+
+    Another business's id reads exactly like one that does not exist.
+    """
+    try:
+        return lookup(actor, value)
+    except Http404:
+        raise ValidationError({field: "No such record."}) from None
+
+
+# --- Input building blocks --------------------------------------------------------------------
+
+
+class InputSchema(Schema):
+    """A request body: unknown fields are refused, so a typo is a 422, not a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PatchSchema(InputSchema):
+    """A partial update: only the fields sent change, and null is refused unless it means
+    something (such as "no staff member"), so `{"name": null}` is an error, not a wipe."""
+
+    NULLABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_only_where_meaningful(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.NULLABLE:
+            raise ValueError("Leave the field out rather than sending null.")
+        return value
+
+
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_8601_only(value: object) -> object:
+    # pydantic would also take Unix timestamps and bare dates; the API speaks ISO 8601 only.
+    if isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATETIME.match(value):
+        raise ValueError(
+            "Give an ISO 8601 date-time with a time zone, e.g. 2030-05-01T09:00:00+02:00."
+        )
+    return value
+
+
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only)]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from django.http import Http404, HttpRequest
+from ninja import Router
+
 from custodia.api.core import api
 from custodia.clients.api import router as clients_router
 from custodia.scheduling.api import services_router, visits_router
@@ -11,3 +14,17 @@ api.add_router("/clients", clients_router)
 api.add_router("/staff", staff_router)
 api.add_router("/services", services_router)
 api.add_router("/visits", visits_router)
+
+# Mounted last: URL patterns are tried in order, so this only catches what nothing else did.
+fallback_router = Router(auth=None)
+
+
+@fallback_router.api_operation(
+    ["GET", "POST", "PUT", "PATCH", "DELETE"], "/{path:rest}", include_in_schema=False
+)
+def no_such_endpoint(request: HttpRequest, rest: str) -> None:
+    """Unknown paths under the API answer in JSON like every other error."""
+    raise Http404("No such endpoint.")
+
+
+api.add_router("", fallback_router)

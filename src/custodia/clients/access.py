@@ -35,7 +35,7 @@ def list_clients(actor: Actor, *, query: str = "") -> QuerySet[Client]:
         digits = phone_key(query)
         if "@" in query:
             clients = clients.filter(email_search=email_key(query))
-        elif len(digits) >= 5 and len(digits) >= len(query.replace(" ", "")) - 3:
+        elif len(digits) >= 5 and not any(char.isalpha() for char in query):
             clients = clients.filter(phone_search=digits)
         else:
             clients = clients.filter(name_search__startswith=name_key(query))
@@ -59,6 +59,7 @@ def home_access_for(actor: Actor, client: Client) -> HomeAccess | None:
 
 def assigned_staff(actor: Actor, client: Client) -> QuerySet[Membership]:
     """Staff assigned to a client the actor can see."""
+    actor.require(Permission.CLIENTS_RECORD_READ)
     return (
         Membership.objects.filter(tenant_id=actor.tenant_id, assignments__client_id=client.pk)
         .select_related("user")
@@ -68,6 +69,7 @@ def assigned_staff(actor: Actor, client: Client) -> QuerySet[Membership]:
 
 def list_assignments(actor: Actor, client: Client) -> QuerySet[Assignment]:
     """Assignment rows of a client (managers see all; staff see their own)."""
+    actor.require(Permission.CLIENTS_RECORD_READ)
     return Assignment.objects.filter(tenant_id=actor.tenant_id, client_id=client.pk).select_related(
         "staff__user"
     )

@@ -9,7 +9,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from custodia.clients.models import Assignment, Client, HomeAccess, email_key, name_key, phone_key
-from custodia.tenancy.context import Actor
+from custodia.tenancy.context import Actor, ensure_in_business
 from custodia.tenancy.models import Membership
 from custodia.tenancy.permissions import Permission, Role
 
@@ -73,6 +73,7 @@ def do_create_client(*, actor: Actor, **fields: Any) -> Client:
 def do_update_client(client: Client, *, actor: Actor, **changes: Any) -> Client:
     """Change some fields of a client (and their home access)."""
     actor.require(Permission.CLIENTS_RECORD_WRITE)
+    ensure_in_business(actor, client)
     cleaned = _clean(changes)
     with transaction.atomic():
         client.save(update_fields=_apply(client, cleaned))
@@ -88,6 +89,7 @@ def do_update_client(client: Client, *, actor: Actor, **changes: Any) -> Client:
 def do_delete_client(client: Client, *, actor: Actor) -> None:
     """Delete a client with their visits, assignments, home access and portal login."""
     actor.require(Permission.CLIENTS_RECORD_WRITE)
+    ensure_in_business(actor, client)
     with transaction.atomic():
         client.delete()
 
@@ -95,6 +97,7 @@ def do_delete_client(client: Client, *, actor: Actor) -> None:
 def do_assign_staff(client: Client, staff: Membership, *, actor: Actor) -> Assignment:
     """A manager decides that `staff` serves `client`; idempotent."""
     actor.require(Permission.CLIENTS_ASSIGNMENT_WRITE)
+    ensure_in_business(actor, client)
     if staff.tenant_id != actor.tenant_id or staff.role == Role.CLIENT or not staff.is_active:
         raise ValidationError({"staff": "Choose an active member of this business."})
     with transaction.atomic():
@@ -110,5 +113,6 @@ def do_assign_staff(client: Client, staff: Membership, *, actor: Actor) -> Assig
 def do_unassign_staff(client: Client, staff: Membership, *, actor: Actor) -> None:
     """The staff member no longer sees this client."""
     actor.require(Permission.CLIENTS_ASSIGNMENT_WRITE)
+    ensure_in_business(actor, client, staff)
     with transaction.atomic():
         Assignment.objects.filter(tenant_id=actor.tenant_id, client=client, staff=staff).delete()

@@ -11,12 +11,16 @@ from django.utils import timezone
 
 from custodia.clients.models import Assignment, Client
 from custodia.scheduling.models import Service, Visit, VisitStatus
-from custodia.tenancy.context import Actor
+from custodia.tenancy.context import Actor, ensure_in_business
 from custodia.tenancy.models import Membership
 from custodia.tenancy.permissions import Permission, Role
 
 MAX_VISIT = dt.timedelta(hours=24)
 STAFF_EDITABLE = frozenset({"status", "report"})
+# (from, to) status changes staff may make on their own visits; the same status is no change.
+STAFF_STATUS_MOVES = frozenset(
+    {(VisitStatus.SCHEDULED, VisitStatus.COMPLETED)} | {(s, s) for s in VisitStatus}
+)
 
 
 def _check_service(name: str, duration_minutes: int, price_cents: int) -> dict[str, str]:
@@ -50,6 +54,7 @@ def do_create_service(*, actor: Actor, name: str, duration_minutes: int, price_c
 def do_update_service(service: Service, *, actor: Actor, **changes: Any) -> Service:
     """Rename, re-price or retire a service."""
     actor.require(Permission.SERVICES_WRITE)
+    ensure_in_business(actor, service)
     allowed = {"name", "duration_minutes", "price_cents", "is_active"}
     unknown = set(changes) - allowed
     if unknown:
@@ -72,6 +77,7 @@ def do_update_service(service: Service, *, actor: Actor, **changes: Any) -> Serv
 def do_delete_service(service: Service, *, actor: Actor) -> None:
     """Remove a service; its past visits keep their times, without the service."""
     actor.require(Permission.SERVICES_WRITE)
+    ensure_in_business(actor, service)
     with transaction.atomic():
         service.delete()
 
@@ -111,6 +117,7 @@ def do_create_visit(
 ) -> Visit:
     """A manager schedules a visit; the end defaults to the service's duration."""
     actor.require(Permission.VISITS_WRITE)
+    ensure_in_business(actor, client, service)
     if ends_at is None:
         if service is None:
             raise ValidationError({"ends_at": "Give an end time or choose a service."})
@@ -138,10 +145,11 @@ def do_request_visit(
     actor.require(Permission.VISITS_REQUEST)
     if actor.membership.client_id is None:
         raise PermissionDenied("Only a client can request a visit.")
-    if starts_at <= timezone.now():
-        raise ValidationError({"starts_at": "Choose a time in the future."})
+    ensure_in_business(actor, service)
     duration = dt.timedelta(minutes=service.duration_minutes if service else 60)
     _check_times(starts_at, starts_at + duration)
+    if starts_at <= timezone.now():
+        raise ValidationError({"starts_at": "Choose a time in the future."})
     if len(note) > 2000:
         raise ValidationError({"note": "At most 2000 characters."})
     with transaction.atomic():
@@ -157,7 +165,8 @@ def do_request_visit(
 
 
 def do_update_visit(visit: Visit, *, actor: Actor, **changes: Any) -> Visit:
-    """Managers change anything; staff change only the status and report of their own visits."""
+    """Managers change anything; staff write reports and complete their own scheduled visits."""
+    ensure_in_business(actor, visit, changes.get("service"))
     if actor.can(Permission.VISITS_WRITE):
         allowed = {"starts_at", "ends_at", "staff", "service", "status", "report"}
     elif actor.can(Permission.VISITS_REPORT) and visit.staff_id == actor.membership.pk:
@@ -172,6 +181,8 @@ def do_update_visit(visit: Visit, *, actor: Actor, **changes: Any) -> Visit:
             changes["status"] = VisitStatus(changes["status"])
         except ValueError:
             raise ValidationError({"status": "Unknown status."}) from None
+        if "starts_at" not in allowed and (visit.status, changes["status"]) not in STAFF_STATUS_MOVES:
+            raise ValidationError({"status": "You can only mark a scheduled visit completed."})
     if "report" in changes:
         changes["report"] = str(changes["report"] or "").strip()
         if len(changes["report"]) > 10000:
@@ -191,5 +202,6 @@ def do_update_visit(visit: Visit, *, actor: Actor, **changes: Any) -> Visit:
 def do_delete_visit(visit: Visit, *, actor: Actor) -> None:
     """Remove a visit from the calendar."""
     actor.require(Permission.VISITS_WRITE)
+    ensure_in_business(actor, visit)
     with transaction.atomic():
         visit.delete()

@@ -73,3 +73,11 @@ def list_invitations(actor: Actor) -> QuerySet[Invitation]:
     """Pending and past invitations of the actor's business."""
     actor.require(Permission.STAFF_MEMBER_INVITE)
     return Invitation.objects.filter(tenant_id=actor.tenant_id).order_by("-created_at")
+
+
+def access_invitation_by_id(actor: Actor, invitation_id: object) -> Invitation:
+    """One invitation of the actor's business, or 404."""
+    try:
+        return list_invitations(actor).get(id=parse_id(invitation_id))
+    except Invitation.DoesNotExist:
+        raise Http404("No such invitation.") from None

@@ -18,8 +18,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
-from custodia.accounts.digests import issue_secret, secret_matches
-from custodia.tenancy.context import Actor, activate, set_db_context
+from custodia.accounts.digests import is_wellformed_prefix, issue_secret, secret_matches
+from custodia.tenancy.context import Actor, activate, ensure_in_business, set_db_context
 from custodia.tenancy.models import Business, Invitation, Membership
 from custodia.tenancy.permissions import MANAGING_ROLES, Permission, Role
 
@@ -54,6 +54,7 @@ def do_invite_member(
 ) -> Invitation:
     """Invite someone by a single-use, expiring link sent by email."""
     actor.require(Permission.STAFF_MEMBER_INVITE)
+    ensure_in_business(actor, client)
     if role == Role.OWNER and actor.role != Role.OWNER:
         raise PermissionDenied("Only an owner can invite another owner.")
     if (role == Role.CLIENT) != (client is not None):
@@ -94,6 +95,8 @@ def do_invite_member(
 
 def open_invitation(prefix: str, secret: str) -> Invitation:
     """The live invitation these link parts name, or a ValidationError that says nothing more."""
+    if not is_wellformed_prefix(prefix):
+        raise ValidationError(INVALID_INVITATION)
     set_db_context(lookup=prefix)
     invitation = Invitation.objects.select_related("tenant").filter(prefix=prefix).first()
     if (
@@ -154,6 +157,7 @@ def do_accept_invitation(
 def do_revoke_invitation(invitation: Invitation, *, actor: Actor) -> None:
     """An unused invitation stops working."""
     actor.require(Permission.STAFF_MEMBER_INVITE)
+    ensure_in_business(actor, invitation)
     with transaction.atomic():
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
@@ -162,6 +166,7 @@ def do_revoke_invitation(invitation: Invitation, *, actor: Actor) -> None:
 def do_change_role(member: Membership, role: Role, *, actor: Actor) -> Membership:
     """Owners change the role of people working in their business."""
     actor.require(Permission.STAFF_ROLE_WRITE)
+    ensure_in_business(actor, member)
     if member.role == Role.CLIENT or role == Role.CLIENT:
         raise ValidationError({"role": "Client logins are managed from the client's record."})
     with transaction.atomic():
@@ -175,6 +180,7 @@ def do_change_role(member: Membership, role: Role, *, actor: Actor) -> Membershi
 def do_deactivate_member(member: Membership, *, actor: Actor) -> Membership:
     """The member loses access to this business at their next request."""
     actor.require(Permission.STAFF_MEMBER_INVITE)
+    ensure_in_business(actor, member)
     if member.pk == actor.membership.pk:
         raise ValidationError("You cannot deactivate yourself.")
     if member.role in MANAGING_ROLES and actor.role != Role.OWNER:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection
+from django.http import Http404
 
 from custodia.tenancy.permissions import MANAGING_ROLES, ROLE_PERMISSIONS, Permission, Role
 
@@ -51,6 +52,13 @@ class Actor:
         """Raise PermissionDenied unless `can(permission)`."""
         if not self.can(permission):
             raise PermissionDenied(f"Your role does not allow {permission}.")
+
+
+def ensure_in_business(actor: Actor, *records: object) -> None:
+    """Records handed to an action must be the actor's business's; anything else is not found."""
+    for record in records:
+        if record is not None and getattr(record, "tenant_id", None) != actor.tenant_id:
+            raise Http404("No such record.")
 
 
 def set_db_context(

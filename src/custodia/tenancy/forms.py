@@ -1,13 +1,16 @@
-"""Forms for signing up a business and managing its people."""
+"""Forms for signing up a business, managing its people and accepting an invitation."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
+from django.contrib.auth.password_validation import validate_password
 from django.http import HttpRequest
 
 from custodia.tenancy.permissions import Role
+
+WORKING_ROLES = (Role.STAFF, Role.MANAGER, Role.OWNER)
 
 
 class BusinessSignupForm(forms.Form):
@@ -27,22 +30,63 @@ class BusinessSignupForm(forms.Form):
         do_create_business(name=self.cleaned_data["business_name"], owner=user)
 
 
+def _role_choices(allow_owner: bool) -> list[tuple[str, str]]:
+    return [(r.value, r.label) for r in WORKING_ROLES if allow_owner or r != Role.OWNER]
+
+
 class InviteForm(forms.Form):
-    email = forms.EmailField(label="Email address")
-    role = forms.ChoiceField(
-        choices=[(r.value, r.label) for r in (Role.STAFF, Role.MANAGER, Role.OWNER)],
-        initial=Role.STAFF.value,
-    )
+    """Invite a person to work in the business."""
+
+    email = forms.EmailField(label="Email address", max_length=254)
+    role = forms.ChoiceField(label="Role", initial=Role.STAFF.value)
+
+    def __init__(self, *args: Any, allow_owner: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = _role_choices(allow_owner)  # type: ignore[attr-defined]
 
 
-class AcceptInvitationForm(forms.Form):
-    full_name = forms.CharField(label="Your name", max_length=120)
-    password = forms.CharField(
-        label="Choose a password (at least 12 characters)",
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        strip=False,
-    )
+class ClientInviteForm(forms.Form):
+    """Invite a client to their portal."""
+
+    email = forms.EmailField(label="Client's email address", max_length=254)
 
 
 class RoleForm(forms.Form):
-    role = forms.ChoiceField(choices=[(r.value, r.label) for r in (Role.STAFF, Role.MANAGER, Role.OWNER)])
+    """An owner changes what a member may do."""
+
+    role = forms.ChoiceField(label="Role", choices=_role_choices(True))
+
+
+class SwitchBusinessForm(forms.Form):
+    business = forms.UUIDField(label="Business")
+
+
+class AcceptInvitationForm(forms.Form):
+    """A new login for the invited email address."""
+
+    full_name = forms.CharField(label="Your name", max_length=120)
+    password = forms.CharField(
+        label="Choose a password",
+        help_text="At least 12 characters; not a common password.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        strip=False,
+        max_length=4096,
+    )
+
+    def __init__(self, *args: Any, email: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.email = email
+
+    def clean(self) -> dict[str, Any]:
+        """Check the password the way the account will (so errors sit on the field)."""
+        from custodia.accounts.models import User
+
+        cleaned = super().clean() or {}
+        password = cleaned.get("password")
+        if password:
+            candidate = User(email=self.email, full_name=cleaned.get("full_name", ""))
+            try:
+                validate_password(password, candidate)
+            except forms.ValidationError as exc:
+                self.add_error("password", exc)
+        return cleaned

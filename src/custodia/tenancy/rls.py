@@ -46,14 +46,20 @@ def guard_table(
     insert: str,
     update: str,
     delete: str,
+    update_check: str | None = None,
 ) -> migrations.RunSQL:
-    """Enable and force RLS on `table` with one policy per command."""
+    """Enable and force RLS on `table` with one policy per command.
+
+    `update` says which rows may be changed; `update_check` (default: the same) what they may
+    become.
+    """
     forward = [
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
         f"CREATE POLICY {table}_select ON {table} FOR SELECT USING ({select})",
         f"CREATE POLICY {table}_insert ON {table} FOR INSERT WITH CHECK ({insert})",
-        f"CREATE POLICY {table}_update ON {table} FOR UPDATE USING ({update}) WITH CHECK ({update})",
+        f"CREATE POLICY {table}_update ON {table} FOR UPDATE USING ({update})"
+        f" WITH CHECK ({update_check or update})",
         f"CREATE POLICY {table}_delete ON {table} FOR DELETE USING ({delete})",
     ]
     backward = [
@@ -68,3 +74,29 @@ def guard_table(
 CLIENT_OF_ACTOR = (
     "(SELECT m.client_id FROM tenancy_membership m WHERE m.id = custodia_membership_id())"
 )
+
+
+def tenant_key(table: str) -> migrations.RunSQL:
+    """UNIQUE (tenant_id, id): what same-tenant foreign keys point at."""
+    return migrations.RunSQL(
+        f"ALTER TABLE {table} ADD CONSTRAINT {table}_tenant_key UNIQUE (tenant_id, id)",
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {table}_tenant_key",
+    )
+
+
+def same_tenant(table: str, column: str, target: str) -> migrations.RunSQL:
+    """`table.column` may only point at a row of `target` in the same tenant.
+
+    Policies check a row's own tenant_id, and foreign-key checks bypass RLS, so without this a
+    manager of A could attach B's client id to A's rows. Deletes and SET NULL stay with Django's
+    plain foreign key; a NULL `column` is not checked (MATCH SIMPLE). Checked at commit, like
+    Django's own foreign keys, because Django deletes rows behind a nullable CASCADE (a client's
+    portal membership) after the row they point at.
+    """
+    name = f"{table}_{column}_same_tenant"
+    return migrations.RunSQL(
+        f"ALTER TABLE {table} ADD CONSTRAINT {name}"
+        f" FOREIGN KEY (tenant_id, {column}) REFERENCES {target} (tenant_id, id)"
+        " DEFERRABLE INITIALLY DEFERRED",
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}",
+    )

@@ -9,11 +9,17 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
+from custodia.tenancy.models import Business
+
+# RFC 9116 recommends an Expires less than a year ahead. The file is generated from the
+# settings on every request, so it is never staler than the running configuration.
+SECURITY_TXT_LIFETIME = dt.timedelta(days=180)
+
 
 @require_safe
 def security_txt(request: HttpRequest) -> HttpResponse:
-    """Contact, Expires (a year ahead, renewed with each deploy), Policy, Canonical."""
-    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).replace(microsecond=0)
+    """Contact, Expires, Policy, Preferred-Languages, Canonical."""
+    expires = (dt.datetime.now(dt.UTC) + SECURITY_TXT_LIFETIME).replace(microsecond=0)
     lines = [
         f"Contact: {settings.SECURITY_CONTACT}",
         f"Expires: {expires.isoformat().replace('+00:00', 'Z')}",
@@ -26,5 +32,14 @@ def security_txt(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def security_page(request: HttpRequest) -> HttpResponse:
-    """What Custodia protects and how to report a vulnerability."""
-    return render(request, "trust/security.html", {"contact": settings.SECURITY_CONTACT})
+    """What Custodia protects today, what is planned, and how to report a vulnerability."""
+    contact = settings.SECURITY_CONTACT
+    context = {
+        "contact": contact,
+        "contact_label": contact.removeprefix("mailto:"),
+        "window_before": Business._meta.get_field("access_window_before_hours").get_default(),
+        "window_after": Business._meta.get_field("access_window_after_hours").get_default(),
+        "session_days": settings.SESSION_COOKIE_AGE // 86400,
+        "token_max_days": 365,
+    }
+    return render(request, "trust/security.html", context)

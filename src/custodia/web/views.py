@@ -1,14 +1,39 @@
-"""Landing page, dashboard, and error pages that reveal nothing."""
+"""Landing page, the role-aware dashboard, and error pages that reveal nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_safe
+
+from custodia.clients.access import list_clients
+from custodia.scheduling.access import list_visits
+from custodia.scheduling.models import VisitStatus
+from custodia.tenancy.access import list_staff
+from custodia.tenancy.context import Actor
+from custodia.tenancy.permissions import Role
+from custodia.web.decorators import member_required
+
+UPCOMING_ON_DASHBOARD = 10
+
+
+def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """Start and end of a calendar day in the current time zone."""
+    start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+    return start, timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
+
+
+def week_start(day: dt.date) -> dt.date:
+    """The Monday of the week `day` falls in."""
+    return day - dt.timedelta(days=day.weekday())
 
 
 @require_safe
 def home(request: HttpRequest) -> HttpResponse:
+    """The public landing page; logged-in people go straight to their dashboard."""
     if request.user.is_authenticated:
         return redirect("dashboard")
     return render(request, "web/home.html")
@@ -16,25 +41,60 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def signup_redirect(request: HttpRequest) -> HttpResponse:
+    """`/signup/` is a short address for allauth's signup page."""
     return redirect("account_signup")
 
 
 @require_safe
-def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "web/dashboard.html")
+@member_required()
+def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """Counts for managers, the next visits for staff; clients go to their portal."""
+    if actor.role == Role.CLIENT:
+        return redirect("portal")
+    now = timezone.now()
+    today = timezone.localdate()
+    context: dict[str, object] = {"today": today}
+    if actor.is_manager:
+        monday = week_start(today)
+        week_from, _ = day_bounds(monday)
+        _, week_to = day_bounds(monday + dt.timedelta(days=6))
+        day_from, day_to = day_bounds(today)
+        context.update(
+            client_count=list_clients(actor).count(),
+            staff_count=list_staff(actor).count(),
+            week_visit_count=list_visits(actor, start=week_from, end=week_to).count(),
+            todays_visits=list(list_visits(actor, start=day_from, end=day_to)),
+            pending_requests=list(
+                list_visits(actor, start=now).filter(status=VisitStatus.REQUESTED)
+            ),
+        )
+    else:
+        context["next_visits"] = list(
+            list_visits(actor, start=now, staff_id=actor.membership.pk).exclude(
+                status=VisitStatus.CANCELLED
+            )[:UPCOMING_ON_DASHBOARD]
+        )
+    return render(request, "web/dashboard.html", context)
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """400 without details."""
     return render(request, "web/error.html", {"title": "Bad request"}, status=400)
 
 
 def forbidden(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """403 without saying which permission was missing."""
     return render(request, "web/error.html", {"title": "Not allowed"}, status=403)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 without saying what was looked for."""
     return render(request, "web/error.html", {"title": "Not found"}, status=404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    return render(request, "web/error.html", {"title": "Something went wrong"}, status=500)
+    """500 without a trace; the context processors are skipped because the database may be down."""
+    from django.template.loader import get_template
+
+    html = get_template("web/error.html").render({"title": "Something went wrong"})
+    return HttpResponse(html, status=500)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandParser, OutputWrapper
 from django.db import connections
 
 from custodia import embedded
@@ -32,6 +33,19 @@ def prepare_database(name: str, *, fresh: bool = False) -> None:
     call_command("createcachetable", database="owner", verbosity=0)
 
 
+def ensure_ready(out: OutputWrapper | None = None) -> tuple[Path, Path]:
+    """Everything `serve` needs, done once and quick when already done; returns cert and key."""
+    prepare_database(settings.ADMIN_DATABASE["NAME"])
+    if out is not None:
+        name = settings.ADMIN_DATABASE["NAME"]
+        out.write(f"database {name} ready (migrated as custodia_owner)")
+    cert, key = embedded.ensure_tls(settings.TLS_DIR)
+    if out is not None:
+        out.write(f"TLS certificate {cert} (local CA {settings.TLS_DIR / 'ca.pem'})")
+    call_command("collectstatic", interactive=False, verbosity=0)
+    return cert, key
+
+
 class Command(BaseCommand):
     help = "Set up everything `custodia serve` needs; safe to run again."
 
@@ -39,10 +53,16 @@ class Command(BaseCommand):
         parser.add_argument("--demo", action="store_true", help="seed the demo business once")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        prepare_database(settings.ADMIN_DATABASE["NAME"])
-        self.stdout.write("database ready: migrations applied as custodia_owner")
-        cert, _key = embedded.ensure_tls(settings.TLS_DIR)
-        self.stdout.write(f"TLS certificate: {cert} (CA: {settings.TLS_DIR / 'ca.pem'})")
-        call_command("collectstatic", interactive=False, verbosity=0)
+        ensure_ready(self.stdout)
         if options["demo"]:
-            call_command("demo")
+            call_command("demo", stdout=self.stdout)
+
+
+def drop_database(name: str) -> None:
+    """Close this process's connections to database `name`, then drop it."""
+    for alias in connections:
+        connection = connections[alias]
+        connection.close()
+        if hasattr(connection, "close_pool"):
+            connection.close_pool()
+    embedded.drop_database(settings.ADMIN_DATABASE, name)

@@ -1,0 +1,71 @@
+"""Forms for client records; the actions re-check everything they are given."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.db.models import QuerySet
+
+from custodia.clients.actions import LIMITS
+from custodia.tenancy.models import Membership
+
+
+class ClientSearchForm(forms.Form):
+    q = forms.CharField(label="Search clients", max_length=120, required=False,
+                        help_text="A name (or its beginning), an email address, or a phone number.")
+
+
+class ClientForm(forms.Form):
+    """A client's contact details and home-access instructions."""
+
+    name = forms.CharField(label="Name", max_length=LIMITS["name"])
+    email = forms.EmailField(label="Email", max_length=LIMITS["email"], required=False)
+    phone = forms.CharField(label="Phone", max_length=LIMITS["phone"], required=False)
+    address = forms.CharField(
+        label="Address", max_length=LIMITS["address"], required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    notes = forms.CharField(
+        label="Notes", max_length=LIMITS["notes"], required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+    instructions = forms.CharField(
+        label="Access instructions", max_length=LIMITS["instructions"], required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Shown to assigned staff only around their visits.",
+    )
+    door_code = forms.CharField(label="Door code", max_length=LIMITS["door_code"], required=False,
+                                widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    alarm_code = forms.CharField(label="Alarm code", max_length=LIMITS["alarm_code"],
+                                 required=False,
+                                 widget=forms.TextInput(attrs={"autocomplete": "off"}))
+
+
+class AccessChoiceField(forms.ModelChoiceField):
+    """A choice among rows an access function returned; anything else, malformed ids included,
+    is the same "not one of the choices"."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return super().to_python(value)
+        except forms.ValidationError:
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice"
+            ) from None
+
+
+class MemberChoiceField(AccessChoiceField):
+    """Members listed by name; the queryset comes from an access function."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.user.display_name} ({obj.get_role_display()})"
+
+
+class AssignStaffForm(forms.Form):
+    staff = MemberChoiceField(label="Staff member", queryset=Membership.objects.none(),
+                              empty_label="Choose a staff member")
+
+    def __init__(self, *args: Any, staff: QuerySet[Membership], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["staff"].queryset = staff  # type: ignore[attr-defined]

@@ -1,0 +1,91 @@
+"""API input and output of services and visits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Literal
+
+from ninja import Field, Schema
+from pydantic import StrictBool, StrictInt, StrictStr
+
+from custodia.api.core import InputSchema, IsoDateTime, PatchSchema
+
+Status = Literal["requested", "scheduled", "completed", "cancelled"]
+
+
+class ServiceIn(InputSchema):
+    name: StrictStr = Field(min_length=1, max_length=120)
+    duration_minutes: StrictInt
+    price_cents: StrictInt
+
+
+class ServicePatch(PatchSchema):
+    """Only the fields sent change; `is_active: false` retires a service."""
+
+    name: StrictStr | None = Field(None, min_length=1, max_length=120)
+    duration_minutes: StrictInt | None = None
+    price_cents: StrictInt | None = None
+    is_active: StrictBool | None = None
+
+
+class ServiceOut(Schema):
+    id: uuid.UUID
+    name: str
+    duration_minutes: int
+    price_cents: int
+    is_active: bool
+    created_at: dt.datetime
+
+
+class VisitFilters(Schema):
+    """Visits overlapping [start, end), optionally of one client or one staff member."""
+
+    start: IsoDateTime | None = None
+    end: IsoDateTime | None = None
+    client_id: uuid.UUID | None = None
+    staff_id: uuid.UUID | None = None
+
+
+class VisitIn(InputSchema):
+    """Managers schedule: `client_id` and `starts_at`, plus `ends_at` or a service.
+
+    Clients request: `starts_at`, optionally `service_id` and a `note`; a manager confirms it.
+    """
+
+    client_id: uuid.UUID | None = None
+    staff_id: uuid.UUID | None = None
+    service_id: uuid.UUID | None = None
+    starts_at: IsoDateTime
+    ends_at: IsoDateTime | None = None
+    note: StrictStr | None = Field(None, max_length=2000)
+
+
+class VisitPatch(PatchSchema):
+    """Only the fields sent change. Managers change any; staff `status` and `report` of their own.
+
+    `staff_id` or `service_id` null removes the staff member or service from the visit.
+    """
+
+    NULLABLE = frozenset({"staff_id", "service_id"})
+
+    starts_at: IsoDateTime | None = None
+    ends_at: IsoDateTime | None = None
+    staff_id: uuid.UUID | None = None
+    service_id: uuid.UUID | None = None
+    status: Status | None = None
+    report: StrictStr | None = Field(None, max_length=10000)
+
+
+class VisitOut(Schema):
+    id: uuid.UUID
+    client_id: uuid.UUID
+    staff_id: uuid.UUID | None
+    service_id: uuid.UUID | None
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    status: str
+    request_note: str
+    report: str
+    created_at: dt.datetime
+    updated_at: dt.datetime

@@ -1,0 +1,61 @@
+"""Security declared at the view: who may open a page, and action errors onto forms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec
+
+from django import forms
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from custodia.tenancy.context import Actor
+from custodia.tenancy.permissions import Permission
+
+P = ParamSpec("P")
+ActorView = Callable[Concatenate[HttpRequest, Actor, P], HttpResponse]
+View = Callable[Concatenate[HttpRequest, P], HttpResponse]
+
+
+def member_required(permission: Permission | None = None) -> Callable[[ActorView[P]], View[P]]:
+    """Login, an active membership and (when given) `permission`; the view receives the actor.
+
+    Logged-out people are sent to log in, people without a business see a page saying so, and a
+    role without the permission gets 403 from `actor.require`.
+    """
+
+    def decorator(view: ActorView[P]) -> View[P]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                # The path only: a query string may hold a search term.
+                return redirect_to_login(request.path)
+            actor: Actor | None = getattr(request, "actor", None)
+            if actor is None:
+                return render(request, "web/no_business.html", status=403)
+            if permission is not None:
+                actor.require(permission)
+            return view(request, actor, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def add_action_errors(
+    form: forms.Form, exc: ValidationError, field_names: Mapping[str, str] | None = None
+) -> None:
+    """Attach an action's ValidationError to the bound form: on the field it names, else the form.
+
+    `field_names` maps an action's field name to the form's when they differ.
+    """
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc.messages)
+        return
+    for field, errors in exc.error_dict.items():
+        name = (field_names or {}).get(field, field)
+        messages: Any = [message for error in errors for message in error.messages]
+        form.add_error(name if name in form.fields else None, messages)

@@ -1,0 +1,158 @@
+"""Production refuses insecure settings at start-up, with a message that names the problem and
+never repeats a secret. Each case imports the settings in a fresh interpreter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SECRET = "Zq8-kV3xP0s9LmT2wB7nR4yC6dF1gH5jK8eA3uI0oP2qW9zX7cV4bN6mM1lL5kJ8hG"
+APP_DB_PASSWORD = "app-db-password-Xf9Qm2"
+PRODUCTION = {
+    "CUSTODIA_ENV": "production",
+    "CUSTODIA_SECRET_KEY": SECRET,
+    "CUSTODIA_PUBLIC_URL": "https://custodia.example.com",
+    "CUSTODIA_SMTP_HOST": "smtp.example.com",
+    "CUSTODIA_APP_DB_PASSWORD": APP_DB_PASSWORD,
+}
+
+
+def import_settings(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Import custodia.settings with only `env` (plus PATH) set; print a few values on success."""
+    clean = {"PATH": os.environ.get("PATH", ""), "CUSTODIA_VAR_DIR": str(tmp_path), **env}
+    code = (
+        "import custodia.settings as s; "
+        "print(s.ALLOWED_HOSTS, s.SECURE_HSTS_PRELOAD, getattr(s, 'EMAIL_USE_TLS', None), s.DEBUG)"
+    )
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+def refused(tmp_path: Path, env: dict[str, str]) -> str:
+    """The ImproperlyConfigured message the import stops with."""
+    result = import_settings(tmp_path, env)
+    assert result.returncode != 0, result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("django.core.exceptions.ImproperlyConfigured: "), result.stderr
+    return last.removeprefix("django.core.exceptions.ImproperlyConfigured: ")
+
+
+def test_complete_production_settings_load(tmp_path):
+    result = import_settings(tmp_path, PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    # The public URL's host is the one allowed host; HSTS preload and STARTTLS are on.
+    assert result.stdout.strip() == "['custodia.example.com'] True True False"
+
+
+def test_development_needs_no_configuration(tmp_path):
+    result = import_settings(tmp_path, {})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "secrets" / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"CUSTODIA_DEBUG": "1"}, "CUSTODIA_DEBUG cannot be on when CUSTODIA_ENV=production."),
+        ({"CUSTODIA_SECRET_KEY": None},
+         "CUSTODIA_SECRET_KEY (or CUSTODIA_SECRET_KEY_FILE) must be set."),
+        ({"CUSTODIA_PUBLIC_URL": "http://custodia.example.com"},
+         "CUSTODIA_PUBLIC_URL must be an https:// URL in production."),
+        ({"CUSTODIA_SMTP_HOST": None}, "CUSTODIA_SMTP_HOST must be set in production."),
+        ({"CUSTODIA_SMTP_STARTTLS": "0"},
+         "Mail must travel over TLS in production: CUSTODIA_SMTP_SSL or CUSTODIA_SMTP_STARTTLS."),
+        ({"CUSTODIA_APP_DB_PASSWORD": None}, "CUSTODIA_APP_DB_PASSWORD must be set in production."),
+        ({"CUSTODIA_SSL_REDIRECT": "0"},
+         "CUSTODIA_SSL_REDIRECT cannot be off when CUSTODIA_ENV=production."),
+        ({"CUSTODIA_ALLOWED_HOSTS": "*"}, "CUSTODIA_ALLOWED_HOSTS cannot be '*' in production."),
+        ({"CUSTODIA_ENV": "prod"}, "CUSTODIA_ENV must be 'development' or 'production'."),
+    ],
+)
+def test_production_refuses_insecure_settings(tmp_path, change, message):
+    env = {**PRODUCTION, **change}
+    env = {name: value for name, value in env.items() if value is not None}
+    assert refused(tmp_path, env) == message
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [
+        "too-short-but-secret-Q7",
+        "a" * 80,
+        "django-insecure-" + "k3Jq9xLp2Vn8Rm4Ty7Wb1Zc6Hd0Gf5Se" * 2,
+    ],
+    ids=["short", "repetitive", "django-insecure"],
+)
+def test_weak_secret_key_is_refused_without_echoing_it(tmp_path, weak):
+    result = import_settings(tmp_path, {**PRODUCTION, "CUSTODIA_SECRET_KEY": weak})
+    assert result.returncode != 0
+    assert "CUSTODIA_SECRET_KEY must be at least 50 random characters." in result.stderr
+    assert weak not in result.stderr + result.stdout
+    assert weak[:12] not in result.stderr + result.stdout
+
+
+def test_secret_key_can_come_from_a_file(tmp_path):
+    secret_file = tmp_path / "secret_key"
+    secret_file.write_text(SECRET + "\n")
+    env = {**PRODUCTION, "CUSTODIA_SECRET_KEY_FILE": str(secret_file)}
+    del env["CUSTODIA_SECRET_KEY"]
+    assert import_settings(tmp_path, env).returncode == 0
+
+
+def test_unreadable_secret_file_is_named_not_read(tmp_path):
+    env = {**PRODUCTION, "CUSTODIA_SECRET_KEY_FILE": str(tmp_path / "missing")}
+    assert refused(tmp_path, env) == (
+        "CUSTODIA_SECRET_KEY_FILE names a file that cannot be read: No such file or directory"
+    )
+
+
+def test_other_secrets_are_not_echoed_either(tmp_path):
+    # A failing production start-up prints neither the secret key nor the database password.
+    result = import_settings(tmp_path, {**PRODUCTION, "CUSTODIA_SMTP_HOST": ""})
+    assert result.returncode != 0
+    output = result.stderr + result.stdout
+    assert SECRET not in output and APP_DB_PASSWORD not in output
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CUSTODIA_DEBUG": "maybe"}, "CUSTODIA_DEBUG must be one of"),
+        ({"CUSTODIA_DB_POOL_SIZE": "lots"}, "CUSTODIA_DB_POOL_SIZE must be an integer"),
+        ({"CUSTODIA_SECURITY_CONTACT": "security@example.com"},
+         "CUSTODIA_SECURITY_CONTACT must be a mailto: or https:// URI."),
+        ({"CUSTODIA_PUBLIC_URL": "localhost:8443"}, "CUSTODIA_PUBLIC_URL must be an absolute URL"),
+        ({"CUSTODIA_LOG_LEVEL": "chatty"}, "CUSTODIA_LOG_LEVEL must be"),
+        ({"DATABASE_URL": "mysql://db/custodia"}, "DATABASE_URL must start with postgres://"),
+        ({"CUSTODIA_SMTP_HOST": "smtp.example.com", "CUSTODIA_SMTP_SSL": "1",
+          "CUSTODIA_SMTP_STARTTLS": "1"}, "Set only one of CUSTODIA_SMTP_SSL"),
+    ],
+)
+def test_malformed_values_fail_loudly_in_any_environment(tmp_path, env, message):
+    assert refused(tmp_path, env).startswith(message)
+
+
+def test_database_url_gives_two_connections_to_one_database(tmp_path):
+    env = {"DATABASE_URL": "postgres://admin:s3cret@db.example:5433/custodia",
+           "CUSTODIA_APP_DB_PASSWORD": "app-pw", "CUSTODIA_DB_NAME": "custodia_ci"}
+    clean = {"PATH": os.environ.get("PATH", ""), "CUSTODIA_VAR_DIR": str(tmp_path), **env}
+    code = (
+        "import custodia.settings as s\n"
+        "for alias in ('default', 'owner'):\n"
+        "    d = s.DATABASES[alias]\n"
+        "    print(alias, d['NAME'], d['USER'], d['PASSWORD'], d['HOST'], d['PORT'],"
+        " d['TEST']['NAME'], d['OPTIONS'].get('options', ''))\n"
+    )
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "default custodia_ci custodia_app app-pw db.example 5433 custodia_ci_test ",
+        "owner custodia_ci admin s3cret db.example 5433 custodia_ci_test -c role=custodia_owner",
+    ]

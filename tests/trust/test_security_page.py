@@ -1,0 +1,83 @@
+"""The security page states what the code enforces today and calls the rest planned."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.hashers import get_hasher
+
+from custodia.tenancy.models import Business
+
+# Each planned item and the app whose arrival would make it (partly) true. When one of these is
+# installed, this test fails on purpose: move the item from "planned" to "in place" and say
+# exactly what now holds.
+PLANNED = {
+    "planned-encryption": "custodia.crypto",
+    "planned-audit": "custodia.audit",
+    "planned-mfa": "allauth.mfa",
+    "planned-backups": "custodia.backups",
+    "planned-export": "custodia.portability",
+    "planned-payments": "custodia.payments",
+    "planned-alerts": "custodia.monitoring",
+}
+
+
+@pytest.fixture
+def page(web) -> str:
+    response = web.get("/security/")
+    assert response.status_code == 200
+    # One space between words, so phrases can be found wherever the template wraps its lines.
+    return " ".join(response.content.decode().split())
+
+
+def test_page_names_the_protections_in_place(page):
+    for claim in ("row-level security", "argon2id", "TLS 1.2 or 1.3", "__Host-",
+                  "assigned to them", "Content Security Policy"):
+        assert claim in page
+
+
+@pytest.mark.parametrize(("marker", "app"), sorted(PLANNED.items()))
+def test_planned_items_are_not_claimed_as_present(page, marker, app):
+    planned_section = page.split('id="planned"', 1)[1]
+    assert f'id="{marker}"' in planned_section
+    assert app not in settings.INSTALLED_APPS, (
+        f"{app} is installed: update the security page ({marker}) to say what is true now."
+    )
+
+
+def test_page_numbers_match_the_configuration(page):
+    before = Business._meta.get_field("access_window_before_hours").get_default()
+    after = Business._meta.get_field("access_window_after_hours").get_default()
+    assert f"{before} hours before it starts to {after} hours after it ends" in page
+    assert f"at most {settings.SESSION_COOKIE_AGE // 86400} days" in page
+
+
+def test_page_claims_hold_in_the_settings():
+    # argon2id: Django's Argon2 hasher uses the "id" variant; the first hasher is the one used.
+    hasher = get_hasher("default")
+    assert hasher.algorithm == "argon2"
+    assert hasher.encode("x", hasher.salt()).startswith("argon2$argon2id$")
+    minimum = next(
+        validator for validator in settings.AUTH_PASSWORD_VALIDATORS
+        if validator["NAME"].endswith("MinimumLengthValidator")
+    )
+    assert minimum["OPTIONS"]["min_length"] == 12
+    assert settings.SESSION_COOKIE_NAME.startswith("__Host-")
+    assert settings.CSRF_COOKIE_NAME.startswith("__Host-")
+    assert settings.SESSION_EXPIRE_AT_BROWSER_CLOSE
+    assert settings.ACCOUNT_PREVENT_ENUMERATION
+    assert settings.ACCOUNT_EMAIL_VERIFICATION == "mandatory"
+    assert settings.SECURE_HSTS_SECONDS >= 31536000
+
+
+def test_page_has_the_report_contact_and_no_inline_code(page):
+    assert f'href="{settings.SECURITY_CONTACT}"' in page
+    assert "/.well-known/security.txt" in page
+    assert "<script" not in page
+    assert "style=" not in page
+
+
+def test_page_is_the_same_for_a_signed_in_member(web_as, matrix):
+    response = web_as(matrix.a.staff).get("/security/")
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"

@@ -1,0 +1,71 @@
+"""Helpers for page tests: HTTPS clients, and a snapshot of both businesses (nothing changed)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.http import HttpResponse
+
+from custodia.accounts.models import ApiToken
+from custodia.clients.models import Assignment, Client, HomeAccess
+from custodia.scheduling.models import Service, Visit
+from custodia.tenancy.context import Actor, activate
+from custodia.tenancy.models import Business, Invitation, Membership
+from tests.conftest import HttpsClient
+from tests.factories import TenantMatrix
+
+MODELS = (
+    Business, Membership, Invitation, Client, HomeAccess, Assignment, Service, Visit, ApiToken,
+)
+ROLES = ("outsider", "owner", "manager", "staff", "other_staff", "client")
+
+
+class SecureClient(HttpsClient):
+    """Every request over HTTPS (each call's `secure=False` default would reset the scheme)."""
+
+    def generic(self, method: str, path: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs["secure"] = True
+        return super().generic(method, path, *args, **kwargs)
+
+
+def anonymous() -> SecureClient:
+    """A logged-out browser."""
+    return SecureClient()
+
+
+def logged_in(actor: Actor) -> SecureClient:
+    """A browser logged in as the actor, acting for the actor's business."""
+    client = SecureClient()
+    client.act_as(actor)
+    return client
+
+
+def actor_for(matrix: TenantMatrix, role: str) -> Actor:
+    """The actor playing `role`: a member of business A, or the outsider (owner of B)."""
+    if role == "outsider":
+        return matrix.outsider
+    return getattr(matrix.a, "client_login" if role == "client" else role)
+
+
+def snapshot(matrix: TenantMatrix) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Every row of both businesses, each read by its own owner (ApiToken: the owner's own)."""
+    state = {}
+    for name, business in (("a", matrix.a), ("b", matrix.b)):
+        activate(business.owner)
+        state[name] = {
+            model.__name__: list(model.objects.order_by("pk").values()) for model in MODELS
+        }
+    return state
+
+
+def text(response: HttpResponse) -> str:
+    """The page's text with tags removed and whitespace collapsed (for message checks)."""
+    html = response.content.decode()
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def title(response: HttpResponse) -> str:
+    """The page's <title>."""
+    match = re.search(r"<title>(.*?)</title>", response.content.decode(), re.S)
+    return " ".join(match.group(1).split()) if match else ""
