@@ -16,7 +16,8 @@ def _visible_clients(actor: Actor) -> QuerySet[Client]:
     clients = Client.objects.filter(tenant_id=actor.tenant_id)
     if actor.role == Role.CLIENT:
         actor.require(Permission.CLIENTS_SELF_READ)
-        return clients.filter(id=actor.membership.client_id)
+        own = actor.membership.client_id
+        return clients.none() if own is None else clients.filter(id=own)
     actor.require(Permission.CLIENTS_RECORD_READ)
     if actor.role == Role.STAFF:
         return clients.filter(assignments__staff_id=actor.membership.pk)

@@ -38,7 +38,8 @@ def _visible_visits(actor: Actor) -> QuerySet[Visit]:
     if actor.role == Role.STAFF:
         return visits.filter(staff_id=actor.membership.pk)
     if actor.role == Role.CLIENT:
-        return visits.filter(client_id=actor.membership.client_id)
+        own = actor.membership.client_id
+        return visits.none() if own is None else visits.filter(client_id=own)
     return visits
 
 

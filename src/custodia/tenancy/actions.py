@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -60,6 +61,10 @@ def do_invite_member(
     if (role == Role.CLIENT) != (client is not None):
         raise ValidationError({"role": "Client invitations must name the client record."})
     email = email.strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ValidationError({"email": "Enter a valid email address."}) from None
     issued = issue_secret(INVITATION_PURPOSE)
     with transaction.atomic():
         invitation = Invitation.objects.create(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,7 @@ class Actor:
         return self.membership.tenant
 
     @property
-    def tenant_id(self) -> object:
+    def tenant_id(self) -> uuid.UUID:
         return self.membership.tenant_id
 
     @property

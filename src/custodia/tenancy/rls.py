@@ -7,6 +7,8 @@ that the planner inlines, so `tenant_id = custodia_tenant_id()` stays an index c
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import migrations
 
 FUNCTIONS_SQL = """
@@ -53,7 +55,7 @@ def guard_table(
     `update` says which rows may be changed; `update_check` (default: the same) what they may
     become.
     """
-    forward = [
+    forward: list[Any] = [
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
         f"CREATE POLICY {table}_select ON {table} FOR SELECT USING ({select})",
@@ -62,7 +64,7 @@ def guard_table(
         f" WITH CHECK ({update_check or update})",
         f"CREATE POLICY {table}_delete ON {table} FOR DELETE USING ({delete})",
     ]
-    backward = [
+    backward: list[Any] = [
         *(f"DROP POLICY IF EXISTS {table}_{command} ON {table}"
           for command in ("select", "insert", "update", "delete")),
         f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY",
