@@ -14,6 +14,8 @@ from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.middleware import ACTIVE_BUSINESS_SESSION_KEY
 from tests.factories import TenantMatrix, build_matrix
 
+pytest_plugins = ("tests.mail",)
+
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_blocker: Any) -> Iterator[None]:

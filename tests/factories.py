@@ -1,4 +1,4 @@
-"""Test data: factories with traits, and the two-business tenant matrix every endpoint is tested against."""
+"""Test data: factories with traits, and the two-business tenant matrix every endpoint faces."""
 
 from __future__ import annotations
 
@@ -82,9 +82,15 @@ def build_business(name: str) -> Business:
     other_staff = add_member(owner, UserFactory(), Role.STAFF)
     activate(owner)
     client = do_create_client(
-        actor=owner, name=f"{name} Client", email=f"client@{name.lower()}.test",
-        phone="+1 555 0100", address="1 Main Street", notes="Cat: Miso",
-        instructions="Key under the mat", door_code="4711", alarm_code="0815",
+        actor=owner,
+        name=f"{name} Client",
+        email=f"client@{name.lower()}.test",
+        phone="+1 555 0100",
+        address="1 Main Street",
+        notes="Cat: Miso",
+        instructions="Key under the mat",
+        door_code="4711",
+        alarm_code="0815",
     )
     other_client = do_create_client(actor=owner, name=f"{name} Other", door_code="9999")
     client_login = add_member(owner, UserFactory(), Role.CLIENT, client=client)
@@ -95,7 +101,9 @@ def build_business(name: str) -> Business:
     visit = do_create_visit(
         actor=owner, client=client, staff=staff.membership, service=service, starts_at=start
     )
-    return Business(owner, manager, staff, other_staff, client_login, client, other_client, service, visit)
+    return Business(
+        owner, manager, staff, other_staff, client_login, client, other_client, service, visit
+    )
 
 
 def build_matrix() -> TenantMatrix:

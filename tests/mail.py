@@ -1,7 +1,6 @@
 """A real SMTP server for tests: aiosmtpd on a free loopback port, with Django pointed at it.
 
-Use it from a test module with `from tests.mail import smtp_server  # noqa: F401` (or import it in
-a conftest), then ask for the `smtp_server` fixture.
+tests/conftest.py registers this module as a plugin: ask for the `smtp_server` fixture.
 """
 
 from __future__ import annotations
@@ -62,9 +61,7 @@ class CollectingHandler:
             return "554 Transaction failed"
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
-        self.messages.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), message)
-        )
+        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
         return "250 Message accepted for delivery"
 
 

@@ -19,7 +19,6 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 
@@ -80,9 +79,20 @@ def start_server(
     }
     log = tempfile.NamedTemporaryFile(prefix="custodia-serve-", suffix=".log", delete=False)
     command = [
-        sys.executable, "-m", "custodia.cli", "serve",
-        "--host", "127.0.0.1", "--port", str(port), "--http-port", str(http_port),
-        "--workers", "1", "--threads", "4",
+        sys.executable,
+        "-m",
+        "custodia.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--http-port",
+        str(http_port),
+        "--workers",
+        "1",
+        "--threads",
+        "4",
     ]
     # A session of its own, so stop() can end granian's workers with one signal to the group.
     process = subprocess.Popen(  # noqa: S603
@@ -134,19 +144,3 @@ def _wait_until_serving(
         except (OSError, ssl.SSLError):
             time.sleep(0.1)
     raise RuntimeError(f"custodia serve did not start in time:\n{log.read_text()[-4000:]}")
-
-
-def always_https(client: Any) -> Any:
-    """Make a Django test client send every request over HTTPS.
-
-    The `secure` argument of each call resets the scheme the client was constructed with, so
-    conftest's HttpsClient alone still speaks plain HTTP (and gets the 301 to HTTPS).
-    """
-    generic = client.generic
-
-    def secure_generic(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-        kwargs["secure"] = True
-        return generic(method, path, *args, **kwargs)
-
-    client.generic = secure_generic
-    return client

@@ -90,11 +90,17 @@ def test_dbshell_runs_as_the_app_role(captured):
 
 
 def test_configuration_errors_are_reported_without_a_traceback(tmp_path):
-    env = {"PATH": os.environ["PATH"], "CUSTODIA_VAR_DIR": str(tmp_path),
-           "CUSTODIA_ENV": "production"}
+    env = {
+        "PATH": os.environ["PATH"],
+        "CUSTODIA_VAR_DIR": str(tmp_path),
+        "CUSTODIA_ENV": "production",
+    }
     result = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "custodia.cli", "check"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr == (
@@ -113,8 +119,15 @@ def password_file(tmp_path: Path, password: str) -> str:
 
 
 def test_createbusiness_creates_a_verified_owner_and_prints_the_slug(db, tmp_path):
-    lines = run("createbusiness", "--name", "Shiny Windows", "--owner-email", "Ann@Example.com",
-                "--password-file", password_file(tmp_path, STRONG))
+    lines = run(
+        "createbusiness",
+        "--name",
+        "Shiny Windows",
+        "--owner-email",
+        "Ann@Example.com",
+        "--password-file",
+        password_file(tmp_path, STRONG),
+    )
     user = User.objects.get(email="ann@example.com")
     assert user.check_password(STRONG)
     assert EmailAddress.objects.get(user=user).verified
@@ -156,8 +169,15 @@ def test_createbusiness_refuses_bad_input(db, args, message):
 def test_createbusiness_refuses_a_weak_password_and_writes_nothing(db, tmp_path):
     weak = "password1234"
     with pytest.raises(CommandError) as error:
-        run("createbusiness", "--name", "Weak", "--owner-email", "weak@example.com",
-            "--password-file", password_file(tmp_path, weak))
+        run(
+            "createbusiness",
+            "--name",
+            "Weak",
+            "--owner-email",
+            "weak@example.com",
+            "--password-file",
+            password_file(tmp_path, weak),
+        )
     assert "too common" in str(error.value)
     assert weak not in str(error.value)
     assert not User.objects.filter(email="weak@example.com").exists()
@@ -166,8 +186,15 @@ def test_createbusiness_refuses_a_weak_password_and_writes_nothing(db, tmp_path)
 def test_createbusiness_names_an_unreadable_password_file(db, tmp_path):
     missing = tmp_path / "nope"
     with pytest.raises(CommandError) as error:
-        run("createbusiness", "--name", "X", "--owner-email", "x@example.com",
-            "--password-file", str(missing))
+        run(
+            "createbusiness",
+            "--name",
+            "X",
+            "--owner-email",
+            "x@example.com",
+            "--password-file",
+            str(missing),
+        )
     assert str(error.value) == (
         f"--password-file {missing}: cannot be read (No such file or directory)."
     )
@@ -177,8 +204,15 @@ def test_createbusiness_names_an_unreadable_password_file(db, tmp_path):
 def test_createbusiness_refuses_an_existing_login_with_another_password(db, matrix, tmp_path):
     user = matrix.a.manager.user
     with pytest.raises(CommandError) as error:
-        run("createbusiness", "--name", "Takeover", "--owner-email", user.email,
-            "--password-file", password_file(tmp_path, STRONG))
+        run(
+            "createbusiness",
+            "--name",
+            "Takeover",
+            "--owner-email",
+            user.email,
+            "--password-file",
+            password_file(tmp_path, STRONG),
+        )
     assert "does not hold its password" in str(error.value)
     set_db_context(user_id=user.pk)
     assert [m.tenant.name for m in memberships_of(user)] == ["Alpha"]
@@ -191,8 +225,18 @@ def test_createbusiness_refuses_an_existing_login_with_another_password(db, matr
 
 def test_token_create_prints_a_working_token_last(db, matrix):
     email = matrix.a.staff.user.email
-    lines = run("token", "create", "--email", email, "--scopes", "clients:record:read",
-                "--days", "7", "--name", "sync")
+    lines = run(
+        "token",
+        "create",
+        "--email",
+        email,
+        "--scopes",
+        "clients:record:read",
+        "--days",
+        "7",
+        "--name",
+        "sync",
+    )
     actor = actor_for_token(lines[-1])
     assert actor is not None
     assert actor.membership.pk == matrix.a.staff.membership.pk
@@ -278,7 +322,11 @@ def test_demo_seeds_one_business_once(db, demo_var):
     started = timezone.now()
     logins = logins_in(run("demo"))
     assert sorted(role for _password, role in logins.values()) == [
-        "client", "manager", "owner", "staff", "staff",
+        "client",
+        "manager",
+        "owner",
+        "staff",
+        "staff",
     ]
     for email, (password, _role) in logins.items():
         user = User.objects.get(email=email)

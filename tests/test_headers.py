@@ -11,7 +11,6 @@ from django.test import Client
 from django.urls import include, path
 
 from tests.factories import PASSWORD
-from tests.servers import always_https
 
 
 def explode(request: HttpRequest) -> HttpResponse:
@@ -31,16 +30,6 @@ CSP_DIRECTIVES = {
     "frame-ancestors": "'none'",
     "form-action": "'self'",
 }
-
-
-@pytest.fixture
-def web(web: Any) -> Any:
-    return always_https(web)
-
-
-@pytest.fixture
-def web_as(web_as: Any) -> Any:
-    return lambda actor: always_https(web_as(actor))
 
 
 def csp_of(response: HttpResponse) -> dict[str, list[str]]:

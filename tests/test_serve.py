@@ -67,10 +67,14 @@ def client_hello(version: bytes) -> bytes:
         )
     )
     body = (
-        version + os.urandom(32) + b"\x00"
-        + struct.pack("!H", len(cipher_bytes)) + cipher_bytes
+        version
+        + os.urandom(32)
+        + b"\x00"
+        + struct.pack("!H", len(cipher_bytes))
+        + cipher_bytes
         + b"\x01\x00"
-        + struct.pack("!H", len(extensions)) + extensions
+        + struct.pack("!H", len(extensions))
+        + extensions
     )
     handshake_message = b"\x01" + struct.pack("!I", len(body))[1:] + body
     return b"\x16\x03\x01" + struct.pack("!H", len(handshake_message)) + handshake_message
@@ -173,8 +177,12 @@ def call_redirect(
     def start_response(status: str, headers: list[tuple[str, str]]) -> None:
         seen["status"], seen["headers"] = status, dict(headers)
 
-    base = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": "",
-            "wsgi.input": Unreadable()}
+    base = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "wsgi.input": Unreadable(),
+    }
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CUSTODIA_HTTPS_PORT", str(port))
         patch.setenv("CUSTODIA_REDIRECT_ORIGIN", origin)
@@ -185,16 +193,22 @@ def call_redirect(
 @pytest.mark.parametrize(
     ("environ", "port", "location"),
     [
-        ({"HTTP_HOST": "example.com:8080", "PATH_INFO": "/a b/", "QUERY_STRING": "x=1&y=%2F"},
-         8443, "https://example.com:8443/a%20b/?x=1&y=%2F"),
+        (
+            {"HTTP_HOST": "example.com:8080", "PATH_INFO": "/a b/", "QUERY_STRING": "x=1&y=%2F"},
+            8443,
+            "https://example.com:8443/a%20b/?x=1&y=%2F",
+        ),
         ({"HTTP_HOST": "Example.COM"}, 443, "https://example.com/"),
         ({"HTTP_HOST": "[::1]:8080"}, 8443, "https://[::1]:8443/"),
         ({"SERVER_NAME": "localhost"}, 8443, "https://localhost:8443/"),
         # WSGI hands paths over as latin-1 text of the raw bytes; they go back out encoded.
         ({"HTTP_HOST": "h", "PATH_INFO": "/caf\u00c3\u00a9"}, 443, "https://h/caf%C3%A9"),
         ({"HTTP_HOST": "h", "PATH_INFO": "//evil.example/"}, 443, "https://h//evil.example/"),
-        ({"HTTP_HOST": "h", "QUERY_STRING": "a=\r\nSet-Cookie: x"}, 443,
-         "https://h/?a=%0D%0ASet-Cookie:%20x"),
+        (
+            {"HTTP_HOST": "h", "QUERY_STRING": "a=\r\nSet-Cookie: x"},
+            443,
+            "https://h/?a=%0D%0ASet-Cookie:%20x",
+        ),
     ],
 )
 def test_redirector_sends_the_same_url_over_https(environ, port, location):

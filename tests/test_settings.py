@@ -59,16 +59,24 @@ def test_development_needs_no_configuration(tmp_path):
     ("change", "message"),
     [
         ({"CUSTODIA_DEBUG": "1"}, "CUSTODIA_DEBUG cannot be on when CUSTODIA_ENV=production."),
-        ({"CUSTODIA_SECRET_KEY": None},
-         "CUSTODIA_SECRET_KEY (or CUSTODIA_SECRET_KEY_FILE) must be set."),
-        ({"CUSTODIA_PUBLIC_URL": "http://custodia.example.com"},
-         "CUSTODIA_PUBLIC_URL must be an https:// URL in production."),
+        (
+            {"CUSTODIA_SECRET_KEY": None},
+            "CUSTODIA_SECRET_KEY (or CUSTODIA_SECRET_KEY_FILE) must be set.",
+        ),
+        (
+            {"CUSTODIA_PUBLIC_URL": "http://custodia.example.com"},
+            "CUSTODIA_PUBLIC_URL must be an https:// URL in production.",
+        ),
         ({"CUSTODIA_SMTP_HOST": None}, "CUSTODIA_SMTP_HOST must be set in production."),
-        ({"CUSTODIA_SMTP_STARTTLS": "0"},
-         "Mail must travel over TLS in production: CUSTODIA_SMTP_SSL or CUSTODIA_SMTP_STARTTLS."),
+        (
+            {"CUSTODIA_SMTP_STARTTLS": "0"},
+            "Mail must travel over TLS in production: CUSTODIA_SMTP_SSL or CUSTODIA_SMTP_STARTTLS.",
+        ),
         ({"CUSTODIA_APP_DB_PASSWORD": None}, "CUSTODIA_APP_DB_PASSWORD must be set in production."),
-        ({"CUSTODIA_SSL_REDIRECT": "0"},
-         "CUSTODIA_SSL_REDIRECT cannot be off when CUSTODIA_ENV=production."),
+        (
+            {"CUSTODIA_SSL_REDIRECT": "0"},
+            "CUSTODIA_SSL_REDIRECT cannot be off when CUSTODIA_ENV=production.",
+        ),
         ({"CUSTODIA_ALLOWED_HOSTS": "*"}, "CUSTODIA_ALLOWED_HOSTS cannot be '*' in production."),
         ({"CUSTODIA_ENV": "prod"}, "CUSTODIA_ENV must be 'development' or 'production'."),
     ],
@@ -124,13 +132,21 @@ def test_other_secrets_are_not_echoed_either(tmp_path):
     [
         ({"CUSTODIA_DEBUG": "maybe"}, "CUSTODIA_DEBUG must be one of"),
         ({"CUSTODIA_DB_POOL_SIZE": "lots"}, "CUSTODIA_DB_POOL_SIZE must be an integer"),
-        ({"CUSTODIA_SECURITY_CONTACT": "security@example.com"},
-         "CUSTODIA_SECURITY_CONTACT must be a mailto: or https:// URI."),
+        (
+            {"CUSTODIA_SECURITY_CONTACT": "security@example.com"},
+            "CUSTODIA_SECURITY_CONTACT must be a mailto: or https:// URI.",
+        ),
         ({"CUSTODIA_PUBLIC_URL": "localhost:8443"}, "CUSTODIA_PUBLIC_URL must be an absolute URL"),
         ({"CUSTODIA_LOG_LEVEL": "chatty"}, "CUSTODIA_LOG_LEVEL must be"),
         ({"DATABASE_URL": "mysql://db/custodia"}, "DATABASE_URL must start with postgres://"),
-        ({"CUSTODIA_SMTP_HOST": "smtp.example.com", "CUSTODIA_SMTP_SSL": "1",
-          "CUSTODIA_SMTP_STARTTLS": "1"}, "Set only one of CUSTODIA_SMTP_SSL"),
+        (
+            {
+                "CUSTODIA_SMTP_HOST": "smtp.example.com",
+                "CUSTODIA_SMTP_SSL": "1",
+                "CUSTODIA_SMTP_STARTTLS": "1",
+            },
+            "Set only one of CUSTODIA_SMTP_SSL",
+        ),
     ],
 )
 def test_malformed_values_fail_loudly_in_any_environment(tmp_path, env, message):
@@ -138,8 +154,11 @@ def test_malformed_values_fail_loudly_in_any_environment(tmp_path, env, message)
 
 
 def test_database_url_gives_two_connections_to_one_database(tmp_path):
-    env = {"DATABASE_URL": "postgres://admin:s3cret@db.example:5433/custodia",
-           "CUSTODIA_APP_DB_PASSWORD": "app-pw", "CUSTODIA_DB_NAME": "custodia_ci"}
+    env = {
+        "DATABASE_URL": "postgres://admin:s3cret@db.example:5433/custodia",
+        "CUSTODIA_APP_DB_PASSWORD": "app-pw",
+        "CUSTODIA_DB_NAME": "custodia_ci",
+    }
     clean = {"PATH": os.environ.get("PATH", ""), "CUSTODIA_VAR_DIR": str(tmp_path), **env}
     code = (
         "import custodia.settings as s\n"

@@ -109,10 +109,14 @@ def provision_database(
 # The attributes each role must have: (superuser, bypassrls, createdb, createrole, inherit, login).
 ROLE_ATTRIBUTES = {
     # The app role may log in and nothing more: no superuser, no RLS bypass, owns no table.
-    APP_ROLE: ((False, False, False, False, False, True),
-               "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT"),
-    OWNER_ROLE: ((False, False, False, False, True, False),
-                 "NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"),
+    APP_ROLE: (
+        (False, False, False, False, False, True),
+        "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT",
+    ),
+    OWNER_ROLE: (
+        (False, False, False, False, True, False),
+        "NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
+    ),
 }
 
 
@@ -141,6 +145,7 @@ def _ensure_roles(conn: psycopg.Connection, app_password: str) -> None:
 
 
 # --- Local TLS ------------------------------------------------------------------------------
+
 
 def ensure_tls(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> tuple[Path, Path]:
     """A local CA and a server certificate for localhost, renewed 30 days before expiry."""
@@ -183,9 +188,15 @@ def ensure_tls(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, key_cert_sign=True, crl_sign=True,
-                    content_commitment=False, key_encipherment=False, data_encipherment=False,
-                    key_agreement=False, encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )

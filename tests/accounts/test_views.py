@@ -7,6 +7,7 @@ import re
 from custodia.accounts.access import list_tokens
 from custodia.accounts.models import ApiToken
 from custodia.tenancy.context import activate
+from tests.conftest import HttpsClient
 from tests.web.support import logged_in, snapshot, text, title
 
 
@@ -31,9 +32,7 @@ def test_member_creates_sees_once_and_revokes_a_token(matrix):
     assert f"cst_{token.prefix}_" in listing.content.decode()
 
     # The token works for the API until revoked.
-    from tests.web.support import SecureClient
-
-    api = SecureClient(HTTP_AUTHORIZATION=f"Bearer {plain}")
+    api = HttpsClient(HTTP_AUTHORIZATION=f"Bearer {plain}")
     assert api.get("/api/v1/clients").status_code == 200
     revoked = browser.post(f"/app/tokens/{token.pk}/revoke/")
     assert revoked.status_code == 302 and revoked["Location"] == "/app/tokens/"

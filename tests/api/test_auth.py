@@ -75,8 +75,17 @@ def deactivated_user(matrix: TenantMatrix) -> HttpsClient:
     return bearer(f"Bearer {plain}")
 
 
-UNAUTHENTICATED = [no_header, not_bearer, garbage, unknown_prefix, wrong_secret, revoked, expired,
-                   deactivated_member, deactivated_user]
+UNAUTHENTICATED = [
+    no_header,
+    not_bearer,
+    garbage,
+    unknown_prefix,
+    wrong_secret,
+    revoked,
+    expired,
+    deactivated_member,
+    deactivated_user,
+]
 
 
 @pytest.mark.parametrize("make_client", UNAUTHENTICATED, ids=lambda f: f.__name__)
@@ -108,8 +117,12 @@ def test_a_token_never_reaches_another_business(matrix: TenantMatrix) -> None:
     activate(matrix.b.owner)
     _b_token, b_plain = do_create_api_token(actor=matrix.b.owner, name="b")
     client = bearer(f"Bearer {b_plain}")
-    for path in (f"/clients/{matrix.a.client.pk}", f"/visits/{matrix.a.visit.pk}",
-                 f"/services/{matrix.a.service.pk}", f"/staff/{matrix.a.staff.membership.pk}"):
+    for path in (
+        f"/clients/{matrix.a.client.pk}",
+        f"/visits/{matrix.a.visit.pk}",
+        f"/services/{matrix.a.service.pk}",
+        f"/staff/{matrix.a.staff.membership.pk}",
+    ):
         assert send(client, "GET", path).json() == {"detail": "Not found."}
 
 
@@ -122,19 +135,34 @@ NARROW = [
     (["clients:record:read"], "POST", "/clients", {"name": "X"}, 403),
     (["clients:record:read"], "PATCH", "/clients/{client}", {"notes": "x"}, 403),
     (["clients:record:read"], "DELETE", "/clients/{client}", None, 403),
-    (["clients:record:read"], "POST", "/clients/{client}/staff",
-     {"membership_id": "{other_staff}"}, 403),
+    (
+        ["clients:record:read"],
+        "POST",
+        "/clients/{client}/staff",
+        {"membership_id": "{other_staff}"},
+        403,
+    ),
     (["clients:record:read"], "GET", "/visits", None, 403),
     (["clients:record:read"], "GET", "/services", None, 403),
     (["clients:record:read"], "GET", "/staff", None, 403),
-    (["clients:record:read"], "POST", "/staff/invitations",
-     {"email": "n@example.test", "role": "staff"}, 403),
+    (
+        ["clients:record:read"],
+        "POST",
+        "/staff/invitations",
+        {"email": "n@example.test", "role": "staff"},
+        403,
+    ),
     # Writing is not reading: the record must be found before it is changed.
     (["clients:record:write"], "PATCH", "/clients/{client}", {"notes": "x"}, 403),
     (["clients:record:write"], "GET", "/clients", None, 403),
     (["scheduling:visit:read"], "GET", "/visits", None, 200),
-    (["scheduling:visit:read"], "POST", "/visits",
-     {"client_id": "{client}", "starts_at": "{soon}", "service_id": "{service}"}, 403),
+    (
+        ["scheduling:visit:read"],
+        "POST",
+        "/visits",
+        {"client_id": "{client}", "starts_at": "{soon}", "service_id": "{service}"},
+        403,
+    ),
     (["scheduling:visit:read"], "PATCH", "/visits/{visit}", {"report": "x"}, 403),
     (["scheduling:visit:read"], "DELETE", "/visits/{visit}", None, 403),
     (["scheduling:service:read"], "PATCH", "/services/{service}", {"price_cents": 1}, 403),
@@ -201,8 +229,14 @@ def test_session_writes_without_csrf_token_are_refused(
 def test_session_write_with_csrf_token_is_accepted(matrix: TenantMatrix) -> None:
     client = session(matrix.a.owner)
     token = csrf_token(client)
-    response = send(client, "POST", "/clients", {"name": "Via session"},
-                    HTTP_X_CSRFTOKEN=token, HTTP_REFERER="https://testserver/app/")
+    response = send(
+        client,
+        "POST",
+        "/clients",
+        {"name": "Via session"},
+        HTTP_X_CSRFTOKEN=token,
+        HTTP_REFERER="https://testserver/app/",
+    )
     assert response.status_code == 201, response.content
     assert response.json()["name"] == "Via session"
 
@@ -211,8 +245,14 @@ def test_session_write_with_a_forged_csrf_token_is_refused(matrix: TenantMatrix)
     client = session(matrix.a.owner)
     csrf_token(client)
     before = snapshot(matrix)
-    response = send(client, "POST", "/clients", {"name": "Forged"},
-                    HTTP_X_CSRFTOKEN="x" * 32, HTTP_REFERER="https://testserver/app/")
+    response = send(
+        client,
+        "POST",
+        "/clients",
+        {"name": "Forged"},
+        HTTP_X_CSRFTOKEN="x" * 32,
+        HTTP_REFERER="https://testserver/app/",
+    )
     assert_error(response, 403)
     assert snapshot(matrix) == before
 

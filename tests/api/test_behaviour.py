@@ -24,17 +24,23 @@ def test_client_list_shows_each_role_its_own(matrix: TenantMatrix, caller: Any) 
     a = matrix.a
     seen = {
         role: [c["id"] for c in items(send(caller(actor), "GET", "/clients"))]
-        for role, actor in [("owner", a.owner), ("manager", a.manager), ("staff", a.staff),
-                            ("other_staff", a.other_staff), ("client", a.client_login),
-                            ("outsider", matrix.outsider)]
+        for role, actor in [
+            ("owner", a.owner),
+            ("manager", a.manager),
+            ("staff", a.staff),
+            ("other_staff", a.other_staff),
+            ("client", a.client_login),
+            ("outsider", matrix.outsider),
+        ]
     }
     assert sorted(seen["owner"]) == sorted([str(a.client.pk), str(a.other_client.pk)])
     assert sorted(seen["manager"]) == sorted(seen["owner"])
     assert seen["staff"] == [str(a.client.pk)]
     assert seen["other_staff"] == []
     assert seen["client"] == [str(a.client.pk)]
-    assert sorted(seen["outsider"]) == sorted([str(matrix.b.client.pk),
-                                               str(matrix.b.other_client.pk)])
+    assert sorted(seen["outsider"]) == sorted(
+        [str(matrix.b.client.pk), str(matrix.b.other_client.pk)]
+    )
 
 
 def test_visit_list_shows_each_role_its_own(matrix: TenantMatrix, caller: Any) -> None:
@@ -54,8 +60,13 @@ def test_visit_filters(matrix: TenantMatrix, api_as: Any) -> None:
     def found(**query: str) -> int:
         return len(items(send(client, "GET", "/visits", data=query)))
 
-    assert found(start=(starts - dt.timedelta(hours=1)).isoformat(),
-                 end=(starts + dt.timedelta(hours=1)).isoformat()) == 1
+    assert (
+        found(
+            start=(starts - dt.timedelta(hours=1)).isoformat(),
+            end=(starts + dt.timedelta(hours=1)).isoformat(),
+        )
+        == 1
+    )
     assert found(start=(starts + dt.timedelta(days=1)).isoformat()) == 0
     assert found(end=(starts - dt.timedelta(days=1)).isoformat()) == 0
     assert found(client_id=str(matrix.a.client.pk)) == 1
@@ -71,7 +82,8 @@ def test_client_search_and_pagination(matrix: TenantMatrix, api_as: Any) -> None
     second = send(client, "GET", "/clients", data={"limit": 1, "offset": 1}).json()
     assert second["items"][0]["id"] != page["items"][0]["id"]
     assert [c["name"] for c in items(send(client, "GET", "/clients", data={"q": "alpha o"}))] == [
-        "Alpha Other"]
+        "Alpha Other"
+    ]
     by_email = items(send(client, "GET", "/clients", data={"q": "CLIENT@alpha.test"}))
     assert [c["name"] for c in by_email] == ["Alpha Client"]
     assert items(send(api_as(matrix.outsider), "GET", "/clients", data={"q": "Alpha"})) == []
@@ -92,9 +104,12 @@ def test_home_access_only_for_those_who_may_see_it(matrix: TenantMatrix, caller:
 def test_staff_outside_the_visit_window_get_no_codes(matrix: TenantMatrix, api_as: Any) -> None:
     activate(matrix.a.owner)
     later = matrix.a.visit.starts_at + dt.timedelta(days=30)
-    response = send(api_as(matrix.a.owner), "PATCH", f"/visits/{matrix.a.visit.pk}",
-                    {"starts_at": later.isoformat(),
-                     "ends_at": (later + dt.timedelta(hours=1)).isoformat()})
+    response = send(
+        api_as(matrix.a.owner),
+        "PATCH",
+        f"/visits/{matrix.a.visit.pk}",
+        {"starts_at": later.isoformat(), "ends_at": (later + dt.timedelta(hours=1)).isoformat()},
+    )
     assert response.status_code == 200, response.content
     home = send(api_as(matrix.a.staff), "GET", f"/clients/{matrix.a.client.pk}").json()
     assert home["home_access"] is None
@@ -102,15 +117,21 @@ def test_staff_outside_the_visit_window_get_no_codes(matrix: TenantMatrix, api_a
 
 def test_create_client_then_update_it(matrix: TenantMatrix, api_as: Any) -> None:
     client = api_as(matrix.a.manager)
-    created = send(client, "POST", "/clients",
-                   {"name": " Dana ", "email": "dana@example.test", "door_code": "1234"})
+    created = send(
+        client,
+        "POST",
+        "/clients",
+        {"name": " Dana ", "email": "dana@example.test", "door_code": "1234"},
+    )
     assert created.status_code == 201
     body = created.json()
     assert body["name"] == "Dana" and body["home_access"]["door_code"] == "1234"
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)",
-                        body["created_at"])
-    changed = send(client, "PATCH", f"/clients/{body['id']}", {"phone": "+1 555 0199",
-                                                              "door_code": ""})
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", body["created_at"]
+    )
+    changed = send(
+        client, "PATCH", f"/clients/{body['id']}", {"phone": "+1 555 0199", "door_code": ""}
+    )
     assert changed.json()["phone"] == "+1 555 0199"
     assert changed.json()["home_access"]["door_code"] == ""
     assert changed.json()["email"] == "dana@example.test"  # untouched
@@ -130,15 +151,18 @@ def test_assign_and_unassign_staff(matrix: TenantMatrix, api_as: Any) -> None:
     assert send(api_as(matrix.a.other_staff), "GET", client_path).status_code == 404
 
 
-def test_staff_see_only_themselves_among_a_clients_staff(matrix: TenantMatrix,
-                                                         api_as: Any) -> None:
+def test_staff_see_only_themselves_among_a_clients_staff(matrix: TenantMatrix, api_as: Any) -> None:
     listed = send(api_as(matrix.a.staff), "GET", f"/clients/{matrix.a.client.pk}/staff").json()
     assert [m["id"] for m in listed] == [str(matrix.a.staff.membership.pk)]
 
 
 def test_invitation_answer_never_carries_the_secret(matrix: TenantMatrix, api_as: Any) -> None:
-    response = send(api_as(matrix.a.manager), "POST", "/staff/invitations",
-                    {"email": "New.Person@Example.test", "role": "staff"})
+    response = send(
+        api_as(matrix.a.manager),
+        "POST",
+        "/staff/invitations",
+        {"email": "New.Person@Example.test", "role": "staff"},
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert set(body) == {"id", "email", "role", "created_at", "expires_at"}
@@ -156,14 +180,22 @@ def test_only_an_owner_invites_an_owner(matrix: TenantMatrix, api_as: Any) -> No
 
 
 def test_manager_cannot_deactivate_a_manager(matrix: TenantMatrix, api_as: Any) -> None:
-    response = send(api_as(matrix.a.manager), "PATCH", f"/staff/{matrix.a.owner.membership.pk}",
-                    {"is_active": False})
+    response = send(
+        api_as(matrix.a.manager),
+        "PATCH",
+        f"/staff/{matrix.a.owner.membership.pk}",
+        {"is_active": False},
+    )
     assert response.status_code == 403
 
 
 def test_owner_changes_a_role(matrix: TenantMatrix, api_as: Any) -> None:
-    response = send(api_as(matrix.a.owner), "PATCH", f"/staff/{matrix.a.staff.membership.pk}",
-                    {"role": "manager"})
+    response = send(
+        api_as(matrix.a.owner),
+        "PATCH",
+        f"/staff/{matrix.a.staff.membership.pk}",
+        {"role": "manager"},
+    )
     assert response.json()["role"] == "manager"
     activate(matrix.a.owner)
     assert access_member_by_id(matrix.a.owner, matrix.a.staff.membership.pk).role == "manager"
@@ -171,23 +203,35 @@ def test_owner_changes_a_role(matrix: TenantMatrix, api_as: Any) -> None:
 
 def test_manager_schedules_and_client_requests(matrix: TenantMatrix, caller: Any) -> None:
     a = matrix.a
-    scheduled = send(caller(a.manager), "POST", "/visits",
-                     {"client_id": str(a.client.pk), "staff_id": str(a.staff.membership.pk),
-                      "starts_at": soon(days=5), "ends_at": soon(days=5, hours=2)})
+    scheduled = send(
+        caller(a.manager),
+        "POST",
+        "/visits",
+        {
+            "client_id": str(a.client.pk),
+            "staff_id": str(a.staff.membership.pk),
+            "starts_at": soon(days=5),
+            "ends_at": soon(days=5, hours=2),
+        },
+    )
     assert scheduled.status_code == 201, scheduled.content
     assert scheduled.json()["status"] == "scheduled"
     assert scheduled.json()["service_id"] is None
-    requested = send(caller(a.client_login), "POST", "/visits",
-                     {"starts_at": soon(days=6), "service_id": str(a.service.pk),
-                      "note": "Side door please"})
+    requested = send(
+        caller(a.client_login),
+        "POST",
+        "/visits",
+        {"starts_at": soon(days=6), "service_id": str(a.service.pk), "note": "Side door please"},
+    )
     assert requested.status_code == 201, requested.content
     body = requested.json()
     assert body["status"] == "requested" and body["staff_id"] is None
     assert body["client_id"] == str(a.client.pk) and body["request_note"] == "Side door please"
 
 
-def test_staff_report_on_their_visit_but_change_nothing_else(matrix: TenantMatrix,
-                                                             api_as: Any) -> None:
+def test_staff_report_on_their_visit_but_change_nothing_else(
+    matrix: TenantMatrix, api_as: Any
+) -> None:
     staff = api_as(matrix.a.staff)
     path = f"/visits/{matrix.a.visit.pk}"
     done = send(staff, "PATCH", path, {"status": "completed", "report": "All good"})

@@ -32,8 +32,14 @@ def test_openapi_document_lists_every_endpoint(matrix: TenantMatrix) -> None:
 def test_openapi_document_holds_no_secrets_or_data(matrix: TenantMatrix, api_as: Any) -> None:
     client = api_as(matrix.a.owner)  # even an authenticated reader gets only the schema
     text = client.get("/api/v1/openapi.json", secure=True).content.decode()
-    for secret in (settings.SECRET_KEY, "4711", "0815", matrix.a.client.name,
-                   str(matrix.a.client.pk), matrix.a.owner.user.email):
+    for secret in (
+        settings.SECRET_KEY,
+        "4711",
+        "0815",
+        matrix.a.client.name,
+        str(matrix.a.client.pk),
+        matrix.a.owner.user.email,
+    ):
         assert secret not in text
     assert not re.search(r"cst_[0-9a-f]{12}_", text), "a real token in the spec"
 

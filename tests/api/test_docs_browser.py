@@ -22,8 +22,14 @@ def test_swagger_ui_renders_without_csp_violations(django_db_setup: None) -> Non
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
             try:
                 page = browser.new_context(ignore_https_errors=True).new_page()
-                page.on("console", lambda message: problems.append(message.text)
-                        if message.type in ("error", "warning") else None)
+                page.on(
+                    "console",
+                    lambda message: (
+                        problems.append(message.text)
+                        if message.type in ("error", "warning")
+                        else None
+                    ),
+                )
                 page.on("pageerror", lambda error: problems.append(str(error)))
                 response = page.goto(f"{base_url}/api/v1/docs", wait_until="networkidle")
                 assert response is not None and response.status == 200

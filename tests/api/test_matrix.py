@@ -23,54 +23,108 @@ class Case:
     expect: tuple[int, ...]
 
 
-SCHEDULE = {"client_id": "{client}", "staff_id": "{staff}", "service_id": "{service}",
-            "starts_at": "{soon}"}
+SCHEDULE = {
+    "client_id": "{client}",
+    "staff_id": "{staff}",
+    "service_id": "{service}",
+    "starts_at": "{soon}",
+}
 REQUEST = {"starts_at": "{soon}", "service_id": "{service}", "note": "Please come early"}
 
 CASES = [
     # --- /clients
     Case("clients-list", "GET", "/clients", None, (200, 200, 200, 200, 200, 200)),
-    Case("clients-create", "POST", "/clients", {"name": "New Client", "door_code": "1234"},
-         (201, 201, 201, 403, 403, 403)),
+    Case(
+        "clients-create",
+        "POST",
+        "/clients",
+        {"name": "New Client", "door_code": "1234"},
+        (201, 201, 201, 403, 403, 403),
+    ),
     Case("client-get", "GET", "/clients/{client}", None, (404, 200, 200, 200, 404, 200)),
-    Case("client-get-unassigned", "GET", "/clients/{other_client}", None,
-         (404, 200, 200, 404, 404, 404)),
-    Case("client-patch", "PATCH", "/clients/{client}", {"notes": "Changed", "door_code": "1"},
-         (404, 200, 200, 403, 404, 403)),
+    Case(
+        "client-get-unassigned",
+        "GET",
+        "/clients/{other_client}",
+        None,
+        (404, 200, 200, 404, 404, 404),
+    ),
+    Case(
+        "client-patch",
+        "PATCH",
+        "/clients/{client}",
+        {"notes": "Changed", "door_code": "1"},
+        (404, 200, 200, 403, 404, 403),
+    ),
     Case("client-delete", "DELETE", "/clients/{client}", None, (404, 204, 204, 403, 404, 403)),
-    Case("client-staff-list", "GET", "/clients/{client}/staff", None,
-         (404, 200, 200, 200, 404, 403)),
-    Case("client-staff-assign", "POST", "/clients/{client}/staff",
-         {"membership_id": "{other_staff}"}, (404, 201, 201, 403, 404, 403)),
-    Case("client-staff-unassign", "DELETE", "/clients/{client}/staff/{staff}", None,
-         (404, 204, 204, 403, 404, 403)),
+    Case(
+        "client-staff-list", "GET", "/clients/{client}/staff", None, (404, 200, 200, 200, 404, 403)
+    ),
+    Case(
+        "client-staff-assign",
+        "POST",
+        "/clients/{client}/staff",
+        {"membership_id": "{other_staff}"},
+        (404, 201, 201, 403, 404, 403),
+    ),
+    Case(
+        "client-staff-unassign",
+        "DELETE",
+        "/clients/{client}/staff/{staff}",
+        None,
+        (404, 204, 204, 403, 404, 403),
+    ),
     # --- /staff
     Case("staff-list", "GET", "/staff", None, (200, 200, 200, 200, 200, 403)),
     Case("staff-get", "GET", "/staff/{staff}", None, (404, 200, 200, 200, 200, 403)),
-    Case("staff-invite", "POST", "/staff/invitations",
-         {"email": "newcomer@example.test", "role": "staff"}, (201, 201, 201, 403, 403, 403)),
-    Case("staff-role", "PATCH", "/staff/{staff}", {"role": "manager"},
-         (404, 200, 403, 403, 403, 403)),
-    Case("staff-deactivate", "PATCH", "/staff/{other_staff}", {"is_active": False},
-         (404, 200, 200, 403, 403, 403)),
+    Case(
+        "staff-invite",
+        "POST",
+        "/staff/invitations",
+        {"email": "newcomer@example.test", "role": "staff"},
+        (201, 201, 201, 403, 403, 403),
+    ),
+    Case(
+        "staff-role", "PATCH", "/staff/{staff}", {"role": "manager"}, (404, 200, 403, 403, 403, 403)
+    ),
+    Case(
+        "staff-deactivate",
+        "PATCH",
+        "/staff/{other_staff}",
+        {"is_active": False},
+        (404, 200, 200, 403, 403, 403),
+    ),
     # --- /services
     Case("services-list", "GET", "/services", None, (200, 200, 200, 200, 200, 200)),
-    Case("services-create", "POST", "/services",
-         {"name": "Bath", "duration_minutes": 30, "price_cents": 1500},
-         (201, 201, 201, 403, 403, 403)),
+    Case(
+        "services-create",
+        "POST",
+        "/services",
+        {"name": "Bath", "duration_minutes": 30, "price_cents": 1500},
+        (201, 201, 201, 403, 403, 403),
+    ),
     Case("service-get", "GET", "/services/{service}", None, (404, 200, 200, 200, 200, 200)),
-    Case("service-patch", "PATCH", "/services/{service}", {"price_cents": 3000},
-         (404, 200, 200, 403, 403, 403)),
-    Case("service-delete", "DELETE", "/services/{service}", None,
-         (404, 204, 204, 403, 403, 403)),
+    Case(
+        "service-patch",
+        "PATCH",
+        "/services/{service}",
+        {"price_cents": 3000},
+        (404, 200, 200, 403, 403, 403),
+    ),
+    Case("service-delete", "DELETE", "/services/{service}", None, (404, 204, 204, 403, 403, 403)),
     # --- /visits
     Case("visits-list", "GET", "/visits", None, (200, 200, 200, 200, 200, 200)),
     # The outsider names A's client in the body: 422 on that field, never a visit for it.
     Case("visits-schedule", "POST", "/visits", SCHEDULE, (422, 201, 201, 403, 403, 422)),
     Case("visits-request", "POST", "/visits", REQUEST, (422, 422, 422, 403, 403, 201)),
     Case("visit-get", "GET", "/visits/{visit}", None, (404, 200, 200, 200, 404, 200)),
-    Case("visit-patch", "PATCH", "/visits/{visit}", {"report": "Walked, fed the cat"},
-         (404, 200, 200, 200, 404, 403)),
+    Case(
+        "visit-patch",
+        "PATCH",
+        "/visits/{visit}",
+        {"report": "Walked, fed the cat"},
+        (404, 200, 200, 200, 404, 403),
+    ),
     Case("visit-delete", "DELETE", "/visits/{visit}", None, (404, 204, 204, 403, 404, 403)),
 ]
 

@@ -36,29 +36,74 @@ INVALID = [
     ("POST", "/staff/invitations", {"email": "c@example.test", "role": "staff", "x": 1}, "x"),
     ("PATCH", "/staff/{staff}", {"role": "overlord"}, "role"),
     ("PATCH", "/staff/{staff}", {"is_active": "false"}, "is_active"),
-    ("POST", "/services", {"name": "Bath", "duration_minutes": "30", "price_cents": 100},
-     "duration_minutes"),
-    ("POST", "/services", {"name": "Bath", "duration_minutes": 30.0, "price_cents": 100},
-     "duration_minutes"),
-    ("POST", "/services", {"name": "Bath", "duration_minutes": 2, "price_cents": 100},
-     "duration_minutes"),
-    ("POST", "/services", {"name": "Bath", "duration_minutes": 30, "price_cents": -1},
-     "price_cents"),
+    (
+        "POST",
+        "/services",
+        {"name": "Bath", "duration_minutes": "30", "price_cents": 100},
+        "duration_minutes",
+    ),
+    (
+        "POST",
+        "/services",
+        {"name": "Bath", "duration_minutes": 30.0, "price_cents": 100},
+        "duration_minutes",
+    ),
+    (
+        "POST",
+        "/services",
+        {"name": "Bath", "duration_minutes": 2, "price_cents": 100},
+        "duration_minutes",
+    ),
+    (
+        "POST",
+        "/services",
+        {"name": "Bath", "duration_minutes": 30, "price_cents": -1},
+        "price_cents",
+    ),
     ("PATCH", "/services/{service}", {"is_active": 0}, "is_active"),
     ("PATCH", "/services/{service}", {"price_cents": True}, "price_cents"),
-    ("POST", "/visits", {"client_id": "{client}", "starts_at": 1900000000, "ends_at": "{soon}"},
-     "starts_at"),
-    ("POST", "/visits", {"client_id": "{client}", "starts_at": "2030-01-01T10:00:00",
-                         "service_id": "{service}"}, "starts_at"),
-    ("POST", "/visits", {"client_id": "{client}", "starts_at": "2030-01-01",
-                         "service_id": "{service}"}, "starts_at"),
+    (
+        "POST",
+        "/visits",
+        {"client_id": "{client}", "starts_at": 1900000000, "ends_at": "{soon}"},
+        "starts_at",
+    ),
+    (
+        "POST",
+        "/visits",
+        {"client_id": "{client}", "starts_at": "2030-01-01T10:00:00", "service_id": "{service}"},
+        "starts_at",
+    ),
+    (
+        "POST",
+        "/visits",
+        {"client_id": "{client}", "starts_at": "2030-01-01", "service_id": "{service}"},
+        "starts_at",
+    ),
     ("POST", "/visits", {"client_id": "nope", "starts_at": "{soon}"}, "client_id"),
     ("POST", "/visits", {"starts_at": "{soon}", "service_id": "{service}"}, "client_id"),
     ("POST", "/visits", {"client_id": "{client}", "starts_at": "{soon}"}, "ends_at"),
-    ("POST", "/visits", {"client_id": "{client}", "starts_at": "2030-01-01T10:00:00Z",
-                         "ends_at": "2030-01-01T09:00:00Z"}, "ends_at"),
-    ("POST", "/visits", {"client_id": "{client}", "staff_id": "{other_staff}",
-                         "starts_at": "{soon}", "service_id": "{service}"}, "staff"),
+    (
+        "POST",
+        "/visits",
+        {
+            "client_id": "{client}",
+            "starts_at": "2030-01-01T10:00:00Z",
+            "ends_at": "2030-01-01T09:00:00Z",
+        },
+        "ends_at",
+    ),
+    (
+        "POST",
+        "/visits",
+        {
+            "client_id": "{client}",
+            "staff_id": "{other_staff}",
+            "starts_at": "{soon}",
+            "service_id": "{service}",
+        },
+        "staff",
+    ),
     ("PATCH", "/visits/{visit}", {"status": "bogus"}, "status"),
     ("PATCH", "/visits/{visit}", {"report": ["a"]}, "report"),
     ("PATCH", "/visits/{visit}", {"ends_at": "2000-01-01T00:00:00Z"}, "ends_at"),
@@ -68,12 +113,29 @@ INVALID = [
     ("GET", "/clients?offset=-1", None, "offset"),
     ("GET", "/clients?q=" + "x" * 121, None, "q"),
     # Other tenants' objects named in a body are simply unknown here.
-    ("POST", "/visits", {"client_id": "{b_client}", "starts_at": "{soon}",
-                         "service_id": "{service}"}, "client_id"),
-    ("POST", "/visits", {"client_id": "{client}", "staff_id": "{b_staff}", "starts_at": "{soon}",
-                         "service_id": "{service}"}, "staff_id"),
-    ("POST", "/visits", {"client_id": "{client}", "starts_at": "{soon}",
-                         "service_id": "{b_service}"}, "service_id"),
+    (
+        "POST",
+        "/visits",
+        {"client_id": "{b_client}", "starts_at": "{soon}", "service_id": "{service}"},
+        "client_id",
+    ),
+    (
+        "POST",
+        "/visits",
+        {
+            "client_id": "{client}",
+            "staff_id": "{b_staff}",
+            "starts_at": "{soon}",
+            "service_id": "{service}",
+        },
+        "staff_id",
+    ),
+    (
+        "POST",
+        "/visits",
+        {"client_id": "{client}", "starts_at": "{soon}", "service_id": "{b_service}"},
+        "service_id",
+    ),
     ("POST", "/clients/{client}/staff", {"membership_id": "{b_staff}"}, "membership_id"),
     ("PATCH", "/visits/{visit}", {"staff_id": "{b_staff}"}, "staff_id"),
     ("PATCH", "/visits/{visit}", {"service_id": "{b_service}"}, "service_id"),
@@ -104,20 +166,33 @@ def test_messages_are_plain_words(matrix: TenantMatrix, api_as: Any) -> None:
     assert body["errors"]["duration_minutes"] == ["This field is required."]
 
 
-def test_a_client_request_must_not_name_client_staff_or_end(matrix: TenantMatrix,
-                                                           web_as: Any) -> None:
+def test_a_client_request_must_not_name_client_staff_or_end(
+    matrix: TenantMatrix, web_as: Any
+) -> None:
     values = names(matrix)
     before = snapshot(matrix)
-    body = {"starts_at": values["soon"], "client_id": values["other_client"],
-            "staff_id": values["staff"]}
+    body = {
+        "starts_at": values["soon"],
+        "client_id": values["other_client"],
+        "staff_id": values["staff"],
+    }
     response = send(web_as(matrix.a.client_login), "POST", "/visits", body)
     assert set(assert_error(response, 422)["errors"]) == {"client_id", "staff_id"}
     assert snapshot(matrix) == before
 
 
-@pytest.mark.parametrize("path", ["/clients/not-a-uuid", "/visits/123", "/services/%20",
-                                  "/staff/' OR 1=1 --", "/clients/{b_client}/staff",
-                                  "/no-such-endpoint", "/clients/{client}/nothing/here"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/clients/not-a-uuid",
+        "/visits/123",
+        "/services/%20",
+        "/staff/' OR 1=1 --",
+        "/clients/{b_client}/staff",
+        "/no-such-endpoint",
+        "/clients/{client}/nothing/here",
+    ],
+)
 def test_unknown_ids_and_paths_are_json_404(matrix: TenantMatrix, api_as: Any, path: str) -> None:
     response = send(api_as(matrix.a.owner), "GET", fill(path, names(matrix)))
     assert assert_error(response, 404) == {"detail": "Not found."}
@@ -128,8 +203,12 @@ def test_a_failed_step_undoes_the_earlier_ones(matrix: TenantMatrix, api_as: Any
     add_member(matrix.a.owner, UserFactory(), Role.OWNER)  # so the first owner may step down
     client = api_as(matrix.a.owner)
     before = snapshot(matrix)
-    response = send(client, "PATCH", f"/staff/{matrix.a.owner.membership.pk}",
-                    {"role": "manager", "is_active": False})
+    response = send(
+        client,
+        "PATCH",
+        f"/staff/{matrix.a.owner.membership.pk}",
+        {"role": "manager", "is_active": False},
+    )
     assert "__all__" in assert_error(response, 422)["errors"]
     assert snapshot(matrix) == before
 

@@ -80,8 +80,12 @@ def test_limits_are_inclusive_and_input_is_trimmed(matrix: TenantMatrix) -> None
     owner = matrix.a.owner
     activate(owner)
     client = do_create_client(
-        actor=owner, name="  " + "N" * 120 + "  ", email=" Ann@Example.TEST ",
-        phone=" +44 (0)20 7946 0958 ", door_code="1" * 40, notes="n" * 10_000,
+        actor=owner,
+        name="  " + "N" * 120 + "  ",
+        email=" Ann@Example.TEST ",
+        phone=" +44 (0)20 7946 0958 ",
+        door_code="1" * 40,
+        notes="n" * 10_000,
     )
     assert client.name == "N" * 120
     assert client.email == "Ann@Example.TEST"
@@ -100,7 +104,9 @@ def test_update_changes_only_what_is_given(matrix: TenantMatrix) -> None:
     activate(owner)
     client = access_client_by_id(owner, matrix.a.client.pk)
     assert (client.name, client.email, client.notes) == (
-        "Renamed  Person", "client@alpha.test", "Cat: Miso"
+        "Renamed  Person",
+        "client@alpha.test",
+        "Cat: Miso",
     )
     assert client.name_search == "renamed person"
     home = home_access_for(owner, client)
@@ -136,7 +142,9 @@ def lookalikes(matrix: TenantMatrix) -> dict[str, Client]:
             actor=business.owner, name="Ann Lee", email="ann@shared.test", phone="+1 202 555 0142"
         )
         made[f"{key}.anna"] = do_create_client(
-            actor=business.owner, name="Anna  Marie", email="anna@shared.test",
+            actor=business.owner,
+            name="Anna  Marie",
+            email="anna@shared.test",
             phone="0202-555-0143",
         )
     return made

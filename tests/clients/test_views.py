@@ -80,15 +80,27 @@ def test_staff_see_home_access_only_around_their_visit(matrix):
 def test_manager_creates_a_client(matrix):
     browser = logged_in(matrix.a.manager)
     form = browser.get("/app/clients/new/").content.decode()
-    for field, label in (("name", "Name"), ("email", "Email"), ("phone", "Phone"),
-                         ("address", "Address"), ("notes", "Notes"),
-                         ("instructions", "Access instructions"), ("door_code", "Door code"),
-                         ("alarm_code", "Alarm code")):
+    for field, label in (
+        ("name", "Name"),
+        ("email", "Email"),
+        ("phone", "Phone"),
+        ("address", "Address"),
+        ("notes", "Notes"),
+        ("instructions", "Access instructions"),
+        ("door_code", "Door code"),
+        ("alarm_code", "Alarm code"),
+    ):
         assert f'<label for="id_{field}">{label}' in form
-    response = browser.post("/app/clients/new/", {
-        "name": "  Carla Cat  ", "email": "carla@example.test", "phone": "+1 555 0199",
-        "address": "2 Side Street", "door_code": "1234",
-    })
+    response = browser.post(
+        "/app/clients/new/",
+        {
+            "name": "  Carla Cat  ",
+            "email": "carla@example.test",
+            "phone": "+1 555 0199",
+            "address": "2 Side Street",
+            "door_code": "1234",
+        },
+    )
     assert response.status_code == 302
     activate(matrix.a.manager)
     carla = list_clients(matrix.a.manager, query="carla").get()
@@ -102,8 +114,9 @@ def test_manager_creates_a_client(matrix):
 def test_bad_client_input_is_a_400_with_messages_and_nothing_saved(matrix):
     browser = logged_in(matrix.a.manager)
     before = snapshot(matrix)
-    response = browser.post("/app/clients/new/", {"name": "", "email": "not-an-email",
-                                                   "phone": "12"})
+    response = browser.post(
+        "/app/clients/new/", {"name": "", "email": "not-an-email", "phone": "12"}
+    )
     assert response.status_code == 400
     page = response.content.decode()
     assert "This field is required." in page
@@ -123,10 +136,15 @@ def test_manager_edits_a_client_and_home_access(matrix):
     browser = logged_in(a.manager)
     form = browser.get(f"/app/clients/{a.client.pk}/edit/")
     assert form.status_code == 200 and 'value="4711"' in form.content.decode()
-    response = browser.post(f"/app/clients/{a.client.pk}/edit/", {
-        "name": "Alpha Client Renamed", "email": "client@alpha.test", "door_code": "2468",
-        "instructions": "Key with the neighbour",
-    })
+    response = browser.post(
+        f"/app/clients/{a.client.pk}/edit/",
+        {
+            "name": "Alpha Client Renamed",
+            "email": "client@alpha.test",
+            "door_code": "2468",
+            "instructions": "Key with the neighbour",
+        },
+    )
     assert response.status_code == 302
     activate(a.owner)
     client = list_clients(a.owner, query="alpha client renamed").get()
@@ -137,8 +155,12 @@ def test_manager_edits_a_client_and_home_access(matrix):
 
 def test_malformed_or_unknown_client_ids_are_404(matrix):
     browser = logged_in(matrix.a.manager)
-    for bad in ("not-a-uuid", "1%27%20OR%201=1", "00000000-0000-0000-0000-000000000000",
-                str(matrix.b.client.pk)):
+    for bad in (
+        "not-a-uuid",
+        "1%27%20OR%201=1",
+        "00000000-0000-0000-0000-000000000000",
+        str(matrix.b.client.pk),
+    ):
         response = browser.get(f"/app/clients/{bad}/")
         assert response.status_code == 404
         assert title(response) == "Not found · Custodia"
@@ -177,8 +199,9 @@ def test_manager_assigns_and_unassigns_staff(matrix):
     browser = logged_in(a.manager)
     page = browser.get(f"/app/clients/{a.other_client.pk}/").content.decode()
     assert '<label for="id_staff">Staff member' in page
-    response = browser.post(f"/app/clients/{a.other_client.pk}/assign/",
-                            {"staff": str(a.other_staff.membership.pk)})
+    response = browser.post(
+        f"/app/clients/{a.other_client.pk}/assign/", {"staff": str(a.other_staff.membership.pk)}
+    )
     assert response.status_code == 302
     activate(a.owner)
     assert [m.pk for m in assigned_staff(a.owner, a.other_client)] == [a.other_staff.membership.pk]
@@ -201,16 +224,18 @@ def test_assigning_someone_from_another_business_or_a_client_is_refused(matrix):
     for bad in (str(matrix.b.staff.membership.pk), str(a.client_login.membership.pk), "nope", ""):
         response = browser.post(f"/app/clients/{a.other_client.pk}/assign/", {"staff": bad})
         assert response.status_code == 400
-        assert ("Select a valid choice" in text(response)
-                or "This field is required" in text(response))
+        assert "Select a valid choice" in text(response) or "This field is required" in text(
+            response
+        )
     assert snapshot(matrix) == before
 
 
 def test_manager_invites_a_client_to_the_portal(matrix, mailoutbox):
     a = matrix.a
     browser = logged_in(a.manager)
-    response = browser.post(f"/app/clients/{a.other_client.pk}/invite/",
-                            {"email": "other@alpha.test"})
+    response = browser.post(
+        f"/app/clients/{a.other_client.pk}/invite/", {"email": "other@alpha.test"}
+    )
     assert response.status_code == 302
     assert len(mailoutbox) == 1 and mailoutbox[0].to == ["other@alpha.test"]
     activate(a.owner)

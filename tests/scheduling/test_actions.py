@@ -55,8 +55,10 @@ def visits_of(actor: Actor) -> list[tuple[Any, ...]]:
         ({"name": "Walk", "duration_minutes": 1441, "price_cents": 0}, {"duration_minutes"}),
         ({"name": "Walk", "duration_minutes": 30, "price_cents": -1}, {"price_cents"}),
         ({"name": "Walk", "duration_minutes": 30, "price_cents": 10_000_001}, {"price_cents"}),
-        ({"name": "", "duration_minutes": 0, "price_cents": -5},
-         {"name", "duration_minutes", "price_cents"}),
+        (
+            {"name": "", "duration_minutes": 0, "price_cents": -5},
+            {"name", "duration_minutes", "price_cents"},
+        ),
     ],
 )
 def test_bad_services_get_field_errors(
@@ -108,7 +110,9 @@ def test_a_visit_takes_its_length_from_the_service(matrix: TenantMatrix) -> None
     assert visit.status == VisitStatus.SCHEDULED
     activate(a.manager)
     exactly_a_day = do_create_visit(
-        actor=a.manager, client=a.other_client, starts_at=start,
+        actor=a.manager,
+        client=a.other_client,
+        starts_at=start,
         ends_at=start + dt.timedelta(hours=24),
     )
     assert exactly_a_day.staff_id is None
@@ -137,7 +141,9 @@ def test_bad_visits_get_field_errors_and_write_nothing(
     a = matrix.a
     start = later(30)
     kwargs: dict[str, Any] = {
-        "client": a.client, "starts_at": start, "ends_at": start + dt.timedelta(hours=1)
+        "client": a.client,
+        "starts_at": start,
+        "ends_at": start + dt.timedelta(hours=1),
     }
     if case == "end before start":
         kwargs["ends_at"] = start - dt.timedelta(minutes=1)
@@ -202,7 +208,10 @@ def test_managers_reschedule_and_reassign(matrix: TenantMatrix) -> None:
     activate(a.manager)
     do_assign_staff(a.client, a.other_staff.membership, actor=a.manager)
     do_update_visit(
-        a.visit, actor=a.manager, starts_at=later(5), ends_at=later(6),
+        a.visit,
+        actor=a.manager,
+        starts_at=later(5),
+        ends_at=later(6),
         staff=a.other_staff.membership,
     )
     activate(a.other_staff)
@@ -244,7 +253,10 @@ def test_clients_request_visits_for_themselves_only(matrix: TenantMatrix) -> Non
     activate(a.client_login)
     visit = do_request_visit(actor=a.client_login, starts_at=later(48), note=" Two walks ")
     assert (visit.client_id, visit.status, visit.staff_id, visit.request_note) == (
-        a.client.pk, VisitStatus.REQUESTED, None, "Two walks"
+        a.client.pk,
+        VisitStatus.REQUESTED,
+        None,
+        "Two walks",
     )
     assert visit.ends_at - visit.starts_at == dt.timedelta(hours=1)
     for kwargs, field in (

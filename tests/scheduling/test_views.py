@@ -21,11 +21,15 @@ def test_manager_creates_edits_and_retires_services(matrix):
     a = matrix.a
     browser = logged_in(a.manager)
     form = browser.get("/app/services/new/").content.decode()
-    for field, label in (("name", "Service name"), ("duration_minutes", "Duration (minutes)"),
-                         ("price", "Price")):
+    for field, label in (
+        ("name", "Service name"),
+        ("duration_minutes", "Duration (minutes)"),
+        ("price", "Price"),
+    ):
         assert f'<label for="id_{field}">{label}' in form
-    created = browser.post("/app/services/new/",
-                           {"name": "Cat visit", "duration_minutes": "30", "price": "18.50"})
+    created = browser.post(
+        "/app/services/new/", {"name": "Cat visit", "duration_minutes": "30", "price": "18.50"}
+    )
     assert created.status_code == 302 and created["Location"] == "/app/services/"
     activate(a.owner)
     service = list_services(a.owner).get(name="Cat visit")
@@ -33,16 +37,21 @@ def test_manager_creates_edits_and_retires_services(matrix):
     listing = browser.get("/app/services/")
     assert "Cat visit" in text(listing) and "18.50" in text(listing)
 
-    edited = browser.post(f"/app/services/{service.pk}/edit/",
-                          {"name": "Cat visit (long)", "duration_minutes": "45", "price": "25"})
+    edited = browser.post(
+        f"/app/services/{service.pk}/edit/",
+        {"name": "Cat visit (long)", "duration_minutes": "45", "price": "25"},
+    )
     assert edited.status_code == 302
     retired = browser.post(f"/app/services/{service.pk}/retire/")
     assert retired.status_code == 302
     activate(a.owner)
     assert not list_services(a.owner).filter(pk=service.pk).exists()
     service = list_services(a.owner, include_inactive=True).get(pk=service.pk)
-    assert (service.name, service.duration_minutes, service.is_active) == ("Cat visit (long)", 45,
-                                                                           False)
+    assert (service.name, service.duration_minutes, service.is_active) == (
+        "Cat visit (long)",
+        45,
+        False,
+    )
     assert "Retired" in text(browser.get("/app/services/"))
     browser.post(f"/app/services/{service.pk}/retire/")
     activate(a.owner)
@@ -52,15 +61,20 @@ def test_manager_creates_edits_and_retires_services(matrix):
 def test_bad_service_input_is_a_400_with_messages(matrix):
     browser = logged_in(matrix.a.manager)
     before = snapshot(matrix)
-    response = browser.post("/app/services/new/",
-                            {"name": "", "duration_minutes": "2", "price": "-1"})
+    response = browser.post(
+        "/app/services/new/", {"name": "", "duration_minutes": "2", "price": "-1"}
+    )
     assert response.status_code == 400
     body = text(response)
     assert "This field is required." in body
     assert "Ensure this value is greater than or equal to 5." in body
     assert "Ensure this value is greater than or equal to 0." in body
-    assert browser.post("/app/services/new/", {"name": "x", "duration_minutes": "ten",
-                                               "price": "1"}).status_code == 400
+    assert (
+        browser.post(
+            "/app/services/new/", {"name": "x", "duration_minutes": "ten", "price": "1"}
+        ).status_code
+        == 400
+    )
     assert browser.get("/app/services/nope/edit/").status_code == 404
     assert browser.get(f"/app/services/{matrix.b.service.pk}/edit/").status_code == 404
     assert snapshot(matrix) == before
@@ -107,18 +121,28 @@ def test_manager_schedules_a_visit(matrix):
     a = matrix.a
     browser = logged_in(a.manager)
     form = browser.get("/app/visits/new/", {"client": str(a.client.pk)}).content.decode()
-    for field, label in (("client", "Client"), ("staff", "Staff member"), ("service", "Service"),
-                         ("starts_at", "Start"), ("ends_at", "End")):
+    for field, label in (
+        ("client", "Client"),
+        ("staff", "Staff member"),
+        ("service", "Service"),
+        ("starts_at", "Start"),
+        ("ends_at", "End"),
+    ):
         assert f'<label for="id_{field}">{label}' in form
     # Only the business's own clients, staff and services are offered.
     assert str(matrix.b.client.pk) not in form and str(matrix.b.staff.membership.pk) not in form
     assert str(a.client_login.membership.pk) not in form
 
     starts = timezone.now() + dt.timedelta(days=2)
-    response = browser.post("/app/visits/new/", {
-        "client": str(a.client.pk), "staff": str(a.staff.membership.pk),
-        "service": str(a.service.pk), "starts_at": local(starts),
-    })
+    response = browser.post(
+        "/app/visits/new/",
+        {
+            "client": str(a.client.pk),
+            "staff": str(a.staff.membership.pk),
+            "service": str(a.service.pk),
+            "starts_at": local(starts),
+        },
+    )
     assert response.status_code == 302
     visit_id = response["Location"].split("/")[-2]
     activate(a.owner)
@@ -134,17 +158,31 @@ def test_bad_visit_input_is_a_400_with_messages_and_nothing_saved(matrix):
     before = snapshot(matrix)
     starts = local(timezone.now() + dt.timedelta(days=2))
     cases = [
-        ({"client": str(a.other_client.pk), "staff": str(a.staff.membership.pk),
-          "starts_at": starts, "service": str(a.service.pk)},
-         "Assign this staff member to the client before scheduling a visit."),
-        ({"client": str(a.client.pk), "starts_at": starts},
-         "Give an end time or choose a service."),
-        ({"client": str(a.client.pk), "starts_at": "tomorrow-ish"},
-         "Enter a date and time, e.g. 2030-05-17 14:30."),
-        ({"client": str(matrix.b.client.pk), "starts_at": starts, "service": str(a.service.pk)},
-         "Select a valid choice."),
-        ({"client": str(a.client.pk), "starts_at": starts, "ends_at": starts},
-         "A visit must end after it starts."),
+        (
+            {
+                "client": str(a.other_client.pk),
+                "staff": str(a.staff.membership.pk),
+                "starts_at": starts,
+                "service": str(a.service.pk),
+            },
+            "Assign this staff member to the client before scheduling a visit.",
+        ),
+        (
+            {"client": str(a.client.pk), "starts_at": starts},
+            "Give an end time or choose a service.",
+        ),
+        (
+            {"client": str(a.client.pk), "starts_at": "tomorrow-ish"},
+            "Enter a date and time, e.g. 2030-05-17 14:30.",
+        ),
+        (
+            {"client": str(matrix.b.client.pk), "starts_at": starts, "service": str(a.service.pk)},
+            "Select a valid choice.",
+        ),
+        (
+            {"client": str(a.client.pk), "starts_at": starts, "ends_at": starts},
+            "A visit must end after it starts.",
+        ),
     ]
     for data, message in cases:
         response = browser.post("/app/visits/new/", data)
@@ -159,8 +197,9 @@ def test_staff_report_on_their_own_visit_only(matrix):
     page = browser.get(f"/app/visits/{a.visit.pk}/")
     assert page.status_code == 200
     assert '<label for="id_report">Visit report' in page.content.decode()
-    response = browser.post(f"/app/visits/{a.visit.pk}/update/",
-                            {"status": "completed", "report": "Miso ate well."})
+    response = browser.post(
+        f"/app/visits/{a.visit.pk}/update/", {"status": "completed", "report": "Miso ate well."}
+    )
     assert response.status_code == 302
     activate(a.owner)
     visit = access_visit_by_id(a.owner, a.visit.pk)
@@ -171,8 +210,9 @@ def test_staff_report_on_their_own_visit_only(matrix):
 
     other = logged_in(a.other_staff)
     assert other.get(f"/app/visits/{a.visit.pk}/").status_code == 404
-    assert other.post(f"/app/visits/{a.visit.pk}/update/",
-                      {"status": "cancelled"}).status_code == 404
+    assert (
+        other.post(f"/app/visits/{a.visit.pk}/update/", {"status": "cancelled"}).status_code == 404
+    )
     activate(a.owner)
     assert access_visit_by_id(a.owner, a.visit.pk).status == "completed"
 
@@ -182,8 +222,10 @@ def test_client_sees_own_visit_read_only(matrix):
     browser = logged_in(a.client_login)
     page = browser.get(f"/app/visits/{a.visit.pk}/")
     assert page.status_code == 200 and "/update/" not in page.content.decode()
-    assert browser.post(f"/app/visits/{a.visit.pk}/update/",
-                        {"status": "cancelled"}).status_code == 403
+    assert (
+        browser.post(f"/app/visits/{a.visit.pk}/update/", {"status": "cancelled"}).status_code
+        == 403
+    )
     assert browser.get(f"/app/visits/{matrix.b.visit.pk}/").status_code == 404
     assert browser.get("/app/visits/12345/").status_code == 404
 
@@ -192,13 +234,21 @@ def test_client_requests_a_visit_and_a_manager_confirms_it(matrix):
     a = matrix.a
     client = logged_in(a.client_login)
     form = client.get("/app/portal/request/").content.decode()
-    for field, label in (("service", "Service"), ("starts_at", "Preferred start"),
-                         ("note", "Note for the business")):
+    for field, label in (
+        ("service", "Service"),
+        ("starts_at", "Preferred start"),
+        ("note", "Note for the business"),
+    ):
         assert f'<label for="id_{field}">{label}' in form
     starts = timezone.now() + dt.timedelta(days=4)
-    response = client.post("/app/portal/request/", {
-        "service": str(a.service.pk), "starts_at": local(starts), "note": "Ring twice",
-    })
+    response = client.post(
+        "/app/portal/request/",
+        {
+            "service": str(a.service.pk),
+            "starts_at": local(starts),
+            "note": "Ring twice",
+        },
+    )
     assert response.status_code == 302 and response["Location"] == "/app/portal/"
     assert "Your request was sent." in text(client.get("/app/portal/"))
     activate(a.owner)
@@ -211,35 +261,46 @@ def test_client_requests_a_visit_and_a_manager_confirms_it(matrix):
     detail = manager.get(f"/app/visits/{requested.pk}/")
     assert "Confirm this request" in text(detail) and "Ring twice" in text(detail)
     # Confirming with staff who is not assigned to the client is refused, with the reason.
-    refused = manager.post(f"/app/visits/{requested.pk}/confirm/",
-                           {"staff": str(a.other_staff.membership.pk)})
+    refused = manager.post(
+        f"/app/visits/{requested.pk}/confirm/", {"staff": str(a.other_staff.membership.pk)}
+    )
     assert refused.status_code == 400
     assert "Assign this staff member to the client" in text(refused)
-    confirmed = manager.post(f"/app/visits/{requested.pk}/confirm/",
-                             {"staff": str(a.staff.membership.pk)})
+    confirmed = manager.post(
+        f"/app/visits/{requested.pk}/confirm/", {"staff": str(a.staff.membership.pk)}
+    )
     assert confirmed.status_code == 302
     activate(a.owner)
     visit = access_visit_by_id(a.owner, requested.pk)
     assert (visit.status, visit.staff_id) == ("scheduled", a.staff.membership.pk)
-    again = manager.post(f"/app/visits/{requested.pk}/confirm/",
-                         {"staff": str(a.staff.membership.pk)})
+    again = manager.post(
+        f"/app/visits/{requested.pk}/confirm/", {"staff": str(a.staff.membership.pk)}
+    )
     assert again.status_code == 400 and "Only a requested visit can be confirmed." in text(again)
 
 
 def test_visit_request_in_the_past_or_malformed_is_a_400(matrix):
     browser = logged_in(matrix.a.client_login)
     before = snapshot(matrix)
-    past = browser.post("/app/portal/request/",
-                        {"starts_at": local(timezone.now() - dt.timedelta(days=1))})
+    past = browser.post(
+        "/app/portal/request/", {"starts_at": local(timezone.now() - dt.timedelta(days=1))}
+    )
     assert past.status_code == 400 and "Choose a time in the future." in text(past)
-    foreign = browser.post("/app/portal/request/", {
-        "starts_at": local(timezone.now() + dt.timedelta(days=1)),
-        "service": str(matrix.b.service.pk),
-    })
+    foreign = browser.post(
+        "/app/portal/request/",
+        {
+            "starts_at": local(timezone.now() + dt.timedelta(days=1)),
+            "service": str(matrix.b.service.pk),
+        },
+    )
     assert foreign.status_code == 400 and "Select a valid choice." in text(foreign)
-    long_note = browser.post("/app/portal/request/", {
-        "starts_at": local(timezone.now() + dt.timedelta(days=1)), "note": "x" * 2001,
-    })
+    long_note = browser.post(
+        "/app/portal/request/",
+        {
+            "starts_at": local(timezone.now() + dt.timedelta(days=1)),
+            "note": "x" * 2001,
+        },
+    )
     assert long_note.status_code == 400
     assert snapshot(matrix) == before
 
@@ -249,8 +310,9 @@ def test_today_lists_staffs_visits_with_access_where_visible(matrix):
     activate(a.owner)
     # Under way right now, so it is today's whatever the clock says (but 00:00-00:01).
     starts = timezone.now() - dt.timedelta(minutes=1)
-    do_update_visit(a.visit, actor=a.owner, starts_at=starts,
-                    ends_at=starts + dt.timedelta(hours=1))
+    do_update_visit(
+        a.visit, actor=a.owner, starts_at=starts, ends_at=starts + dt.timedelta(hours=1)
+    )
     page = logged_in(a.staff).get("/app/today/")
     assert page.status_code == 200 and title(page) == "Today · Custodia"
     body = text(page)
@@ -278,9 +340,13 @@ def test_staff_dashboard_lists_their_next_visits(matrix):
 def test_manager_dashboard_counts(matrix):
     a = matrix.a
     activate(a.owner)
-    do_create_visit(actor=a.owner, client=a.client, staff=a.staff.membership,
-                    starts_at=timezone.now() + dt.timedelta(days=1, minutes=1),
-                    ends_at=timezone.now() + dt.timedelta(days=1, hours=1))
+    do_create_visit(
+        actor=a.owner,
+        client=a.client,
+        staff=a.staff.membership,
+        starts_at=timezone.now() + dt.timedelta(days=1, minutes=1),
+        ends_at=timezone.now() + dt.timedelta(days=1, hours=1),
+    )
     page = logged_in(a.owner).get("/app/")
     assert page.status_code == 200 and title(page) == "Dashboard · Custodia"
     body = text(page)

@@ -176,4 +176,3 @@ def attempt(action: Callable[[], Any]) -> BaseException | None:
     except Exception as error:  # noqa: BLE001 - the caller asserts on the type
         return error
     return None
-

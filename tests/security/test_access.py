@@ -284,52 +284,108 @@ def _soon(hours: float = 48) -> dt.datetime:
 
 # Every action, and the roles of A allowed to do it. Each lambda gets (matrix, extras, actor).
 ACTIONS: dict[str, tuple[set[str], Callable[[TenantMatrix, Extras, Actor], Any]]] = {
-    "create client": ({"owner", "manager"}, lambda m, x, actor: do_create_client(
-        actor=actor, name="Intruder")),
-    "update client": ({"owner", "manager"}, lambda m, x, actor: do_update_client(
-        m.a.client, actor=actor, notes="changed")),
-    "update door code": ({"owner", "manager"}, lambda m, x, actor: do_update_client(
-        m.a.client, actor=actor, door_code="0000")),
-    "delete client": ({"owner", "manager"}, lambda m, x, actor: do_delete_client(
-        m.a.other_client, actor=actor)),
-    "assign staff": ({"owner", "manager"}, lambda m, x, actor: do_assign_staff(
-        m.a.other_client, m.a.other_staff.membership, actor=actor)),
-    "unassign staff": ({"owner", "manager"}, lambda m, x, actor: do_unassign_staff(
-        m.a.client, m.a.staff.membership, actor=actor)),
-    "create service": ({"owner", "manager"}, lambda m, x, actor: do_create_service(
-        actor=actor, name="Free", duration_minutes=30, price_cents=0)),
-    "update service": ({"owner", "manager"}, lambda m, x, actor: do_update_service(
-        m.a.service, actor=actor, price_cents=1)),
-    "delete service": ({"owner", "manager"}, lambda m, x, actor: do_delete_service(
-        m.a.service, actor=actor)),
-    "create visit": ({"owner", "manager"}, lambda m, x, actor: do_create_visit(
-        actor=actor, client=m.a.client, starts_at=_soon(), ends_at=_soon(49))),
-    "move visit": ({"owner", "manager"}, lambda m, x, actor: do_update_visit(
-        m.a.visit, actor=actor, starts_at=_soon(0.5), ends_at=_soon(1))),
-    "report on visit": ({"owner", "manager", "staff"}, lambda m, x, actor: do_update_visit(
-        m.a.visit, actor=actor, report="All good", status="completed")),
-    "delete visit": ({"owner", "manager"}, lambda m, x, actor: do_delete_visit(
-        m.a.visit, actor=actor)),
-    "request visit": ({"client_login"}, lambda m, x, actor: do_request_visit(
-        actor=actor, starts_at=_soon())),
-    "invite staff": ({"owner", "manager"}, lambda m, x, actor: do_invite_member(
-        actor=actor, email="new.person@example.test", role=Role.STAFF)),
-    "invite owner": ({"owner"}, lambda m, x, actor: do_invite_member(
-        actor=actor, email="new.owner@example.test", role=Role.OWNER)),
-    "revoke invitation": ({"owner", "manager"}, lambda m, x, actor: do_revoke_invitation(
-        x.invitations["a"], actor=actor)),
-    "promote staff": ({"owner"}, lambda m, x, actor: do_change_role(
-        m.a.staff.membership, Role.MANAGER, actor=actor)),
-    "deactivate staff": ({"owner", "manager"}, lambda m, x, actor: do_deactivate_member(
-        m.a.other_staff.membership, actor=actor)),
-    "deactivate manager": ({"owner"}, lambda m, x, actor: do_deactivate_member(
-        m.a.manager.membership, actor=actor)),
+    "create client": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_create_client(actor=actor, name="Intruder"),
+    ),
+    "update client": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_update_client(m.a.client, actor=actor, notes="changed"),
+    ),
+    "update door code": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_update_client(m.a.client, actor=actor, door_code="0000"),
+    ),
+    "delete client": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_delete_client(m.a.other_client, actor=actor),
+    ),
+    "assign staff": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_assign_staff(
+            m.a.other_client, m.a.other_staff.membership, actor=actor
+        ),
+    ),
+    "unassign staff": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_unassign_staff(m.a.client, m.a.staff.membership, actor=actor),
+    ),
+    "create service": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_create_service(
+            actor=actor, name="Free", duration_minutes=30, price_cents=0
+        ),
+    ),
+    "update service": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_update_service(m.a.service, actor=actor, price_cents=1),
+    ),
+    "delete service": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_delete_service(m.a.service, actor=actor),
+    ),
+    "create visit": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_create_visit(
+            actor=actor, client=m.a.client, starts_at=_soon(), ends_at=_soon(49)
+        ),
+    ),
+    "move visit": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_update_visit(
+            m.a.visit, actor=actor, starts_at=_soon(0.5), ends_at=_soon(1)
+        ),
+    ),
+    "report on visit": (
+        {"owner", "manager", "staff"},
+        lambda m, x, actor: do_update_visit(
+            m.a.visit, actor=actor, report="All good", status="completed"
+        ),
+    ),
+    "delete visit": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_delete_visit(m.a.visit, actor=actor),
+    ),
+    "request visit": (
+        {"client_login"},
+        lambda m, x, actor: do_request_visit(actor=actor, starts_at=_soon()),
+    ),
+    "invite staff": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_invite_member(
+            actor=actor, email="new.person@example.test", role=Role.STAFF
+        ),
+    ),
+    "invite owner": (
+        {"owner"},
+        lambda m, x, actor: do_invite_member(
+            actor=actor, email="new.owner@example.test", role=Role.OWNER
+        ),
+    ),
+    "revoke invitation": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_revoke_invitation(x.invitations["a"], actor=actor),
+    ),
+    "promote staff": (
+        {"owner"},
+        lambda m, x, actor: do_change_role(m.a.staff.membership, Role.MANAGER, actor=actor),
+    ),
+    "deactivate staff": (
+        {"owner", "manager"},
+        lambda m, x, actor: do_deactivate_member(m.a.other_staff.membership, actor=actor),
+    ),
+    "deactivate manager": (
+        {"owner"},
+        lambda m, x, actor: do_deactivate_member(m.a.manager.membership, actor=actor),
+    ),
     "create token": (
         {"owner", "manager", "staff", "other_staff"},
         lambda m, x, actor: do_create_api_token(actor=actor, name="mine"),
     ),
-    "revoke owner's token": ({"owner"}, lambda m, x, actor: do_revoke_api_token(
-        x.tokens["a.owner"][0], actor=actor)),
+    "revoke owner's token": (
+        {"owner"},
+        lambda m, x, actor: do_revoke_api_token(x.tokens["a.owner"][0], actor=actor),
+    ),
 }
 
 
@@ -365,45 +421,63 @@ def test_lesser_roles_and_the_outsider_are_refused_and_nothing_changes(
 
 CROSS_TENANT: dict[str, Callable[[TenantMatrix, Extras], Any]] = {
     "assign B's staff to A's client": lambda m, x: do_assign_staff(
-        m.a.client, m.b.staff.membership, actor=m.a.owner),
+        m.a.client, m.b.staff.membership, actor=m.a.owner
+    ),
     "assign A's staff to B's client": lambda m, x: do_assign_staff(
-        m.b.client, m.a.staff.membership, actor=m.a.owner),
+        m.b.client, m.a.staff.membership, actor=m.a.owner
+    ),
     "unassign B's staff": lambda m, x: do_unassign_staff(
-        m.b.client, m.b.staff.membership, actor=m.a.owner),
+        m.b.client, m.b.staff.membership, actor=m.a.owner
+    ),
     "update B's client": lambda m, x: do_update_client(m.b.client, actor=m.a.owner, name="Owned"),
     "set B's door code": lambda m, x: do_update_client(
-        m.b.client, actor=m.a.owner, door_code="0000"),
+        m.b.client, actor=m.a.owner, door_code="0000"
+    ),
     "delete B's client": lambda m, x: do_delete_client(m.b.client, actor=m.a.owner),
     "update B's service": lambda m, x: do_update_service(
-        m.b.service, actor=m.a.owner, price_cents=1),
+        m.b.service, actor=m.a.owner, price_cents=1
+    ),
     "delete B's service": lambda m, x: do_delete_service(m.b.service, actor=m.a.owner),
     "visit for B's client": lambda m, x: do_create_visit(
-        actor=m.a.owner, client=m.b.client, starts_at=_soon(), ends_at=_soon(49)),
+        actor=m.a.owner, client=m.b.client, starts_at=_soon(), ends_at=_soon(49)
+    ),
     "visit with B's service": lambda m, x: do_create_visit(
-        actor=m.a.owner, client=m.a.client, service=m.b.service, starts_at=_soon()),
+        actor=m.a.owner, client=m.a.client, service=m.b.service, starts_at=_soon()
+    ),
     "visit with B's staff": lambda m, x: do_create_visit(
-        actor=m.a.owner, client=m.a.client, staff=m.b.staff.membership, starts_at=_soon(),
-        ends_at=_soon(49)),
+        actor=m.a.owner,
+        client=m.a.client,
+        staff=m.b.staff.membership,
+        starts_at=_soon(),
+        ends_at=_soon(49),
+    ),
     "report on B's visit": lambda m, x: do_update_visit(m.b.visit, actor=m.a.owner, report="x"),
     "staff reports on B's visit": lambda m, x: do_update_visit(
-        m.b.visit, actor=m.a.staff, report="x"),
+        m.b.visit, actor=m.a.staff, report="x"
+    ),
     "hand A's visit to B's staff": lambda m, x: do_update_visit(
-        m.a.visit, actor=m.a.owner, staff=m.b.staff.membership),
+        m.a.visit, actor=m.a.owner, staff=m.b.staff.membership
+    ),
     "A's visit with B's service": lambda m, x: do_update_visit(
-        m.a.visit, actor=m.a.owner, service=m.b.service),
+        m.a.visit, actor=m.a.owner, service=m.b.service
+    ),
     "delete B's visit": lambda m, x: do_delete_visit(m.b.visit, actor=m.a.owner),
     "request with B's service": lambda m, x: do_request_visit(
-        actor=m.a.client_login, starts_at=_soon(), service=m.b.service),
+        actor=m.a.client_login, starts_at=_soon(), service=m.b.service
+    ),
     "invite to B's client login": lambda m, x: do_invite_member(
-        actor=m.a.owner, email="someone@example.test", role=Role.CLIENT, client=m.b.client),
-    "revoke B's invitation": lambda m, x: do_revoke_invitation(
-        x.invitations["b"], actor=m.a.owner),
+        actor=m.a.owner, email="someone@example.test", role=Role.CLIENT, client=m.b.client
+    ),
+    "revoke B's invitation": lambda m, x: do_revoke_invitation(x.invitations["b"], actor=m.a.owner),
     "demote B's owner": lambda m, x: do_change_role(
-        m.b.owner.membership, Role.STAFF, actor=m.a.owner),
+        m.b.owner.membership, Role.STAFF, actor=m.a.owner
+    ),
     "promote B's staff": lambda m, x: do_change_role(
-        m.b.staff.membership, Role.MANAGER, actor=m.a.owner),
+        m.b.staff.membership, Role.MANAGER, actor=m.a.owner
+    ),
     "deactivate B's staff": lambda m, x: do_deactivate_member(
-        m.b.staff.membership, actor=m.a.owner),
+        m.b.staff.membership, actor=m.a.owner
+    ),
     "revoke B's token": lambda m, x: do_revoke_api_token(x.tokens["b.owner"][0], actor=m.a.owner),
 }
 # Those where the action itself says no (a clean 4xx), not only the database underneath.

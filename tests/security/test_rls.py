@@ -66,10 +66,19 @@ def visit_sql(tenant_id: object, client_id: object, **values: Any) -> tuple[str,
     """An INSERT into scheduling_visit with sensible defaults (a requested visit tomorrow)."""
     start = timezone.now() + dt.timedelta(days=1)
     row = {
-        "id": uuid.uuid4(), "tenant_id": tenant_id, "client_id": client_id, "staff_id": None,
-        "service_id": None, "starts_at": start, "ends_at": start + dt.timedelta(hours=1),
-        "status": "requested", "request_note": "", "report": "",
-        "created_at": timezone.now(), "updated_at": timezone.now(), **values,
+        "id": uuid.uuid4(),
+        "tenant_id": tenant_id,
+        "client_id": client_id,
+        "staff_id": None,
+        "service_id": None,
+        "starts_at": start,
+        "ends_at": start + dt.timedelta(hours=1),
+        "status": "requested",
+        "request_note": "",
+        "report": "",
+        "created_at": timezone.now(),
+        "updated_at": timezone.now(),
+        **values,
     }
     columns = ", ".join(row)
     marks = ", ".join(["%s"] * len(row))
@@ -211,8 +220,11 @@ def test_no_role_of_a_reads_any_row_of_b(matrix: TenantMatrix, extras: Extras) -
     of_b = _ids_of_b(matrix, extras)
     a_id = matrix.a.owner.tenant_id
     actors = {
-        "owner": matrix.a.owner, "manager": matrix.a.manager, "staff": matrix.a.staff,
-        "other_staff": matrix.a.other_staff, "client": matrix.a.client_login,
+        "owner": matrix.a.owner,
+        "manager": matrix.a.manager,
+        "staff": matrix.a.staff,
+        "other_staff": matrix.a.other_staff,
+        "client": matrix.a.client_login,
     }
     for name, actor in actors.items():
         activate(actor)
@@ -299,8 +311,13 @@ def test_rows_of_a_cannot_point_at_rows_of_b(matrix: TenantMatrix, extras: Extra
         "assignment assigned_by -> B member": (
             "INSERT INTO clients_assignment (id, tenant_id, client_id, staff_id, assigned_by_id,"
             " created_at) VALUES (%s, %s, %s, %s, %s, now())",
-            [uuid.uuid4(), a_id, a.other_client.pk, a.other_staff.membership.pk,
-             b.owner.membership.pk],
+            [
+                uuid.uuid4(),
+                a_id,
+                a.other_client.pk,
+                a.other_staff.membership.pk,
+                b.owner.membership.pk,
+            ],
         ),
         "home access -> B client": (
             "INSERT INTO clients_homeaccess (tenant_id, client_id, instructions, door_code,"
@@ -317,15 +334,25 @@ def test_rows_of_a_cannot_point_at_rows_of_b(matrix: TenantMatrix, extras: Extra
             "INSERT INTO tenancy_invitation (id, tenant_id, email, role, client_id, prefix, digest,"
             " created_at, expires_at)"
             " VALUES (%s, %s, 'x@x.test', 'client', %s, %s, 'd', now(), %s)",
-            [uuid.uuid4(), a_id, bare_b_client.pk, uuid.uuid4().hex[:12],
-             now + dt.timedelta(hours=1)],
+            [
+                uuid.uuid4(),
+                a_id,
+                bare_b_client.pk,
+                uuid.uuid4().hex[:12],
+                now + dt.timedelta(hours=1),
+            ],
         ),
         "invitation invited_by -> B member": (
             "INSERT INTO tenancy_invitation (id, tenant_id, email, role, invited_by_id, prefix,"
             " digest, created_at, expires_at) VALUES (%s, %s, 'x@x.test', 'staff', %s, %s, 'd',"
             " now(), %s)",
-            [uuid.uuid4(), a_id, b.owner.membership.pk, uuid.uuid4().hex[:12],
-             now + dt.timedelta(hours=1)],
+            [
+                uuid.uuid4(),
+                a_id,
+                b.owner.membership.pk,
+                uuid.uuid4().hex[:12],
+                now + dt.timedelta(hours=1),
+            ],
         ),
     }
     activate(a.owner)
@@ -346,8 +373,14 @@ def test_rows_of_a_cannot_point_at_rows_of_b(matrix: TenantMatrix, extras: Extra
             "INSERT INTO accounts_apitoken (id, tenant_id, user_id, membership_id, name, prefix,"
             " digest, scopes, created_at, expires_at) VALUES (%s, %s, %s, %s, 't', %s, 'd',"
             " ARRAY['clients:record:read'], now(), %s)",
-            [uuid.uuid4(), a_id, a.owner.user.pk, b.owner.membership.pk, uuid.uuid4().hex[:12],
-             now + dt.timedelta(days=1)],
+            [
+                uuid.uuid4(),
+                a_id,
+                a.owner.user.pk,
+                b.owner.membership.pk,
+                uuid.uuid4().hex[:12],
+                now + dt.timedelta(days=1),
+            ],
         )
         check_as_at_commit()
     # Re-pointing an existing row is refused the same way.
@@ -370,7 +403,9 @@ def test_staff_see_only_assigned_clients_and_their_own_visits(matrix: TenantMatr
 
     do_assign_staff(a.other_client, a.other_staff.membership, actor=a.owner)
     other_visit = do_create_visit(
-        actor=a.owner, client=a.other_client, staff=a.other_staff.membership,
+        actor=a.owner,
+        client=a.other_client,
+        staff=a.other_staff.membership,
         starts_at=timezone.now() + dt.timedelta(hours=3),
         ends_at=timezone.now() + dt.timedelta(hours=4),
     )
@@ -393,8 +428,11 @@ def test_staff_see_only_assigned_clients_and_their_own_visits(matrix: TenantMatr
     assert execute("UPDATE clients_client SET notes = 'x'") == 0
     assert execute("DELETE FROM clients_assignment") == 0
     assert execute("UPDATE scheduling_visit SET report = 'x' WHERE id = %s", [other_visit.pk]) == 0
-    refused(*visit_sql(a.owner.tenant_id, a.client.pk, status="scheduled",
-                       staff_id=a.staff.membership.pk))
+    refused(
+        *visit_sql(
+            a.owner.tenant_id, a.client.pk, status="scheduled", staff_id=a.staff.membership.pk
+        )
+    )
     refused(
         "INSERT INTO clients_assignment (id, tenant_id, client_id, staff_id, created_at)"
         " VALUES (%s, %s, %s, %s, now())",
@@ -405,10 +443,14 @@ def test_staff_see_only_assigned_clients_and_their_own_visits(matrix: TenantMatr
 def test_staff_may_change_only_status_and_report_of_own_visits(matrix: TenantMatrix) -> None:
     a = matrix.a
     activate(a.staff)
-    assert execute(
-        "UPDATE scheduling_visit SET report = 'Fed the cat', status = 'completed' WHERE id = %s",
-        [a.visit.pk],
-    ) == 1
+    assert (
+        execute(
+            "UPDATE scheduling_visit SET report = 'Fed the cat', status = 'completed'"
+            " WHERE id = %s",
+            [a.visit.pk],
+        )
+        == 1
+    )
     # Moving the visit would open the home-access window at will.
     for change in (
         "starts_at = now(), ends_at = now() + interval '1 hour'",
@@ -429,11 +471,14 @@ def test_staff_may_change_only_status_and_report_of_own_visits(matrix: TenantMat
         match="row-level security|only the status and report",
     )
     activate(a.manager)
-    assert execute(
-        "UPDATE scheduling_visit SET starts_at = starts_at + interval '1 hour',"
-        " ends_at = ends_at + interval '1 hour' WHERE id = %s",
-        [a.visit.pk],
-    ) == 1
+    assert (
+        execute(
+            "UPDATE scheduling_visit SET starts_at = starts_at + interval '1 hour',"
+            " ends_at = ends_at + interval '1 hour' WHERE id = %s",
+            [a.visit.pk],
+        )
+        == 1
+    )
 
 
 # (label, hours from now to the start, visit length in hours, status, visible to staff?)
@@ -477,10 +522,13 @@ def test_home_access_window_follows_the_business_setting(matrix: TenantMatrix) -
     activate(a.staff)
     assert count("clients_homeaccess") == 1  # the matrix visit starts in 2 h
     activate(a.owner)
-    assert execute(
-        "UPDATE tenancy_business SET access_window_before_hours = 1 WHERE id = %s",
-        [a.owner.tenant_id],
-    ) == 1
+    assert (
+        execute(
+            "UPDATE tenancy_business SET access_window_before_hours = 1 WHERE id = %s",
+            [a.owner.tenant_id],
+        )
+        == 1
+    )
     activate(a.staff)
     assert count("clients_homeaccess") == 0
     # The staff member cannot widen the window themself.
@@ -491,15 +539,19 @@ def test_home_access_needs_assignment_and_own_visit(matrix: TenantMatrix) -> Non
     a = matrix.a
     activate(a.owner)
     # The visit moves to the other staff member, who is not assigned to the client.
-    execute("UPDATE scheduling_visit SET staff_id = %s WHERE id = %s",
-            [a.other_staff.membership.pk, a.visit.pk])
+    execute(
+        "UPDATE scheduling_visit SET staff_id = %s WHERE id = %s",
+        [a.other_staff.membership.pk, a.visit.pk],
+    )
     activate(a.staff)
     assert count("clients_homeaccess") == 0, "assigned, but the visit is someone else's"
     activate(a.other_staff)
     assert count("clients_homeaccess") == 0, "own visit, but not assigned"
     activate(a.owner)
-    execute("UPDATE scheduling_visit SET staff_id = %s WHERE id = %s",
-            [a.staff.membership.pk, a.visit.pk])
+    execute(
+        "UPDATE scheduling_visit SET staff_id = %s WHERE id = %s",
+        [a.staff.membership.pk, a.visit.pk],
+    )
     execute("DELETE FROM clients_assignment WHERE client_id = %s", [a.client.pk])
     activate(a.staff)
     assert count("clients_homeaccess") == 0, "own visit, assignment removed"
@@ -551,8 +603,9 @@ def test_joining_a_business_needs_a_live_invitation_for_exactly_that(
     invitee = UserFactory(email="joiner@example.test")
     stranger = UserFactory(email="stranger@example.test")
     staff_inv, _ = add_invitation(a.owner, email=invitee.email, role=Role.STAFF)
-    client_inv, _ = add_invitation(a.owner, email=invitee.email, role=Role.CLIENT,
-                                   client=a.other_client)
+    client_inv, _ = add_invitation(
+        a.owner, email=invitee.email, role=Role.CLIENT, client=a.other_client
+    )
     expired, _ = add_invitation(a.owner, email=invitee.email, expires_in=dt.timedelta(hours=-1))
     revoked, _ = add_invitation(a.owner, email=invitee.email)
     used, _ = add_invitation(a.owner, email=invitee.email)
@@ -568,8 +621,13 @@ def test_joining_a_business_needs_a_live_invitation_for_exactly_that(
         "no invitation named": ("", a_id, invitee, "staff", None),
         "role beyond the invitation": (staff_inv.prefix, a_id, invitee, "manager", None),
         "owner on a staff invitation": (staff_inv.prefix, a_id, invitee, "owner", None),
-        "client login on a staff invitation": (staff_inv.prefix, a_id, invitee, "client",
-                                               a.other_client.pk),
+        "client login on a staff invitation": (
+            staff_inv.prefix,
+            a_id,
+            invitee,
+            "client",
+            a.other_client.pk,
+        ),
         "another client record": (client_inv.prefix, a_id, invitee, "client", a.client.pk),
         "expired": (expired.prefix, a_id, invitee, "staff", None),
         "revoked": (revoked.prefix, a_id, invitee, "staff", None),
@@ -594,23 +652,33 @@ def test_joining_a_business_needs_a_live_invitation_for_exactly_that(
         [staff_inv.prefix],
     )
     as_invitee(revoked.prefix)
-    assert execute("UPDATE tenancy_invitation SET revoked_at = NULL WHERE prefix = %s",
-                   [revoked.prefix]) == 0
+    assert (
+        execute(
+            "UPDATE tenancy_invitation SET revoked_at = NULL WHERE prefix = %s", [revoked.prefix]
+        )
+        == 0
+    )
 
     # With exactly the right invitation it works, once.
     as_invitee(staff_inv.prefix)
     execute(*insert_membership_sql(a_id, invitee.pk, "staff"))
-    assert execute(
-        "UPDATE tenancy_invitation SET accepted_at = now() WHERE prefix = %s", [staff_inv.prefix]
-    ) == 1
+    assert (
+        execute(
+            "UPDATE tenancy_invitation SET accepted_at = now() WHERE prefix = %s",
+            [staff_inv.prefix],
+        )
+        == 1
+    )
     second = UserFactory(email="second@example.test")
-    client_inv2, _ = add_invitation(a.owner, email=second.email, role=Role.CLIENT,
-                                    client=a.other_client)
+    client_inv2, _ = add_invitation(
+        a.owner, email=second.email, role=Role.CLIENT, client=a.other_client
+    )
     set_db_context(tenant_id=a_id, user_id=second.pk, lookup=client_inv2.prefix)
     execute(*insert_membership_sql(a_id, second.pk, "client", a.other_client.pk))
     activate(a.owner)
-    assert ids("SELECT role FROM tenancy_membership WHERE user_id IN (%s, %s)",
-               [invitee.pk, second.pk]) == {"staff", "client"}
+    assert ids(
+        "SELECT role FROM tenancy_membership WHERE user_id IN (%s, %s)", [invitee.pk, second.pk]
+    ) == {"staff", "client"}
 
 
 def test_an_invitation_prefix_shows_its_own_business_and_nothing_else(
@@ -638,25 +706,39 @@ def test_managers_cannot_create_or_change_owners_and_managers(matrix: TenantMatr
     activate(a.manager)
     refused(*insert_membership_sql(a.owner.tenant_id, newcomer.pk, "owner"))
     refused(*insert_membership_sql(a.owner.tenant_id, newcomer.pk, "manager"))
-    refused(
-        "UPDATE tenancy_membership SET role = 'manager' WHERE id = %s", [a.staff.membership.pk]
+    refused("UPDATE tenancy_membership SET role = 'manager' WHERE id = %s", [a.staff.membership.pk])
+    assert (
+        execute(
+            "UPDATE tenancy_membership SET role = 'owner' WHERE id = %s", [a.manager.membership.pk]
+        )
+        == 0
     )
-    assert execute("UPDATE tenancy_membership SET role = 'owner' WHERE id = %s",
-                   [a.manager.membership.pk]) == 0
-    assert execute("UPDATE tenancy_membership SET is_active = false WHERE id = %s",
-                   [a.owner.membership.pk]) == 0
+    assert (
+        execute(
+            "UPDATE tenancy_membership SET is_active = false WHERE id = %s", [a.owner.membership.pk]
+        )
+        == 0
+    )
     refused(
         "INSERT INTO tenancy_invitation (id, tenant_id, email, role, prefix, digest, created_at,"
         " expires_at) VALUES (%s, %s, 'x@x.test', 'owner', %s, 'd', now(), now() + interval '1h')",
         [uuid.uuid4(), a.owner.tenant_id, uuid.uuid4().hex[:12]],
     )
     # What managers may do, they can.
-    assert execute("UPDATE tenancy_membership SET is_active = false WHERE id = %s",
-                   [a.staff.membership.pk]) == 1
+    assert (
+        execute(
+            "UPDATE tenancy_membership SET is_active = false WHERE id = %s", [a.staff.membership.pk]
+        )
+        == 1
+    )
     execute(*insert_membership_sql(a.owner.tenant_id, newcomer.pk, "staff"))
     activate(a.staff)
-    assert execute("UPDATE tenancy_membership SET role = 'owner' WHERE user_id = %s",
-                   [a.staff.user.pk]) == 0
+    assert (
+        execute(
+            "UPDATE tenancy_membership SET role = 'owner' WHERE user_id = %s", [a.staff.user.pk]
+        )
+        == 0
+    )
 
 
 # --- API tokens ------------------------------------------------------------------------------
@@ -687,8 +769,9 @@ def test_tokens_are_found_only_by_their_owner_or_exact_prefix(
 
     activate(matrix.a.owner)
     assert a_staff_token.pk not in ids("SELECT id FROM accounts_apitoken")
-    assert execute("UPDATE accounts_apitoken SET scopes = '{}' WHERE id = %s",
-                   [a_staff_token.pk]) == 0
+    assert (
+        execute("UPDATE accounts_apitoken SET scopes = '{}' WHERE id = %s", [a_staff_token.pk]) == 0
+    )
     activate(matrix.a.staff)
     assert ids("SELECT id FROM accounts_apitoken") == {a_staff_token.pk}
 
@@ -706,8 +789,11 @@ def test_settings_are_transaction_local(matrix: TenantMatrix) -> None:
 
     db = settings.DATABASES["default"]
     with psycopg.connect(
-        dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None,
-        host=db["HOST"] or None, port=db["PORT"] or None,
+        dbname=db["NAME"],
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
     ) as other:
         tenant = uuid.uuid4()
         slug = f"tmp-{tenant.hex[:10]}"
@@ -743,8 +829,11 @@ def test_settings_are_transaction_local(matrix: TenantMatrix) -> None:
 
 
 def _indexes_used(plan: str) -> list[str]:
-    return re.findall(r"(?:Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)?"
-                      r" (?:using|on) (\w+)", plan)
+    return re.findall(
+        r"(?:Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)?"
+        r" (?:using|on) (\w+)",
+        plan,
+    )
 
 
 def _index_leads_with(index: str) -> tuple[str, str]:

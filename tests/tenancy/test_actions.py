@@ -23,12 +23,13 @@ from custodia.tenancy.actions import (
     do_deactivate_member,
     do_invite_member,
     do_revoke_invitation,
+    invitation_proof,
 )
 from custodia.tenancy.context import Actor, activate, clear
 from custodia.tenancy.models import Business, Invitation, Membership
 from custodia.tenancy.permissions import Role
 from tests.factories import PASSWORD, TenantMatrix, UserFactory, add_member
-from tests.mail import SmtpServer, smtp_server  # noqa: F401 - the fixture
+from tests.mail import SmtpServer
 
 pytestmark = pytest.mark.django_db
 
@@ -60,9 +61,7 @@ def invite(
 
 def pending(owner: Actor) -> list[Invitation]:
     activate(owner)
-    return list(
-        tenancy_access.list_invitations(owner).filter(accepted_at=None, revoked_at=None)
-    )
+    return list(tenancy_access.list_invitations(owner).filter(accepted_at=None, revoked_at=None))
 
 
 def members_of(owner: Actor) -> set[tuple[str, str]]:
@@ -87,7 +86,8 @@ def test_creating_a_business_makes_its_first_owner(db: None) -> None:
     second = do_create_business(name="Second", owner=user)
     activate(second)
     assert {m.tenant_id for m in tenancy_access.memberships_of(user)} == {
-        owner.tenant_id, second.tenant_id
+        owner.tenant_id,
+        second.tenant_id,
     }
     # A stranger sees neither.
     stranger = do_create_business(name="Elsewhere", owner=UserFactory())
@@ -111,7 +111,8 @@ def test_a_long_business_name_is_cut_not_refused_by_the_database(db: None) -> No
 
 
 def test_invitation_email_carries_a_single_use_link_and_no_digest(
-    matrix: TenantMatrix, smtp_server: SmtpServer  # noqa: F811
+    matrix: TenantMatrix,
+    smtp_server: SmtpServer,
 ) -> None:
     invitation, prefix, secret = invite(smtp_server, matrix.a.manager, " New.Person@Example.TEST ")
     message = smtp_server.messages[-1]
@@ -130,12 +131,17 @@ def test_invitation_email_carries_a_single_use_link_and_no_digest(
 
 
 def test_a_new_person_accepts_and_gets_a_verified_login(
-    matrix: TenantMatrix, smtp_server: SmtpServer  # noqa: F811
+    matrix: TenantMatrix,
+    smtp_server: SmtpServer,
 ) -> None:
     _invitation, prefix, secret = invite(smtp_server, matrix.a.owner, "fresh@example.test")
     clear()  # the invitee arrives logged out
     actor = do_accept_invitation(
-        prefix, secret, user=None, full_name="  Fresh Person ", password=NEW_PASSWORD
+        prefix,
+        invitation_proof(secret),
+        user=None,
+        full_name="  Fresh Person ",
+        password=NEW_PASSWORD,
     )
     assert actor.role == Role.STAFF
     assert actor.tenant_id == matrix.a.owner.tenant_id
@@ -148,30 +154,38 @@ def test_a_new_person_accepts_and_gets_a_verified_login(
 
 
 def test_an_existing_login_with_the_same_email_accepts(
-    matrix: TenantMatrix, smtp_server: SmtpServer  # noqa: F811
+    matrix: TenantMatrix,
+    smtp_server: SmtpServer,
 ) -> None:
     # B's staff member also starts working for A.
     person = matrix.b.staff
     _inv, prefix, secret = invite(smtp_server, matrix.a.owner, person.user.email.upper())
     clear()
-    actor = do_accept_invitation(prefix, secret, user=person.user)
+    actor = do_accept_invitation(prefix, invitation_proof(secret), user=person.user)
     assert actor.user == person.user
     assert actor.tenant_id == matrix.a.owner.tenant_id
     activate(actor)
     assert {m.tenant_id for m in tenancy_access.memberships_of(person.user)} == {
-        matrix.a.owner.tenant_id, matrix.b.owner.tenant_id
+        matrix.a.owner.tenant_id,
+        matrix.b.owner.tenant_id,
     }
 
 
 def test_a_client_invitation_links_exactly_that_client_record(
-    matrix: TenantMatrix, smtp_server: SmtpServer  # noqa: F811
+    matrix: TenantMatrix,
+    smtp_server: SmtpServer,
 ) -> None:
     _inv, prefix, secret = invite(
-        smtp_server, matrix.a.owner, "portal@example.test", Role.CLIENT,
+        smtp_server,
+        matrix.a.owner,
+        "portal@example.test",
+        Role.CLIENT,
         client=matrix.a.other_client,
     )
     clear()
-    actor = do_accept_invitation(prefix, secret, user=None, full_name="Otto", password=NEW_PASSWORD)
+    actor = do_accept_invitation(
+        prefix, invitation_proof(secret), user=None, full_name="Otto", password=NEW_PASSWORD
+    )
     assert actor.role == Role.CLIENT
     assert actor.membership.client_id == matrix.a.other_client.pk
 
@@ -189,11 +203,23 @@ def test_client_invitations_must_name_a_client(matrix: TenantMatrix) -> None:
 
 @pytest.mark.parametrize(
     "spoil",
-    ["wrong secret", "wrong prefix", "used twice", "expired", "revoked", "other email",
-     "already a member", "existing account, not logged in", "weak password", "no name"],
+    [
+        "wrong secret",
+        "wrong prefix",
+        "used twice",
+        "expired",
+        "revoked",
+        "other email",
+        "already a member",
+        "existing account, not logged in",
+        "weak password",
+        "no name",
+    ],
 )
 def test_invitations_that_must_not_work(
-    matrix: TenantMatrix, smtp_server: SmtpServer, spoil: str  # noqa: F811
+    matrix: TenantMatrix,
+    smtp_server: SmtpServer,
+    spoil: str,
 ) -> None:
     owner = matrix.a.owner
     email = matrix.a.staff.user.email if spoil == "already a member" else "someone@example.test"
@@ -208,7 +234,7 @@ def test_invitations_that_must_not_work(
         prefix = "0" * len(prefix)
     elif spoil == "used twice":
         clear()
-        do_accept_invitation(prefix, secret, user=None, **extra)
+        do_accept_invitation(prefix, invitation_proof(secret), user=None, **extra)
         extra = {"full_name": "Second Try", "password": NEW_PASSWORD}
         user = None
     elif spoil == "expired":
@@ -231,7 +257,7 @@ def test_invitations_that_must_not_work(
     before_users = User.objects.count()
     clear()
     with pytest.raises(ValidationError) as caught:
-        do_accept_invitation(prefix, secret, user=user, **extra)
+        do_accept_invitation(prefix, invitation_proof(secret), user=user, **extra)
     if spoil in {"wrong secret", "wrong prefix", "used twice", "expired", "revoked"}:
         # One message for all of them: nothing tells which part was wrong.
         assert caught.value.messages == [INVALID_INVITATION]
@@ -244,7 +270,8 @@ def test_invitations_that_must_not_work(
 
 
 def test_a_failed_smtp_delivery_leaves_no_invitation(
-    matrix: TenantMatrix, smtp_server: SmtpServer  # noqa: F811
+    matrix: TenantMatrix,
+    smtp_server: SmtpServer,
 ) -> None:
     owner = matrix.a.owner
     smtp_server.handler.refuse = True
@@ -265,7 +292,8 @@ def test_a_failed_smtp_delivery_leaves_no_invitation(
 
 
 def test_revoking_takes_effect_and_only_managers_revoke(
-    matrix: TenantMatrix, smtp_server: SmtpServer  # noqa: F811
+    matrix: TenantMatrix,
+    smtp_server: SmtpServer,
 ) -> None:
     invitation, _prefix, _secret = invite(smtp_server, matrix.a.owner, "later@example.test")
     activate(matrix.a.staff)
@@ -277,13 +305,15 @@ def test_revoking_takes_effect_and_only_managers_revoke(
     assert pending(matrix.a.owner) == []
 
 
-def test_only_owners_invite_owners(matrix: TenantMatrix, smtp_server: SmtpServer) -> None:  # noqa: F811
+def test_only_owners_invite_owners(matrix: TenantMatrix, smtp_server: SmtpServer) -> None:
     activate(matrix.a.manager)
     with pytest.raises(PermissionDenied):
         do_invite_member(actor=matrix.a.manager, email="boss@example.test", role=Role.OWNER)
     _inv, prefix, secret = invite(smtp_server, matrix.a.owner, "boss@example.test", Role.OWNER)
     clear()
-    actor = do_accept_invitation(prefix, secret, user=None, full_name="Boss", password=NEW_PASSWORD)
+    actor = do_accept_invitation(
+        prefix, invitation_proof(secret), user=None, full_name="Boss", password=NEW_PASSWORD
+    )
     assert actor.role == Role.OWNER
 
 
@@ -303,9 +333,9 @@ def test_owners_change_roles_and_the_last_owner_stays(matrix: TenantMatrix) -> N
     do_change_role(a.manager.membership, Role.OWNER, actor=a.owner)
     do_change_role(a.owner.membership, Role.MANAGER, actor=a.owner)
     activate(a.manager)
-    assert set(
-        Membership.objects.filter(tenant_id=a.owner.tenant_id, role=Role.OWNER)
-    ) == {a.manager.membership}
+    assert set(Membership.objects.filter(tenant_id=a.owner.tenant_id, role=Role.OWNER)) == {
+        a.manager.membership
+    }
 
 
 def test_an_inactive_owner_does_not_count_as_another_owner(matrix: TenantMatrix) -> None:
@@ -380,7 +410,7 @@ def test_a_second_owner_can_be_deactivated_by_an_owner(matrix: TenantMatrix) -> 
 def test_any_link_parts_are_just_invalid(matrix: TenantMatrix, prefix: str, secret: str) -> None:
     clear()
     with pytest.raises(ValidationError) as caught:
-        do_accept_invitation(prefix, secret, user=matrix.a.staff.user)
+        do_accept_invitation(prefix, invitation_proof(secret), user=matrix.a.staff.user)
     assert caught.value.messages == [INVALID_INVITATION]
 
 
@@ -389,4 +419,4 @@ def test_a_nul_byte_in_the_link_is_just_invalid(matrix: TenantMatrix) -> None:
 
     clear()
     with pytest.raises(ValidationError), transaction.atomic():
-        do_accept_invitation("\x00abc", "secret", user=matrix.a.staff.user)
+        do_accept_invitation("\x00abc", invitation_proof("secret"), user=matrix.a.staff.user)

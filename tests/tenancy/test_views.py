@@ -52,8 +52,9 @@ def test_staff_page_for_owner_manager_and_staff(matrix):
 
 def test_bad_invite_input_is_a_400_with_a_message(matrix, mailoutbox):
     before = snapshot(matrix)
-    response = logged_in(matrix.a.manager).post("/app/staff/invite/",
-                                                {"email": "nope", "role": "owner"})
+    response = logged_in(matrix.a.manager).post(
+        "/app/staff/invite/", {"email": "nope", "role": "owner"}
+    )
     assert response.status_code == 400
     assert "Enter a valid email address." in text(response)
     assert "Select a valid choice." in text(response)  # a manager cannot invite an owner
@@ -74,15 +75,17 @@ def test_invitation_for_a_new_person_end_to_end(matrix, mailoutbox):
     assert '<label for="id_full_name">Your name' in page.content.decode()
     assert '<label for="id_password">Choose a password' in page.content.decode()
 
-    weak = browser.post(f"/invite/{prefix}/accept/", {"full_name": "New Person",
-                                                      "password": "short"})
+    weak = browser.post(
+        f"/invite/{prefix}/accept/", {"full_name": "New Person", "password": "short"}
+    )
     assert weak.status_code == 400
     assert "This password is too short." in text(weak)
     assert 'aria-describedby="id_password_helptext id_password_error"' in weak.content.decode()
     assert not User.objects.filter(email="new.person@example.test").exists()
 
-    accepted = browser.post(f"/invite/{prefix}/accept/",
-                            {"full_name": "New Person", "password": PASSWORD})
+    accepted = browser.post(
+        f"/invite/{prefix}/accept/", {"full_name": "New Person", "password": PASSWORD}
+    )
     assert accepted.status_code == 302 and accepted["Location"] == "/app/"
     assert_secret_hidden(accepted, secret)
     assert INVITATION_SESSION_KEY not in browser.session
@@ -105,16 +108,23 @@ def test_invitation_for_a_new_person_end_to_end(matrix, mailoutbox):
 def test_tampered_expired_or_revoked_links_are_refused_alike(matrix, mailoutbox):
     path, prefix, secret = invite(matrix, "someone@example.test", mailoutbox=mailoutbox)
     tampered = secret[:-1] + ("A" if secret[-1] != "A" else "B")
-    for bad_path in (f"/invite/{prefix}/{tampered}/", f"/invite/ffffffffffff/{secret}/",
-                     f"/invite/{prefix}/x/", f"/invite/{prefix}%00/{secret}/",
-                     f"/invite/{prefix}/{secret}%00/", "/invite/%27%3B--/x/"):
+    for bad_path in (
+        f"/invite/{prefix}/{tampered}/",
+        f"/invite/ffffffffffff/{secret}/",
+        f"/invite/{prefix}/x/",
+        f"/invite/{prefix}%00/{secret}/",
+        f"/invite/{prefix}/{secret}%00/",
+        "/invite/%27%3B--/x/",
+    ):
         browser = anonymous()
         opened = browser.get(bad_path)
         assert opened.status_code == 302 and "/accept/" in opened["Location"]
         page = browser.get(opened["Location"])
         assert page.status_code == 400 and GENERIC in text(page)
-        assert browser.post(opened["Location"], {"full_name": "X", "password": PASSWORD}
-                            ).status_code == 400
+        assert (
+            browser.post(opened["Location"], {"full_name": "X", "password": PASSWORD}).status_code
+            == 400
+        )
     # Going to the accept page without having opened the link shows the same message.
     assert GENERIC in text(anonymous().get(f"/invite/{prefix}/accept/"))
 
@@ -127,8 +137,9 @@ def test_tampered_expired_or_revoked_links_are_refused_alike(matrix, mailoutbox)
     pending = owner.get("/app/staff/")
     assert "someone@example.test" in text(pending)
     assert owner.post(f"/app/staff/invitations/{invitation.pk}/revoke/").status_code == 302
-    refused = browser.post(f"/invite/{prefix}/accept/",
-                           {"full_name": "Some One", "password": PASSWORD})
+    refused = browser.post(
+        f"/invite/{prefix}/accept/", {"full_name": "Some One", "password": PASSWORD}
+    )
     assert refused.status_code == 400 and GENERIC in text(refused)
     assert not User.objects.filter(email="someone@example.test").exists()
     assert "No pending invitations." in text(owner.get("/app/staff/"))
@@ -136,8 +147,9 @@ def test_tampered_expired_or_revoked_links_are_refused_alike(matrix, mailoutbox)
 
 def test_logged_in_person_accepts_with_their_account(matrix, mailoutbox):
     outsider = matrix.outsider  # owner of Bravo, invited to Alpha
-    path, prefix, secret = invite(matrix, outsider.user.email, role="manager",
-                                  mailoutbox=mailoutbox)
+    path, prefix, secret = invite(
+        matrix, outsider.user.email, role="manager", mailoutbox=mailoutbox
+    )
     browser = logged_in(outsider)
     opened = browser.get(path)
     assert opened["Location"] == f"/invite/{prefix}/accept/"
@@ -181,8 +193,10 @@ def test_invitee_with_an_account_is_asked_to_log_in_and_a_wrong_account_is_refus
 def test_owner_changes_roles_and_deactivates_members(matrix):
     a = matrix.a
     owner = logged_in(a.owner)
-    assert owner.post(f"/app/staff/{a.staff.membership.pk}/role/",
-                      {"role": "manager"}).status_code == 302
+    assert (
+        owner.post(f"/app/staff/{a.staff.membership.pk}/role/", {"role": "manager"}).status_code
+        == 302
+    )
     activate(a.owner)
     assert list_members(a.owner).get(pk=a.staff.membership.pk).role == "manager"
     bad = owner.post(f"/app/staff/{a.staff.membership.pk}/role/", {"role": "client"})
@@ -206,10 +220,11 @@ def test_manager_cannot_deactivate_a_manager_or_owner(matrix):
     before = snapshot(matrix)
     manager = logged_in(a.manager)
     assert manager.post(f"/app/staff/{a.owner.membership.pk}/deactivate/").status_code == 403
-    assert manager.post(f"/app/staff/{a.owner.membership.pk}/role/",
-                        {"role": "staff"}).status_code == 403
-    assert manager.post(f"/app/staff/{matrix.b.staff.membership.pk}/deactivate/"
-                        ).status_code == 404
+    assert (
+        manager.post(f"/app/staff/{a.owner.membership.pk}/role/", {"role": "staff"}).status_code
+        == 403
+    )
+    assert manager.post(f"/app/staff/{matrix.b.staff.membership.pk}/deactivate/").status_code == 404
     assert manager.post("/app/staff/not-an-id/deactivate/").status_code == 404
     assert snapshot(matrix) == before
     assert manager.post(f"/app/staff/{a.staff.membership.pk}/deactivate/").status_code == 302

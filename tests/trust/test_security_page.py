@@ -31,8 +31,14 @@ def page(web) -> str:
 
 
 def test_page_names_the_protections_in_place(page):
-    for claim in ("row-level security", "argon2id", "TLS 1.2 or 1.3", "__Host-",
-                  "assigned to them", "Content Security Policy"):
+    for claim in (
+        "row-level security",
+        "argon2id",
+        "TLS 1.2 or 1.3",
+        "__Host-",
+        "assigned to them",
+        "Content Security Policy",
+    ):
         assert claim in page
 
 
@@ -58,7 +64,8 @@ def test_page_claims_hold_in_the_settings():
     assert hasher.algorithm == "argon2"
     assert hasher.encode("x", hasher.salt()).startswith("argon2$argon2id$")
     minimum = next(
-        validator for validator in settings.AUTH_PASSWORD_VALIDATORS
+        validator
+        for validator in settings.AUTH_PASSWORD_VALIDATORS
         if validator["NAME"].endswith("MinimumLengthValidator")
     )
     assert minimum["OPTIONS"]["min_length"] == 12

@@ -35,7 +35,9 @@ def test_security_txt_has_every_field_rfc_9116_asks_for(web):
     assert now < expires < now + dt.timedelta(days=365)
 
 
-@override_settings(SECURITY_CONTACT="https://example.com/report", PUBLIC_URL="https://app.example.com")
+@override_settings(
+    SECURITY_CONTACT="https://example.com/report", PUBLIC_URL="https://app.example.com"
+)
 def test_security_txt_follows_the_settings(web):
     fields = fields_of(web.get("/.well-known/security.txt").content.decode())
     assert fields["Contact"] == "https://example.com/report"

@@ -16,27 +16,27 @@ from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix
 
 MODELS = (
-    Business, Membership, Invitation, Client, HomeAccess, Assignment, Service, Visit, ApiToken,
+    Business,
+    Membership,
+    Invitation,
+    Client,
+    HomeAccess,
+    Assignment,
+    Service,
+    Visit,
+    ApiToken,
 )
 ROLES = ("outsider", "owner", "manager", "staff", "other_staff", "client")
 
 
-class SecureClient(HttpsClient):
-    """Every request over HTTPS (each call's `secure=False` default would reset the scheme)."""
-
-    def generic(self, method: str, path: Any, *args: Any, **kwargs: Any) -> Any:
-        kwargs["secure"] = True
-        return super().generic(method, path, *args, **kwargs)
-
-
-def anonymous() -> SecureClient:
+def anonymous() -> HttpsClient:
     """A logged-out browser."""
-    return SecureClient()
+    return HttpsClient()
 
 
-def logged_in(actor: Actor) -> SecureClient:
+def logged_in(actor: Actor) -> HttpsClient:
     """A browser logged in as the actor, acting for the actor's business."""
-    client = SecureClient()
+    client = HttpsClient()
     client.act_as(actor)
     return client
 

@@ -30,15 +30,25 @@ def test_signup_creates_the_business_and_requires_email_confirmation(db, mailout
     form = browser.get("/accounts/signup/")
     assert form.status_code == 200 and title(form) == "Start your business · Custodia"
     html = form.content.decode()
-    for field, label in (("business_name", "Business name"), ("full_name", "Your name"),
-                         ("email", "Email"), ("password1", "Password"),
-                         ("password2", "Password (again)")):
+    for field, label in (
+        ("business_name", "Business name"),
+        ("full_name", "Your name"),
+        ("email", "Email"),
+        ("password1", "Password"),
+        ("password2", "Password (again)"),
+    ):
         assert f'<label for="id_{field}">{label}' in html
 
-    done = browser.post("/accounts/signup/", {
-        "business_name": "Paws & Co", "full_name": "Pat Owner", "email": "pat@example.test",
-        "password1": PASSWORD, "password2": PASSWORD,
-    })
+    done = browser.post(
+        "/accounts/signup/",
+        {
+            "business_name": "Paws & Co",
+            "full_name": "Pat Owner",
+            "email": "pat@example.test",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+    )
     assert done.status_code == 302
     sent = browser.get(done["Location"])
     assert title(sent) == "Confirm your email address · Custodia"
@@ -62,10 +72,16 @@ def test_signup_creates_the_business_and_requires_email_confirmation(db, mailout
 
 
 def test_bad_signup_input_is_shown_on_the_fields(db):
-    response = anonymous().post("/accounts/signup/", {
-        "business_name": "", "full_name": "X", "email": "nope", "password1": "a",
-        "password2": "b",
-    })
+    response = anonymous().post(
+        "/accounts/signup/",
+        {
+            "business_name": "",
+            "full_name": "X",
+            "email": "nope",
+            "password1": "a",
+            "password2": "b",
+        },
+    )
     assert response.status_code == 200  # allauth re-renders its form
     html = response.content.decode()
     assert 'id="id_business_name_error"' in html
@@ -97,8 +113,15 @@ def test_navigation_shows_what_each_role_may_use(matrix):
         block = html.content.decode().split('<nav class="main-nav"')[1].split("</nav>")[0]
         return set(re.findall(r'href="([^"]+)"', block))
 
-    manager = {"/app/", "/app/calendar/", "/app/today/", "/app/clients/", "/app/services/",
-               "/app/staff/", "/app/tokens/"}
+    manager = {
+        "/app/",
+        "/app/calendar/",
+        "/app/today/",
+        "/app/clients/",
+        "/app/services/",
+        "/app/staff/",
+        "/app/tokens/",
+    }
     assert nav(matrix.a.owner) == manager and nav(matrix.a.manager) == manager
     assert nav(matrix.a.staff) == {"/app/", "/app/today/", "/app/clients/", "/app/tokens/"}
     assert nav(matrix.a.client_login) == {"/app/portal/", "/app/portal/request/"}
@@ -146,8 +169,9 @@ def test_every_input_on_the_main_forms_has_a_label(matrix):
     ]
     for browser, url in pages:
         html = browser.get(url).content.decode()
-        ids = re.findall(r'<(?:input|select|textarea)(?![^>]*type="hidden")[^>]*\sid="([^"]+)"',
-                         html)
+        ids = re.findall(
+            r'<(?:input|select|textarea)(?![^>]*type="hidden")[^>]*\sid="([^"]+)"', html
+        )
         assert ids, url
         for field_id in ids:
             assert f'<label for="{field_id}"' in html, (url, field_id)

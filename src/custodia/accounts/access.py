@@ -13,13 +13,16 @@ from custodia.tenancy.context import Actor, activate, set_db_context
 from custodia.tenancy.models import Membership
 from custodia.tenancy.permissions import Permission
 
-TOKEN_PURPOSE = "api-token"
-TOKEN_PREFIX = "cst"
+# Labels, not secrets: the HMAC purpose and the visible start of every token.
+TOKEN_PURPOSE = "api-token"  # noqa: S105
+TOKEN_PREFIX = "cst"  # noqa: S105
 
 
 def list_tokens(actor: Actor) -> QuerySet[ApiToken]:
     """The actor's own tokens in the current business."""
-    return ApiToken.objects.filter(tenant_id=actor.tenant_id, user=actor.user).order_by("-created_at")
+    return ApiToken.objects.filter(tenant_id=actor.tenant_id, user=actor.user).order_by(
+        "-created_at"
+    )
 
 
 def access_token_by_id(actor: Actor, token_id: object) -> ApiToken:
@@ -36,7 +39,7 @@ def email_has_account(email: str) -> bool:
 
 
 def actor_for_token(presented: str) -> Actor | None:
-    """The actor behind `cst_<prefix>_<secret>`, or None (malformed, unknown, expired, revoked, inactive).
+    """The actor behind `cst_<prefix>_<secret>`; None if malformed, unknown, expired or revoked.
 
     Runs inside the request's transaction. The token row is found by its public prefix alone (the
     only RLS context before authentication); once the secret matches, the membership is read as

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from django.utils.crypto import salted_hmac
 
-
 PREFIX_PATTERN = re.compile(r"[0-9a-f]{12}")
 
 

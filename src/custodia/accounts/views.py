@@ -18,18 +18,24 @@ from custodia.web.decorators import add_action_errors, member_required
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(label="Token name", max_length=80,
-                           help_text="What will use it, e.g. “booking spreadsheet”.")
-    days = forms.IntegerField(label="Valid for (days)", min_value=1, max_value=365,
-                              required=False,
-                              help_text=f"1 to 365; {settings.API_TOKEN_DEFAULT_DAYS} if empty.")
+    name = forms.CharField(
+        label="Token name", max_length=80, help_text="What will use it, e.g. “booking spreadsheet”."
+    )
+    days = forms.IntegerField(
+        label="Valid for (days)",
+        min_value=1,
+        max_value=365,
+        required=False,
+        help_text=f"1 to 365; {settings.API_TOKEN_DEFAULT_DAYS} if empty.",
+    )
 
 
 def _tokens_page(
     request: HttpRequest, actor: Actor, form: TokenForm, status: int = 200
 ) -> HttpResponse:
-    return render(request, "accounts/tokens.html",
-                  {"tokens": list_tokens(actor), "form": form}, status=status)
+    return render(
+        request, "accounts/tokens.html", {"tokens": list_tokens(actor), "form": form}, status=status
+    )
 
 
 @require_safe

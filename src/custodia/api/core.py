@@ -92,7 +92,7 @@ api = NinjaAPI(
     description=(
         "Custodia's JSON API. Authenticate with a personal token (`Authorization: Bearer cst_...`,"
         " limited to its scopes) or, from the web app, with the session cookie and a CSRF token."
-        " Errors are JSON: `{\"detail\": message}`, plus `errors` by field for 422."
+        ' Errors are JSON: `{"detail": message}`, plus `errors` by field for 422.'
     ),
     urls_namespace="api",
     auth=[BearerTokenAuth(), SessionAuth(csrf=True)],

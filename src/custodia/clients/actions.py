@@ -15,8 +15,16 @@ from custodia.tenancy.permissions import Permission, Role
 
 CLIENT_FIELDS = ("name", "email", "phone", "address", "notes")
 ACCESS_FIELDS = ("instructions", "door_code", "alarm_code")
-LIMITS = {"name": 120, "email": 254, "phone": 40, "door_code": 40, "alarm_code": 40,
-          "address": 2000, "notes": 10000, "instructions": 4000}
+LIMITS = {
+    "name": 120,
+    "email": 254,
+    "phone": 40,
+    "door_code": 40,
+    "alarm_code": 40,
+    "address": 2000,
+    "notes": 10000,
+    "instructions": 4000,
+}
 
 
 def _clean(changes: dict[str, Any]) -> dict[str, str]:

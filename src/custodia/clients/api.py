@@ -26,9 +26,7 @@ router = Router(tags=["clients"])
 
 @router.get("", response=list[ClientOut])
 @paginated
-def list_clients(
-    request: HttpRequest, q: str = Query("", max_length=120)
-) -> QuerySet[Client]:
+def list_clients(request: HttpRequest, q: str = Query("", max_length=120)) -> QuerySet[Client]:
     """Clients you may see (staff: assigned ones; a client: themself), searched by `q`.
 
     `q` with "@" matches an email exactly, mostly digits a phone exactly, else a name prefix.

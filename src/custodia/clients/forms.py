@@ -12,8 +12,12 @@ from custodia.tenancy.models import Membership
 
 
 class ClientSearchForm(forms.Form):
-    q = forms.CharField(label="Search clients", max_length=120, required=False,
-                        help_text="A name (or its beginning), an email address, or a phone number.")
+    q = forms.CharField(
+        label="Search clients",
+        max_length=120,
+        required=False,
+        help_text="A name (or its beginning), an email address, or a phone number.",
+    )
 
 
 class ClientForm(forms.Form):
@@ -23,23 +27,36 @@ class ClientForm(forms.Form):
     email = forms.EmailField(label="Email", max_length=LIMITS["email"], required=False)
     phone = forms.CharField(label="Phone", max_length=LIMITS["phone"], required=False)
     address = forms.CharField(
-        label="Address", max_length=LIMITS["address"], required=False,
+        label="Address",
+        max_length=LIMITS["address"],
+        required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
     )
     notes = forms.CharField(
-        label="Notes", max_length=LIMITS["notes"], required=False,
+        label="Notes",
+        max_length=LIMITS["notes"],
+        required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
     )
     instructions = forms.CharField(
-        label="Access instructions", max_length=LIMITS["instructions"], required=False,
+        label="Access instructions",
+        max_length=LIMITS["instructions"],
+        required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Shown to assigned staff only around their visits.",
     )
-    door_code = forms.CharField(label="Door code", max_length=LIMITS["door_code"], required=False,
-                                widget=forms.TextInput(attrs={"autocomplete": "off"}))
-    alarm_code = forms.CharField(label="Alarm code", max_length=LIMITS["alarm_code"],
-                                 required=False,
-                                 widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    door_code = forms.CharField(
+        label="Door code",
+        max_length=LIMITS["door_code"],
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    alarm_code = forms.CharField(
+        label="Alarm code",
+        max_length=LIMITS["alarm_code"],
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
 
 
 class AccessChoiceField(forms.ModelChoiceField):
@@ -63,8 +80,11 @@ class MemberChoiceField(AccessChoiceField):
 
 
 class AssignStaffForm(forms.Form):
-    staff = MemberChoiceField(label="Staff member", queryset=Membership.objects.none(),
-                              empty_label="Choose a staff member")
+    staff = MemberChoiceField(
+        label="Staff member",
+        queryset=Membership.objects.none(),
+        empty_label="Choose a staff member",
+    )
 
     def __init__(self, *args: Any, staff: QuerySet[Membership], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -58,7 +58,9 @@ class Client(TenantOwned):
 class HomeAccess(TenantOwned):
     """Door and alarm codes: staff see them only around their own visits (RLS enforces it)."""
 
-    client = models.OneToOneField(Client, on_delete=models.CASCADE, primary_key=True, related_name="home_access")
+    client = models.OneToOneField(
+        Client, on_delete=models.CASCADE, primary_key=True, related_name="home_access"
+    )
     instructions = models.TextField(blank=True)
     door_code = models.CharField(max_length=40, blank=True)
     alarm_code = models.CharField(max_length=40, blank=True)
@@ -74,11 +76,15 @@ class Assignment(TenantOwned):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="assignments")
     staff = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="assignments")
-    assigned_by = models.ForeignKey(Membership, null=True, on_delete=models.SET_NULL, related_name="+")
+    assigned_by = models.ForeignKey(
+        Membership, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["tenant", "client", "staff"], name="assignment_unique")
         ]
-        indexes = [models.Index(fields=["tenant", "staff", "client"], name="assignment_tenant_staff")]
+        indexes = [
+            models.Index(fields=["tenant", "staff", "client"], name="assignment_tenant_staff")
+        ]

@@ -125,13 +125,16 @@ def client_edit(request: HttpRequest, actor: Actor, client_id: str) -> HttpRespo
                 return redirect("client_detail", client_id=client.pk)
         return render(request, "clients/form.html", {"form": form, "client": client}, status=400)
     home = access.home_access_for(actor, client)
-    initial = {field: getattr(client, field) for field in ("name", "email", "phone", "address",
-                                                           "notes")}
+    initial = {
+        field: getattr(client, field) for field in ("name", "email", "phone", "address", "notes")
+    }
     if home is not None:
-        initial.update(instructions=home.instructions, door_code=home.door_code,
-                       alarm_code=home.alarm_code)
-    return render(request, "clients/form.html", {"form": ClientForm(initial=initial),
-                                                 "client": client})
+        initial.update(
+            instructions=home.instructions, door_code=home.door_code, alarm_code=home.alarm_code
+        )
+    return render(
+        request, "clients/form.html", {"form": ClientForm(initial=initial), "client": client}
+    )
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

@@ -36,7 +36,9 @@ def _check_service(name: str, duration_minutes: int, price_cents: int) -> dict[s
     return errors
 
 
-def do_create_service(*, actor: Actor, name: str, duration_minutes: int, price_cents: int) -> Service:
+def do_create_service(
+    *, actor: Actor, name: str, duration_minutes: int, price_cents: int
+) -> Service:
     """A new service the business sells."""
     actor.require(Permission.SERVICES_WRITE)
     errors = _check_service(name, duration_minutes, price_cents)
@@ -181,7 +183,10 @@ def do_update_visit(visit: Visit, *, actor: Actor, **changes: Any) -> Visit:
             changes["status"] = VisitStatus(changes["status"])
         except ValueError:
             raise ValidationError({"status": "Unknown status."}) from None
-        if "starts_at" not in allowed and (visit.status, changes["status"]) not in STAFF_STATUS_MOVES:
+        if (
+            "starts_at" not in allowed
+            and (visit.status, changes["status"]) not in STAFF_STATUS_MOVES
+        ):
             raise ValidationError({"status": "You can only mark a scheduled visit completed."})
     if "report" in changes:
         changes["report"] = str(changes["report"] or "").strip()

@@ -40,8 +40,13 @@ class ServiceForm(forms.Form):
 
     name = forms.CharField(label="Service name", max_length=120)
     duration_minutes = forms.IntegerField(label="Duration (minutes)", min_value=5, max_value=1440)
-    price = forms.DecimalField(label="Price", min_value=Decimal(0), max_value=Decimal(100000),
-                               decimal_places=2, max_digits=8)
+    price = forms.DecimalField(
+        label="Price",
+        min_value=Decimal(0),
+        max_value=Decimal(100000),
+        decimal_places=2,
+        max_digits=8,
+    )
 
     def action_fields(self) -> dict[str, Any]:
         """The cleaned data as the service actions take it (price in cents)."""
@@ -55,15 +60,22 @@ class ServiceForm(forms.Form):
 class VisitForm(forms.Form):
     """A manager schedules a visit."""
 
-    client = AccessChoiceField(label="Client", queryset=Client.objects.none(),
-                                    empty_label="Choose a client")
-    staff = MemberChoiceField(label="Staff member", queryset=Membership.objects.none(),
-                              required=False, empty_label="Nobody yet")
-    service = ServiceChoiceField(label="Service", queryset=Service.objects.none(), required=False,
-                                 empty_label="No service")
+    client = AccessChoiceField(
+        label="Client", queryset=Client.objects.none(), empty_label="Choose a client"
+    )
+    staff = MemberChoiceField(
+        label="Staff member",
+        queryset=Membership.objects.none(),
+        required=False,
+        empty_label="Nobody yet",
+    )
+    service = ServiceChoiceField(
+        label="Service", queryset=Service.objects.none(), required=False, empty_label="No service"
+    )
     starts_at = datetime_field("Start")
-    ends_at = datetime_field("End", required=False,
-                             help_text="Leave empty to use the service's duration.")
+    ends_at = datetime_field(
+        "End", required=False, help_text="Leave empty to use the service's duration."
+    )
 
     def __init__(
         self,
@@ -82,11 +94,16 @@ class VisitForm(forms.Form):
 class VisitRequestForm(forms.Form):
     """A client asks for a visit."""
 
-    service = ServiceChoiceField(label="Service", queryset=Service.objects.none(), required=False,
-                                 empty_label="Not sure yet")
+    service = ServiceChoiceField(
+        label="Service", queryset=Service.objects.none(), required=False, empty_label="Not sure yet"
+    )
     starts_at = datetime_field("Preferred start")
-    note = forms.CharField(label="Note for the business", max_length=2000, required=False,
-                           widget=forms.Textarea(attrs={"rows": 3}))
+    note = forms.CharField(
+        label="Note for the business",
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
 
     def __init__(self, *args: Any, services: QuerySet[Service], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -97,8 +114,12 @@ class VisitUpdateForm(forms.Form):
     """Status and report: what staff may change on their own visits."""
 
     status = forms.ChoiceField(label="Status")
-    report = forms.CharField(label="Visit report", max_length=10000, required=False,
-                             widget=forms.Textarea(attrs={"rows": 5}))
+    report = forms.CharField(
+        label="Visit report",
+        max_length=10000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+    )
 
     def __init__(self, *args: Any, statuses: list[VisitStatus], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -110,8 +131,11 @@ class VisitUpdateForm(forms.Form):
 class VisitConfirmForm(forms.Form):
     """A manager confirms a requested visit by choosing who goes."""
 
-    staff = MemberChoiceField(label="Staff member", queryset=Membership.objects.none(),
-                              empty_label="Choose a staff member")
+    staff = MemberChoiceField(
+        label="Staff member",
+        queryset=Membership.objects.none(),
+        empty_label="Choose a staff member",
+    )
 
     def __init__(self, *args: Any, staff: QuerySet[Membership], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -119,5 +143,9 @@ class VisitConfirmForm(forms.Form):
 
 
 class WeekForm(forms.Form):
-    week = forms.DateField(label="Week of", required=False, input_formats=["%Y-%m-%d"],
-                           error_messages={"invalid": "Give the week as YYYY-MM-DD."})
+    week = forms.DateField(
+        label="Week of",
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": "Give the week as YYYY-MM-DD."},
+    )

@@ -62,7 +62,9 @@ class Visit(TenantOwned):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="visit_ends_after_start"),
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="visit_ends_after_start"
+            ),
             models.CheckConstraint(
                 condition=models.Q(status__in=[status.value for status in VisitStatus]),
                 name="visit_status_valid",
@@ -71,5 +73,7 @@ class Visit(TenantOwned):
         indexes = [
             models.Index(fields=["tenant", "starts_at"], name="visit_tenant_starts"),
             models.Index(fields=["tenant", "staff", "starts_at"], name="visit_tenant_staff_starts"),
-            models.Index(fields=["tenant", "client", "starts_at"], name="visit_tenant_client_starts"),
+            models.Index(
+                fields=["tenant", "client", "starts_at"], name="visit_tenant_client_starts"
+            ),
         ]

@@ -59,8 +59,9 @@ def service_list(request: HttpRequest, actor: Actor) -> HttpResponse:
 def _service_form_page(
     request: HttpRequest, form: ServiceForm, service: Service | None, status: int = 200
 ) -> HttpResponse:
-    return render(request, "scheduling/service_form.html", {"form": form, "service": service},
-                  status=status)
+    return render(
+        request, "scheduling/service_form.html", {"form": form, "service": service}, status=status
+    )
 
 
 @require_http_methods(FORM_METHODS)
@@ -87,8 +88,11 @@ def service_edit(request: HttpRequest, actor: Actor, service_id: str) -> HttpRes
     """Rename or re-price a service."""
     service = access.access_service_by_id(actor, service_id)
     if request.method != "POST":
-        initial = {"name": service.name, "duration_minutes": service.duration_minutes,
-                   "price": Decimal(service.price_cents) / 100}
+        initial = {
+            "name": service.name,
+            "duration_minutes": service.duration_minutes,
+            "price": Decimal(service.price_cents) / 100,
+        }
         return _service_form_page(request, ServiceForm(initial=initial), service)
     form = ServiceForm(request.POST)
     if form.is_valid():
@@ -158,8 +162,9 @@ def visit_new(request: HttpRequest, actor: Actor) -> HttpResponse:
     """Schedule a visit."""
     if request.method != "POST":
         initial = {key: request.GET[key] for key in ("client", "starts_at") if key in request.GET}
-        return render(request, "scheduling/visit_form.html", {"form": _visit_form(actor,
-                                                                                  initial=initial)})
+        return render(
+            request, "scheduling/visit_form.html", {"form": _visit_form(actor, initial=initial)}
+        )
     form = _visit_form(actor, request.POST)
     if form.is_valid():
         try:
@@ -239,8 +244,12 @@ def visit_confirm(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResp
             form.add_error(None, "Only a requested visit can be confirmed.")
         else:
             try:
-                do_update_visit(visit, actor=actor, staff=form.cleaned_data["staff"],
-                                status=VisitStatus.SCHEDULED)
+                do_update_visit(
+                    visit,
+                    actor=actor,
+                    staff=form.cleaned_data["staff"],
+                    status=VisitStatus.SCHEDULED,
+                )
             except ValidationError as exc:
                 add_action_errors(form, exc)
             else:
@@ -256,8 +265,9 @@ def today(request: HttpRequest, actor: Actor) -> HttpResponse:
     day = timezone.localdate()
     start, end = day_bounds(day)
     visits = access.list_visits(actor, start=start, end=end, staff_id=actor.membership.pk)
-    rows = [{"visit": visit, "home_access": home_access_for(actor, visit.client)}
-            for visit in visits]
+    rows = [
+        {"visit": visit, "home_access": home_access_for(actor, visit.client)} for visit in visits
+    ]
     return render(request, "scheduling/today.html", {"rows": rows, "day": day})
 
 

@@ -46,7 +46,9 @@ def parse_id(value: object) -> uuid.UUID:
         raise Http404("No such record.") from None
 
 
-def list_members(actor: Actor, roles: tuple[Role, ...] = (Role.OWNER, Role.MANAGER, Role.STAFF)) -> QuerySet[Membership]:
+def list_members(
+    actor: Actor, roles: tuple[Role, ...] = (Role.OWNER, Role.MANAGER, Role.STAFF)
+) -> QuerySet[Membership]:
     """People working in the actor's business (clients are not members you manage here)."""
     actor.require(Permission.STAFF_MEMBER_READ)
     return (
@@ -56,7 +58,12 @@ def list_members(actor: Actor, roles: tuple[Role, ...] = (Role.OWNER, Role.MANAG
     )
 
 
-def access_member_by_id(actor: Actor, membership_id: object, *, roles: tuple[Role, ...] = (Role.OWNER, Role.MANAGER, Role.STAFF)) -> Membership:
+def access_member_by_id(
+    actor: Actor,
+    membership_id: object,
+    *,
+    roles: tuple[Role, ...] = (Role.OWNER, Role.MANAGER, Role.STAFF),
+) -> Membership:
     """One member of the actor's business, or 404."""
     try:
         return list_members(actor, roles).get(id=parse_id(membership_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import logging
 import secrets
 import smtplib
@@ -19,7 +20,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
-from custodia.accounts.digests import is_wellformed_prefix, issue_secret, secret_matches
+from custodia.accounts.digests import digest_secret, is_wellformed_prefix, issue_secret
 from custodia.tenancy.context import Actor, activate, ensure_in_business, set_db_context
 from custodia.tenancy.models import Business, Invitation, Membership
 from custodia.tenancy.permissions import MANAGING_ROLES, Permission, Role
@@ -80,8 +81,13 @@ def do_invite_member(
         link = f"{settings.PUBLIC_URL}/invite/{issued.prefix}/{issued.secret}/"
         body = render_to_string(
             "tenancy/email/invitation.txt",
-            {"business": actor.business, "inviter": actor.user, "role": role, "link": link,
-             "hours": settings.INVITATION_TTL_HOURS},
+            {
+                "business": actor.business,
+                "inviter": actor.user,
+                "role": role,
+                "link": link,
+                "hours": settings.INVITATION_TTL_HOURS,
+            },
         )
         try:
             send_mail(
@@ -98,15 +104,21 @@ def do_invite_member(
     return invitation
 
 
-def open_invitation(prefix: str, secret: str) -> Invitation:
-    """The live invitation these link parts name, or a ValidationError that says nothing more."""
+def invitation_proof(secret: str) -> str:
+    """What is kept of an opened link between pages: its digest, never the secret itself."""
+    return digest_secret(INVITATION_PURPOSE, secret)
+
+
+def open_invitation(prefix: str, proof: str) -> Invitation:
+    """The live invitation a link names (by prefix and `invitation_proof` of its secret), or a
+    ValidationError that says nothing more."""
     if not is_wellformed_prefix(prefix):
         raise ValidationError(INVALID_INVITATION)
     set_db_context(lookup=prefix)
     invitation = Invitation.objects.select_related("tenant").filter(prefix=prefix).first()
     if (
         invitation is None
-        or not secret_matches(INVITATION_PURPOSE, secret, invitation.digest)
+        or not hmac.compare_digest(proof, invitation.digest)
         or invitation.accepted_at is not None
         or invitation.revoked_at is not None
         or invitation.expires_at <= timezone.now()
@@ -116,7 +128,7 @@ def open_invitation(prefix: str, secret: str) -> Invitation:
 
 
 def do_accept_invitation(
-    prefix: str, secret: str, *, user: User | None, full_name: str = "", password: str = ""
+    prefix: str, proof: str, *, user: User | None, full_name: str = "", password: str = ""
 ) -> Actor:
     """Join the inviting business; creates the login when the invitee has none yet."""
     from allauth.account.models import EmailAddress
@@ -124,7 +136,7 @@ def do_accept_invitation(
     from custodia.accounts.models import User as UserModel
 
     with transaction.atomic():
-        invitation = open_invitation(prefix, secret)
+        invitation = open_invitation(prefix, proof)
         if user is None:
             if UserModel.objects.filter(email__iexact=invitation.email).exists():
                 raise ValidationError(

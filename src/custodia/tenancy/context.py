@@ -82,8 +82,7 @@ def set_db_context(
     ]
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT "
-            + ", ".join(f"set_config('custodia.{name}', %s, true)" for name in SETTINGS),
+            "SELECT " + ", ".join(f"set_config('custodia.{name}', %s, true)" for name in SETTINGS),
             values,
         )
 

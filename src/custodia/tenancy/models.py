@@ -54,7 +54,10 @@ class Membership(TenantOwned):
     role = models.CharField(max_length=10, choices=ROLE_CHOICES)
     # A client's portal login points at their client record; no other role has one.
     client = models.OneToOneField(
-        "clients.Client", null=True, blank=True, on_delete=models.CASCADE,
+        "clients.Client",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         related_name="portal_membership",
     )
     is_active = models.BooleanField(default=True)
@@ -90,7 +93,9 @@ class Invitation(TenantOwned):
     )
     prefix = models.CharField(max_length=16, unique=True)
     digest = models.CharField(max_length=64)
-    invited_by = models.ForeignKey(Membership, null=True, on_delete=models.SET_NULL, related_name="+")
+    invited_by = models.ForeignKey(
+        Membership, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
@@ -98,3 +103,6 @@ class Invitation(TenantOwned):
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "created_at"], name="invitation_tenant_created")]
+
+    def __str__(self) -> str:
+        return f"invitation {self.prefix} ({self.role})"

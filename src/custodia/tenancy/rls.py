@@ -65,12 +65,15 @@ def guard_table(
         f"CREATE POLICY {table}_delete ON {table} FOR DELETE USING ({delete})",
     ]
     backward: list[Any] = [
-        *(f"DROP POLICY IF EXISTS {table}_{command} ON {table}"
-          for command in ("select", "insert", "update", "delete")),
+        *(
+            f"DROP POLICY IF EXISTS {table}_{command} ON {table}"
+            for command in ("select", "insert", "update", "delete")
+        ),
         f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY",
         f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY",
     ]
     return migrations.RunSQL(forward, backward)
+
 
 # The client record of an acting client login (NULL for every other role); evaluated once per query.
 CLIENT_OF_ACTOR = (

@@ -23,6 +23,7 @@ from custodia.tenancy.actions import (
     do_deactivate_member,
     do_invite_member,
     do_revoke_invitation,
+    invitation_proof,
     open_invitation,
 )
 from custodia.tenancy.context import Actor, activate, clear, set_db_context
@@ -32,7 +33,7 @@ from custodia.tenancy.models import Invitation
 from custodia.tenancy.permissions import Permission, Role
 from custodia.web.decorators import add_action_errors, member_required
 
-# The invitation's link parts, kept only between opening the link and accepting it.
+# The opened link's prefix and proof (a digest, not the secret), kept until it is accepted.
 INVITATION_SESSION_KEY = "custodia.invitation"
 # What issued link parts look like (hex prefix, URL-safe secret); anything else is not looked up.
 LINK_PART = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -171,8 +172,8 @@ def _held_link(request: HttpRequest, prefix: str) -> tuple[str, str] | None:
     held = request.session.get(INVITATION_SESSION_KEY)
     if not isinstance(held, dict) or held.get("prefix") != prefix:
         return None
-    secret = held.get("secret")
-    return (prefix, secret) if isinstance(secret, str) else None
+    proof = held.get("proof")
+    return (prefix, proof) if isinstance(proof, str) else None
 
 
 def _forget_link(request: HttpRequest) -> None:
@@ -184,11 +185,11 @@ def _invalid_invitation(request: HttpRequest) -> HttpResponse:
     return render(request, "tenancy/invitation_invalid.html", status=400)
 
 
-def _live_invitation(request: HttpRequest, prefix: str, secret: str) -> Invitation | None:
-    if not (LINK_PART.fullmatch(prefix) and LINK_PART.fullmatch(secret)):
+def _live_invitation(request: HttpRequest, prefix: str, proof: str) -> Invitation | None:
+    if not LINK_PART.fullmatch(prefix):
         return None
     try:
-        return open_invitation(prefix, secret)
+        return open_invitation(prefix, proof)
     except ValidationError:
         return None
     finally:
@@ -197,11 +198,13 @@ def _live_invitation(request: HttpRequest, prefix: str, secret: str) -> Invitati
 
 @require_safe
 def invitation_open(request: HttpRequest, prefix: str, secret: str) -> HttpResponse:
-    """The emailed link: keep its secret in the session and move to an address without it."""
-    if _live_invitation(request, prefix, secret) is None:
+    """The emailed link: keep its proof (never the secret) in the session, move to an address
+    without it."""
+    proof = invitation_proof(secret)
+    if not LINK_PART.fullmatch(secret) or _live_invitation(request, prefix, proof) is None:
         _forget_link(request)
     else:
-        request.session[INVITATION_SESSION_KEY] = {"prefix": prefix, "secret": secret}
+        request.session[INVITATION_SESSION_KEY] = {"prefix": prefix, "proof": proof}
     # Either way the next page has no secret in its address (history, Referer, logs).
     return redirect("invitation_accept", prefix=prefix)
 
@@ -221,10 +224,13 @@ def _accept_page(
         "business_name": invitation.tenant.name,
         "role_label": Role(invitation.role).label,
         "has_account": has_account,
-        "wrong_user": user.is_authenticated
-        and user.email.lower() != invitation.email.lower(),  # type: ignore[union-attr]
-        "form": form or (None if user.is_authenticated or has_account
-                         else AcceptInvitationForm(email=invitation.email)),
+        "wrong_user": user.is_authenticated and user.email.lower() != invitation.email.lower(),  # type: ignore[union-attr]
+        "form": form
+        or (
+            None
+            if user.is_authenticated or has_account
+            else AcceptInvitationForm(email=invitation.email)
+        ),
         "errors": errors or [],
         "login_url": f"{reverse('account_login')}?next="
         + reverse("invitation_accept", kwargs={"prefix": invitation.prefix}),

@@ -21,7 +21,9 @@ class RefuseUnsafeMethodsMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method in REFUSED_METHODS:
-            return HttpResponseNotAllowed(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+            return HttpResponseNotAllowed(
+                ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+            )
         return self.get_response(request)
 
 

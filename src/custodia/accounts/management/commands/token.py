@@ -60,7 +60,8 @@ class Command(BaseCommand):
         create.add_argument("--email", required=True, help="the token holder's login email")
         create.add_argument("--business", help="business slug (needed when they have several)")
         create.add_argument(
-            "--scopes", help="comma-separated permissions, e.g. clients:record:read "
+            "--scopes",
+            help="comma-separated permissions, e.g. clients:record:read "
             "(default: everything the role allows)",
         )
         create.add_argument("--days", type=int, help="lifetime in days, 1 to 365")
@@ -81,8 +82,10 @@ class Command(BaseCommand):
     def handle_create(self, actors: list[Actor], options: dict[str, Any]) -> None:
         if len(actors) > 1:
             slugs = ", ".join(actor.business.slug for actor in actors)
-            raise CommandError(f"{actors[0].user.email} belongs to several businesses; "
-                               f"choose one with --business ({slugs}).")
+            raise CommandError(
+                f"{actors[0].user.email} belongs to several businesses; "
+                f"choose one with --business ({slugs})."
+            )
         actor = actors[0]
         activate(actor)
         scopes = None

@@ -45,7 +45,8 @@ class Command(BaseCommand):
         parser.add_argument("--name", required=True, help="the business's name")
         parser.add_argument("--owner-email", required=True, help="the owner's login email")
         parser.add_argument(
-            "--password-file", type=Path,
+            "--password-file",
+            type=Path,
             help="file whose first line is the new owner's password (default: a random one, "
             "printed once); for an existing login it must hold that login's password",
         )

@@ -64,54 +64,150 @@ SERVICES = {
 }
 
 CLIENTS = [
-    DemoClient("Hannah Lee", "hannah.lee@example.com", "+1 555 0101",
-               "14 Maple Street, Springfield", "Bella",
-               "Bella is a 4-year-old golden retriever. Pulls on the lead near squirrels.",
-               "Key in the lockbox by the side gate.", "4821", "1739", "walk"),
-    DemoClient("Daniel Okafor", "daniel.okafor@example.com", "+1 555 0102",
-               "3B Harbour View Apartments, 220 Quay Road, Springfield", "Miso and Tofu",
-               "Two indoor cats. Tofu needs half a pill in wet food every evening.",
-               "Concierge holds a key; show ID.", "0352", "", "drop-in"),
-    DemoClient("Sofia Martinez", "sofia.martinez@example.com", "+1 555 0103",
-               "87 Orchard Lane, Springfield", "Pepper",
-               "Beagle, very food-motivated. Keep the bin lid closed.",
-               "Back door; key under the blue planter.", "7710", "2468", "walk"),
-    DemoClient("James Whitaker", "james.whitaker@example.com", "+1 555 0104",
-               "5 Church Close, Lower Ashby", "Rufus",
-               "Senior labrador with arthritis: short, slow walks. Joint supplement at breakfast.",
-               "Front door keypad.", "1905", "8080", "walk"),
-    DemoClient("Aisha Rahman", "aisha.rahman@example.com", "+1 555 0105",
-               "41 Elm Avenue, Springfield", "Luna",
-               "Shy tabby; hides under the bed. Check she has eaten.",
-               "Key with the neighbour at no. 43 (Mrs Ortiz).", "", "5521", "drop-in"),
-    DemoClient("Ethan Brooks", "ethan.brooks@example.com", "+1 555 0106",
-               "9 Willow Court, Springfield", "Max and Ruby",
-               "Two border collies. Walk separately; Ruby is reactive to other dogs.",
-               "Garage side door keypad, then inner door.", "3141", "2718", "walk"),
-    DemoClient("Grace Kim", "grace.kim@example.com", "+1 555 0107",
-               "120 Riverside Drive, Flat 6, Springfield", "Clover and Nori",
-               "House rabbit (Clover) and a cat (Nori). Fresh hay daily; keep them apart.",
-               "Buzz flat 6; key in lockbox on the bike rack.", "6006", "", "drop-in"),
-    DemoClient("Liam O'Connor", "liam.oconnor@example.com", "+1 555 0108",
-               "2 Mill Cottages, Hedley", "Scout",
-               "Young spaniel, lots of energy. Towel off after muddy walks.",
-               "Key in the key safe by the porch.", "9090", "1122", "walk"),
-    DemoClient("Mei Chen", "mei.chen@example.com", "+1 555 0109",
-               "55 Station Road, Springfield", "Sesame",
-               "Elderly cat on a kidney diet: only the food in the labelled tin.",
-               "Front door keypad.", "2580", "0000", "drop-in"),
-    DemoClient("Noah Patel", "noah.patel@example.com", "+1 555 0110",
-               "18 Beech Grove, Springfield", "Biscuit",
-               "Anxious rescue greyhound; overnight sitter sleeps in the spare room.",
-               "Key in the lockbox behind the recycling bins.", "7314", "9512", "overnight"),
-    DemoClient("Chloe Dubois", "chloe.dubois@example.com", "+1 555 0111",
-               "7 Rue Cottage, Old Town, Springfield", "Kiwi",
-               "African grey parrot. Talks a lot; do not open the cage near open windows.",
-               "Side door; key under the stone frog.", "4455", "", "drop-in"),
-    DemoClient("Samuel Adeyemi", "samuel.adeyemi@example.com", "+1 555 0112",
-               "63 Hillcrest Road, Springfield", "Juno",
-               "Husky, escape artist: check the garden gate is latched.",
-               "Front door keypad.", "8642", "1357", "walk"),
+    DemoClient(
+        "Hannah Lee",
+        "hannah.lee@example.com",
+        "+1 555 0101",
+        "14 Maple Street, Springfield",
+        "Bella",
+        "Bella is a 4-year-old golden retriever. Pulls on the lead near squirrels.",
+        "Key in the lockbox by the side gate.",
+        "4821",
+        "1739",
+        "walk",
+    ),
+    DemoClient(
+        "Daniel Okafor",
+        "daniel.okafor@example.com",
+        "+1 555 0102",
+        "3B Harbour View Apartments, 220 Quay Road, Springfield",
+        "Miso and Tofu",
+        "Two indoor cats. Tofu needs half a pill in wet food every evening.",
+        "Concierge holds a key; show ID.",
+        "0352",
+        "",
+        "drop-in",
+    ),
+    DemoClient(
+        "Sofia Martinez",
+        "sofia.martinez@example.com",
+        "+1 555 0103",
+        "87 Orchard Lane, Springfield",
+        "Pepper",
+        "Beagle, very food-motivated. Keep the bin lid closed.",
+        "Back door; key under the blue planter.",
+        "7710",
+        "2468",
+        "walk",
+    ),
+    DemoClient(
+        "James Whitaker",
+        "james.whitaker@example.com",
+        "+1 555 0104",
+        "5 Church Close, Lower Ashby",
+        "Rufus",
+        "Senior labrador with arthritis: short, slow walks. Joint supplement at breakfast.",
+        "Front door keypad.",
+        "1905",
+        "8080",
+        "walk",
+    ),
+    DemoClient(
+        "Aisha Rahman",
+        "aisha.rahman@example.com",
+        "+1 555 0105",
+        "41 Elm Avenue, Springfield",
+        "Luna",
+        "Shy tabby; hides under the bed. Check she has eaten.",
+        "Key with the neighbour at no. 43 (Mrs Ortiz).",
+        "",
+        "5521",
+        "drop-in",
+    ),
+    DemoClient(
+        "Ethan Brooks",
+        "ethan.brooks@example.com",
+        "+1 555 0106",
+        "9 Willow Court, Springfield",
+        "Max and Ruby",
+        "Two border collies. Walk separately; Ruby is reactive to other dogs.",
+        "Garage side door keypad, then inner door.",
+        "3141",
+        "2718",
+        "walk",
+    ),
+    DemoClient(
+        "Grace Kim",
+        "grace.kim@example.com",
+        "+1 555 0107",
+        "120 Riverside Drive, Flat 6, Springfield",
+        "Clover and Nori",
+        "House rabbit (Clover) and a cat (Nori). Fresh hay daily; keep them apart.",
+        "Buzz flat 6; key in lockbox on the bike rack.",
+        "6006",
+        "",
+        "drop-in",
+    ),
+    DemoClient(
+        "Liam O'Connor",
+        "liam.oconnor@example.com",
+        "+1 555 0108",
+        "2 Mill Cottages, Hedley",
+        "Scout",
+        "Young spaniel, lots of energy. Towel off after muddy walks.",
+        "Key in the key safe by the porch.",
+        "9090",
+        "1122",
+        "walk",
+    ),
+    DemoClient(
+        "Mei Chen",
+        "mei.chen@example.com",
+        "+1 555 0109",
+        "55 Station Road, Springfield",
+        "Sesame",
+        "Elderly cat on a kidney diet: only the food in the labelled tin.",
+        "Front door keypad.",
+        "2580",
+        "0000",
+        "drop-in",
+    ),
+    DemoClient(
+        "Noah Patel",
+        "noah.patel@example.com",
+        "+1 555 0110",
+        "18 Beech Grove, Springfield",
+        "Biscuit",
+        "Anxious rescue greyhound; overnight sitter sleeps in the spare room.",
+        "Key in the lockbox behind the recycling bins.",
+        "7314",
+        "9512",
+        "overnight",
+    ),
+    DemoClient(
+        "Chloe Dubois",
+        "chloe.dubois@example.com",
+        "+1 555 0111",
+        "7 Rue Cottage, Old Town, Springfield",
+        "Kiwi",
+        "African grey parrot. Talks a lot; do not open the cage near open windows.",
+        "Side door; key under the stone frog.",
+        "4455",
+        "",
+        "drop-in",
+    ),
+    DemoClient(
+        "Samuel Adeyemi",
+        "samuel.adeyemi@example.com",
+        "+1 555 0112",
+        "63 Hillcrest Road, Springfield",
+        "Juno",
+        "Husky, escape artist: check the garden gate is latched.",
+        "Front door keypad.",
+        "8642",
+        "1357",
+        "walk",
+    ),
 ]
 PORTAL_CLIENT = 0  # Hannah Lee gets the client-portal login
 # Staff (by index into PEOPLE) and the clients (by index into CLIENTS) they are assigned to.
@@ -203,8 +299,14 @@ def seed() -> list[tuple[str, str, str]]:
         }
         clients = [
             do_create_client(
-                actor=owner, name=c.name, email=c.email, phone=c.phone, address=c.address,
-                notes=c.notes, instructions=c.instructions, door_code=c.door_code,
+                actor=owner,
+                name=c.name,
+                email=c.email,
+                phone=c.phone,
+                address=c.address,
+                notes=c.notes,
+                instructions=c.instructions,
+                door_code=c.door_code,
                 alarm_code=c.alarm_code,
             )
             for c in CLIENTS
@@ -220,7 +322,9 @@ def seed() -> list[tuple[str, str, str]]:
         portal_user = demo_user(portal.email, portal.name, password)
         rows.append((portal.email, password, Role.CLIENT.value))
         membership = Membership.objects.create(
-            tenant_id=owner.membership.tenant_id, user=portal_user, role=Role.CLIENT,
+            tenant_id=owner.membership.tenant_id,
+            user=portal_user,
+            role=Role.CLIENT,
             client=clients[PORTAL_CLIENT],
         )
         client_actor = Actor(portal_user, membership)
@@ -257,8 +361,11 @@ def schedule_week(
         demo_client = CLIENTS[client_index]
         service = services[demo_client.service]
         visit = do_create_visit(
-            actor=owner, client=clients[client_index], staff=members[staff_index],
-            service=service, starts_at=starts_at,
+            actor=owner,
+            client=clients[client_index],
+            staff=members[staff_index],
+            service=service,
+            starts_at=starts_at,
         )
         if visit.ends_at <= now:
             report = REPORTS[demo_client.service].format(
@@ -271,8 +378,10 @@ def reset_passwords() -> list[tuple[str, str, str]]:
     """New passwords for the demo logins, when the business exists but the file was lost."""
     rows: list[tuple[str, str, str]] = []
     portal = CLIENTS[PORTAL_CLIENT]
-    logins = [*((email, name, role.value) for role, email, name in PEOPLE),
-              (portal.email, portal.name, Role.CLIENT.value)]
+    logins = [
+        *((email, name, role.value) for role, email, name in PEOPLE),
+        (portal.email, portal.name, Role.CLIENT.value),
+    ]
     with transaction.atomic():
         for email, full_name, role in logins:
             password = secrets.token_urlsafe(12)
@@ -287,7 +396,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--reset-passwords", action="store_true",
+            "--reset-passwords",
+            action="store_true",
             help="give the demo logins new passwords (the old ones stop working)",
         )
 

@@ -37,18 +37,28 @@ def app_server_args(
 ) -> list[str]:
     """The granian command line for the Django app over TLS 1.2+."""
     return granian_command(
-        "--interface", "wsgi",
-        "--host", host,
-        "--port", str(port),
-        "--workers", str(workers),
-        "--blocking-threads", str(threads),
+        "--interface",
+        "wsgi",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--blocking-threads",
+        str(threads),
         "--no-ws",
         "--respawn-failed-workers",
-        "--ssl-certificate", str(certificate),
-        "--ssl-keyfile", str(keyfile),
-        "--ssl-protocol-min", "tls1.2",
-        "--static-path-route", settings.STATIC_URL.rstrip("/"),
-        "--static-path-mount", str(static_root),
+        "--ssl-certificate",
+        str(certificate),
+        "--ssl-keyfile",
+        str(keyfile),
+        "--ssl-protocol-min",
+        "tls1.2",
+        "--static-path-route",
+        settings.STATIC_URL.rstrip("/"),
+        "--static-path-mount",
+        str(static_root),
         "--no-access-log",
         "custodia.wsgi:application",
     )
@@ -57,11 +67,16 @@ def app_server_args(
 def redirect_server_args(*, host: str, port: int) -> list[str]:
     """The granian command line for the HTTP -> HTTPS redirector."""
     return granian_command(
-        "--interface", "wsgi",
-        "--host", host,
-        "--port", str(port),
-        "--workers", "1",
-        "--blocking-threads", "1",
+        "--interface",
+        "wsgi",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--blocking-threads",
+        "1",
         "--no-ws",
         "--no-access-log",
         "custodia.web.redirect:app",
@@ -81,7 +96,9 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")  # noqa: S104
         parser.add_argument("--port", type=int, default=8443, help="HTTPS port (default 8443)")
         parser.add_argument(
-            "--http-port", type=int, default=8080,
+            "--http-port",
+            type=int,
+            default=8080,
             help="plain-HTTP port that redirects to HTTPS (default 8080; 0 turns it off)",
         )
         parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
@@ -89,7 +106,8 @@ class Command(BaseCommand):
             "--threads", type=int, default=2, help="blocking threads per worker (default 2)"
         )
         parser.add_argument(
-            "--certificate", type=Path,
+            "--certificate",
+            type=Path,
             help="PEM certificate chain to serve instead of the local one under var/tls",
         )
         parser.add_argument("--keyfile", type=Path, help="PKCS#8 PEM key for --certificate")
@@ -121,8 +139,12 @@ class Command(BaseCommand):
             env["CUSTODIA_REDIRECT_ORIGIN"] = f"{public.scheme}://{public.netloc}"
         commands = [
             app_server_args(
-                host=options["host"], port=port, workers=options["workers"],
-                threads=options["threads"], certificate=certificate, keyfile=keyfile,
+                host=options["host"],
+                port=port,
+                workers=options["workers"],
+                threads=options["threads"],
+                certificate=certificate,
+                keyfile=keyfile,
                 static_root=Path(settings.STATIC_ROOT),
             )
         ]
