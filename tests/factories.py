@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 import factory
 from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.contrib.auth.hashers import get_hasher, make_password
 from django.utils import timezone
 
 from custodia.accounts.models import User
@@ -22,6 +25,17 @@ from custodia.tenancy.permissions import Role
 PASSWORD = "correct horse battery staple 42"
 
 
+def hashed_password() -> str:
+    """The stored form of PASSWORD (argon2id costs ~20 ms; the matrix makes ten users a test)."""
+    return _hashed_with(settings.PASSWORD_HASHERS[0])
+
+
+@functools.cache
+def _hashed_with(hasher: str) -> str:
+    # Keyed by hasher: some test modules switch to a fast one, and a hash must match the setting.
+    return make_password(PASSWORD, hasher=get_hasher("default"))
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
@@ -29,7 +43,8 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     email = factory.Sequence(lambda n: f"person{n}@example.test")
     full_name = factory.Faker("name")
-    password = factory.django.Password(PASSWORD)
+    # One real argon2id hash of PASSWORD, computed once and shared: logins still verify it.
+    password = factory.LazyFunction(lambda: hashed_password())
 
     class Params:
         inactive = factory.Trait(is_active=False)

@@ -1,0 +1,126 @@
+"""Fixtures for the browser tests: their own database, a real SMTP server, the real server over
+TLS, and Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.conf import settings
+
+from custodia import embedded
+from tests.e2e.support import Mailbox, Story
+from tests.mail import CollectingHandler, SmtpServer, free_port
+from tests.servers import prepare_server_database, start_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _unavailable(reason: str) -> None:
+    """CI installs Chromium and Playwright, so there a missing one is a failure, not a skip."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: browser tests must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless (never a downloaded browser)."""
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="session")
+def e2e_database() -> Iterator[str]:
+    """A fresh, migrated database of the browser tests' own, dropped at the end."""
+    name = f"custodia_e2e_{os.getpid()}"
+    prepare_server_database(name)
+    try:
+        yield name
+    finally:
+        # This process never connected to it; the admin connection is a fresh one, and the
+        # socket directory is read now because the embedded server may have started after
+        # settings were loaded.
+        admin = dict(settings.ADMIN_DATABASE)
+        if settings.EMBEDDED_DATABASE:
+            admin["HOST"] = str(embedded.embedded_socket_dir(settings.EMBEDDED_PGDATA))
+        embedded.drop_database(admin, name)
+
+
+@pytest.fixture(scope="session")
+def e2e_smtp() -> Iterator[SmtpServer]:
+    """A plain-SMTP server on loopback that keeps every message the app sends."""
+    handler = CollectingHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    server = SmtpServer(controller, handler, port)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def e2e_server(e2e_database: str, e2e_smtp: SmtpServer) -> Iterator[str]:
+    """`custodia serve` (granian over TLS with the local CA) mailing through the test server."""
+    base_url, stop = start_server(
+        e2e_database,
+        {
+            "CUSTODIA_SMTP_HOST": "127.0.0.1",
+            "CUSTODIA_SMTP_PORT": str(e2e_smtp.port),
+            # Plain SMTP is allowed outside production only; the test server has no TLS.
+            "CUSTODIA_SMTP_STARTTLS": "0",
+            "CUSTODIA_SMTP_SSL": "0",
+        },
+    )
+    try:
+        yield base_url
+    finally:
+        stop()
+
+
+@pytest.fixture(scope="module")
+def story(
+    browser: Browser,
+    e2e_server: str,
+    e2e_smtp: SmtpServer,
+    tmp_path_factory: Any,
+) -> Iterator[Story]:
+    """One business's day, shared by the ordered steps of a module."""
+    # Screenshots are for a person to look at; nothing asserts on them.
+    wanted = os.environ.get("CUSTODIA_E2E_SCREENSHOTS")
+    screenshots = Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
+    screenshots.mkdir(parents=True, exist_ok=True)
+    day = Story(e2e_server, browser, Mailbox(e2e_smtp), screenshots)
+    try:
+        yield day
+    finally:
+        day.close()
