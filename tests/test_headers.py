@@ -152,3 +152,14 @@ def test_server_error_reveals_nothing(web):
     # Even the error page keeps the security headers.
     assert response["X-Frame-Options"] == "DENY"
     assert "default-src 'self'" in response["Content-Security-Policy"]
+
+
+def test_a_form_without_csrf_token_gets_our_plain_403(db: None) -> None:
+    """The CSRF failure page uses the site layout and names no internal reason."""
+    from tests.conftest import HttpsClient
+
+    strict = HttpsClient(enforce_csrf_checks=True)
+    response = strict.post("/accounts/login/", {"login": "a@example.test", "password": "x"})
+    body = response.content.decode()
+    assert response.status_code == 403
+    assert "Form expired" in body and "CSRF" not in body and "Referer" not in body

@@ -226,6 +226,7 @@ CSRF_COOKIE_NAME = "__Host-csrftoken"
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_FAILURE_VIEW = "custodia.web.views.csrf_failure"
 CSRF_TRUSTED_ORIGINS = env_list("CUSTODIA_CSRF_TRUSTED_ORIGINS", [PUBLIC_URL])
 
 # --- Transport and headers ------------------------------------------------------------------

@@ -87,6 +87,11 @@ def forbidden(request: HttpRequest, exception: Exception) -> HttpResponse:
     return render(request, "web/error.html", {"title": "Not allowed"}, status=403)
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """403 for a form without a valid CSRF token, in our layout, without Django's reason."""
+    return render(request, "web/error.html", {"title": "Form expired"}, status=403)
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """404 without saying what was looked for."""
     return render(request, "web/error.html", {"title": "Not found"}, status=404)
