@@ -3,6 +3,7 @@ TLS, and Debian's Chromium driven by Playwright."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,9 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+# Module scope: while Playwright's sync API runs, the main thread has a running event loop, and
+# Django then refuses database work in this process (SynchronousOnlyOperation) to later tests.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium, headless (never a downloaded browser)."""
     if not CHROMIUM.exists():
@@ -77,6 +80,8 @@ def e2e_database() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def e2e_smtp() -> Iterator[SmtpServer]:
     """A plain-SMTP server on loopback that keeps every message the app sends."""
+    # aiosmtpd logs every SMTP command at INFO; a failing test's output should show the app.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     handler = CollectingHandler()
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)

@@ -107,11 +107,16 @@ class Story:
         if url.startswith(self.base_url):
             self.visited.append(url.removeprefix(self.base_url))
 
+    def snap(self, person: Person, name: str) -> None:
+        """A full-page screenshot for a person to look at; nothing asserts on it."""
+        person.page.screenshot(path=self.screenshots / f"{name}.png", full_page=True)
+
     @contextmanager
-    def step(self, name: str, *, after: str | None = None) -> Iterator[None]:
-        """Run step `name`; skip it when the step it builds on did not complete."""
-        if after is not None and after not in self.done:
-            pytest.skip(f"step {after!r} did not complete, so {name!r} cannot run")
+    def step(self, name: str, *, after: tuple[str, ...] = ()) -> Iterator[None]:
+        """Run step `name`; skip it when a step it builds on did not complete."""
+        missing = [earlier for earlier in after if earlier not in self.done]
+        if missing:
+            pytest.skip(f"step(s) {', '.join(missing)} did not complete, so {name!r} cannot run")
         yield
         self.done.add(name)
 
