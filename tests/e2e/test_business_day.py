@@ -302,6 +302,8 @@ def test_06_client_joins_the_portal_and_sees_only_themselves(story: Story) -> No
         expect(upcoming).to_contain_text(VISIT_HOURS)
         expect(upcoming).to_contain_text(SERVICE)
         expect(upcoming).to_contain_text("Scheduled")
+        # The client sees who is coming (RLS shows them the staff of their own visits only).
+        expect(upcoming).to_contain_text(STAFF_NAME)
         expect(portal.get_by_role("main")).not_to_contain_text(CLIENT2)
 
         # Nothing of the business's other records. The client list is not for clients at all:

@@ -568,7 +568,11 @@ def test_a_client_login_sees_only_itself(matrix: TenantMatrix) -> None:
     assert ids("SELECT id FROM scheduling_visit") == {a.visit.pk}
     assert count("clients_homeaccess") == 0
     assert count("clients_assignment") == 0
-    assert ids("SELECT id FROM tenancy_membership") == {a.client_login.membership.pk}
+    # Its own login, and the staff member who visits it (to show who comes); no one else.
+    assert ids("SELECT id FROM tenancy_membership") == {
+        a.client_login.membership.pk,
+        a.staff.membership.pk,
+    }
     assert count("tenancy_invitation") == 0
     assert execute("UPDATE clients_client SET notes = 'x'") == 0
     assert execute("UPDATE scheduling_visit SET report = 'x'") == 0

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from custodia.accounts.models import User
     from custodia.tenancy.models import Business, Membership
 
-SETTINGS = ("tenant_id", "user_id", "membership_id", "role", "lookup")
+SETTINGS = ("tenant_id", "user_id", "membership_id", "client_id", "role", "lookup")
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ def set_db_context(
     tenant_id: object = None,
     user_id: object = None,
     membership_id: object = None,
+    client_id: object = None,
     role: str = "",
     lookup: str = "",
 ) -> None:
@@ -77,6 +78,7 @@ def set_db_context(
         "" if tenant_id is None else str(tenant_id),
         "" if user_id is None else str(user_id),
         "" if membership_id is None else str(membership_id),
+        "" if client_id is None else str(client_id),
         role,
         lookup,
     ]
@@ -93,6 +95,7 @@ def activate(actor: Actor) -> None:
         tenant_id=actor.membership.tenant_id,
         user_id=actor.user.pk,
         membership_id=actor.membership.pk,
+        client_id=actor.membership.client_id,
         role=actor.membership.role,
     )
 

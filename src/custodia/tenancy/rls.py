@@ -1,8 +1,9 @@
 """Row-level security as migration operations: one helper, so every table is guarded the same way.
 
 Policies read transaction-local settings (`custodia.tenant_id`, `custodia.user_id`,
-`custodia.membership_id`, `custodia.role`, `custodia.lookup`) through small STABLE SQL functions
-that the planner inlines, so `tenant_id = custodia_tenant_id()` stays an index condition.
+`custodia.membership_id`, `custodia.client_id`, `custodia.role`, `custodia.lookup`) through small
+STABLE SQL functions that the planner inlines, so `tenant_id = custodia_tenant_id()` stays an
+index condition.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ CREATE OR REPLACE FUNCTION custodia_user_id() RETURNS uuid
 CREATE OR REPLACE FUNCTION custodia_membership_id() RETURNS uuid
   LANGUAGE sql STABLE PARALLEL SAFE
   AS $$ SELECT nullif(current_setting('custodia.membership_id', true), '')::uuid $$;
+CREATE OR REPLACE FUNCTION custodia_client_id() RETURNS uuid
+  LANGUAGE sql STABLE PARALLEL SAFE
+  AS $$ SELECT nullif(current_setting('custodia.client_id', true), '')::uuid $$;
 CREATE OR REPLACE FUNCTION custodia_role() RETURNS text
   LANGUAGE sql STABLE PARALLEL SAFE
   AS $$ SELECT coalesce(current_setting('custodia.role', true), '') $$;
@@ -34,11 +38,17 @@ CREATE OR REPLACE FUNCTION custodia_lookup() RETURNS text
 
 DROP_FUNCTIONS_SQL = """
 DROP FUNCTION IF EXISTS custodia_tenant_id(), custodia_user_id(), custodia_membership_id(),
+  custodia_client_id(),
   custodia_role(), custodia_is_manager(), custodia_lookup();
 """
 
 # The clause every tenant-owned row starts from.
 IN_TENANT = "tenant_id = custodia_tenant_id()"
+
+# Who reads a membership: its own user; managers every one of their business; staff the
+# non-client ones. scheduling/0002_rls widens it once visits exist: a client sees who visits them.
+MEMBERSHIP_SELECT = f"""user_id = custodia_user_id() OR ({IN_TENANT} AND (custodia_is_manager()
+    OR (custodia_role() = 'staff' AND role <> 'client')))"""
 
 
 def guard_table(
@@ -75,10 +85,9 @@ def guard_table(
     return migrations.RunSQL(forward, backward)
 
 
-# The client record of an acting client login (NULL for every other role); evaluated once per query.
-CLIENT_OF_ACTOR = (
-    "(SELECT m.client_id FROM tenancy_membership m WHERE m.id = custodia_membership_id())"
-)
+# The client record of an acting client login (NULL for every other role), set from the same
+# membership as the rest of the context; policies need no membership lookup to find it.
+CLIENT_OF_ACTOR = "custodia_client_id()"
 
 
 def tenant_key(table: str) -> migrations.RunSQL:

@@ -2,9 +2,20 @@ from __future__ import annotations
 
 from django.db import migrations
 
-from custodia.tenancy.rls import CLIENT_OF_ACTOR, IN_TENANT, guard_table, same_tenant, tenant_key
+from custodia.tenancy.rls import (
+    CLIENT_OF_ACTOR,
+    IN_TENANT,
+    MEMBERSHIP_SELECT,
+    guard_table,
+    same_tenant,
+    tenant_key,
+)
 
 MANAGER_HERE = f"{IN_TENANT} AND custodia_is_manager()"
+# A client sees the memberships (and so the names) of the people who visit them, nobody else.
+CLIENT_SEES_VISITORS = f"""custodia_role() = 'client' AND {IN_TENANT} AND EXISTS (
+    SELECT 1 FROM scheduling_visit v WHERE v.tenant_id = tenancy_membership.tenant_id
+      AND v.staff_id = tenancy_membership.id AND v.client_id = {CLIENT_OF_ACTOR})"""
 
 # Staff may change only the status and report of their own visits (the policy picks the rows,
 # this trigger the columns): moving a visit's time would otherwise open the home-access window.
@@ -63,6 +74,12 @@ class Migration(migrations.Migration):
             delete=MANAGER_HERE,
         ),
         migrations.RunSQL(STAFF_VISIT_GUARD_SQL, DROP_STAFF_VISIT_GUARD_SQL),
+        migrations.RunSQL(
+            "ALTER POLICY tenancy_membership_select ON tenancy_membership"
+            f" USING (({MEMBERSHIP_SELECT}) OR ({CLIENT_SEES_VISITORS}))",
+            "ALTER POLICY tenancy_membership_select ON tenancy_membership"
+            f" USING ({MEMBERSHIP_SELECT})",
+        ),
         tenant_key("scheduling_service"),
         same_tenant("scheduling_visit", "client_id", "clients_client"),
         same_tenant("scheduling_visit", "staff_id", "tenancy_membership"),

@@ -6,6 +6,7 @@ from custodia.tenancy.rls import (
     DROP_FUNCTIONS_SQL,
     FUNCTIONS_SQL,
     IN_TENANT,
+    MEMBERSHIP_SELECT,
     guard_table,
     same_tenant,
     tenant_key,
@@ -55,8 +56,7 @@ class Migration(migrations.Migration):
         ),
         guard_table(
             "tenancy_membership",
-            select=f"""user_id = custodia_user_id() OR ({IN_TENANT} AND (custodia_is_manager()
-                OR (custodia_role() = 'staff' AND role <> 'client')))""",
+            select=MEMBERSHIP_SELECT,
             insert=f"({MANAGES_MEMBER}) OR ({IN_TENANT} AND {INVITED_SELF})",
             update=MANAGES_MEMBER,
             delete=MANAGES_MEMBER,
