@@ -79,7 +79,9 @@ class MemberChoiceField(AccessChoiceField):
         return f"{obj.user.display_name} ({obj.get_role_display()})"
 
 
-class AssignStaffForm(forms.Form):
+class StaffChoiceForm(forms.Form):
+    """Pick one staff member (assigning to a client, confirming a requested visit)."""
+
     staff = MemberChoiceField(
         label="Staff member",
         queryset=Membership.objects.none(),

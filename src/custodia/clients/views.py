@@ -20,7 +20,7 @@ from custodia.clients.actions import (
     do_unassign_staff,
     do_update_client,
 )
-from custodia.clients.forms import AssignStaffForm, ClientForm, ClientSearchForm
+from custodia.clients.forms import ClientForm, ClientSearchForm, StaffChoiceForm
 from custodia.clients.models import Client
 from custodia.scheduling.access import list_services, list_visits
 from custodia.scheduling.forms import VisitRequestForm
@@ -75,7 +75,7 @@ def _detail_page(
     actor: Actor,
     client: Client,
     *,
-    assign_form: AssignStaffForm | None = None,
+    assign_form: StaffChoiceForm | None = None,
     invite_form: ClientInviteForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
@@ -92,7 +92,7 @@ def _detail_page(
         "can_schedule": actor.can(Permission.VISITS_WRITE),
     }
     if can_assign:
-        context["assign_form"] = assign_form or AssignStaffForm(staff=list_staff(actor))
+        context["assign_form"] = assign_form or StaffChoiceForm(staff=list_staff(actor))
     if can_invite:
         context["invite_form"] = invite_form or ClientInviteForm(initial={"email": client.email})
     return render(request, "clients/detail.html", context, status=status)
@@ -154,7 +154,7 @@ def client_delete(request: HttpRequest, actor: Actor, client_id: str) -> HttpRes
 def client_assign(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
     """A manager lets a staff member serve this client."""
     client = access.access_client_by_id(actor, client_id)
-    form = AssignStaffForm(request.POST, staff=list_staff(actor))
+    form = StaffChoiceForm(request.POST, staff=list_staff(actor))
     if form.is_valid():
         try:
             do_assign_staff(client, form.cleaned_data["staff"], actor=actor)

@@ -204,6 +204,14 @@ def do_update_visit(visit: Visit, *, actor: Actor, **changes: Any) -> Visit:
     return visit
 
 
+def do_confirm_visit(visit: Visit, staff: Membership, *, actor: Actor) -> Visit:
+    """A manager confirms a client's request: who goes, and it is scheduled."""
+    actor.require(Permission.VISITS_WRITE)
+    if visit.status != VisitStatus.REQUESTED:
+        raise ValidationError("Only a requested visit can be confirmed.")
+    return do_update_visit(visit, actor=actor, staff=staff, status=VisitStatus.SCHEDULED)
+
+
 def do_delete_visit(visit: Visit, *, actor: Actor) -> None:
     """Remove a visit from the calendar."""
     actor.require(Permission.VISITS_WRITE)

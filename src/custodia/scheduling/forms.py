@@ -128,20 +128,6 @@ class VisitUpdateForm(forms.Form):
         ]
 
 
-class VisitConfirmForm(forms.Form):
-    """A manager confirms a requested visit by choosing who goes."""
-
-    staff = MemberChoiceField(
-        label="Staff member",
-        queryset=Membership.objects.none(),
-        empty_label="Choose a staff member",
-    )
-
-    def __init__(self, *args: Any, staff: QuerySet[Membership], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["staff"].queryset = staff  # type: ignore[attr-defined]
-
-
 class WeekForm(forms.Form):
     week = forms.DateField(
         label="Week of",

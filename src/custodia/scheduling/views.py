@@ -14,8 +14,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from custodia.clients.access import home_access_for, list_clients
+from custodia.clients.forms import StaffChoiceForm
 from custodia.scheduling import access
 from custodia.scheduling.actions import (
+    do_confirm_visit,
     do_create_service,
     do_create_visit,
     do_request_visit,
@@ -24,7 +26,6 @@ from custodia.scheduling.actions import (
 )
 from custodia.scheduling.forms import (
     ServiceForm,
-    VisitConfirmForm,
     VisitForm,
     VisitRequestForm,
     VisitUpdateForm,
@@ -190,7 +191,7 @@ def _visit_page(
     visit: Visit,
     *,
     update_form: VisitUpdateForm | None = None,
-    confirm_form: VisitConfirmForm | None = None,
+    confirm_form: StaffChoiceForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     is_manager = actor.can(Permission.VISITS_WRITE)
@@ -205,7 +206,7 @@ def _visit_page(
         )
     # A refused confirmation is shown with its reason even if the visit is no longer requested.
     if is_manager and (confirm_form is not None or visit.status == VisitStatus.REQUESTED):
-        context["confirm_form"] = confirm_form or VisitConfirmForm(staff=list_staff(actor))
+        context["confirm_form"] = confirm_form or StaffChoiceForm(staff=list_staff(actor))
     return render(request, "scheduling/visit_detail.html", context, status=status)
 
 
@@ -238,23 +239,15 @@ def visit_update(request: HttpRequest, actor: Actor, visit_id: str) -> HttpRespo
 def visit_confirm(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
     """A manager confirms a requested visit: who goes, and it is scheduled."""
     visit = access.access_visit_by_id(actor, visit_id)
-    form = VisitConfirmForm(request.POST, staff=list_staff(actor))
+    form = StaffChoiceForm(request.POST, staff=list_staff(actor))
     if form.is_valid():
-        if visit.status != VisitStatus.REQUESTED:
-            form.add_error(None, "Only a requested visit can be confirmed.")
+        try:
+            do_confirm_visit(visit, form.cleaned_data["staff"], actor=actor)
+        except ValidationError as exc:
+            add_action_errors(form, exc)
         else:
-            try:
-                do_update_visit(
-                    visit,
-                    actor=actor,
-                    staff=form.cleaned_data["staff"],
-                    status=VisitStatus.SCHEDULED,
-                )
-            except ValidationError as exc:
-                add_action_errors(form, exc)
-            else:
-                messages.success(request, "Visit confirmed.")
-                return redirect("visit_detail", visit_id=visit.pk)
+            messages.success(request, "Visit confirmed.")
+            return redirect("visit_detail", visit_id=visit.pk)
     return _visit_page(request, actor, visit, confirm_form=form, status=400)
 
 
