@@ -27,6 +27,7 @@ run: setup
 
 # With DATABASE_URL set, the tests use <name>_test on that server; otherwise the embedded one.
 test: install
+	$(BIN)/custodia setup
 	$(BIN)/pytest
 
 lint: install

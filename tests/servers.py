@@ -22,6 +22,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from custodia.embedded import ensure_tls
+
 START_TIMEOUT_SECONDS = 30
 
 
@@ -33,7 +35,8 @@ def free_port() -> int:
 
 
 def local_ca() -> Path:
-    """The local CA that signs the server certificate `custodia serve` uses."""
+    """The local CA that signs the server certificate `custodia serve` uses (made if missing)."""
+    ensure_tls(Path(settings.TLS_DIR))
     return Path(settings.TLS_DIR) / "ca.pem"
 
 
@@ -68,6 +71,7 @@ def start_server(
     `http_port` > 0 also runs the plain-HTTP redirector there. The server's public URL is its
     own address unless `env_overrides` says otherwise.
     """
+    local_ca()  # made here first, so the server and this process never both create it
     port = free_port()
     base_url = f"https://localhost:{port}"
     env = {
