@@ -24,10 +24,12 @@ class TenantMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         with transaction.atomic():
-            clear()
             request.actor = None  # type: ignore[attr-defined]
             user = request.user
-            if user.is_authenticated:
+            # Each call sets every setting, so nothing of an earlier request can linger.
+            if not user.is_authenticated:
+                clear()
+            else:
                 set_db_context(user_id=user.pk)
                 membership = access.active_membership(
                     user, request.session.get(ACTIVE_BUSINESS_SESSION_KEY)
