@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install setup run test lint typecheck check-deploy stop clean
+.PHONY: install setup run test lint typecheck check-deploy stop clean scan bench
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Custodia needs Python 3.11: install python3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -40,6 +40,24 @@ typecheck: install
 # variables production requires (see README.md, "Configuration").
 check-deploy: install
 	CUSTODIA_ENV=production $(BIN)/custodia check --deploy --fail-level WARNING
+
+# Benchmarks (bench/README.md): ratios against baselines measured in the same run, on a generated
+# dataset in its own database. Quick profile ~3 minutes; FULL=1 loads 2M clients (~6 minutes).
+bench: install
+	@command -v wrk >/dev/null 2>&1 || { \
+	  as_root=; [ "$$(id -u)" -eq 0 ] || as_root=sudo; \
+	  DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq --no-install-recommends wrk >/dev/null \
+	  || { $$as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq --no-install-recommends wrk >/dev/null; }; }
+	@$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/custodia setup
+	$(BIN)/python -m bench.run $(if $(FULL),--full,)
+
+# External attack scanners against a throwaway live instance (scan/README.md): installs them into
+# .venv-scan and .venv-scan-wapiti, prints a summary table, writes scan/reports/, fails on any
+# finding of medium severity or above. Quick profile by default; `make scan FULL=1` runs all.
+scan: install
+	scan/install.sh "$(PYTHON)"
+	$(BIN)/python -m scan.run $(if $(FULL),--full)
 
 # Stop the embedded PostgreSQL (it keeps running between `make run`s so they start fast).
 stop:

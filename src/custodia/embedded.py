@@ -223,7 +223,8 @@ def ensure_tls(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=397))
+        # Under 366 days in all, the most Mozilla's TLS configurations allow (sslyze checks it).
+        .not_valid_after(now + dt.timedelta(days=365))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

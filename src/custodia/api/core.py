@@ -17,14 +17,16 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as RequestInvalid
-from ninja.pagination import paginate
+from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.parser import Parser
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.types import DictStrAny
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BeforeValidator,
     ConfigDict,
+    Field,
     ValidationInfo,
     field_validator,
 )
@@ -86,7 +88,52 @@ class JsonParser(Parser):
             raise MalformedBody("Malformed JSON: the body is not UTF-8.") from None
 
 
-api = NinjaAPI(
+# The errors any operation may answer with, in the one JSON shape the handlers below produce.
+ERROR_RESPONSES = {
+    "401": "No valid session or bearer token.",
+    "403": "The role, the token's scopes or the CSRF check do not allow it.",
+    "404": "No such record within your reach (or no such endpoint).",
+    "422": "Invalid input; `errors` names the fields.",
+}
+ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "properties": {
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "required": ["detail"],
+}
+
+
+class CustodiaAPI(NinjaAPI):
+    """NinjaAPI whose OpenAPI document lists the error answers of every operation."""
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(*args, **kwargs)
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status, description in ERROR_RESPONSES.items():
+                    responses.setdefault(
+                        status,
+                        {
+                            "description": description,
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Error"}
+                                }
+                            },
+                        },
+                    )
+        return schema
+
+
+api = CustodiaAPI(
     title="Custodia API",
     version="1",
     description=(
@@ -218,7 +265,21 @@ def paginated(view: Callable[..., Any]) -> Callable[..., Any]:
     annotation cannot be resolved; resolving them against the view's own module first fixes that.
     """
     view.__annotations__ = typing.get_type_hints(view, include_extras=True)
-    return paginate(view)  # type: ignore[no-any-return]
+    return paginate(BoundedLimitOffset)(view)  # type: ignore[no-any-return]
+
+
+# Far past any business's row count, and far inside PostgreSQL's bigint: a larger offset was a 500.
+MAX_OFFSET = 1_000_000
+
+
+class BoundedLimitOffset(LimitOffsetPagination):
+    """ninja's limit/offset pagination with an upper bound on the offset (a 422 past it)."""
+
+    class Input(Schema):
+        limit: int = Field(
+            settings.NINJA_PAGINATION_PER_PAGE, ge=1, le=settings.NINJA_PAGINATION_MAX_LIMIT
+        )
+        offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 def resolve_reference(
@@ -237,15 +298,61 @@ def resolve_reference(
 # --- Input building blocks --------------------------------------------------------------------
 
 
+# PostgreSQL text cannot hold NUL (a 500 before): every text input refuses it, and says so.
+NO_NUL = r"^[^\x00]*$"
+# A name: some character that is neither white space nor NUL.
+NON_BLANK_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
+def _no_nul_in_schema(schema: dict[str, Any], model: type[Any]) -> None:
+    # The OpenAPI document states the NUL rule on every free-text field of a body.
+    for prop in schema.get("properties", {}).values():
+        for option in prop.get("anyOf", [prop]):
+            free_text = not {"pattern", "format", "enum", "const"} & set(option)
+            if option.get("type") == "string" and free_text:
+                option["pattern"] = NO_NUL
+
+
 class InputSchema(Schema):
     """A request body: unknown fields are refused, so a typo is a 422, not a silent no-op."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_nul_in_schema)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("Text cannot contain NUL characters.")
+        return value
+
+
+def _refused_nulls_out_of_schema(schema: dict[str, Any], model: type[Any]) -> None:
+    # The fields are typed `X | None` only so that they may be left out: the OpenAPI document
+    # must not offer null where the validator below refuses it.
+    nullable: frozenset[str] = getattr(model, "NULLABLE", frozenset())
+    for name, prop in schema.get("properties", {}).items():
+        if name in nullable or "anyOf" not in prop:
+            continue
+        kept = [option for option in prop["anyOf"] if option.get("type") != "null"]
+        if len(kept) == 1:
+            del prop["anyOf"]
+            prop.update(kept[0])
+        else:
+            prop["anyOf"] = kept
+        if prop.get("default", 0) is None:
+            del prop["default"]
+
+
+def _patch_schema_extra(schema: dict[str, Any], model: type[Any]) -> None:
+    _refused_nulls_out_of_schema(schema, model)
+    _no_nul_in_schema(schema, model)
 
 
 class PatchSchema(InputSchema):
     """A partial update: only the fields sent change, and null is refused unless it means
     something (such as "no staff member"), so `{"name": null}` is an error, not a wipe."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_patch_schema_extra)
 
     NULLABLE: ClassVar[frozenset[str]] = frozenset()
 
@@ -271,4 +378,13 @@ def _iso_8601_only(value: object) -> object:
     return value
 
 
-IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only)]
+def _in_utc(value: dt.datetime) -> dt.datetime:
+    # RFC 3339 allows offsets up to +-23:59, PostgreSQL only up to +-15:59 (a 500 before):
+    # the same instant in UTC is what gets stored anyway.
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("The date-time is out of range.") from None
+
+
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only), AfterValidator(_in_utc)]

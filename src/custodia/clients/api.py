@@ -26,7 +26,11 @@ router = Router(tags=["clients"])
 
 @router.get("", response=list[ClientOut])
 @paginated
-def list_clients(request: HttpRequest, q: str = Query("", max_length=120)) -> QuerySet[Client]:
+def list_clients(
+    request: HttpRequest,
+    # PostgreSQL text cannot hold NUL: refuse it here (a 422) rather than fail in the query (a 500).
+    q: str = Query("", max_length=120, pattern=r"^[^\x00]*$"),
+) -> QuerySet[Client]:
     """Clients you may see (staff: assigned ones; a client: themself), searched by `q`.
 
     `q` with "@" matches an email exactly, mostly digits a phone exactly, else a name prefix.

@@ -8,14 +8,15 @@ import uuid
 from ninja import Field, Schema
 from pydantic import StrictStr
 
-from custodia.api.core import InputSchema, PatchSchema
+from custodia.api.core import NON_BLANK_TEXT, InputSchema, PatchSchema
 from custodia.clients.models import Client, HomeAccess
 
 
 class ClientIn(InputSchema):
     """A new client; everything but the name is optional, home-access fields included."""
 
-    name: StrictStr = Field(min_length=1, max_length=120)
+    # A name of spaces only is refused (the schema says so, not just the action).
+    name: StrictStr = Field(min_length=1, max_length=120, pattern=NON_BLANK_TEXT)
     email: StrictStr = Field("", max_length=254)
     phone: StrictStr = Field("", max_length=40)
     address: StrictStr = Field("", max_length=2000)
@@ -28,7 +29,7 @@ class ClientIn(InputSchema):
 class ClientPatch(PatchSchema):
     """Only the fields sent change; null is not a value (send "" to clear a field)."""
 
-    name: StrictStr | None = Field(None, min_length=1, max_length=120)
+    name: StrictStr | None = Field(None, min_length=1, max_length=120, pattern=NON_BLANK_TEXT)
     email: StrictStr | None = Field(None, max_length=254)
     phone: StrictStr | None = Field(None, max_length=40)
     address: StrictStr | None = Field(None, max_length=2000)

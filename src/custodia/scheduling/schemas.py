@@ -9,23 +9,27 @@ from typing import Literal
 from ninja import Field, Schema
 from pydantic import StrictBool, StrictInt, StrictStr
 
-from custodia.api.core import InputSchema, IsoDateTime, PatchSchema
+from custodia.api.core import NON_BLANK_TEXT, InputSchema, IsoDateTime, PatchSchema
 
 Status = Literal["requested", "scheduled", "completed", "cancelled"]
 
 
+# The bounds the actions enforce, stated in the schema so that clients (and the OpenAPI
+# document) know them; a name of spaces only is refused.
+
+
 class ServiceIn(InputSchema):
-    name: StrictStr = Field(min_length=1, max_length=120)
-    duration_minutes: StrictInt
-    price_cents: StrictInt
+    name: StrictStr = Field(min_length=1, max_length=120, pattern=NON_BLANK_TEXT)
+    duration_minutes: StrictInt = Field(ge=5, le=1440)
+    price_cents: StrictInt = Field(ge=0, le=10_000_000)
 
 
 class ServicePatch(PatchSchema):
     """Only the fields sent change; `is_active: false` retires a service."""
 
-    name: StrictStr | None = Field(None, min_length=1, max_length=120)
-    duration_minutes: StrictInt | None = None
-    price_cents: StrictInt | None = None
+    name: StrictStr | None = Field(None, min_length=1, max_length=120, pattern=NON_BLANK_TEXT)
+    duration_minutes: StrictInt | None = Field(None, ge=5, le=1440)
+    price_cents: StrictInt | None = Field(None, ge=0, le=10_000_000)
     is_active: StrictBool | None = None
 
 

@@ -1,0 +1,1 @@
+"""External attack scanners run against a live instance: `make scan`."""
