@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import include, path
 
 from custodia.api.routes import api
+from custodia.config import env_bool
 from custodia.trust import views as trust_views
 from custodia.web import views as web_views
 
@@ -21,6 +22,10 @@ urlpatterns = [
     path(".well-known/security.txt", trust_views.security_txt, name="security_txt"),
     path("security/", trust_views.security_page, name="security_page"),
 ]
+
+# Benchmark baseline views (bench/README.md); bench_views refuses to load in production.
+if env_bool("CUSTODIA_BENCH_BASELINE", False):
+    urlpatterns.append(path("bench/bare/", include("custodia.web.bench_views")))
 
 handler400 = "custodia.web.views.bad_request"
 handler403 = "custodia.web.views.forbidden"

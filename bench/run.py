@@ -1,0 +1,814 @@
+"""`make bench`: production-configured servers, wrk load, ratios against same-run baselines.
+
+Usage: python -m bench.run [--full]. Writes bench/results/<scenario>.json, summary.json and PNG
+charts, and prints a table. See bench/README.md for what each scenario compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.cookiejar
+import json
+import multiprocessing
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DB_NAME = "custodia_bench"
+OWNER_EMAIL = "owner@bench-target.invalid"
+PYTHON = sys.executable
+WRK_SCRIPT = """
+local paths = {%(paths)s}
+local i = 0
+wrk.method = "%(method)s"
+%(setup)s
+-- Each wrk thread has its own Lua state: done() adds up their counters.
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+unexpected = 0
+response = function(status, headers, body)
+  if status ~= %(expect)d then unexpected = unexpected + 1 end
+end
+request = function()
+  i = i %% #paths + 1
+  return wrk.format(nil, paths[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  local unexpected = 0
+  for _, thread in ipairs(threads) do unexpected = unexpected + thread:get("unexpected") end
+  io.write(string.format(
+    '\\nJSON{"unexpected":%%d,"requests":%%d,"duration_us":%%d,"errors":%%d,"status_errors":%%d,'
+    .. '"p50_ms":%%.3f,"p90_ms":%%.3f,"p99_ms":%%.3f,"mean_ms":%%.3f}\\n',
+    unexpected, summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency.mean / 1000))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    seconds: int
+    target_clients: int
+    small_businesses: int
+    large_businesses: int
+    clients_per_business: int
+
+
+QUICK = Profile("quick", 6, 50_000, 10, 1_000, 150)
+FULL = Profile("full", 15, 200_000, 10, 10_000, 180)
+SMOKE = Profile("smoke", 2, 2_000, 3, 20, 50)  # checks the harness itself, measures nothing
+
+
+@dataclass
+class Row:
+    scenario: str
+    figure: str
+    measured: float
+    baseline: float
+    ratio: float
+    target: str
+    passed: bool
+
+
+@dataclass
+class Bench:
+    profile: Profile
+    env: dict[str, str]
+    rows: list[Row] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def record(
+        self,
+        scenario: str,
+        figure: str,
+        measured: float,
+        baseline: float,
+        *,
+        at_most: float | None = None,
+        at_least: float | None = None,
+    ) -> None:
+        ratio = measured / baseline if baseline else float("inf")
+        if at_most is not None:
+            target, passed = f"<= {at_most}", ratio <= at_most
+        else:
+            assert at_least is not None
+            target, passed = f">= {at_least}", ratio >= at_least
+        self.rows.append(Row(scenario, figure, measured, baseline, ratio, target, passed))
+        self.results.setdefault(scenario, {}).setdefault("figures", []).append(
+            {
+                "figure": figure,
+                "measured": measured,
+                "baseline": baseline,
+                "ratio": ratio,
+                "target": target,
+                "passed": passed,
+            }
+        )
+
+
+# --- Processes --------------------------------------------------------------------------------
+
+
+def custodia(env: dict[str, str], *args: str, timeout: int = 1800) -> str:
+    """Run a `custodia` command; its stdout."""
+    done = subprocess.run(  # noqa: S603
+        [PYTHON, "-m", "custodia.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    if done.returncode:
+        raise RuntimeError(f"custodia {args[0]} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def server(env: dict[str, str], **extra: str) -> Iterator[str]:
+    """`custodia serve` (granian, 2 workers, 2 threads, TLS) on a free port; yields its URL."""
+    port = free_port()
+    url = f"https://localhost:{port}"
+    server_env = {**env, "CUSTODIA_PUBLIC_URL": url, **extra}
+    log = tempfile.NamedTemporaryFile(prefix="custodia-bench-", suffix=".log", delete=False)
+    process = subprocess.Popen(  # noqa: S603
+        [
+            PYTHON,
+            "-m",
+            "custodia.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--http-port",
+            "0",
+            "--workers",
+            "2",
+            "--threads",
+            "2",
+        ],
+        env=server_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start:\n{Path(log.name).read_text()[-3000:]}")
+            try:
+                fetch(url + "/security/")
+                break
+            except OSError:
+                time.sleep(0.3)
+        yield url
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, sig)
+                process.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
+
+
+def tls_context() -> ssl.SSLContext:
+    """Trusts the local CA that signed the server's certificate."""
+    var = Path(os.environ.get("CUSTODIA_VAR_DIR", ROOT / "var"))
+    return ssl.create_default_context(cafile=str(var / "tls" / "ca.pem"))
+
+
+def fetch(url: str) -> bytes:
+    """GET over TLS with the local CA."""
+    with urllib.request.urlopen(url, context=tls_context(), timeout=10) as response:  # noqa: S310
+        return response.read()
+
+
+@dataclass(frozen=True)
+class LoginForm:
+    csrf_cookie: str
+    csrf_token: str
+
+
+def login_form(url: str) -> tuple[LoginForm, urllib.request.OpenerDirector, Any]:
+    """The login page's CSRF cookie and token (reusable for many POSTs), and a cookie opener."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(jar), urllib.request.HTTPSHandler(context=tls_context())
+    )
+    page = opener.open(url + "/accounts/login/", timeout=10).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    cookie = next((c.value for c in jar if c.name == "__Host-csrftoken"), None)
+    if token is None or cookie is None:
+        raise RuntimeError("login page without a CSRF token")
+    return LoginForm(cookie, token.group(1)), opener, jar
+
+
+def session_cookie(url: str, password: str) -> str:
+    """Log in as the target owner through the real form; the session cookie header."""
+    form, opener, jar = login_form(url)
+    body = urllib.parse.urlencode(
+        {"csrfmiddlewaretoken": form.csrf_token, "login": OWNER_EMAIL, "password": password}
+    ).encode()
+    request = urllib.request.Request(  # noqa: S310
+        url + "/accounts/login/", data=body, headers={"Referer": url + "/accounts/login/"}
+    )
+    opener.open(request, timeout=30).read()
+    session = next((c.value for c in jar if c.name == "__Host-sessionid"), None)
+    if session is None:
+        raise RuntimeError("login did not give a session")
+    return f"__Host-sessionid={session}"
+
+
+def wrk(
+    url: str,
+    paths: list[str],
+    *,
+    seconds: int,
+    connections: int,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
+    body: str = "",
+    expect: int = 200,
+) -> dict[str, Any]:
+    """Run wrk over `paths` (round robin); requests/s and latency percentiles in ms."""
+    setup = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
+    if body:
+        setup += f"wrk.body = {json.dumps(body)}\n"
+    script = WRK_SCRIPT % {
+        "paths": ", ".join(json.dumps(p) for p in paths),
+        "method": method,
+        "setup": setup,
+        "expect": expect,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        done = subprocess.run(  # noqa: S603
+            [
+                shutil.which("wrk") or "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "10s",  # noqa: S607
+                "-s",
+                handle.name,
+                url,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        )
+    finally:
+        Path(handle.name).unlink()
+    line = next(line for line in done.stdout.splitlines() if line.startswith("JSON"))
+    stats = json.loads(line[4:])
+    stats["rps"] = stats["requests"] / (stats["duration_us"] / 1e6)
+    # wrk's request count includes the ones cut short at the end; only expected answers count.
+    stats["ok_rps"] = max(0, stats["requests"] - stats["unexpected"]) / (stats["duration_us"] / 1e6)
+    if stats["unexpected"] or stats["errors"]:
+        stats["warning"] = (
+            f"{stats['unexpected']} answers other than {expect}, {stats['errors']} socket errors"
+        )
+        say(f"warning: {paths[0]}: {stats['warning']}")
+    return stats
+
+
+def _hash_for(seconds: float, counter: Any) -> None:
+    from argon2 import PasswordHasher
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from custodia.accounts.hashers import OwaspArgon2PasswordHasher as Owasp
+
+    hasher = PasswordHasher(
+        time_cost=Owasp.time_cost, memory_cost=Owasp.memory_cost, parallelism=Owasp.parallelism
+    )
+    stored = hasher.hash("benchmark password 1")
+    deadline = time.monotonic() + seconds
+    count = 0
+    while time.monotonic() < deadline:
+        hasher.verify(stored, "benchmark password 1")
+        count += 1
+    with counter.get_lock():
+        counter.value += count
+
+
+def raw_hashes_per_second(seconds: float, processes: int) -> float:
+    """argon2id verifications per second, one process per core, same parameters as logins."""
+    counter = multiprocessing.Value("i", 0)
+    workers = [
+        multiprocessing.Process(target=_hash_for, args=(seconds, counter)) for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return counter.value / seconds
+
+
+# --- Scenarios --------------------------------------------------------------------------------
+
+
+def targets(env: dict[str, str]) -> dict[str, Any]:
+    """Ids and search terms from the target business (read as the owner, under RLS)."""
+    code = (
+        "import json, django; django.setup()\n"
+        "from django.db import transaction\n"
+        "from custodia.accounts.management.commands.token import actors_of, find_user\n"
+        "from custodia.clients.access import list_clients\n"
+        "from custodia.tenancy.context import activate\n"
+        "with transaction.atomic():\n"
+        f"    actor = actors_of(find_user({OWNER_EMAIL!r}), 'bench-target')[0]\n"
+        "    activate(actor)\n"
+        "    rows = list(list_clients(actor).order_by('?').values('id', 'name', 'email',"
+        " 'phone')[:200])\n"
+        "    print(json.dumps({'tenant': str(actor.tenant_id), 'clients': rows}, default=str))\n"
+    )
+    done = subprocess.run(  # noqa: S603
+        [PYTHON, "-c", code],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def search_paths(data: dict[str, Any]) -> dict[str, list[str]]:
+    """List-API paths for each kind of search the UI offers, over many clients."""
+    quote = urllib.parse.quote
+    clients = data["clients"]
+    return {
+        "list": ["/api/v1/clients"],
+        # What someone types: a first name and the initial of the surname.
+        "name prefix": [
+            f"/api/v1/clients?q={quote(c['name'][: c['name'].index(' ') + 2])}" for c in clients
+        ],
+        "email": [f"/api/v1/clients?q={quote(c['email'])}" for c in clients],
+        "phone": [f"/api/v1/clients?q={quote(c['phone'])}" for c in clients],
+        "key": [f"/api/v1/clients/{c['id']}" for c in clients],
+    }
+
+
+def explain(env: dict[str, str], data: dict[str, Any]) -> dict[str, Any]:
+    """Plans of the list and search queries under RLS."""
+    sample = data["clients"][0]
+    queries = {
+        "list": "",
+        "name prefix": sample["name"][:4],
+        "email": sample["email"],
+        "phone": sample["phone"],
+    }
+    done = subprocess.run(  # noqa: S603
+        [PYTHON, "-m", "bench.explain", json.dumps(queries)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run(profile: Profile) -> Bench:
+    """Every scenario, in an order that builds the dataset once."""
+    secret = secrets.token_urlsafe(64)
+    password = "bench " + secrets.token_urlsafe(12)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "CUSTODIA_DB_NAME": DB_NAME,
+        "CUSTODIA_SECRET_KEY": secret,
+        "CUSTODIA_ENV": "development",
+    }
+    env.pop("CUSTODIA_APP_DB_PASSWORD", None)
+    prod = {
+        **env,
+        "CUSTODIA_ENV": "production",
+        "CUSTODIA_SMTP_HOST": "smtp.invalid",
+        "CUSTODIA_APP_DB_PASSWORD": secrets.token_urlsafe(24),
+    }
+    bench = Bench(profile, env)
+    seconds = profile.seconds
+    say(
+        f"profile {profile.name}: target business {profile.target_clients:,} clients; "
+        f"{profile.small_businesses} then {profile.large_businesses:,} other businesses of "
+        f"{profile.clients_per_business} clients; {seconds} s per load run"
+    )
+
+    started = time.monotonic()
+    subprocess.run(  # noqa: S603
+        [
+            PYTHON,
+            "-c",
+            "import django; django.setup()\n"
+            "from custodia.web.management.commands.setup import prepare_database\n"
+            f"prepare_database({DB_NAME!r}, fresh=True)",
+        ],
+        env=env,
+        check=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    say(f"fresh database {DB_NAME} migrated in {time.monotonic() - started:.1f} s")
+    output = custodia(
+        env,
+        "bench_data",
+        "--businesses",
+        str(profile.small_businesses),
+        "--clients-per-business",
+        str(profile.clients_per_business),
+        "--target-clients",
+        str(profile.target_clients),
+        "--owner-password",
+        password,
+    )
+    say(output.strip())
+    bench.results["dataset"] = {"small": output.strip()}
+    token = (
+        custodia(
+            env,
+            "token",
+            "create",
+            "--email",
+            OWNER_EMAIL,
+            "--business",
+            "bench-target",
+            "--days",
+            "1",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    bearer = {"Authorization": f"Bearer {token}"}
+    data = targets(env)
+    paths = search_paths(data)
+
+    # 2, small side: the same business's list and search with 10 other businesses.
+    small: dict[str, Any] = {}
+    with server(prod) as url:
+        for kind in ("list", "name prefix"):
+            small[kind] = wrk(url, paths[kind], seconds=seconds, connections=4, headers=bearer)
+    small_plans = explain(env, data)
+
+    extra = profile.large_businesses - profile.small_businesses
+    output = custodia(
+        env,
+        "bench_data",
+        "--businesses",
+        str(extra),
+        "--clients-per-business",
+        str(profile.clients_per_business),
+        "--seed",
+        "2",
+    )
+    say(output.strip())
+    bench.results["dataset"]["large"] = output.strip()
+    large: dict[str, Any] = {}
+    with server(prod) as url:
+        for kind in ("list", "name prefix"):
+            large[kind] = wrk(url, paths[kind], seconds=seconds, connections=4, headers=bearer)
+        scenario_2_done(bench, small, large, small_plans, explain(env, data))
+        scenario_3_4(bench, url, password, bearer, paths, seconds)
+        scenario_5(bench, url, bearer, paths, seconds)
+        scenario_6(bench, url, password, seconds)
+    with server(env, CUSTODIA_BENCH_BASELINE="1", CUSTODIA_SMTP_HOST="smtp.invalid") as url:
+        scenario_1(bench, url, bearer, data, seconds)
+    bench.results["elapsed_seconds"] = time.monotonic() - started
+    return bench
+
+
+def scenario_1(
+    bench: Bench, url: str, bearer: dict[str, str], data: dict[str, Any], seconds: int
+) -> None:
+    """Cost of protection: API (token, RLS context, policies) vs the bare view, same server."""
+    tenant = data["tenant"]
+    ids = [c["id"] for c in data["clients"]]
+    runs = {
+        "detail protected": wrk(
+            url,
+            [f"/api/v1/clients/{i}" for i in ids],
+            seconds=seconds,
+            connections=4,
+            headers=bearer,
+        ),
+        "detail bare": wrk(
+            url, [f"/bench/bare/clients/{tenant}/{i}/" for i in ids], seconds=seconds, connections=4
+        ),
+        "list protected": wrk(
+            url, ["/api/v1/clients"], seconds=seconds, connections=4, headers=bearer
+        ),
+        "list bare": wrk(url, [f"/bench/bare/clients/{tenant}/"], seconds=seconds, connections=4),
+    }
+    name = "1-cost-of-protection"
+    bench.results[name] = {"runs": runs}
+    for kind in ("detail", "list"):
+        protected, bare = runs[f"{kind} protected"], runs[f"{kind} bare"]
+        bench.record(
+            name, f"client {kind} req/s", protected["ok_rps"], bare["ok_rps"], at_least=0.75
+        )
+        bench.record(name, f"client {kind} p99 ms", protected["p99_ms"], bare["p99_ms"], at_most=2)
+
+
+def scenario_2_done(
+    bench: Bench,
+    small: dict[str, Any],
+    large: dict[str, Any],
+    small_plans: dict[str, Any],
+    large_plans: dict[str, Any],
+) -> None:
+    """Tenant-size independence: the same business's queries, small vs large database."""
+    name = "2-tenant-size"
+    bench.results[name] = {
+        "small": small,
+        "large": large,
+        "plans": {"small": small_plans, "large": large_plans},
+    }
+    for kind in small:
+        bench.record(
+            name, f"{kind} p50 ms", large[kind]["p50_ms"], small[kind]["p50_ms"], at_most=1.2
+        )
+        bench.record(
+            name, f"{kind} p99 ms", large[kind]["p99_ms"], small[kind]["p99_ms"], at_most=1.2
+        )
+
+
+def scenario_3_4(
+    bench: Bench,
+    url: str,
+    password: str,
+    bearer: dict[str, str],
+    paths: dict[str, list[str]],
+    seconds: int,
+) -> None:
+    """Login throughput vs raw argon2id; ordinary p99 with and without a login storm."""
+    form, _, _ = login_form(url)
+    body = urllib.parse.urlencode(
+        {"csrfmiddlewaretoken": form.csrf_token, "login": OWNER_EMAIL, "password": password}
+    )
+    login = {
+        "Cookie": f"__Host-csrftoken={form.csrf_cookie}",
+        "Referer": url + "/accounts/login/",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    logins = wrk(
+        url,
+        ["/accounts/login/"],
+        seconds=seconds,
+        connections=4,
+        headers=login,
+        method="POST",
+        body=body,
+        expect=302,
+    )
+    hashes = raw_hashes_per_second(seconds, processes=2)
+    name = "3-login"
+    bench.results[name] = {"logins": logins, "raw_hashes_per_second": hashes}
+    bench.record(name, "logins/s vs argon2id/s", logins["ok_rps"], hashes, at_least=0.85)
+
+    quiet = wrk(url, paths["key"], seconds=seconds, connections=4, headers=bearer)
+    storm: dict[str, Any] = {}
+
+    def hammer() -> None:
+        storm["logins"] = wrk(
+            url,
+            ["/accounts/login/"],
+            seconds=seconds + 2,
+            connections=8,
+            headers=login,
+            method="POST",
+            body=body,
+            expect=302,
+        )
+
+    import threading
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    time.sleep(1)
+    stormy = wrk(url, paths["key"], seconds=seconds, connections=4, headers=bearer)
+    thread.join()
+    name = "4-login-storm"
+    bench.results[name] = {"quiet": quiet, "storm": stormy, "storm_logins": storm.get("logins")}
+    bench.record(name, "client detail p99 ms", stormy["p99_ms"], quiet["p99_ms"], at_most=1.5)
+
+
+def scenario_5(
+    bench: Bench, url: str, bearer: dict[str, str], paths: dict[str, list[str]], seconds: int
+) -> None:
+    """Search under RLS on the big business vs the primary-key lookup."""
+    runs = {
+        kind: wrk(url, paths[kind], seconds=seconds, connections=4, headers=bearer)
+        for kind in ("key", "name prefix", "email", "phone")
+    }
+    name = "5-search"
+    bench.results[name] = {"runs": runs}
+    for kind in ("name prefix", "email", "phone"):
+        bench.record(
+            name, f"search {kind} p99 ms", runs[kind]["p99_ms"], runs["key"]["p99_ms"], at_most=3
+        )
+
+
+def scenario_6(bench: Bench, url: str, password: str, seconds: int) -> None:
+    """Dashboard and calendar at 32 connections vs a static page from the same process."""
+    cookie = {"Cookie": session_cookie(url, password)}
+    runs = {
+        page: wrk(url, [path], seconds=seconds, connections=32, headers=cookie)
+        for page, path in (
+            ("static", "/security/"),
+            ("dashboard", "/app/"),
+            ("calendar", "/app/calendar/"),
+        )
+    }
+    name = "6-pages"
+    bench.results[name] = {"runs": runs, "note": "32 connections sharing one owner session"}
+    for page in ("dashboard", "calendar"):
+        bench.record(
+            name, f"{page} p50 ms", runs[page]["p50_ms"], runs["static"]["p50_ms"], at_most=4
+        )
+        bench.record(
+            name, f"{page} p99 ms", runs[page]["p99_ms"], runs["static"]["p99_ms"], at_most=4
+        )
+
+
+# --- Output -----------------------------------------------------------------------------------
+
+
+def say(message: str) -> None:
+    """Progress on stderr, so the table stays clean on stdout."""
+    sys.stderr.write(f"[bench] {message}\n")
+    sys.stderr.flush()
+
+
+def table(rows: list[Row]) -> str:
+    """The printed summary."""
+    lines = [
+        f"{'scenario':<22}{'figure':<30}{'measured':>10}{'baseline':>10}{'ratio':>8}"
+        f"  {'target':<8}result"
+    ]
+    for r in rows:
+        lines.append(
+            f"{r.scenario:<22}{r.figure:<30}{r.measured:>10.2f}{r.baseline:>10.2f}"
+            f"{r.ratio:>8.2f}  {r.target:<8}{'pass' if r.passed else 'FAIL'}"
+        )
+    return "\n".join(lines)
+
+
+def load_runs(result: Any, prefix: str = "") -> dict[str, dict[str, Any]]:
+    """Every wrk run inside a scenario's result, by a readable name."""
+    found: dict[str, dict[str, Any]] = {}
+    if isinstance(result, dict):
+        if "p99_ms" in result:
+            return {prefix.strip(): result}
+        for key, value in result.items():
+            if key not in {"plans", "figures"}:
+                found.update(load_runs(value, f"{prefix} {key}" if key != "runs" else prefix))
+    return found
+
+
+def charts(bench: Bench) -> list[Path]:
+    """One PNG per scenario: ratios against their targets, and latency percentiles per run."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        say("matplotlib missing (pip install -e '.[bench]'): no charts")
+        return []
+    written = []
+    for scenario in sorted({r.scenario for r in bench.rows}):
+        rows = [r for r in bench.rows if r.scenario == scenario]
+        runs = load_runs(bench.results.get(scenario, {}))
+        figure, (ratios, latency) = plt.subplots(
+            1, 2, figsize=(13, 0.5 * max(len(rows), len(runs)) + 2.5)
+        )
+        positions = list(range(len(rows)))
+        ratios.barh(
+            positions,
+            [r.ratio for r in rows],
+            color=["tab:green" if r.passed else "tab:red" for r in rows],
+        )
+        for position, row in zip(positions, rows, strict=True):
+            target = float(row.target.split()[-1])
+            ratios.plot([target, target], [position - 0.4, position + 0.4], color="black")
+        ratios.set_yticks(positions, [r.figure for r in rows])
+        ratios.set_xlabel("ratio to the same-run baseline (black: target)")
+        ratios.invert_yaxis()
+        names = list(runs)
+        for offset, (key, label) in enumerate(
+            (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"))
+        ):
+            latency.barh(
+                [i + (offset - 1) * 0.27 for i in range(len(names))],
+                [runs[n][key] for n in names],
+                height=0.27,
+                label=label,
+            )
+        latency.set_yticks(
+            list(range(len(names))), [f"{n} ({runs[n]['ok_rps']:.0f} req/s)" for n in names]
+        )
+        latency.set_xlabel("latency, ms")
+        latency.invert_yaxis()
+        latency.legend()
+        figure.suptitle(f"{scenario} ({bench.profile.name} profile)")
+        figure.tight_layout()
+        path = RESULTS / f"{scenario}.png"
+        figure.savefig(path, dpi=90)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+def save(bench: Bench) -> None:
+    """JSON per scenario and a summary."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "profile": bench.profile.__dict__,
+        "cores": os.cpu_count(),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    for scenario, result in bench.results.items():
+        if isinstance(result, dict) and scenario[0].isdigit():
+            (RESULTS / f"{scenario}.json").write_text(json.dumps({**meta, **result}, indent=2))
+    summary = {
+        **meta,
+        "dataset": bench.results.get("dataset"),
+        "elapsed_seconds": bench.results.get("elapsed_seconds"),
+        "rows": [r.__dict__ for r in bench.rows],
+    }
+    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the quick or full profile and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--full", action="store_true", help="2M clients, longer runs")
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--keep-data", action="store_true", help=f"keep the database {DB_NAME} afterwards"
+    )
+    options = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk (make bench does it)")
+    bench = run(FULL if options.full else SMOKE if options.smoke else QUICK)
+    save(bench)
+    charts(bench)
+    print(table(bench.rows))
+    print(f"\nprofile {bench.profile.name}; results in {RESULTS}")
+    if not options.keep_data:
+        drop_database(bench.env)
+
+
+def drop_database(env: dict[str, str]) -> None:
+    """Drop the generated database (up to 2M clients of disk) once the results are written."""
+    code = (
+        "import django; django.setup()\n"
+        "from custodia.cli import start_embedded_database; start_embedded_database()\n"
+        "from django.conf import settings\n"
+        "from custodia import embedded\n"
+        f"embedded.drop_database(settings.ADMIN_DATABASE, {DB_NAME!r})\n"
+    )
+    subprocess.run([PYTHON, "-c", code], env=env, check=True, cwd=ROOT, timeout=120)  # noqa: S603
+
+
+if __name__ == "__main__":
+    main()
