@@ -327,6 +327,10 @@ def _hash_for(seconds: float, counter: Any) -> None:
         counter.value += count
 
 
+# Password-hashing slots given to the server: its default, half the cores.
+HASH_SLOTS = max(1, (os.cpu_count() or 2) // 2)
+
+
 def raw_hashes_per_second(seconds: float, processes: int) -> float:
     """argon2id verifications per second, one process per core, same parameters as logins."""
     counter = multiprocessing.Value("i", 0)
@@ -418,6 +422,7 @@ def run(profile: Profile) -> Bench:
         "CUSTODIA_DB_NAME": DB_NAME,
         "CUSTODIA_SECRET_KEY": secret,
         "CUSTODIA_ENV": "development",
+        "CUSTODIA_HASH_CONCURRENCY": str(HASH_SLOTS),
     }
     env.pop("CUSTODIA_APP_DB_PASSWORD", None)
     prod = {
@@ -451,7 +456,7 @@ def run(profile: Profile) -> Bench:
     say(f"fresh database {DB_NAME} migrated in {time.monotonic() - started:.1f} s")
     output = custodia(
         env,
-        "bench_data",
+        "bench-data",
         "--businesses",
         str(profile.small_businesses),
         "--clients-per-business",
@@ -492,7 +497,7 @@ def run(profile: Profile) -> Bench:
     extra = profile.large_businesses - profile.small_businesses
     output = custodia(
         env,
-        "bench_data",
+        "bench-data",
         "--businesses",
         str(extra),
         "--clients-per-business",
@@ -599,7 +604,9 @@ def scenario_3_4(
         body=body,
         expect=302,
     )
-    hashes = raw_hashes_per_second(seconds, processes=2)
+    # The server hashes on HASH_SLOTS cores at most (accounts/hashers.py): the baseline is raw
+    # argon2id on as many cores, so the ratio is what logins cost beyond the hash.
+    hashes = raw_hashes_per_second(seconds, processes=HASH_SLOTS)
     name = "3-login"
     bench.results[name] = {"logins": logins, "raw_hashes_per_second": hashes}
     bench.record(name, "logins/s vs argon2id/s", logins["ok_rps"], hashes, at_least=0.85)

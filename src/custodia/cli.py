@@ -20,12 +20,16 @@ HELP_WORDS = {"help", "--help", "-h"}
 # Commands that never open a database connection, so the embedded server need not start.
 NO_DATABASE = HELP_WORDS | {"version", "--version", "check", "collectstatic", "setup", "serve"}
 OWNER_COMMANDS = {"migrate", "createcachetable", "showmigrations"}
+# Commands spelt with a hyphen on the command line (a Django command module cannot be).
+HYPHENATED = {"bench-data": "bench_data"}
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run a management command; `migrate` defaults to the owner connection."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "custodia.settings")
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in HYPHENATED:
+        args[0] = HYPHENATED[args[0]]
     if args and args[0] in OWNER_COMMANDS and not any(arg.startswith("--database") for arg in args):
         args.append("--database=owner")
 

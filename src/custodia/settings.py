@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -92,6 +93,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "custodia.tenancy.middleware.TenantMiddleware",
+    "custodia.web.middleware.BusyMiddleware",
 ]
 
 ROOT_URLCONF = "custodia.urls"
@@ -186,6 +188,13 @@ AUTHENTICATION_BACKENDS = [
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 PASSWORD_HASHERS = ["custodia.accounts.hashers.OwaspArgon2PasswordHasher"]
+# Concurrent argon2id hashes on this host, all workers together (accounts/hashers.py); a request
+# that finds no slot within the wait is answered 503, so a login storm cannot starve the rest.
+PASSWORD_HASH_CONCURRENCY = env_int(
+    "CUSTODIA_HASH_CONCURRENCY", max(1, (os.cpu_count() or 2) // 2), minimum=1, maximum=256
+)
+PASSWORD_HASH_WAIT_MS = env_int("CUSTODIA_HASH_WAIT_MS", 100, minimum=0, maximum=10_000)
+PASSWORD_HASH_SLOT_DIR = VAR_DIR / "run" / "hash-slots"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {

@@ -292,3 +292,22 @@ def test_a_nul_byte_in_a_token_is_nobody(matrix: TenantMatrix, presented: str) -
 
     with transaction.atomic():
         assert present(presented) is None
+
+
+def test_last_use_is_written_once_a_minute_not_on_every_request(matrix: TenantMatrix) -> None:
+    token, plain = make_token(matrix.a.manager, scopes=["clients:record:read"])
+    assert present(plain) is not None
+    activate(matrix.a.manager)
+    token.refresh_from_db()
+    first = token.last_used_at
+    assert first is not None
+    assert present(plain) is not None
+    activate(matrix.a.manager)
+    token.refresh_from_db()
+    assert token.last_used_at == first
+    # A minute later the next use is recorded.
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=first - dt.timedelta(seconds=61))
+    assert present(plain) is not None
+    activate(matrix.a.manager)
+    token.refresh_from_db()
+    assert token.last_used_at is not None and token.last_used_at > first

@@ -1,4 +1,4 @@
-"""`custodia bench_data`: generated rows obey the constraints, RLS and the search-key rules."""
+"""`custodia bench-data`: generated rows obey the constraints, RLS and the search-key rules."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def generated() -> Iterator[str]:
                 sys.executable,
                 "-m",
                 "custodia.cli",
-                "bench_data",
+                "bench-data",
                 "--businesses",
                 "3",
                 "--clients-per-business",

@@ -211,3 +211,14 @@ def test_every_form_post_needs_the_csrf_token(matrix):
     ):
         assert browser.post(url, data).status_code == 403, url
     assert snapshot(matrix) == before
+
+
+def test_dashboard_counts_stop_at_the_cap(matrix, monkeypatch):
+    from custodia.web import views
+
+    browser = logged_in(matrix.a.owner)
+    page = text(browser.get("/app/"))
+    assert "2 Clients" in page
+    monkeypatch.setattr(views, "DASHBOARD_COUNT_CAP", 1)
+    page = text(browser.get("/app/"))
+    assert "1+ Clients" in page

@@ -39,7 +39,7 @@ def list_clients(actor: Actor, *, query: str = "") -> QuerySet[Client]:
         elif len(digits) >= 5 and not any(char.isalpha() for char in query):
             clients = clients.filter(phone_search=digits)
         else:
-            clients = clients.filter(name_search__startswith=name_key(query))
+            clients = clients.filter(name_search__prefix=name_key(query))
     return clients.order_by("name_search", "id")
 
 

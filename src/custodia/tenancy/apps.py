@@ -7,3 +7,7 @@ class Config(AppConfig):
     name = "custodia.tenancy"
     label = "tenancy"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Registers the `prefix` lookup on CharField (tenancy/lookups.py).
+        from custodia.tenancy import lookups  # noqa: F401

@@ -1,0 +1,65 @@
+"""Searches stay index conditions under row-level security.
+
+The planner lets a query's condition run ahead of a policy's (and so become an index condition)
+only when the condition's operator is leakproof. LIKE is not: a name search with it read every
+row of the business. The benchmark (`make bench`, scenario 2) records the real plans on a large
+dataset; here, where the app role may not ANALYZE, the tests check the operators themselves.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection
+
+from custodia.clients.access import list_clients
+from custodia.tenancy.context import activate
+from tests.factories import TenantMatrix
+
+pytestmark = pytest.mark.django_db
+
+
+def operator_is_leakproof(operator: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.proleakproof FROM pg_operator o JOIN pg_proc p ON p.oid = o.oprcode"
+            " WHERE o.oprname = %s AND o.oprleft = 'text'::regtype"
+            " AND o.oprright = 'text'::regtype",
+            [operator],
+        )
+        row = cursor.fetchone()
+    assert row is not None, operator
+    return bool(row[0])
+
+
+@pytest.mark.parametrize(
+    ("query", "column", "operator"),
+    [
+        ("alp", "name_search", "^@"),
+        ("client@alpha.test", "email_search", "="),
+        ("+1 202 555 0100", "phone_search", "="),
+    ],
+)
+def test_search_conditions_use_leakproof_operators(
+    matrix: TenantMatrix, query: str, column: str, operator: str
+) -> None:
+    activate(matrix.a.owner)
+    sql = str(list_clients(matrix.a.owner, query=query).query)
+    assert re.search(rf'"{column}"(::text)? {re.escape(operator)} ', sql), sql
+    assert " LIKE " not in sql.upper(), sql
+    assert operator_is_leakproof(operator)
+
+
+def test_like_is_not_leakproof_which_is_why_prefix_exists() -> None:
+    assert not operator_is_leakproof("~~")
+
+
+def test_prefix_search_finds_exactly_the_prefixed_names(matrix: TenantMatrix) -> None:
+    owner = matrix.a.owner
+    activate(owner)
+    names = {client.name for client in list_clients(owner, query="ALPHA  ")}
+    assert names and all(name.lower().startswith("alpha") for name in names)
+    # Pattern characters are literal in a prefix: no wildcard matches.
+    assert list(list_clients(owner, query="%")) == []
+    assert list(list_clients(owner, query="_lpha")) == []
