@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from custodia.accounts.access import actor_for_token
-from custodia.tenancy.context import Actor, activate
+from custodia.tenancy.context import Actor
 
 T = TypeVar("T")
 request_logger = logging.getLogger("django.request")
@@ -43,9 +43,8 @@ class BearerTokenAuth(HttpBearer):
     """`Authorization: Bearer cst_...`: a personal token, narrowed to its scopes."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Actor | None:
-        actor = actor_for_token(token)
+        actor = actor_for_token(token)  # activated for the database already
         if actor is not None:
-            activate(actor)
             request.actor = actor  # type: ignore[attr-defined]
             request.user = actor.user
         return actor
