@@ -66,7 +66,7 @@ class Profile:
 
 
 QUICK = Profile("quick", False, 90, 10, 150, 150, 20, 4)
-FULL = Profile("full", True, 420, 100, 1200, 1800, 300, 10)
+FULL = Profile("full", True, 150, 50, 600, 600, 150, 8)
 
 
 @dataclass(frozen=True)
