@@ -14,6 +14,8 @@ import pytest
 from django.db import connection
 
 from custodia.clients.access import list_clients
+from custodia.clients.actions import do_create_client
+from custodia.tenancy.lookups import prefix_upper_bound
 from custodia.tenancy.context import activate
 from tests.factories import TenantMatrix
 
@@ -51,8 +53,41 @@ def test_search_conditions_use_leakproof_operators(
     assert operator_is_leakproof(operator)
 
 
+def test_the_name_prefix_is_a_range_of_leakproof_pattern_operators(matrix: TenantMatrix) -> None:
+    activate(matrix.a.owner)
+    sql = str(list_clients(matrix.a.owner, query="alp").query)
+    # A range a prepared statement's generic plan can still serve from the index.
+    assert '"name_search" ~>=~ alp AND ' in sql and '"name_search" ~<~ alq AND ' in sql, sql
+    assert all(operator_is_leakproof(operator) for operator in ("~>=~", "~<~", "^@"))
+
+
 def test_like_is_not_leakproof_which_is_why_prefix_exists() -> None:
     assert not operator_is_leakproof("~~")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "upper"),
+    [
+        ("alp", "alq"),
+        ("z", "{"),
+        ("caf\u00e9", "caf\u00ea"),
+        ("a\U0010ffff", "b"),
+        ("\U0010ffff", None),
+        ("x\ud7ff", "x\ue000"),
+    ],
+)
+def test_prefix_upper_bound(prefix: str, upper: str | None) -> None:
+    assert prefix_upper_bound(prefix) == upper
+
+
+def test_prefix_search_with_awkward_last_characters(matrix: TenantMatrix) -> None:
+    owner = matrix.a.owner
+    activate(owner)
+    for name in ("Zo\u00eb \U0010ffff", "Zo\u00eb \U0010ffffz", "Zo\u00eb!", "Zo\u00ebz"):
+        do_create_client(actor=owner, name=name)
+    found = {c.name for c in list_clients(owner, query="zo\u00eb \U0010ffff")}
+    assert found == {"Zo\u00eb \U0010ffff", "Zo\u00eb \U0010ffffz"}
+    assert len(list(list_clients(owner, query="zo\u00eb"))) == 4
 
 
 def test_prefix_search_finds_exactly_the_prefixed_names(matrix: TenantMatrix) -> None:
