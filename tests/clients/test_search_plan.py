@@ -15,8 +15,8 @@ from django.db import connection
 
 from custodia.clients.access import list_clients
 from custodia.clients.actions import do_create_client
-from custodia.tenancy.lookups import prefix_upper_bound
 from custodia.tenancy.context import activate
+from custodia.tenancy.lookups import prefix_upper_bound
 from tests.factories import TenantMatrix
 
 pytestmark = pytest.mark.django_db
