@@ -20,6 +20,12 @@ class Business(models.Model):
     slug = models.SlugField(max_length=60, unique=True)
     access_window_before_hours = models.PositiveSmallIntegerField(default=24)
     access_window_after_hours = models.PositiveSmallIntegerField(default=12)
+    # Account security policy (accounts/): sessions idle longer than this end; members of the
+    # roles marked must have a second factor before they reach anything of the business.
+    session_idle_minutes = models.PositiveSmallIntegerField(default=30, db_default=30)
+    mfa_required_owners = models.BooleanField(default=False, db_default=False)
+    mfa_required_managers = models.BooleanField(default=False, db_default=False)
+    mfa_required_staff = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -28,7 +34,12 @@ class Business(models.Model):
                 condition=models.Q(access_window_before_hours__lte=168)
                 & models.Q(access_window_after_hours__lte=168),
                 name="business_access_window_bounded",
-            )
+            ),
+            models.CheckConstraint(
+                condition=models.Q(session_idle_minutes__gte=5)
+                & models.Q(session_idle_minutes__lte=120),
+                name="business_session_idle_bounded",
+            ),
         ]
 
     def __str__(self) -> str:
