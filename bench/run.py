@@ -411,8 +411,11 @@ def explain(env: dict[str, str], data: dict[str, Any]) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run(profile: Profile) -> Bench:
-    """Every scenario, in an order that builds the dataset once."""
+ALL_SCENARIOS = frozenset({"1", "2", "3", "4", "5", "6"})
+
+
+def run(profile: Profile, only: frozenset[str] = ALL_SCENARIOS) -> Bench:
+    """Every scenario (or those in `only`), in an order that builds the dataset once."""
     secret = secrets.token_urlsafe(64)
     password = "bench " + secrets.token_urlsafe(12)
     env = {
@@ -489,34 +492,40 @@ def run(profile: Profile) -> Bench:
 
     # 2, small side: the same business's list and search with 10 other businesses.
     small: dict[str, Any] = {}
-    with server(prod) as url:
-        for kind in ("list", "name prefix"):
-            small[kind] = wrk(url, paths[kind], seconds=seconds, connections=4, headers=bearer)
-    small_plans = explain(env, data)
+    if "2" in only:
+        with server(prod) as url:
+            for kind in ("list", "name prefix"):
+                small[kind] = wrk(url, paths[kind], seconds=seconds, connections=4, headers=bearer)
+        small_plans = explain(env, data)
 
-    extra = profile.large_businesses - profile.small_businesses
-    output = custodia(
-        env,
-        "bench-data",
-        "--businesses",
-        str(extra),
-        "--clients-per-business",
-        str(profile.clients_per_business),
-        "--seed",
-        "2",
-    )
-    say(output.strip())
-    bench.results["dataset"]["large"] = output.strip()
+        extra = profile.large_businesses - profile.small_businesses
+        output = custodia(
+            env,
+            "bench-data",
+            "--businesses",
+            str(extra),
+            "--clients-per-business",
+            str(profile.clients_per_business),
+            "--seed",
+            "2",
+        )
+        say(output.strip())
+        bench.results["dataset"]["large"] = output.strip()
     large: dict[str, Any] = {}
     with server(prod) as url:
-        for kind in ("list", "name prefix"):
-            large[kind] = wrk(url, paths[kind], seconds=seconds, connections=4, headers=bearer)
-        scenario_2_done(bench, small, large, small_plans, explain(env, data))
-        scenario_3_4(bench, url, password, bearer, paths, seconds)
-        scenario_5(bench, url, bearer, paths, seconds)
-        scenario_6(bench, url, password, seconds)
-    with server(env, CUSTODIA_BENCH_BASELINE="1", CUSTODIA_SMTP_HOST="smtp.invalid") as url:
-        scenario_1(bench, url, bearer, data, seconds)
+        if "2" in only:
+            for kind in ("list", "name prefix"):
+                large[kind] = wrk(url, paths[kind], seconds=seconds, connections=4, headers=bearer)
+            scenario_2_done(bench, small, large, small_plans, explain(env, data))
+        if only & {"3", "4"}:
+            scenario_3_4(bench, url, password, bearer, paths, seconds)
+        if "5" in only:
+            scenario_5(bench, url, bearer, paths, seconds)
+        if "6" in only:
+            scenario_6(bench, url, password, seconds)
+    if "1" in only:
+        with server(env, CUSTODIA_BENCH_BASELINE="1", CUSTODIA_SMTP_HOST="smtp.invalid") as url:
+            scenario_1(bench, url, bearer, data, seconds)
     bench.results["elapsed_seconds"] = time.monotonic() - started
     return bench
 
@@ -790,13 +799,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--full", action="store_true", help="2M clients, longer runs")
     parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--only", default="", help="comma-separated scenarios, e.g. 3,4")
     parser.add_argument(
         "--keep-data", action="store_true", help=f"keep the database {DB_NAME} afterwards"
     )
     options = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk (make bench does it)")
-    bench = run(FULL if options.full else SMOKE if options.smoke else QUICK)
+    only = frozenset(options.only.split(",")) if options.only else ALL_SCENARIOS
+    if not only <= ALL_SCENARIOS:
+        raise SystemExit(f"--only: unknown scenarios {sorted(only - ALL_SCENARIOS)}; use 1-6")
+    bench = run(FULL if options.full else SMOKE if options.smoke else QUICK, only)
     save(bench)
     charts(bench)
     print(table(bench.rows))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +32,13 @@ def django_db_setup(django_db_blocker: Any) -> Iterator[None]:
         drop_database(name)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_hash_slots(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each pytest process hashes passwords in slots of its own (accounts/hashers.py), so that
+    parallel test runs on one machine never answer each other's logins with a 503."""
+    settings.PASSWORD_HASH_SLOT_DIR = tmp_path_factory.mktemp("hash-slots")
+
+
 @pytest.fixture
 def matrix(db: None) -> TenantMatrix:
     return build_matrix()
@@ -49,6 +57,10 @@ class HttpsClient(Client):
         self.force_login(actor.user)
         session = self.session
         session[ACTIVE_BUSINESS_SESSION_KEY] = str(actor.tenant_id)
+        # What allauth records at a password login (accounts/stepup.py reads it): the session
+        # has just authenticated, as a real login would have.
+        session["account_authentication_methods"] = [{"method": "password", "at": time.time()}]
+        session["account_authentication_methods_user"] = str(actor.user.pk)
         session.save()
         return self
 

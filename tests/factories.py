@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import get_hasher, make_password
 from django.utils import timezone
 
+from custodia.accounts import stepup
 from custodia.accounts.models import User
 from custodia.clients.actions import do_assign_staff, do_create_client
 from custodia.clients.models import Client
@@ -55,13 +57,39 @@ class UserFactory(factory.django.DjangoModelFactory):
             EmailAddress.objects.create(user=self, email=self.email, verified=True, primary=True)
 
 
+class JustAuthenticated:
+    """The proof of a person who has just logged in with everything they have enrolled.
+
+    Matrix actors carry it, so sensitive actions pass their step-up; tests of the step-up itself
+    use `stale(actor)` or a real session (tests/accounts/test_stepup.py).
+    """
+
+    def stepped_up_at(self) -> float | None:
+        return stepup.clock()
+
+    def card_activity_at(self) -> float | None:
+        return None
+
+    def note_card_activity(self, at: float) -> None:
+        return None
+
+
+def authenticated(actor: Actor) -> Actor:
+    return dataclasses.replace(actor, authentication=JustAuthenticated())
+
+
+def stale(actor: Actor) -> Actor:
+    """The same actor with no proof of recent authentication (as from an API token)."""
+    return dataclasses.replace(actor, authentication=None)
+
+
 def add_member(owner: Actor, user: User, role: Role, client: Client | None = None) -> Actor:
     """Add `user` to the owner's business directly (the invitation flow is tested on its own)."""
     activate(owner)
     membership = Membership.objects.create(
         tenant_id=owner.tenant_id, user=user, role=role, client=client
     )
-    return Actor(user, membership)
+    return authenticated(Actor(user, membership))
 
 
 @dataclass
@@ -91,7 +119,7 @@ class TenantMatrix:
 
 def build_business(name: str) -> Business:
     owner_user = UserFactory(full_name=f"{name} Owner")
-    owner = do_create_business(name=name, owner=owner_user)
+    owner = authenticated(do_create_business(name=name, owner=owner_user))
     manager = add_member(owner, UserFactory(), Role.MANAGER)
     staff = add_member(owner, UserFactory(), Role.STAFF)
     other_staff = add_member(owner, UserFactory(), Role.STAFF)

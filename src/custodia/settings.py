@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "django.contrib.humanize",  # allauth's mfa and usersessions templates load it
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -94,9 +95,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "allauth.usersessions.middleware.UserSessionsMiddleware",
+    # Replaces allauth's UserSessionsMiddleware (same tracking, at most once a minute) and ends
+    # idle and over-age sessions before a tenant context is made (accounts/sessions.py).
+    "custodia.accounts.sessions.SessionLifetimeMiddleware",
     "custodia.tenancy.middleware.TenantMiddleware",
+    # After TenantMiddleware: reads request.actor, queries inside the request's transaction.
+    "custodia.accounts.mfa.MFAPolicyMiddleware",
     "custodia.web.middleware.BusyMiddleware",
+    "custodia.web.middleware.StepUpMiddleware",
 ]
 
 ROOT_URLCONF = "custodia.urls"
@@ -194,10 +200,9 @@ CACHES = {
 
 # --- Accounts -------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
-]
+# allauth's backend alone (it extends Django's ModelBackend): with both, a failed login hashed the
+# password twice.
+AUTHENTICATION_BACKENDS = ["allauth.account.auth_backends.AuthenticationBackend"]
 PASSWORD_HASHERS = ["custodia.accounts.hashers.OwaspArgon2PasswordHasher"]
 # Concurrent argon2id hashes on this host, all workers together (accounts/hashers.py); a request
 # that finds no slot within the wait is answered 503, so a login storm cannot starve the rest.
@@ -206,14 +211,19 @@ PASSWORD_HASH_CONCURRENCY = env_int(
 )
 PASSWORD_HASH_WAIT_MS = env_int("CUSTODIA_HASH_WAIT_MS", 100, minimum=0, maximum=10_000)
 PASSWORD_HASH_SLOT_DIR = VAR_DIR / "run" / "hash-slots"
+# Length and known-bad lists only, no composition rules (NIST SP 800-63B; accounts/validators.py).
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
         "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
         "OPTIONS": {"min_length": 12},
     },
+    {
+        "NAME": "custodia.accounts.validators.MaximumLengthValidator",
+        "OPTIONS": {"max_length": 128},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "custodia.accounts.validators.BreachedPasswordValidator"},
 ]
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard"
@@ -242,12 +252,77 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 14 * 24 * 3600
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Sessions (accounts/sessions.py): "remember me" keeps one for at most SESSION_COOKIE_AGE (14 days);
+# a browser-length one ends at the latest this many hours after login. Both end after the idle
+# minutes of their business (Business.session_idle_minutes, 5-120, default 30).
+SESSION_ABSOLUTE_HOURS = env_int("CUSTODIA_SESSION_ABSOLUTE_HOURS", 12, minimum=1, maximum=336)
+# allauth.usersessions lists each session with IP and last activity; SessionLifetimeMiddleware
+# refreshes them.
+USERSESSIONS_TRACK_ACTIVITY = True
 CSRF_COOKIE_NAME = "__Host-csrftoken"
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_FAILURE_VIEW = "custodia.web.views.csrf_failure"
 CSRF_TRUSTED_ORIGINS = env_list("CUSTODIA_CSRF_TRUSTED_ORIGINS", [PUBLIC_URL])
+
+# --- Brute force, enumeration, reset, notifications (accounts/ratelimit.py, adapter.py) -------
+ACCOUNT_ADAPTER = "custodia.accounts.adapter.AccountAdapter"
+# Proxies in front of Custodia that append to X-Forwarded-For; 0 ignores the header entirely.
+CUSTODIA_TRUSTED_PROXIES = env_int("CUSTODIA_TRUSTED_PROXIES", 0, minimum=0, maximum=10)
+# allauth's limits, on the client address from client_ip(). The per-account part of failed
+# sign-ins is Custodia's lockout below (back-off + unlock link) instead of allauth's fixed window,
+# which an attacker could keep shut forever. The bench turns all of these off with
+# ACCOUNT_RATE_LIMITS = False (bench/settings.py); the lockout stays on there.
+ACCOUNT_RATE_LIMITS: dict[str, str] | bool = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,60/h/ip",
+    "signup": "10/m/ip,50/h/ip",
+    "reset_password": "10/m/ip,3/m/key,10/h/key",
+    "reset_password_from_key": "20/m/ip",
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+    "reauthenticate": "10/m/user",
+    "confirm_email": "1/3m/key",
+}
+LOGIN_LOCKOUT_THRESHOLD = 5  # consecutive failures that pause sign-in for a login name
+LOGIN_LOCKOUT_BASE_SECONDS = 60  # first pause; doubles with each pause of a series
+LOGIN_LOCKOUT_MAX_SECONDS = 3600  # never longer than this
+LOGIN_LOCKOUT_FORGET_SECONDS = 24 * 3600  # a day without failures ends a series
+LOGIN_UNLOCK_TOKEN_SECONDS = 3600  # the emailed unlock link works once, for an hour
+# Reset links: one hour, single use (the token hashes the password, which the reset changes).
+PASSWORD_RESET_TIMEOUT = 3600
+ACCOUNT_PASSWORD_INPUT_RENDER_VALUE = False
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = True  # an unknown address gets a mail too, so both look alike
+# One address per login; a change is confirmed at the new address and reported to the old one.
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+# A sign-in is "from a new device" when its browser family and network were not among these.
+NEW_DEVICE_LOOKBACK = 20
+# --- end brute force ----------------------------------------------------------------------
+
+# --- MFA (allauth.mfa; Custodia's adapter and policy in accounts/mfa.py) ----------------------
+# TOTP secrets and the recovery-code seed are stored AES-256-GCM encrypted by the adapter.
+MFA_ADAPTER = "custodia.accounts.mfa.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_PASSKEY_SIGNUP_ENABLED = False
+MFA_TOTP_ISSUER = "Custodia"
+MFA_TOTP_PERIOD = 30
+MFA_TOTP_DIGITS = 6
+# No earlier or later time step: a code works only in its own 30 s, and only once.
+MFA_TOTP_TOLERANCE = 0
+MFA_RECOVERY_CODE_COUNT = 10
+MFA_RECOVERY_CODE_DIGITS = 8
+# Like API tokens, recovery codes are shown once; afterwards only new ones can be generated.
+MFA_RECOVERY_CODES_SHOW_ONCE = True
+MFA_WEBAUTHN_USER_VERIFICATION = "preferred"
+# The browser tests run over real TLS on https://localhost, so WebAuthn's origin check stays on.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = False
+# Adding or removing a factor asks for the password (or a factor) again; no "trust this browser".
+MFA_REAUTHENTICATION_REQUIRED = True
+MFA_TRUST_ENABLED = False
+# --- end MFA ----------------------------------------------------------------------------------
 
 # --- Transport and headers ------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env_bool("CUSTODIA_SSL_REDIRECT", True)

@@ -12,6 +12,7 @@ from custodia.scheduling.access import access_visit_by_id
 from custodia.tenancy.access import access_member_by_id
 from custodia.tenancy.context import activate
 from tests.api.conftest import send, soon
+from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix
 
 
@@ -115,8 +116,10 @@ def test_staff_outside_the_visit_window_get_no_codes(matrix: TenantMatrix, api_a
     assert home["home_access"] is None
 
 
-def test_create_client_then_update_it(matrix: TenantMatrix, api_as: Any) -> None:
-    client = api_as(matrix.a.manager)
+def test_create_client_then_update_it(matrix: TenantMatrix, web_as: Any) -> None:
+    # A session that has just logged in: a manager sees the codes of a client with no visit near
+    # only after a fresh step-up (tests/clients/test_home_access_reveal.py).
+    client = web_as(matrix.a.manager)
     created = send(
         client,
         "POST",
@@ -189,9 +192,9 @@ def test_manager_cannot_deactivate_a_manager(matrix: TenantMatrix, api_as: Any) 
     assert response.status_code == 403
 
 
-def test_owner_changes_a_role(matrix: TenantMatrix, api_as: Any) -> None:
+def test_owner_changes_a_role_from_a_recently_confirmed_session(matrix: TenantMatrix) -> None:
     response = send(
-        api_as(matrix.a.owner),
+        HttpsClient().act_as(matrix.a.owner),  # logged in just now
         "PATCH",
         f"/staff/{matrix.a.staff.membership.pk}",
         {"role": "manager"},
@@ -199,6 +202,20 @@ def test_owner_changes_a_role(matrix: TenantMatrix, api_as: Any) -> None:
     assert response.json()["role"] == "manager"
     activate(matrix.a.owner)
     assert access_member_by_id(matrix.a.owner, matrix.a.staff.membership.pk).role == "manager"
+
+
+def test_a_role_change_is_refused_to_an_api_token(matrix: TenantMatrix, api_as: Any) -> None:
+    # A token cannot re-authenticate, and a role change needs a fresh proof (accounts/stepup.py).
+    response = send(
+        api_as(matrix.a.owner),
+        "PATCH",
+        f"/staff/{matrix.a.staff.membership.pk}",
+        {"role": "manager"},
+    )
+    assert response.status_code == 403
+    assert "an API token cannot" in response.json()["detail"]
+    activate(matrix.a.owner)
+    assert access_member_by_id(matrix.a.owner, matrix.a.staff.membership.pk).role == "staff"
 
 
 def test_manager_schedules_and_client_requests(matrix: TenantMatrix, caller: Any) -> None:

@@ -21,6 +21,9 @@ class Case:
     # Expected status per role, in the order of ROLES:
     # outsider, owner, manager, staff, other_staff, client.
     expect: tuple[int, ...]
+    # Step-up actions: asked from a browser session that has just logged in (a token never may;
+    # tests/api/test_behaviour.py shows the token's 403).
+    session: bool = False
 
 
 SCHEDULE = {
@@ -85,7 +88,12 @@ CASES = [
         (201, 201, 201, 403, 403, 403),
     ),
     Case(
-        "staff-role", "PATCH", "/staff/{staff}", {"role": "manager"}, (404, 200, 403, 403, 403, 403)
+        "staff-role",
+        "PATCH",
+        "/staff/{staff}",
+        {"role": "manager"},
+        (404, 200, 403, 403, 403, 403),
+        session=True,
     ),
     Case(
         "staff-deactivate",
@@ -142,9 +150,10 @@ def a_ids(values: dict[str, str]) -> list[str]:
 
 
 @pytest.mark.parametrize(("case", "role", "expected"), PARAMS)
-def test_endpoint_as_role(matrix, caller, case: Case, role: str, expected: int) -> None:
+def test_endpoint_as_role(matrix, caller, web_as, case: Case, role: str, expected: int) -> None:
     values = names(matrix)
-    client = caller(actor_for(matrix, role))
+    actor = actor_for(matrix, role)
+    client = web_as(actor) if case.session else caller(actor)
     before = snapshot(matrix)
 
     response = send(client, case.method, fill(case.path, values), fill(case.body, values))

@@ -420,3 +420,11 @@ def test_a_nul_byte_in_the_link_is_just_invalid(matrix: TenantMatrix) -> None:
     clear()
     with pytest.raises(ValidationError), transaction.atomic():
         do_accept_invitation("\x00abc", invitation_proof("secret"), user=matrix.a.staff.user)
+
+
+def test_a_lone_surrogate_in_the_link_is_just_invalid(matrix: TenantMatrix) -> None:
+    # Found by the property test above: encoding the secret failed before it was compared.
+    clear()
+    with pytest.raises(ValidationError) as caught:
+        do_accept_invitation("\ud800", invitation_proof("\ud800"), user=matrix.a.staff.user)
+    assert caught.value.messages == [INVALID_INVITATION]

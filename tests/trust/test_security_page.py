@@ -14,7 +14,6 @@ from custodia.tenancy.models import Business
 PLANNED = {
     "planned-encryption": "custodia.crypto",
     "planned-audit": "custodia.audit",
-    "planned-mfa": "allauth.mfa",
     "planned-backups": "custodia.backups",
     "planned-export": "custodia.portability",
     "planned-payments": "custodia.payments",
@@ -49,6 +48,26 @@ def test_planned_items_are_not_claimed_as_present(page, marker, app):
     assert app not in settings.INSTALLED_APPS, (
         f"{app} is installed: update the security page ({marker}) to say what is true now."
     )
+
+
+def test_mfa_is_in_place_and_no_longer_planned(page):
+    in_place, planned_section = page.split('id="planned"', 1)
+    assert 'id="mfa"' in in_place
+    assert 'id="planned-mfa"' not in page
+    assert "Two-factor authentication" not in planned_section
+    for claim in ("authenticator app", "passkey", "10 recovery codes", "only once", "AES-256-GCM"):
+        assert claim in in_place
+
+
+def test_mfa_claims_hold_in_the_settings():
+    assert "allauth.mfa" in settings.INSTALLED_APPS
+    assert {"totp", "recovery_codes", "webauthn"} <= set(settings.MFA_SUPPORTED_TYPES)
+    assert settings.MFA_PASSKEY_LOGIN_ENABLED
+    assert settings.MFA_TOTP_PERIOD == 30 and settings.MFA_TOTP_TOLERANCE == 0
+    assert settings.MFA_RECOVERY_CODE_COUNT == 10 and settings.MFA_RECOVERY_CODES_SHOW_ONCE
+    assert settings.MFA_REAUTHENTICATION_REQUIRED
+    assert settings.MFA_ADAPTER == "custodia.accounts.mfa.MFAAdapter"
+    assert "custodia.accounts.mfa.MFAPolicyMiddleware" in settings.MIDDLEWARE
 
 
 def test_page_numbers_match_the_configuration(page):

@@ -121,10 +121,21 @@ def test_navigation_shows_what_each_role_may_use(matrix):
         "/app/services/",
         "/app/staff/",
         "/app/tokens/",
+        "/app/security/",
     }
     assert nav(matrix.a.owner) == manager and nav(matrix.a.manager) == manager
-    assert nav(matrix.a.staff) == {"/app/", "/app/today/", "/app/clients/", "/app/tokens/"}
-    assert nav(matrix.a.client_login) == {"/app/portal/", "/app/portal/request/"}
+    assert nav(matrix.a.staff) == {
+        "/app/",
+        "/app/today/",
+        "/app/clients/",
+        "/app/tokens/",
+        "/app/security/",
+    }
+    assert nav(matrix.a.client_login) == {
+        "/app/portal/",
+        "/app/portal/request/",
+        "/app/security/",
+    }
     page = logged_in(matrix.a.staff).get("/app/today/").content.decode()
     assert 'href="/app/today/" aria-current="page"' in page
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from custodia.accounts.digests import is_wellformed_prefix, secret_matches
-from custodia.accounts.models import ApiToken, User
+from custodia.accounts.models import ApiToken, SecurityEvent, User
 from custodia.tenancy.access import parse_id
 from custodia.tenancy.context import Actor, activate, set_db_context
 from custodia.tenancy.models import Membership
@@ -81,3 +82,8 @@ def actor_for_token(presented: str) -> Actor | None:
     if token.last_used_at is None or now - token.last_used_at >= LAST_USE_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return actor
+
+
+def recent_security_events(user: Any, limit: int = 20) -> list[SecurityEvent]:
+    """The person's own latest security events, newest first (for their security panel)."""
+    return list(SecurityEvent.objects.filter(user_id=user.pk).order_by("-at")[:limit])

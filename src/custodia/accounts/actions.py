@@ -1,19 +1,22 @@
-"""Writes for accounts: personal API tokens."""
+"""Writes for accounts: personal API tokens, security events."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from django.utils import timezone
 
 from custodia.accounts.access import TOKEN_PREFIX, TOKEN_PURPOSE
 from custodia.accounts.digests import issue_secret
-from custodia.accounts.models import ApiToken
+from custodia.accounts.models import ApiToken, SecurityEvent, SecurityEventKind
+from custodia.accounts.ratelimit import client_ip, user_agent_summary
+from custodia.accounts.stepup import require_step_up
 from custodia.tenancy.context import Actor
 from custodia.tenancy.permissions import ROLE_PERMISSIONS, Permission
 
@@ -23,6 +26,7 @@ def do_create_api_token(
 ) -> tuple[ApiToken, str]:
     """A new token for the actor's membership; returns it with the plain value, shown once."""
     actor.require(Permission.TOKENS_CREATE)
+    require_step_up(actor)
     allowed = ROLE_PERMISSIONS[actor.role]
     wanted = {p.value for p in allowed} if scopes is None else set(scopes)
     if not wanted:
@@ -59,3 +63,24 @@ def do_revoke_api_token(token: ApiToken, *, actor: Actor) -> None:
     with transaction.atomic():
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+
+
+def do_record_security_event(
+    user: Any,
+    kind: SecurityEventKind,
+    *,
+    request: HttpRequest | None,
+    device: str = "",
+    detail: str = "",
+) -> SecurityEvent:
+    """One entry in the person's security panel: what, when, from which address and browser."""
+    with transaction.atomic():
+        return SecurityEvent.objects.create(
+            user_id=user.pk,
+            kind=kind,
+            at=timezone.now(),
+            ip=client_ip(request) if request is not None else None,
+            user_agent=user_agent_summary(request),
+            device=device[:160],
+            detail=detail[:200],
+        )

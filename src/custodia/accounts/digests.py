@@ -20,8 +20,13 @@ class IssuedSecret:
 
 
 def digest_secret(purpose: str, secret: str) -> str:
-    """HMAC-SHA256 of a secret under a key derived for this purpose only."""
-    return salted_hmac(f"custodia.{purpose}", secret, algorithm="sha256").hexdigest()
+    """HMAC-SHA256 of a secret under a key derived for this purpose only.
+
+    Any presented string digests, lone surrogates included ("surrogatepass"): a malformed link is
+    an invalid link, never an encoding error.
+    """
+    presented = secret.encode("utf-8", "surrogatepass")
+    return salted_hmac(f"custodia.{purpose}", presented, algorithm="sha256").hexdigest()
 
 
 def issue_secret(purpose: str) -> IssuedSecret:

@@ -68,3 +68,65 @@ class ApiToken(TenantOwned):
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "user"], name="apitoken_tenant_user")]
+
+
+class SecurityEventKind(models.TextChoices):
+    """What happened to an account (shown in the person's security panel and emailed to them)."""
+
+    LOGIN = "login", "Signed in"
+    NEW_DEVICE_LOGIN = "login.new_device", "Signed in from a new device"
+    PASSWORD_CHANGED = "password.changed", "Password changed"
+    PASSWORD_RESET = "password.reset", "Password reset by email link"
+    MFA_ADDED = "mfa.added", "Two-factor method added"
+    MFA_REMOVED = "mfa.removed", "Two-factor method removed"
+    EMAIL_CHANGED = "email.changed", "Email address changed"
+    LOCKOUT = "login.lockout", "Sign-in paused after failed attempts"
+    UNLOCKED = "login.unlocked", "Sign-in unlocked by email link"
+
+
+class SecurityEvent(models.Model):
+    """One security-relevant event of a login: when, from where, with what; never a secret.
+
+    Global like the login itself and allauth's per-user tables (email addresses, authenticators,
+    user sessions): not under row-level security, which here isolates businesses (every guarded
+    table is tenant-owned). Events are written before anyone is signed in (lockouts, resets,
+    unlock links) and read only through `access.recent_security_events(user)`.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="security_events")
+    kind = models.CharField(max_length=32, choices=SecurityEventKind.choices)
+    at = models.DateTimeField()
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    # A summary such as "Firefox 120 on Linux", never the raw header.
+    user_agent = models.CharField(max_length=120, blank=True)
+    # The browser family and network prefix a login came from (what "a new device" compares).
+    device = models.CharField(max_length=160, blank=True)
+    detail = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-at"], name="securityevent_user_at")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class LoginThrottle(models.Model):
+    """Failed sign-ins for one login name, known account or not (so both are answered alike).
+
+    `key` is an HMAC of the normalised email: the table names no address. After
+    `LOGIN_LOCKOUT_THRESHOLD` consecutive failures, sign-in for that name pauses for a back-off
+    that doubles with each pause in a series (capped, never permanent); the account's owner can
+    lift it with the single-use link emailed to them. `generation` changes on every unlock and
+    success, which voids earlier unlock links.
+    """
+
+    key = models.CharField(max_length=64, primary_key=True)
+    failures = models.PositiveIntegerField(default=0)
+    lockouts = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    generation = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.failures} failures, {self.lockouts} pauses"

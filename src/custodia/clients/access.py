@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 
+from custodia.accounts.stepup import has_fresh_step_up, require_step_up
 from custodia.clients.models import Assignment, Client, HomeAccess, email_key, name_key, phone_key
 from custodia.tenancy.access import parse_id
 from custodia.tenancy.context import Actor
@@ -51,11 +55,46 @@ def access_client_by_id(actor: Actor, client_id: object) -> Client:
         raise Http404("No such client.") from None
 
 
-def home_access_for(actor: Actor, client: Client) -> HomeAccess | None:
-    """Door and alarm codes, when the actor may see them now (RLS applies the visit window)."""
+def home_access_for(actor: Actor, client: Client, *, insist: bool = False) -> HomeAccess | None:
+    """Door and alarm codes, when the actor may see them now.
+
+    Staff: only around their own visits (RLS applies the window). Owners and managers: around
+    any visit of the client, or else after a fresh step-up (accounts/stepup.py); without one,
+    None, or StepUpRequired with `insist` (a page that must show the codes, such as the editor).
+    """
     if not actor.can(Permission.CLIENTS_ACCESS_READ):
         return None
+    if actor.is_manager and not _in_visit_window(actor, client):
+        if insist:
+            require_step_up(actor)
+        elif not has_fresh_step_up(actor):
+            return None
     return HomeAccess.objects.filter(tenant_id=actor.tenant_id, client_id=client.pk).first()
+
+
+def home_access_needs_step_up(actor: Actor, client: Client) -> bool:
+    """Whether the codes are held back from this manager until they confirm it's them."""
+    return (
+        actor.can(Permission.CLIENTS_ACCESS_READ)
+        and actor.is_manager
+        and not _in_visit_window(actor, client)
+        and not has_fresh_step_up(actor)
+    )
+
+
+def _in_visit_window(actor: Actor, client: Client) -> bool:
+    """A scheduled or completed visit of the client whose access window includes now."""
+    from custodia.scheduling.models import Visit, VisitStatus
+
+    business = actor.business
+    now = timezone.now()
+    return Visit.objects.filter(
+        tenant_id=actor.tenant_id,
+        client_id=client.pk,
+        status__in=(VisitStatus.SCHEDULED, VisitStatus.COMPLETED),
+        starts_at__lte=now + dt.timedelta(hours=business.access_window_before_hours),
+        ends_at__gte=now - dt.timedelta(hours=business.access_window_after_hours),
+    ).exists()
 
 
 def assigned_staff(actor: Actor, client: Client) -> QuerySet[Membership]:

@@ -48,7 +48,8 @@ def create_client(request: HttpRequest, payload: ClientIn) -> ClientDetailOut:
 
 @router.get("/{client_id}", response=ClientDetailOut)
 def get_client(request: HttpRequest, client_id: str) -> ClientDetailOut:
-    """One client; `home_access` only when you may see the codes now (staff: near a visit)."""
+    """One client; `home_access` only when you may see the codes now: near a visit (staff: their
+    own), or for owners and managers after a fresh step-up, which an API token never has."""
     actor = actor_of(request)
     client = access.access_client_by_id(actor, client_id)
     return ClientDetailOut.build(client, access.home_access_for(actor, client))

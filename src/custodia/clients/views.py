@@ -84,6 +84,7 @@ def _detail_page(
     context: dict[str, Any] = {
         "client": client,
         "home_access": access.home_access_for(actor, client),
+        "home_access_needs_step_up": access.home_access_needs_step_up(actor, client),
         "assigned": access.assigned_staff(actor, client),
         "visits": list_visits(actor, start=timezone.now(), client_id=client.pk)[:20],
         "can_write": actor.can(Permission.CLIENTS_RECORD_WRITE),
@@ -124,7 +125,8 @@ def client_edit(request: HttpRequest, actor: Actor, client_id: str) -> HttpRespo
                 messages.success(request, "Client saved.")
                 return redirect("client_detail", client_id=client.pk)
         return render(request, "clients/form.html", {"form": form, "client": client}, status=400)
-    home = access.home_access_for(actor, client)
+    # The editor shows the codes, so outside a visit window a manager confirms it's them first.
+    home = access.home_access_for(actor, client, insist=True)
     initial = {
         field: getattr(client, field) for field in ("name", "email", "phone", "address", "notes")
     }

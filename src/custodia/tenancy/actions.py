@@ -16,11 +16,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
 from custodia.accounts.digests import digest_secret, is_wellformed_prefix, issue_secret
+from custodia.accounts.stepup import require_step_up
 from custodia.tenancy.context import Actor, activate, ensure_in_business, set_db_context
 from custodia.tenancy.models import Business, Invitation, Membership
 from custodia.tenancy.permissions import MANAGING_ROLES, Permission, Role
@@ -184,6 +186,7 @@ def do_change_role(member: Membership, role: Role, *, actor: Actor) -> Membershi
     """Owners change the role of people working in their business."""
     actor.require(Permission.STAFF_ROLE_WRITE)
     ensure_in_business(actor, member)
+    require_step_up(actor)
     if member.role == Role.CLIENT or role == Role.CLIENT:
         raise ValidationError({"role": "Client logins are managed from the client's record."})
     with transaction.atomic():
@@ -191,6 +194,7 @@ def do_change_role(member: Membership, role: Role, *, actor: Actor) -> Membershi
             _ensure_another_owner(member)
         member.role = role
         member.save(update_fields=["role"])
+        _end_member_sessions(member)
     return member
 
 
@@ -207,7 +211,59 @@ def do_deactivate_member(member: Membership, *, actor: Actor) -> Membership:
             _ensure_another_owner(member)
         member.is_active = False
         member.save(update_fields=["is_active"])
+        _end_member_sessions(member)
     return member
+
+
+SESSION_IDLE_MINUTES_RANGE = (5, 120)
+
+
+def do_update_security_policy(
+    business: Business,
+    *,
+    session_idle_minutes: int,
+    mfa_required_owners: bool,
+    mfa_required_managers: bool,
+    mfa_required_staff: bool,
+    actor: Actor,
+) -> Business:
+    """An owner sets how long idle sessions last and which roles must have a second factor."""
+    actor.require(Permission.BUSINESS_SECURITY_WRITE)
+    if business.pk != actor.tenant_id:
+        raise Http404("No such business.")
+    low, high = SESSION_IDLE_MINUTES_RANGE
+    if isinstance(session_idle_minutes, bool) or not isinstance(session_idle_minutes, int):
+        raise ValidationError({"session_idle_minutes": "Enter a whole number of minutes."})
+    if not low <= session_idle_minutes <= high:
+        raise ValidationError(
+            {"session_idle_minutes": f"Sessions end after {low} to {high} idle minutes."}
+        )
+    with transaction.atomic():
+        business.session_idle_minutes = session_idle_minutes
+        business.mfa_required_owners = bool(mfa_required_owners)
+        business.mfa_required_managers = bool(mfa_required_managers)
+        business.mfa_required_staff = bool(mfa_required_staff)
+        business.save(
+            update_fields=[
+                "session_idle_minutes",
+                "mfa_required_owners",
+                "mfa_required_managers",
+                "mfa_required_staff",
+            ]
+        )
+    logger.info("security policy updated tenant=%s", business.pk)
+    return business
+
+
+def _end_member_sessions(member: Membership) -> None:
+    """A privilege change or removal ends the member's sessions acting for this business.
+
+    An owner changing their own role keeps the session doing it: that can only lower their
+    privilege, and they have just re-authenticated for it (which gave the session a new id).
+    """
+    from custodia.accounts.sessions import current_session_key, end_sessions
+
+    end_sessions(member.user, keep=current_session_key(member.user), business_id=member.tenant_id)
 
 
 def _ensure_another_owner(member: Membership) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection
@@ -19,13 +19,34 @@ if TYPE_CHECKING:
 SETTINGS = ("tenant_id", "user_id", "membership_id", "client_id", "role", "lookup")
 
 
+class Authentication(Protocol):
+    """What the request proves about how recently its person authenticated (accounts/stepup.py).
+
+    Sensitive actions ask it, inside the action, through `accounts.stepup.require_step_up`.
+    """
+
+    def stepped_up_at(self) -> float | None:
+        """When the person last proved themself in full (a time.time() value), if ever."""
+
+    def card_activity_at(self) -> float | None:
+        """When the last card action of this session was, if any."""
+
+    def note_card_activity(self, at: float) -> None:
+        """Record a card action at `at` (the card window slides from it)."""
+
+
 @dataclass(frozen=True)
 class Actor:
-    """Who is acting: a user through one membership, optionally narrowed by token scopes."""
+    """Who is acting: a user through one membership, optionally narrowed by token scopes.
+
+    `authentication` is the browser session's proof of recent authentication (None for an API
+    token, which can never step up).
+    """
 
     user: User
     membership: Membership
     scopes: frozenset[Permission] | None = field(default=None)
+    authentication: Authentication | None = field(default=None, compare=False, repr=False)
 
     @property
     def business(self) -> Business:

@@ -57,6 +57,31 @@ class RoleForm(forms.Form):
     role = forms.ChoiceField(label="Role", choices=_role_choices(True))
 
 
+class SecurityPolicyForm(forms.Form):
+    """An owner's account-security settings for their business."""
+
+    session_idle_minutes = forms.IntegerField(
+        label="End idle sessions after (minutes)",
+        min_value=5,
+        max_value=120,
+        help_text="5 to 120 minutes without activity, for everyone in this business.",
+        error_messages={
+            "min_value": "Sessions end after 5 to 120 idle minutes.",
+            "max_value": "Sessions end after 5 to 120 idle minutes.",
+            "invalid": "Enter a whole number of minutes.",
+        },
+    )
+    mfa_required_owners = forms.BooleanField(
+        label="Owners must use two-factor authentication", required=False
+    )
+    mfa_required_managers = forms.BooleanField(
+        label="Managers must use two-factor authentication", required=False
+    )
+    mfa_required_staff = forms.BooleanField(
+        label="Staff must use two-factor authentication", required=False
+    )
+
+
 class SwitchBusinessForm(forms.Form):
     business = forms.UUIDField(label="Business")
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
+from custodia.accounts.stepup import SessionAuthentication
 from custodia.tenancy import access
 from custodia.tenancy.context import Actor, activate, clear, set_db_context
 
@@ -35,7 +36,11 @@ class TenantMiddleware:
                     user, request.session.get(ACTIVE_BUSINESS_SESSION_KEY)
                 )
                 if membership is not None:
-                    actor = Actor(user, membership)  # type: ignore[arg-type]
+                    actor = Actor(
+                        user,  # type: ignore[arg-type]
+                        membership,
+                        authentication=SessionAuthentication(request),
+                    )
                     activate(actor)
                     request.actor = actor  # type: ignore[attr-defined]
             response = self.get_response(request)

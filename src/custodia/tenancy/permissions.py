@@ -23,6 +23,7 @@ class Permission(StrEnum):
     """`scope:resource:action`; API token scopes are drawn from the same names."""
 
     BUSINESS_SETTINGS_WRITE = "business:settings:write"
+    BUSINESS_SECURITY_WRITE = "business:security:write"
     CLIENTS_RECORD_READ = "clients:record:read"
     CLIENTS_RECORD_WRITE = "clients:record:write"
     CLIENTS_ACCESS_READ = "clients:access:read"
@@ -58,7 +59,12 @@ _MANAGER = frozenset(
 )
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.OWNER: _MANAGER | {Permission.BUSINESS_SETTINGS_WRITE, Permission.STAFF_ROLE_WRITE},
+    Role.OWNER: _MANAGER
+    | {
+        Permission.BUSINESS_SETTINGS_WRITE,
+        Permission.BUSINESS_SECURITY_WRITE,
+        Permission.STAFF_ROLE_WRITE,
+    },
     Role.MANAGER: _MANAGER,
     # Staff read clients (RLS narrows them to assigned ones) and home access (RLS narrows it to
     # the window around their own visits); they write only their own visit reports.

@@ -21,6 +21,7 @@ urlpatterns = [
         name="member_deactivate",
     ),
     path("app/switch/", views.switch_business, name="switch_business"),
+    path("app/business/security/", views.business_security, name="business_security"),
     # The accept page comes first: "accept" must never be read as a secret.
     path("invite/<str:prefix>/accept/", views.invitation_accept, name="invitation_accept"),
     path("invite/<str:prefix>/<str:secret>/", views.invitation_open, name="invitation_open"),

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from custodia.accounts.access import email_has_account
+from custodia.accounts.sessions import rotate_session
 from custodia.tenancy import access
 from custodia.tenancy.actions import (
     INVALID_INVITATION,
@@ -23,11 +24,18 @@ from custodia.tenancy.actions import (
     do_deactivate_member,
     do_invite_member,
     do_revoke_invitation,
+    do_update_security_policy,
     invitation_proof,
     open_invitation,
 )
 from custodia.tenancy.context import Actor, activate, clear, set_db_context
-from custodia.tenancy.forms import AcceptInvitationForm, InviteForm, RoleForm, SwitchBusinessForm
+from custodia.tenancy.forms import (
+    AcceptInvitationForm,
+    InviteForm,
+    RoleForm,
+    SecurityPolicyForm,
+    SwitchBusinessForm,
+)
 from custodia.tenancy.middleware import ACTIVE_BUSINESS_SESSION_KEY
 from custodia.tenancy.models import Invitation
 from custodia.tenancy.permissions import Permission, Role
@@ -130,6 +138,36 @@ def member_deactivate(request: HttpRequest, actor: Actor, membership_id: str) ->
     return redirect("staff_list")
 
 
+# --- Security policy --------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@member_required(Permission.BUSINESS_SECURITY_WRITE)
+def business_security(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The owner's session idle limit and two-factor requirements for the business."""
+    business = actor.business
+    if request.method != "POST":
+        form = SecurityPolicyForm(
+            initial={
+                "session_idle_minutes": business.session_idle_minutes,
+                "mfa_required_owners": business.mfa_required_owners,
+                "mfa_required_managers": business.mfa_required_managers,
+                "mfa_required_staff": business.mfa_required_staff,
+            }
+        )
+        return render(request, "tenancy/business_security.html", {"form": form})
+    form = SecurityPolicyForm(request.POST)
+    if form.is_valid():
+        try:
+            do_update_security_policy(business, actor=actor, **form.cleaned_data)
+        except ValidationError as exc:
+            add_action_errors(form, exc)
+        else:
+            messages.success(request, "Security settings saved.")
+            return redirect("business_security")
+    return render(request, "tenancy/business_security.html", {"form": form}, status=400)
+
+
 # --- Business switcher ------------------------------------------------------------------------
 
 
@@ -150,7 +188,7 @@ def switch_business(request: HttpRequest) -> HttpResponse:
         raise Http404("No such business.")
     request.session[ACTIVE_BUSINESS_SESSION_KEY] = str(membership.tenant_id)
     # Acting for another business is a privilege change: the old session id stops working.
-    request.session.cycle_key()
+    rotate_session(request)
     return redirect("dashboard")
 
 
@@ -277,7 +315,7 @@ def invitation_accept(request: HttpRequest, prefix: str) -> HttpResponse:
     if request.user.is_authenticated:
         request.session[ACTIVE_BUSINESS_SESSION_KEY] = str(actor.tenant_id)
         # A new membership is a privilege change: the old session id stops working.
-        request.session.cycle_key()
+        rotate_session(request)
         messages.success(request, f"Welcome to {actor.business.name}.")
         return redirect("dashboard")
     response = perform_login(request, actor.user, redirect_url=reverse("dashboard"))

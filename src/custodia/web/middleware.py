@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from custodia.accounts.hashers import HashingBusy
+from custodia.accounts.stepup import StepUpRequired
 
 REFUSED_METHODS = frozenset({"TRACE", "TRACK", "CONNECT"})
 PERMISSIONS_POLICY = (
@@ -76,3 +81,30 @@ class BusyMiddleware:
             )
         response.headers["Retry-After"] = "2"
         return response
+
+
+class StepUpMiddleware:
+    """A page whose action asked for a fresh proof of identity sends the person to get one.
+
+    The API answers the same refusal itself (403 with the message). A form is not replayed:
+    the person comes back to the page they submitted from and submits again.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, StepUpRequired) or request.path.startswith("/api/"):
+            return None
+        if not request.user.is_authenticated:
+            return None
+        back = request.get_full_path()
+        if request.method != "GET":
+            referer = urlsplit(request.headers.get("Referer", ""))
+            same_site = referer.netloc == request.get_host() and referer.scheme == "https"
+            back = referer.path if same_site and referer.path else reverse("dashboard")
+            messages.info(request, f"{exception} Then submit again.")
+        return redirect(f"{reverse('step_up')}?{urlencode({'next': back})}")

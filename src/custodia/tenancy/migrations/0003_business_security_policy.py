@@ -4,34 +4,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenancy', '0002_rls'),
+        ("tenancy", "0002_rls"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='business',
-            name='mfa_required_managers',
+            model_name="business",
+            name="mfa_required_managers",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddField(
-            model_name='business',
-            name='mfa_required_owners',
+            model_name="business",
+            name="mfa_required_owners",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddField(
-            model_name='business',
-            name='mfa_required_staff',
+            model_name="business",
+            name="mfa_required_staff",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddField(
-            model_name='business',
-            name='session_idle_minutes',
+            model_name="business",
+            name="session_idle_minutes",
             field=models.PositiveSmallIntegerField(db_default=30, default=30),
         ),
         migrations.AddConstraint(
-            model_name='business',
-            constraint=models.CheckConstraint(condition=models.Q(('session_idle_minutes__gte', 5), ('session_idle_minutes__lte', 120)), name='business_session_idle_bounded'),
+            model_name="business",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("session_idle_minutes__gte", 5), ("session_idle_minutes__lte", 120)
+                ),
+                name="business_session_idle_bounded",
+            ),
         ),
     ]

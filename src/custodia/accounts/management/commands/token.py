@@ -12,6 +12,7 @@ from django.utils import timezone
 from custodia.accounts.access import list_tokens
 from custodia.accounts.actions import do_create_api_token, do_revoke_api_token
 from custodia.accounts.models import ApiToken, User
+from custodia.accounts.stepup import ServerConsole
 from custodia.tenancy.access import memberships_of
 from custodia.tenancy.context import Actor, activate, set_db_context
 
@@ -37,7 +38,8 @@ def actors_of(user: User, business: str | None) -> list[Actor]:
             raise CommandError(f"{user.email} is not an active member of {business!r}.")
     if not memberships:
         raise CommandError(f"{user.email} is not an active member of any business.")
-    return [Actor(user, membership) for membership in memberships]
+    # At the server's console there is nothing further to prove (accounts/stepup.py).
+    return [Actor(user, membership, authentication=ServerConsole()) for membership in memberships]
 
 
 def messages_of(error: ValidationError) -> str:

@@ -1,0 +1,57 @@
+"""Custodia's allauth account adapter: the client address, per-account lockout, equal answers.
+
+Every hook keeps allauth's flow and adds to it; the lockout lives in accounts/ratelimit.py and its
+notice in accounts/notifications.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.adapter import DefaultAccountAdapter
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.http import HttpRequest
+
+from custodia.accounts import ratelimit
+
+# Hashed when an answer must cost what a real password check costs; never a usable password.
+TIMING_DUMMY_PASSWORD = "custodia-timing-equaliser"  # noqa: S105
+
+
+def _login_name(credentials: dict[str, Any]) -> str:
+    return str(credentials.get("email") or credentials.get("username") or "")
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    def get_client_ip(self, request: HttpRequest) -> str:
+        """The client address as ratelimit.client_ip sees it (trusted proxies only)."""
+        return ratelimit.client_ip(request)
+
+    def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
+        """allauth's per-address limit, then the per-name pause: the same words either way."""
+        super().pre_authenticate(request, **credentials)
+        if ratelimit.locked_until(request, _login_name(credentials)) is not None:
+            self._rollback_login_failed_rl_usage()
+            raise self.validation_error("too_many_login_attempts")
+
+    def authenticate(self, request: HttpRequest, **credentials: Any) -> AbstractBaseUser | None:
+        """allauth's check; a success ends the name's failure series."""
+        user = super().authenticate(request, **credentials)
+        if user is not None:
+            ratelimit.record_success(_login_name(credentials))
+        return user
+
+    def authentication_failed(self, request: HttpRequest, **credentials: Any) -> None:
+        """Count the failure for the name; when it starts a pause, tell the account's owner."""
+        name = _login_name(credentials)
+        lockout = ratelimit.record_failure(name)
+        if lockout is not None:
+            from custodia.accounts.notifications import notify_lockout
+
+            notify_lockout(request, name, lockout)
+
+    def send_account_already_exists_mail(self, email: str) -> None:
+        """Signing up with a taken address costs a password hash too, like a real signup."""
+        get_user_model()().set_password(TIMING_DUMMY_PASSWORD)
+        super().send_account_already_exists_mail(email)

@@ -1,0 +1,179 @@
+"""Multi-factor authentication on top of allauth.mfa: secrets encrypted at rest, and the policy.
+
+allauth does the factors themselves (TOTP with single-use codes, recovery codes, WebAuthn
+passkeys) and asks for re-authentication before any factor is added or removed. Custodia adds:
+
+- `MFAAdapter`: the TOTP secret and the recovery-code seed are stored AES-256-GCM encrypted
+  under a key derived from SECRET_KEY (older keys from SECRET_KEY_FALLBACKS still decrypt), so
+  a database dump alone yields neither.
+- `MFAPolicyMiddleware`: a member whose role the business requires MFA for, and every platform
+  operator, must enrol a factor before they reach anything else.
+- After a factor is removed, the MFA pages offer to end the person's other sessions.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable
+from typing import Any
+
+from allauth.mfa.adapter import DefaultMFAAdapter
+from allauth.mfa.models import Authenticator
+from allauth.mfa.signals import authenticator_removed
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+
+from custodia.tenancy.permissions import Role
+
+# --- Secrets at rest ---------------------------------------------------------------------------
+
+CIPHERTEXT_PREFIX = "v1:"
+_KEY_INFO = b"custodia.accounts.mfa-secrets.v1"
+_NONCE_BYTES = 12
+
+
+def _key(secret: str) -> bytes:
+    """A 256-bit key for MFA secrets alone, derived from one Django secret key."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KEY_INFO)
+    return hkdf.derive(secret.encode())
+
+
+def encrypt_secret(text: str) -> str:
+    """`v1:` + base64(nonce + AES-256-GCM ciphertext) of `text` under the current key."""
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = AESGCM(_key(settings.SECRET_KEY)).encrypt(nonce, text.encode(), _KEY_INFO)
+    return CIPHERTEXT_PREFIX + base64.b64encode(nonce + sealed).decode("ascii")
+
+
+def decrypt_secret(stored: str) -> str:
+    """The plain text of `encrypt_secret`'s output; the current key first, then the fallbacks."""
+    if not stored.startswith(CIPHERTEXT_PREFIX):
+        # Fail closed: nothing may be stored in the clear (and nothing ever was).
+        raise ImproperlyConfigured("An MFA secret is not in Custodia's encrypted format.")
+    raw = base64.b64decode(stored.removeprefix(CIPHERTEXT_PREFIX))
+    nonce, sealed = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
+    for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]:
+        try:
+            return AESGCM(_key(secret)).decrypt(nonce, sealed, _KEY_INFO).decode()
+        except InvalidTag:
+            continue
+    # The message names no value: the stored text is a secret's ciphertext.
+    raise ImproperlyConfigured("An MFA secret does not decrypt with SECRET_KEY or its fallbacks.")
+
+
+class MFAAdapter(DefaultMFAAdapter):
+    """allauth's MFA adapter with the TOTP secret and recovery-code seed encrypted at rest."""
+
+    def encrypt(self, text: str) -> str:
+        """Encrypt before allauth stores a secret in `mfa_authenticator.data`."""
+        return encrypt_secret(text)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        """Decrypt what `encrypt` stored."""
+        return decrypt_secret(encrypted_text)
+
+
+# --- Policy ------------------------------------------------------------------------------------
+
+# Factors that count as a second factor; recovery codes only exist alongside one of them.
+FACTOR_TYPES = (Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN)
+# Pages a person who must enrol can still reach: allauth's MFA pages (all named mfa_*), and
+# re-authentication, logout, switching to another business, and the public security pages.
+ALLOWED_URL_NAMES = frozenset(
+    {"account_logout", "account_reauthenticate", "switch_business", "security_page", "security_txt"}
+)
+API_PREFIX = "/api/"
+ENROL_API_MESSAGE = (
+    "Two-factor authentication is required for your account. Set up an authenticator app or a "
+    "passkey in the web app before using the API with this session."
+)
+# Set when a factor is removed; the MFA pages then offer to end the person's other sessions.
+REMOVED_SESSION_KEY = "custodia.mfa.factor_removed"
+OFFER_PAGES = frozenset({"mfa_index", "mfa_list_webauthn"})
+
+
+def is_platform_operator(user: Any) -> bool:
+    """Platform personnel: staff or superuser flags (absent on accounts that cannot have them)."""
+    return bool(getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
+
+
+def required_by(user: Any, actor: Any) -> str | None:
+    """Why this user must have a second factor now (who the rule covers), or None."""
+    if is_platform_operator(user):
+        return "platform operators"
+    if actor is None:
+        return None
+    business = actor.business
+    rules = {
+        Role.OWNER: (business.mfa_required_owners, "owners"),
+        Role.MANAGER: (business.mfa_required_managers, "managers"),
+        Role.STAFF: (business.mfa_required_staff, "staff"),
+    }
+    required, who = rules.get(actor.role, (False, ""))
+    return f"{who} of {business.name}" if required else None
+
+
+def has_factor(user: Any) -> bool:
+    """The user has an authenticator app or a passkey (recovery codes alone do not count)."""
+    return Authenticator.objects.filter(user_id=user.pk, type__in=FACTOR_TYPES).exists()
+
+
+class MFAPolicyMiddleware:
+    """Members the business policy covers, and operators, enrol a factor before anything else.
+
+    Runs after TenantMiddleware: it reads `request.actor` (the active membership) and queries
+    inside the request's transaction. The check is in `process_view`, so it sees the resolved
+    URL name. An API request that presents a bearer token is not a session and is left alone:
+    the token was made by its owner in the web app, which this middleware guards (tokens made
+    before the policy was switched on keep working until they expire or are revoked).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., HttpResponse],
+        view_args: Any,
+        view_kwargs: Any,
+    ) -> HttpResponse | None:
+        user = request.user
+        if not user.is_authenticated:
+            return None
+        is_api = request.path_info.startswith(API_PREFIX)
+        # Only the API answers for a token alone (SessionAuth ignores the session then); a web
+        # page always acts on the session, so a bearer header there must not skip the check.
+        if is_api and request.headers.get("Authorization", "").lower().startswith("bearer"):
+            return None
+        match = request.resolver_match
+        url_name = (match.url_name or "") if match is not None else ""
+        if url_name in OFFER_PAGES:
+            offer = bool(request.session.pop(REMOVED_SESSION_KEY, False))
+            request.mfa_offer_end_sessions = offer  # type: ignore[attr-defined]
+        reason = required_by(user, getattr(request, "actor", None))
+        if reason is None or has_factor(user):
+            return None
+        request.mfa_enrolment_required = reason  # type: ignore[attr-defined]
+        if url_name.startswith("mfa_") or url_name in ALLOWED_URL_NAMES:
+            return None
+        if is_api:
+            return JsonResponse({"detail": ENROL_API_MESSAGE}, status=403)
+        return redirect("mfa_index")
+
+
+@receiver(authenticator_removed, dispatch_uid="custodia.mfa.offer_end_sessions")
+def _offer_to_end_sessions(sender: object, request: HttpRequest, **kwargs: object) -> None:
+    """After a factor is removed, the next MFA page offers to end the other sessions."""
+    request.session[REMOVED_SESSION_KEY] = True

@@ -1,0 +1,148 @@
+"""Security notifications: a SecurityEvent row for the person's security panel, and an email.
+
+allauth already mails password, email-address and MFA changes (ACCOUNT_EMAIL_NOTIFICATIONS);
+for those the receivers here only record the event. Sign-ins from a new device and lockouts are
+Custodia's own, so they are both recorded and mailed here (templates/accounts/email/).
+
+"A new device" is kept simple: a browser family and operating system on a /24 (IPv6: /48)
+network that none of the person's last `NEW_DEVICE_LOOKBACK` sign-ins came from. A person's very
+first recorded sign-in is not news, so it is recorded without a mail.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from allauth.account import signals as account_signals
+from allauth.account.adapter import get_adapter
+from allauth.mfa import signals as mfa_signals
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.sites.shortcuts import get_current_site
+from django.core.mail import EmailMessage
+from django.dispatch import receiver
+from django.http import HttpRequest
+from django.urls import reverse
+
+from custodia.accounts.actions import do_record_security_event
+from custodia.accounts.models import SecurityEvent, SecurityEventKind, User
+from custodia.accounts.ratelimit import Lockout, device_fingerprint
+
+logger = logging.getLogger(__name__)
+
+SIGN_IN_KINDS = (SecurityEventKind.LOGIN, SecurityEventKind.NEW_DEVICE_LOGIN)
+
+
+def _mail(template: str, user: AbstractBaseUser, context: dict[str, Any]) -> None:
+    """One security notice to the person's address (allauth renders subject and body)."""
+    email = getattr(user, "email", "")
+    if email:
+        get_adapter().send_mail(f"accounts/email/{template}", email, context)
+
+
+def _event_context(event: SecurityEvent) -> dict[str, Any]:
+    return {
+        "event": event,
+        "security_url": f"{settings.PUBLIC_URL}{reverse('account_reset_password')}",
+    }
+
+
+@receiver(account_signals.user_logged_in)
+def on_login(sender: Any, request: HttpRequest, user: AbstractBaseUser, **kwargs: Any) -> None:
+    """Record the sign-in; mail the person when it came from a device not seen lately."""
+    device = device_fingerprint(request)
+    recent = list(
+        SecurityEvent.objects.filter(user_id=user.pk, kind__in=SIGN_IN_KINDS)
+        .order_by("-at")
+        .values_list("device", flat=True)[: settings.NEW_DEVICE_LOOKBACK]
+    )
+    is_new = bool(recent) and device not in recent
+    kind = SecurityEventKind.NEW_DEVICE_LOGIN if is_new else SecurityEventKind.LOGIN
+    event = do_record_security_event(user, kind, request=request, device=device)
+    if is_new:
+        _mail("new_device_login", user, _event_context(event))
+
+
+def notify_lockout(request: HttpRequest, login: str, lockout: Lockout) -> None:
+    """A pause has begun on this name: if an account has it, record it and mail the unlock link.
+
+    Nothing tells the person at the keyboard whether a mail went out.
+    """
+    user = User.objects.filter(email__iexact=login.strip()).first()
+    if user is None or not user.is_active:
+        return
+    event = do_record_security_event(user, SecurityEventKind.LOCKOUT, request=request)
+    token = lockout.unlock_token(user.pk)
+    context = {
+        **_event_context(event),
+        "request": request,
+        "email": user.email,
+        "current_site": get_current_site(request),
+        "until": lockout.until,
+        "unlock_url": f"{settings.PUBLIC_URL}{reverse('account_unlock', args=[token])}",
+        "unlock_hours": settings.LOGIN_UNLOCK_TOKEN_SECONDS // 3600,
+    }
+    message = get_adapter().render_mail("accounts/email/lockout", user.email, context)
+    # Sent beside the response, not before it: an SMTP round trip only for names that have an
+    # account would let the timing of a fifth failure tell which names do.
+    threading.Thread(target=_send_quietly, args=(message,), daemon=True).start()
+
+
+def _send_quietly(message: EmailMessage) -> None:
+    try:
+        message.send()
+    except Exception as error:  # noqa: BLE001 - a lost notice must not surface anywhere else
+        # The type only: an SMTP error could quote the message, which holds the unlock link.
+        logger.warning("A lockout notice could not be sent (%s).", type(error).__name__)
+
+
+@receiver(account_signals.password_changed)
+def on_password_changed(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    """allauth mails the notice; the panel records it."""
+    do_record_security_event(user, SecurityEventKind.PASSWORD_CHANGED, request=request)
+
+
+@receiver(account_signals.password_set)
+def on_password_set(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    """A first password for a login that had none counts as a change."""
+    do_record_security_event(user, SecurityEventKind.PASSWORD_CHANGED, request=request)
+
+
+@receiver(account_signals.password_reset)
+def on_password_reset(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    """Record it, and end any sign-in pause on the person's addresses (the reset proved them)."""
+    from custodia.accounts.ratelimit import forget_failures
+
+    forget_failures(user.email)
+    do_record_security_event(user, SecurityEventKind.PASSWORD_RESET, request=request)
+
+
+@receiver(account_signals.email_changed)
+def on_email_changed(
+    sender: Any, request: HttpRequest, user: Any, from_email_address: Any, **kwargs: Any
+) -> None:
+    """allauth mails the old address; the panel records the change (without the addresses)."""
+    if from_email_address is not None:
+        do_record_security_event(user, SecurityEventKind.EMAIL_CHANGED, request=request)
+
+
+@receiver(mfa_signals.authenticator_added)
+def on_mfa_added(
+    sender: Any, request: HttpRequest, user: Any, authenticator: Any, **kw: Any
+) -> None:
+    """allauth mails the notice; the panel records which kind of factor."""
+    do_record_security_event(
+        user, SecurityEventKind.MFA_ADDED, request=request, detail=str(authenticator.type)
+    )
+
+
+@receiver(mfa_signals.authenticator_removed)
+def on_mfa_removed(
+    sender: Any, request: HttpRequest, user: Any, authenticator: Any, **kw: Any
+) -> None:
+    """allauth mails the notice; the panel records which kind of factor."""
+    do_record_security_event(
+        user, SecurityEventKind.MFA_REMOVED, request=request, detail=str(authenticator.type)
+    )

@@ -1,0 +1,205 @@
+"""Who is asking, and how often they may fail: the client address, and per-account lockouts.
+
+The client address is the TCP peer unless `CUSTODIA_TRUSTED_PROXIES` proxies stand in front of
+Custodia; then it is the address the outermost of them saw, read from the right of
+X-Forwarded-For (each proxy appends the address it was reached from, so entries further left
+were written by the client and prove nothing). allauth's rate limits key on it through
+`AccountAdapter.get_client_ip`.
+
+Per account (per login name, whether or not an account has it, so the answer never tells which),
+`LOGIN_LOCKOUT_THRESHOLD` consecutive failures pause sign-in for a back-off that doubles with each
+pause of a series, capped at `LOGIN_LOCKOUT_MAX_SECONDS`, and forgotten after a day without
+failures. A pause is never permanent, and the account's owner can lift it at once for their own
+browser with the single-use link emailed to them, so an attacker cannot keep them out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.db.models import F
+from django.http import HttpRequest
+from django.utils import timezone
+from user_agents import parse as parse_user_agent
+
+from custodia.accounts.digests import digest_secret
+from custodia.accounts.models import LoginThrottle, normalize_email
+
+LOCKOUT_KEY_PURPOSE = "login-throttle"
+UNLOCK_SALT = "custodia.accounts.unlock"
+UNLOCKED_SESSION_KEY = "custodia.unlocked"
+
+
+def _parse_ip(value: str) -> str | None:
+    value = value.strip()
+    if value.startswith("[") and "]" in value:  # "[::1]:443" or "[::1]"
+        value = value[1 : value.index("]")]
+    elif value.count(":") == 1:  # "192.0.2.1:443"
+        value = value.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address, trusting X-Forwarded-For only as far as the configured proxies.
+
+    With N trusted proxies the client is the N-th entry from the right. A header with fewer
+    entries, or an unparsable entry there, did not come through all of them: the peer address is
+    used instead (the strictest choice, as every such request then shares one limit).
+    """
+    peer = _parse_ip(str(request.META.get("REMOTE_ADDR", ""))) or "0.0.0.0"  # noqa: S104
+    proxies = settings.CUSTODIA_TRUSTED_PROXIES
+    if proxies <= 0:
+        return peer
+    header = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    entries = [entry for entry in str(header).split(",") if entry.strip()]
+    if len(entries) < proxies:
+        return peer
+    return _parse_ip(entries[-proxies]) or peer
+
+
+def network_prefix(ip: str | None) -> str:
+    """The /24 (IPv4) or /48 (IPv6) network of an address: a device moves within it."""
+    if not ip:
+        return ""
+    address = ipaddress.ip_address(ip)
+    bits = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
+
+
+def user_agent_summary(request: HttpRequest | None) -> str:
+    """A summary such as "Firefox 120 on Linux": the browser and system, not the raw header."""
+    header = str(request.META.get("HTTP_USER_AGENT", ""))[:512] if request is not None else ""
+    if not header:
+        return "Unknown browser"
+    agent = parse_user_agent(header)
+    version = agent.browser.version_string.split(".")[0]
+    browser = f"{agent.browser.family} {version}".strip()
+    return f"{browser} on {agent.os.family}"[:120]
+
+
+def device_fingerprint(request: HttpRequest | None) -> str:
+    """Browser family, operating system and network: what counts as "the same device"."""
+    if request is None:
+        return ""
+    header = str(request.META.get("HTTP_USER_AGENT", ""))[:512]
+    agent = parse_user_agent(header)
+    return f"{agent.browser.family}|{agent.os.family}|{network_prefix(client_ip(request))}"[:160]
+
+
+# --- Per-account lockout -------------------------------------------------------------------
+
+
+def throttle_key(login: str) -> str:
+    """The throttle row's key for a login name: an HMAC, so the table holds no address."""
+    return digest_secret(LOCKOUT_KEY_PURPOSE, normalize_email(login))
+
+
+def _backoff(lockouts: int) -> dt.timedelta:
+    seconds = settings.LOGIN_LOCKOUT_BASE_SECONDS * 2 ** max(0, lockouts - 1)
+    return dt.timedelta(seconds=min(seconds, settings.LOGIN_LOCKOUT_MAX_SECONDS))
+
+
+def _is_unlocked_here(request: HttpRequest, key: str) -> bool:
+    session = getattr(request, "session", None)
+    if session is None:
+        return False
+    until = session.get(UNLOCKED_SESSION_KEY, {}).get(key)
+    return until is not None and until > timezone.now().timestamp()
+
+
+def locked_until(request: HttpRequest, login: str) -> dt.datetime | None:
+    """When a pause on this login name ends, or None when it may try now (from this browser)."""
+    key = throttle_key(login)
+    row = LoginThrottle.objects.filter(key=key).first()
+    if row is None or row.locked_until is None or row.locked_until <= timezone.now():
+        return None
+    if _is_unlocked_here(request, key):
+        return None
+    return row.locked_until
+
+
+@dataclass(frozen=True)
+class Lockout:
+    """A pause that has just begun: for the notice and the unlock link."""
+
+    key: str
+    generation: int
+    until: dt.datetime
+
+    def unlock_token(self, user_id: object) -> str:
+        """A signed link token for the account's owner, valid once (voided by any unlock)."""
+        payload = {"k": self.key, "g": self.generation + 1, "u": str(user_id)}
+        return signing.dumps(payload, salt=UNLOCK_SALT)
+
+
+def record_failure(login: str) -> Lockout | None:
+    """Count a failed sign-in; returns the new pause when this failure starts one."""
+    key = throttle_key(login)
+    now = timezone.now()
+    with transaction.atomic():
+        row, _ = LoginThrottle.objects.select_for_update().get_or_create(key=key)
+        if row.last_failure_at is not None and now - row.last_failure_at > dt.timedelta(
+            seconds=settings.LOGIN_LOCKOUT_FORGET_SECONDS
+        ):
+            row.failures = 0
+            row.lockouts = 0
+        row.failures += 1
+        row.last_failure_at = now
+        lockout = None
+        if row.failures >= settings.LOGIN_LOCKOUT_THRESHOLD:
+            row.failures = 0
+            row.lockouts += 1
+            row.locked_until = now + _backoff(row.lockouts)
+            lockout = Lockout(key, row.generation, row.locked_until)
+        row.save()
+    return lockout
+
+
+def record_success(login: str) -> None:
+    """A correct password ends the series (only if there was one: no write per sign-in)."""
+    LoginThrottle.objects.filter(key=throttle_key(login)).exclude(
+        failures=0, lockouts=0, locked_until=None
+    ).update(failures=0, lockouts=0, locked_until=None, generation=F("generation") + 1)
+
+
+def forget_failures(login: str) -> None:
+    """A password reset ends any pause and series (the reset itself proved the mailbox)."""
+    record_success(login)
+
+
+def redeem_unlock_token(request: HttpRequest, token: str) -> str | None:
+    """Lift the pause the token was issued for, once, within its lifetime.
+
+    Returns the id of the user it was issued to, or None when the token is forged, expired,
+    used, or voided by a later unlock or success. The browser that redeems it may then sign in
+    despite new pauses on that name for the next hour.
+    """
+    if len(token) > 500:
+        return None
+    try:
+        payload = signing.loads(
+            token, salt=UNLOCK_SALT, max_age=settings.LOGIN_UNLOCK_TOKEN_SECONDS
+        )
+        key, generation, user_id = str(payload["k"]), int(payload["g"]), str(payload["u"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return None
+    with transaction.atomic():
+        row = LoginThrottle.objects.select_for_update().filter(key=key).first()
+        if row is None or row.generation + 1 != generation:
+            return None
+        row.generation = generation
+        row.failures = 0
+        row.locked_until = None
+        row.save(update_fields=["generation", "failures", "locked_until"])
+    unlocked = dict(request.session.get(UNLOCKED_SESSION_KEY, {}))
+    unlocked[key] = timezone.now().timestamp() + settings.LOGIN_UNLOCK_TOKEN_SECONDS
+    request.session[UNLOCKED_SESSION_KEY] = unlocked
+    return user_id

@@ -1,0 +1,288 @@
+"""Brute force: the client address behind proxies, allauth's per-address limits keyed on it, and
+the per-account lockout (exponential back-off, never permanent, lifted by a single-use link)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+import time_machine
+from django.test import RequestFactory
+from django.urls import reverse
+from django.utils import timezone
+
+from custodia.accounts.access import recent_security_events
+from custodia.accounts.models import LoginThrottle, SecurityEventKind, User
+from custodia.accounts.ratelimit import client_ip, throttle_key
+from tests.conftest import HttpsClient
+from tests.factories import PASSWORD, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def own_hash_slots(settings: Any, tmp_path: Any) -> None:
+    """This process's own hashing slots: other test runs on the machine share var/run's."""
+    settings.PASSWORD_HASH_SLOT_DIR = tmp_path / "hash-slots"
+
+
+START = dt.datetime(2030, 1, 7, 9, 0, tzinfo=dt.UTC)
+TOO_MANY = b"Too many failed login attempts"
+
+
+def kinds_of(user: User) -> list[str]:
+    """The person's event kinds, newest first, as their security panel reads them."""
+    return [e.kind for e in recent_security_events(user, limit=100)]
+
+
+def request_from(peer: str, forwarded: str | None = None) -> Any:
+    extra = {"REMOTE_ADDR": peer}
+    if forwarded is not None:
+        extra["HTTP_X_FORWARDED_FOR"] = forwarded
+    return RequestFactory().get("/", **extra)
+
+
+def attempt(client: HttpsClient, email: str, password: str, **extra: str) -> Any:
+    return client.post(reverse("account_login"), {"login": email, "password": password}, **extra)
+
+
+def fail(client: HttpsClient, email: str, times: int) -> None:
+    for _ in range(times):
+        response = attempt(client, email, "not the password at all")
+        assert response.status_code == 200
+
+
+def logs_in(email: str, client: HttpsClient | None = None) -> bool:
+    response = attempt(client or HttpsClient(), email, PASSWORD)
+    return response.status_code == 302
+
+
+# --- Client address --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("proxies", "peer", "forwarded", "expected"),
+    [
+        # No proxy configured: whatever the client writes in X-Forwarded-For is ignored.
+        (0, "203.0.113.9", "198.51.100.1", "203.0.113.9"),
+        (0, "203.0.113.9", "198.51.100.1, 192.0.2.7", "203.0.113.9"),
+        # One proxy: the entry it appended (rightmost); the client's own prefix proves nothing.
+        (1, "10.0.0.2", "198.51.100.1, 192.0.2.7", "192.0.2.7"),
+        (1, "10.0.0.2", "192.0.2.7", "192.0.2.7"),
+        # Two proxies: the address the outer one saw.
+        (2, "10.0.0.2", "6.6.6.6, 192.0.2.7, 10.0.0.1", "192.0.2.7"),
+        # Fewer entries than proxies, or garbage where the client should be: the peer.
+        (2, "10.0.0.2", "192.0.2.7", "10.0.0.2"),
+        (1, "10.0.0.2", "", "10.0.0.2"),
+        (1, "10.0.0.2", "not-an-address", "10.0.0.2"),
+        (1, "10.0.0.2", "192.0.2.7:5555", "192.0.2.7"),
+        (1, "10.0.0.2", "[2001:db8::1]:443", "2001:db8::1"),
+    ],
+)
+def test_client_ip_trusts_only_the_configured_proxies(settings, proxies, peer, forwarded, expected):
+    settings.CUSTODIA_TRUSTED_PROXIES = proxies
+    assert client_ip(request_from(peer, forwarded)) == expected
+
+
+def test_spoofed_forwarded_for_does_not_escape_the_per_address_limit(db, settings):
+    """Without trusted proxies, a new X-Forwarded-For per request is still one address."""
+    settings.CUSTODIA_TRUSTED_PROXIES = 0
+    settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "login": "5/m/ip"}
+    client = HttpsClient()
+    codes = [
+        attempt(client, f"p{n}@example.test", "x" * 12, HTTP_X_FORWARDED_FOR=f"198.51.100.{n}")
+        for n in range(7)
+    ]
+    assert codes[-1].status_code == 429
+    assert [c.status_code for c in codes[:5]] == [200] * 5
+
+
+def test_behind_one_proxy_the_limit_follows_the_forwarded_client(db, settings):
+    settings.CUSTODIA_TRUSTED_PROXIES = 1
+    settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "login": "5/m/ip"}
+    client = HttpsClient()
+    for n in range(5):
+        response = attempt(client, f"p{n}@example.test", "x" * 12, HTTP_X_FORWARDED_FOR="192.0.2.7")
+        assert response.status_code == 200
+    assert (
+        attempt(client, "p@example.test", "x" * 12, HTTP_X_FORWARDED_FOR="192.0.2.7").status_code
+        == 429
+    )
+    # A forged left-hand entry does not help: the proxy's own (rightmost) entry counts.
+    spoofed = attempt(client, "p@example.test", "x" * 12, HTTP_X_FORWARDED_FOR="1.2.3.4, 192.0.2.7")
+    assert spoofed.status_code == 429
+    # Another real client behind the same proxy is not blocked.
+    other = attempt(client, "p@example.test", "x" * 12, HTTP_X_FORWARDED_FOR="192.0.2.8")
+    assert other.status_code == 200
+
+
+def test_failed_logins_per_address_are_limited(db, settings):
+    """allauth's login_failed limit, per client address: 10 a minute across any names."""
+    client = HttpsClient()
+    with time_machine.travel(START, tick=False):
+        for n in range(10):
+            response = attempt(client, f"p{n}@example.test", "x" * 12)
+            assert TOO_MANY not in response.content
+        assert TOO_MANY in attempt(client, "p99@example.test", "x" * 12).content
+
+
+def test_the_bench_switch_turns_allauths_limits_off(db, settings):
+    """bench/settings.py sets ACCOUNT_RATE_LIMITS = False: one setting, all per-address limits."""
+    settings.ACCOUNT_RATE_LIMITS = False
+    client = HttpsClient()
+    with time_machine.travel(START, tick=False):
+        for n in range(12):
+            response = attempt(client, f"p{n}@example.test", "x" * 12)
+            assert response.status_code == 200 and TOO_MANY not in response.content
+
+
+# --- Lockout with back-off ---------------------------------------------------------------------
+
+
+def test_five_failures_pause_the_account_then_the_pause_ends_by_itself(db):
+    user = UserFactory()
+    with time_machine.travel(START, tick=False) as clock:
+        fail(HttpsClient(), user.email, 4)
+        assert logs_in(user.email), "four failures do not lock"
+        fail(HttpsClient(), user.email, 5)
+        # Even the right password is refused now, with allauth's words.
+        refused = attempt(HttpsClient(), user.email, PASSWORD)
+        assert refused.status_code == 200 and TOO_MANY in refused.content
+        clock.shift(dt.timedelta(seconds=59))
+        assert not logs_in(user.email)
+        clock.shift(dt.timedelta(seconds=2))
+        assert logs_in(user.email)
+
+
+def test_back_off_doubles_and_is_capped_at_an_hour(db, settings):
+    user = UserFactory()
+    attacker = HttpsClient()
+    expected = [60, 120, 240, 480, 960, 1920, 3600, 3600]
+    with time_machine.travel(START, tick=False) as clock:
+        for seconds in expected:
+            fail(attacker, user.email, 5)
+            row = LoginThrottle.objects.get(key=throttle_key(user.email))
+            assert row.locked_until == timezone.now() + dt.timedelta(seconds=seconds)
+            clock.shift(dt.timedelta(seconds=seconds - 1))
+            assert not logs_in(user.email)
+            clock.shift(dt.timedelta(seconds=2))
+            # The attacker tries again as soon as the pause ends (no success in between).
+        assert logs_in(user.email)
+    # A success ends the series: the next pause is a minute again.
+    with time_machine.travel(START + dt.timedelta(days=1), tick=False) as clock:
+        fail(attacker, user.email, 5)
+        clock.shift(dt.timedelta(seconds=61))
+        assert logs_in(user.email)
+
+
+def test_a_quiet_day_forgets_the_series(db):
+    user = UserFactory()
+    with time_machine.travel(START, tick=False) as clock:
+        fail(HttpsClient(), user.email, 5)
+        clock.shift(dt.timedelta(seconds=61))
+        fail(HttpsClient(), user.email, 5)  # second pause: two minutes
+        row = LoginThrottle.objects.get(key=throttle_key(user.email))
+        assert row.locked_until == timezone.now() + dt.timedelta(minutes=2)
+        clock.shift(dt.timedelta(days=1, minutes=3))
+        fail(HttpsClient(), user.email, 5)
+        row.refresh_from_db()
+        assert row.locked_until == timezone.now() + dt.timedelta(minutes=1)
+
+
+def test_the_lockout_answer_is_the_same_for_an_unknown_name(db, smtp_server):
+    user = UserFactory()
+    with time_machine.travel(START, tick=False):
+        fail(HttpsClient(), user.email, 5)
+        fail(HttpsClient(), "nobody@example.test", 5)
+        known = attempt(HttpsClient(), user.email, PASSWORD)
+        unknown = attempt(HttpsClient(), "nobody@example.test", PASSWORD)
+    assert known.status_code == unknown.status_code == 200
+    assert TOO_MANY in known.content and TOO_MANY in unknown.content
+    # Only the real account's owner is told (nothing is sent to an address without an account).
+    messages = smtp_server.wait_for(1)
+    assert [m.recipients for m in messages] == [[user.email]]
+
+
+def test_the_throttle_table_holds_no_address(db):
+    with time_machine.travel(START, tick=False):
+        fail(HttpsClient(), "someone@example.test", 2)
+    row = LoginThrottle.objects.get()
+    assert "someone" not in row.key and row.key == throttle_key("SomeOne@Example.test ")
+
+
+# --- Unlock by email link -----------------------------------------------------------------------
+
+
+def unlock_link(smtp_server: Any, user: User) -> str:
+    message = smtp_server.wait_for(1)[-1]
+    assert message.recipients == [user.email]
+    assert "paused" in message.subject
+    links = [link for link in message.links() if "/unlock/" in link]
+    assert len(links) == 1
+    return links[0].split("://", 1)[1].split("/", 1)[1].join(["/", ""])
+
+
+def follow_unlock(client: HttpsClient, path: str) -> Any:
+    first = client.get(path)
+    assert first.status_code == 302 and "/unlock/" in first["Location"]
+    assert first["Location"] == reverse("account_unlock_confirm"), "token left in the address"
+    assert client.get(first["Location"]).status_code == 200
+    return client.post(reverse("account_unlock_confirm"))
+
+
+def test_the_owner_unlocks_their_browser_with_the_emailed_link_once(db, smtp_server):
+    user = UserFactory()
+    with time_machine.travel(START, tick=False):
+        fail(HttpsClient(), user.email, 5)
+        assert SecurityEventKind.LOCKOUT in kinds_of(user)
+        path = unlock_link(smtp_server, user)
+        owner = HttpsClient()
+        assert follow_unlock(owner, path).status_code == 200
+        assert logs_in(user.email, owner)
+        assert SecurityEventKind.UNLOCKED in kinds_of(user)
+        # The same link again: refused.
+        reuse = HttpsClient()
+        assert follow_unlock(reuse, path).status_code == 400
+
+
+def test_an_unlocked_browser_stays_in_while_the_attacker_keeps_locking(db, smtp_server):
+    user = UserFactory()
+    with time_machine.travel(START, tick=False) as clock:
+        fail(HttpsClient(), user.email, 5)
+        owner = HttpsClient()
+        follow_unlock(owner, unlock_link(smtp_server, user))
+        clock.shift(dt.timedelta(minutes=2))
+        fail(HttpsClient(), user.email, 5)  # the attacker locks the name again
+        assert not logs_in(user.email)  # everyone else waits
+        assert logs_in(user.email, owner)  # the owner's browser does not
+
+
+def test_an_unlock_link_expires_after_an_hour(db, smtp_server):
+    user = UserFactory()
+    with time_machine.travel(START, tick=False) as clock:
+        fail(HttpsClient(), user.email, 5)
+        path = unlock_link(smtp_server, user)
+        clock.shift(dt.timedelta(hours=1, seconds=1))
+        assert follow_unlock(HttpsClient(), path).status_code == 400
+
+
+def test_a_forged_or_tampered_unlock_link_is_refused(db, smtp_server):
+    user = UserFactory()
+    with time_machine.travel(START, tick=False):
+        fail(HttpsClient(), user.email, 5)
+        path = unlock_link(smtp_server, user)
+        tampered = path[:-3] + ("AAA" if not path.endswith("AAA/") else "BBB") + "/"
+        assert follow_unlock(HttpsClient(), tampered).status_code == 400
+        assert follow_unlock(HttpsClient(), "/app/unlock/garbage/").status_code == 400
+        assert HttpsClient().post(reverse("account_unlock_confirm")).status_code == 400
+        assert not logs_in(user.email)
+
+
+def test_a_password_reset_lifts_the_pause(db, smtp_server):
+    from custodia.accounts.ratelimit import forget_failures
+
+    user = UserFactory()
+    with time_machine.travel(START, tick=False):
+        fail(HttpsClient(), user.email, 5)
+        assert not logs_in(user.email)
+        forget_failures(user.email)
+        assert logs_in(user.email)
