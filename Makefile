@@ -48,7 +48,7 @@ bench: install
 	  as_root=; [ "$$(id -u)" -eq 0 ] || as_root=sudo; \
 	  DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq --no-install-recommends wrk >/dev/null \
 	  || { $$as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq --no-install-recommends wrk >/dev/null; }; }
-	@$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@$(BIN)/python -c 'import matplotlib, pyotp' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/custodia setup
 	$(BIN)/python -m bench.run $(if $(FULL),--full,)
 
