@@ -859,6 +859,40 @@ def loopback_sink() -> http.server.ThreadingHTTPServer:
     return server
 
 
+# wapiti rules that look for one short marker in the answer, and the marker. A page that echoes
+# the submitted form (as every Django form with an error does) trips them whenever wapiti's own
+# random value for another field happens to contain the marker: then the finding is the echo.
+ECHO_PRONE_RULES = {"PHP local inclusion leading to code execution": "\u00b8"}
+WAPITI_LEVELS = {0: "info", 1: "low", 2: "medium", 3: "high", 4: "critical"}
+
+
+def wapiti_findings(report: dict[str, Any]) -> list[Finding]:
+    """One finding per wapiti vulnerability or anomaly, at wapiti's level.
+
+    A finding of an echo-prone rule whose marker was already in the request's own values is
+    kept, at level "info", with the reason: the answer only repeated what was sent.
+    """
+    findings = []
+    for section in ("vulnerabilities", "anomalies"):
+        for category, items in sorted(report.get(section, {}).items()):
+            for item in items:
+                severity = WAPITI_LEVELS.get(int(item.get("level", 2)), "medium")
+                title = f"{category}: {item.get('method', '')} {item.get('path', '')}"
+                if item.get("parameter"):
+                    title += f" [{item['parameter']}]"
+                info = str(item.get("info", ""))
+                sent = urllib.parse.unquote_plus(str(item.get("http_request", "")))
+                for rule, marker in ECHO_PRONE_RULES.items():
+                    if rule in info and marker in sent:
+                        severity = "info"
+                        info += (
+                            f" (echo: the rule's marker {marker!r} was in the request's own"
+                            " values, and the page re-renders the submitted form)"
+                        )
+                findings.append(Finding("wapiti", severity, title, info))
+    return findings
+
+
 def scan_wapiti(instance: Instance, profile: Profile) -> Result:
     """wapiti crawls the logged-in web UI and attacks it."""
     result = Result("wapiti")
@@ -943,17 +977,7 @@ def _scan_wapiti(instance: Instance, profile: Profile, result: Result, sink: str
         result.error = result.error or "no report"
         return result
     report = json.loads(out.read_text())
-    levels = {0: "info", 1: "low", 2: "medium", 3: "high", 4: "critical"}
-    for section in ("vulnerabilities", "anomalies"):
-        for category, items in sorted(report.get(section, {}).items()):
-            for item in items:
-                severity = levels.get(int(item.get("level", 2)), "medium")
-                title = f"{category}: {item.get('method', '')} {item.get('path', '')}"
-                if item.get("parameter"):
-                    title += f" [{item['parameter']}]"
-                result.findings.append(
-                    Finding("wapiti", severity, title, str(item.get("info", "")))
-                )
+    result.findings.extend(wapiti_findings(report))
     crawled = report.get("infos", {}).get("crawled_pages_nbr") or len(
         report.get("infos", {}).get("crawled_pages", [])
     )

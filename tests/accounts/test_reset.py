@@ -156,6 +156,8 @@ def logged_in(user: User) -> HttpsClient:
 def test_an_email_change_is_confirmed_at_the_new_address_and_reported_to_the_old(db, smtp_server):
     user = UserFactory(email="old@example.test")
     browser = logged_in(user)
+    # Changing the address is a takeover path: it asks for the password again first.
+    assert browser.post(reverse("account_reauthenticate"), {"password": PASSWORD}).status_code == 302
     response = browser.post(
         reverse("account_email"), {"email": "new@example.test", "action_add": ""}
     )
@@ -176,6 +178,18 @@ def test_an_email_change_is_confirmed_at_the_new_address_and_reported_to_the_old
     assert notice.recipients == ["old@example.test"]
     assert "new@example.test" in notice.body
     assert SecurityEventKind.EMAIL_CHANGED in kinds_of(user)
+
+
+def test_a_session_that_has_not_re_authenticated_cannot_change_the_address(db, smtp_server):
+    user = UserFactory(email="old@example.test")
+    browser = logged_in(user)  # a stolen session cookie, say
+    response = browser.post(
+        reverse("account_email"), {"email": "attacker@example.test", "action_add": ""}
+    )
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_reauthenticate"))
+    assert not EmailAddress.objects.filter(email="attacker@example.test").exists()
+    assert smtp_server.messages == []
 
 
 def test_an_unconfirmed_change_changes_nothing(db, smtp_server):

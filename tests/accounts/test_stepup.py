@@ -240,3 +240,82 @@ def test_a_fresh_session_creates_a_token(matrix: TenantMatrix) -> None:
     assert answer.status_code == 200
     activate(matrix.a.owner)
     assert ApiToken.objects.filter(name="laptop").exists()
+
+
+def test_granting_or_taking_away_the_run_of_the_business_asks_inside_the_action(
+    matrix: TenantMatrix, now: Clock
+) -> None:
+    from custodia.tenancy.actions import (
+        do_deactivate_member,
+        do_invite_member,
+        do_update_security_policy,
+    )
+    from custodia.tenancy.models import Business, Invitation
+
+    owner = session_actor(matrix.a.owner, password(T0 - 6 * MINUTE))
+    activate(owner)
+    for role in (Role.OWNER, Role.MANAGER):
+        with pytest.raises(StepUpRequired):
+            do_invite_member(actor=owner, email=f"{role}@example.test", role=role)
+    with pytest.raises(StepUpRequired):
+        do_deactivate_member(matrix.a.staff.membership, actor=owner)
+    with pytest.raises(StepUpRequired):
+        do_update_security_policy(
+            matrix.a.owner.business,
+            session_idle_minutes=120,
+            mfa_required_owners=False,
+            mfa_required_managers=False,
+            mfa_required_staff=False,
+            actor=owner,
+        )
+    activate(matrix.a.owner)
+    assert not Invitation.objects.filter(email__in=["owner@example.test", "manager@example.test"])
+    matrix.a.staff.membership.refresh_from_db()
+    assert matrix.a.staff.membership.is_active
+    assert Business.objects.get(pk=matrix.a.owner.tenant_id).session_idle_minutes == 30
+    # Staff invitations are everyday work: no step-up.
+    do_invite_member(actor=owner, email="walker@example.test", role=Role.STAFF)
+
+
+def test_a_stale_session_changing_the_security_policy_is_sent_to_step_up(
+    matrix: TenantMatrix,
+) -> None:
+    browser = HttpsClient().act_as(matrix.a.owner)
+    age_session(browser, 10 * MINUTE)
+    answer = browser.post(
+        "/app/business/security/",
+        {"session_idle_minutes": "120"},
+        HTTP_REFERER="https://testserver/app/business/security/",
+    )
+    assert answer.status_code == 302 and answer["Location"].startswith("/app/step-up/")
+
+
+def test_with_only_a_security_key_the_password_alone_is_not_enough(
+    matrix: TenantMatrix, now: Clock
+) -> None:
+    from allauth.mfa.models import Authenticator
+
+    Authenticator.objects.create(
+        user=matrix.a.owner.user, type=Authenticator.Type.WEBAUTHN, data={"credential": {}}
+    )
+    with pytest.raises(StepUpRequired):
+        require_step_up(session_actor(matrix.a.owner, password(T0)))
+    key = {"method": "mfa", "type": "webauthn", "at": T0, "reauthenticated": True}
+    require_step_up(session_actor(matrix.a.owner, password(T0), key))
+
+
+def test_a_stale_session_cannot_remove_a_factor_or_change_the_password(
+    matrix: TenantMatrix,
+) -> None:
+    TOTP.activate(matrix.a.owner.user, generate_totp_secret())
+    browser = HttpsClient().act_as(matrix.a.owner)  # a fresh password, no code: not enough
+    for path, data in (
+        ("/accounts/2fa/totp/deactivate/", {}),
+        ("/accounts/password/change/", {"oldpassword": "x", "password1": "y", "password2": "y"}),
+        ("/accounts/email/", {"email": "attacker@example.test", "action_add": ""}),
+    ):
+        answer = browser.post(path, data)
+        assert answer.status_code == 302 and answer["Location"].startswith("/app/step-up/"), path
+    from allauth.mfa.models import Authenticator
+
+    assert Authenticator.objects.filter(user=matrix.a.owner.user).exists()

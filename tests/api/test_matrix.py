@@ -101,6 +101,7 @@ CASES = [
         "/staff/{other_staff}",
         {"is_active": False},
         (404, 200, 200, 403, 403, 403),
+        session=True,
     ),
     # --- /services
     Case("services-list", "GET", "/services", None, (200, 200, 200, 200, 200, 200)),

@@ -156,3 +156,28 @@ def test_nul_in_a_body_is_never_a_500(
         method, f"{API}{path}", json.dumps(body), content_type="application/json"
     )
     assert response.status_code == 422
+
+
+def test_the_service_form_refuses_a_php_filter_chain_and_only_echoes_what_was_sent(
+    matrix: Any,
+) -> None:
+    """wapiti (full scan) reported "PHP local inclusion" on the service editor: its marker '¸' was
+    in the random name it sent, and the invalid form shows the submitted name again. Nothing is
+    read from a file, nothing is saved."""
+    from custodia.scheduling.models import Service
+    from custodia.tenancy.context import activate
+    from tests.web.support import logged_in
+
+    service = matrix.a.service
+    browser = logged_in(matrix.a.owner)
+    chain = "php://filter/convert.base64-decode/resource=php://temp"
+    answer = browser.post(
+        f"/app/services/{service.pk}/edit/",
+        {"name": "Walk \u00b8 long", "duration_minutes": chain, "price": chain},
+    )
+    assert answer.status_code == 400
+    page = answer.content.decode()
+    assert "Walk \u00b8 long" in page  # the echo wapiti saw
+    assert "root:x:0:0" not in page
+    activate(matrix.a.owner)
+    assert Service.objects.get(pk=service.pk).name == service.name

@@ -213,8 +213,8 @@ def test_a_failed_step_undoes_the_earlier_ones(matrix: TenantMatrix, web_as: Any
     assert snapshot(matrix) == before
 
 
-def test_reactivation_is_refused(matrix: TenantMatrix, api_as: Any) -> None:
-    client = api_as(matrix.a.owner)
+def test_reactivation_is_refused(matrix: TenantMatrix, web_as: Any) -> None:
+    client = web_as(matrix.a.owner)
     path = f"/staff/{matrix.a.other_staff.membership.pk}"
     assert send(client, "PATCH", path, {"is_active": False}).json()["is_active"] is False
     errors = assert_error(send(client, "PATCH", path, {"is_active": True}), 422)["errors"]

@@ -110,3 +110,31 @@ def test_schemathesis_report_gives_one_finding_per_failed_check(tmp_path: Path) 
     # The float-for-integer refusal is allowed (with its reason); the server error is not.
     assert [f.title.split(":")[1].split()[0] for f in result.findings] == ["ST101", "ST103"]
     assert len(result.allowed) == 1 and result.failed
+
+
+def _wapiti_report(body: str) -> dict[str, object]:
+    return {
+        "vulnerabilities": {
+            "Path Traversal": [
+                {
+                    "method": "POST",
+                    "path": "/app/services/1/edit/",
+                    "parameter": "price",
+                    "level": 4,
+                    "info": "PHP local inclusion leading to code execution via injection in the"
+                    " parameter price",
+                    "http_request": "POST /app/services/1/edit/ HTTP/1.1\n\n" + body,
+                }
+            ]
+        }
+    }
+
+
+def test_a_wapiti_marker_echoed_from_the_request_is_information_not_a_finding() -> None:
+    # Seen in a full scan: wapiti filled `name` with random text that held its marker, and the
+    # re-rendered form (price was invalid) showed the name again.
+    echoed = run.wapiti_findings(_wapiti_report("name=%C3%89%C2%B8x&price=php%3A%2F%2Ffilter"))
+    assert [f.severity for f in echoed] == ["info"]
+    assert "echo" in echoed[0].detail
+    real = run.wapiti_findings(_wapiti_report("name=Walk&price=php%3A%2F%2Ffilter"))
+    assert [f.severity for f in real] == ["critical"]

@@ -8,7 +8,9 @@ passkeys) and asks for re-authentication before any factor is added or removed. 
   a database dump alone yields neither.
 - `MFAPolicyMiddleware`: a member whose role the business requires MFA for, and every platform
   operator, must enrol a factor before they reach anything else.
-- After a factor is removed, the MFA pages offer to end the person's other sessions.
+
+Removing or adding a factor ends the person's other sessions (accounts/sessions.py); allauth's
+re-authentication, plus Custodia's second factor (web.middleware.STEP_UP_VIEWS), guards it.
 """
 
 from __future__ import annotations
@@ -20,14 +22,12 @@ from typing import Any
 
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
-from allauth.mfa.signals import authenticator_removed
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 
@@ -95,9 +95,6 @@ ENROL_API_MESSAGE = (
     "Two-factor authentication is required for your account. Set up an authenticator app or a "
     "passkey in the web app before using the API with this session."
 )
-# Set when a factor is removed; the MFA pages then offer to end the person's other sessions.
-REMOVED_SESSION_KEY = "custodia.mfa.factor_removed"
-OFFER_PAGES = frozenset({"mfa_index", "mfa_list_webauthn"})
 
 
 def is_platform_operator(user: Any) -> bool:
@@ -159,9 +156,6 @@ class MFAPolicyMiddleware:
             return None
         match = request.resolver_match
         url_name = (match.url_name or "") if match is not None else ""
-        if url_name in OFFER_PAGES:
-            offer = bool(request.session.pop(REMOVED_SESSION_KEY, False))
-            request.mfa_offer_end_sessions = offer  # type: ignore[attr-defined]
         reason = required_by(user, getattr(request, "actor", None))
         if reason is None or has_factor(user):
             return None
@@ -171,9 +165,3 @@ class MFAPolicyMiddleware:
         if is_api:
             return JsonResponse({"detail": ENROL_API_MESSAGE}, status=403)
         return redirect("mfa_index")
-
-
-@receiver(authenticator_removed, dispatch_uid="custodia.mfa.offer_end_sessions")
-def _offer_to_end_sessions(sender: object, request: HttpRequest, **kwargs: object) -> None:
-    """After a factor is removed, the next MFA page offers to end the other sessions."""
-    request.session[REMOVED_SESSION_KEY] = True

@@ -23,6 +23,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from allauth.core import context as allauth_context
+from allauth.mfa.models import Authenticator
 from allauth.usersessions.adapter import get_adapter as get_usersessions_adapter
 from allauth.usersessions.models import UserSession
 from django.conf import settings
@@ -346,7 +347,13 @@ def on_password_changed(
 def on_mfa_changed(
     sender: object, request: HttpRequest, user: AbstractBaseUser, **_: object
 ) -> None:
-    """A second factor added, removed or reset: other sessions end, this one gets a new id."""
+    """A second factor added, removed or reset: other sessions end, this one gets a new id.
+
+    Recovery codes come and go with a factor (allauth signals them too): they change nothing.
+    """
+    authenticator = _.get("authenticator")
+    if getattr(authenticator, "type", None) == Authenticator.Type.RECOVERY_CODES:
+        return
     keep = current_session_key(user)
     end_sessions(user, keep=keep)
     if keep is not None:

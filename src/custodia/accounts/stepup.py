@@ -27,11 +27,18 @@ from custodia.tenancy.context import Actor
 
 CARD_WINDOW_SECONDS = 15 * 60
 CARD_ACTIVITY_SESSION_KEY = "custodia.card_activity_at"
-SECOND_FACTORS = (Authenticator.Type.TOTP, Authenticator.Type.RECOVERY_CODES)
 # allauth's authentication records, as (method, MFA type) pairs.
 PASSWORD = ("password", None)
 PASSKEY = ("mfa", Authenticator.Type.WEBAUTHN)
-CODES = tuple(("mfa", kind) for kind in SECOND_FACTORS)
+# What completes a password when the person has any factor enrolled: a code or a security key.
+SECOND_FACTORS = tuple(
+    ("mfa", kind)
+    for kind in (
+        Authenticator.Type.TOTP,
+        Authenticator.Type.RECOVERY_CODES,
+        Authenticator.Type.WEBAUTHN,
+    )
+)
 
 
 def clock() -> float:
@@ -75,7 +82,8 @@ class SessionAuthentication:
         return max(times, default=None)
 
     def needs_second_factor(self) -> bool:
-        return is_mfa_enabled(self.request.user, types=list(SECOND_FACTORS))
+        """Any factor enrolled (a security key only, too): then a password alone is not a proof."""
+        return is_mfa_enabled(self.request.user)
 
     def stepped_up_at(self) -> float | None:
         proofs = []
@@ -85,9 +93,9 @@ class SessionAuthentication:
         password = self.latest(PASSWORD)
         if password is not None:
             if self.needs_second_factor():
-                code = self.latest(*CODES)
-                if code is not None:
-                    proofs.append(min(password, code))
+                second = self.latest(*SECOND_FACTORS)
+                if second is not None:
+                    proofs.append(min(password, second))
             else:
                 proofs.append(password)
         return max(proofs, default=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.adapter import get_adapter as get_account_adapter
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -85,8 +86,8 @@ def token_revoke(request: HttpRequest, actor: Actor, token_id: str) -> HttpRespo
 def step_up(request: HttpRequest) -> HttpResponse:
     """Walk the person through what a fresh proof still lacks, then back to where they were.
 
-    Password or passkey first (allauth's re-authentication page offers both), then the
-    authenticator or recovery code when one is enrolled; each comes back here until complete.
+    Password or passkey first (allauth's re-authentication page offers both), then a second
+    factor when one is enrolled (code or security key); each comes back here until complete.
     """
     wanted = request.GET.get("next", "")
     if not url_has_allowed_host_and_scheme(
@@ -99,10 +100,13 @@ def step_up(request: HttpRequest) -> HttpResponse:
     here = f"{reverse('step_up')}?{urlencode({'next': wanted})}"
     first_factor = proof.latest(stepup.PASSWORD), proof.latest(stepup.PASSKEY)
     if not any(stepup.is_fresh(at) for at in first_factor):
-        step = "account_reauthenticate"
+        step = reverse("account_reauthenticate")
     else:
-        step = "mfa_reauthenticate"
-    return redirect(f"{reverse(step)}?{urlencode({'next': here})}")
+        # allauth's second-factor re-authentication for what is enrolled (code or security key).
+        methods = get_account_adapter(request).get_reauthentication_methods(request.user)
+        second = [m["url"] for m in methods if str(m["id"]).startswith("mfa_reauthenticate")]
+        step = second[0] if second else reverse("account_reauthenticate")
+    return redirect(f"{step}?{urlencode({'next': here})}")
 
 
 # --- Security panel ---------------------------------------------------------------------------

@@ -61,6 +61,9 @@ def do_invite_member(
     ensure_in_business(actor, client)
     if role == Role.OWNER and actor.role != Role.OWNER:
         raise PermissionDenied("Only an owner can invite another owner.")
+    if role in MANAGING_ROLES:
+        # Granting the run of the business is a permission change: confirm it's you.
+        require_step_up(actor)
     if (role == Role.CLIENT) != (client is not None):
         raise ValidationError({"role": "Client invitations must name the client record."})
     email = email.strip().lower()
@@ -202,6 +205,7 @@ def do_deactivate_member(member: Membership, *, actor: Actor) -> Membership:
     """The member loses access to this business at their next request."""
     actor.require(Permission.STAFF_MEMBER_INVITE)
     ensure_in_business(actor, member)
+    require_step_up(actor)
     if member.pk == actor.membership.pk:
         raise ValidationError("You cannot deactivate yourself.")
     if member.role in MANAGING_ROLES and actor.role != Role.OWNER:
@@ -229,6 +233,7 @@ def do_update_security_policy(
 ) -> Business:
     """An owner sets how long idle sessions last and which roles must have a second factor."""
     actor.require(Permission.BUSINESS_SECURITY_WRITE)
+    require_step_up(actor)
     if business.pk != actor.tenant_id:
         raise Http404("No such business.")
     low, high = SESSION_IDLE_MINUTES_RANGE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib import messages
@@ -12,7 +13,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from custodia.accounts.hashers import HashingBusy
-from custodia.accounts.stepup import StepUpRequired
+from custodia.accounts.stepup import SessionAuthentication, StepUpRequired, is_fresh
 
 REFUSED_METHODS = frozenset({"TRACE", "TRACK", "CONNECT"})
 PERMISSIONS_POLICY = (
@@ -83,11 +84,29 @@ class BusyMiddleware:
         return response
 
 
-class StepUpMiddleware:
-    """A page whose action asked for a fresh proof of identity sends the person to get one.
+# allauth's own account-changing pages, whose actions allauth owns: the step-up guards them at
+# the door instead (url name -> the methods guarded). allauth's re-authentication accepts the
+# password alone; these need the full proof (password plus second factor, or a passkey). The
+# recovery codes are shown once, right after they are made (MFA_RECOVERY_CODES_SHOW_ONCE), by a
+# request that the guarded POST before it has already passed.
+STEP_UP_VIEWS: dict[str, frozenset[str]] = {
+    "mfa_activate_totp": frozenset({"POST"}),
+    "mfa_deactivate_totp": frozenset({"POST"}),
+    "mfa_generate_recovery_codes": frozenset({"POST"}),
+    "mfa_add_webauthn": frozenset({"POST"}),
+    "mfa_remove_webauthn": frozenset({"POST"}),
+    "account_email": frozenset({"POST"}),
+    "account_change_password": frozenset({"POST"}),
+    "account_set_password": frozenset({"POST"}),
+}
 
-    The API answers the same refusal itself (403 with the message). A form is not replayed:
-    the person comes back to the page they submitted from and submits again.
+
+class StepUpMiddleware:
+    """Sends a person whose action needs a fresh proof of identity to get one.
+
+    Custodia's actions raise StepUpRequired (the API answers it itself: 403 with the message);
+    allauth's account-changing pages in STEP_UP_VIEWS are checked before their view runs. A form
+    is not replayed: the person comes back to the page they submitted from and submits again.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -96,11 +115,26 @@ class StepUpMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         return self.get_response(request)
 
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        match = request.resolver_match
+        guarded = STEP_UP_VIEWS.get((match.url_name or "") if match else "", frozenset())
+        if request.method not in guarded or not request.user.is_authenticated:
+            return None
+        if is_fresh(SessionAuthentication(request).stepped_up_at()):
+            return None
+        return self._send_to_step_up(request, StepUpRequired())
+
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, StepUpRequired) or request.path.startswith("/api/"):
             return None
         if not request.user.is_authenticated:
             return None
+        return self._send_to_step_up(request, exception)
+
+    @staticmethod
+    def _send_to_step_up(request: HttpRequest, exception: StepUpRequired) -> HttpResponse:
         back = request.get_full_path()
         if request.method != "GET":
             referer = urlsplit(request.headers.get("Referer", ""))
