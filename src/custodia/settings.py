@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -246,6 +247,9 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Custodia] "
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Session data is encrypted as well as signed (accounts/sessionstore.py): allauth keeps secrets
+# there for a while (a TOTP secret being enrolled, a password-reset key).
+SESSION_SERIALIZER = "custodia.accounts.sessionstore.EncryptedJSONSerializer"
 SESSION_COOKIE_NAME = "__Host-sessionid"
 SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
@@ -270,6 +274,17 @@ CSRF_TRUSTED_ORIGINS = env_list("CUSTODIA_CSRF_TRUSTED_ORIGINS", [PUBLIC_URL])
 ACCOUNT_ADAPTER = "custodia.accounts.adapter.AccountAdapter"
 # Proxies in front of Custodia that append to X-Forwarded-For; 0 ignores the header entirely.
 CUSTODIA_TRUSTED_PROXIES = env_int("CUSTODIA_TRUSTED_PROXIES", 0, minimum=0, maximum=10)
+# Only a peer (and each hop walked back through) inside these networks is a trusted proxy; an
+# X-Forwarded-For header from anyone else is ignored.
+try:
+    CUSTODIA_TRUSTED_PROXY_NETWORKS = tuple(
+        ipaddress.ip_network(network)
+        for network in env_list("CUSTODIA_TRUSTED_PROXY_NETWORKS", ["127.0.0.0/8", "::1/128"])
+    )
+except ValueError:
+    raise ImproperlyConfigured(
+        "CUSTODIA_TRUSTED_PROXY_NETWORKS must be comma-separated networks such as 10.0.0.0/8."
+    ) from None
 # allauth's limits, on the client address from client_ip(). The per-account part of failed
 # sign-ins is Custodia's lockout below (back-off + unlock link) instead of allauth's fixed window,
 # which an attacker could keep shut forever. The bench turns all of these off with
@@ -282,7 +297,9 @@ ACCOUNT_RATE_LIMITS: dict[str, str] | bool = {
     "reset_password_from_key": "20/m/ip",
     "change_password": "5/m/user",
     "manage_email": "10/m/user",
-    "reauthenticate": "10/m/user",
+    # A stolen session guessing the password at re-authentication (the per-name pause does not
+    # apply there, so that strangers cannot block the owner's step-up).
+    "reauthenticate": "10/m/user,30/h/user",
     "confirm_email": "1/3m/key",
 }
 LOGIN_LOCKOUT_THRESHOLD = 5  # consecutive failures that pause sign-in for a login name
@@ -290,6 +307,16 @@ LOGIN_LOCKOUT_BASE_SECONDS = 60  # first pause; doubles with each pause of a ser
 LOGIN_LOCKOUT_MAX_SECONDS = 3600  # never longer than this
 LOGIN_LOCKOUT_FORGET_SECONDS = 24 * 3600  # a day without failures ends a series
 LOGIN_UNLOCK_TOKEN_SECONDS = 3600  # the emailed unlock link works once, for an hour
+# The lockout notice goes out for the first pause of a series, and for a later pause only when
+# the last one is this old: a few mails a day at most, each with a fresh unlock link.
+LOGIN_LOCKOUT_NOTICE_SECONDS = 6 * 3600
+# Wrong second-factor codes pause that user's codes with the same back-off (accounts/ratelimit.py):
+# allauth's own per-user limit on codes is the per-key part of "login_failed", which is per
+# address only above.
+MFA_FORMS = {
+    "authenticate": "custodia.accounts.ratelimit.ThrottledAuthenticateForm",
+    "reauthenticate": "custodia.accounts.ratelimit.ThrottledReauthenticateForm",
+}
 # Reset links: one hour, single use (the token hashes the password, which the reset changes).
 PASSWORD_RESET_TIMEOUT = 3600
 ACCOUNT_PASSWORD_INPUT_RENDER_VALUE = False
@@ -321,6 +348,9 @@ MFA_WEBAUTHN_USER_VERIFICATION = "preferred"
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = False
 # Adding or removing a factor asks for the password (or a factor) again; no "trust this browser".
 MFA_REAUTHENTICATION_REQUIRED = True
+# Email and password changes re-authenticate too (a changed email is a takeover path);
+# web.middleware.StepUpMiddleware adds the second factor to these and to MFA changes.
+ACCOUNT_REAUTHENTICATION_REQUIRED = True
 MFA_TRUST_ENABLED = False
 # --- end MFA ----------------------------------------------------------------------------------
 

@@ -3,12 +3,14 @@ each is an entry in the person's security events and an email over real SMTP."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from typing import Any
 
 import pytest
 import time_machine
-from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, generate_totp_secret, hotp_value
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -44,6 +46,14 @@ def sign_in(user: User, *, agent: str = CHROME_LINUX, ip: str = "192.0.2.10") ->
 def reauthenticate(browser: HttpsClient) -> None:
     """allauth asks for the password again before a factor is added or removed."""
     response = browser.post(reverse("account_reauthenticate"), {"password": PASSWORD})
+    assert response.status_code == 302
+
+
+def step_up(browser: HttpsClient, secret: str) -> None:
+    """The password and the current code again, as a change of factors asks."""
+    reauthenticate(browser)
+    code = format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+    response = browser.post(reverse("mfa_reauthenticate"), {"code": code})
     assert response.status_code == 302
 
 
@@ -87,6 +97,7 @@ def test_a_sign_in_from_another_network_is_a_new_device(db, smtp_server):
 
 def test_sign_ins_behind_a_trusted_proxy_use_the_forwarded_address(db, settings, smtp_server):
     settings.CUSTODIA_TRUSTED_PROXIES = 1
+    settings.CUSTODIA_TRUSTED_PROXY_NETWORKS = (ipaddress.ip_network("10.0.0.0/8"),)
     user = UserFactory()
     browser = HttpsClient(HTTP_USER_AGENT=CHROME_LINUX, REMOTE_ADDR="10.0.0.2")
     browser.post(
@@ -125,17 +136,47 @@ def test_adding_and_removing_a_second_factor_are_recorded_and_mailed(db, smtp_se
         code = format_hotp_value(hotp_value(secret, int(time.time()) // 30))
         response = browser.post(reverse("mfa_activate_totp"), {"code": code})
         assert response.status_code == 302
-    added = [e for e in events_as(user) if e.kind == SecurityEventKind.MFA_ADDED]
-    assert {e.detail for e in added} >= {"totp"}
+    # One thing was done, so one entry: not another for the recovery codes that came with it.
+    added = [e.detail for e in events_as(user) if e.kind == SecurityEventKind.MFA_ADDED]
+    assert added == ["totp"]
     mails = smtp_server.wait_for(1)
     assert any("authenticator" in m.subject.lower() or "totp" in m.body.lower() for m in mails)
     assert all(secret not in m.body for m in mails)
     before = len(smtp_server.messages)
-    reauthenticate(browser)
-    response = browser.post(reverse("mfa_deactivate_totp"), {})
-    assert response.status_code == 302
-    assert kinds(user)[0] == SecurityEventKind.MFA_REMOVED
+    with time_machine.travel(time.time() + 60, tick=False):
+        step_up(browser, secret)
+        response = browser.post(reverse("mfa_deactivate_totp"), {})
+        assert response.status_code == 302
+    removed = [e.detail for e in events_as(user) if e.kind == SecurityEventKind.MFA_REMOVED]
+    assert removed == ["totp"]  # the recovery codes removed with it are not a second entry
     assert smtp_server.wait_for(before + 1)[-1].recipients == [user.email]
+
+
+def test_regenerating_recovery_codes_is_recorded_once(db, smtp_server, monkeypatch):
+    """A deliberate regeneration is an event of its own (allauth signals it apart)."""
+    monkeypatch.setattr(transaction, "on_commit", lambda callback, *a, **k: callback())
+    user = UserFactory()
+    secret = generate_totp_secret()
+    TOTP.activate(user, secret)
+    RecoveryCodes.activate(user)
+    browser = HttpsClient()
+    browser.force_login(user)
+    with time_machine.travel(time.time(), tick=False):
+        step_up(browser, secret)
+        response = browser.post(reverse("mfa_generate_recovery_codes"), {})
+        assert response.status_code == 302
+    added = [e.detail for e in events_as(user) if e.kind == SecurityEventKind.MFA_ADDED]
+    assert added == ["new recovery codes"]
+
+
+def test_the_new_device_notice_links_to_the_security_page(db, smtp_server, settings):
+    """The mail says "your security settings": the link goes there, and reset has its own."""
+    user = UserFactory()
+    sign_in(user)
+    sign_in(user, agent=FIREFOX_WINDOWS)
+    links = smtp_server.wait_for(1)[-1].links()
+    assert f"{settings.PUBLIC_URL}{reverse('security_panel')}" in links
+    assert f"{settings.PUBLIC_URL}{reverse('account_reset_password')}" in links
 
 
 def test_events_hold_no_secret_and_the_panel_shows_only_ones_own(db, smtp_server):

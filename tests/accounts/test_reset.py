@@ -157,7 +157,9 @@ def test_an_email_change_is_confirmed_at_the_new_address_and_reported_to_the_old
     user = UserFactory(email="old@example.test")
     browser = logged_in(user)
     # Changing the address is a takeover path: it asks for the password again first.
-    assert browser.post(reverse("account_reauthenticate"), {"password": PASSWORD}).status_code == 302
+    assert (
+        browser.post(reverse("account_reauthenticate"), {"password": PASSWORD}).status_code == 302
+    )
     response = browser.post(
         reverse("account_email"), {"email": "new@example.test", "action_add": ""}
     )

@@ -29,16 +29,46 @@ class AccountAdapter(DefaultAccountAdapter):
         return ratelimit.client_ip(request)
 
     def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
-        """allauth's per-address limit, then the per-name pause: the same words either way."""
+        """allauth's per-address limit, then the per-name pause: the same words either way.
+
+        A signed-in person re-authenticating as themselves skips the name's pause: anyone can
+        pause a name with wrong passwords, and must not keep its owner from stepping up. Wrong
+        passwords there still count (a stolen session guessing the password pauses the name and
+        mails the owner), and allauth's per-address and per-user limits still apply.
+        """
         super().pre_authenticate(request, **credentials)
+        if self._reauthenticating_self(request):
+            return
         if ratelimit.locked_until(request, _login_name(credentials)) is not None:
             self._rollback_login_failed_rl_usage()
             raise self.validation_error("too_many_login_attempts")
 
+    def reauthenticate(self, user: AbstractBaseUser, password: str) -> bool:
+        """allauth's password check for the signed-in person (see pre_authenticate)."""
+        self._reauthenticating_pk = user.pk
+        try:
+            return super().reauthenticate(user, password)
+        finally:
+            self._reauthenticating_pk = None
+
+    def _reauthenticating_self(self, request: HttpRequest) -> bool:
+        target = getattr(self, "_reauthenticating_pk", None)
+        current = getattr(request, "user", None)
+        return (
+            target is not None
+            and current is not None
+            and current.is_authenticated
+            and current.pk == target
+        )
+
     def authenticate(self, request: HttpRequest, **credentials: Any) -> AbstractBaseUser | None:
-        """allauth's check; a success ends the name's failure series."""
+        """allauth's check; a success ends the name's failure series.
+
+        Not a re-authentication's success: that skipped the pause (see pre_authenticate), and
+        ending the series there would restart an attacker's back-off whenever the owner steps up.
+        """
         user = super().authenticate(request, **credentials)
-        if user is not None:
+        if user is not None and not self._reauthenticating_self(request):
             ratelimit.record_success(_login_name(credentials))
         return user
 

@@ -4,6 +4,15 @@ allauth already mails password, email-address and MFA changes (ACCOUNT_EMAIL_NOT
 for those the receivers here only record the event. Sign-ins from a new device and lockouts are
 Custodia's own, so they are both recorded and mailed here (templates/accounts/email/).
 
+Lockout notices are bounded so that an attacker cannot flood a mailbox: one for the first pause
+of a series, then at most one every `LOGIN_LOCKOUT_NOTICE_SECONDS` while the series goes on (each
+with a fresh unlock link); pauses in between are neither mailed nor listed again. The mail goes
+out only once the pause is committed.
+
+Adding a factor also adds recovery codes, and removing the last one removes them: allauth signals
+each, but the person did one thing, so recovery-code additions and removals are not recorded on
+their own; a deliberate regeneration (allauth's `authenticator_reset`) is.
+
 "A new device" is kept simple: a browser family and operating system on a /24 (IPv6: /48)
 network that none of the person's last `NEW_DEVICE_LOOKBACK` sign-ins came from. A person's very
 first recorded sign-in is not news, so it is recorded without a mail.
@@ -11,6 +20,7 @@ first recorded sign-in is not news, so it is recorded without a mail.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from typing import Any
@@ -18,13 +28,16 @@ from typing import Any
 from allauth.account import signals as account_signals
 from allauth.account.adapter import get_adapter
 from allauth.mfa import signals as mfa_signals
+from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sites.shortcuts import get_current_site
 from django.core.mail import EmailMessage
+from django.db import transaction
 from django.dispatch import receiver
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 
 from custodia.accounts.actions import do_record_security_event
 from custodia.accounts.models import SecurityEvent, SecurityEventKind, User
@@ -33,6 +46,8 @@ from custodia.accounts.ratelimit import Lockout, device_fingerprint
 logger = logging.getLogger(__name__)
 
 SIGN_IN_KINDS = (SecurityEventKind.LOGIN, SecurityEventKind.NEW_DEVICE_LOGIN)
+# The detail of a pause on second-factor codes (a password pause has none).
+CODE_LOCKOUT_DETAIL = "wrong two-factor codes"
 
 
 def _mail(template: str, user: AbstractBaseUser, context: dict[str, Any]) -> None:
@@ -42,10 +57,15 @@ def _mail(template: str, user: AbstractBaseUser, context: dict[str, Any]) -> Non
         get_adapter().send_mail(f"accounts/email/{template}", email, context)
 
 
+def _absolute(path: str) -> str:
+    return f"{settings.PUBLIC_URL}{path}"
+
+
 def _event_context(event: SecurityEvent) -> dict[str, Any]:
     return {
         "event": event,
-        "security_url": f"{settings.PUBLIC_URL}{reverse('account_reset_password')}",
+        "security_url": _absolute(reverse("security_panel")),
+        "reset_url": _absolute(reverse("account_reset_password")),
     }
 
 
@@ -71,9 +91,27 @@ def notify_lockout(request: HttpRequest, login: str, lockout: Lockout) -> None:
     Nothing tells the person at the keyboard whether a mail went out.
     """
     user = User.objects.filter(email__iexact=login.strip()).first()
-    if user is None or not user.is_active:
+    if user is not None:
+        _notify_pause(request, user, lockout, detail="")
+
+
+def notify_code_lockout(request: HttpRequest, user: User, lockout: Lockout) -> None:
+    """A pause on the user's second-factor codes has begun: whoever tried them had the password."""
+    _notify_pause(request, user, lockout, detail=CODE_LOCKOUT_DETAIL)
+
+
+def _notify_pause(request: HttpRequest, user: User, lockout: Lockout, *, detail: str) -> None:
+    if not user.is_active:
         return
-    event = do_record_security_event(user, SecurityEventKind.LOCKOUT, request=request)
+    since = timezone.now() - dt.timedelta(seconds=settings.LOGIN_LOCKOUT_NOTICE_SECONDS)
+    noticed_lately = SecurityEvent.objects.filter(
+        user_id=user.pk, kind=SecurityEventKind.LOCKOUT, detail=detail, at__gt=since
+    ).exists()
+    if lockout.pauses > 1 and noticed_lately:
+        return
+    event = do_record_security_event(
+        user, SecurityEventKind.LOCKOUT, request=request, detail=detail
+    )
     token = lockout.unlock_token(user.pk)
     context = {
         **_event_context(event),
@@ -81,13 +119,17 @@ def notify_lockout(request: HttpRequest, login: str, lockout: Lockout) -> None:
         "email": user.email,
         "current_site": get_current_site(request),
         "until": lockout.until,
-        "unlock_url": f"{settings.PUBLIC_URL}{reverse('account_unlock', args=[token])}",
+        "second_factor": bool(detail),
+        "unlock_url": _absolute(reverse("account_unlock", args=[token])),
         "unlock_hours": settings.LOGIN_UNLOCK_TOKEN_SECONDS // 3600,
     }
     message = get_adapter().render_mail("accounts/email/lockout", user.email, context)
-    # Sent beside the response, not before it: an SMTP round trip only for names that have an
-    # account would let the timing of a fifth failure tell which names do.
-    threading.Thread(target=_send_quietly, args=(message,), daemon=True).start()
+    # Only once the pause is committed (a rolled-back one sends nothing), and beside the
+    # response, not before it: an SMTP round trip only for names that have an account would let
+    # the timing of a fifth failure tell which names do.
+    transaction.on_commit(
+        lambda: threading.Thread(target=_send_quietly, args=(message,), daemon=True).start()
+    )
 
 
 def _send_quietly(message: EmailMessage) -> None:
@@ -115,7 +157,7 @@ def on_password_reset(sender: Any, request: HttpRequest, user: Any, **kwargs: An
     """Record it, and end any sign-in pause on the person's addresses (the reset proved them)."""
     from custodia.accounts.ratelimit import forget_failures
 
-    forget_failures(user.email)
+    forget_failures(user.email)  # and the code series of this account
     do_record_security_event(user, SecurityEventKind.PASSWORD_RESET, request=request)
 
 
@@ -128,13 +170,30 @@ def on_email_changed(
         do_record_security_event(user, SecurityEventKind.EMAIL_CHANGED, request=request)
 
 
+def _is_companion(authenticator: Any) -> bool:
+    """Recovery codes added or removed together with a factor: part of that factor's event."""
+    return bool(authenticator.type == Authenticator.Type.RECOVERY_CODES)
+
+
 @receiver(mfa_signals.authenticator_added)
 def on_mfa_added(
     sender: Any, request: HttpRequest, user: Any, authenticator: Any, **kw: Any
 ) -> None:
     """allauth mails the notice; the panel records which kind of factor."""
+    if _is_companion(authenticator):
+        return
     do_record_security_event(
         user, SecurityEventKind.MFA_ADDED, request=request, detail=str(authenticator.type)
+    )
+
+
+@receiver(mfa_signals.authenticator_reset)
+def on_mfa_reset(
+    sender: Any, request: HttpRequest, user: Any, authenticator: Any, **kw: Any
+) -> None:
+    """New recovery codes on request: allauth mails the notice; the panel records it."""
+    do_record_security_event(
+        user, SecurityEventKind.MFA_ADDED, request=request, detail="new recovery codes"
     )
 
 
@@ -143,6 +202,8 @@ def on_mfa_removed(
     sender: Any, request: HttpRequest, user: Any, authenticator: Any, **kw: Any
 ) -> None:
     """allauth mails the notice; the panel records which kind of factor."""
+    if _is_companion(authenticator):
+        return
     do_record_security_event(
         user, SecurityEventKind.MFA_REMOVED, request=request, detail=str(authenticator.type)
     )

@@ -1,16 +1,22 @@
 """Who is asking, and how often they may fail: the client address, and per-account lockouts.
 
 The client address is the TCP peer unless `CUSTODIA_TRUSTED_PROXIES` proxies stand in front of
-Custodia; then it is the address the outermost of them saw, read from the right of
-X-Forwarded-For (each proxy appends the address it was reached from, so entries further left
-were written by the client and prove nothing). allauth's rate limits key on it through
-`AccountAdapter.get_client_ip`.
+Custodia; then it is read from the right of X-Forwarded-For (each proxy appends the address it
+was reached from, so entries further left were written by the client and prove nothing), but
+only as far back as every sender is a proxy inside `CUSTODIA_TRUSTED_PROXY_NETWORKS`: a header
+from anyone else is ignored, and a chain with an untrusted hop stops at that hop. allauth's rate
+limits key on it through `AccountAdapter.get_client_ip`.
 
 Per account (per login name, whether or not an account has it, so the answer never tells which),
 `LOGIN_LOCKOUT_THRESHOLD` consecutive failures pause sign-in for a back-off that doubles with each
 pause of a series, capped at `LOGIN_LOCKOUT_MAX_SECONDS`, and forgotten after a day without
 failures. A pause is never permanent, and the account's owner can lift it at once for their own
 browser with the single-use link emailed to them, so an attacker cannot keep them out.
+
+Wrong second-factor codes (TOTP or recovery code, at sign-in and at re-authentication) count in a
+series of their own per user, with the same back-off and unlock link: only someone who has the
+password, or the person's session, can add to it, so strangers cannot use it to lock anyone out,
+while someone with the password cannot try codes from many addresses without end.
 """
 
 from __future__ import annotations
@@ -18,9 +24,14 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
+from allauth.account.adapter import get_adapter as get_account_adapter
+from allauth.core import context
+from allauth.mfa.base.forms import AuthenticateForm, ReauthenticateForm
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.http import HttpRequest
@@ -28,9 +39,10 @@ from django.utils import timezone
 from user_agents import parse as parse_user_agent
 
 from custodia.accounts.digests import digest_secret
-from custodia.accounts.models import LoginThrottle, normalize_email
+from custodia.accounts.models import LoginThrottle, User, normalize_email
 
 LOCKOUT_KEY_PURPOSE = "login-throttle"
+CODE_LOCKOUT_PREFIX = "second-factor:"  # the code series' key: an HMAC of this and the user id
 UNLOCK_SALT = "custodia.accounts.unlock"
 UNLOCKED_SESSION_KEY = "custodia.unlocked"
 
@@ -47,22 +59,37 @@ def _parse_ip(value: str) -> str | None:
         return None
 
 
-def client_ip(request: HttpRequest) -> str:
-    """The client's address, trusting X-Forwarded-For only as far as the configured proxies.
+def _is_trusted_proxy(address: str) -> bool:
+    parsed = ipaddress.ip_address(address)
+    return any(parsed in network for network in settings.CUSTODIA_TRUSTED_PROXY_NETWORKS)
 
-    With N trusted proxies the client is the N-th entry from the right. A header with fewer
-    entries, or an unparsable entry there, did not come through all of them: the peer address is
-    used instead (the strictest choice, as every such request then shares one limit).
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address, trusting X-Forwarded-For only from and through trusted proxies.
+
+    The header counts only when the peer is in `CUSTODIA_TRUSTED_PROXY_NETWORKS`. Walking it from
+    the right, each entry is the address the proxy before it was reached from: while that is
+    another trusted proxy, the walk goes on, up to `CUSTODIA_TRUSTED_PROXIES` entries; the first
+    address that is not a trusted proxy is the client (a chain with an untrusted hop stops
+    there). A header with too few entries, or an unparsable entry on the way, did not come
+    through the proxies: the peer address is used instead (the strictest choice, as every such
+    request then shares one limit).
     """
     peer = _parse_ip(str(request.META.get("REMOTE_ADDR", ""))) or "0.0.0.0"  # noqa: S104
     proxies = settings.CUSTODIA_TRUSTED_PROXIES
-    if proxies <= 0:
+    if proxies <= 0 or not _is_trusted_proxy(peer):
         return peer
     header = request.META.get("HTTP_X_FORWARDED_FOR", "")
     entries = [entry for entry in str(header).split(",") if entry.strip()]
-    if len(entries) < proxies:
-        return peer
-    return _parse_ip(entries[-proxies]) or peer
+    for hop in range(1, proxies + 1):
+        if len(entries) < hop:
+            return peer
+        address = _parse_ip(entries[-hop])
+        if address is None:
+            return peer
+        if hop == proxies or not _is_trusted_proxy(address):
+            return address
+    return peer
 
 
 def network_prefix(ip: str | None) -> str:
@@ -102,6 +129,11 @@ def throttle_key(login: str) -> str:
     return digest_secret(LOCKOUT_KEY_PURPOSE, normalize_email(login))
 
 
+def code_throttle_key(user: Any) -> str:
+    """The throttle row's key for a user's second-factor codes (apart from the name's)."""
+    return digest_secret(LOCKOUT_KEY_PURPOSE, f"{CODE_LOCKOUT_PREFIX}{user.pk}")
+
+
 def _backoff(lockouts: int) -> dt.timedelta:
     seconds = settings.LOGIN_LOCKOUT_BASE_SECONDS * 2 ** max(0, lockouts - 1)
     return dt.timedelta(seconds=min(seconds, settings.LOGIN_LOCKOUT_MAX_SECONDS))
@@ -115,15 +147,23 @@ def _is_unlocked_here(request: HttpRequest, key: str) -> bool:
     return until is not None and until > timezone.now().timestamp()
 
 
-def locked_until(request: HttpRequest, login: str) -> dt.datetime | None:
-    """When a pause on this login name ends, or None when it may try now (from this browser)."""
-    key = throttle_key(login)
+def _locked_until(request: HttpRequest, key: str) -> dt.datetime | None:
     row = LoginThrottle.objects.filter(key=key).first()
     if row is None or row.locked_until is None or row.locked_until <= timezone.now():
         return None
     if _is_unlocked_here(request, key):
         return None
     return row.locked_until
+
+
+def locked_until(request: HttpRequest, login: str) -> dt.datetime | None:
+    """When a pause on this login name ends, or None when it may try now (from this browser)."""
+    return _locked_until(request, throttle_key(login))
+
+
+def code_locked_until(request: HttpRequest, user: Any) -> dt.datetime | None:
+    """When a pause on this user's second-factor codes ends, or None when they may try now."""
+    return _locked_until(request, code_throttle_key(user))
 
 
 @dataclass(frozen=True)
@@ -133,6 +173,8 @@ class Lockout:
     key: str
     generation: int
     until: dt.datetime
+    # 1 for the first pause of a series (a success, an unlock's sign-in or a quiet day ends one).
+    pauses: int = 1
 
     def unlock_token(self, user_id: object) -> str:
         """A signed link token for the account's owner, valid once (voided by any unlock)."""
@@ -140,9 +182,7 @@ class Lockout:
         return signing.dumps(payload, salt=UNLOCK_SALT)
 
 
-def record_failure(login: str) -> Lockout | None:
-    """Count a failed sign-in; returns the new pause when this failure starts one."""
-    key = throttle_key(login)
+def _record_failure(key: str) -> Lockout | None:
     now = timezone.now()
     with transaction.atomic():
         row, _ = LoginThrottle.objects.select_for_update().get_or_create(key=key)
@@ -158,21 +198,47 @@ def record_failure(login: str) -> Lockout | None:
             row.failures = 0
             row.lockouts += 1
             row.locked_until = now + _backoff(row.lockouts)
-            lockout = Lockout(key, row.generation, row.locked_until)
+            lockout = Lockout(key, row.generation, row.locked_until, row.lockouts)
         row.save()
     return lockout
 
 
+def record_failure(login: str) -> Lockout | None:
+    """Count a failed sign-in; returns the new pause when this failure starts one."""
+    return _record_failure(throttle_key(login))
+
+
+def record_code_failure(user: Any) -> Lockout | None:
+    """Count a wrong second-factor code; returns the new pause when this one starts one."""
+    return _record_failure(code_throttle_key(user))
+
+
+def _record_success(key: str) -> None:
+    LoginThrottle.objects.filter(key=key).exclude(failures=0, lockouts=0, locked_until=None).update(
+        failures=0, lockouts=0, locked_until=None, generation=F("generation") + 1
+    )
+
+
 def record_success(login: str) -> None:
     """A correct password ends the series (only if there was one: no write per sign-in)."""
-    LoginThrottle.objects.filter(key=throttle_key(login)).exclude(
-        failures=0, lockouts=0, locked_until=None
-    ).update(failures=0, lockouts=0, locked_until=None, generation=F("generation") + 1)
+    _record_success(throttle_key(login))
+
+
+def record_code_success(user: Any) -> None:
+    """A correct second-factor code ends the user's code series (if there was one)."""
+    _record_success(code_throttle_key(user))
 
 
 def forget_failures(login: str) -> None:
-    """A password reset ends any pause and series (the reset itself proved the mailbox)."""
+    """A password reset ends any pause and series (the reset itself proved the mailbox).
+
+    That includes the code series of the account with this address: whoever guessed codes had
+    the old password.
+    """
     record_success(login)
+    user = User.objects.filter(email__iexact=login.strip()).first()
+    if user is not None:
+        record_code_success(user)
 
 
 def redeem_unlock_token(request: HttpRequest, token: str) -> str | None:
@@ -180,7 +246,7 @@ def redeem_unlock_token(request: HttpRequest, token: str) -> str | None:
 
     Returns the id of the user it was issued to, or None when the token is forged, expired,
     used, or voided by a later unlock or success. The browser that redeems it may then sign in
-    despite new pauses on that name for the next hour.
+    (or enter codes) despite new pauses on that name (or those codes) for the next hour.
     """
     if len(token) > 500:
         return None
@@ -203,3 +269,43 @@ def redeem_unlock_token(request: HttpRequest, token: str) -> str | None:
     unlocked[key] = timezone.now().timestamp() + settings.LOGIN_UNLOCK_TOKEN_SECONDS
     request.session[UNLOCKED_SESSION_KEY] = unlocked
     return user_id
+
+
+# --- Second-factor codes ------------------------------------------------------------------------
+
+
+class _CodeThrottle:
+    """allauth's code check behind the user's code pause; wrong codes count towards it.
+
+    allauth's own per-user limit on codes rides on its `login_failed` rate, which Custodia keys on
+    the address alone (see settings); this is the per-account limit in its place. While a pause
+    lasts, every code is refused, the right one too, so guessing on gains nothing.
+    """
+
+    user: Any
+
+    def clean_code(self) -> str:
+        """Refuse while paused; otherwise allauth's check, counting a wrong code."""
+        request = context.request
+        if code_locked_until(request, self.user) is not None:
+            raise get_account_adapter().validation_error("too_many_login_attempts")
+        try:
+            code = super().clean_code()  # type: ignore[misc]
+        except ValidationError as error:
+            if error.code == "incorrect_code":
+                lockout = record_code_failure(self.user)
+                if lockout is not None:
+                    from custodia.accounts.notifications import notify_code_lockout
+
+                    notify_code_lockout(request, self.user, lockout)
+            raise
+        record_code_success(self.user)
+        return str(code)
+
+
+class ThrottledAuthenticateForm(_CodeThrottle, AuthenticateForm):
+    """The second step of sign-in (MFA_FORMS["authenticate"])."""
+
+
+class ThrottledReauthenticateForm(_CodeThrottle, ReauthenticateForm):
+    """A code to re-authenticate (MFA_FORMS["reauthenticate"])."""
