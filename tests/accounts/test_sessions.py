@@ -371,3 +371,52 @@ def test_changing_ones_own_role_keeps_this_session_and_ends_the_others(matrix):
 )
 def test_devices_are_described_in_plain_words(user_agent, device):
     assert sessions.describe_device(user_agent) == device
+
+
+def _log_in_through_the_form(email: str) -> HttpsClient:
+    from tests.factories import PASSWORD
+
+    browser = HttpsClient()
+    answer = browser.post("/accounts/login/", {"login": email, "password": PASSWORD})
+    assert answer.status_code == 302
+    return browser
+
+
+def test_a_login_costs_the_same_however_many_sessions_the_person_has(
+    matrix: TenantMatrix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from custodia.accounts import hashers
+
+    # The hash is not the question here (and must not wait for a slot between logins).
+    monkeypatch.setattr(hashers.OwaspArgon2PasswordHasher, "verify", lambda *a: True)
+    email = matrix.a.owner.user.email
+
+    def queries_of_one_login() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            _log_in_through_the_form(email)
+        return len(captured.captured_queries)
+
+    _log_in_through_the_form(email)
+    few = queries_of_one_login()
+    for _ in range(12):
+        _log_in_through_the_form(email)
+    assert queries_of_one_login() == few  # allauth's purge was three queries per listed session
+
+
+def test_past_the_cap_a_login_ends_the_least_recently_used_session(
+    matrix: TenantMatrix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from allauth.usersessions.models import UserSession
+
+    from custodia.accounts import hashers, sessions
+
+    monkeypatch.setattr(hashers.OwaspArgon2PasswordHasher, "verify", lambda *a: True)
+    monkeypatch.setattr(sessions, "MAX_SESSIONS_PER_USER", 3)
+    user = matrix.a.owner.user
+    browsers = [_log_in_through_the_form(user.email) for _ in range(4)]
+    assert UserSession.objects.filter(user=user).count() == 3
+    assert browsers[0].get("/app/").status_code == 302  # the oldest was ended
+    assert all(b.get("/app/").status_code == 200 for b in browsers[1:])

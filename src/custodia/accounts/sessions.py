@@ -30,6 +30,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
+from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -52,6 +53,8 @@ DEFAULT_IDLE_MINUTES = 30
 MIN_IDLE_MINUTES = 5
 # Last activity is written to the session (and its UserSession row) at most this often.
 ACTIVITY_RESOLUTION = dt.timedelta(minutes=1)
+# Live sessions one person may have; a login past it ends their least recently used one.
+MAX_SESSIONS_PER_USER = 50
 TIMED_OUT = "Your session timed out after a period of inactivity. Log in again to continue."
 TOO_OLD = "Your session reached its maximum length. Log in again to continue."
 ENDED = "Your session has ended. Log in again to continue."
@@ -284,7 +287,7 @@ def list_sessions(request: HttpRequest) -> list[SessionRow]:
             last_active=session.last_seen_at,
             current=session.session_key == current,
         )
-        for session in UserSession.objects.purge_and_list(request.user)  # type: ignore[arg-type]
+        for session in live_sessions(request.user)  # type: ignore[arg-type]
     ]
     rows.sort(key=lambda row: (not row.current, -row.last_active.timestamp()))
     return rows
@@ -328,6 +331,37 @@ def _log_out_here(request: HttpRequest) -> None:
         UserSession.objects.filter(session_key=key).delete()
 
 
+def live_sessions(user: AbstractBaseUser) -> list[UserSession]:
+    """The user's session-list entries whose session still exists and has not expired."""
+    purge_stale_sessions(user)
+    return list(UserSession.objects.filter(user_id=user.pk))
+
+
+def purge_stale_sessions(user: AbstractBaseUser) -> None:
+    """Forget list entries whose session is gone or expired, in one query however many.
+
+    (allauth's own purge loads every listed session and its user, three queries each, on every
+    login: an account with many sessions made each login slower, and a storm of logins slowed
+    everything.)
+    """
+    live = Session.objects.filter(expire_date__gt=timezone.now()).values("session_key")
+    UserSession.objects.filter(user_id=user.pk).exclude(session_key__in=live).delete()
+
+
+def track_login(request: HttpRequest, user: AbstractBaseUser) -> None:
+    """List the new session; past MAX_SESSIONS_PER_USER live ones, the least recently used end."""
+    purge_stale_sessions(user)
+    UserSession.objects.create_from_request(request)
+    oldest = list(
+        UserSession.objects.filter(user_id=user.pk)
+        .exclude(session_key=request.session.session_key)
+        .order_by("-last_seen_at")[MAX_SESSIONS_PER_USER - 1 :]
+    )
+    if oldest:
+        get_usersessions_adapter().end_sessions(oldest)
+        logger.info("oldest sessions ended at login user=%s count=%d", user.pk, len(oldest))
+
+
 # --- Receivers (connected in AccountsConfig.ready) ----------------------------------------------
 
 
@@ -335,6 +369,14 @@ def on_logged_in(sender: object, request: HttpRequest, user: AbstractBaseUser, *
     """Login made a new session id (Django's login cycles it); its lifetime starts now."""
     if request is not None and hasattr(request, "session"):
         start_session(request)
+
+
+def on_allauth_logged_in(
+    sender: object, request: HttpRequest, user: AbstractBaseUser, **_: object
+) -> None:
+    """A login through allauth joins the session list (in place of allauth.usersessions' own
+    receiver on the same signal)."""
+    track_login(request, user)
 
 
 def on_password_changed(
@@ -372,9 +414,14 @@ def connect_receivers() -> None:
     """Session consequences of logins and credential changes (called once from ready())."""
     from allauth.account import signals as account_signals
     from allauth.mfa import signals as mfa_signals
+    from allauth.usersessions import signals as usersessions_signals
     from django.contrib.auth.signals import user_logged_in
 
     user_logged_in.connect(on_logged_in, dispatch_uid="custodia.sessions.logged_in")
+    account_signals.user_logged_in.disconnect(receiver=usersessions_signals.on_user_logged_in)
+    account_signals.user_logged_in.connect(
+        on_allauth_logged_in, dispatch_uid="custodia.sessions.allauth_logged_in"
+    )
     account_signals.authentication_step_completed.connect(
         on_reauthenticated, dispatch_uid="custodia.sessions.reauthenticated"
     )
