@@ -24,7 +24,7 @@ from custodia.tenancy.middleware import ACTIVE_BUSINESS_SESSION_KEY
 from custodia.tenancy.models import Business
 from custodia.tenancy.permissions import Role
 from tests.conftest import HttpsClient
-from tests.factories import PASSWORD, add_member
+from tests.factories import PASSWORD, TenantMatrix, add_member
 from tests.web.support import logged_in, text
 
 COOKIE = settings.SESSION_COOKIE_NAME
