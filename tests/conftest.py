@@ -32,6 +32,20 @@ def django_db_setup(django_db_blocker: Any) -> Iterator[None]:
         drop_database(name)
 
 
+@pytest.fixture(autouse=True)
+def mail_at_once(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mail goes out at once, not after the commit: a test's transaction never commits.
+
+    Tests of the after-commit sending itself (tests/accounts/test_mail_delivery.py) are marked
+    `mail_after_commit` and keep the production behaviour.
+    """
+    if request.node.get_closest_marker("mail_after_commit") is not None:
+        return
+    from custodia.accounts import adapter
+
+    monkeypatch.setattr(adapter, "send_after_commit", lambda message: message.send())
+
+
 @pytest.fixture(autouse=True, scope="session")
 def private_hash_slots(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Each pytest process hashes passwords in slots of its own (accounts/hashers.py), so that

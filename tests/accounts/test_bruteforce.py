@@ -532,6 +532,7 @@ def test_lockout_notices_do_not_flood_the_owner(db, smtp_server, settings):
     assert kinds_of(user).count(SecurityEventKind.LOCKOUT) == 2
 
 
+@pytest.mark.mail_after_commit  # the notice waits for the commit, beside the answer
 def test_a_rolled_back_pause_sends_no_notice(db, smtp_server):
     """The notice leaves only once the pause is committed."""
     user = UserFactory()

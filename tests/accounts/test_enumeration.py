@@ -152,6 +152,7 @@ def test_reset_takes_as_long_for_an_unknown_email(db, smtp_server, no_rate_limit
     assert_similar_timing(*run_interleaved(reset, known, fresh_addresses("nobody")))
 
 
+@pytest.mark.mail_after_commit  # the notice waits for the commit, beside the answer
 def test_the_failure_that_starts_a_lockout_takes_as_long_for_an_unknown_email(
     db, smtp_server, no_rate_limits
 ):

@@ -6,14 +6,20 @@ notice in accounts/notifications.py.
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.mail import EmailMessage
+from django.db import transaction
 from django.http import HttpRequest
 
 from custodia.accounts import ratelimit
+
+logger = logging.getLogger(__name__)
 
 # Hashed when an answer must cost what a real password check costs; never a usable password.
 TIMING_DUMMY_PASSWORD = "custodia-timing-equaliser"  # noqa: S105
@@ -23,7 +29,28 @@ def _login_name(credentials: dict[str, Any]) -> str:
     return str(credentials.get("email") or credentials.get("username") or "")
 
 
+def send_after_commit(message: EmailMessage) -> None:
+    """Send once the request's transaction commits, beside the response: a mail of a rolled-back
+    change is never sent, an SMTP round trip never shows in the answer's timing, and an SMTP
+    failure is logged instead of failing the login, reset or change that caused it."""
+    transaction.on_commit(
+        lambda: threading.Thread(target=send_quietly, args=(message,), daemon=True).start()
+    )
+
+
+def send_quietly(message: EmailMessage) -> None:
+    """Send, and on failure log the error's type only (an SMTP error may quote the message)."""
+    try:
+        message.send()
+    except Exception as error:  # noqa: BLE001 - a lost mail must not surface anywhere else
+        logger.warning("A mail could not be sent (%s).", type(error).__name__)
+
+
 class AccountAdapter(DefaultAccountAdapter):
+    def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
+        """allauth's mails (confirmations, resets, notices) go out after commit (see above)."""
+        send_after_commit(self.render_mail(template_prefix, email, context))
+
     def get_client_ip(self, request: HttpRequest) -> str:
         """The client address as ratelimit.client_ip sees it (trusted proxies only)."""
         return ratelimit.client_ip(request)

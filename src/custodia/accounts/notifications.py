@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from typing import Any
 
 from allauth.account import signals as account_signals
@@ -32,8 +31,6 @@ from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sites.shortcuts import get_current_site
-from django.core.mail import EmailMessage
-from django.db import transaction
 from django.dispatch import receiver
 from django.http import HttpRequest
 from django.urls import reverse
@@ -123,21 +120,10 @@ def _notify_pause(request: HttpRequest, user: User, lockout: Lockout, *, detail:
         "unlock_url": _absolute(reverse("account_unlock", args=[token])),
         "unlock_hours": settings.LOGIN_UNLOCK_TOKEN_SECONDS // 3600,
     }
-    message = get_adapter().render_mail("accounts/email/lockout", user.email, context)
-    # Only once the pause is committed (a rolled-back one sends nothing), and beside the
-    # response, not before it: an SMTP round trip only for names that have an account would let
-    # the timing of a fifth failure tell which names do.
-    transaction.on_commit(
-        lambda: threading.Thread(target=_send_quietly, args=(message,), daemon=True).start()
-    )
-
-
-def _send_quietly(message: EmailMessage) -> None:
-    try:
-        message.send()
-    except Exception as error:  # noqa: BLE001 - a lost notice must not surface anywhere else
-        # The type only: an SMTP error could quote the message, which holds the unlock link.
-        logger.warning("A lockout notice could not be sent (%s).", type(error).__name__)
+    # The adapter sends it once the pause is committed (a rolled-back one sends nothing), and
+    # beside the response, not before it: an SMTP round trip only for names that have an account
+    # would let the timing of a fifth failure tell which names do.
+    get_adapter().send_mail("accounts/email/lockout", user.email, context)
 
 
 @receiver(account_signals.password_changed)
