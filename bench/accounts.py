@@ -8,9 +8,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 import threading
 import time
 import urllib.error
@@ -22,7 +20,7 @@ from typing import Any
 
 import pyotp
 
-from bench.harness import PYTHON, ROOT, Bench, say, server, session_cookie, tls_context, wrk
+from bench.harness import Bench, python_json, say, server, session_cookie, tls_context, wrk
 
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
@@ -38,16 +36,7 @@ class LoginFailed(Exception):
 
 def login_users(env: dict[str, str], count: int) -> dict[str, Any]:
     """`count` password-only and `count` TOTP users (bench/login_users.py)."""
-    done = subprocess.run(  # noqa: S603
-        [PYTHON, "-m", "bench.login_users", str(count)],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return dict(python_json(env, "-m", "bench.login_users", str(count), timeout=600))
 
 
 def _form_token(opener: urllib.request.OpenerDirector, url: str) -> str:

@@ -139,6 +139,20 @@ def custodia(env: dict[str, str], *args: str, timeout: int = 1800) -> str:
     return done.stdout
 
 
+def python_json(env: dict[str, str], *args: str, timeout: int) -> Any:
+    """Run `python ARGS` with Django's settings from `env`; the JSON of its last output line."""
+    done = subprocess.run(  # noqa: S603
+        [PYTHON, *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as probe:

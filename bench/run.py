@@ -35,6 +35,7 @@ from bench.harness import (
     Row,
     custodia,
     login_form,
+    python_json,
     say,
     server,
     session_cookie,
@@ -96,16 +97,7 @@ def targets(env: dict[str, str]) -> dict[str, Any]:
         " 'phone')[:200])\n"
         "    print(json.dumps({'tenant': str(actor.tenant_id), 'clients': rows}, default=str))\n"
     )
-    done = subprocess.run(  # noqa: S603
-        [PYTHON, "-c", code],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return dict(python_json(env, "-c", code, timeout=120))
 
 
 def search_paths(data: dict[str, Any]) -> dict[str, list[str]]:
@@ -133,16 +125,7 @@ def explain(env: dict[str, str], data: dict[str, Any]) -> dict[str, Any]:
         "email": sample["email"],
         "phone": sample["phone"],
     }
-    done = subprocess.run(  # noqa: S603
-        [PYTHON, "-m", "bench.explain", json.dumps(queries)],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return dict(python_json(env, "-m", "bench.explain", json.dumps(queries), timeout=300))
 
 
 ALL_SCENARIOS = frozenset({"1", "2", "3", "4", "5", "6", "7", "8"})

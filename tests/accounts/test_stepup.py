@@ -28,6 +28,7 @@ from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.permissions import Role
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix, stale
+from tests.web.support import age_session
 
 pytestmark = pytest.mark.django_db
 
@@ -192,13 +193,6 @@ def test_token_creation_and_role_changes_ask_inside_the_action(
     assert not ApiToken.objects.filter(name="sneaky").exists()
     matrix.a.staff.membership.refresh_from_db()
     assert matrix.a.staff.membership.role == Role.STAFF
-
-
-def age_session(client: HttpsClient, seconds: float) -> None:
-    session = client.session
-    for record in session["account_authentication_methods"]:
-        record["at"] -= seconds
-    session.save()
 
 
 def test_a_stale_session_creating_a_token_is_sent_to_step_up(matrix: TenantMatrix) -> None:

@@ -11,15 +11,9 @@ from custodia.tenancy.context import activate
 from tests.api.conftest import send
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix, stale
+from tests.web.support import age_session
 
 pytestmark = pytest.mark.django_db
-
-
-def age_session(client: HttpsClient, seconds: float) -> None:
-    session = client.session
-    for record in session["account_authentication_methods"]:
-        record["at"] -= seconds
-    session.save()
 
 
 def test_a_manager_sees_codes_around_a_visit_without_step_up(matrix: TenantMatrix) -> None:

@@ -41,6 +41,14 @@ def logged_in(actor: Actor) -> HttpsClient:
     return client
 
 
+def age_session(client: HttpsClient, seconds: float) -> None:
+    """Move the session's authentication records `seconds` into the past (a stale step-up)."""
+    session = client.session
+    for record in session["account_authentication_methods"]:
+        record["at"] -= seconds
+    session.save()
+
+
 def actor_for(matrix: TenantMatrix, role: str) -> Actor:
     """The actor playing `role`: a member of business A, or the outsider (owner of B)."""
     if role == "outsider":

@@ -56,30 +56,30 @@ def access_client_by_id(actor: Actor, client_id: object) -> Client:
 
 
 def home_access_for(actor: Actor, client: Client, *, insist: bool = False) -> HomeAccess | None:
-    """Door and alarm codes, when the actor may see them now.
+    """Door and alarm codes, when the actor may see them now (see `home_access_and_hold`)."""
+    codes, _held_back = home_access_and_hold(actor, client, insist=insist)
+    return codes
+
+
+def home_access_and_hold(
+    actor: Actor, client: Client, *, insist: bool = False
+) -> tuple[HomeAccess | None, bool]:
+    """The codes the actor may see now, and whether they are held back for a step-up.
 
     Staff: only around their own visits (RLS applies the window). Owners and managers: around
     any visit of the client, or else after a fresh step-up (accounts/stepup.py); without one,
-    None, or StepUpRequired with `insist` (a page that must show the codes, such as the editor).
+    (None, True), or StepUpRequired with `insist` (a page that must show the codes, such as the
+    editor).
     """
     if not actor.can(Permission.CLIENTS_ACCESS_READ):
-        return None
+        return None, False
     if actor.is_manager and not _in_visit_window(actor, client):
         if insist:
             require_step_up(actor)
         elif not has_fresh_step_up(actor):
-            return None
-    return HomeAccess.objects.filter(tenant_id=actor.tenant_id, client_id=client.pk).first()
-
-
-def home_access_needs_step_up(actor: Actor, client: Client) -> bool:
-    """Whether the codes are held back from this manager until they confirm it's them."""
-    return (
-        actor.can(Permission.CLIENTS_ACCESS_READ)
-        and actor.is_manager
-        and not _in_visit_window(actor, client)
-        and not has_fresh_step_up(actor)
-    )
+            return None, True
+    codes = HomeAccess.objects.filter(tenant_id=actor.tenant_id, client_id=client.pk).first()
+    return codes, False
 
 
 def _in_visit_window(actor: Actor, client: Client) -> bool:

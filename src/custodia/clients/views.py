@@ -81,10 +81,11 @@ def _detail_page(
 ) -> HttpResponse:
     can_assign = actor.can(Permission.CLIENTS_ASSIGNMENT_WRITE)
     can_invite = actor.can(Permission.STAFF_MEMBER_INVITE)
+    home_access, held_back = access.home_access_and_hold(actor, client)
     context: dict[str, Any] = {
         "client": client,
-        "home_access": access.home_access_for(actor, client),
-        "home_access_needs_step_up": access.home_access_needs_step_up(actor, client),
+        "home_access": home_access,
+        "home_access_needs_step_up": held_back,
         "assigned": access.assigned_staff(actor, client),
         "visits": list_visits(actor, start=timezone.now(), client_id=client.pk)[:20],
         "can_write": actor.can(Permission.CLIENTS_RECORD_WRITE),
