@@ -80,11 +80,14 @@ INSTALLED_APPS = [
     "custodia.accounts",
     "custodia.clients",
     "custodia.scheduling",
+    "custodia.audit",
     "custodia.trust",
     "custodia.web",
 ]
 
 MIDDLEWARE = [
+    # First: the request id and client address that logs and the audit trail name.
+    "custodia.web.requestctx.RequestContextMiddleware",
     "custodia.web.middleware.RefuseUnsafeMethodsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "custodia.web.middleware.SecurityHeadersMiddleware",
@@ -124,6 +127,19 @@ TEMPLATES = [
         },
     },
 ]
+
+# --- Audit trail (docs/audit.md) ---------------------------------------------------------------
+# Events older than this are purged by `custodia audit purge` (and the daily maintenance that
+# `custodia serve` runs), after a signed checkpoint keeps verification going.
+# Every read and write of customer data is recorded. Not an environment setting: only the
+# benchmark's baseline server (bench/settings_no_audit.py) turns it off, to measure its cost.
+AUDIT_ENABLED = True
+AUDIT_RETENTION_DAYS = env_int("CUSTODIA_AUDIT_RETENTION_DAYS", 365, minimum=30, maximum=3650)
+# The Ed25519 key that signs checkpoints: outside the database (a 0600 file, created on first
+# use if missing); keep a copy apart from the database's backups.
+AUDIT_SIGNING_KEY_FILE = Path(
+    env_str("CUSTODIA_AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "secrets" / "audit_signing_key.pem"))
+)
 
 # --- Database -------------------------------------------------------------------------------
 # Two connections to the same database: "default" is the running app as custodia_app (no

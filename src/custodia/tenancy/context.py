@@ -91,8 +91,13 @@ def set_db_context(
     client_id: object = None,
     role: str = "",
     lookup: str = "",
+    durable: bool = True,
 ) -> None:
-    """Set every RLS setting for the rest of the current transaction (unset ones to empty)."""
+    """Set every RLS setting for the rest of the current transaction (unset ones to empty).
+
+    `durable=False` lets the commit return before its WAL is flushed (docs/audit.md): for
+    requests that change nothing but the audit trail's read events.
+    """
     if not connection.in_atomic_block:
         raise RuntimeError("The tenant context can only be set inside a transaction.")
     values = [
@@ -103,14 +108,14 @@ def set_db_context(
         role,
         lookup,
     ]
+    settings = [f"set_config('custodia.{name}', %s, true)" for name in SETTINGS]
+    if not durable:
+        settings.append("set_config('synchronous_commit', 'off', true)")
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT " + ", ".join(f"set_config('custodia.{name}', %s, true)" for name in SETTINGS),
-            values,
-        )
+        cursor.execute("SELECT " + ", ".join(settings), values)
 
 
-def activate(actor: Actor) -> None:
+def activate(actor: Actor, *, durable: bool = True) -> None:
     """Make the database see what this actor may see, until the transaction ends."""
     set_db_context(
         tenant_id=actor.membership.tenant_id,
@@ -118,6 +123,7 @@ def activate(actor: Actor) -> None:
         membership_id=actor.membership.pk,
         client_id=actor.membership.client_id,
         role=actor.membership.role,
+        durable=durable,
     )
 
 

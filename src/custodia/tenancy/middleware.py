@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from django.db import transaction
@@ -17,13 +18,17 @@ ACTIVE_BUSINESS_SESSION_KEY = "custodia.business_id"
 class TenantMiddleware:
     """Everything after this runs inside one transaction that sees only the actor's rows.
 
-    A response of 500 or more rolls the transaction back, so nothing is half-written.
+    A response of 500 or more rolls the transaction back, so nothing is half-written. A 403 or
+    404 answered to a member of a business is an audit event (someone else's object, or an
+    action their role lacks). A GET or HEAD commits without waiting for its WAL flush: it
+    writes only read events, and docs/audit.md states what a database crash can cost them.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        durable = request.method not in SAFE_METHODS
         with transaction.atomic():
             request.actor = None  # type: ignore[attr-defined]
             user = request.user
@@ -31,7 +36,7 @@ class TenantMiddleware:
             if not user.is_authenticated:
                 clear()
             else:
-                set_db_context(user_id=user.pk)
+                set_db_context(user_id=user.pk, durable=durable)
                 membership = access.active_membership(
                     user, request.session.get(ACTIVE_BUSINESS_SESSION_KEY)
                 )
@@ -41,9 +46,56 @@ class TenantMiddleware:
                         membership,
                         authentication=SessionAuthentication(request),
                     )
-                    activate(actor)
+                    activate(actor, durable=durable)
                     request.actor = actor  # type: ignore[attr-defined]
             response = self.get_response(request)
             if response.status_code >= 500:
                 transaction.set_rollback(True)
+            refused = _refused_actor(request, response)
+            if refused is not None and not transaction.get_rollback():
+                record_refusal(request, refused, response.status_code)
+                refused = None
+        if refused is not None:
+            # The answer undid the request's writes (an API error does): the refusal is still
+            # on record, in a transaction of its own.
+            with transaction.atomic():
+                activate(refused)
+                record_refusal(request, refused, response.status_code)
         return response
+
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+REFUSALS = frozenset({403, 404})
+
+
+def _refused_actor(request: HttpRequest, response: HttpResponse) -> Actor | None:
+    if response.status_code not in REFUSALS:
+        return None
+    actor = getattr(request, "actor", None) or getattr(request, "auth", None)
+    return actor if isinstance(actor, Actor) else None
+
+
+def record_refusal(request: HttpRequest, actor: Actor, status: int) -> None:
+    """An `access.denied` event: the route (a pattern, never the raw path, which may carry a
+    secret such as an invitation link) and the id it named."""
+    from custodia.audit.actions import record
+    from custodia.audit.events import AuditAction, Outcome
+
+    match = request.resolver_match
+    route = match.route if match is not None else ""
+    named = [str(value) for value in (match.kwargs.values() if match is not None else ())]
+    target = next((value for value in named if _is_uuid(value)), "")
+    record(
+        AuditAction.ACCESS_DENIED,
+        actor=actor,
+        target_id=target,
+        outcome=Outcome.DENIED,
+        detail={"method": request.method, "route": route, "status": status},
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -39,6 +39,7 @@ class Permission(StrEnum):
     VISITS_REPORT = "scheduling:visit:report"
     VISITS_REQUEST = "scheduling:visit:request"
     TOKENS_CREATE = "accounts:token:create"
+    AUDIT_READ = "audit:event:read"
 
 
 _MANAGER = frozenset(
@@ -64,6 +65,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.BUSINESS_SETTINGS_WRITE,
         Permission.BUSINESS_SECURITY_WRITE,
         Permission.STAFF_ROLE_WRITE,
+        Permission.AUDIT_READ,
     },
     Role.MANAGER: _MANAGER,
     # Staff read clients (RLS narrows them to assigned ones) and home access (RLS narrows it to

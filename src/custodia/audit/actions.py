@@ -1,0 +1,112 @@
+"""Writing to the audit trail: one INSERT per event, in the caller's transaction.
+
+The database completes each row (id, time, lane, sequence number, hash: audit/migrations/0002),
+so an event is one round trip and never a read-modify-write in Python. No RETURNING: the actor
+usually may not read the trail back, and row-level security would refuse the returned row.
+A failing insert raises, which fails the action or the request with it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+from custodia.audit.events import AuditAction, Outcome
+from custodia.tenancy.context import Actor
+from custodia.web import requestctx
+
+INSERT_SQL = """INSERT INTO audit_auditevent (id, tenant_id, lane, seq, occurred_at,
+    actor_user_id, actor_role, action, outcome, target_type, target_id, client_id, subject_ids,
+    ip, user_agent, request_id, purpose, detail, hash)
+    VALUES (0, %s, 0, 0, now(), %s, %s, %s, %s, %s, %s, %s, %s::uuid[], %s::inet, %s, %s, %s,
+    %s::jsonb, '')"""
+
+# Bulk reads worth a trail entry, by model: customer records and what is done at their homes.
+BULK_READS = {"clients.client": AuditAction.CLIENT_LIST, "scheduling.visit": AuditAction.VISIT_LIST}
+
+
+def record(
+    action: AuditAction,
+    *,
+    actor: Actor | None = None,
+    user: Any = None,
+    tenant_id: uuid.UUID | None = None,
+    target: Any = None,
+    target_type: str = "",
+    target_id: object = "",
+    client_id: object = None,
+    subject_ids: Iterable[object] | None = None,
+    outcome: Outcome = Outcome.OK,
+    purpose: str = "",
+    detail: dict[str, Any] | None = None,
+    using: str = "default",
+) -> None:
+    """Append one event: by `actor` (a membership in a business) or `user` (the platform chain).
+
+    `target` is a model instance (type and id are taken from it, and its client, if it is or has
+    one). `detail` carries field names and counts, never the values of customer fields.
+    """
+    if not settings.AUDIT_ENABLED:
+        return
+    if actor is not None:
+        user = actor.user
+        tenant_id = actor.tenant_id
+    if target is not None:
+        target_type = target_type or target._meta.model_name
+        target_id = target_id or target.pk
+        if client_id is None:
+            client_id = target.pk if target_type == "client" else getattr(target, "client_id", None)
+    info = requestctx.current()
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            INSERT_SQL,
+            [
+                tenant_id,
+                getattr(user, "pk", None),
+                actor.role.value if actor is not None else "",
+                str(action),
+                str(outcome),
+                target_type,
+                str(target_id or "")[:64],
+                client_id,
+                None if subject_ids is None else list(subject_ids),
+                info.ip if info else None,
+                info.user_agent if info else "",
+                info.request_id if info else "",
+                purpose[:200],
+                json.dumps(detail or {}, sort_keys=True, default=str),
+            ],
+        )
+
+
+def record_bulk_read(
+    actor: Actor, records: Iterable[Any], *, detail: dict[str, Any] | None = None
+) -> None:
+    """A page of a list or search as one bulk read: how many, which ids, whose records.
+
+    Lists of records that are not customer data (services, staff) are not recorded.
+    """
+    rows = list(records)
+    if not rows:
+        model = getattr(records, "model", None)
+    else:
+        model = type(rows[0])
+    action = BULK_READS.get(model._meta.label_lower) if model is not None else None
+    if action is None:
+        return
+    ids = [row.pk for row in rows]
+    if action is AuditAction.CLIENT_LIST:
+        subjects = ids
+    else:
+        subjects = sorted({row.client_id for row in rows}, key=str)
+    record(
+        action,
+        actor=actor,
+        subject_ids=subjects,
+        detail={**(detail or {}), "count": len(rows), "ids": [str(pk) for pk in ids]},
+    )

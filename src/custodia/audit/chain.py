@@ -1,0 +1,450 @@
+"""Checking the trail: recompute every hash chain, check signed checkpoints, sign new ones, purge.
+
+Each business (and the platform, for sign-ins) has `LANES` chains. In a lane, event n has
+hash_n = sha256(hash_{n-1} || body_n), hash_0 being 32 zero bytes, and body_n the canonical text
+`BODY_SQL` of the row (the same expression the insert trigger hashes, audit/migrations/0002).
+A checkpoint is a statement of lane heads (seq, hash) signed with Ed25519 by a key kept outside
+the database; verification starts a lane from a checkpoint when retention has purged its
+beginning, and compares every checkpointed head with the events.
+
+These run on the owner connection ("owner", the `custodia audit` commands): the app role may
+neither read every business's trail nor delete from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from django.conf import settings
+from django.db import connections, transaction
+from django.utils import timezone
+from psycopg import sql
+
+LANES = 8
+ZERO_HASH = bytes(32)
+USING = "owner"
+# Must stay identical to the trigger's expression (with NEW for the row); a test compares them.
+BODY_SQL = """jsonb_build_array({row}.id, {row}.tenant_id, {row}.lane, {row}.seq,
+    (extract(epoch FROM {row}.occurred_at) * 1000000)::bigint,
+    {row}.actor_user_id, {row}.actor_role, {row}.action, {row}.outcome,
+    {row}.target_type, {row}.target_id, {row}.client_id, {row}.subject_ids,
+    host({row}.ip), {row}.user_agent, {row}.request_id, {row}.purpose, {row}.detail)::text"""
+
+
+class ChainBroken(Exception):
+    """The chain does not verify: no checkpoint is signed over it and nothing is purged."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first thing wrong in one lane (or with a checkpoint)."""
+
+    kind: str  # altered, inserted, deleted, reordered, checkpoint
+    lane: int | None
+    seq: int | None
+    event_id: int | None
+    message: str
+
+
+@dataclass
+class ChainReport:
+    tenant_id: uuid.UUID | None
+    events: int = 0
+    checkpoints: int = 0
+    heads: dict[int, tuple[int, bytes]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def label(self) -> str:
+        return "platform" if self.tenant_id is None else str(self.tenant_id)
+
+
+# --- The signing key ------------------------------------------------------------------------
+
+
+def signing_key(path: Path | None = None) -> Ed25519PrivateKey:
+    """The checkpoint key from its file, created (0600) on first use."""
+    path = path or settings.AUDIT_SIGNING_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(pem)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise ChainBroken(f"The audit signing key {path} cannot be read: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ChainBroken(f"The audit signing key {path} is not an Ed25519 key.")
+    return key
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+# --- Reading --------------------------------------------------------------------------------
+
+
+def _raw_connection() -> Any:
+    owner = connections[USING]
+    owner.ensure_connection()
+    return owner.connection
+
+
+def _chain_filter(tenant_id: uuid.UUID | None) -> sql.Composable:
+    if tenant_id is None:
+        return sql.SQL("tenant_id IS NULL")
+    return sql.SQL("tenant_id = {}").format(sql.Literal(str(tenant_id)))
+
+
+def _events(tenant_id: uuid.UUID | None) -> Iterator[tuple[int, int, int, bytes, bytes]]:
+    """(lane, seq, id, hash, body) in chain order, streamed with binary COPY."""
+    query = sql.SQL(
+        "COPY (SELECT e.lane, e.seq, e.id, e.hash, convert_to({body}, 'UTF8')"
+        " FROM audit_auditevent e WHERE {chain} ORDER BY e.lane, e.seq, e.id)"
+        " TO STDOUT (FORMAT BINARY)"
+    ).format(body=sql.SQL(BODY_SQL.format(row="e")), chain=_chain_filter(tenant_id))
+    with _raw_connection().cursor() as cursor, cursor.copy(query) as copy:
+        copy.set_types(["int2", "int8", "int8", "bytea", "bytea"])
+        yield from copy.rows()
+
+
+def chains() -> list[uuid.UUID | None]:
+    """Every chain with events or checkpoints: the platform's, then each business's."""
+    with connections[USING].cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT tenant_id FROM audit_auditevent"
+            " UNION SELECT DISTINCT tenant_id FROM audit_checkpoint"
+        )
+        found = {row[0] for row in cursor.fetchall()}
+    businesses = sorted((t for t in found if t is not None), key=str)
+    return [None, *businesses] if None in found else businesses
+
+
+def _checkpoints(tenant_id: uuid.UUID | None, report: ChainReport) -> dict[int, dict[int, bytes]]:
+    """Signed heads by lane and seq, from every checkpoint whose signature holds."""
+    public = signing_key().public_key()
+    anchors: dict[int, dict[int, bytes]] = {}
+    with connections[USING].cursor() as cursor:
+        cursor.execute(
+            sql.SQL(
+                "SELECT id, statement, signature, key_id FROM audit_checkpoint WHERE {} ORDER BY id"
+            )
+            .format(_chain_filter(tenant_id))
+            .as_string(cursor.connection)
+        )
+        rows = cursor.fetchall()
+    for checkpoint_id, statement, signature, signed_by in rows:
+        report.checkpoints += 1
+        try:
+            public.verify(bytes(signature), statement.encode())
+            body = json.loads(statement)
+            if body.get("tenant") != (None if tenant_id is None else str(tenant_id)):
+                raise ValueError("belongs to another chain")
+        except (InvalidSignature, ValueError) as exc:
+            why = "signature does not verify" if isinstance(exc, InvalidSignature) else str(exc)
+            if signed_by != key_id(public):
+                why = f"signed by another key ({signed_by})"
+            report.problems.append(
+                Problem("checkpoint", None, None, None, f"Checkpoint {checkpoint_id}: {why}.")
+            )
+            continue
+        for lane, seq, hex_hash in body["heads"]:
+            anchors.setdefault(lane, {})[seq] = bytes.fromhex(hex_hash)
+    return anchors
+
+
+# --- Verifying ------------------------------------------------------------------------------
+
+
+def verify_chain(tenant_id: uuid.UUID | None) -> ChainReport:
+    """Recompute one chain; the report lists the first problem of each lane, if any."""
+    report = ChainReport(tenant_id)
+    # One snapshot for checkpoints and events (unless a caller's transaction already has one).
+    snapshot = not connections[USING].in_atomic_block
+    with transaction.atomic(using=USING):
+        if snapshot:
+            with connections[USING].cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        anchors = _checkpoints(tenant_id, report)
+        broken: set[int] = set()
+        lane = -1
+        prev = ZERO_HASH
+        expected = 1
+        last_id = 0
+        lane_anchors: dict[int, bytes] = {}
+        events = 0
+        sha256 = hashlib.sha256
+        for row_lane, seq, event_id, stored, body in _events(tenant_id):
+            events += 1
+            if row_lane != lane:
+                if lane >= 0:
+                    _check_tail(report, lane, expected - 1, lane_anchors, broken)
+                lane, last_id = row_lane, 0
+                lane_anchors = anchors.get(lane, {})
+                prev, expected = _lane_start(report, lane, seq, event_id, lane_anchors, broken)
+            if lane in broken:
+                continue
+            if seq != expected:
+                if seq < expected:
+                    _fail(
+                        report,
+                        broken,
+                        "inserted",
+                        lane,
+                        seq,
+                        event_id,
+                        f"an extra event with sequence number {seq}",
+                    )
+                else:
+                    _fail(
+                        report,
+                        broken,
+                        "deleted",
+                        lane,
+                        expected,
+                        event_id,
+                        f"events {expected} to {seq - 1} are missing",
+                    )
+                continue
+            if event_id <= last_id:
+                _fail(
+                    report,
+                    broken,
+                    "reordered",
+                    lane,
+                    seq,
+                    event_id,
+                    f"event {event_id} sits after event {last_id}",
+                )
+                continue
+            if sha256(prev + body).digest() != stored:
+                _fail(
+                    report,
+                    broken,
+                    "altered",
+                    lane,
+                    seq,
+                    event_id,
+                    "its content does not match its hash",
+                )
+                continue
+            signed = lane_anchors.get(seq)
+            if signed is not None and signed != stored:
+                _fail(
+                    report,
+                    broken,
+                    "altered",
+                    lane,
+                    seq,
+                    event_id,
+                    "its hash differs from the signed checkpoint",
+                )
+                continue
+            prev, expected, last_id = stored, seq + 1, event_id
+            report.heads[lane] = (seq, stored)
+        if lane >= 0:
+            _check_tail(report, lane, expected - 1, lane_anchors, broken)
+        for missing_lane in sorted(set(anchors) - set(report.heads) - broken):
+            if lane != missing_lane:
+                _check_tail(report, missing_lane, 0, anchors[missing_lane], broken)
+        report.events = events
+    return report
+
+
+def _fail(
+    report: ChainReport,
+    broken: set[int],
+    kind: str,
+    lane: int,
+    seq: int,
+    event_id: int | None,
+    what: str,
+) -> None:
+    broken.add(lane)
+    where = f"lane {lane}, sequence {seq}" + (f", event {event_id}" if event_id else "")
+    report.problems.append(
+        Problem(kind, lane, seq, event_id, f"{kind.capitalize()} ({where}): {what}.")
+    )
+
+
+def _lane_start(
+    report: ChainReport,
+    lane: int,
+    seq: int,
+    event_id: int,
+    anchors: dict[int, bytes],
+    broken: set[int],
+) -> tuple[bytes, int]:
+    """Where a lane's first remaining event continues from: the start, or a signed head."""
+    if seq == 1:
+        return ZERO_HASH, 1
+    if seq - 1 in anchors:
+        report.heads[lane] = (seq - 1, anchors[seq - 1])
+        return anchors[seq - 1], seq
+    _fail(
+        report,
+        broken,
+        "deleted",
+        lane,
+        1,
+        event_id,
+        f"events before sequence {seq} are gone and no signed checkpoint vouches for them",
+    )
+    return ZERO_HASH, seq
+
+
+def _check_tail(
+    report: ChainReport, lane: int, last_seq: int, anchors: dict[int, bytes], broken: set[int]
+) -> None:
+    """A checkpoint that signed events past the lane's last one: they were deleted."""
+    if lane in broken or not anchors:
+        return
+    signed_last = max(anchors)
+    if signed_last > last_seq:
+        _fail(
+            report,
+            broken,
+            "deleted",
+            lane,
+            last_seq + 1,
+            None,
+            f"a checkpoint signed events up to {signed_last}, the lane ends at {last_seq}",
+        )
+
+
+# --- Checkpoints and retention --------------------------------------------------------------
+
+
+def make_checkpoint(
+    tenant_id: uuid.UUID | None,
+    *,
+    reason: str = "manual",
+    heads: dict[int, tuple[int, bytes]] | None = None,
+) -> int | None:
+    """Verify the chain, then sign its lane heads (or `heads`); the checkpoint's id, or None
+    when the chain has no events. A broken chain is never signed (ChainBroken)."""
+    if heads is None:
+        report = verify_chain(tenant_id)
+        if not report.ok:
+            raise ChainBroken(f"Chain {report.label}: {report.problems[0].message}")
+        heads = report.heads
+    if not heads:
+        return None
+    key = signing_key()
+    made_at = timezone.now()
+    statement = json.dumps(
+        {
+            "v": 1,
+            "tenant": None if tenant_id is None else str(tenant_id),
+            "made_at": made_at.isoformat(),
+            "reason": reason,
+            "heads": [[lane, seq, digest.hex()] for lane, (seq, digest) in sorted(heads.items())],
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    with connections[USING].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO audit_checkpoint"
+            " (tenant_id, made_at, reason, statement, signature, key_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+            [
+                tenant_id,
+                made_at,
+                reason,
+                statement,
+                key.sign(statement.encode()),
+                key_id(key.public_key()),
+            ],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else None
+
+
+@dataclass(frozen=True)
+class Purged:
+    tenant_id: uuid.UUID | None
+    events: int
+    checkpoint_id: int | None
+
+
+def purge_chain(tenant_id: uuid.UUID | None, *, now: dt.datetime | None = None) -> Purged:
+    """Delete the events older than the retention period, after signing the heads they end at.
+
+    Only a prefix of each lane goes, so verification continues from the new checkpoint. A chain
+    that does not verify is left whole (ChainBroken): it is evidence.
+    """
+    cutoff = (now or timezone.now()) - dt.timedelta(days=settings.AUDIT_RETENTION_DAYS)
+    with transaction.atomic(using=USING):
+        report = verify_chain(tenant_id)
+        if not report.ok:
+            raise ChainBroken(f"Chain {report.label}: {report.problems[0].message}")
+        with connections[USING].cursor() as cursor:
+            cursor.execute(
+                sql.SQL(
+                    "SELECT lane, coalesce(min(seq) FILTER (WHERE occurred_at >= %s) - 1, max(seq))"
+                    " FROM audit_auditevent WHERE {} GROUP BY lane"
+                )
+                .format(_chain_filter(tenant_id))
+                .as_string(cursor.connection),
+                [cutoff],
+            )
+            ends = {lane: last for lane, last in cursor.fetchall() if last and last > 0}
+            if not ends:
+                return Purged(tenant_id, 0, None)
+            heads: dict[int, tuple[int, bytes]] = {}
+            for lane, last in ends.items():
+                cursor.execute(
+                    sql.SQL("SELECT hash FROM audit_auditevent WHERE {} AND lane = %s AND seq = %s")
+                    .format(_chain_filter(tenant_id))
+                    .as_string(cursor.connection),
+                    [lane, last],
+                )
+                row = cursor.fetchone()
+                if row is None:  # purged before, up to exactly here
+                    continue
+                heads[lane] = (last, bytes(row[0]))
+            if not heads:
+                return Purged(tenant_id, 0, None)
+            checkpoint_id = make_checkpoint(tenant_id, reason="retention", heads=heads)
+            cursor.execute(
+                "SELECT set_config('custodia.audit_purge_before', %s, true)", [cutoff.isoformat()]
+            )
+            deleted = 0
+            for lane, (last, _digest) in heads.items():
+                cursor.execute(
+                    sql.SQL("DELETE FROM audit_auditevent WHERE {} AND lane = %s AND seq <= %s")
+                    .format(_chain_filter(tenant_id))
+                    .as_string(cursor.connection),
+                    [lane, last],
+                )
+                deleted += cursor.rowcount
+    return Purged(tenant_id, deleted, checkpoint_id)
