@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import accounts
+from bench import accounts, audit
 from bench.harness import (
     DB_NAME,
     FULL,
@@ -128,7 +128,7 @@ def explain(env: dict[str, str], data: dict[str, Any]) -> dict[str, Any]:
     return dict(python_json(env, "-m", "bench.explain", json.dumps(queries), timeout=300))
 
 
-ALL_SCENARIOS = frozenset({"1", "2", "3", "4", "5", "6", "7", "8"})
+ALL_SCENARIOS = frozenset({"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"})
 
 
 def run(profile: Profile, only: frozenset[str] = ALL_SCENARIOS) -> Bench:
@@ -244,6 +244,10 @@ def run(profile: Profile, only: frozenset[str] = ALL_SCENARIOS) -> Bench:
             accounts.scenario_7(bench, url, env, password, seconds)
     if "8" in only:
         accounts.scenario_8(bench, prod, password, seconds)
+    if "9" in only:
+        audit.scenario_9(bench, prod, bearer, data, seconds, full=profile is FULL)
+    if only & {"10", "11"}:
+        audit.scenario_10_11(bench, env, data["tenant"], profile.name)
     if "1" in only:
         with server(env, CUSTODIA_BENCH_BASELINE="1", CUSTODIA_SMTP_HOST="smtp.invalid") as url:
             scenario_1(bench, url, bearer, data, seconds)
@@ -524,7 +528,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("wrk is missing: apt-get install wrk (make bench does it)")
     only = frozenset(options.only.split(",")) if options.only else ALL_SCENARIOS
     if not only <= ALL_SCENARIOS:
-        raise SystemExit(f"--only: unknown scenarios {sorted(only - ALL_SCENARIOS)}; use 1-8")
+        raise SystemExit(f"--only: unknown scenarios {sorted(only - ALL_SCENARIOS)}; use 1-11")
     bench = run(FULL if options.full else SMOKE if options.smoke else QUICK, only)
     save(bench)
     charts(bench)

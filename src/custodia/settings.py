@@ -444,16 +444,30 @@ NINJA_PAGINATION_MAX_LIMIT = 200
 LOG_LEVEL = env_str("CUSTODIA_LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
     raise ImproperlyConfigured("CUSTODIA_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR.")
+# JSON lines with the request id (web/logs.py); "plain" is for people reading a local console.
+LOG_FORMAT = env_str("CUSTODIA_LOG_FORMAT", "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured("CUSTODIA_LOG_FORMAT must be json or plain.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "custodia.web.logs.JsonFormatter"},
+        "plain": {"()": "custodia.web.logs.PlainFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # Request logging can echo query strings; Custodia logs its own events instead.
     "loggers": {
+        # Django's default handlers on "django" (a plain console when DEBUG, mail to ADMINS
+        # with the request's details) are dropped: its records reach the root handler alone.
+        "django": {"handlers": [], "level": "INFO"},
         "django.request": {"level": "ERROR"},
         "django.security": {"level": "WARNING"},
+        # Their DEBUG records carry values, whatever CUSTODIA_LOG_LEVEL says: a template's whole
+        # context (CSRF token, the request with its query string, records), SQL parameters.
+        "django.template": {"level": "INFO"},
+        "django.db.backends": {"level": "INFO"},
         "pgserver": {"level": "WARNING"},
     },
 }

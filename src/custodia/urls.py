@@ -18,6 +18,7 @@ urlpatterns = [
     path("app/", include("custodia.accounts.urls")),
     path("app/", include("custodia.clients.urls")),
     path("app/", include("custodia.scheduling.urls")),
+    path("app/", include("custodia.audit.urls")),
     path("api/v1/", api.urls),
     path(".well-known/security.txt", trust_views.security_txt, name="security_txt"),
     path("security/", trust_views.security_page, name="security_page"),

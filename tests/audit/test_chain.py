@@ -27,7 +27,7 @@ def _events(tenant: uuid.UUID, count: int) -> None:
             target_type="client",
             target_id=uuid.uuid4(),
             client_id=uuid.uuid4(),
-            detail={"n": number, "text": "é ✓ \"quoted\" \\ back"},
+            detail={"n": number, "text": 'é ✓ "quoted" \\ back'},
             using=OWNER,
         )
 

@@ -13,7 +13,6 @@ from custodia.tenancy.models import Business
 # exactly what now holds.
 PLANNED = {
     "planned-encryption": "custodia.crypto",
-    "planned-audit": "custodia.audit",
     "planned-backups": "custodia.backups",
     "planned-export": "custodia.portability",
     "planned-payments": "custodia.payments",
@@ -107,3 +106,11 @@ def test_page_is_the_same_for_a_signed_in_member(web_as, matrix):
     response = web_as(matrix.a.staff).get("/security/")
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
+
+
+def test_audit_trail_is_in_place_and_no_longer_planned(page):
+    in_place, planned_section = page.split('id="planned"', 1)
+    assert 'id="audit"' in in_place
+    assert 'id="planned-audit"' not in page
+    for claim in ("same database transaction", "Ed25519", "audit verify", "one year"):
+        assert claim in in_place

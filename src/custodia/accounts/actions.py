@@ -17,6 +17,8 @@ from custodia.accounts.digests import issue_secret
 from custodia.accounts.models import ApiToken, SecurityEvent, SecurityEventKind
 from custodia.accounts.ratelimit import client_ip, user_agent_summary
 from custodia.accounts.stepup import require_step_up
+from custodia.audit.actions import record
+from custodia.audit.events import AuditAction
 from custodia.tenancy.context import Actor
 from custodia.tenancy.permissions import ROLE_PERMISSIONS, Permission
 
@@ -53,6 +55,13 @@ def do_create_api_token(
             scopes=sorted(wanted),
             expires_at=timezone.now() + dt.timedelta(days=days),
         )
+        # The public prefix names the token; the secret is never recorded.
+        record(
+            AuditAction.TOKEN_CREATE,
+            actor=actor,
+            target=token,
+            detail={"prefix": token.prefix, "scopes": token.scopes, "days": days},
+        )
     return token, f"{TOKEN_PREFIX}_{issued.prefix}_{issued.secret}"
 
 
@@ -63,6 +72,20 @@ def do_revoke_api_token(token: ApiToken, *, actor: Actor) -> None:
     with transaction.atomic():
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        record(AuditAction.TOKEN_REVOKE, actor=actor, target=token, detail={"prefix": token.prefix})
+
+
+AUDITED_KINDS = {
+    SecurityEventKind.LOGIN: AuditAction.LOGIN,
+    SecurityEventKind.NEW_DEVICE_LOGIN: AuditAction.LOGIN,
+    SecurityEventKind.PASSWORD_CHANGED: AuditAction.PASSWORD_CHANGED,
+    SecurityEventKind.PASSWORD_RESET: AuditAction.PASSWORD_CHANGED,
+    SecurityEventKind.MFA_ADDED: AuditAction.MFA_ADDED,
+    SecurityEventKind.MFA_REMOVED: AuditAction.MFA_REMOVED,
+    SecurityEventKind.EMAIL_CHANGED: AuditAction.EMAIL_CHANGED,
+    SecurityEventKind.LOCKOUT: AuditAction.LOCKOUT,
+    SecurityEventKind.UNLOCKED: AuditAction.UNLOCK,
+}
 
 
 def do_record_security_event(
@@ -73,8 +96,16 @@ def do_record_security_event(
     device: str = "",
     detail: str = "",
 ) -> SecurityEvent:
-    """One entry in the person's security panel: what, when, from which address and browser."""
+    """One entry in the person's security panel: what, when, from which address and browser;
+    and the same in the audit trail (the platform chain: a login is no one business's)."""
     with transaction.atomic():
+        record(
+            AUDITED_KINDS[kind],
+            user=user,
+            target_type="user",
+            target_id=user.pk,
+            detail={"kind": str(kind), **({"detail": detail[:200]} if detail else {})},
+        )
         return SecurityEvent.objects.create(
             user_id=user.pk,
             kind=kind,

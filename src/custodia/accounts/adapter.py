@@ -18,6 +18,8 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from custodia.accounts import ratelimit
+from custodia.audit.actions import record
+from custodia.audit.events import AuditAction, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +105,14 @@ class AccountAdapter(DefaultAccountAdapter):
         """Count the failure for the name; when it starts a pause, tell the account's owner."""
         name = _login_name(credentials)
         lockout = ratelimit.record_failure(name)
+        # By the keyed digest of the name tried, never the name: it may be anyone's address.
+        record(
+            AuditAction.LOGIN_FAILED,
+            user=get_user_model().objects.filter(email__iexact=name.strip()).first(),
+            target_type="login",
+            target_id=ratelimit.throttle_key(name),
+            outcome=Outcome.FAILED,
+        )
         if lockout is not None:
             from custodia.accounts.notifications import notify_lockout
 

@@ -29,6 +29,7 @@ from allauth.account.adapter import get_adapter
 from allauth.mfa import signals as mfa_signals
 from allauth.mfa.models import Authenticator
 from django.conf import settings
+from django.contrib.auth import signals as auth_signals
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sites.shortcuts import get_current_site
 from django.dispatch import receiver
@@ -124,6 +125,15 @@ def _notify_pause(request: HttpRequest, user: User, lockout: Lockout, *, detail:
     # beside the response, not before it: an SMTP round trip only for names that have an account
     # would let the timing of a fifth failure tell which names do.
     get_adapter().send_mail("accounts/email/lockout", user.email, context)
+
+
+@receiver(auth_signals.user_logged_out)
+def on_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    """Every logout is a session ending; the lifetime middleware and the panel say why."""
+    if user is not None:
+        from custodia.accounts.sessions import record_session_end
+
+        record_session_end(user, getattr(request, "session_end_reason", "logout"))
 
 
 @receiver(account_signals.password_changed)

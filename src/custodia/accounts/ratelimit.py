@@ -293,6 +293,10 @@ class _CodeThrottle:
             code = super().clean_code()  # type: ignore[misc]
         except ValidationError as error:
             if error.code == "incorrect_code":
+                from custodia.audit.actions import record
+                from custodia.audit.events import AuditAction, Outcome
+
+                record(AuditAction.MFA_FAILED, user=self.user, outcome=Outcome.FAILED)
                 lockout = record_code_failure(self.user)
                 if lockout is not None:
                     from custodia.accounts.notifications import notify_code_lockout

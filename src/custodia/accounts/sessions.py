@@ -167,6 +167,7 @@ class SessionLifetimeMiddleware:
         return self.get_response(request)
 
     def _end(self, request: HttpRequest, reason: str) -> HttpResponse:
+        request.session_end_reason = "idle" if reason == TIMED_OUT else "age"  # type: ignore[attr-defined]
         _log_out_here(request)
         logger.info(
             "session ended on its next request: %s", "idle" if reason == TIMED_OUT else "age"
@@ -240,6 +241,7 @@ def end_sessions(
             ended += 1
     if ended:
         logger.info("sessions ended server-side user=%s count=%d", user.pk, ended)
+        record_session_end(user, "ended elsewhere", count=ended)
     return ended
 
 
@@ -309,9 +311,11 @@ def end_session_by_id(request: HttpRequest, session_id: int) -> bool:
     if user_session is None:
         return False
     if user_session.session_key == request.session.session_key:
+        request.session_end_reason = "revoked"  # type: ignore[attr-defined]
         _log_out_here(request)
     else:
         get_usersessions_adapter().end_sessions([user_session])
+        record_session_end(request.user, "revoked")
     logger.info("session ended from the security panel user=%s", request.user.pk)
     return True
 
@@ -320,8 +324,23 @@ def end_all_sessions(request: HttpRequest) -> int:
     """End every session of the request's user, this one last."""
     user = request.user
     count = end_sessions(user, keep=request.session.session_key)  # type: ignore[arg-type]
+    request.session_end_reason = "revoked"  # type: ignore[attr-defined]
     _log_out_here(request)
     return count + 1
+
+
+def record_session_end(user: Any, how: str, *, count: int = 1) -> None:
+    """An `auth.session_ended` event: logout, idle, age, revoked, or ended elsewhere."""
+    from custodia.audit.actions import record
+    from custodia.audit.events import AuditAction
+
+    record(
+        AuditAction.SESSION_ENDED,
+        user=user,
+        target_type="user",
+        target_id=user.pk,
+        detail={"how": how, "count": count},
+    )
 
 
 def _log_out_here(request: HttpRequest) -> None:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
@@ -32,6 +33,7 @@ from pydantic import (
 )
 
 from custodia.accounts.access import actor_for_token
+from custodia.audit.actions import record_bulk_read
 from custodia.tenancy.context import Actor
 
 T = TypeVar("T")
@@ -272,13 +274,23 @@ MAX_OFFSET = 1_000_000
 
 
 class BoundedLimitOffset(LimitOffsetPagination):
-    """ninja's limit/offset pagination with an upper bound on the offset (a 422 past it)."""
+    """ninja's limit/offset pagination with an upper bound on the offset (a 422 past it); a
+    page of customer records is a bulk read in the audit trail."""
 
     class Input(Schema):
         limit: int = Field(
             settings.NINJA_PAGINATION_PER_PAGE, ge=1, le=settings.NINJA_PAGINATION_MAX_LIMIT
         )
         offset: int = Field(0, ge=0, le=MAX_OFFSET)
+
+    def paginate_queryset(
+        self, queryset: QuerySet[Any], pagination: Any, request: HttpRequest, **params: Any
+    ) -> Any:
+        """ninja's page, evaluated once, and recorded."""
+        page = super().paginate_queryset(queryset, pagination, request, **params)
+        items = page[self.items_attribute]
+        record_bulk_read(actor_of(request), items)
+        return page
 
 
 def resolve_reference(

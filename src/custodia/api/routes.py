@@ -6,6 +6,7 @@ from django.http import Http404, HttpRequest
 from ninja import Router
 
 from custodia.api.core import api
+from custodia.audit.api import router as audit_router
 from custodia.clients.api import router as clients_router
 from custodia.scheduling.api import services_router, visits_router
 from custodia.tenancy.api import router as staff_router
@@ -14,6 +15,7 @@ api.add_router("/clients", clients_router)
 api.add_router("/staff", staff_router)
 api.add_router("/services", services_router)
 api.add_router("/visits", visits_router)
+api.add_router("/audit", audit_router)
 
 # Mounted last: URL patterns are tried in order, so this only catches what nothing else did.
 fallback_router = Router(auth=None)

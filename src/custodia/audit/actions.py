@@ -73,7 +73,7 @@ def record(
                 str(outcome),
                 target_type,
                 str(target_id or "")[:64],
-                client_id,
+                None if client_id is None else str(client_id),
                 None if subject_ids is None else list(subject_ids),
                 info.ip if info else None,
                 info.user_agent if info else "",
@@ -110,3 +110,15 @@ def record_bulk_read(
         subject_ids=subjects,
         detail={**(detail or {}), "count": len(rows), "ids": [str(pk) for pk in ids]},
     )
+
+
+def note_refusal(target_type: str, target_id: object) -> None:
+    """An object the actor asked for and may not have (answered as not found).
+
+    In a request the refusal is recorded by TenantMiddleware once the answer is made, so that it
+    survives an error answer that undoes the request's writes; elsewhere nothing is recorded
+    (commands name objects they are given, not ones a stranger guessed).
+    """
+    info = requestctx.current()
+    if info is not None:
+        info.refusals.append((target_type, str(target_id)[:64]))

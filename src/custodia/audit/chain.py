@@ -96,12 +96,12 @@ def signing_key(path: Path | None = None) -> Ed25519PrivateKey:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(pem)
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError) as exc:
         raise ChainBroken(f"The audit signing key {path} cannot be read: {exc}") from None
-    if not isinstance(key, Ed25519PrivateKey):
+    if not isinstance(loaded, Ed25519PrivateKey):
         raise ChainBroken(f"The audit signing key {path} is not an Ed25519 key.")
-    return key
+    return loaded
 
 
 def key_id(public: Ed25519PublicKey) -> str:

@@ -15,7 +15,6 @@ class AuditAction(StrEnum):
     CLIENT_UPDATE = "client.update"
     CLIENT_DELETE = "client.delete"
     ACCESS_CODES_REVEAL = "client.access_codes.reveal"
-    ASSIGNMENT_LIST = "assignment.list"
     ASSIGNMENT_CREATE = "assignment.create"
     ASSIGNMENT_DELETE = "assignment.delete"
     VISIT_READ = "visit.read"
@@ -50,7 +49,6 @@ class AuditAction(StrEnum):
     PASSWORD_CHANGED = "auth.password_changed"  # noqa: S105
     EMAIL_CHANGED = "auth.email_changed"
     SESSION_ENDED = "auth.session_ended"
-    STEP_UP = "auth.step_up"
     # The trail itself and the keys.
     AUDIT_READ = "audit.read"
     AUDIT_EXPORT = "audit.export"

@@ -9,6 +9,8 @@ from django.http import Http404
 from django.utils import timezone
 
 from custodia.accounts.stepup import has_fresh_step_up, require_step_up
+from custodia.audit.actions import note_refusal, record
+from custodia.audit.events import AuditAction
 from custodia.clients.models import Assignment, Client, HomeAccess, email_key, name_key, phone_key
 from custodia.tenancy.access import parse_id
 from custodia.tenancy.context import Actor
@@ -47,12 +49,21 @@ def list_clients(actor: Actor, *, query: str = "") -> QuerySet[Client]:
     return clients.order_by("name_search", "id")
 
 
-def access_client_by_id(actor: Actor, client_id: object) -> Client:
-    """One client the actor may see, or 404 (never 403: existence is not revealed)."""
+def access_client_by_id(actor: Actor, client_id: object, *, record_read: bool = True) -> Client:
+    """One client the actor may see, or 404 (never 403: existence is not revealed).
+
+    The read is an audit event, unless the caller is about to change or delete the record
+    (`record_read=False`), whose own event then says what was done. A refusal is noted too.
+    """
+    key = parse_id(client_id)
     try:
-        return _visible_clients(actor).get(id=parse_id(client_id))
+        client = _visible_clients(actor).get(id=key)
     except Client.DoesNotExist:
+        note_refusal("client", key)
         raise Http404("No such client.") from None
+    if record_read:
+        record(AuditAction.CLIENT_READ, actor=actor, target=client)
+    return client
 
 
 def home_access_for(actor: Actor, client: Client, *, insist: bool = False) -> HomeAccess | None:
@@ -79,6 +90,8 @@ def home_access_and_hold(
         elif not has_fresh_step_up(actor):
             return None, True
     codes = HomeAccess.objects.filter(tenant_id=actor.tenant_id, client_id=client.pk).first()
+    if codes is not None and (codes.door_code or codes.alarm_code or codes.instructions):
+        record(AuditAction.ACCESS_CODES_REVEAL, actor=actor, target=client)
     return codes, False
 
 

@@ -8,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
+from custodia.audit.actions import record
+from custodia.audit.events import AuditAction
 from custodia.clients.models import Assignment, Client, HomeAccess, email_key, name_key, phone_key
 from custodia.tenancy.context import Actor, ensure_in_business
 from custodia.tenancy.models import Membership
@@ -75,6 +77,8 @@ def do_create_client(*, actor: Actor, **fields: Any) -> Client:
             client=client,
             **{field: cleaned.get(field, "") for field in ACCESS_FIELDS},
         )
+        filled = sorted(field for field, value in cleaned.items() if value)
+        record(AuditAction.CLIENT_CREATE, actor=actor, target=client, detail={"fields": filled})
     return client
 
 
@@ -83,14 +87,19 @@ def do_update_client(client: Client, *, actor: Actor, **changes: Any) -> Client:
     actor.require(Permission.CLIENTS_RECORD_WRITE)
     ensure_in_business(actor, client)
     cleaned = _clean(changes)
+    changed = [f for f in CLIENT_FIELDS if f in cleaned and getattr(client, f) != cleaned[f]]
     with transaction.atomic():
         client.save(update_fields=_apply(client, cleaned))
         access_changes = {field: cleaned[field] for field in ACCESS_FIELDS if field in cleaned}
         if access_changes:
             home, _ = HomeAccess.objects.get_or_create(tenant_id=actor.tenant_id, client=client)
             for field, value in access_changes.items():
+                if getattr(home, field) != value:
+                    changed.append(field)
                 setattr(home, field, value)
             home.save(update_fields=[*access_changes, "updated_at"])
+        # Which fields changed, never their values (door codes among them).
+        record(AuditAction.CLIENT_UPDATE, actor=actor, target=client, detail={"fields": changed})
     return client
 
 
@@ -99,6 +108,7 @@ def do_delete_client(client: Client, *, actor: Actor) -> None:
     actor.require(Permission.CLIENTS_RECORD_WRITE)
     ensure_in_business(actor, client)
     with transaction.atomic():
+        record(AuditAction.CLIENT_DELETE, actor=actor, target=client)
         client.delete()
 
 
@@ -109,12 +119,14 @@ def do_assign_staff(client: Client, staff: Membership, *, actor: Actor) -> Assig
     if staff.tenant_id != actor.tenant_id or staff.role == Role.CLIENT or not staff.is_active:
         raise ValidationError({"staff": "Choose an active member of this business."})
     with transaction.atomic():
-        assignment, _ = Assignment.objects.get_or_create(
+        assignment, created = Assignment.objects.get_or_create(
             tenant_id=actor.tenant_id,
             client=client,
             staff=staff,
             defaults={"assigned_by": actor.membership},
         )
+        if created:
+            _record_assignment(AuditAction.ASSIGNMENT_CREATE, client, staff, actor)
     return assignment
 
 
@@ -123,4 +135,14 @@ def do_unassign_staff(client: Client, staff: Membership, *, actor: Actor) -> Non
     actor.require(Permission.CLIENTS_ASSIGNMENT_WRITE)
     ensure_in_business(actor, client, staff)
     with transaction.atomic():
-        Assignment.objects.filter(tenant_id=actor.tenant_id, client=client, staff=staff).delete()
+        deleted, _ = Assignment.objects.filter(
+            tenant_id=actor.tenant_id, client=client, staff=staff
+        ).delete()
+        if deleted:
+            _record_assignment(AuditAction.ASSIGNMENT_DELETE, client, staff, actor)
+
+
+def _record_assignment(
+    action: AuditAction, client: Client, staff: Membership, actor: Actor
+) -> None:
+    record(action, actor=actor, target=client, detail={"staff": str(staff.pk)})

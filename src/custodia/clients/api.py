@@ -59,7 +59,7 @@ def get_client(request: HttpRequest, client_id: str) -> ClientDetailOut:
 def update_client(request: HttpRequest, client_id: str, payload: ClientPatch) -> ClientDetailOut:
     """Change the fields sent (home-access fields included)."""
     actor = actor_of(request)
-    client = access.access_client_by_id(actor, client_id)
+    client = access.access_client_by_id(actor, client_id, record_read=False)
     client = actions.do_update_client(client, actor=actor, **payload.model_dump(exclude_unset=True))
     return ClientDetailOut.build(client, access.home_access_for(actor, client))
 
@@ -68,7 +68,8 @@ def update_client(request: HttpRequest, client_id: str, payload: ClientPatch) ->
 def delete_client(request: HttpRequest, client_id: str) -> None:
     """Delete a client with their visits, assignments, home access and portal login."""
     actor = actor_of(request)
-    actions.do_delete_client(access.access_client_by_id(actor, client_id), actor=actor)
+    client = access.access_client_by_id(actor, client_id, record_read=False)
+    actions.do_delete_client(client, actor=actor)
 
 
 @router.get("/{client_id}/staff", response=list[MemberOut])
@@ -85,7 +86,7 @@ def list_client_staff(request: HttpRequest, client_id: str) -> QuerySet[Membersh
 def assign_staff(request: HttpRequest, client_id: str, payload: AssignStaffIn) -> Membership:
     """Assign a member of the business to this client (idempotent)."""
     actor = actor_of(request)
-    client = access.access_client_by_id(actor, client_id)
+    client = access.access_client_by_id(actor, client_id, record_read=False)
     member = resolve_reference("membership_id", access_member_by_id, actor, payload.membership_id)
     actions.do_assign_staff(client, member, actor=actor)
     return member
@@ -95,6 +96,6 @@ def assign_staff(request: HttpRequest, client_id: str, payload: AssignStaffIn) -
 def unassign_staff(request: HttpRequest, client_id: str, membership_id: str) -> None:
     """The member no longer serves (nor sees) this client."""
     actor = actor_of(request)
-    client = access.access_client_by_id(actor, client_id)
+    client = access.access_client_by_id(actor, client_id, record_read=False)
     member = access_member_by_id(actor, membership_id)
     actions.do_unassign_staff(client, member, actor=actor)

@@ -12,6 +12,8 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from custodia.audit.actions import record, record_bulk_read
+from custodia.audit.events import AuditAction
 from custodia.clients import access
 from custodia.clients.actions import (
     do_assign_staff,
@@ -43,6 +45,7 @@ def client_list(request: HttpRequest, actor: Actor) -> HttpResponse:
     page = Paginator(access.list_clients(actor, query=query), CLIENTS_PER_PAGE).get_page(
         request.GET.get("page")
     )
+    record_bulk_read(actor, page.object_list, detail={"searched": bool(query)})
     context = {
         "search": search,
         "query": query,
@@ -81,13 +84,17 @@ def _detail_page(
 ) -> HttpResponse:
     can_assign = actor.can(Permission.CLIENTS_ASSIGNMENT_WRITE)
     can_invite = actor.can(Permission.STAFF_MEMBER_INVITE)
+    # The page shows the record, whichever door led here (a GET, or a form sent back with errors).
+    record(AuditAction.CLIENT_READ, actor=actor, target=client)
     home_access, held_back = access.home_access_and_hold(actor, client)
+    visits = list(list_visits(actor, start=timezone.now(), client_id=client.pk)[:20])
+    record_bulk_read(actor, visits)
     context: dict[str, Any] = {
         "client": client,
         "home_access": home_access,
         "home_access_needs_step_up": held_back,
         "assigned": access.assigned_staff(actor, client),
-        "visits": list_visits(actor, start=timezone.now(), client_id=client.pk)[:20],
+        "visits": visits,
         "can_write": actor.can(Permission.CLIENTS_RECORD_WRITE),
         "can_assign": can_assign,
         "can_invite": can_invite,
@@ -104,7 +111,7 @@ def _detail_page(
 @member_required()
 def client_detail(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
     """One client's record; home access only when the actor may see it now."""
-    client = access.access_client_by_id(actor, client_id)
+    client = access.access_client_by_id(actor, client_id, record_read=False)
     if actor.role == Role.CLIENT:
         return redirect("portal")
     return _detail_page(request, actor, client)
@@ -114,7 +121,7 @@ def client_detail(request: HttpRequest, actor: Actor, client_id: str) -> HttpRes
 @member_required(Permission.CLIENTS_RECORD_WRITE)
 def client_edit(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
     """Change a client's details and home access."""
-    client = access.access_client_by_id(actor, client_id)
+    client = access.access_client_by_id(actor, client_id, record_read=request.method != "POST")
     if request.method == "POST":
         form = ClientForm(request.POST)
         if form.is_valid():
@@ -144,7 +151,7 @@ def client_edit(request: HttpRequest, actor: Actor, client_id: str) -> HttpRespo
 @member_required(Permission.CLIENTS_RECORD_WRITE)
 def client_delete(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
     """Ask, then delete a client with their visits, home access and portal login."""
-    client = access.access_client_by_id(actor, client_id)
+    client = access.access_client_by_id(actor, client_id, record_read=request.method != "POST")
     if request.method == "POST":
         do_delete_client(client, actor=actor)
         messages.success(request, "Client deleted.")
@@ -156,7 +163,7 @@ def client_delete(request: HttpRequest, actor: Actor, client_id: str) -> HttpRes
 @member_required(Permission.CLIENTS_ASSIGNMENT_WRITE)
 def client_assign(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
     """A manager lets a staff member serve this client."""
-    client = access.access_client_by_id(actor, client_id)
+    client = access.access_client_by_id(actor, client_id, record_read=False)
     form = StaffChoiceForm(request.POST, staff=list_staff(actor))
     if form.is_valid():
         try:
@@ -175,7 +182,7 @@ def client_unassign(
     request: HttpRequest, actor: Actor, client_id: str, membership_id: str
 ) -> HttpResponse:
     """The staff member no longer serves (or sees) this client."""
-    client = access.access_client_by_id(actor, client_id)
+    client = access.access_client_by_id(actor, client_id, record_read=False)
     staff = access_member_by_id(actor, membership_id)
     do_unassign_staff(client, staff, actor=actor)
     messages.success(request, "Staff member unassigned.")
@@ -186,7 +193,7 @@ def client_unassign(
 @member_required(Permission.STAFF_MEMBER_INVITE)
 def client_invite(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
     """Email the client a link to their portal."""
-    client = access.access_client_by_id(actor, client_id)
+    client = access.access_client_by_id(actor, client_id, record_read=False)
     form = ClientInviteForm(request.POST)
     if form.is_valid():
         try:
@@ -207,10 +214,13 @@ def portal(request: HttpRequest, actor: Actor) -> HttpResponse:
     """A client's own page: their details, their visits, and a way to ask for one."""
     client = access.access_client_by_id(actor, actor.membership.client_id)
     now = timezone.now()
+    upcoming = list(list_visits(actor, start=now))
+    past = list(list_visits(actor, end=now).filter(ends_at__lte=now).order_by("-starts_at")[:10])
+    record_bulk_read(actor, upcoming + past)
     context = {
         "client": client,
-        "upcoming": list_visits(actor, start=now),
-        "past": list_visits(actor, end=now).filter(ends_at__lte=now).order_by("-starts_at")[:10],
+        "upcoming": upcoming,
+        "past": past,
         "request_form": VisitRequestForm(services=list_services(actor)),
     }
     return render(request, "clients/portal.html", context)

@@ -7,6 +7,8 @@ import datetime as dt
 from django.db.models import QuerySet
 from django.http import Http404
 
+from custodia.audit.actions import note_refusal, record
+from custodia.audit.events import AuditAction
 from custodia.scheduling.models import Service, Visit
 from custodia.tenancy.access import parse_id
 from custodia.tenancy.context import Actor
@@ -64,9 +66,15 @@ def list_visits(
     return visits.order_by("starts_at", "id")
 
 
-def access_visit_by_id(actor: Actor, visit_id: object) -> Visit:
-    """One visit the actor may see, or 404."""
+def access_visit_by_id(actor: Actor, visit_id: object, *, record_read: bool = True) -> Visit:
+    """One visit the actor may see, or 404; the read (unless a write follows, which records
+    itself) and a refusal are audit events."""
+    key = parse_id(visit_id)
     try:
-        return _visible_visits(actor).get(id=parse_id(visit_id))
+        visit = _visible_visits(actor).get(id=key)
     except Visit.DoesNotExist:
+        note_refusal("visit", key)
         raise Http404("No such visit.") from None
+    if record_read:
+        record(AuditAction.VISIT_READ, actor=actor, target=visit)
+    return visit

@@ -9,6 +9,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from custodia.audit.actions import record
+from custodia.audit.events import AuditAction
 from custodia.clients.models import Assignment, Client
 from custodia.scheduling.models import Service, Visit, VisitStatus
 from custodia.tenancy.context import Actor, ensure_in_business
@@ -45,12 +47,14 @@ def do_create_service(
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
-        return Service.objects.create(
+        service = Service.objects.create(
             tenant_id=actor.tenant_id,
             name=name.strip(),
             duration_minutes=duration_minutes,
             price_cents=price_cents,
         )
+        record(AuditAction.SERVICE_CREATE, actor=actor, target=service)
+    return service
 
 
 def do_update_service(service: Service, *, actor: Actor, **changes: Any) -> Service:
@@ -73,6 +77,12 @@ def do_update_service(service: Service, *, actor: Actor, **changes: Any) -> Serv
         for field, value in changes.items():
             setattr(service, field, value.strip() if isinstance(value, str) else value)
         service.save(update_fields=list(changes))
+        record(
+            AuditAction.SERVICE_UPDATE,
+            actor=actor,
+            target=service,
+            detail={"fields": list(changes)},
+        )
     return service
 
 
@@ -81,6 +91,7 @@ def do_delete_service(service: Service, *, actor: Actor) -> None:
     actor.require(Permission.SERVICES_WRITE)
     ensure_in_business(actor, service)
     with transaction.atomic():
+        record(AuditAction.SERVICE_DELETE, actor=actor, target=service)
         service.delete()
 
 
@@ -129,7 +140,7 @@ def do_create_visit(
     if status not in (VisitStatus.REQUESTED, VisitStatus.SCHEDULED):
         raise ValidationError({"status": "A new visit is requested or scheduled."})
     with transaction.atomic():
-        return Visit.objects.create(
+        visit = Visit.objects.create(
             tenant_id=actor.tenant_id,
             client=client,
             staff=staff,
@@ -138,6 +149,8 @@ def do_create_visit(
             ends_at=ends_at,
             status=status,
         )
+        record(AuditAction.VISIT_CREATE, actor=actor, target=visit)
+    return visit
 
 
 def do_request_visit(
@@ -155,7 +168,7 @@ def do_request_visit(
     if len(note) > 2000:
         raise ValidationError({"note": "At most 2000 characters."})
     with transaction.atomic():
-        return Visit.objects.create(
+        visit = Visit.objects.create(
             tenant_id=actor.tenant_id,
             client_id=actor.membership.client_id,
             service=service,
@@ -164,10 +177,18 @@ def do_request_visit(
             status=VisitStatus.REQUESTED,
             request_note=note.strip(),
         )
+        record(AuditAction.VISIT_REQUEST, actor=actor, target=visit)
+    return visit
 
 
 def do_update_visit(visit: Visit, *, actor: Actor, **changes: Any) -> Visit:
     """Managers change anything; staff write reports and complete their own scheduled visits."""
+    return _change_visit(visit, actor, changes, AuditAction.VISIT_UPDATE)
+
+
+def _change_visit(
+    visit: Visit, actor: Actor, changes: dict[str, Any], action: AuditAction
+) -> Visit:
     ensure_in_business(actor, visit, changes.get("service"))
     if actor.can(Permission.VISITS_WRITE):
         allowed = {"starts_at", "ends_at", "staff", "service", "status", "report"}
@@ -201,6 +222,7 @@ def do_update_visit(visit: Visit, *, actor: Actor, **changes: Any) -> Visit:
         for field, value in changes.items():
             setattr(visit, field, value)
         visit.save(update_fields=[*changes, "updated_at"])
+        record(action, actor=actor, target=visit, detail={"fields": sorted(changes)})
     return visit
 
 
@@ -209,7 +231,8 @@ def do_confirm_visit(visit: Visit, staff: Membership, *, actor: Actor) -> Visit:
     actor.require(Permission.VISITS_WRITE)
     if visit.status != VisitStatus.REQUESTED:
         raise ValidationError("Only a requested visit can be confirmed.")
-    return do_update_visit(visit, actor=actor, staff=staff, status=VisitStatus.SCHEDULED)
+    changes = {"staff": staff, "status": VisitStatus.SCHEDULED}
+    return _change_visit(visit, actor, changes, AuditAction.VISIT_CONFIRM)
 
 
 def do_delete_visit(visit: Visit, *, actor: Actor) -> None:
@@ -217,4 +240,5 @@ def do_delete_visit(visit: Visit, *, actor: Actor) -> None:
     actor.require(Permission.VISITS_WRITE)
     ensure_in_business(actor, visit)
     with transaction.atomic():
+        record(AuditAction.VISIT_DELETE, actor=actor, target=visit)
         visit.delete()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -79,7 +80,8 @@ def list_visits(request: HttpRequest, filters: Query[VisitFilters]) -> QuerySet[
 
 # Body fields that name another object, the key the action takes it under, and its reader.
 REFERENCES: tuple[tuple[str, str, Callable[[Actor, object], Any]], ...] = (
-    ("client_id", "client", access_client_by_id),
+    # Naming a client in a visit is not reading their record: the visit's own event says it.
+    ("client_id", "client", partial(access_client_by_id, record_read=False)),
     ("staff_id", "staff", access_member_by_id),
     ("service_id", "service", access.access_service_by_id),
 )
@@ -143,7 +145,7 @@ def get_visit(request: HttpRequest, visit_id: str) -> Visit:
 def update_visit(request: HttpRequest, visit_id: str, payload: VisitPatch) -> Visit:
     """Reschedule, reassign, change the status, or write the report."""
     actor = actor_of(request)
-    visit = access.access_visit_by_id(actor, visit_id)
+    visit = access.access_visit_by_id(actor, visit_id, record_read=False)
     fields = payload.model_dump(exclude_unset=True)
     changes = {k: v for k, v in fields.items() if k not in ("staff_id", "service_id")}
     return actions.do_update_visit(visit, actor=actor, **changes, **_references(actor, fields))
@@ -153,4 +155,5 @@ def update_visit(request: HttpRequest, visit_id: str, payload: VisitPatch) -> Vi
 def delete_visit(request: HttpRequest, visit_id: str) -> None:
     """Remove a visit from the calendar."""
     actor = actor_of(request)
-    actions.do_delete_visit(access.access_visit_by_id(actor, visit_id), actor=actor)
+    visit = access.access_visit_by_id(actor, visit_id, record_read=False)
+    actions.do_delete_visit(visit, actor=actor)

@@ -14,6 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from custodia.audit.actions import record, record_bulk_read
+from custodia.audit.events import AuditAction
 from custodia.clients.access import home_access_for, list_clients
 from custodia.clients.forms import StaffChoiceForm
 from custodia.scheduling import access
@@ -147,7 +149,8 @@ def calendar(request: HttpRequest, actor: Actor) -> HttpResponse:
     by_day: dict[dt.date, list[dict[str, str]]] = {day: [] for day in days}
     # A busy week has hundreds of visits: load only what is shown and format it here, where it
     # costs a fraction of the same work in template filters (bench/, scenario 6).
-    visits = access.list_visits(actor, start=start, end=end).only(*CALENDAR_FIELDS)
+    visits = list(access.list_visits(actor, start=start, end=end).only(*CALENDAR_FIELDS))
+    record_bulk_read(actor, visits)
     detail_url = reverse("visit_detail", args=["-"]).removesuffix("-/")  # one reverse, not 300
     for visit in visits:
         starts, ends = timezone.localtime(visit.starts_at), timezone.localtime(visit.ends_at)
@@ -190,9 +193,7 @@ def visit_new(request: HttpRequest, actor: Actor) -> HttpResponse:
     """Schedule a visit."""
     if request.method != "POST":
         initial = {key: request.GET[key] for key in ("client", "starts_at") if key in request.GET}
-        return render(
-            request, "scheduling/visit_form.html", {"form": _visit_form(actor, initial=initial)}
-        )
+        return _visit_form_page(request, actor, _visit_form(actor, initial=initial))
     form = _visit_form(actor, request.POST)
     if form.is_valid():
         try:
@@ -202,7 +203,15 @@ def visit_new(request: HttpRequest, actor: Actor) -> HttpResponse:
         else:
             messages.success(request, "Visit scheduled.")
             return redirect("visit_detail", visit_id=visit.pk)
-    return render(request, "scheduling/visit_form.html", {"form": form}, status=400)
+    return _visit_form_page(request, actor, form, status=400)
+
+
+def _visit_form_page(
+    request: HttpRequest, actor: Actor, form: VisitForm, *, status: int = 200
+) -> HttpResponse:
+    # The client menu lists every client's name: a bulk read.
+    record_bulk_read(actor, form.fields["client"].queryset)  # type: ignore[attr-defined]
+    return render(request, "scheduling/visit_form.html", {"form": form}, status=status)
 
 
 def _statuses_for(actor: Actor) -> list[VisitStatus]:
@@ -225,6 +234,8 @@ def _visit_page(
     can_report = is_manager or (
         actor.can(Permission.VISITS_REPORT) and visit.staff_id == actor.membership.pk
     )
+    # The page shows the visit, whichever door led here (a GET, or a form sent back with errors).
+    record(AuditAction.VISIT_READ, actor=actor, target=visit)
     context: dict[str, Any] = {"visit": visit, "can_report": can_report}
     if can_report:
         context["update_form"] = update_form or VisitUpdateForm(
@@ -241,14 +252,16 @@ def _visit_page(
 @member_required(Permission.VISITS_READ)
 def visit_detail(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
     """One visit: who, when, what, its status and report."""
-    return _visit_page(request, actor, access.access_visit_by_id(actor, visit_id))
+    return _visit_page(
+        request, actor, access.access_visit_by_id(actor, visit_id, record_read=False)
+    )
 
 
 @require_POST
 @member_required(Permission.VISITS_REPORT)
 def visit_update(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
     """Change a visit's status and report (staff: only their own visits)."""
-    visit = access.access_visit_by_id(actor, visit_id)
+    visit = access.access_visit_by_id(actor, visit_id, record_read=False)
     form = VisitUpdateForm(request.POST, statuses=_statuses_for(actor))
     if form.is_valid():
         try:
@@ -265,7 +278,7 @@ def visit_update(request: HttpRequest, actor: Actor, visit_id: str) -> HttpRespo
 @member_required(Permission.VISITS_WRITE)
 def visit_confirm(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
     """A manager confirms a requested visit: who goes, and it is scheduled."""
-    visit = access.access_visit_by_id(actor, visit_id)
+    visit = access.access_visit_by_id(actor, visit_id, record_read=False)
     form = StaffChoiceForm(request.POST, staff=list_staff(actor))
     if form.is_valid():
         try:
@@ -284,7 +297,8 @@ def today(request: HttpRequest, actor: Actor) -> HttpResponse:
     """The actor's own visits today, with home access where it may be seen now."""
     day = timezone.localdate()
     start, end = day_bounds(day)
-    visits = access.list_visits(actor, start=start, end=end, staff_id=actor.membership.pk)
+    visits = list(access.list_visits(actor, start=start, end=end, staff_id=actor.membership.pk))
+    record_bulk_read(actor, visits)
     rows = [
         {"visit": visit, "home_access": home_access_for(actor, visit.client)} for visit in visits
     ]

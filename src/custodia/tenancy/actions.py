@@ -23,6 +23,8 @@ from django.utils.text import slugify
 
 from custodia.accounts.digests import digest_secret, is_wellformed_prefix, issue_secret
 from custodia.accounts.stepup import require_step_up
+from custodia.audit.actions import record
+from custodia.audit.events import AuditAction
 from custodia.tenancy.context import Actor, activate, ensure_in_business, set_db_context
 from custodia.tenancy.models import Business, Invitation, Membership
 from custodia.tenancy.permissions import MANAGING_ROLES, Permission, Role
@@ -49,6 +51,7 @@ def do_create_business(*, name: str, owner: User, slug: str | None = None) -> Ac
         membership = Membership.objects.create(tenant=business, user=owner, role=Role.OWNER)
         actor = Actor(owner, membership)
         activate(actor)
+        record(AuditAction.BUSINESS_CREATE, actor=actor, target=business)
     logger.info("business created tenant=%s", business.pk)
     return actor
 
@@ -82,6 +85,14 @@ def do_invite_member(
             digest=issued.digest,
             invited_by=actor.membership,
             expires_at=timezone.now() + dt.timedelta(hours=settings.INVITATION_TTL_HOURS),
+        )
+        # The role, not the address: the trail names people by id.
+        record(
+            AuditAction.MEMBER_INVITE,
+            actor=actor,
+            target=invitation,
+            client_id=invitation.client_id,
+            detail={"role": str(role)},
         )
         link = f"{settings.PUBLIC_URL}/invite/{issued.prefix}/{issued.secret}/"
         body = render_to_string(
@@ -173,6 +184,12 @@ def do_accept_invitation(
         invitation.save(update_fields=["accepted_at"])
         actor = Actor(user, membership)
         activate(actor)
+        record(
+            AuditAction.MEMBER_JOIN,
+            actor=actor,
+            target=membership,
+            detail={"role": membership.role, "invitation": str(invitation.pk)},
+        )
     return actor
 
 
@@ -183,6 +200,7 @@ def do_revoke_invitation(invitation: Invitation, *, actor: Actor) -> None:
     with transaction.atomic():
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
+        record(AuditAction.INVITATION_REVOKE, actor=actor, target=invitation)
 
 
 def do_change_role(member: Membership, role: Role, *, actor: Actor) -> Membership:
@@ -195,8 +213,10 @@ def do_change_role(member: Membership, role: Role, *, actor: Actor) -> Membershi
     with transaction.atomic():
         if member.role == Role.OWNER and role != Role.OWNER:
             _ensure_another_owner(member)
+        detail = {"from": member.role, "to": str(role)}
         member.role = role
         member.save(update_fields=["role"])
+        record(AuditAction.MEMBER_ROLE_CHANGE, actor=actor, target=member, detail=detail)
         _end_member_sessions(member)
     return member
 
@@ -215,6 +235,7 @@ def do_deactivate_member(member: Membership, *, actor: Actor) -> Membership:
             _ensure_another_owner(member)
         member.is_active = False
         member.save(update_fields=["is_active"])
+        record(AuditAction.MEMBER_DEACTIVATE, actor=actor, target=member)
         _end_member_sessions(member)
     return member
 
@@ -248,13 +269,19 @@ def do_update_security_policy(
         business.mfa_required_owners = bool(mfa_required_owners)
         business.mfa_required_managers = bool(mfa_required_managers)
         business.mfa_required_staff = bool(mfa_required_staff)
-        business.save(
-            update_fields=[
-                "session_idle_minutes",
-                "mfa_required_owners",
-                "mfa_required_managers",
-                "mfa_required_staff",
-            ]
+        fields = [
+            "session_idle_minutes",
+            "mfa_required_owners",
+            "mfa_required_managers",
+            "mfa_required_staff",
+        ]
+        business.save(update_fields=fields)
+        # Settings, not customer data: the new values are part of the record.
+        record(
+            AuditAction.SECURITY_POLICY_UPDATE,
+            actor=actor,
+            target=business,
+            detail={field: getattr(business, field) for field in fields},
         )
     logger.info("security policy updated tenant=%s", business.pk)
     return business

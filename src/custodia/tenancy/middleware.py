@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from custodia.accounts.stepup import SessionAuthentication
 from custodia.tenancy import access
 from custodia.tenancy.context import Actor, activate, clear, set_db_context
+from custodia.web import requestctx
 
 ACTIVE_BUSINESS_SESSION_KEY = "custodia.business_id"
 
@@ -63,34 +64,42 @@ class TenantMiddleware:
                 record_refusal(request, refused, response.status_code)
         return response
 
+
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 REFUSALS = frozenset({403, 404})
 
 
 def _refused_actor(request: HttpRequest, response: HttpResponse) -> Actor | None:
-    if response.status_code not in REFUSALS:
+    info = requestctx.current()
+    if response.status_code not in REFUSALS and not (info and info.refusals):
         return None
     actor = getattr(request, "actor", None) or getattr(request, "auth", None)
     return actor if isinstance(actor, Actor) else None
 
 
 def record_refusal(request: HttpRequest, actor: Actor, status: int) -> None:
-    """An `access.denied` event: the route (a pattern, never the raw path, which may carry a
-    secret such as an invitation link) and the id it named."""
+    """`access.denied` events: each object an access function refused, or else the route (a
+    pattern, never the raw path, which may carry a secret such as an invitation link) and the
+    id it named."""
     from custodia.audit.actions import record
     from custodia.audit.events import AuditAction, Outcome
 
     match = request.resolver_match
     route = match.route if match is not None else ""
-    named = [str(value) for value in (match.kwargs.values() if match is not None else ())]
-    target = next((value for value in named if _is_uuid(value)), "")
-    record(
-        AuditAction.ACCESS_DENIED,
-        actor=actor,
-        target_id=target,
-        outcome=Outcome.DENIED,
-        detail={"method": request.method, "route": route, "status": status},
-    )
+    info = requestctx.current()
+    refusals = list(info.refusals) if info is not None else []
+    if not refusals:
+        named = [str(value) for value in (match.kwargs.values() if match is not None else ())]
+        refusals = [("", next((value for value in named if _is_uuid(value)), ""))]
+    for target_type, target_id in refusals:
+        record(
+            AuditAction.ACCESS_DENIED,
+            actor=actor,
+            target_type=target_type,
+            target_id=target_id,
+            outcome=Outcome.DENIED,
+            detail={"method": request.method, "route": route, "status": status},
+        )
 
 
 def _is_uuid(value: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.http import HttpRequest, HttpResponse
 
@@ -22,6 +22,9 @@ class RequestInfo:
     request_id: str
     ip: str | None
     user_agent: str
+    # (target type, id) of every object this request was refused (audit.actions.note_refusal);
+    # TenantMiddleware records them once the answer is known.
+    refusals: list[tuple[str, str]] = field(default_factory=list)
 
 
 CURRENT: ContextVar[RequestInfo | None] = ContextVar("custodia_request", default=None)

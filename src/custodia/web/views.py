@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from custodia.audit.actions import record_bulk_read
 from custodia.clients.access import list_clients
 from custodia.scheduling.access import list_visits
 from custodia.scheduling.models import VisitStatus
@@ -81,12 +82,14 @@ def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
                 list_visits(actor, start=now).filter(status=VisitStatus.REQUESTED)
             ),
         )
+        record_bulk_read(actor, [*context["todays_visits"], *context["pending_requests"]])  # type: ignore[misc]
     else:
         context["next_visits"] = list(
             list_visits(actor, start=now, staff_id=actor.membership.pk).exclude(
                 status=VisitStatus.CANCELLED
             )[:UPCOMING_ON_DASHBOARD]
         )
+        record_bulk_read(actor, context["next_visits"])  # type: ignore[arg-type]
     return render(request, "web/dashboard.html", context)
 
 

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import migrations
 
@@ -28,7 +30,7 @@ BODY = """jsonb_build_array(NEW.id, NEW.tenant_id, NEW.lane, NEW.seq,
     NEW.target_type, NEW.target_id, NEW.client_id, NEW.subject_ids,
     host(NEW.ip), NEW.user_agent, NEW.request_id, NEW.purpose, NEW.detail)::text"""
 
-FORWARD = [
+FORWARD: list[Any] = [
     "CREATE SEQUENCE audit_event_id_seq AS bigint",
     """CREATE TABLE audit_chain_head (
         chain uuid NOT NULL, lane smallint NOT NULL, seq bigint NOT NULL, hash bytea NOT NULL,
@@ -85,7 +87,7 @@ END $$""",
     f"REVOKE ALL ON SEQUENCE audit_checkpoint_id_seq FROM {APP}",
 ]
 
-BACKWARD = [
+BACKWARD: list[Any] = [
     "DROP TRIGGER IF EXISTS audit_checkpoint_append_only ON audit_checkpoint",
     "DROP TRIGGER IF EXISTS audit_event_no_truncate ON audit_auditevent",
     "DROP TRIGGER IF EXISTS audit_event_append_only ON audit_auditevent",
@@ -131,10 +133,14 @@ class Migration(migrations.Migration):
                 " USING (true) WITH CHECK (true)",
                 f"CREATE POLICY audit_checkpoint_maintain ON audit_checkpoint TO {OWNER}"
                 " USING (true) WITH CHECK (true)",
+                # `custodia audit verify --business SLUG` names chains by business.
+                f"CREATE POLICY tenancy_business_audit_names ON tenancy_business FOR SELECT"
+                f" TO {OWNER} USING (true)",
             ],
             [
                 "DROP POLICY IF EXISTS audit_auditevent_maintain ON audit_auditevent",
                 "DROP POLICY IF EXISTS audit_checkpoint_maintain ON audit_checkpoint",
+                "DROP POLICY IF EXISTS tenancy_business_audit_names ON tenancy_business",
             ],
         ),
     ]

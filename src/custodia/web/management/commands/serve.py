@@ -111,6 +111,12 @@ class Command(BaseCommand):
             help="PEM certificate chain to serve instead of the local one under var/tls",
         )
         parser.add_argument("--keyfile", type=Path, help="PKCS#8 PEM key for --certificate")
+        parser.add_argument(
+            "--no-audit-maintenance",
+            action="store_true",
+            help="do not run `custodia audit maintain` (daily signed checkpoints and the"
+            " retention purge) beside the server: run it elsewhere, once per database",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         port, http_port = options["port"], options["http_port"]
@@ -150,6 +156,8 @@ class Command(BaseCommand):
         ]
         if http_port:
             commands.append(redirect_server_args(host=options["host"], port=http_port))
+        if not options["no_audit_maintenance"]:
+            commands.append([sys.executable, "-m", "custodia.cli", "audit", "maintain"])
         children = [subprocess.Popen(command, env=env) for command in commands]  # noqa: S603
 
         url_host = display_host(options["host"])
