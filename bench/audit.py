@@ -49,7 +49,7 @@ SELECT {id}, %(tenant)s::uuid, {lane}, {seq}, clock_timestamp(),
     CASE e.kind WHEN 'list' THEN 'client.list' WHEN 'refused' THEN 'access.denied'
         ELSE 'client.read' END,
     CASE e.kind WHEN 'refused' THEN 'denied' ELSE 'ok' END,
-    CASE e.kind WHEN 'read' THEN 'client' ELSE '' END,
+    CASE e.kind WHEN 'list' THEN '' ELSE 'client' END,
     CASE e.kind WHEN 'read' THEN e.one::text WHEN 'refused' THEN gen_random_uuid()::text
         ELSE '' END,
     CASE e.kind WHEN 'read' THEN e.one END,
@@ -89,9 +89,7 @@ AGENTS = [
 
 def fill_sql(columns: dict[str, str]) -> str:
     """The INSERT ... SELECT that writes rows `first`..`last` of the event mix into a table."""
-    return FILL_SQL.format(
-        **columns, list_every=LIST_EVERY, refused_every=REFUSED_EVERY, page=PAGE
-    )
+    return FILL_SQL.format(**columns, list_every=LIST_EVERY, refused_every=REFUSED_EVERY, page=PAGE)
 
 
 def chunks(total: int, size: int) -> list[tuple[int, int]]:
@@ -221,7 +219,7 @@ def scenario_10_11(bench: Bench, env: dict[str, str], tenant: str, profile: str)
     bytes_per = per_event(sizes)
     bench.results[name] = {"sizes": sizes, "bytes_per_event": bytes_per}
     bench.record(name, "bytes/event all vs table", bytes_per["total"], bytes_per["table"])
-    bench.record(name, "bytes/event table vs tuple", bytes_per["table"], sizes["tuple_bytes"])
+    bench.record(name, "bytes/event table vs row data", bytes_per["table"], sizes["tuple_bytes"])
 
 
 # --- The subprocess side ---------------------------------------------------------------------

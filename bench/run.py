@@ -469,22 +469,25 @@ def charts(bench: Bench) -> list[Path]:
         ratios.set_yticks(positions, [r.figure for r in rows])
         ratios.set_xlabel("ratio to the same-run baseline (black: target)")
         ratios.invert_yaxis()
-        names = list(runs)
-        for offset, (key, label) in enumerate(
-            (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"))
-        ):
-            latency.barh(
-                [i + (offset - 1) * 0.27 for i in range(len(names))],
-                [runs[n][key] for n in names],
-                height=0.27,
-                label=label,
+        if not runs:  # figures without load runs (scenarios 10, 11): no latency panel
+            latency.set_visible(False)
+        else:
+            names = list(runs)
+            for offset, (key, label) in enumerate(
+                (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"))
+            ):
+                latency.barh(
+                    [i + (offset - 1) * 0.27 for i in range(len(names))],
+                    [runs[n][key] for n in names],
+                    height=0.27,
+                    label=label,
+                )
+            latency.set_yticks(
+                list(range(len(names))), [f"{n} ({runs[n]['ok_rps']:.0f} req/s)" for n in names]
             )
-        latency.set_yticks(
-            list(range(len(names))), [f"{n} ({runs[n]['ok_rps']:.0f} req/s)" for n in names]
-        )
-        latency.set_xlabel("latency, ms")
-        latency.invert_yaxis()
-        latency.legend()
+            latency.set_xlabel("latency, ms")
+            latency.invert_yaxis()
+            latency.legend()
         figure.suptitle(f"{scenario} ({bench.profile.name} profile)")
         figure.tight_layout()
         path = RESULTS / f"{scenario}.png"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -66,3 +67,18 @@ def test_docs_page_satisfies_the_csp(db: None) -> None:
     assert not re.search(r"\son\w+=", html), "inline event handlers break the CSP"
     for sheet in re.findall(r'<link[^>]*href="([^"]+\.css)"', html):
         assert sheet.startswith(settings.STATIC_URL)
+
+
+def test_openapi_document_has_no_duplicate_keys(matrix: TenantMatrix) -> None:
+    """Swagger UI parses the document as YAML, which refuses a key given twice (the feed's
+    "200" once did: an int from `response=` and a string from `openapi_extra`)."""
+    raw = HttpsClient().get("/api/v1/openapi.json", secure=True).content.decode()
+    repeated: list[str] = []
+
+    def no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _value in pairs]
+        repeated.extend(key for key in set(keys) if keys.count(key) > 1)
+        return dict(pairs)
+
+    json.loads(raw, object_pairs_hook=no_repeats)
+    assert repeated == []

@@ -135,6 +135,10 @@ CASES = [
         (404, 200, 200, 200, 404, 403),
     ),
     Case("visit-delete", "DELETE", "/visits/{visit}", None, (404, 204, 204, 403, 404, 403)),
+    # --- /audit (the outsider reads their own business's trail)
+    Case("audit-events", "GET", "/audit/events", None, (200, 200, 403, 403, 403, 403)),
+    Case("audit-events-mine", "GET", "/audit/events/mine", None, (403, 403, 403, 403, 403, 200)),
+    Case("audit-feed", "GET", "/audit/feed", None, (200, 200, 403, 403, 403, 403)),
 ]
 
 PARAMS = [
@@ -182,6 +186,6 @@ def test_endpoint_as_role(matrix, caller, web_as, case: Case, role: str, expecte
 
 
 def test_matrix_covers_every_endpoint_and_role() -> None:
-    """22 endpoint-methods (25 cases with the body and target variants), each as all 6 roles."""
-    assert len(ENDPOINTS) == 22
-    assert len(PARAMS) == len(CASES) * len(ROLES) == 150
+    """25 endpoint-methods (28 cases with the body and target variants), each as all 6 roles."""
+    assert len(ENDPOINTS) == 25
+    assert len(PARAMS) == len(CASES) * len(ROLES) == 168

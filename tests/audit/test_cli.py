@@ -39,7 +39,9 @@ def test_verify_reports_every_chain_and_fails_on_the_first_altered_event() -> No
         call_command("audit", "verify", stdout=out)
     text = out.getvalue()
     assert f"BROKEN  deleted business ({bad})" in text
-    assert f"Altered (lane {victim['lane']}, sequence {victim['seq']}, event {victim['id']})" in text
+    assert (
+        f"Altered (lane {victim['lane']}, sequence {victim['seq']}, event {victim['id']})" in text
+    )
     assert f"OK      deleted business ({good})" in text
 
 

@@ -42,8 +42,10 @@ def list_own_record_events(request: HttpRequest, paging: Query[PageParams]) -> A
     "/feed",
     response={200: None},
     openapi_extra={
+        # 200 as a number, like ninja's own key for `response`: a "200" string would be a
+        # second "200" in the JSON document, which Swagger UI refuses to parse.
         "responses": {
-            "200": {
+            200: {
                 "description": "One event per line (the fields of AuditEventOut), oldest first;"
                 " `X-Next-After` is the `after` of the next call.",
                 "content": {"application/x-ndjson": {"schema": {"type": "string"}}},

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from custodia.audit import access as audit_access
 from custodia.audit.actions import record, record_bulk_read
 from custodia.audit.events import AuditAction
 from custodia.clients import access
@@ -222,5 +223,6 @@ def portal(request: HttpRequest, actor: Actor) -> HttpResponse:
         "upcoming": upcoming,
         "past": past,
         "request_form": VisitRequestForm(services=list_services(actor)),
+        "record_access": audit_access.recent_access_to_own_record(actor),
     }
     return render(request, "clients/portal.html", context)
