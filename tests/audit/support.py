@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from pprint import pformat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pprint import pformat
 from typing import Any
 
 from django.db import connection, transaction
@@ -37,7 +37,7 @@ COLUMNS = (
     "purpose",
     "detail",
 )
-SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_auditevent"  # noqa: S608 (constant columns)
+SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_auditevent"
 
 
 @dataclass(frozen=True)

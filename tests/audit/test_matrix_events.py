@@ -11,7 +11,8 @@ import pytest
 from django.http import HttpResponse
 
 from custodia.audit.events import AuditAction as A
-from tests.api.conftest import ROLES, actor_for, caller, fill, names, send  # noqa: F401 (fixture)
+from tests.api import conftest as api_fixtures
+from tests.api.conftest import ROLES, actor_for, fill, names, send
 from tests.api.test_matrix import CASES, PARAMS, Case
 from tests.audit.support import (
     Ev,
@@ -25,6 +26,8 @@ from tests.audit.support import (
 )
 from tests.factories import TenantMatrix
 
+# tests/api's fixture, for a role's own door: a bearer token, or a session where it has none.
+caller = api_fixtures.caller
 EVERYONE = ROLES
 # "{new}" is the id of the record the request created (from the response); "{b_other_client}"
 # is the outsider's second client. Every other placeholder is tests/api's.
