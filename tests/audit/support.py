@@ -117,7 +117,13 @@ def visit_list(visits: list[str], clients: list[str]) -> Ev:
 
 def denied(target_type: str = "", target_id: str = "") -> Ev:
     """A refusal: of the object an access function refused, else of the id the route names."""
-    return Ev(AuditAction.ACCESS_DENIED, target_type, target_id, outcome=Outcome.DENIED)
+    return Ev(
+        AuditAction.ACCESS_DENIED,
+        target_type,
+        target_id,
+        client_id=target_id if target_type == "client" else None,
+        outcome=Outcome.DENIED,
+    )
 
 
 def _read(sql: str, params: list[Any], **context: Any) -> list[dict[str, Any]]:

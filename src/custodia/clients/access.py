@@ -84,14 +84,17 @@ def home_access_and_hold(
     """
     if not actor.can(Permission.CLIENTS_ACCESS_READ):
         return None, False
+    # Why the codes may be seen now: the purpose the trail records with the reveal.
+    purpose = "visit window"
     if actor.is_manager and not _in_visit_window(actor, client):
         if insist:
             require_step_up(actor)
         elif not has_fresh_step_up(actor):
             return None, True
+        purpose = "stepped up outside a visit window"
     codes = HomeAccess.objects.filter(tenant_id=actor.tenant_id, client_id=client.pk).first()
     if codes is not None and (codes.door_code or codes.alarm_code or codes.instructions):
-        record(AuditAction.ACCESS_CODES_REVEAL, actor=actor, target=client)
+        record(AuditAction.ACCESS_CODES_REVEAL, actor=actor, target=client, purpose=purpose)
     return codes, False
 
 

@@ -74,15 +74,14 @@ def do_update_service(service: Service, *, actor: Actor, **changes: Any) -> Serv
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
+        changed = []
         for field, value in changes.items():
-            setattr(service, field, value.strip() if isinstance(value, str) else value)
+            value = value.strip() if isinstance(value, str) else value
+            if getattr(service, field) != value:
+                changed.append(field)
+            setattr(service, field, value)
         service.save(update_fields=list(changes))
-        record(
-            AuditAction.SERVICE_UPDATE,
-            actor=actor,
-            target=service,
-            detail={"fields": list(changes)},
-        )
+        record(AuditAction.SERVICE_UPDATE, actor=actor, target=service, detail={"fields": changed})
     return service
 
 
@@ -219,10 +218,13 @@ def _change_visit(
     if "staff" in changes:
         _check_staff(actor, visit.client, changes["staff"])
     with transaction.atomic():
+        changed = sorted(
+            field for field, value in changes.items() if getattr(visit, field) != value
+        )
         for field, value in changes.items():
             setattr(visit, field, value)
         visit.save(update_fields=[*changes, "updated_at"])
-        record(action, actor=actor, target=visit, detail={"fields": sorted(changes)})
+        record(action, actor=actor, target=visit, detail={"fields": changed})
     return visit
 
 

@@ -97,6 +97,8 @@ def record_refusal(request: HttpRequest, actor: Actor, status: int) -> None:
             actor=actor,
             target_type=target_type,
             target_id=target_id,
+            # So that the owner's filter by client finds the attempts on that client.
+            client_id=target_id if target_type == "client" else None,
             outcome=Outcome.DENIED,
             detail={"method": request.method, "route": route, "status": status},
         )
