@@ -150,6 +150,11 @@ def scenario_9(
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     with server(prod) as on_url, server(off_env) as off_url:
         urls = {"on": on_url, "off": off_url}
+        for side, url in urls.items():
+            # Unmeasured: a fresh server's first seconds (imports, pools, statements prepared
+            # after five uses) would otherwise fall on whichever side runs first.
+            warm = {**bearer, "User-Agent": f"{AGENT_PREFIX} warm-up {side}"}
+            wrk(url, loads["detail"][0], seconds=2, connections=4, headers=warm)
         for kind, (paths, expect) in loads.items():
             # The target figure gets two rounds always; the others in the full profile.
             for side in interleaved(2 if kind == "detail" or full else 1):
