@@ -140,6 +140,14 @@ AUDIT_RETENTION_DAYS = env_int("CUSTODIA_AUDIT_RETENTION_DAYS", 365, minimum=30,
 AUDIT_SIGNING_KEY_FILE = Path(
     env_str("CUSTODIA_AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "secrets" / "audit_signing_key.pem"))
 )
+# Every checkpoint is also appended here (JSON lines), outside the database: a checkpoint
+# deleted from the database, the newest included, is then still seen by `audit verify`.
+AUDIT_CHECKPOINT_LOG_FILE = Path(
+    env_str(
+        "CUSTODIA_AUDIT_CHECKPOINT_LOG_FILE",
+        str(AUDIT_SIGNING_KEY_FILE.parent / "audit_checkpoints.jsonl"),
+    )
+)
 
 # --- Database -------------------------------------------------------------------------------
 # Two connections to the same database: "default" is the running app as custodia_app (no

@@ -103,9 +103,7 @@ def on_record(action: AuditAction, target_type: str, target_id: str, **detail: A
 def client_list(*clients: str, **detail: Any) -> Ev:
     """A bulk read of these clients, in the order shown."""
     ids = list(clients)
-    return Ev(
-        AuditAction.CLIENT_LIST, subject_ids=ids, detail={**detail, "count": len(ids), "ids": ids}
-    )
+    return Ev(AuditAction.CLIENT_LIST, subject_ids=ids, detail={**detail, "count": len(ids)})
 
 
 def visit_list(visits: list[str], clients: list[str]) -> Ev:

@@ -92,3 +92,28 @@ def test_a_read_that_cannot_be_recorded_is_not_answered(
     response = send(api, "GET", f"/clients/{matrix.a.client.pk}")
     assert response.status_code == 500
     assert b"Alpha Client" not in response.content
+
+
+def test_reads_commit_without_waiting_for_the_disk_and_writes_wait(
+    matrix: TenantMatrix, api_as: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET and HEAD (session or token) set synchronous_commit off for their transaction;
+    anything else keeps it on (docs/audit.md, the durability trade-off)."""
+    seen: dict[str, str] = {}
+    original = audit_actions.record
+
+    def spy(*args: Any, **kwargs: Any) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('synchronous_commit')")
+            seen[kwargs["actor"].user.email if "actor" in kwargs else "-"] = cursor.fetchone()[0]
+        original(*args, **kwargs)
+
+    api = api_as(matrix.a.owner)
+    monkeypatch.setattr("custodia.clients.access.record", spy)
+    monkeypatch.setattr("custodia.clients.actions.record", spy)
+    # The write first: in a test both requests share the test's transaction, where a setting
+    # made for the transaction outlives the request that made it.
+    send(api, "PATCH", f"/clients/{matrix.a.client.pk}", {"notes": "Changed"})
+    assert seen.pop(matrix.a.owner.user.email) == "on"
+    send(api, "GET", f"/clients/{matrix.a.client.pk}")
+    assert seen.pop(matrix.a.owner.user.email) == "off"

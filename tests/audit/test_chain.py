@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import hashlib
 import re
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connections, transaction
@@ -113,31 +115,117 @@ def test_owner_is_refused_by_the_trigger() -> None:
         _owner_sql("UPDATE audit_auditevent SET outcome = 'x' WHERE tenant_id = %s", [tenant])
 
 
-def test_checkpoint_then_purge_keeps_verification_green() -> None:
-    tenant = uuid.uuid4()
-    _events(tenant, 20)
-    assert chain.make_checkpoint(tenant) is not None
-    # Age the first half by a year and a day, as the retention purge will find them.
-    old = owner_events(tenant)[:10]
+def _age(tenant: uuid.UUID, days: int) -> None:
+    """Move a whole chain `days` into the past and rehash it, as if it had been written then
+    (setting up an honest old trail: the trigger only ever stamps the present)."""
     _tamper(
-        "UPDATE audit_auditevent SET occurred_at = occurred_at - interval '366 days'"
-        " WHERE id = ANY(%s)",
-        [[event["id"] for event in old]],
+        "UPDATE audit_auditevent SET occurred_at = occurred_at - make_interval(days => %s)"
+        " WHERE tenant_id = %s",
+        [days, tenant],
     )
-    # The ageing was itself an edit: the chain sees it, so a purge refuses to run...
-    with pytest.raises(chain.ChainBroken):
-        chain.purge_chain(tenant)
-    # ...so age a fresh chain the honest way, by purging as of a year from now.
+    with connections[OWNER].cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.id, e.lane, convert_to({chain.BODY_SQL.format(row='e')}, 'UTF8')"
+            " FROM audit_auditevent e WHERE e.tenant_id = %s ORDER BY e.lane, e.seq",
+            [tenant],
+        )
+        rows = cursor.fetchall()
+    heads: dict[int, bytes] = {}
+    for event_id, lane, body in rows:
+        digest = hashlib.sha256(heads.get(lane, chain.ZERO_HASH) + bytes(body)).digest()
+        heads[lane] = digest
+        _tamper("UPDATE audit_auditevent SET hash = %s WHERE id = %s", [digest, event_id])
+    for lane, digest in heads.items():
+        _owner_sql(
+            "UPDATE audit_chain_head SET hash = %s WHERE chain = %s AND lane = %s",
+            [digest, tenant, lane],
+        )
+
+
+def test_purge_past_retention_keeps_verification_green() -> None:
     tenant = uuid.uuid4()
     _events(tenant, 20)
-    chain.make_checkpoint(tenant)
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=366)
-    purged = chain.purge_chain(tenant, now=later)
+    _age(tenant, 400)
+    assert chain.verify_chain(tenant).ok
+    purged = chain.purge_chain(tenant)
     assert purged.events == 20
-    _events(tenant, 5)
     report = chain.verify_chain(tenant)
     assert report.ok, report.problems
-    assert report.events == 5
+    # The purge recorded itself; its lane went on from the purged head.
+    assert [event["action"] for event in owner_events(tenant)] == ["audit.purge"]
+    _events(tenant, 5)
+    assert chain.make_checkpoint(tenant) is not None
+    report = chain.verify_chain(tenant)
+    assert report.ok, report.problems
+    assert report.events == 6
+
+
+def test_a_lane_purged_whole_stays_green_and_can_be_signed_again() -> None:
+    tenant = uuid.uuid4()
+    _events(tenant, 3)
+    _age(tenant, 400)
+    chain.purge_chain(tenant)
+    # Every lane is now empty but for the purge's own event; sign and verify again and again.
+    for _round in range(2):
+        assert chain.make_checkpoint(tenant) is not None
+        report = chain.verify_chain(tenant)
+        assert report.ok, report.problems
+
+
+def test_a_purge_that_is_not_a_purge_is_refused() -> None:
+    """The delete exception is for events past the shortest retention, whatever the session
+    claims its cutoff is."""
+    tenant = uuid.uuid4()
+    _events(tenant, 2)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(using=OWNER):
+        _owner_sql("SELECT set_config('custodia.audit_purge_before', '3000-01-01', true)")
+        _owner_sql("DELETE FROM audit_auditevent WHERE tenant_id = %s", [tenant])
+
+
+def test_events_deleted_up_to_a_daily_checkpoint_are_caught() -> None:
+    """Only a retention checkpoint vouches for a missing beginning: a daily one signed the
+    events to keep them."""
+    tenant = uuid.uuid4()
+    _events(tenant, 10)
+    chain.make_checkpoint(tenant, reason="daily")
+    _events(tenant, 5)
+    signed = {event["id"] for event in owner_events(tenant)[:10]}
+    _tamper("DELETE FROM audit_auditevent WHERE id = ANY(%s)", [list(signed)])
+    report = chain.verify_chain(tenant)
+    assert not report.ok
+    assert {problem.kind for problem in report.problems} == {"deleted"}
+
+
+def test_a_forged_lane_is_caught() -> None:
+    tenant = uuid.uuid4()
+    _events(tenant, 2)
+    _tamper("UPDATE audit_auditevent SET lane = 42 WHERE tenant_id = %s", [tenant])
+    report = chain.verify_chain(tenant)
+    assert any("no such lane" in problem.message for problem in report.problems)
+
+
+def test_deleted_checkpoints_are_caught(
+    settings: Any, tmp_path: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.AUDIT_CHECKPOINT_LOG_FILE = tmp_path / "checkpoints.jsonl"
+    tenant = uuid.uuid4()
+    _events(tenant, 3)
+    made = []
+    for _round in range(3):
+        with django_capture_on_commit_callbacks(using=OWNER, execute=True):
+            made.append(chain.make_checkpoint(tenant))
+        _events(tenant, 1)
+    assert chain.verify_chain(tenant).ok
+    _owner_sql("ALTER TABLE audit_checkpoint DISABLE TRIGGER audit_checkpoint_append_only")
+    # The middle one: the next names it as its predecessor.
+    _owner_sql("DELETE FROM audit_checkpoint WHERE id = %s", [made[1]])
+    messages = [problem.message for problem in chain.verify_chain(tenant).problems]
+    assert f"Checkpoint {made[2]}: the checkpoint before it is missing." in messages
+    assert any(f"Checkpoint {made[1]} is in the checkpoint log" in m for m in messages)
+    # The newest: only the log outside the database remembers it.
+    _owner_sql("DELETE FROM audit_checkpoint WHERE id = %s", [made[2]])
+    messages = [problem.message for problem in chain.verify_chain(tenant).problems]
+    assert any(f"Checkpoint {made[2]} is in the checkpoint log" in m for m in messages)
 
 
 def test_a_forged_checkpoint_is_caught() -> None:

@@ -387,3 +387,19 @@ def test_the_console_writes_json_unless_told_otherwise_and_django_adds_no_handle
 def test_an_unknown_log_format_is_refused(tmp_path: Any) -> None:
     message = refused(tmp_path, {"CUSTODIA_LOG_FORMAT": "xml"})
     assert message == "CUSTODIA_LOG_FORMAT must be json or plain."
+
+
+@pytest.mark.parametrize(
+    ("message", "secret"),
+    [
+        ("Internal Server Error: /invite/ab12cd34/s3cretInvite/", "s3cretInvite"),
+        ("Forbidden (CSRF token missing.): /app/unlock/unl0ckT0ken/", "unl0ckT0ken"),
+        ("Internal Server Error: /accounts/password/reset/key/1a-r3setKey/", "r3setKey"),
+    ],
+)
+def test_secret_bearing_paths_are_redacted(message: str, secret: str) -> None:
+    record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, message, None, None)
+    for formatter in (JsonFormatter(), PlainFormatter()):
+        line = formatter.format(record)
+        assert secret not in line
+        assert "[redacted]" in line

@@ -44,8 +44,10 @@ def email_has_account(email: str) -> bool:
 LAST_USE_RESOLUTION = dt.timedelta(minutes=1)
 
 
-def actor_for_token(presented: str) -> Actor | None:
+def actor_for_token(presented: str, *, durable: bool = True) -> Actor | None:
     """The actor behind `cst_<prefix>_<secret>`; None if malformed, unknown, expired or revoked.
+
+    `durable=False` for a GET or HEAD, as for a session (tenancy/middleware.py, docs/audit.md).
 
     Runs inside the request's transaction. The token row is found by its public prefix alone (the
     only RLS context before authentication); once the secret matches, the membership is read as
@@ -76,7 +78,7 @@ def actor_for_token(presented: str) -> Actor | None:
         Permission(scope) for scope in token.scopes if scope in Permission._value2member_map_
     )
     actor = Actor(membership.user, membership, scopes)
-    activate(actor)
+    activate(actor, durable=durable)
     # A write per request would make every read commit a WAL flush: the last use is kept to
     # the minute (the security panel shows it so).
     if token.last_used_at is None or now - token.last_used_at >= LAST_USE_RESOLUTION:

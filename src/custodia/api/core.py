@@ -35,6 +35,7 @@ from pydantic import (
 from custodia.accounts.access import actor_for_token
 from custodia.audit.actions import record_bulk_read
 from custodia.tenancy.context import Actor
+from custodia.tenancy.middleware import SAFE_METHODS
 
 T = TypeVar("T")
 request_logger = logging.getLogger("django.request")
@@ -45,7 +46,8 @@ class BearerTokenAuth(HttpBearer):
     """`Authorization: Bearer cst_...`: a personal token, narrowed to its scopes."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Actor | None:
-        actor = actor_for_token(token)  # activated for the database already
+        # Activated for the database already.
+        actor = actor_for_token(token, durable=request.method not in SAFE_METHODS)
         if actor is not None:
             request.actor = actor  # type: ignore[attr-defined]
             request.user = actor.user

@@ -167,9 +167,15 @@ def events_after(actor: Actor, after_id: int, limit: int) -> list[AuditEvent]:
     if not 1 <= limit <= FEED_MAX_LIMIT:
         raise ValidationError({"limit": f"Give a limit from 1 to {FEED_MAX_LIMIT}."})
     horizon = RawSQL("clock_timestamp() - make_interval(secs => %s)", [FEED_SETTLE.total_seconds()])
-    events = AuditEvent.objects.filter(
-        tenant_id=actor.tenant_id, id__gt=after_id, occurred_at__lt=horizon
-    )
+    newer = AuditEvent.objects.filter(tenant_id=actor.tenant_id, id__gt=after_id)
+    # Only the ids before the first unsettled event: ids and times come from two calls, so a
+    # settled event may follow an unsettled one, and serving it would move the reader's
+    # resume point past the other for good.
+    unsettled = newer.filter(occurred_at__gte=horizon).order_by("id").values_list("id", flat=True)
+    first_unsettled = unsettled.first()
+    events = newer.filter(occurred_at__lt=horizon)
+    if first_unsettled is not None:
+        events = events.filter(id__lt=first_unsettled)
     return list(events.order_by("id")[:limit])
 
 

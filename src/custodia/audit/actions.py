@@ -99,16 +99,16 @@ def record_bulk_read(
     action = BULK_READS.get(model._meta.label_lower) if model is not None else None
     if action is None:
         return
-    ids = [row.pk for row in rows]
+    counted = {**(detail or {}), "count": len(rows)}
     if action is AuditAction.CLIENT_LIST:
-        subjects = ids
-    else:
-        subjects = sorted({row.client_id for row in rows}, key=str)
+        # The client ids, in the order shown, once: in `subject_ids`.
+        record(action, actor=actor, subject_ids=[row.pk for row in rows], detail=counted)
+        return
     record(
         action,
         actor=actor,
-        subject_ids=subjects,
-        detail={**(detail or {}), "count": len(rows), "ids": [str(pk) for pk in ids]},
+        subject_ids=sorted({row.client_id for row in rows}, key=str),
+        detail={**counted, "ids": [str(row.pk) for row in rows]},
     )
 
 

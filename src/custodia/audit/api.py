@@ -8,7 +8,14 @@ from ninja import Query, Router
 from custodia.api.core import actor_of
 from custodia.audit import access
 from custodia.audit.export import feed as build_feed
-from custodia.audit.schemas import AuditEventPage, AuditFilters, FeedParams, PageParams
+from custodia.audit.schemas import (
+    AuditEventPage,
+    AuditFilters,
+    FeedParams,
+    OwnRecordEventOut,
+    OwnRecordEventPage,
+    PageParams,
+)
 
 router = Router(tags=["audit"])
 
@@ -30,12 +37,17 @@ def list_events(
     return _page(page)
 
 
-@router.get("/events/mine", response=AuditEventPage)
-def list_own_record_events(request: HttpRequest, paging: Query[PageParams]) -> AuditEventPage:
-    """For a client: the events about your own record (who read or changed it), newest first."""
+@router.get("/events/mine", response=OwnRecordEventPage)
+def list_own_record_events(request: HttpRequest, paging: Query[PageParams]) -> OwnRecordEventPage:
+    """For a client: the events about your own record (who read or changed it, and when),
+    newest first."""
     actor = actor_of(request)
     events = access.events_about_own_record(actor)
-    return _page(access.page_of(events, before=paging.before, size=paging.limit))
+    page = access.page_of(events, before=paging.before, size=paging.limit)
+    lines = access.describe(actor, page.events)
+    return OwnRecordEventPage(
+        items=[OwnRecordEventOut.from_line(line) for line in lines], next_before=page.older
+    )
 
 
 @router.get(

@@ -77,9 +77,12 @@ class ChainReport:
 # --- The signing key ------------------------------------------------------------------------
 
 
-def signing_key(path: Path | None = None) -> Ed25519PrivateKey:
-    """The checkpoint key from its file, created (0600) on first use."""
+def signing_key(path: Path | None = None, *, create: bool = True) -> Ed25519PrivateKey:
+    """The checkpoint key from its file, created (0600) on first use when signing; verifying
+    never makes one (a host without the key must say so, not invent another)."""
     path = path or settings.AUDIT_SIGNING_KEY_FILE
+    if not path.exists() and not create:
+        raise ChainBroken(f"No audit signing key at {path}: the checkpoints cannot be checked.")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()
@@ -148,10 +151,23 @@ def chains() -> list[uuid.UUID | None]:
     return [None, *businesses] if None in found else businesses
 
 
-def _checkpoints(tenant_id: uuid.UUID | None, report: ChainReport) -> dict[int, dict[int, bytes]]:
-    """Signed heads by lane and seq, from every checkpoint whose signature holds."""
-    public = signing_key().public_key()
-    anchors: dict[int, dict[int, bytes]] = {}
+@dataclass(frozen=True)
+class Anchor:
+    """A lane head a valid checkpoint signed; `retention` when the purge made it."""
+
+    digest: bytes
+    retention: bool
+
+
+def _checkpoints(tenant_id: uuid.UUID | None, report: ChainReport) -> dict[int, dict[int, Anchor]]:
+    """Signed heads by lane and seq, from every checkpoint whose signature holds.
+
+    Checkpoints form a chain of their own (each statement names the digest of the one before),
+    so one deleted from the middle is seen; the copy each one leaves outside the database
+    (`checkpoint_log`) shows the newest ones deleted too.
+    """
+    anchors: dict[int, dict[int, Anchor]] = {}
+    chain_name = None if tenant_id is None else str(tenant_id)
     with connections[USING].cursor() as cursor:
         cursor.execute(
             sql.SQL(
@@ -161,24 +177,82 @@ def _checkpoints(tenant_id: uuid.UUID | None, report: ChainReport) -> dict[int, 
             .as_string(cursor.connection)
         )
         rows = cursor.fetchall()
+    public = signing_key(create=False).public_key() if rows else None
+    previous = ""
+    stored: set[tuple[str, str]] = set()
     for checkpoint_id, statement, signature, signed_by in rows:
         report.checkpoints += 1
+        signature = bytes(signature)
+        stored.add((statement, signature.hex()))
         try:
-            public.verify(bytes(signature), statement.encode())
+            assert public is not None  # noqa: S101 (rows exist, so the key was loaded)
+            public.verify(signature, statement.encode())
             body = json.loads(statement)
-            if body.get("tenant") != (None if tenant_id is None else str(tenant_id)):
-                raise ValueError("belongs to another chain")
+            if body.get("tenant") != chain_name:
+                raise ValueError("it belongs to another chain")
+            if body.get("previous", "") != previous:
+                raise ValueError("the checkpoint before it is missing")
         except (InvalidSignature, ValueError) as exc:
-            why = "signature does not verify" if isinstance(exc, InvalidSignature) else str(exc)
-            if signed_by != key_id(public):
-                why = f"signed by another key ({signed_by})"
+            why = "its signature does not verify" if isinstance(exc, InvalidSignature) else str(exc)
+            if public is not None and signed_by != key_id(public):
+                why = f"it was signed by another key ({signed_by})"
             report.problems.append(
                 Problem("checkpoint", None, None, None, f"Checkpoint {checkpoint_id}: {why}.")
             )
+            previous = checkpoint_digest(statement, signature)
             continue
+        previous = checkpoint_digest(statement, signature)
+        retention = body.get("reason") == "retention"
         for lane, seq, hex_hash in body["heads"]:
-            anchors.setdefault(lane, {})[seq] = bytes.fromhex(hex_hash)
+            anchors.setdefault(lane, {})[seq] = Anchor(bytes.fromhex(hex_hash), retention)
+    for entry in _logged_checkpoints(chain_name):
+        if (entry["statement"], entry["signature"]) not in stored:
+            report.problems.append(
+                Problem(
+                    "checkpoint",
+                    None,
+                    None,
+                    None,
+                    f"Checkpoint {entry['id']} is in the checkpoint log but not in the database:"
+                    " it was deleted.",
+                )
+            )
     return anchors
+
+
+def checkpoint_digest(statement: str, signature: bytes) -> str:
+    """What the next checkpoint of the chain names as its predecessor."""
+    return hashlib.sha256(statement.encode() + signature).hexdigest()
+
+
+def _logged_checkpoints(chain_name: str | None) -> Iterator[dict[str, Any]]:
+    path = settings.AUDIT_CHECKPOINT_LOG_FILE
+    if not path.exists():
+        return
+    with path.open() as handle:
+        for line in handle:
+            entry = json.loads(line)
+            if entry.get("chain") == chain_name:
+                yield entry
+
+
+def _log_checkpoint(
+    chain_name: str | None, checkpoint_id: int, statement: str, signature: bytes
+) -> None:
+    """Append the checkpoint to the log beside the signing key (after the commit)."""
+    path = settings.AUDIT_CHECKPOINT_LOG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(
+        {
+            "chain": chain_name,
+            "id": checkpoint_id,
+            "statement": statement,
+            "signature": signature.hex(),
+        }
+    )
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(descriptor, "a") as handle:
+        handle.write(line + "\n")
 
 
 # --- Verifying ------------------------------------------------------------------------------
@@ -193,90 +267,67 @@ def verify_chain(tenant_id: uuid.UUID | None) -> ChainReport:
         if snapshot:
             with connections[USING].cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        anchors = _checkpoints(tenant_id, report)
-        broken: set[int] = set()
-        lane = -1
-        prev = ZERO_HASH
-        expected = 1
-        last_id = 0
-        lane_anchors: dict[int, bytes] = {}
-        events = 0
-        sha256 = hashlib.sha256
-        for row_lane, seq, event_id, stored, body in _events(tenant_id):
-            events += 1
-            if row_lane != lane:
-                if lane >= 0:
-                    _check_tail(report, lane, expected - 1, lane_anchors, broken)
-                lane, last_id = row_lane, 0
-                lane_anchors = anchors.get(lane, {})
-                prev, expected = _lane_start(report, lane, seq, event_id, lane_anchors, broken)
-            if lane in broken:
-                continue
-            if seq != expected:
-                if seq < expected:
-                    _fail(
-                        report,
-                        broken,
-                        "inserted",
-                        lane,
-                        seq,
-                        event_id,
-                        f"an extra event with sequence number {seq}",
-                    )
-                else:
-                    _fail(
-                        report,
-                        broken,
-                        "deleted",
-                        lane,
-                        expected,
-                        event_id,
-                        f"events {expected} to {seq - 1} are missing",
-                    )
-                continue
-            if event_id <= last_id:
-                _fail(
-                    report,
-                    broken,
-                    "reordered",
-                    lane,
-                    seq,
-                    event_id,
-                    f"event {event_id} sits after event {last_id}",
-                )
-                continue
-            if sha256(prev + body).digest() != stored:
-                _fail(
-                    report,
-                    broken,
-                    "altered",
-                    lane,
-                    seq,
-                    event_id,
-                    "its content does not match its hash",
-                )
-                continue
-            signed = lane_anchors.get(seq)
-            if signed is not None and signed != stored:
-                _fail(
-                    report,
-                    broken,
-                    "altered",
-                    lane,
-                    seq,
-                    event_id,
-                    "its hash differs from the signed checkpoint",
-                )
-                continue
-            prev, expected, last_id = stored, seq + 1, event_id
-            report.heads[lane] = (seq, stored)
-        if lane >= 0:
-            _check_tail(report, lane, expected - 1, lane_anchors, broken)
-        for missing_lane in sorted(set(anchors) - set(report.heads) - broken):
-            if lane != missing_lane:
-                _check_tail(report, missing_lane, 0, anchors[missing_lane], broken)
-        report.events = events
+        try:
+            anchors = _checkpoints(tenant_id, report)
+        except ChainBroken as exc:
+            report.problems.append(Problem("checkpoint", None, None, None, str(exc)))
+            anchors = {}
+        _verify_events(tenant_id, report, anchors)
     return report
+
+
+def _verify_events(
+    tenant_id: uuid.UUID | None, report: ChainReport, anchors: dict[int, dict[int, Anchor]]
+) -> None:
+    broken: set[int] = set()
+    seen: set[int] = set()
+    lane = -1
+    prev = ZERO_HASH
+    expected = 1
+    last_id = 0
+    lane_anchors: dict[int, Anchor] = {}
+    sha256 = hashlib.sha256
+    for row_lane, seq, event_id, stored, body in _events(tenant_id):
+        report.events += 1
+        if row_lane != lane:
+            if lane >= 0:
+                _check_tail(report, lane, expected - 1, lane_anchors, broken)
+            lane, last_id = row_lane, 0
+            seen.add(lane)
+            lane_anchors = anchors.get(lane, {})
+            if not 0 <= lane < LANES:
+                _fail(report, broken, "inserted", lane, seq, event_id, "no such lane exists")
+                continue
+            prev, expected = _lane_start(report, lane, seq, event_id, lane_anchors, broken)
+        if lane in broken:
+            continue
+        if seq != expected:
+            if seq < expected:
+                what = f"an extra event with sequence number {seq}"
+                _fail(report, broken, "inserted", lane, seq, event_id, what)
+            else:
+                what = f"events {expected} to {seq - 1} are missing"
+                _fail(report, broken, "deleted", lane, expected, event_id, what)
+            continue
+        if event_id <= last_id:
+            what = f"event {event_id} sits after event {last_id}"
+            _fail(report, broken, "reordered", lane, seq, event_id, what)
+            continue
+        if sha256(prev + body).digest() != stored:
+            what = "its content does not match its hash"
+            _fail(report, broken, "altered", lane, seq, event_id, what)
+            continue
+        signed = lane_anchors.get(seq)
+        if signed is not None and signed.digest != stored:
+            what = "its hash differs from the signed checkpoint"
+            _fail(report, broken, "altered", lane, seq, event_id, what)
+            continue
+        prev, expected, last_id = stored, seq + 1, event_id
+        report.heads[lane] = (seq, stored)
+    if lane >= 0:
+        _check_tail(report, lane, expected - 1, lane_anchors, broken)
+    for empty_lane in sorted(set(anchors) - seen):
+        _check_tail(report, empty_lane, 0, anchors[empty_lane], broken)
 
 
 def _fail(
@@ -300,44 +351,38 @@ def _lane_start(
     lane: int,
     seq: int,
     event_id: int,
-    anchors: dict[int, bytes],
+    anchors: dict[int, Anchor],
     broken: set[int],
 ) -> tuple[bytes, int]:
-    """Where a lane's first remaining event continues from: the start, or a signed head."""
+    """Where a lane's first remaining event continues from: the start, or the head a retention
+    checkpoint signed just before the purge deleted what came before (no other checkpoint may
+    vouch for missing events: a daily one signed them to keep them)."""
     if seq == 1:
         return ZERO_HASH, 1
-    if seq - 1 in anchors:
-        report.heads[lane] = (seq - 1, anchors[seq - 1])
-        return anchors[seq - 1], seq
-    _fail(
-        report,
-        broken,
-        "deleted",
-        lane,
-        1,
-        event_id,
-        f"events before sequence {seq} are gone and no signed checkpoint vouches for them",
-    )
+    anchor = anchors.get(seq - 1)
+    if anchor is not None and anchor.retention:
+        report.heads[lane] = (seq - 1, anchor.digest)
+        return anchor.digest, seq
+    what = f"events before sequence {seq} are gone and no retention checkpoint vouches for them"
+    _fail(report, broken, "deleted", lane, 1, event_id, what)
     return ZERO_HASH, seq
 
 
 def _check_tail(
-    report: ChainReport, lane: int, last_seq: int, anchors: dict[int, bytes], broken: set[int]
+    report: ChainReport, lane: int, last_seq: int, anchors: dict[int, Anchor], broken: set[int]
 ) -> None:
-    """A checkpoint that signed events past the lane's last one: they were deleted."""
+    """Signed events past the lane's last one were deleted; a lane the purge emptied whole
+    ends at its retention checkpoint (and continues from there)."""
     if lane in broken or not anchors:
         return
     signed_last = max(anchors)
-    if signed_last > last_seq:
-        _fail(
-            report,
-            broken,
-            "deleted",
-            lane,
-            last_seq + 1,
-            None,
-            f"a checkpoint signed events up to {signed_last}, the lane ends at {last_seq}",
-        )
+    if signed_last <= last_seq:
+        return
+    if last_seq == 0 and anchors[signed_last].retention:
+        report.heads[lane] = (signed_last, anchors[signed_last].digest)
+        return
+    what = f"a checkpoint signed events up to {signed_last}, the lane ends at {last_seq}"
+    _fail(report, broken, "deleted", lane, last_seq + 1, None, what)
 
 
 # --- Checkpoints and retention --------------------------------------------------------------
@@ -360,33 +405,44 @@ def make_checkpoint(
         return None
     key = signing_key()
     made_at = timezone.now()
-    statement = json.dumps(
-        {
-            "v": 1,
-            "tenant": None if tenant_id is None else str(tenant_id),
-            "made_at": made_at.isoformat(),
-            "reason": reason,
-            "heads": [[lane, seq, digest.hex()] for lane, (seq, digest) in sorted(heads.items())],
-        },
-        separators=(",", ":"),
-        sort_keys=True,
-    )
+    chain_name = None if tenant_id is None else str(tenant_id)
     with connections[USING].cursor() as cursor:
+        cursor.execute(
+            sql.SQL(
+                "SELECT statement, signature FROM audit_checkpoint WHERE {} ORDER BY id DESC"
+                " LIMIT 1"
+            )
+            .format(_chain_filter(tenant_id))
+            .as_string(cursor.connection)
+        )
+        last = cursor.fetchone()
+        statement = json.dumps(
+            {
+                "v": 1,
+                "tenant": chain_name,
+                "made_at": made_at.isoformat(),
+                "reason": reason,
+                "previous": checkpoint_digest(last[0], bytes(last[1])) if last else "",
+                "heads": [
+                    [lane, seq, digest.hex()] for lane, (seq, digest) in sorted(heads.items())
+                ],
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+        signature = key.sign(statement.encode())
         cursor.execute(
             "INSERT INTO audit_checkpoint"
             " (tenant_id, made_at, reason, statement, signature, key_id)"
             " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-            [
-                tenant_id,
-                made_at,
-                reason,
-                statement,
-                key.sign(statement.encode()),
-                key_id(key.public_key()),
-            ],
+            [tenant_id, made_at, reason, statement, signature, key_id(key.public_key())],
         )
         row = cursor.fetchone()
-    return int(row[0]) if row else None
+    checkpoint_id = int(row[0])
+    transaction.on_commit(
+        lambda: _log_checkpoint(chain_name, checkpoint_id, statement, signature), using=USING
+    )
+    return checkpoint_id
 
 
 @dataclass(frozen=True)
@@ -400,8 +456,12 @@ def purge_chain(tenant_id: uuid.UUID | None, *, now: dt.datetime | None = None) 
     """Delete the events older than the retention period, after signing the heads they end at.
 
     Only a prefix of each lane goes, so verification continues from the new checkpoint. A chain
-    that does not verify is left whole (ChainBroken): it is evidence.
+    that does not verify is left whole (ChainBroken): it is evidence. The purge is itself an
+    event of the chain, in the same transaction.
     """
+    from custodia.audit.actions import record
+    from custodia.audit.events import AuditAction
+
     cutoff = (now or timezone.now()) - dt.timedelta(days=settings.AUDIT_RETENTION_DAYS)
     with transaction.atomic(using=USING):
         report = verify_chain(tenant_id)
@@ -418,8 +478,6 @@ def purge_chain(tenant_id: uuid.UUID | None, *, now: dt.datetime | None = None) 
                 [cutoff],
             )
             ends = {lane: last for lane, last in cursor.fetchall() if last and last > 0}
-            if not ends:
-                return Purged(tenant_id, 0, None)
             heads: dict[int, tuple[int, bytes]] = {}
             for lane, last in ends.items():
                 cursor.execute(
@@ -429,9 +487,8 @@ def purge_chain(tenant_id: uuid.UUID | None, *, now: dt.datetime | None = None) 
                     [lane, last],
                 )
                 row = cursor.fetchone()
-                if row is None:  # purged before, up to exactly here
-                    continue
-                heads[lane] = (last, bytes(row[0]))
+                if row is not None:
+                    heads[lane] = (last, bytes(row[0]))
             if not heads:
                 return Purged(tenant_id, 0, None)
             checkpoint_id = make_checkpoint(tenant_id, reason="retention", heads=heads)
@@ -447,4 +504,10 @@ def purge_chain(tenant_id: uuid.UUID | None, *, now: dt.datetime | None = None) 
                     [lane, last],
                 )
                 deleted += cursor.rowcount
+        record(
+            AuditAction.AUDIT_PURGE,
+            tenant_id=tenant_id,
+            detail={"events": deleted, "checkpoint": checkpoint_id, "before": cutoff.isoformat()},
+            using=USING,
+        )
     return Purged(tenant_id, deleted, checkpoint_id)

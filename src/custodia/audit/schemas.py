@@ -9,7 +9,7 @@ from typing import Any
 from ninja import Field, Schema
 
 from custodia.api.core import IsoDateTime
-from custodia.audit.access import EVENTS_PER_PAGE, FEED_MAX_LIMIT, EventFilters
+from custodia.audit.access import EVENTS_PER_PAGE, FEED_MAX_LIMIT, EventFilters, EventLine
 from custodia.audit.events import AuditAction
 from custodia.audit.models import AuditEvent
 
@@ -41,6 +41,42 @@ class AuditEventOut(Schema):
     @staticmethod
     def resolve_hash(event: AuditEvent) -> str:
         return bytes(event.hash).hex()
+
+
+class OwnRecordEventOut(Schema):
+    """What a client sees of an event about their record: when, by whom (a name, or the role),
+    what, and the outcome; never the staff's address, browser or the other records of a list."""
+
+    id: int
+    occurred_at: dt.datetime
+    person: str
+    actor_role: str
+    action: str
+    action_label: str
+    outcome: str
+    by_you: bool
+
+    @staticmethod
+    def from_line(line: EventLine) -> OwnRecordEventOut:
+        """The client's view of one described event."""
+        event = line.event
+        return OwnRecordEventOut(
+            id=event.id,
+            occurred_at=event.occurred_at,
+            person=line.person,
+            actor_role=event.actor_role,
+            action=event.action,
+            action_label=line.action_label,
+            outcome=event.outcome,
+            by_you=line.by_viewer,
+        )
+
+
+class OwnRecordEventPage(Schema):
+    """Newest first; pass `next_before` as `before` for the next older page (null: no more)."""
+
+    items: list[OwnRecordEventOut]
+    next_before: int | None
 
 
 class AuditEventPage(Schema):

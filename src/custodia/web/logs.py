@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import math
+import re
 from typing import Any
 
 from custodia.web import requestctx
@@ -59,6 +60,17 @@ def _exception_name(error: type[BaseException]) -> str:
     return error.__qualname__ if module == "builtins" else f"{module}.{error.__qualname__}"
 
 
+# Paths that carry a secret in the URL: an invitation link, an unlock link, a password-reset
+# key. Django names the path in some messages ("Internal Server Error: /invite/..."); the
+# secret part is replaced before any line is written.
+SECRET_PATHS = re.compile(r"(/invite/[^/\s]+/|/app/unlock/|/accounts/password/reset/key/)[^/\s?]+")
+
+
+def redact(text: str) -> str:
+    """`text` with the secret segment of any secret-bearing path replaced."""
+    return SECRET_PATHS.sub(r"\1[redacted]", text)
+
+
 class JsonFormatter(logging.Formatter):
     """A record as one line of JSON: time (UTC), level, logger, message, request_id, extras."""
 
@@ -69,7 +81,7 @@ class JsonFormatter(logging.Formatter):
             "time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         request_id = request_id_for(record)
         if request_id is not None:
@@ -79,9 +91,9 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info and record.exc_info[0] is not None:
             entry["exc_type"] = _exception_name(record.exc_info[0])
-            entry["traceback"] = self.formatException(record.exc_info)
+            entry["traceback"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:
-            entry["traceback"] = record.exc_text
+            entry["traceback"] = redact(record.exc_text)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         # Not ASCII-escaped, so that grepping the log for a word finds it; JSON still escapes
@@ -98,4 +110,4 @@ class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """The record as text; "-" stands for "outside any request"."""
         record.request_id = request_id_for(record) or "-"
-        return super().format(record)
+        return redact(super().format(record))

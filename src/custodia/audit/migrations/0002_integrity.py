@@ -22,6 +22,8 @@ from custodia.tenancy.rls import guard_table
 APP = settings.APP_DB_ROLE
 OWNER = settings.OWNER_DB_ROLE
 LANES = 8
+# The shortest retention CUSTODIA_AUDIT_RETENTION_DAYS allows (settings.py).
+MIN_RETENTION_DAYS = 30
 ZERO_HASH = "'\\x" + "00" * 32 + "'::bytea"
 PLATFORM = "'00000000-0000-0000-0000-000000000000'::uuid"
 BODY = """jsonb_build_array(NEW.id, NEW.tenant_id, NEW.lane, NEW.seq,
@@ -36,37 +38,49 @@ FORWARD: list[Any] = [
         chain uuid NOT NULL, lane smallint NOT NULL, seq bigint NOT NULL, hash bytea NOT NULL,
         PRIMARY KEY (chain, lane))""",
     f"""CREATE FUNCTION custodia_audit_chain() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     chain_key uuid := coalesce(NEW.tenant_id, {PLATFORM});
+    first_lane smallint := pg_backend_pid() % {LANES};
+    lane_no smallint;
     head_seq bigint;
     head_hash bytea;
 BEGIN
-    NEW.lane := pg_backend_pid() % {LANES};
-    SELECT h.seq, h.hash INTO head_seq, head_hash FROM audit_chain_head h
-        WHERE h.chain = chain_key AND h.lane = NEW.lane FOR UPDATE;
-    IF NOT FOUND THEN
-        INSERT INTO audit_chain_head (chain, lane, seq, hash)
-            VALUES (chain_key, NEW.lane, 0, {ZERO_HASH}) ON CONFLICT DO NOTHING;
-        SELECT h.seq, h.hash INTO head_seq, head_hash FROM audit_chain_head h
-            WHERE h.chain = chain_key AND h.lane = NEW.lane FOR UPDATE;
+    -- The first lane no other transaction holds, starting from this backend's own (a lane this
+    -- transaction already holds is never skipped); if all are busy, wait for our own.
+    FOR step IN 0..{LANES - 1} LOOP
+        lane_no := (first_lane + step) % {LANES};
+        SELECT h.seq, h.hash INTO head_seq, head_hash FROM public.audit_chain_head h
+            WHERE h.chain = chain_key AND h.lane = lane_no FOR UPDATE SKIP LOCKED;
+        EXIT WHEN FOUND;
+    END LOOP;
+    IF head_seq IS NULL THEN
+        lane_no := first_lane;
+        INSERT INTO public.audit_chain_head (chain, lane, seq, hash)
+            VALUES (chain_key, lane_no, 0, {ZERO_HASH}) ON CONFLICT DO NOTHING;
+        SELECT h.seq, h.hash INTO head_seq, head_hash FROM public.audit_chain_head h
+            WHERE h.chain = chain_key AND h.lane = lane_no FOR UPDATE;
     END IF;
-    NEW.id := nextval('audit_event_id_seq');
+    NEW.lane := lane_no;
+    NEW.id := nextval('public.audit_event_id_seq');
     NEW.seq := head_seq + 1;
     NEW.occurred_at := clock_timestamp();
     NEW.hash := sha256(head_hash || convert_to({BODY}, 'UTF8'));
-    UPDATE audit_chain_head SET seq = NEW.seq, hash = NEW.hash
-        WHERE chain = chain_key AND lane = NEW.lane;
+    UPDATE public.audit_chain_head SET seq = NEW.seq, hash = NEW.hash
+        WHERE chain = chain_key AND lane = lane_no;
     RETURN NEW;
 END $$""",
     """CREATE TRIGGER audit_event_chain BEFORE INSERT ON audit_auditevent
     FOR EACH ROW EXECUTE FUNCTION custodia_audit_chain()""",
     f"""CREATE FUNCTION custodia_audit_append_only() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    -- The retention purge: never the app role, never an event younger than the shortest
+    -- retention allowed ({MIN_RETENTION_DAYS} days), whatever cutoff the deleting session claims.
     IF TG_LEVEL = 'ROW' AND TG_OP = 'DELETE' AND current_user <> '{APP}' THEN
-        IF OLD.occurred_at < nullif(
-            current_setting('custodia.audit_purge_before', true), '')::timestamptz
+        IF OLD.occurred_at < least(
+            nullif(current_setting('custodia.audit_purge_before', true), '')::timestamptz,
+            now() - interval '{MIN_RETENTION_DAYS} days')
         THEN
             RETURN OLD;
         END IF;

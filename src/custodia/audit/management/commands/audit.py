@@ -141,11 +141,6 @@ class Command(BaseCommand):
                 self.stderr.write(f"KEPT  {self._label(tenant_id, names)}: {exc}")
                 continue
             if purged.events:
-                _record_maintenance(
-                    AuditAction.AUDIT_PURGE,
-                    tenant_id,
-                    {"events": purged.events, "checkpoint": purged.checkpoint_id},
-                )
                 self.stdout.write(
                     f"purged {purged.events} events of {self._label(tenant_id, names)}"
                     f" (checkpoint {purged.checkpoint_id})"
