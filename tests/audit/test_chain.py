@@ -125,7 +125,7 @@ def _age(tenant: uuid.UUID, days: int) -> None:
     )
     with connections[OWNER].cursor() as cursor:
         cursor.execute(
-            f"SELECT e.id, e.lane, convert_to({chain.BODY_SQL.format(row='e')}, 'UTF8')"
+            f"SELECT e.id, e.lane, {chain.BODY_SQL.format(row='e')}"
             " FROM audit_auditevent e WHERE e.tenant_id = %s ORDER BY e.lane, e.seq",
             [tenant],
         )

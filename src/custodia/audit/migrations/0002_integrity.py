@@ -3,8 +3,9 @@
 - `audit_chain_head` holds each lane's last sequence number and hash; only the trigger (running
   as the table owner) touches it.
 - `custodia_audit_chain` (BEFORE INSERT) takes the lane's head under a row lock and sets the
-  event's id, time, sequence number and hash = sha256(previous hash || canonical body). The
-  canonical body must stay identical to `audit.chain.BODY_SQL` (tests/audit/test_chain.py).
+  event's id, time, sequence number and hash = sha256(previous hash || canonical body), the
+  body being the binary encoding of a record of every other column. It must stay identical to
+  `audit.chain.BODY_SQL` (tests/audit/test_chain.py).
 - `custodia_audit_append_only` refuses UPDATE, and DELETE except the retention purge (not the
   app role, and only rows older than `custodia.audit_purge_before`); TRUNCATE is refused.
 - The app role may INSERT and SELECT events, SELECT checkpoints, and nothing else.
@@ -26,11 +27,10 @@ LANES = 8
 MIN_RETENTION_DAYS = 30
 ZERO_HASH = "'\\x" + "00" * 32 + "'::bytea"
 PLATFORM = "'00000000-0000-0000-0000-000000000000'::uuid"
-BODY = """jsonb_build_array(NEW.id, NEW.tenant_id, NEW.lane, NEW.seq,
-    (extract(epoch FROM NEW.occurred_at) * 1000000)::bigint,
+BODY = """record_send(ROW(NEW.id, NEW.tenant_id, NEW.lane, NEW.seq, NEW.occurred_at,
     NEW.actor_user_id, NEW.actor_role, NEW.action, NEW.outcome,
     NEW.target_type, NEW.target_id, NEW.client_id, NEW.subject_ids,
-    host(NEW.ip), NEW.user_agent, NEW.request_id, NEW.purpose, NEW.detail)::text"""
+    NEW.ip, NEW.user_agent, NEW.request_id, NEW.purpose, NEW.detail))"""
 
 FORWARD: list[Any] = [
     "CREATE SEQUENCE audit_event_id_seq AS bigint",
@@ -65,7 +65,7 @@ BEGIN
     NEW.id := nextval('public.audit_event_id_seq');
     NEW.seq := head_seq + 1;
     NEW.occurred_at := clock_timestamp();
-    NEW.hash := sha256(head_hash || convert_to({BODY}, 'UTF8'));
+    NEW.hash := sha256(head_hash || {BODY});
     UPDATE public.audit_chain_head SET seq = NEW.seq, hash = NEW.hash
         WHERE chain = chain_key AND lane = lane_no;
     RETURN NEW;
