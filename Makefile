@@ -42,7 +42,7 @@ check-deploy: install
 	CUSTODIA_ENV=production $(BIN)/custodia check --deploy --fail-level WARNING
 
 # Benchmarks (bench/README.md): ratios against baselines measured in the same run, on a generated
-# dataset in its own database. Quick profile ~3 minutes; FULL=1 loads 2M clients (~6 minutes).
+# dataset in its own database. Quick profile ~5 minutes; FULL=1 loads 2M clients (~12 minutes).
 bench: install
 	@command -v wrk >/dev/null 2>&1 || { \
 	  as_root=; [ "$$(id -u)" -eq 0 ] || as_root=sudo; \
