@@ -130,7 +130,10 @@ def _chain_filter(tenant_id: uuid.UUID | None) -> sql.Composable:
 
 
 def _events(tenant_id: uuid.UUID | None) -> Iterator[tuple[int, int, int, bytes, bytes]]:
-    """(lane, seq, id, hash, body) in chain order, streamed with binary COPY."""
+    """(lane, seq, id, hash, body) in chain order, streamed with binary COPY.
+
+    Ordered by the chain index alone: adding the id would sort every row, bodies included.
+    """
     query = sql.SQL(
         "COPY (SELECT e.lane, e.seq, e.id, e.hash, {body}"
         " FROM audit_auditevent e WHERE {chain} ORDER BY e.lane, e.seq)"
@@ -289,8 +292,14 @@ def _verify_events(
     last_id = 0
     lane_anchors: dict[int, Anchor] = {}
     sha256 = hashlib.sha256
+    # An event whose hash does not match is judged on the next row: the same sequence number
+    # again means an inserted event (in either order), else this one was altered.
+    suspect: tuple[int, int, int] | None = None
     for row_lane, seq, event_id, stored, body in _events(tenant_id):
         report.events += 1
+        if suspect is not None:
+            _judge(report, broken, suspect, (row_lane, seq, event_id))
+            suspect = None
         if row_lane != lane:
             if lane >= 0:
                 _check_tail(report, lane, expected - 1, lane_anchors, broken)
@@ -316,8 +325,7 @@ def _verify_events(
             _fail(report, broken, "reordered", lane, seq, event_id, what)
             continue
         if sha256(prev + body).digest() != stored:
-            what = "its content does not match its hash"
-            _fail(report, broken, "altered", lane, seq, event_id, what)
+            suspect = (lane, seq, event_id)
             continue
         signed = lane_anchors.get(seq)
         if signed is not None and signed.digest != stored:
@@ -326,10 +334,33 @@ def _verify_events(
             continue
         prev, expected, last_id = stored, seq + 1, event_id
         report.heads[lane] = (seq, stored)
+    if suspect is not None:
+        _judge(report, broken, suspect, None)
     if lane >= 0:
         _check_tail(report, lane, expected - 1, lane_anchors, broken)
     for empty_lane in sorted(set(anchors) - seen):
         _check_tail(report, empty_lane, 0, anchors[empty_lane], broken)
+
+
+def _judge(
+    report: ChainReport,
+    broken: set[int],
+    suspect: tuple[int, int, int],
+    following: tuple[int, int, int] | None,
+) -> None:
+    lane, seq, event_id = suspect
+    if following is not None and following[:2] == (lane, seq):
+        _fail(
+            report,
+            broken,
+            "inserted",
+            lane,
+            seq,
+            following[2],
+            f"two events with sequence number {seq}",
+        )
+    else:
+        _fail(report, broken, "altered", lane, seq, event_id, "its content does not match its hash")
 
 
 def _fail(

@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0002_integrity'),
+        ("audit", "0002_integrity"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['tenant_id', 'action', 'id'], name='audit_tenant_action'),
+            model_name="auditevent",
+            index=models.Index(fields=["tenant_id", "action", "id"], name="audit_tenant_action"),
         ),
     ]
