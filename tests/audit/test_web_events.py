@@ -13,7 +13,9 @@ from django.utils import timezone
 from custodia.audit.events import AuditAction as A
 from custodia.clients.models import Client, HomeAccess
 from custodia.scheduling.models import Visit
+from custodia.tenancy.actions import do_invite_member
 from custodia.tenancy.context import activate
+from custodia.tenancy.permissions import Role
 from tests.api.conftest import fill, names
 from tests.audit.support import Ev, Trail, client_list, denied, on_client, on_visit, visit_list
 from tests.factories import TenantMatrix
@@ -156,4 +158,29 @@ def test_page_writes_exactly_its_events(matrix: TenantMatrix, page: Page) -> Non
         values,
         denial={"method": "GET", "route": page.route, "status": page.status},
         secrets=secrets,
+    )
+
+
+def test_the_staff_page_reads_the_email_of_a_pending_client_invitation(
+    matrix: TenantMatrix,
+) -> None:
+    """A client's invitation shows their address: a bulk read of their contact details."""
+    a = matrix.a
+    activate(a.owner)
+    do_invite_member(
+        actor=a.owner, email="invited@alpha.test", role=Role.CLIENT, client=a.other_client
+    )
+    browser = logged_in(a.manager)
+    trail = Trail(matrix, a.manager)
+
+    response = browser.get("/app/staff/")
+
+    assert response.status_code == 200 and b"invited@alpha.test" in response.content
+    expected = Ev(
+        A.CLIENT_LIST,
+        subject_ids=["{other_client}"],
+        detail={"count": 1, "via": "pending invitations"},
+    )
+    trail.assert_wrote(
+        response, [expected], names(matrix), denial={}, secrets=["invited@alpha.test"]
     )
