@@ -73,23 +73,24 @@ def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
         week_from, _ = day_bounds(monday)
         _, week_to = day_bounds(monday + dt.timedelta(days=6))
         day_from, day_to = day_bounds(today)
+        todays_visits = list(list_visits(actor, start=day_from, end=day_to))
+        pending_requests = list(list_visits(actor, start=now).filter(status=VisitStatus.REQUESTED))
+        record_bulk_read(actor, [*todays_visits, *pending_requests])
         context.update(
             client_count=capped_count(list_clients(actor)),
             staff_count=capped_count(list_staff(actor)),
             week_visit_count=capped_count(list_visits(actor, start=week_from, end=week_to)),
-            todays_visits=list(list_visits(actor, start=day_from, end=day_to)),
-            pending_requests=list(
-                list_visits(actor, start=now).filter(status=VisitStatus.REQUESTED)
-            ),
+            todays_visits=todays_visits,
+            pending_requests=pending_requests,
         )
-        record_bulk_read(actor, [*context["todays_visits"], *context["pending_requests"]])  # type: ignore[misc]
     else:
-        context["next_visits"] = list(
+        next_visits = list(
             list_visits(actor, start=now, staff_id=actor.membership.pk).exclude(
                 status=VisitStatus.CANCELLED
             )[:UPCOMING_ON_DASHBOARD]
         )
-        record_bulk_read(actor, context["next_visits"])  # type: ignore[arg-type]
+        record_bulk_read(actor, next_visits)
+        context["next_visits"] = next_visits
     return render(request, "web/dashboard.html", context)
 
 
