@@ -67,13 +67,22 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def create_private_file(path: Path, content: bytes) -> None:
+    """Write `content` to a new 0600 file, unless the file exists (another process may have
+    just made it: its content wins)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content)
+
+
 def generated_secret(path: Path) -> str:
     """A development secret kept in a 0600 file under var/, created on first use."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_urlsafe(50))
+        create_private_file(path, secrets.token_urlsafe(50).encode())
     return path.read_text().strip()
 
 

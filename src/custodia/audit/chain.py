@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 from psycopg import sql
+
+from custodia.config import create_private_file
 
 LANES = 8
 ZERO_HASH = bytes(32)
@@ -86,20 +88,12 @@ def signing_key(path: Path | None = None, *, create: bool = True) -> Ed25519Priv
     if not path.exists() and not create:
         raise ChainBroken(f"No audit signing key at {path}: the checkpoints cannot be checked.")
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
+        pem = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first
-            pass
-        else:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(pem)
+        create_private_file(path, pem)
     try:
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError) as exc:
@@ -127,6 +121,14 @@ def _chain_filter(tenant_id: uuid.UUID | None) -> sql.Composable:
     if tenant_id is None:
         return sql.SQL("tenant_id IS NULL")
     return sql.SQL("tenant_id = {}").format(sql.Literal(str(tenant_id)))
+
+
+def _execute(
+    cursor: Any, template: str, tenant_id: uuid.UUID | None, params: Sequence[object] = ()
+) -> None:
+    """Run `template`, in which `{chain}` stands for "the rows of this chain"."""
+    query = sql.SQL(template).format(chain=_chain_filter(tenant_id))
+    cursor.execute(query.as_string(cursor.connection), list(params))
 
 
 def _events(tenant_id: uuid.UUID | None) -> Iterator[tuple[int, int, int, bytes, bytes]]:
@@ -174,12 +176,11 @@ def _checkpoints(tenant_id: uuid.UUID | None, report: ChainReport) -> dict[int, 
     anchors: dict[int, dict[int, Anchor]] = {}
     chain_name = None if tenant_id is None else str(tenant_id)
     with connections[USING].cursor() as cursor:
-        cursor.execute(
-            sql.SQL(
-                "SELECT id, statement, signature, key_id FROM audit_checkpoint WHERE {} ORDER BY id"
-            )
-            .format(_chain_filter(tenant_id))
-            .as_string(cursor.connection)
+        _execute(
+            cursor,
+            "SELECT id, statement, signature, key_id FROM audit_checkpoint WHERE {chain}"
+            " ORDER BY id",
+            tenant_id,
         )
         rows = cursor.fetchall()
     public = signing_key(create=False).public_key() if rows else None
@@ -440,13 +441,11 @@ def make_checkpoint(
     made_at = timezone.now()
     chain_name = None if tenant_id is None else str(tenant_id)
     with connections[USING].cursor() as cursor:
-        cursor.execute(
-            sql.SQL(
-                "SELECT statement, signature FROM audit_checkpoint WHERE {} ORDER BY id DESC"
-                " LIMIT 1"
-            )
-            .format(_chain_filter(tenant_id))
-            .as_string(cursor.connection)
+        _execute(
+            cursor,
+            "SELECT statement, signature FROM audit_checkpoint WHERE {chain}"
+            " ORDER BY id DESC LIMIT 1",
+            tenant_id,
         )
         last = cursor.fetchone()
         statement = json.dumps(
@@ -501,22 +500,20 @@ def purge_chain(tenant_id: uuid.UUID | None, *, now: dt.datetime | None = None) 
         if not report.ok:
             raise ChainBroken(f"Chain {report.label}: {report.problems[0].message}")
         with connections[USING].cursor() as cursor:
-            cursor.execute(
-                sql.SQL(
-                    "SELECT lane, coalesce(min(seq) FILTER (WHERE occurred_at >= %s) - 1, max(seq))"
-                    " FROM audit_auditevent WHERE {} GROUP BY lane"
-                )
-                .format(_chain_filter(tenant_id))
-                .as_string(cursor.connection),
+            _execute(
+                cursor,
+                "SELECT lane, coalesce(min(seq) FILTER (WHERE occurred_at >= %s) - 1, max(seq))"
+                " FROM audit_auditevent WHERE {chain} GROUP BY lane",
+                tenant_id,
                 [cutoff],
             )
             ends = {lane: last for lane, last in cursor.fetchall() if last and last > 0}
             heads: dict[int, tuple[int, bytes]] = {}
             for lane, last in ends.items():
-                cursor.execute(
-                    sql.SQL("SELECT hash FROM audit_auditevent WHERE {} AND lane = %s AND seq = %s")
-                    .format(_chain_filter(tenant_id))
-                    .as_string(cursor.connection),
+                _execute(
+                    cursor,
+                    "SELECT hash FROM audit_auditevent WHERE {chain} AND lane = %s AND seq = %s",
+                    tenant_id,
                     [lane, last],
                 )
                 row = cursor.fetchone()
@@ -530,10 +527,10 @@ def purge_chain(tenant_id: uuid.UUID | None, *, now: dt.datetime | None = None) 
             )
             deleted = 0
             for lane, (last, _digest) in heads.items():
-                cursor.execute(
-                    sql.SQL("DELETE FROM audit_auditevent WHERE {} AND lane = %s AND seq <= %s")
-                    .format(_chain_filter(tenant_id))
-                    .as_string(cursor.connection),
+                _execute(
+                    cursor,
+                    "DELETE FROM audit_auditevent WHERE {chain} AND lane = %s AND seq <= %s",
+                    tenant_id,
                     [lane, last],
                 )
                 deleted += cursor.rowcount
