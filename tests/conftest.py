@@ -53,6 +53,16 @@ def private_hash_slots(tmp_path_factory: pytest.TempPathFactory) -> None:
     settings.PASSWORD_HASH_SLOT_DIR = tmp_path_factory.mktemp("hash-slots")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_keystore(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Businesses made by tests keep their data keys in a keystore of this pytest process
+    (a test's transaction rolls back; its key files would otherwise pile up under var/)."""
+    from custodia.crypto import keyring
+
+    settings.KEYSTORE_DIR = tmp_path_factory.mktemp("keystore")
+    keyring.reset()
+
+
 @pytest.fixture
 def matrix(db: None) -> TenantMatrix:
     return build_matrix()

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "custodia.clients",
     "custodia.scheduling",
     "custodia.audit",
+    "custodia.crypto",
     "custodia.trust",
     "custodia.web",
 ]
@@ -127,6 +128,36 @@ TEMPLATES = [
         },
     },
 ]
+
+# --- Encryption at rest (docs/keys.md) -----------------------------------------------------------
+# The key-encryption key (KEK) wraps each business's data keys, which live in KEYSTORE_DIR, one
+# file per business, outside the database: destroying a file shreds that business everywhere.
+KEK_PROVIDER = env_str("CUSTODIA_KEK_PROVIDER", "file")
+if KEK_PROVIDER not in {"file", "env", "aws-kms"}:
+    raise ImproperlyConfigured("CUSTODIA_KEK_PROVIDER must be file, env or aws-kms.")
+KEK_KEYRING_FILE = Path(
+    env_str("CUSTODIA_KEK_KEYRING_FILE", str(VAR_DIR / "secrets" / "kek-keyring.json"))
+)
+KEK_VALUE = env_str("CUSTODIA_KEK", "") if KEK_PROVIDER == "env" else ""
+KEK_PREVIOUS = (
+    [item.strip() for item in env_str("CUSTODIA_KEK_PREVIOUS", "").split(",") if item.strip()]
+    if KEK_PROVIDER == "env"
+    else []
+)
+KMS_KEY_ID = env_str("CUSTODIA_KMS_KEY_ID", "")
+KMS_REGION = env_str("CUSTODIA_KMS_REGION", os.environ.get("AWS_REGION", ""))
+KMS_ENDPOINT_URL = env_str("CUSTODIA_KMS_ENDPOINT_URL", "")
+KEYSTORE_DIR = Path(env_str("CUSTODIA_KEYSTORE_DIR", str(VAR_DIR / "keys")))
+# A data key older than this is rotated by `custodia keys rotate-all` (and the daily maintenance).
+KEY_ROTATION_DAYS = env_int("CUSTODIA_KEY_ROTATION_DAYS", 365, minimum=1, maximum=3650)
+# A retired data key is kept this long so that backups made before its rotation still restore
+# (backups are kept a year), then destroyed.
+RETIRED_KEY_RETENTION_DAYS = env_int(
+    "CUSTODIA_RETIRED_KEY_RETENTION_DAYS", 400, minimum=1, maximum=3650
+)
+# Sensitive fields are encrypted. Not an environment setting: only the benchmark's plaintext
+# baseline (bench/settings_plaintext.py) turns it off, to measure its cost.
+FIELD_ENCRYPTION = True
 
 # --- Audit trail (docs/audit.md) ---------------------------------------------------------------
 # Events older than this are purged by `custodia audit purge` (and the daily maintenance that

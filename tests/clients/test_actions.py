@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from custodia.clients.access import access_client_by_id, home_access_for, list_clients
 from custodia.clients.actions import do_create_client, do_delete_client, do_update_client
 from custodia.clients.models import Assignment, Client, HomeAccess
+from custodia.crypto.keyring import blind_index
 from custodia.scheduling.models import Visit
 from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.models import Membership
@@ -89,8 +90,9 @@ def test_limits_are_inclusive_and_input_is_trimmed(matrix: TenantMatrix) -> None
     )
     assert client.name == "N" * 120
     assert client.email == "Ann@Example.TEST"
-    assert client.email_search == "ann@example.test"
-    assert client.phone_search == "4402079460958"
+    # The search keys are the business's blind indexes of the normalised values.
+    assert client.email_search == blind_index(owner.tenant_id, "email", "ann@example.test")
+    assert client.phone_search == blind_index(owner.tenant_id, "phone", "4402079460958")
     assert client.name_search == "n" * 120
     activate(owner)
     home = home_access_for(owner, client)

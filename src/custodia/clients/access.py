@@ -12,6 +12,7 @@ from custodia.accounts.stepup import has_fresh_step_up, require_step_up
 from custodia.audit.actions import note_refusal, record
 from custodia.audit.events import AuditAction
 from custodia.clients.models import Assignment, Client, HomeAccess, email_key, name_key, phone_key
+from custodia.crypto.keyring import blind_index
 from custodia.tenancy.access import parse_id
 from custodia.tenancy.context import Actor
 from custodia.tenancy.models import Membership
@@ -33,17 +34,19 @@ def _visible_clients(actor: Actor) -> QuerySet[Client]:
 def list_clients(actor: Actor, *, query: str = "") -> QuerySet[Client]:
     """Clients the actor may see, optionally searched.
 
-    A query with "@" matches the email exactly, one of mostly digits matches the phone exactly,
-    anything else is a name prefix; each is an index lookup that leads with tenant_id.
+    A query with "@" matches the email exactly, one of mostly digits matches the phone exactly
+    (both through the business's blind indexes: docs/keys.md), anything else is a name prefix;
+    each is an index lookup that leads with tenant_id.
     """
     clients = _visible_clients(actor)
     query = query.strip()[:120]
     if query:
         digits = phone_key(query)
         if "@" in query:
-            clients = clients.filter(email_search=email_key(query))
+            index = blind_index(actor.tenant_id, "email", email_key(query))
+            clients = clients.filter(email_search=index)
         elif len(digits) >= 5 and not any(char.isalpha() for char in query):
-            clients = clients.filter(phone_search=digits)
+            clients = clients.filter(phone_search=blind_index(actor.tenant_id, "phone", digits))
         else:
             clients = clients.filter(name_search__prefix=name_key(query))
     return clients.order_by("name_search", "id")

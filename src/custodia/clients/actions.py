@@ -11,6 +11,7 @@ from django.db import transaction
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
 from custodia.clients.models import Assignment, Client, HomeAccess, email_key, name_key, phone_key
+from custodia.crypto.keyring import blind_index
 from custodia.tenancy.context import Actor, ensure_in_business
 from custodia.tenancy.models import Membership
 from custodia.tenancy.permissions import Permission, Role
@@ -59,8 +60,8 @@ def _apply(client: Client, cleaned: dict[str, str]) -> list[str]:
     for field in fields:
         setattr(client, field, cleaned[field])
     client.name_search = name_key(client.name)
-    client.email_search = email_key(client.email)
-    client.phone_search = phone_key(client.phone)
+    client.email_search = blind_index(client.tenant_id, "email", email_key(client.email))
+    client.phone_search = blind_index(client.tenant_id, "phone", phone_key(client.phone))
     return fields + ["name_search", "email_search", "phone_search", "updated_at"]
 
 

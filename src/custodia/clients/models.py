@@ -7,6 +7,7 @@ import uuid
 
 from django.db import models
 
+from custodia.crypto.fields import EncryptedTextField
 from custodia.tenancy.models import Membership, TenantOwned
 
 
@@ -27,15 +28,18 @@ def name_key(name: str) -> str:
 
 class Client(TenantOwned):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The name is not encrypted: lists are ordered by it and searched by its prefix
+    # (docs/keys.md, "What is not encrypted"). Everything else about the client is.
     name = models.CharField(max_length=120)
-    email = models.EmailField(blank=True)
-    phone = models.CharField(max_length=40, blank=True)
-    address = models.TextField(blank=True)
-    notes = models.TextField(blank=True)
-    # Search keys, maintained by the actions that write the fields above.
+    email = EncryptedTextField()
+    phone = EncryptedTextField()
+    address = EncryptedTextField()
+    notes = EncryptedTextField()
+    # Search keys, maintained by the actions that write the fields above: the name's prefix
+    # form, and keyed blind indexes of the email and phone (equality only; crypto/keyring.py).
     name_search = models.CharField(max_length=120, editable=False)
-    email_search = models.CharField(max_length=254, blank=True, editable=False)
-    phone_search = models.CharField(max_length=40, blank=True, editable=False)
+    email_search = models.BinaryField(null=True, editable=False)
+    phone_search = models.BinaryField(null=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -61,9 +65,9 @@ class HomeAccess(TenantOwned):
     client = models.OneToOneField(
         Client, on_delete=models.CASCADE, primary_key=True, related_name="home_access"
     )
-    instructions = models.TextField(blank=True)
-    door_code = models.CharField(max_length=40, blank=True)
-    alarm_code = models.CharField(max_length=40, blank=True)
+    instructions = EncryptedTextField()
+    door_code = EncryptedTextField()
+    alarm_code = EncryptedTextField()
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

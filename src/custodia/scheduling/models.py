@@ -8,6 +8,7 @@ from enum import StrEnum
 from django.db import models
 
 from custodia.clients.models import Client
+from custodia.crypto.fields import EncryptedTextField
 from custodia.tenancy.models import Membership, TenantOwned
 
 
@@ -55,8 +56,8 @@ class Visit(TenantOwned):
         choices=[(status.value, status.value.capitalize()) for status in VisitStatus],
         default=VisitStatus.SCHEDULED,
     )
-    request_note = models.TextField(blank=True)
-    report = models.TextField(blank=True)
+    request_note = EncryptedTextField()
+    report = EncryptedTextField()
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

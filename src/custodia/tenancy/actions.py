@@ -25,6 +25,7 @@ from custodia.accounts.digests import digest_secret, is_wellformed_prefix, issue
 from custodia.accounts.stepup import require_step_up
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
+from custodia.crypto.keyring import create_keys
 from custodia.tenancy.context import Actor, activate, ensure_in_business, set_db_context
 from custodia.tenancy.models import Business, Invitation, Membership
 from custodia.tenancy.permissions import MANAGING_ROLES, Permission, Role
@@ -45,6 +46,9 @@ def do_create_business(*, name: str, owner: User, slug: str | None = None) -> Ac
         raise ValidationError({"name": "Give the business a name."})
     business_id = uuid.uuid4()
     slug = slug or f"{slugify(name)[:40] or 'business'}-{secrets.token_hex(3)}"
+    # Its data keys first, outside the database (crypto/keystore.py): if the transaction then
+    # fails, an unused key file is left, which `custodia keys status` reports as an orphan.
+    create_keys(business_id)
     with transaction.atomic():
         set_db_context(tenant_id=business_id, user_id=owner.pk, role=Role.OWNER)
         business = Business.objects.create(id=business_id, name=name[:120], slug=slug)

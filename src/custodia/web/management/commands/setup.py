@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandParser, OutputWrappe
 from django.db import connections
 
 from custodia import embedded
+from custodia.crypto.checks import verify_kek
 
 
 def prepare_database(name: str, *, fresh: bool = False) -> None:
@@ -35,6 +36,11 @@ def prepare_database(name: str, *, fresh: bool = False) -> None:
 
 def ensure_ready(out: OutputWrapper | None = None) -> tuple[Path, Path]:
     """Everything `serve` needs, done once and quick when already done; returns cert and key."""
+    # The key-encryption key first: migrations encrypt existing rows, and a wrong or missing
+    # key must stop everything with its own message (crypto/checks.py).
+    kek = verify_kek()
+    if out is not None:
+        out.write(kek)
     prepare_database(settings.ADMIN_DATABASE["NAME"])
     if out is not None:
         name = settings.ADMIN_DATABASE["NAME"]

@@ -1,0 +1,29 @@
+"""Start-up check: the key-encryption key is there and is the one the keystore was wrapped with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import checks
+
+from custodia.crypto import keyring, keystore
+from custodia.crypto.errors import KekError
+
+
+def verify_kek() -> str:
+    """Load the KEK and unwrap a business's keys with it; KekError names what is wrong."""
+    kek = keyring.provider()
+    businesses = keystore.business_ids()
+    if not businesses:
+        return f"KEK {kek.primary_id} ({kek.name}); the keystore is empty"
+    keyring.keys_for(businesses[0], refresh=True)
+    return f"KEK {kek.primary_id} ({kek.name}); {len(businesses)} businesses in the keystore"
+
+
+@checks.register("crypto")
+def kek_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    try:
+        verify_kek()
+    except KekError as exc:
+        return [checks.Error(str(exc), id="crypto.E001")]
+    return []

@@ -1,0 +1,142 @@
+"""`EncryptedTextField`: the one way a sensitive text is stored (docs/keys.md).
+
+The column is `bytea` holding a sealed value (crypto/keyring.py). A value is sealed in
+`pre_save`, where the row is at hand for the associated data (business, table, column, row), and
+opened when the attribute is first read on the instance, so a list that shows only names never
+decrypts an address. A plain string can never reach the database through any other path
+(`QuerySet.update`, a filter on the field, `bulk_update`): `get_db_prep_value` refuses it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import models
+from django.db.models.query_utils import DeferredAttribute
+
+from custodia.crypto.errors import IntegrityFailure
+from custodia.crypto.keyring import Unauthentic, keys_for
+
+logger = logging.getLogger("custodia.crypto")
+
+
+class Sealed:
+    """A stored value not yet opened. It has no text form, so it cannot be shown by mistake."""
+
+    __slots__ = ("blob",)
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+
+    def __repr__(self) -> str:
+        return f"<Sealed {len(self.blob)} bytes>"
+
+    def __str__(self) -> str:
+        raise TypeError("A sealed value is read through its model instance's attribute.")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sealed) and other.blob == self.blob
+
+    def __hash__(self) -> int:
+        return hash(self.blob)
+
+
+def value_context(tenant_id: object, table: str, column: str, row: object) -> bytes:
+    """Where a value belongs: the associated data that binds its ciphertext there."""
+    return f"{tenant_id}|{table}|{column}|{row}".encode()
+
+
+def seal_text(tenant_id: object, table: str, column: str, row: object, plaintext: str) -> bytes:
+    """The stored form of `plaintext` at that place, under the business's primary key."""
+    context = value_context(tenant_id, table, column, row)
+    return keys_for(tenant_id).seal(plaintext, context)
+
+
+def open_text(tenant_id: object, table: str, column: str, row: object, blob: bytes) -> str:
+    """The plaintext of a stored value; IntegrityFailure (logged) if it does not authenticate."""
+    context = value_context(tenant_id, table, column, row)
+    try:
+        return keys_for(tenant_id).open(blob, context)
+    except Unauthentic:
+        failure = IntegrityFailure(table, column, row)
+        # Ids only: which value failed, never its bytes or anything decrypted.
+        logger.error(
+            "integrity failure: %s.%s row %s tenant %s",
+            table,
+            column,
+            row,
+            tenant_id,
+            extra={"event": "crypto.integrity_failure"},
+        )
+        raise failure from None
+
+
+class SealedAttribute(DeferredAttribute):
+    """Opens the stored value on first read and keeps the plaintext on the instance.
+
+    A data descriptor (it has `__set__`), so that reads come here even though the value lives in
+    the instance's `__dict__`.
+    """
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance.__dict__[self.field.attname] = value
+
+    def __get__(self, instance: Any, cls: Any = None) -> Any:
+        value = super().__get__(instance, cls)
+        if isinstance(value, Sealed):
+            field = self.field
+            value = open_text(
+                instance.tenant_id,
+                field.model._meta.db_table,
+                field.column,
+                instance.pk,
+                value.blob,
+            )
+            instance.__dict__[field.attname] = value
+        return value
+
+
+class EncryptedTextField(models.Field):  # type: ignore[type-arg]
+    """Text sealed with the owning business's data key. The model needs `tenant_id` and a
+    primary key that is set before the first save (a UUID default)."""
+
+    descriptor_class = SealedAttribute
+    description = "Text encrypted with the business's data key (AES-256-GCM)"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("default", "")
+        kwargs.setdefault("blank", True)
+        super().__init__(*args, **kwargs)
+
+    def get_internal_type(self) -> str:
+        return "BinaryField"
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Sealed | None:
+        return None if value is None else Sealed(bytes(value))
+
+    def pre_save(self, model_instance: Any, add: bool) -> Any:
+        # The raw attribute: reading it through the descriptor would decrypt an unread value
+        # only to encrypt it again.
+        value = model_instance.__dict__.get(self.attname)
+        if value is None or isinstance(value, Sealed):
+            return value
+        return Sealed(
+            seal_text(
+                model_instance.tenant_id,
+                self.model._meta.db_table,
+                self.column,
+                model_instance.pk,
+                str(value),
+            )
+        )
+
+    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, Sealed):
+            return value.blob
+        raise TypeError(
+            f"{self.model.__name__}.{self.name} is encrypted: write it through save() on the "
+            "instance and search it through its blind index."
+        )

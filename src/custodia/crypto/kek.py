@@ -1,0 +1,240 @@
+"""Key-encryption keys (KEKs): where they come from and how they wrap the data keys.
+
+Three providers (docs/keys.md):
+- `file` (the embedded default): a keyring file of AES-256 keys, created 0600 on first run
+  outside the database; `custodia keys rotate-kek` adds a key to it and retires the old one.
+- `env`: the key in CUSTODIA_KEK (or the file CUSTODIA_KEK_FILE names, such as a mounted
+  secret), with keys being rotated out in CUSTODIA_KEK_PREVIOUS; Custodia never writes them.
+- `aws-kms`: a KMS key (CUSTODIA_KMS_KEY_ID) that wraps and unwraps through boto3; the key
+  material never leaves KMS.
+
+Local keys wrap with AES-256-GCM (`cryptography`), a random 96-bit nonce and associated data
+that names what is wrapped (business, kind, version), so a wrapped key moved elsewhere fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+
+from custodia.config import create_private_file
+from custodia.crypto.errors import KekError
+
+KEYRING_FORMAT = "custodia-kek-keyring/1"
+NONCE_BYTES = 12
+KEY_BYTES = 32
+
+
+class WrappedKeyInvalid(Exception):
+    """A wrapped key did not unwrap: altered, or wrapped for something else."""
+
+
+class KekProvider(Protocol):
+    """Wraps and unwraps data keys; `primary_id` names the key new wraps use."""
+
+    name: str
+    primary_id: str
+
+    def known_ids(self) -> set[str]:
+        """Ids of the KEKs this provider can unwrap with (KMS: only the configured one)."""
+        ...
+
+    def wrap(self, key: bytes, context: bytes) -> tuple[str, bytes]:
+        """(kek id, wrapped key)."""
+        ...
+
+    def unwrap(self, kek_id: str, wrapped: bytes, context: bytes) -> bytes:
+        """The key; KekError if this provider lacks `kek_id`, WrappedKeyInvalid if it fails."""
+        ...
+
+
+def key_id(key: bytes) -> str:
+    """A public name for a local KEK: an HMAC of a fixed label under it, so it reveals nothing."""
+    return hmac.new(key, b"custodia kek id", hashlib.sha256).hexdigest()[:16]
+
+
+def decode_key(raw: str, source: str) -> bytes:
+    """32 bytes from base64 text, or a KekError that says what is wrong (never the value)."""
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise KekError(f"{source} is not valid base64.") from None
+    if len(key) != KEY_BYTES:
+        raise KekError(
+            f"{source} must be {KEY_BYTES} random bytes in base64 (44 characters); it decodes to "
+            f"{len(key)} bytes."
+        )
+    return key
+
+
+@dataclass
+class LocalKeks:
+    """AES-256 KEKs held in this process: the first one wraps, all of them unwrap."""
+
+    name: str
+    keys: list[bytes]
+
+    def __post_init__(self) -> None:
+        self._by_id = {key_id(key): AESGCM(key) for key in self.keys}
+        self.primary_id = key_id(self.keys[0])
+
+    def known_ids(self) -> set[str]:
+        return set(self._by_id)
+
+    def wrap(self, key: bytes, context: bytes) -> tuple[str, bytes]:
+        nonce = os.urandom(NONCE_BYTES)
+        return self.primary_id, nonce + self._by_id[self.primary_id].encrypt(nonce, key, context)
+
+    def unwrap(self, kek_id: str, wrapped: bytes, context: bytes) -> bytes:
+        cipher = self._by_id.get(kek_id)
+        if cipher is None:
+            raise KekError(
+                f"The keystore needs key-encryption key {kek_id}, which the {self.name} provider "
+                f"does not hold (it holds {', '.join(sorted(self._by_id))}). Configure the key "
+                "that wrapped the keystore; a new key cannot read it."
+            )
+        try:
+            return cipher.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], context)
+        except InvalidTag:
+            raise WrappedKeyInvalid from None
+
+
+class KmsKek:
+    """A symmetric AWS KMS key; every wrap and unwrap is a KMS call (unwrapped keys are cached
+    by the keyring, so a request rarely makes one)."""
+
+    name = "aws-kms"
+
+    def __init__(self, key_id: str, *, region: str, endpoint_url: str) -> None:
+        try:
+            import boto3
+        except ImportError:
+            raise KekError(
+                "CUSTODIA_KEK_PROVIDER=aws-kms needs boto3: pip install 'custodia[aws]'."
+            ) from None
+        if not key_id:
+            raise KekError("CUSTODIA_KEK_PROVIDER=aws-kms needs CUSTODIA_KMS_KEY_ID.")
+        self.primary_id = key_id
+        self._client = boto3.client(
+            "kms", region_name=region or None, endpoint_url=endpoint_url or None
+        )
+
+    def known_ids(self) -> set[str]:
+        return {self.primary_id}
+
+    def wrap(self, key: bytes, context: bytes) -> tuple[str, bytes]:
+        answer = self._call(
+            "encrypt", KeyId=self.primary_id, Plaintext=key, EncryptionContext=_kms_context(context)
+        )
+        return self.primary_id, bytes(answer["CiphertextBlob"])
+
+    def unwrap(self, kek_id: str, wrapped: bytes, context: bytes) -> bytes:
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = self._client.decrypt(
+                KeyId=kek_id, CiphertextBlob=wrapped, EncryptionContext=_kms_context(context)
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "InvalidCiphertextException":
+                raise WrappedKeyInvalid from None
+            raise KekError(
+                f"AWS KMS refused to unwrap with {kek_id}: {_error_code(exc)}."
+            ) from None
+        return bytes(answer["Plaintext"])
+
+    def _call(self, operation: str, **arguments: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self._client, operation)(**arguments)
+        except ClientError as exc:
+            raise KekError(
+                f"AWS KMS refused {operation} with {self.primary_id}: {_error_code(exc)}."
+            ) from None
+        except BotoCoreError as exc:
+            raise KekError(f"AWS KMS is unreachable: {type(exc).__name__}.") from None
+
+
+def _kms_context(context: bytes) -> dict[str, str]:
+    return {"custodia": context.decode()}
+
+
+def _error_code(exc: Any) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "error"))
+
+
+def read_keyring_file(path: Path) -> list[bytes]:
+    """The keys of a keyring file, primary first; KekError if unreadable or too open."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise KekError(f"The key-encryption key file {path} is missing.") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KekError(
+            f"The key-encryption key file {path} is readable by others "
+            f"(mode {stat.S_IMODE(mode):04o}); run chmod 600 on it."
+        )
+    try:
+        document = json.loads(path.read_text())
+        if document.get("format") != KEYRING_FORMAT:
+            raise KekError(f"{path} is not a Custodia key-encryption keyring ({KEYRING_FORMAT}).")
+        keys = [decode_key(entry["key"], f"A key in {path}") for entry in document["keys"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise KekError(f"The key-encryption key file {path} cannot be read or parsed.") from None
+    if not keys:
+        raise KekError(f"The key-encryption key file {path} holds no key.")
+    return keys
+
+
+def write_keyring_file(path: Path, keys: list[bytes], *, create: bool = False) -> None:
+    """Write the keyring (primary first): a new 0600 file, or an atomic replacement."""
+    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    document = {
+        "format": KEYRING_FORMAT,
+        "keys": [
+            {"id": key_id(key), "key": base64.b64encode(key).decode(), "added": created}
+            for key in keys
+        ],
+    }
+    content = (json.dumps(document, indent=2) + "\n").encode()
+    if create:
+        create_private_file(path, content)
+        return
+    from custodia.crypto.keystore import replace_file
+
+    replace_file(path, content)
+
+
+def provider_from_settings(*, create: bool = False) -> KekProvider:
+    """The configured provider. With `create`, the file provider makes its keyring if absent."""
+    name = settings.KEK_PROVIDER
+    if name == "file":
+        path = Path(settings.KEK_KEYRING_FILE)
+        if create and not path.exists():
+            write_keyring_file(path, [AESGCM.generate_key(bit_length=256)], create=True)
+        return LocalKeks("file", read_keyring_file(path))
+    if name == "env":
+        if not settings.KEK_VALUE:
+            raise KekError("CUSTODIA_KEK_PROVIDER=env needs CUSTODIA_KEK (or CUSTODIA_KEK_FILE).")
+        keys = [decode_key(settings.KEK_VALUE, "CUSTODIA_KEK")]
+        keys += [decode_key(raw, "CUSTODIA_KEK_PREVIOUS") for raw in settings.KEK_PREVIOUS]
+        return LocalKeks("env", keys)
+    if name == "aws-kms":
+        return KmsKek(
+            settings.KMS_KEY_ID, region=settings.KMS_REGION, endpoint_url=settings.KMS_ENDPOINT_URL
+        )
+    raise KekError(f"CUSTODIA_KEK_PROVIDER must be file, env or aws-kms, not {name!r}.")

@@ -1,0 +1,194 @@
+"""Data keys in use: unwrapped once per process and cached, sealing and opening field values.
+
+A value is sealed with AES-256-GCM under the business's primary data key:
+
+    0x01 | key version (4 bytes, big-endian) | nonce (12 bytes) | ciphertext and 16-byte tag
+
+The associated data is the 5-byte header plus the value's place (business, table, column,
+row), so a ciphertext copied to another row, column or business, or relabelled with another
+key version, fails authentication. Format 0x00 (UTF-8 plaintext behind the byte) exists only for
+the benchmark's plaintext baseline (settings.FIELD_ENCRYPTION = False); with encryption on it
+is refused like any other tampering.
+
+The cache checks the business's key file at most once a second (a stat), so a rotation or a
+destruction reaches every process within a second; a value naming a version the cache does not
+know makes it re-read the file at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+
+from custodia.crypto import keystore
+from custodia.crypto.errors import KeyUnavailable
+from custodia.crypto.kek import KekProvider, WrappedKeyInvalid, provider_from_settings
+
+FORMAT_AES_GCM = 1
+FORMAT_PLAINTEXT = 0
+HEADER_BYTES = 5
+NONCE_BYTES = 12
+BLIND_INDEX_BYTES = 16
+REFRESH_SECONDS = 1.0
+
+
+class Unauthentic(Exception):
+    """The ciphertext did not authenticate (the caller knows where it was: IntegrityFailure)."""
+
+
+@dataclass(frozen=True)
+class BusinessKeys:
+    business_id: uuid.UUID
+    primary: int
+    ciphers: dict[int, AESGCM]
+    index_key: bytes
+
+    def seal(self, plaintext: str, context: bytes) -> bytes:
+        """The stored form of `plaintext` at `context` (see the module docstring)."""
+        if not settings.FIELD_ENCRYPTION:
+            return bytes([FORMAT_PLAINTEXT]) + plaintext.encode()
+        header = bytes([FORMAT_AES_GCM]) + self.primary.to_bytes(4, "big")
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self.ciphers[self.primary].encrypt(nonce, plaintext.encode(), header + context)
+        return header + nonce + sealed
+
+    def open(self, blob: bytes, context: bytes) -> str:
+        """The plaintext; Unauthentic if altered or moved, KeyUnavailable if its key is gone."""
+        if blob[:1] == bytes([FORMAT_PLAINTEXT]) and not settings.FIELD_ENCRYPTION:
+            return blob[1:].decode()
+        if len(blob) < HEADER_BYTES + NONCE_BYTES + 16 or blob[0] != FORMAT_AES_GCM:
+            raise Unauthentic
+        header, nonce, sealed = blob[:HEADER_BYTES], blob[HEADER_BYTES:17], blob[17:]
+        cipher = self.ciphers.get(int.from_bytes(header[1:], "big"))
+        if cipher is None:
+            raise KeyUnavailable(
+                f"business {self.business_id} has no data key version "
+                f"{int.from_bytes(header[1:], 'big')}"
+            )
+        try:
+            return cipher.decrypt(nonce, sealed, header + context).decode()
+        except (InvalidTag, UnicodeDecodeError):
+            raise Unauthentic from None
+
+    def blind_index(self, kind: str, normalised: str) -> bytes | None:
+        """A keyed digest for equality search; None for an empty value. Per business, so equal
+        values in two businesses do not match."""
+        if not normalised:
+            return None
+        if not settings.FIELD_ENCRYPTION:
+            return f"{kind}:{normalised}".encode()
+        message = f"{kind}\x00{normalised}".encode()
+        return hmac.new(self.index_key, message, hashlib.sha256).digest()[:BLIND_INDEX_BYTES]
+
+
+def version_of(blob: bytes) -> int:
+    """The key version a stored value names (0 for the benchmark's plaintext format)."""
+    return int.from_bytes(blob[1:HEADER_BYTES], "big") if blob[:1] == b"\x01" else 0
+
+
+_lock = threading.Lock()
+_provider: KekProvider | None = None
+# business id -> (when the file was last checked, its (mtime, size, inode), the keys)
+_cache: dict[uuid.UUID, tuple[float, tuple[int, int, int], BusinessKeys]] = {}
+
+
+def provider() -> KekProvider:
+    """The configured KEK provider, made once per process."""
+    global _provider
+    with _lock:
+        if _provider is None:
+            # The file provider makes its keyring on first run, and only then: with keys in
+            # the keystore, a missing keyring is an error, never a reason for a new one.
+            _provider = provider_from_settings(create=not keystore.business_ids())
+        return _provider
+
+
+def reset() -> None:
+    """Forget the provider and every cached key (after a KEK change, and in tests)."""
+    global _provider
+    with _lock:
+        _provider = None
+        _cache.clear()
+
+
+def _signature(business_id: uuid.UUID) -> tuple[int, int, int]:
+    try:
+        info = keystore.path_for(business_id).stat()
+    except FileNotFoundError:
+        raise KeyUnavailable(f"no data key for business {business_id}") from None
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+
+def keys_for(business_id: object, *, refresh: bool = False) -> BusinessKeys:
+    """The business's unwrapped keys (cached; see the module docstring)."""
+    key = business_id if isinstance(business_id, uuid.UUID) else uuid.UUID(str(business_id))
+    now = time.monotonic()
+    cached = _cache.get(key)
+    if cached is not None and not refresh and now - cached[0] < REFRESH_SECONDS:
+        return cached[2]
+    try:
+        signature = _signature(key)
+    except KeyUnavailable:
+        _cache.pop(key, None)
+        raise
+    if cached is not None and cached[1] == signature:
+        _cache[key] = (now, signature, cached[2])
+        return cached[2]
+    keys = _unwrap(keystore.read(key), provider())
+    _cache[key] = (now, signature, keys)
+    return keys
+
+
+def _unwrap(key_file: keystore.KeyFile, kek: KekProvider) -> BusinessKeys:
+    business = uuid.UUID(key_file.business)
+    try:
+        index_key = kek.unwrap(
+            key_file.index.kek,
+            base64.b64decode(key_file.index.wrapped),
+            keystore.index_key_context(business),
+        )
+        ciphers = {
+            entry.version: AESGCM(
+                kek.unwrap(
+                    entry.kek,
+                    base64.b64decode(entry.wrapped),
+                    keystore.data_key_context(business, entry.version),
+                )
+            )
+            for entry in key_file.keys
+        }
+    except WrappedKeyInvalid:
+        from custodia.crypto.errors import KekError
+
+        raise KekError(
+            f"A data key of business {business} does not unwrap with the configured "
+            "key-encryption key: the KEK is the wrong one, or the keystore file was altered."
+        ) from None
+    return BusinessKeys(
+        business_id=business,
+        primary=key_file.primary.version,
+        ciphers=ciphers,
+        index_key=index_key,
+    )
+
+
+def create_keys(business_id: object) -> None:
+    """Keys for a new business (before its first row is written)."""
+    keystore.create(business_id, provider())
+
+
+def blind_index(business_id: object, kind: str, normalised: str) -> bytes | None:
+    """The business's blind index of a normalised value (see BusinessKeys.blind_index)."""
+    if not normalised:
+        return None
+    return keys_for(business_id).blind_index(kind, normalised)

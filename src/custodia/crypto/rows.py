@@ -1,0 +1,165 @@
+"""Rewriting a business's stored values in place, in batches: the first encryption of existing
+rows (migrations) and re-encryption under a new key version (`custodia keys rotate-business`).
+
+Each batch is its own short transaction on the owner connection, in the business's row-level
+security context as a manager (`custodia.role = 'owner'`): it locks its rows (`FOR UPDATE`),
+rewrites the ones that need it, and commits. A concurrent writer waits for at most one batch;
+readers never wait. Progress is the data itself: a row already under the target version is
+skipped, so an interrupted run that is started again goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections, transaction
+from psycopg import sql
+
+from custodia.crypto.fields import EncryptedTextField, open_text, seal_text
+from custodia.crypto.keyring import keys_for, version_of
+
+BATCH_ROWS = 500
+FIRST_BATCH_SQL = "SELECT {pk} FROM {table} WHERE tenant_id = %s ORDER BY {pk} LIMIT %s"
+NEXT_BATCH_SQL = (
+    "SELECT {pk} FROM {table} WHERE tenant_id = %s AND {pk} > %s ORDER BY {pk} LIMIT %s"
+)
+
+
+@dataclass(frozen=True)
+class SealedTable:
+    """A table with encrypted columns."""
+
+    table: str
+    pk: str
+    columns: tuple[str, ...]
+
+
+def sealed_tables() -> list[SealedTable]:
+    """Every table with an EncryptedTextField, from the installed models."""
+    from django.apps import apps
+
+    tables = []
+    for model in apps.get_models():
+        columns = tuple(
+            field.column
+            for field in model._meta.local_fields
+            if isinstance(field, EncryptedTextField)
+        )
+        if columns:
+            tables.append(SealedTable(model._meta.db_table, model._meta.pk.column, columns))
+    return sorted(tables, key=lambda table: table.table)
+
+
+ENTER_SQL = (
+    "SELECT set_config('custodia.tenant_id', %s, true), set_config('custodia.role', 'owner', true)"
+)
+
+
+def enter_business(cursor: Any, business_id: object) -> None:
+    """The business's RLS context as a manager, for the rest of this transaction."""
+    cursor.execute(ENTER_SQL, [str(business_id)])
+
+
+def _query(cursor: Any, template: str, table: SealedTable) -> str:
+    """`template` with {table}, {pk} and {columns} filled in as quoted identifiers."""
+    return (
+        sql.SQL(template)
+        .format(
+            table=sql.Identifier(table.table),
+            pk=sql.Identifier(table.pk),
+            columns=sql.SQL(", ").join(sql.Identifier(column) for column in table.columns),
+            assignments=sql.SQL(", ").join(
+                sql.SQL("{} = %s").format(sql.Identifier(column)) for column in table.columns
+            ),
+        )
+        .as_string(cursor.connection)
+    )
+
+
+def batches(
+    using: str, business_id: object, table: SealedTable, *, start_after: object = None
+) -> Iterator[list[Any]]:
+    """Keys of the business's rows in `table`, in primary-key order, BATCH_ROWS at a time."""
+    last = start_after
+    while True:
+        with transaction.atomic(using=using), connections[using].cursor() as cursor:
+            enter_business(cursor, business_id)
+            template = FIRST_BATCH_SQL if last is None else NEXT_BATCH_SQL
+            cursor.execute(
+                _query(cursor, template, table),
+                [str(business_id)] + ([] if last is None else [last]) + [BATCH_ROWS],
+            )
+            keys = [row[0] for row in cursor.fetchall()]
+        if not keys:
+            return
+        yield keys
+        last = keys[-1]
+
+
+Transform = Callable[[uuid.UUID, str, str, Any, bytes], bytes | None]
+
+
+def rewrite_batch(
+    using: str, business_id: object, table: SealedTable, keys: list[Any], transform: Transform
+) -> int:
+    """Apply `transform` to each value of the rows `keys` (None: leave it); returns rows changed."""
+    business = uuid.UUID(str(business_id))
+    changed = 0
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        enter_business(cursor, business)
+        template = "SELECT {pk}, {columns} FROM {table} WHERE tenant_id = %s AND {pk} = ANY(%s)"
+        cursor.execute(_query(cursor, template + " FOR UPDATE", table), [str(business), keys])
+        updates = []
+        for pk, *values in cursor.fetchall():
+            new = [
+                None
+                if value is None
+                else transform(business, table.table, column, pk, bytes(value))
+                for column, value in zip(table.columns, values, strict=True)
+            ]
+            if any(value is not None for value in new):
+                kept = [n if n is not None else v for n, v in zip(new, values, strict=True)]
+                updates.append([*kept, pk])
+        if updates:
+            template = "UPDATE {table} SET {assignments} WHERE {pk} = %s"
+            cursor.executemany(_query(cursor, template, table), updates)
+            changed = len(updates)
+    return changed
+
+
+def reseal_to_primary(
+    business: uuid.UUID, table: str, column: str, row: Any, blob: bytes
+) -> bytes | None:
+    """Re-encrypt a value under the business's primary key; None if it is already."""
+    if version_of(blob) == keys_for(business).primary:
+        return None
+    plaintext = open_text(business, table, column, row, blob)
+    return seal_text(business, table, column, row, plaintext)
+
+
+def seal_plain_utf8(
+    business: uuid.UUID, table: str, column: str, row: Any, raw: bytes
+) -> bytes | None:
+    """Encrypt a value that is still its plain UTF-8 bytes (the migration to encrypted columns)."""
+    return seal_text(business, table, column, row, raw.decode())
+
+
+def encrypt_plain_columns(using: str, table: SealedTable) -> None:
+    """Migrations: encrypt columns just converted from text (their UTF-8 bytes), for every
+    business, making businesses' keys first where they have none."""
+    from custodia.crypto.keyring import create_keys
+
+    for business in business_ids(using):
+        create_keys(business)
+        for keys in batches(using, business, table):
+            rewrite_batch(using, business, table, keys, seal_plain_utf8)
+
+
+def business_ids(using: str) -> list[uuid.UUID]:
+    """Every business (the owner role may list them: audit/migrations/0002_integrity)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT id FROM tenancy_business ORDER BY id")
+        return [row[0] for row in cursor.fetchall()]
