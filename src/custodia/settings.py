@@ -108,6 +108,7 @@ MIDDLEWARE = [
     "custodia.accounts.mfa.MFAPolicyMiddleware",
     "custodia.web.middleware.BusyMiddleware",
     "custodia.web.middleware.StepUpMiddleware",
+    "custodia.web.middleware.CryptoErrorMiddleware",
 ]
 
 ROOT_URLCONF = "custodia.urls"

@@ -34,8 +34,10 @@ from pydantic import (
 
 from custodia.accounts.access import actor_for_token
 from custodia.audit.actions import record_bulk_read
+from custodia.crypto.errors import CryptoError, public_answer
 from custodia.tenancy.context import Actor
 from custodia.tenancy.middleware import SAFE_METHODS
+from custodia.web import requestctx
 
 T = TypeVar("T")
 request_logger = logging.getLogger("django.request")
@@ -240,6 +242,15 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if exc.status_code == 403 and "CSRF" in exc.message:
         return _refuse(request, 403, {"detail": "CSRF check failed: send the X-CSRFToken header."})
     return _refuse(request, exc.status_code, {"detail": exc.message})
+
+
+@api.exception_handler(CryptoError)
+def unreadable(request: HttpRequest, exc: CryptoError) -> HttpResponse:
+    """A stored value failed its integrity check (409) or its key is destroyed (410): logged
+    where it was found, answered without details (crypto/errors.py)."""
+    info = requestctx.current()
+    status, code, message = public_answer(exc, info.request_id if info else "")
+    return _refuse(request, status, {"detail": message, "code": code})
 
 
 @api.exception_handler(Exception)

@@ -37,6 +37,7 @@ class AuditAction(StrEnum):
     TOKEN_REVOKE = "token.revoke"  # noqa: S105
     # Configuration.
     BUSINESS_CREATE = "business.create"
+    BUSINESS_DELETE = "business.delete"
     SECURITY_POLICY_UPDATE = "business.security_policy.update"
     # Authentication (the platform chain: a login belongs to no single business).
     LOGIN = "auth.login"
@@ -54,6 +55,9 @@ class AuditAction(StrEnum):
     AUDIT_EXPORT = "audit.export"
     AUDIT_CHECKPOINT = "audit.checkpoint"
     AUDIT_PURGE = "audit.purge"
+    KEY_ROTATE = "crypto.key.rotate"
+    KEY_DESTROY = "crypto.key.destroy"
+    KEK_ROTATE = "crypto.kek.rotate"
     # Refused: a 403 or 404 answered to a signed-in person (someone else's object, a forbidden
     # action); the path names only ids.
     ACCESS_DENIED = "access.denied"

@@ -30,3 +30,25 @@ class IntegrityFailure(CryptoError):
 class KeyUnavailable(CryptoError):
     """The business's data key (or the key version a value names) no longer exists:
     destroyed with the business, retired past its retention, or missing from the keystore."""
+
+
+def public_answer(exc: CryptoError, request_id: str) -> tuple[int, str, str]:
+    """The status, error code and message a person gets: what happened, never where or how."""
+    if isinstance(exc, KeyUnavailable):
+        return (
+            410,
+            "key_destroyed",
+            (
+                "This data can no longer be read: the encryption key that protected it was "
+                "destroyed."
+            ),
+        )
+    reference = f" (reference {request_id})" if request_id else ""
+    return (
+        409,
+        "integrity_error",
+        (
+            "This record failed an integrity check and is not shown. The failure was logged"
+            f"{reference}; nothing was changed."
+        ),
+    )

@@ -238,3 +238,22 @@ def provider_from_settings(*, create: bool = False) -> KekProvider:
             settings.KMS_KEY_ID, region=settings.KMS_REGION, endpoint_url=settings.KMS_ENDPOINT_URL
         )
     raise KekError(f"CUSTODIA_KEK_PROVIDER must be file, env or aws-kms, not {name!r}.")
+
+
+def add_file_kek() -> str:
+    """File provider: a new primary KEK in the keyring file (the old ones stay for unwrapping)."""
+    path = Path(settings.KEK_KEYRING_FILE)
+    keys = read_keyring_file(path)
+    new = AESGCM.generate_key(bit_length=256)
+    write_keyring_file(path, [new, *keys])
+    return key_id(new)
+
+
+def prune_file_keks(in_use: set[str]) -> list[str]:
+    """File provider: drop KEKs (other than the primary) that wrap nothing any more."""
+    path = Path(settings.KEK_KEYRING_FILE)
+    keys = read_keyring_file(path)
+    kept = [keys[0]] + [key for key in keys[1:] if key_id(key) in in_use]
+    if len(kept) < len(keys):
+        write_keyring_file(path, kept)
+    return [key_id(key) for key in keys if key not in kept]

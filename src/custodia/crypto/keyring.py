@@ -121,6 +121,11 @@ def reset() -> None:
         _cache.clear()
 
 
+def forget(business_id: object) -> None:
+    """Drop one business's cached keys (after destroying them)."""
+    _cache.pop(uuid.UUID(str(business_id)), None)
+
+
 def _signature(business_id: uuid.UUID) -> tuple[int, int, int]:
     try:
         info = keystore.path_for(business_id).stat()

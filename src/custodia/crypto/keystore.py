@@ -254,3 +254,13 @@ def rewrap(business_id: object, provider: KekProvider) -> int:
         if changed:
             write(key_file)
     return changed
+
+
+def keks_in_use() -> set[str]:
+    """Ids of the KEKs that wrap at least one key in the keystore."""
+    used = set()
+    for business in business_ids():
+        key_file = read(business)
+        used.add(key_file.index.kek)
+        used.update(key.kek for key in key_file.keys)
+    return used

@@ -80,18 +80,18 @@ def _query(cursor: Any, template: str, table: SealedTable) -> str:
 
 
 def batches(
-    using: str, business_id: object, table: SealedTable, *, start_after: object = None
+    using: str, business_id: object, table: SealedTable, *, start_after: Any = None
 ) -> Iterator[list[Any]]:
     """Keys of the business's rows in `table`, in primary-key order, BATCH_ROWS at a time."""
     last = start_after
     while True:
         with transaction.atomic(using=using), connections[using].cursor() as cursor:
             enter_business(cursor, business_id)
+            params: list[Any] = [str(business_id)]
+            if last is not None:
+                params.append(last)
             template = FIRST_BATCH_SQL if last is None else NEXT_BATCH_SQL
-            cursor.execute(
-                _query(cursor, template, table),
-                [str(business_id)] + ([] if last is None else [last]) + [BATCH_ROWS],
-            )
+            cursor.execute(_query(cursor, template, table), [*params, BATCH_ROWS])
             keys = [row[0] for row in cursor.fetchall()]
         if not keys:
             return

@@ -25,6 +25,7 @@ from custodia.accounts.digests import digest_secret, is_wellformed_prefix, issue
 from custodia.accounts.stepup import require_step_up
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
+from custodia.crypto.actions import do_destroy_business_keys
 from custodia.crypto.keyring import create_keys
 from custodia.tenancy.context import Actor, activate, ensure_in_business, set_db_context
 from custodia.tenancy.models import Business, Invitation, Membership
@@ -58,6 +59,39 @@ def do_create_business(*, name: str, owner: User, slug: str | None = None) -> Ac
         record(AuditAction.BUSINESS_CREATE, actor=actor, target=business)
     logger.info("business created tenant=%s", business.pk)
     return actor
+
+
+def do_delete_business(business: Business, *, actor: Actor, confirm_slug: str) -> None:
+    """Delete the business and everything it holds, at the owner's request.
+
+    Its data keys are destroyed once the deletion commits (crypto-shredding: docs/keys.md), so
+    no copy of its encrypted data, in a backup or anywhere else, can be read again. The audit
+    trail keeps its events (they hold ids and field names, no customer values) for its
+    retention period.
+    """
+    actor.require(Permission.BUSINESS_DELETE)
+    require_step_up(actor)
+    if business.pk != actor.tenant_id:
+        raise Http404("No such business.")
+    if confirm_slug.strip() != business.slug:
+        raise ValidationError({"confirm": f"Type {business.slug} to confirm the deletion."})
+    business_id = business.pk
+    with transaction.atomic():
+        # In the business's own chain, and in the owner's platform chain, which outlives it.
+        record(AuditAction.BUSINESS_DELETE, actor=actor, target=business)
+        record(AuditAction.BUSINESS_DELETE, user=actor.user, target=business)
+        Business.objects.filter(pk=business_id).delete()
+        transaction.on_commit(lambda: _destroy_keys(business_id))
+    logger.info("business deleted tenant=%s", business_id)
+
+
+def _destroy_keys(business_id: uuid.UUID) -> None:
+    """After the deletion commits. A failure leaves an orphan key file, which `custodia keys
+    rotate-all` destroys (and `custodia keys status` reports); the deletion stands."""
+    try:
+        do_destroy_business_keys(business_id, reason="business deleted")
+    except Exception:
+        logger.exception("business keys not destroyed yet tenant=%s", business_id)
 
 
 def do_invite_member(

@@ -115,3 +115,9 @@ class AcceptInvitationForm(forms.Form):
             except forms.ValidationError as exc:
                 self.add_error("password", exc)
         return cleaned
+
+
+class DeleteBusinessForm(forms.Form):
+    """The owner types the business's slug to confirm its deletion."""
+
+    confirm = forms.CharField(label="Type the business's short name to confirm", max_length=60)

@@ -24,6 +24,7 @@ class Permission(StrEnum):
 
     BUSINESS_SETTINGS_WRITE = "business:settings:write"
     BUSINESS_SECURITY_WRITE = "business:security:write"
+    BUSINESS_DELETE = "business:record:delete"
     CLIENTS_RECORD_READ = "clients:record:read"
     CLIENTS_RECORD_WRITE = "clients:record:write"
     CLIENTS_ACCESS_READ = "clients:access:read"
@@ -64,6 +65,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     | {
         Permission.BUSINESS_SETTINGS_WRITE,
         Permission.BUSINESS_SECURITY_WRITE,
+        Permission.BUSINESS_DELETE,
         Permission.STAFF_ROLE_WRITE,
         Permission.AUDIT_READ,
     },

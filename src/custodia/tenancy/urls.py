@@ -22,6 +22,7 @@ urlpatterns = [
     ),
     path("app/switch/", views.switch_business, name="switch_business"),
     path("app/business/security/", views.business_security, name="business_security"),
+    path("app/business/delete/", views.business_delete, name="business_delete"),
     # The accept page comes first: "accept" must never be read as a secret.
     path("invite/<str:prefix>/accept/", views.invitation_accept, name="invitation_accept"),
     path("invite/<str:prefix>/<str:secret>/", views.invitation_open, name="invitation_open"),

@@ -24,6 +24,7 @@ from custodia.tenancy.actions import (
     do_accept_invitation,
     do_change_role,
     do_deactivate_member,
+    do_delete_business,
     do_invite_member,
     do_revoke_invitation,
     do_update_security_policy,
@@ -33,6 +34,7 @@ from custodia.tenancy.actions import (
 from custodia.tenancy.context import Actor, activate, clear, set_db_context
 from custodia.tenancy.forms import (
     AcceptInvitationForm,
+    DeleteBusinessForm,
     InviteForm,
     RoleForm,
     SecurityPolicyForm,
@@ -180,6 +182,27 @@ def business_security(request: HttpRequest, actor: Actor) -> HttpResponse:
             messages.success(request, "Security settings saved.")
             return redirect("business_security")
     return render(request, "tenancy/business_security.html", {"form": form}, status=400)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@member_required(Permission.BUSINESS_DELETE)
+def business_delete(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The owner deletes the business: every record, and its encryption keys."""
+    business = actor.business
+    form = DeleteBusinessForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            do_delete_business(business, actor=actor, confirm_slug=form.cleaned_data["confirm"])
+        except ValidationError as exc:
+            add_action_errors(form, exc)
+        else:
+            request.session.pop(ACTIVE_BUSINESS_SESSION_KEY, None)
+            messages.success(
+                request, f"{business.name} was deleted and its encryption keys destroyed."
+            )
+            return redirect("home")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "tenancy/business_delete.html", {"form": form}, status=status)
 
 
 # --- Business switcher ------------------------------------------------------------------------

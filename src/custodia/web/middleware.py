@@ -14,6 +14,8 @@ from django.utils.http import urlencode
 
 from custodia.accounts.hashers import HashingBusy
 from custodia.accounts.stepup import SessionAuthentication, StepUpRequired, is_fresh
+from custodia.crypto.errors import CryptoError, public_answer
+from custodia.web import requestctx
 
 REFUSED_METHODS = frozenset({"TRACE", "TRACK", "CONNECT"})
 PERMISSIONS_POLICY = (
@@ -82,6 +84,28 @@ class BusyMiddleware:
             )
         response.headers["Retry-After"] = "2"
         return response
+
+
+class CryptoErrorMiddleware:
+    """A stored value that fails its integrity check, or whose key was destroyed: a 409 or 410
+    with a plain message instead of a 500 (crypto/errors.py). The failure itself is logged
+    where it was found (crypto/fields.py), with ids only."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, CryptoError):
+            return None
+        info = requestctx.current()
+        status, code, message = public_answer(exception, info.request_id if info else "")
+        if request.path.startswith("/api/"):
+            return JsonResponse({"detail": message, "code": code}, status=status)
+        context = {"title": "Cannot show this record", "message": message}
+        return render(request, "web/error.html", context, status=status)
 
 
 # allauth's own account-changing pages, whose actions allauth owns: the step-up guards them at

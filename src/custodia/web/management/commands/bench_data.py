@@ -4,7 +4,14 @@ Bulk generation only: rows are written with COPY through the admin connection (a
 COPY FROM is allowed on tables with forced row-level security). Every row obeys the schema's
 constraints and the RLS model: tenant_id is set on every tenant-owned row, references stay in one
 tenant, and the search keys are made by the same functions the actions use (clients/models.py).
-The running app never uses this path; it reads the rows as custodia_app under RLS like any other.
+Every business gets its data keys before its first row, and every encrypted column holds a value
+sealed for its place (crypto/fields.py `seal_text`), the email and phone searches the business's
+blind indexes, exactly as `EncryptedTextField` and clients/actions.py write them. The running app
+never uses this path; it reads the rows as custodia_app under RLS like any other.
+
+`--plaintext-target` adds a second target business whose values are in the benchmark's plaintext
+format (FIELD_ENCRYPTION = False: format byte 0x00 and UTF-8, blind indexes `kind:value`), the
+dataset of the plaintext baseline server (bench/settings_plaintext.py, scenario 12).
 """
 
 from __future__ import annotations
@@ -14,15 +21,19 @@ import random
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import psycopg
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from custodia.clients.models import email_key, name_key, phone_key
+from custodia.crypto.fields import seal_text
+from custodia.crypto.keyring import blind_index, create_keys
 
 FIRST = (
     "Ada Alan Alice Amir Anna Ben Carla Chen Dana David Elena Emma Ewa Farah Grace Hana Ivan "
@@ -36,6 +47,11 @@ LAST = (
 ).split()
 TARGET_SLUG = "bench-target"
 TARGET_OWNER_EMAIL = "owner@bench-target.invalid"
+# The plaintext baseline's target: same size, values in the 0x00 format (scenario 12).
+PLAIN_TARGET_SLUG = "bench-target-plain"
+PLAIN_TARGET_OWNER_EMAIL = "owner@bench-target-plain.invalid"
+CLIENT_TABLE = "clients_client"
+VISIT_TABLE = "scheduling_visit"
 SERVICES = (("Dog walk", 45, 2500), ("Drop-in visit", 30, 2000), ("House clean", 120, 9000))
 
 
@@ -67,23 +83,25 @@ def _copy(
 def client_rows(
     tenant_id: uuid.UUID, count: int, rng: random.Random, now: dt.datetime, serial: int
 ) -> Iterator[tuple]:
-    """`count` client rows of one tenant, with keys normalised like the actions do."""
+    """`count` client rows of one tenant: values sealed for their row, search keys normalised
+    and blind-indexed like the actions do (the tenant's keys must exist)."""
     for number in range(serial, serial + count):
         first, last = rng.choice(FIRST), rng.choice(LAST)
+        client = uuid.uuid4()
         name = f"{first} {last} {number}"
         email = f"{first}.{last}.{number}@Example.com"
         phone = f"+1 555 {number:07d}"
         yield (
-            uuid.uuid4(),
+            client,
             tenant_id,
             name,
-            email,
-            phone,
-            f"{number} Bench Street",
-            "",
+            seal_text(tenant_id, CLIENT_TABLE, "email", client, email),
+            seal_text(tenant_id, CLIENT_TABLE, "phone", client, phone),
+            seal_text(tenant_id, CLIENT_TABLE, "address", client, f"{number} Bench Street"),
+            seal_text(tenant_id, CLIENT_TABLE, "notes", client, ""),
             name_key(name),
-            email_key(email),
-            phone_key(phone),
+            blind_index(tenant_id, "email", email_key(email)),
+            blind_index(tenant_id, "phone", phone_key(phone)),
             now,
             now,
         )
@@ -137,7 +155,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--owner-password",
             default="",
-            help="password of owner@bench-target.invalid (default: the login is unusable)",
+            help="password of the target owners (default: the login is unusable)",
+        )
+        parser.add_argument(
+            "--plaintext-target",
+            action="store_true",
+            help=f"with --target-clients, also {PLAIN_TARGET_SLUG} of the same size, its values "
+            "in the plaintext format of FIELD_ENCRYPTION = False (the baseline of scenario 12)",
         )
         parser.add_argument("--seed", type=int, default=1)
 
@@ -154,15 +178,23 @@ class Command(BaseCommand):
             existing = conn.execute("SELECT count(*) FROM clients_client").fetchone()
             serial = int(existing[0]) if existing else 0
             clients = 0
-            if options["target_clients"]:
+            targets = [(TARGET_SLUG, TARGET_OWNER_EMAIL)] if options["target_clients"] else []
+            if targets and options["plaintext_target"]:
+                targets.append((PLAIN_TARGET_SLUG, PLAIN_TARGET_OWNER_EMAIL))
+            for slug, owner_email in targets:
                 if conn.execute(
-                    "SELECT 1 FROM tenancy_business WHERE slug = %s", [TARGET_SLUG]
+                    "SELECT 1 FROM tenancy_business WHERE slug = %s", [slug]
                 ).fetchone():
-                    raise CommandError(f"{TARGET_SLUG} exists already; use a fresh database.")
-                clients += self._target(conn, options, rng, now, serial)
+                    raise CommandError(f"{slug} exists already; use a fresh database.")
+                # The plaintext target's values and indexes in the format the baseline reads.
+                plain = slug == PLAIN_TARGET_SLUG
+                with override_settings(FIELD_ENCRYPTION=False) if plain else nullcontext():
+                    clients += self._target(conn, options, rng, now, serial, slug, owner_email)
                 serial += options["target_clients"]
             businesses = [uuid.uuid4() for _ in range(options["businesses"])]
             owners = [uuid.uuid4() for _ in businesses]
+            for business in businesses:
+                create_keys(business)
             _copy(
                 conn,
                 "tenancy_business",
@@ -197,7 +229,7 @@ class Command(BaseCommand):
                 for index, business in enumerate(businesses):
                     yield from client_rows(business, per, rng, now, serial + index * per)
 
-            clients += _copy(conn, "clients_client", CLIENT_COLUMNS, rows())
+            clients += _copy(conn, CLIENT_TABLE, CLIENT_COLUMNS, rows())
             conn.commit()
             loaded = time.monotonic() - started
             # Fresh statistics (or the planner guesses on a table that just grew 100-fold) and a
@@ -219,17 +251,20 @@ class Command(BaseCommand):
         rng: random.Random,
         now: dt.datetime,
         serial: int,
+        slug: str,
+        owner_email: str,
     ) -> int:
         business, owner = uuid.uuid4(), uuid.uuid4()
+        create_keys(business)
         staff_users = [uuid.uuid4(), uuid.uuid4()]
         password = make_password(options["owner_password"]) if options["owner_password"] else "!"
         conn.execute(
             "INSERT INTO tenancy_business (id, name, slug, access_window_before_hours,"
             " access_window_after_hours, created_at) VALUES (%s, %s, %s, 24, 12, %s)",
-            [business, "Bench Target", TARGET_SLUG, now],
+            [business, slug.replace("-", " ").title(), slug, now],
         )
-        users = [(owner, TARGET_OWNER_EMAIL, "Bench Owner", password)] + [
-            (user, f"staff{i}@bench-target.invalid", f"Staff {i}", "!")
+        users = [(owner, owner_email, "Bench Owner", password)] + [
+            (user, f"staff{i}@{slug}.invalid", f"Staff {i}", "!")
             for i, user in enumerate(staff_users)
         ]
         for user_id, email, full_name, hashed in users:
@@ -242,7 +277,7 @@ class Command(BaseCommand):
         conn.execute(
             'INSERT INTO account_emailaddress (user_id, email, verified, "primary")'
             " VALUES (%s, %s, true, true)",
-            [owner, TARGET_OWNER_EMAIL],
+            [owner, owner_email],
         )
         members = []
         for user_id, _, _, _ in users:
@@ -262,7 +297,7 @@ class Command(BaseCommand):
                     client_ids.append(row[0])
                 yield row
 
-        count = _copy(conn, "clients_client", CLIENT_COLUMNS, rows())
+        count = _copy(conn, CLIENT_TABLE, CLIENT_COLUMNS, rows())
         services = [uuid.uuid4() for _ in SERVICES]
         _copy(
             conn,
@@ -285,8 +320,9 @@ class Command(BaseCommand):
         def visits() -> Iterator[tuple]:
             for number in range(options["target_visits"]):
                 starts = monday + dt.timedelta(days=number % 7, minutes=15 * (number % 40))
+                visit = uuid.uuid4()
                 yield (
-                    uuid.uuid4(),
+                    visit,
                     business,
                     client_ids[number % len(client_ids)],
                     staff[number % len(staff)],
@@ -294,8 +330,8 @@ class Command(BaseCommand):
                     starts,
                     starts + dt.timedelta(minutes=45),
                     "scheduled" if number % 5 else "requested",
-                    "",
-                    "",
+                    seal_text(business, VISIT_TABLE, "request_note", visit, ""),
+                    seal_text(business, VISIT_TABLE, "report", visit, ""),
                     now,
                     now,
                 )
@@ -303,7 +339,7 @@ class Command(BaseCommand):
         if client_ids:
             _copy(
                 conn,
-                "scheduling_visit",
+                VISIT_TABLE,
                 (
                     "id",
                     "tenant_id",

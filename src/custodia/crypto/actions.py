@@ -1,0 +1,214 @@
+"""Key lifecycle: rotate a business's data key (re-encrypting its rows online), rotate the KEK
+(re-wrapping every data key), destroy retired keys and a deleted business's keys. Each is
+recorded in the audit trail, on the owner connection (these run from `custodia keys`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from custodia.audit.actions import record
+from custodia.audit.events import AuditAction
+from custodia.crypto import keyring, keystore
+from custodia.crypto.rows import batches, reseal_to_primary, rewrite_batch, sealed_tables
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    business_id: uuid.UUID
+    version: int
+    retired: list[int]
+    rows: int  # rows re-encrypted by this run
+    seconds: float
+    resumed: bool  # an interrupted rotation was finished rather than a new one started
+
+
+def do_rotate_business_key(
+    business_id: uuid.UUID, *, progress: Progress | None = None
+) -> RotationResult:
+    """Re-encrypt every sealed value of the business under a new data key version, online.
+
+    A new version becomes primary at once, so new writes use it; then each table is rewritten in
+    batches (crypto/rows.py), readers still opening old values with the previous key. If a
+    previous rotation was interrupted (a `previous` version is still listed), this finishes it
+    instead of starting another. Once no row names an old version, those become `retired`.
+    """
+    started = time.monotonic()
+    key_file = keystore.read(business_id)
+    resumed = any(key.state == keystore.PREVIOUS for key in key_file.keys)
+    if resumed:
+        version = key_file.primary.version
+    else:
+        version = keystore.add_version(business_id, keyring.provider()).version
+        keyring.keys_for(business_id, refresh=True)
+        record(
+            AuditAction.KEY_ROTATE,
+            tenant_id=business_id,
+            target_type="data_key",
+            target_id=version,
+            detail={"phase": "started", "version": version},
+            using="owner",
+        )
+    switched = time.monotonic()
+    rows = _reseal_all(business_id, progress)
+    # A process that read the key file just before the switch may seal with the old version
+    # for up to REFRESH_SECONDS more: sweep again once that is over, until nothing is left.
+    while True:
+        wait = keyring.REFRESH_SECONDS + 0.1 - (time.monotonic() - switched)
+        if wait > 0:
+            time.sleep(wait)
+        swept = _reseal_all(business_id, progress)
+        rows += swept
+        if swept == 0:
+            break
+        switched = time.monotonic()
+    retired = keystore.retire_previous(business_id)
+    seconds = time.monotonic() - started
+    record(
+        AuditAction.KEY_ROTATE,
+        tenant_id=business_id,
+        target_type="data_key",
+        target_id=version,
+        detail={
+            "phase": "finished",
+            "version": version,
+            "retired": retired,
+            "rows": rows,
+            "resumed": resumed,
+        },
+        using="owner",
+    )
+    logger.info(
+        "data key rotated tenant=%s version=%s rows=%s seconds=%.1f",
+        business_id,
+        version,
+        rows,
+        seconds,
+    )
+    return RotationResult(uuid.UUID(str(business_id)), version, retired, rows, seconds, resumed)
+
+
+def _reseal_all(business_id: uuid.UUID, progress: Progress | None) -> int:
+    changed = 0
+    for table in sealed_tables():
+        seen = resealed = 0
+        for keys in batches("owner", business_id, table):
+            resealed += rewrite_batch("owner", business_id, table, keys, reseal_to_primary)
+            seen += len(keys)
+            if progress is not None:
+                progress(f"{table.table}: {seen} rows checked, {resealed} re-encrypted")
+        changed += resealed
+    return changed
+
+
+def businesses_due(now: dt.datetime | None = None) -> list[uuid.UUID]:
+    """Businesses whose primary data key is older than KEY_ROTATION_DAYS, or whose rotation was
+    interrupted."""
+    now = now or dt.datetime.now(dt.UTC)
+    horizon = now - dt.timedelta(days=settings.KEY_ROTATION_DAYS)
+    due = []
+    for business in keystore.business_ids():
+        key_file = keystore.read(business)
+        interrupted = any(key.state == keystore.PREVIOUS for key in key_file.keys)
+        if interrupted or dt.datetime.fromisoformat(key_file.primary.created_at) < horizon:
+            due.append(business)
+    return due
+
+
+def do_destroy_expired_keys(now: dt.datetime | None = None) -> dict[uuid.UUID, list[int]]:
+    """Destroy retired data keys past RETIRED_KEY_RETENTION_DAYS (backups older than that are
+    gone too); returns what was destroyed, by business."""
+    now = now or dt.datetime.now(dt.UTC)
+    horizon = now - dt.timedelta(days=settings.RETIRED_KEY_RETENTION_DAYS)
+    destroyed: dict[uuid.UUID, list[int]] = {}
+    for business in keystore.business_ids():
+        expired = [
+            key.version
+            for key in keystore.read(business).keys
+            if key.state == keystore.RETIRED
+            and key.retired_at is not None
+            and dt.datetime.fromisoformat(key.retired_at) < horizon
+        ]
+        if expired:
+            keystore.destroy_versions(business, expired)
+            destroyed[business] = expired
+            record(
+                AuditAction.KEY_DESTROY,
+                tenant_id=business,
+                target_type="data_key",
+                detail={"versions": expired, "reason": "retention"},
+                using="owner",
+            )
+    return destroyed
+
+
+def do_rotate_kek(*, progress: Progress | None = None) -> int:
+    """Re-wrap every business's keys under the provider's primary KEK; returns keys re-wrapped.
+
+    With the file provider, first add a new KEK to its keyring (`custodia keys rotate-kek`
+    does), then run this; an interrupted run is finished by running it again.
+    """
+    keyring.reset()
+    kek = keyring.provider()
+    total = 0
+    businesses = keystore.business_ids()
+    for number, business in enumerate(businesses, start=1):
+        total += keystore.rewrap(business, kek)
+        if progress is not None and (number % 100 == 0 or number == len(businesses)):
+            progress(f"{number}/{len(businesses)} businesses, {total} keys re-wrapped")
+    keyring.reset()
+    record(
+        AuditAction.KEK_ROTATE,
+        target_type="kek",
+        target_id=kek.primary_id,
+        detail={"provider": kek.name, "businesses": len(businesses), "rewrapped": total},
+        using="owner",
+    )
+    return total
+
+
+def do_destroy_business_keys(business_id: uuid.UUID, *, reason: str) -> bool:
+    """Destroy all of a business's keys (crypto-shredding): its data can never be read again,
+    from the database or from any backup. Recorded on the platform chain."""
+    destroyed = keystore.destroy(business_id)
+    keyring.forget(business_id)
+    record(
+        AuditAction.KEY_DESTROY,
+        target_type="business",
+        target_id=business_id,
+        detail={"reason": reason, "existed": destroyed},
+        using="owner",
+    )
+    logger.info("business keys destroyed tenant=%s existed=%s", business_id, destroyed)
+    return destroyed
+
+
+ORPHAN_GRACE_SECONDS = 60 * 60
+
+
+def do_destroy_orphan_keys() -> list[uuid.UUID]:
+    """Destroy key files whose business no longer exists (its deletion committed but the key
+    destruction after it failed). Files younger than an hour are left: a business being
+    created has its keys before its row commits."""
+    from custodia.crypto.rows import business_ids
+
+    existing = set(business_ids("owner"))
+    now = time.time()
+    destroyed = []
+    for business in keystore.business_ids():
+        if business in existing:
+            continue
+        if now - keystore.path_for(business).stat().st_mtime < ORPHAN_GRACE_SECONDS:
+            continue
+        do_destroy_business_keys(business, reason="orphan key file (business gone)")
+        destroyed.append(business)
+    return destroyed
