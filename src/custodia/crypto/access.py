@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from django.db import connections, transaction
 from psycopg import sql
 
-from custodia.crypto import keystore
+from custodia.crypto import keystore, rows
 from custodia.crypto.errors import KeyUnavailable
 from custodia.crypto.rows import business_ids, enter_business, sealed_tables
 
@@ -38,11 +38,11 @@ class BusinessKeyStatus:
 
 def key_status() -> list[BusinessKeyStatus]:
     """Every key file with its versions, their ages and how many values each one seals."""
-    with connections["owner"].cursor() as cursor:
+    with connections[rows.USING].cursor() as cursor:
         cursor.execute("SELECT id, slug FROM tenancy_business")
         slugs = {row[0]: row[1] for row in cursor.fetchall()}
     statuses = []
-    for business in sorted(set(keystore.business_ids()) | set(business_ids("owner"))):
+    for business in sorted(set(keystore.business_ids()) | set(business_ids(rows.USING))):
         try:
             key_file = keystore.read(business)
         except KeyUnavailable:  # a business without keys is reported, not fatal
@@ -69,7 +69,7 @@ def key_status() -> list[BusinessKeyStatus]:
 def values_per_version(business_id: uuid.UUID) -> dict[int, int]:
     """How many stored values of the business name each key version (0: not encrypted)."""
     counts: dict[int, int] = {}
-    with transaction.atomic(using="owner"), connections["owner"].cursor() as cursor:
+    with transaction.atomic(using=rows.USING), connections[rows.USING].cursor() as cursor:
         enter_business(cursor, business_id)
         for table in sealed_tables():
             selects = sql.SQL(" UNION ALL ").join(

@@ -15,7 +15,7 @@ from django.conf import settings
 
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
-from custodia.crypto import keyring, keystore
+from custodia.crypto import keyring, keystore, rows
 from custodia.crypto.rows import batches, reseal_to_primary, rewrite_batch, sealed_tables
 
 logger = logging.getLogger(__name__)
@@ -56,10 +56,10 @@ def do_rotate_business_key(
             target_type="data_key",
             target_id=version,
             detail={"phase": "started", "version": version},
-            using="owner",
+            using=rows.USING,
         )
     switched = time.monotonic()
-    rows = _reseal_all(business_id, progress)
+    resealed = _reseal_all(business_id, progress)
     # A process that read the key file just before the switch may seal with the old version
     # for up to REFRESH_SECONDS more: sweep again once that is over, until nothing is left.
     while True:
@@ -67,7 +67,7 @@ def do_rotate_business_key(
         if wait > 0:
             time.sleep(wait)
         swept = _reseal_all(business_id, progress)
-        rows += swept
+        resealed += swept
         if swept == 0:
             break
         switched = time.monotonic()
@@ -82,27 +82,27 @@ def do_rotate_business_key(
             "phase": "finished",
             "version": version,
             "retired": retired,
-            "rows": rows,
+            "rows": resealed,
             "resumed": resumed,
         },
-        using="owner",
+        using=rows.USING,
     )
     logger.info(
         "data key rotated tenant=%s version=%s rows=%s seconds=%.1f",
         business_id,
         version,
-        rows,
+        resealed,
         seconds,
     )
-    return RotationResult(uuid.UUID(str(business_id)), version, retired, rows, seconds, resumed)
+    return RotationResult(uuid.UUID(str(business_id)), version, retired, resealed, seconds, resumed)
 
 
 def _reseal_all(business_id: uuid.UUID, progress: Progress | None) -> int:
     changed = 0
     for table in sealed_tables():
         seen = resealed = 0
-        for keys in batches("owner", business_id, table):
-            resealed += rewrite_batch("owner", business_id, table, keys, reseal_to_primary)
+        for keys in batches(rows.USING, business_id, table):
+            resealed += rewrite_batch(rows.USING, business_id, table, keys, reseal_to_primary)
             seen += len(keys)
             if progress is not None:
                 progress(f"{table.table}: {seen} rows checked, {resealed} re-encrypted")
@@ -146,7 +146,7 @@ def do_destroy_expired_keys(now: dt.datetime | None = None) -> dict[uuid.UUID, l
                 tenant_id=business,
                 target_type="data_key",
                 detail={"versions": expired, "reason": "retention"},
-                using="owner",
+                using=rows.USING,
             )
     return destroyed
 
@@ -171,7 +171,7 @@ def do_rotate_kek(*, progress: Progress | None = None) -> int:
         target_type="kek",
         target_id=kek.primary_id,
         detail={"provider": kek.name, "businesses": len(businesses), "rewrapped": total},
-        using="owner",
+        using=rows.USING,
     )
     return total
 
@@ -186,7 +186,7 @@ def do_destroy_business_keys(business_id: uuid.UUID, *, reason: str) -> bool:
         target_type="business",
         target_id=business_id,
         detail={"reason": reason, "existed": destroyed},
-        using="owner",
+        using=rows.USING,
     )
     logger.info("business keys destroyed tenant=%s existed=%s", business_id, destroyed)
     return destroyed
@@ -199,9 +199,7 @@ def do_destroy_orphan_keys() -> list[uuid.UUID]:
     """Destroy key files whose business no longer exists (its deletion committed but the key
     destruction after it failed). Files younger than an hour are left: a business being
     created has its keys before its row commits."""
-    from custodia.crypto.rows import business_ids
-
-    existing = set(business_ids("owner"))
+    existing = set(rows.business_ids(rows.USING))
     now = time.time()
     destroyed = []
     for business in keystore.business_ids():

@@ -21,6 +21,9 @@ from psycopg import sql
 from custodia.crypto.fields import EncryptedTextField, open_text, seal_text
 from custodia.crypto.keyring import keys_for, version_of
 
+# The connection the key commands work on: the owner role, which may enter any business's
+# row-level security context (tests of the rewrite point it at their own transaction).
+USING = "owner"
 BATCH_ROWS = 500
 FIRST_BATCH_SQL = "SELECT {pk} FROM {table} WHERE tenant_id = %s ORDER BY {pk} LIMIT %s"
 NEXT_BATCH_SQL = (

@@ -10,14 +10,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from custodia.crypto import actions, keyring, keystore
+from custodia.crypto import actions, keyring, keystore, rows
 from custodia.crypto.access import key_status
 from custodia.crypto.errors import CryptoError, KekError
 from custodia.crypto.kek import add_file_kek, prune_file_keks
 
 
 def business_by_slug(slug: str) -> uuid.UUID:
-    with connections["owner"].cursor() as cursor:
+    with connections[rows.USING].cursor() as cursor:
         cursor.execute("SELECT id FROM tenancy_business WHERE slug = %s", [slug])
         row = cursor.fetchone()
     if row is None:

@@ -1,0 +1,250 @@
+"""Key rotation: a business's data key (re-encrypting online, resumable) and the KEK."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connections
+
+from custodia.clients.models import Client, HomeAccess
+from custodia.crypto import actions, keyring, keystore, rows
+from custodia.crypto.access import values_per_version
+from custodia.crypto.errors import KekError
+from custodia.crypto.keyring import version_of
+from custodia.scheduling.models import Visit
+from custodia.tenancy.context import Actor, activate
+from tests.crypto.support import stored
+from tests.factories import TenantMatrix
+
+pytestmark = pytest.mark.django_db(databases=["default", "owner"])
+
+CLIENTS = 25
+
+
+@pytest.fixture
+def in_test_transaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rotation works on the owner connection; in a test the rows live in the default
+    connection's uncommitted transaction, so the rewrite runs there (same SQL, same RLS
+    context as a manager), in batches small enough to interrupt."""
+    monkeypatch.setattr(rows, "USING", "default")
+    monkeypatch.setattr(rows, "BATCH_ROWS", 10)
+
+
+def populate(owner: Actor) -> dict[Any, tuple[str, str, str]]:
+    """CLIENTS more clients with distinct values: id -> (email, notes, door code)."""
+    from custodia.clients.actions import do_create_client
+
+    activate(owner)
+    expected = {}
+    for number in range(CLIENTS):
+        values = (f"c{number}@rotate.test", f"notes {number} ✓", f"{number:04d}")
+        client = do_create_client(
+            actor=owner,
+            name=f"Rotated {number}",
+            email=values[0],
+            notes=values[1],
+            door_code=values[2],
+        )
+        expected[client.pk] = values
+    return expected
+
+
+def read_all(owner: Actor, expected: dict[Any, tuple[str, str, str]]) -> None:
+    """Every value reads back as written, through the models (as the app reads)."""
+    activate(owner)
+    for client_id, (email, notes, door_code) in expected.items():
+        client = Client.objects.get(pk=client_id)
+        assert (client.email, client.notes) == (email, notes)
+        assert HomeAccess.objects.get(client_id=client_id).door_code == door_code
+    for visit in Visit.objects.filter(tenant_id=owner.tenant_id):
+        assert isinstance(visit.report, str)
+
+
+def versions(owner: Actor) -> dict[int, int]:
+    activate(owner)
+    return values_per_version(owner.tenant_id)
+
+
+def states(business_id: object) -> dict[int, str]:
+    return {key.version: key.state for key in keystore.read(business_id).keys}
+
+
+def test_rotation_reencrypts_everything_while_readers_keep_reading(
+    matrix: TenantMatrix, in_test_transaction: None
+) -> None:
+    a, b = matrix.a, matrix.b
+    expected = populate(a.owner)
+    before_b = versions(b.owner)
+    old_blob = stored(a.owner, "clients_client", "email", next(iter(expected)))
+    assert version_of(old_blob) == 1
+    progress: list[str] = []
+
+    def reader(message: str) -> None:
+        # Between batches, some values are under v1 and some under v2: all of them read.
+        progress.append(message)
+        read_all(a.owner, expected)
+
+    activate(a.owner)
+    result = actions.do_rotate_business_key(a.owner.tenant_id, progress=reader)
+    assert (result.version, result.retired, result.resumed) == (2, [1], False)
+    # Every sealed value of the business's rows (clients, home access, visits).
+    assert result.rows == (CLIENTS + 2) + (CLIENTS + 2) + 1
+    assert set(versions(a.owner)) == {2}
+    assert states(a.owner.tenant_id) == {1: "retired", 2: "primary"}
+    new_blob = stored(a.owner, "clients_client", "email", next(iter(expected)))
+    assert version_of(new_blob) == 2 and new_blob[5:] != old_blob[5:]
+    read_all(a.owner, expected)
+    assert any("clients_client: 10 rows checked" in line for line in progress)
+    # The other business is untouched.
+    assert versions(b.owner) == before_b and set(before_b) == {1}
+    assert states(b.owner.tenant_id) == {1: "primary"}
+
+
+def test_an_interrupted_rotation_is_finished_by_the_next_run(
+    matrix: TenantMatrix, in_test_transaction: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = matrix.a
+    expected = populate(a.owner)
+    real = rows.rewrite_batch
+    calls = {"n": 0}
+
+    def power_cut(*args: Any, **kwargs: Any) -> int:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("power cut")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(actions, "rewrite_batch", power_cut)
+    activate(a.owner)
+    with pytest.raises(RuntimeError, match="power cut"):
+        actions.do_rotate_business_key(a.owner.tenant_id)
+    # Half done: two batches under v2, the rest still under v1; both keys live; all readable.
+    mixed = versions(a.owner)
+    assert mixed[2] == 2 * 10 * 4 and mixed[1] > 0
+    assert states(a.owner.tenant_id) == {1: "previous", 2: "primary"}
+    read_all(a.owner, expected)
+    status = StringIO()
+    call_command("keys", "status", stdout=status)
+    assert "rotation unfinished: run rotate-business" in status.getvalue()
+
+    monkeypatch.setattr(actions, "rewrite_batch", real)
+    activate(a.owner)
+    result = actions.do_rotate_business_key(a.owner.tenant_id)
+    # The same rotation finished, not a third key started.
+    assert (result.version, result.retired, result.resumed) == (2, [1], True)
+    assert set(versions(a.owner)) == {2}
+    assert states(a.owner.tenant_id) == {1: "retired", 2: "primary"}
+    read_all(a.owner, expected)
+
+
+def test_rotation_is_recorded_in_the_business_trail(
+    matrix: TenantMatrix, in_test_transaction: None
+) -> None:
+    from tests.audit.support import chain_events
+
+    a = matrix.a
+    activate(a.owner)
+    actions.do_rotate_business_key(a.owner.tenant_id)
+    rotations = [e for e in chain_events(a.owner) if e["action"] == "crypto.key.rotate"]
+    details = [json.loads(e["detail"]) for e in rotations]
+    assert [(d["phase"], d["version"]) for d in details] == [("started", 2), ("finished", 2)]
+    assert details[1]["retired"] == [1] and details[1]["rows"] > 0
+
+
+def test_status_shows_versions_states_ages_and_counts(
+    matrix: TenantMatrix, in_test_transaction: None
+) -> None:
+    a = matrix.a
+    activate(a.owner)
+    actions.do_rotate_business_key(a.owner.tenant_id)
+    out = StringIO()
+    call_command("keys", "status", "--business", business_slug(a.owner), stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("key-encryption key: ")
+    assert lines[1] == business_slug(a.owner)
+    assert lines[2].split()[:2] == ["v1", "retired"] and lines[2].split()[-2:] == ["0", "values"]
+    assert lines[3].split()[:2] == ["v2", "primary"]
+    assert lines[3].split()[-2] == str(sum(versions(a.owner).values()))
+    with pytest.raises(CommandError, match="No business with the slug 'nope'"):
+        call_command("keys", "rotate-business", "nope", stdout=StringIO())
+
+
+def business_slug(owner: Actor) -> str:
+    activate(owner)
+    return owner.business.slug
+
+
+@pytest.fixture
+def own_kek(tmp_path: Path) -> Iterator[Path]:
+    """Copies of the KEK keyring and of the keystore for this test (rotate-kek rewrites both),
+    put back afterwards."""
+    original_kek, original_keystore = settings.KEK_KEYRING_FILE, settings.KEYSTORE_DIR
+    copy = tmp_path / "kek-keyring.json"
+    shutil.copy2(original_kek, copy)
+    shutil.copytree(original_keystore, tmp_path / "keys")
+    settings.KEK_KEYRING_FILE, settings.KEYSTORE_DIR = copy, tmp_path / "keys"
+    keyring.reset()
+    yield copy
+    settings.KEK_KEYRING_FILE, settings.KEYSTORE_DIR = original_kek, original_keystore
+    keyring.reset()
+
+
+def test_rotate_kek_rewraps_every_key_and_retires_the_old_kek(
+    matrix: TenantMatrix, own_kek: Path
+) -> None:
+    old_copy = own_kek.with_name("old-keyring.json")
+    shutil.copy2(own_kek, old_copy)
+    old_id = keyring.provider().primary_id
+    out = StringIO()
+    call_command("keys", "rotate-kek", stdout=out)
+    new_id = json.loads(own_kek.read_text())["keys"][0]["id"]
+    assert new_id != old_id
+    assert [key["id"] for key in json.loads(own_kek.read_text())["keys"]] == [new_id]
+    assert keystore.keks_in_use() == {new_id}
+    assert f"retired key-encryption keys removed: {old_id}" in out.getvalue()
+    # The data still reads (a fresh process: nothing cached).
+    keyring.reset()
+    activate(matrix.a.owner)
+    assert Client.objects.get(pk=matrix.a.client.pk).email == matrix.a.client.email
+    # The old KEK alone opens nothing any more.
+    settings.KEK_KEYRING_FILE = old_copy
+    keyring.reset()
+    with pytest.raises(KekError, match=f"needs key-encryption key {new_id}"):
+        keyring.keys_for(matrix.a.owner.tenant_id)
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("SELECT target_id FROM audit_auditevent WHERE action = 'crypto.kek.rotate'")
+        assert cursor.fetchall() == [(new_id,)]
+
+
+def test_an_interrupted_kek_rotation_is_finished_without_another_kek(
+    matrix: TenantMatrix, own_kek: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = keystore.rewrap
+    calls = {"n": 0}
+
+    def crash_on_second(*args: Any, **kwargs: Any) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(keystore, "rewrap", crash_on_second)
+    with pytest.raises(OSError, match="disk full"):
+        call_command("keys", "rotate-kek", stdout=StringIO())
+    keks = [key["id"] for key in json.loads(own_kek.read_text())["keys"]]
+    assert len(keks) == 2 and len(keystore.keks_in_use()) == 2
+    monkeypatch.setattr(keystore, "rewrap", real)
+    out = StringIO()
+    call_command("keys", "rotate-kek", stdout=out)
+    assert "re-wrapping keys still under" in out.getvalue()
+    assert keystore.keks_in_use() == {keks[0]}
+    assert [key["id"] for key in json.loads(own_kek.read_text())["keys"]] == [keks[0]]

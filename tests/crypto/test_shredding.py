@@ -1,0 +1,163 @@
+"""Crypto-shredding: a deleted business's data stays unreadable in a backup taken before the
+deletion, while every other business in the same backup still reads.
+
+The backup is a real `pg_dump` of the test database restored into a new database with
+`pg_restore`; the rows are committed first (as the admin role, outside the test's transaction),
+because a dump sees only committed data.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from django.conf import settings
+
+from custodia.clients.models import email_key, name_key, phone_key
+from custodia.crypto import keystore
+from custodia.crypto.actions import do_destroy_business_keys
+from custodia.crypto.errors import KeyUnavailable
+from custodia.crypto.fields import open_text, seal_text
+from custodia.crypto.keyring import blind_index, create_keys
+
+pytestmark = pytest.mark.django_db(databases=["default", "owner"])
+
+# The embedded server's own client tools (found without importing pgserver, which warns).
+BIN = Path(str(find_spec("pgserver").origin)).parent / "pginstall" / "bin"
+SEALED = ("email", "phone", "address", "notes")
+
+
+def admin(dbname: str) -> psycopg.Connection[Any]:
+    server = settings.ADMIN_DATABASE
+    return psycopg.connect(
+        dbname=dbname,
+        user=server["USER"] or None,
+        password=server["PASSWORD"] or None,
+        host=server["HOST"] or None,
+        port=server["PORT"] or None,
+        autocommit=True,
+    )
+
+
+def pg_args() -> list[str]:
+    server = settings.ADMIN_DATABASE
+    args = ["--host", str(server["HOST"]), "--username", str(server["USER"])]
+    return args + (["--port", str(server["PORT"])] if server["PORT"] else [])
+
+
+def committed_business(connection: psycopg.Connection[Any], label: str) -> dict[str, Any]:
+    """A business with three clients, written and committed the way the app stores them."""
+    business = uuid.uuid4()
+    create_keys(business)
+    connection.execute(
+        "INSERT INTO tenancy_business (id, name, slug, access_window_before_hours,"
+        " access_window_after_hours, created_at) VALUES (%s, %s, %s, 24, 12, now())",
+        [business, f"Shred {label}", f"shred-{label}-{business.hex[:6]}"],
+    )
+    clients = {}
+    for number in range(3):
+        client = uuid.uuid4()
+        values = {
+            "email": f"{label}{number}@shred.test",
+            "phone": f"+1 555 01{number:02d}",
+            "address": f"{number} {label} Road",
+            "notes": f"{label} notes {number}",
+        }
+        sealed = [seal_text(business, "clients_client", c, client, values[c]) for c in SEALED]
+        name = f"{label} client {number}"
+        connection.execute(
+            "INSERT INTO clients_client (id, tenant_id, name, email, phone, address, notes,"
+            " name_search, email_search, phone_search, created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), now())",
+            [
+                client,
+                business,
+                name,
+                *sealed,
+                name_key(name),
+                blind_index(business, "email", email_key(values["email"])),
+                blind_index(business, "phone", phone_key(values["phone"])),
+            ],
+        )
+        clients[client] = values
+    return {"id": business, "clients": clients}
+
+
+@pytest.fixture
+def live() -> Iterator[tuple[psycopg.Connection[Any], list[uuid.UUID]]]:
+    """The admin connection to the test database; committed businesses are removed after."""
+    made: list[uuid.UUID] = []
+    with admin(str(settings.DATABASES["default"]["NAME"])) as connection:
+        yield connection, made
+        for business in made:
+            connection.execute("DELETE FROM clients_client WHERE tenant_id = %s", [business])
+            connection.execute("DELETE FROM tenancy_business WHERE id = %s", [business])
+            keystore.destroy(business)
+
+
+@pytest.fixture
+def restored_name() -> Iterator[str]:
+    name = f"{settings.DATABASES['default']['NAME']}_restored"
+    yield name
+    with admin("postgres") as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_backup_from_before_the_deletion_reads_for_everyone_but_the_deleted_business(
+    live: tuple[psycopg.Connection[Any], list[uuid.UUID]], restored_name: str, tmp_path: Path
+) -> None:
+    connection, made = live
+    deleted, kept = committed_business(connection, "gone"), committed_business(connection, "kept")
+    made += [deleted["id"], kept["id"]]
+
+    # The nightly backup, taken while both businesses exist.
+    dump = tmp_path / "backup.dump"
+    database = str(settings.DATABASES["default"]["NAME"])
+    dump_command = [BIN / "pg_dump", *pg_args(), "--format=custom", "--file", str(dump), database]
+    subprocess.run(dump_command, check=True)  # noqa: S603  (fixed arguments)
+
+    # The business is deleted: its keys are destroyed (what do_delete_business does on commit).
+    assert do_destroy_business_keys(deleted["id"], reason="business deleted")
+    assert not keystore.path_for(deleted["id"]).exists()
+
+    # Restore the backup into a new database and read it with the live keystore.
+    with admin("postgres") as server:
+        server.execute(f'CREATE DATABASE "{restored_name}"')
+    subprocess.run(  # noqa: S603  (fixed arguments)
+        [BIN / "pg_restore", *pg_args(), "--dbname", restored_name, str(dump)], check=True
+    )
+    with admin(restored_name) as restored:
+        rows = restored.execute(
+            "SELECT tenant_id, id, email, phone, address, notes FROM clients_client"
+            " WHERE tenant_id = ANY(%s)",
+            [[deleted["id"], kept["id"]]],
+        ).fetchall()
+    assert len(rows) == 6, "the backup holds both businesses' rows"
+    readable, shredded = {}, []
+    for tenant, client, *blobs in rows:
+        for column, blob in zip(SEALED, blobs, strict=True):
+            try:
+                readable[(client, column)] = open_text(
+                    tenant, "clients_client", column, client, bytes(blob)
+                )
+            except KeyUnavailable:
+                shredded.append((tenant, client, column))
+    assert readable == {
+        (client, column): values[column]
+        for client, values in kept["clients"].items()
+        for column in SEALED
+    }
+    assert sorted(shredded) == sorted(
+        (deleted["id"], client, column) for client in deleted["clients"] for column in SEALED
+    )
+    # Nor is any of it in the dump's bytes.
+    content = dump.read_bytes()
+    for values in deleted["clients"].values():
+        for value in values.values():
+            assert value.encode() not in content
