@@ -35,6 +35,7 @@ from pydantic import (
 from custodia.accounts.access import actor_for_token
 from custodia.audit.actions import record_bulk_read
 from custodia.crypto.errors import CryptoError, public_answer
+from custodia.crypto.fields import request_failure
 from custodia.tenancy.context import Actor
 from custodia.tenancy.middleware import SAFE_METHODS
 from custodia.web import requestctx
@@ -256,6 +257,10 @@ def unreadable(request: HttpRequest, exc: CryptoError) -> HttpResponse:
 @api.exception_handler(Exception)
 def server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
     """Anything unexpected: a 500 that names no cause."""
+    failure = request_failure(exc)
+    if failure is not None:
+        # An unreadable stored value, wrapped by the response's serializer.
+        return unreadable(request, failure)
     if settings.DEBUG:
         raise exc
     # Logged as Django logs any 500 (the middleware rolls the request back); the answer says

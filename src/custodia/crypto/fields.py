@@ -15,8 +15,9 @@ from typing import Any
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
 
-from custodia.crypto.errors import IntegrityFailure
+from custodia.crypto.errors import CryptoError, IntegrityFailure, KeyUnavailable
 from custodia.crypto.keyring import Unauthentic, keys_for
+from custodia.web import requestctx
 
 logger = logging.getLogger("custodia.crypto")
 
@@ -54,7 +55,8 @@ def seal_text(tenant_id: object, table: str, column: str, row: object, plaintext
 
 
 def open_text(tenant_id: object, table: str, column: str, row: object, blob: bytes) -> str:
-    """The plaintext of a stored value; IntegrityFailure (logged) if it does not authenticate."""
+    """The plaintext of a stored value; IntegrityFailure (logged) if it does not authenticate,
+    KeyUnavailable if its key is gone. Either is noted on the request (web/requestctx.py)."""
     context = value_context(tenant_id, table, column, row)
     try:
         return keys_for(tenant_id).open(blob, context)
@@ -69,7 +71,28 @@ def open_text(tenant_id: object, table: str, column: str, row: object, blob: byt
             tenant_id,
             extra={"event": "crypto.integrity_failure"},
         )
+        _note(failure)
         raise failure from None
+    except KeyUnavailable as unavailable:
+        _note(unavailable)
+        raise
+
+
+def _note(failure: CryptoError) -> None:
+    info = requestctx.current()
+    if info is not None:
+        info.unreadable.append(failure)
+
+
+def request_failure(exception: Exception) -> CryptoError | None:
+    """The unreadable value behind `exception`, if that is what failed the request."""
+    if isinstance(exception, CryptoError):
+        return exception
+    info = requestctx.current()
+    if info is not None and info.unreadable:
+        failure = info.unreadable[0]
+        return failure if isinstance(failure, CryptoError) else None
+    return None
 
 
 class SealedAttribute(DeferredAttribute):

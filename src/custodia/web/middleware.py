@@ -14,7 +14,8 @@ from django.utils.http import urlencode
 
 from custodia.accounts.hashers import HashingBusy
 from custodia.accounts.stepup import SessionAuthentication, StepUpRequired, is_fresh
-from custodia.crypto.errors import CryptoError, public_answer
+from custodia.crypto.errors import public_answer
+from custodia.crypto.fields import request_failure
 from custodia.web import requestctx
 
 REFUSED_METHODS = frozenset({"TRACE", "TRACK", "CONNECT"})
@@ -98,10 +99,11 @@ class CryptoErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, CryptoError):
+        failure = request_failure(exception)
+        if failure is None:
             return None
         info = requestctx.current()
-        status, code, message = public_answer(exception, info.request_id if info else "")
+        status, code, message = public_answer(failure, info.request_id if info else "")
         if request.path.startswith("/api/"):
             return JsonResponse({"detail": message, "code": code}, status=status)
         context = {"title": "Cannot show this record", "message": message}

@@ -25,6 +25,9 @@ class RequestInfo:
     # (target type, id) of every object this request was refused (audit.actions.note_refusal);
     # TenantMiddleware records them once the answer is known.
     refusals: list[tuple[str, str]] = field(default_factory=list)
+    # Stored values that could not be opened (crypto/fields.py): the answer is a 409 or 410
+    # even when a serializer or template wrapped the exception in one of its own.
+    unreadable: list[Exception] = field(default_factory=list)
 
 
 CURRENT: ContextVar[RequestInfo | None] = ContextVar("custodia_request", default=None)
