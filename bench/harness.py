@@ -185,6 +185,7 @@ def server(env: dict[str, str], **extra: str) -> Iterator[str]:
             "2",
             # The daily checkpoint would verify whole chains beside the measured load.
             "--no-audit-maintenance",
+            "--no-key-maintenance",
         ],
         env=server_env,
         stdout=log,

@@ -248,3 +248,77 @@ def test_an_interrupted_kek_rotation_is_finished_without_another_kek(
     assert "re-wrapping keys still under" in out.getvalue()
     assert keystore.keks_in_use() == {keks[0]}
     assert [key["id"] for key in json.loads(own_kek.read_text())["keys"]] == [keks[0]]
+
+
+@pytest.fixture
+def small_keystore(matrix: TenantMatrix, tmp_path: Path) -> Iterator[Path]:
+    """A keystore holding only the matrix's two businesses (the session's keystore also holds
+    the keys of every business earlier tests made and rolled back)."""
+    original = settings.KEYSTORE_DIR
+    directory = tmp_path / "keys"
+    directory.mkdir(mode=0o700)
+    for business in (matrix.a, matrix.b):
+        shutil.copy2(keystore.path_for(business.owner.tenant_id), directory)
+    settings.KEYSTORE_DIR = directory
+    keyring.reset()
+    yield directory
+    settings.KEYSTORE_DIR = original
+    keyring.reset()
+
+
+def test_daily_maintenance_rotates_due_keys_and_destroys_expired_and_orphan_ones(
+    matrix: TenantMatrix, in_test_transaction: None, small_keystore: Path
+) -> None:
+    import os
+    import uuid
+
+    a, b = matrix.a, matrix.b
+    # Alpha's key is two years old; Bravo's is new.
+    key_file = keystore.read(a.owner.tenant_id)
+    key_file.keys[0].created_at = "2024-11-01T00:00:00+00:00"
+    keystore.write(key_file)
+    # A key file whose business is gone (its destruction after the deletion failed), an hour
+    # old, and one just made (a business being created right now).
+    orphan, newborn = uuid.uuid4(), uuid.uuid4()
+    for business in (orphan, newborn):
+        keyring.create_keys(business)
+    old = keystore.path_for(orphan).stat().st_mtime - 2 * 60 * 60
+    os.utime(keystore.path_for(orphan), (old, old))
+
+    activate(a.owner)
+    out = StringIO()
+    call_command("keys", "maintain", "--once", stdout=out)
+    assert states(a.owner.tenant_id) == {1: "retired", 2: "primary"}
+    assert states(b.owner.tenant_id) == {1: "primary"}
+    assert not keystore.path_for(orphan).exists()
+    assert keystore.path_for(newborn).exists()
+    assert f"{orphan}: orphan key file destroyed (no such business)" in out.getvalue()
+
+    # A year and more later, the retired key goes (backups that needed it are gone too).
+    key_file = keystore.read(a.owner.tenant_id)
+    key_file.keys[0].retired_at = "2020-01-01T00:00:00+00:00"
+    keystore.write(key_file)
+    out = StringIO()
+    call_command("keys", "rotate-all", stdout=out)
+    assert states(a.owner.tenant_id) == {2: "primary"}
+    assert f"{a.owner.tenant_id}: retired versions [1] destroyed" in out.getvalue()
+    activate(a.owner)
+    assert Client.objects.get(pk=a.client.pk).email == a.client.email
+
+
+def test_maintenance_refuses_to_shred_a_keystore_the_database_does_not_know(
+    matrix: TenantMatrix, in_test_transaction: None, small_keystore: Path
+) -> None:
+    """Pointed at the wrong (or an empty) database, most key files look orphaned: nothing is
+    destroyed."""
+    import os
+    import uuid
+
+    strangers = [uuid.uuid4() for _ in range(5)]
+    for business in strangers:
+        keyring.create_keys(business)
+        old = keystore.path_for(business).stat().st_mtime - 2 * 60 * 60
+        os.utime(keystore.path_for(business), (old, old))
+    with pytest.raises(CommandError, match="refusing to destroy them"):
+        call_command("keys", "rotate-all", stdout=StringIO())
+    assert all(keystore.path_for(business).exists() for business in strangers)

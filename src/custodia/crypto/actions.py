@@ -16,6 +16,7 @@ from django.conf import settings
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
 from custodia.crypto import keyring, keystore, rows
+from custodia.crypto.errors import KeyUnavailable
 from custodia.crypto.rows import batches, reseal_to_primary, rewrite_batch, sealed_tables
 
 logger = logging.getLogger(__name__)
@@ -193,20 +194,31 @@ def do_destroy_business_keys(business_id: uuid.UUID, *, reason: str) -> bool:
 
 
 ORPHAN_GRACE_SECONDS = 60 * 60
+ORPHAN_LIMIT = 3
 
 
 def do_destroy_orphan_keys() -> list[uuid.UUID]:
     """Destroy key files whose business no longer exists (its deletion committed but the key
     destruction after it failed). Files younger than an hour are left: a business being
-    created has its keys before its row commits."""
+    created has its keys before its row commits.
+
+    Refuses when many files look orphaned at once: that is a wrong or empty database (or a
+    missing policy), not deleted businesses, and destroying them would shred live data.
+    """
     existing = set(rows.business_ids(rows.USING))
     now = time.time()
-    destroyed = []
-    for business in keystore.business_ids():
-        if business in existing:
-            continue
-        if now - keystore.path_for(business).stat().st_mtime < ORPHAN_GRACE_SECONDS:
-            continue
+    kept = keystore.business_ids()
+    orphans = [
+        business
+        for business in kept
+        if business not in existing
+        and now - keystore.path_for(business).stat().st_mtime >= ORPHAN_GRACE_SECONDS
+    ]
+    if len(orphans) > max(ORPHAN_LIMIT, len(kept) // 10):
+        raise KeyUnavailable(
+            f"{len(orphans)} of {len(kept)} key files have no business in this database: "
+            "refusing to destroy them. Is this the right database?"
+        )
+    for business in orphans:
         do_destroy_business_keys(business, reason="orphan key file (business gone)")
-        destroyed.append(business)
-    return destroyed
+    return orphans

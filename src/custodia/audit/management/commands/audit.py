@@ -9,15 +9,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError, connections, transaction
+from django.db import connections, transaction
 
 from custodia.audit import chain
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
+from custodia.web.maintenance import run_daily
 
 logger = logging.getLogger(__name__)
-DAY_SECONDS = 24 * 60 * 60
-RETRY_SECONDS = 60 * 60
 
 
 def business_chains(slug: str | None) -> list[uuid.UUID | None]:
@@ -149,21 +148,6 @@ class Command(BaseCommand):
             raise CommandError(f"{failed} chain(s) do not verify and were kept whole.")
 
     def _maintain(self, *, once: bool) -> None:
-        """Beside the server (`custodia serve`): a round at start, then one a day. A failing
-        round is logged and retried in an hour; it never stops the server it runs beside."""
-        while True:
-            pause = DAY_SECONDS
-            for step in (lambda: self._checkpoint(None, reason="daily"), self._purge):
-                try:
-                    step()
-                except CommandError as exc:
-                    # A broken chain is evidence: say so loudly and keep the rest going.
-                    logger.error("audit maintenance: %s", exc)
-                except DatabaseError as exc:
-                    logger.error("audit maintenance: database unavailable (%s)", type(exc).__name__)
-                    pause = RETRY_SECONDS
-            if once:
-                return
-            for alias in connections:  # a day is long: no idle connections meanwhile
-                connections[alias].close()
-            time.sleep(pause)
+        """Beside the server (`custodia serve`): a round at start, then one a day."""
+        steps = (lambda: self._checkpoint(None, reason="daily"), self._purge)
+        run_daily("audit maintenance", steps, once=once, logger=logger)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from typing import Any
 
@@ -14,6 +15,9 @@ from custodia.crypto import actions, keyring, keystore, rows
 from custodia.crypto.access import key_status
 from custodia.crypto.errors import CryptoError, KekError
 from custodia.crypto.kek import add_file_kek, prune_file_keks
+from custodia.web.maintenance import run_daily
+
+logger = logging.getLogger(__name__)
 
 
 def business_by_slug(slug: str) -> uuid.UUID:
@@ -26,7 +30,7 @@ def business_by_slug(slug: str) -> uuid.UUID:
 
 
 class Command(BaseCommand):
-    help = "Encryption keys: status, rotate-kek, rotate-business SLUG, rotate-all."
+    help = "Encryption keys: status, rotate-kek, rotate-business SLUG, rotate-all, maintain."
 
     def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +48,10 @@ class Command(BaseCommand):
             help="new data key for one business; re-encrypt its values online (resumable)",
         )
         rotate.add_argument("slug")
+        maintain = commands.add_parser(
+            "maintain", help="rotate-all now, then once a day (`custodia serve` runs it)"
+        )
+        maintain.add_argument("--once", action="store_true", help="one round, then exit")
         commands.add_parser(
             "rotate-all",
             help="rotate every data key older than CUSTODIA_KEY_ROTATION_DAYS, finish "
@@ -118,6 +126,15 @@ class Command(BaseCommand):
             f"{result.seconds:.1f} s ({rate:.0f} rows/s); retired "
             f"{', '.join(f'v{v}' for v in result.retired) or 'none'}"
         )
+
+    def _maintain(self, options: dict[str, Any]) -> None:
+        def rotate_all() -> None:
+            try:
+                self._rotate_all(options)
+            except (KekError, CryptoError) as exc:
+                raise CommandError(str(exc)) from None
+
+        run_daily("key maintenance", [rotate_all], once=options["once"], logger=logger)
 
     def _rotate_all(self, options: dict[str, Any]) -> None:
         due = actions.businesses_due()

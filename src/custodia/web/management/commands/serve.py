@@ -117,6 +117,12 @@ class Command(BaseCommand):
             help="do not run `custodia audit maintain` (daily signed checkpoints and the"
             " retention purge) beside the server: run it elsewhere, once per database",
         )
+        parser.add_argument(
+            "--no-key-maintenance",
+            action="store_true",
+            help="do not run `custodia keys maintain` (daily: rotate data keys past their"
+            " rotation period, destroy retired keys past retention) beside the server",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         port, http_port = options["port"], options["http_port"]
@@ -158,6 +164,8 @@ class Command(BaseCommand):
             commands.append(redirect_server_args(host=options["host"], port=http_port))
         if not options["no_audit_maintenance"]:
             commands.append([sys.executable, "-m", "custodia.cli", "audit", "maintain"])
+        if not options["no_key_maintenance"]:
+            commands.append([sys.executable, "-m", "custodia.cli", "keys", "maintain"])
         children = [subprocess.Popen(command, env=env) for command in commands]  # noqa: S603
 
         url_host = display_host(options["host"])
