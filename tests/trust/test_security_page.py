@@ -12,7 +12,6 @@ from custodia.tenancy.models import Business
 # installed, this test fails on purpose: move the item from "planned" to "in place" and say
 # exactly what now holds.
 PLANNED = {
-    "planned-encryption": "custodia.crypto",
     "planned-backups": "custodia.backups",
     "planned-export": "custodia.portability",
     "planned-payments": "custodia.payments",
@@ -113,4 +112,17 @@ def test_audit_trail_is_in_place_and_no_longer_planned(page):
     assert 'id="audit"' in in_place
     assert 'id="planned-audit"' not in page
     for claim in ("same database transaction", "Ed25519", "audit verify", "one year"):
+        assert claim in in_place
+
+
+def test_encryption_is_in_place_and_no_longer_planned(page):
+    in_place, _planned_section = page.split('id="planned"', 1)
+    assert 'id="encryption"' in in_place
+    assert 'id="planned-encryption"' not in page
+    for claim in (
+        "AES-256-GCM) with a key that belongs to your business alone",
+        "Client names are not encrypted",
+        f"replaced every {settings.KEY_ROTATION_DAYS} days",
+        "its keys are destroyed",
+    ):
         assert claim in in_place

@@ -41,5 +41,6 @@ def security_page(request: HttpRequest) -> HttpResponse:
         "window_after": Business._meta.get_field("access_window_after_hours").get_default(),
         "session_days": settings.SESSION_COOKIE_AGE // 86400,
         "token_max_days": 365,
+        "key_rotation_days": settings.KEY_ROTATION_DAYS,
     }
     return render(request, "trust/security.html", context)
