@@ -16,10 +16,11 @@ from django.db import models
 from django.db.models.query_utils import DeferredAttribute
 
 from custodia.crypto.errors import CryptoError, IntegrityFailure, KeyUnavailable
-from custodia.crypto.keyring import Unauthentic, keys_for
+from custodia.crypto.keyring import Unauthentic, UnknownVersion, keys_for
 from custodia.web import requestctx
 
 logger = logging.getLogger("custodia.crypto")
+SAFE_LOOKUPS = frozenset({"exact", "in", "isnull"})
 
 
 class Sealed:
@@ -44,7 +45,11 @@ class Sealed:
 
 
 def value_context(tenant_id: object, table: str, column: str, row: object) -> bytes:
-    """Where a value belongs: the associated data that binds its ciphertext there."""
+    """Where a value belongs: the associated data that binds its ciphertext there.
+
+    Unambiguous as joined: business and row ids are UUIDs and table and column names come from
+    the models, none of which can contain the separator.
+    """
     return f"{tenant_id}|{table}|{column}|{row}".encode()
 
 
@@ -59,7 +64,11 @@ def open_text(tenant_id: object, table: str, column: str, row: object, blob: byt
     KeyUnavailable if its key is gone. Either is noted on the request (web/requestctx.py)."""
     context = value_context(tenant_id, table, column, row)
     try:
-        return keys_for(tenant_id).open(blob, context)
+        try:
+            return keys_for(tenant_id).open(blob, context)
+        except UnknownVersion:
+            # Another process may have added the version a moment ago: re-read the file once.
+            return keys_for(tenant_id, refresh=True).open(blob, context)
     except Unauthentic:
         failure = IntegrityFailure(table, column, row)
         # Ids only: which value failed, never its bytes or anything decrypted.
@@ -153,6 +162,16 @@ class EncryptedTextField(models.Field):  # type: ignore[type-arg]
                 str(value),
             )
         )
+
+    def get_lookup(self, lookup_name: str) -> Any:
+        # Only lookups that go through get_db_prep_value (which refuses plain text) or need no
+        # value; `contains`, `startswith`, `regex` and the like would send plain text to SQL.
+        if lookup_name not in SAFE_LOOKUPS:
+            return None
+        return super().get_lookup(lookup_name)
+
+    def get_transform(self, lookup_name: str) -> Any:
+        return None
 
     def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
         if value is None:

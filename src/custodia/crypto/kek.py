@@ -142,29 +142,27 @@ class KmsKek:
         return self.primary_id, bytes(answer["CiphertextBlob"])
 
     def unwrap(self, kek_id: str, wrapped: bytes, context: bytes) -> bytes:
-        from botocore.exceptions import ClientError
-
-        try:
-            answer = self._client.decrypt(
-                KeyId=kek_id, CiphertextBlob=wrapped, EncryptionContext=_kms_context(context)
-            )
-        except ClientError as exc:
-            if _error_code(exc) == "InvalidCiphertextException":
-                raise WrappedKeyInvalid from None
-            raise KekError(
-                f"AWS KMS refused to unwrap with {kek_id}: {_error_code(exc)}."
-            ) from None
+        answer = self._call(
+            "decrypt",
+            KeyId=kek_id,
+            CiphertextBlob=wrapped,
+            EncryptionContext=_kms_context(context),
+        )
         return bytes(answer["Plaintext"])
 
     def _call(self, operation: str, **arguments: Any) -> Any:
+        """One KMS call; its failures as KekError (the AWS error code, never a key)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        key = arguments.get("KeyId", self.primary_id)
         try:
             return getattr(self._client, operation)(**arguments)
         except ClientError as exc:
-            raise KekError(
-                f"AWS KMS refused {operation} with {self.primary_id}: {_error_code(exc)}."
-            ) from None
+            code = _error_code(exc)
+            if code == "InvalidCiphertextException":
+                raise WrappedKeyInvalid from None
+            verb = "unwrap" if operation == "decrypt" else "wrap"
+            raise KekError(f"AWS KMS refused to {verb} with {key}: {code}.") from None
         except BotoCoreError as exc:
             raise KekError(f"AWS KMS is unreachable: {type(exc).__name__}.") from None
 

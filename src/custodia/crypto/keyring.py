@@ -46,6 +46,10 @@ class Unauthentic(Exception):
     """The ciphertext did not authenticate (the caller knows where it was: IntegrityFailure)."""
 
 
+class UnknownVersion(KeyUnavailable):
+    """A value names a key version these keys do not have (yet: re-read the file once)."""
+
+
 @dataclass(frozen=True)
 class BusinessKeys:
     business_id: uuid.UUID
@@ -71,7 +75,7 @@ class BusinessKeys:
         header, nonce, sealed = blob[:HEADER_BYTES], blob[HEADER_BYTES:17], blob[17:]
         cipher = self.ciphers.get(int.from_bytes(header[1:], "big"))
         if cipher is None:
-            raise KeyUnavailable(
+            raise UnknownVersion(
                 f"business {self.business_id} has no data key version "
                 f"{int.from_bytes(header[1:], 'big')}"
             )

@@ -260,7 +260,10 @@ def keks_in_use() -> set[str]:
     """Ids of the KEKs that wrap at least one key in the keystore."""
     used = set()
     for business in business_ids():
-        key_file = read(business)
+        try:
+            key_file = read(business)
+        except KeyUnavailable:  # destroyed since the directory was listed
+            continue
         used.add(key_file.index.kek)
         used.update(key.kek for key in key_file.keys)
     return used

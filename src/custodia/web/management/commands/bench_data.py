@@ -170,6 +170,8 @@ class Command(BaseCommand):
             raise CommandError(
                 "bench-data writes generated rows; it refuses CUSTODIA_ENV=production."
             )
+        if options["plaintext_target"] and not options["target_clients"]:
+            raise CommandError("--plaintext-target needs --target-clients (its size).")
         rng = random.Random(options["seed"])  # noqa: S311 - fake data, not secrets
         now = timezone.now()
         started = time.monotonic()

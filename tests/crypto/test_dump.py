@@ -1,0 +1,123 @@
+"""A database dump (what a stolen backup holds) contains no sensitive value in plaintext.
+
+The data must be committed to be dumped, and a test's usual transaction never commits; the
+audit trail refuses TRUNCATE, so a flushing transactional test cannot clean up either. This test
+therefore builds its business in a scratch database of its own, dumps it, and drops it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connections, transaction
+from django.utils import timezone
+
+from custodia.clients.access import access_client_by_id
+from custodia.clients.actions import do_update_client
+from custodia.scheduling.actions import do_request_visit, do_update_visit
+from custodia.tenancy.context import activate
+from custodia.web.management.commands.setup import drop_database, prepare_database
+from tests.factories import build_business
+
+MARKERS = {
+    "email": "zq-marker-email-7731@example.test",
+    "phone": "+31 6 4242 7731",
+    "address": "Zq Marker Street 7731, Dumpton",
+    "notes": "zq-marker-notes: allergic to penicillin",
+    "instructions": "zq-marker-instructions: key behind the blue pot",
+    "door_code": "88-marker-4412",
+    "alarm_code": "77-marker-5523",
+}
+REPORT = "zq-marker-report: found the back door open"
+REQUEST_NOTE = "zq-marker-request: please come before noon"
+NAME = "Zq Marker Client Name"  # plaintext on purpose: proves the dump holds the data
+
+
+@pytest.fixture
+def scratch_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
+    """A freshly migrated database of this test only; the test database is restored after."""
+    original = settings.DATABASES["default"]["NAME"]
+    name = f"{original}_dump"
+    with django_db_blocker.unblock():
+        prepare_database(name, fresh=True)
+        try:
+            yield name
+        finally:
+            drop_database(name)
+            for alias in connections:
+                for target in (connections[alias].settings_dict, settings.DATABASES[alias]):
+                    target["NAME"] = original
+
+
+def pg_dump(database: str) -> str:
+    # The embedded server's own pg_dump (found without importing pgserver, which warns).
+    spec = importlib.util.find_spec("pgserver")
+    assert spec is not None and spec.origin is not None, "pgserver is not installed"
+    binary = Path(spec.origin).parent / "pginstall" / "bin" / "pg_dump"
+    assert binary.exists(), binary
+    admin = settings.ADMIN_DATABASE
+    command = [
+        str(binary),
+        "--host",
+        str(admin["HOST"]),
+        "--username",
+        str(admin["USER"]),
+        "--no-password",
+        "--format",
+        "plain",
+        "--dbname",
+        database,
+    ]
+    if admin.get("PORT"):
+        command += ["--port", str(admin["PORT"])]
+    env = {"PGPASSWORD": str(admin.get("PASSWORD") or ""), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(  # noqa: S603  (fixed arguments)
+        command, capture_output=True, env=env, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return result.stdout.decode()
+
+
+def populate() -> None:
+    """A business with every sensitive field filled with a marker, committed."""
+    with transaction.atomic():
+        business = build_business("Dumpco")
+        owner = business.owner
+        activate(owner)
+        client = access_client_by_id(owner, business.client.pk, record_read=False)
+        do_update_client(client, actor=owner, name=NAME, **MARKERS)
+        do_update_visit(business.visit, actor=owner, report=REPORT)
+        activate(business.client_login)
+        do_request_visit(
+            actor=business.client_login,
+            starts_at=timezone.now() + dt.timedelta(days=3),
+            note=REQUEST_NOTE,
+        )
+
+
+def test_a_dump_holds_no_sensitive_plaintext(scratch_database: str) -> None:
+    populate()
+    dump = pg_dump(scratch_database)
+    folded = dump.lower()
+    # The check can fail: the plaintext name and the tables' data are there.
+    assert NAME in dump
+    assert "copy public.clients_client" in folded
+    assert "dumpco" in folded
+    leaked = [
+        label
+        for label, value in {**MARKERS, "report": REPORT, "request_note": REQUEST_NOTE}.items()
+        if value.lower() in folded
+    ]
+    assert leaked == []
+    # Nor any distinctive part of them (a value split, or stored in another form).
+    for fragment in ("zq-marker", "7731@", "88-marker", "77-marker", "penicillin"):
+        assert fragment not in folded, fragment
+    # The phone's digits (the blind index is a keyed digest, not the digits).
+    assert "31642427731" not in folded
