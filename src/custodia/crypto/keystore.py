@@ -55,9 +55,6 @@ class KeyFile:
     def primary(self) -> WrappedKey:
         return next(key for key in self.keys if key.state == PRIMARY)
 
-    def version(self, number: int) -> WrappedKey | None:
-        return next((key for key in self.keys if key.version == number), None)
-
 
 def data_key_context(business: object, version: int) -> bytes:
     """What a wrapped data key is bound to: a wrapped key moved to another business fails."""

@@ -82,11 +82,9 @@ def _query(cursor: Any, template: str, table: SealedTable) -> str:
     )
 
 
-def batches(
-    using: str, business_id: object, table: SealedTable, *, start_after: Any = None
-) -> Iterator[list[Any]]:
+def batches(using: str, business_id: object, table: SealedTable) -> Iterator[list[Any]]:
     """Keys of the business's rows in `table`, in primary-key order, BATCH_ROWS at a time."""
-    last = start_after
+    last: Any = None
     while True:
         with transaction.atomic(using=using), connections[using].cursor() as cursor:
             enter_business(cursor, business_id)
