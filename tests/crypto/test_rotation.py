@@ -322,3 +322,51 @@ def test_maintenance_refuses_to_shred_a_keystore_the_database_does_not_know(
     with pytest.raises(CommandError, match="refusing to destroy them"):
         call_command("keys", "rotate-all", stdout=StringIO())
     assert all(keystore.path_for(business).exists() for business in strangers)
+
+
+def test_a_second_rotation_of_the_same_business_is_refused_while_one_runs(
+    matrix: TenantMatrix, in_test_transaction: None
+) -> None:
+    a = matrix.a
+    name = f"custodia key rotation {a.owner.tenant_id}"
+    # Another process (here: the owner connection) is rotating this business.
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [name])
+    try:
+        with pytest.raises(CommandError, match="is already running"):
+            call_command("keys", "rotate-business", business_slug(a.owner), stdout=StringIO())
+        assert states(a.owner.tenant_id) == {1: "primary"}
+    finally:
+        with connections["owner"].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])
+    activate(a.owner)
+    assert actions.do_rotate_business_key(a.owner.tenant_id).version == 2
+
+
+def test_a_retired_key_a_late_writer_still_used_is_not_destroyed_with_its_value(
+    matrix: TenantMatrix, in_test_transaction: None, small_keystore: Path
+) -> None:
+    """A process that cached v1 just before a rotation and committed after its last sweep leaves
+    a value under a version that is then retired: destroying that version must not shred it."""
+    from custodia.crypto.fields import seal_text
+    from tests.crypto.support import plant
+
+    a = matrix.a
+    activate(a.owner)
+    late = seal_text(a.owner.tenant_id, "clients_client", "notes", a.client.pk, "late note")
+    actions.do_rotate_business_key(a.owner.tenant_id)
+    plant(a.owner, "clients_client", "notes", a.client.pk, late)
+    assert versions(a.owner)[1] == 1
+    status = StringIO()
+    call_command("keys", "status", "--business", business_slug(a.owner), stdout=status)
+    assert "values under retired versions [1]" in status.getvalue()
+
+    key_file = keystore.read(a.owner.tenant_id)
+    key_file.keys[0].retired_at = "2020-01-01T00:00:00+00:00"
+    keystore.write(key_file)
+    activate(a.owner)
+    destroyed = actions.do_destroy_expired_keys()
+    assert destroyed == {a.owner.tenant_id: [1]}
+    assert set(versions(a.owner)) == {2}
+    activate(a.owner)
+    assert Client.objects.get(pk=a.client.pk).notes == "late note"

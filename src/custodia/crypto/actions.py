@@ -8,15 +8,17 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import connections
 
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
 from custodia.crypto import keyring, keystore, rows
-from custodia.crypto.errors import KeyUnavailable
+from custodia.crypto.errors import KeyUnavailable, RotationInProgress
 from custodia.crypto.rows import batches, reseal_to_primary, rewrite_batch, sealed_tables
 
 logger = logging.getLogger(__name__)
@@ -42,7 +44,13 @@ def do_rotate_business_key(
     batches (crypto/rows.py), readers still opening old values with the previous key. If a
     previous rotation was interrupted (a `previous` version is still listed), this finishes it
     instead of starting another. Once no row names an old version, those become `retired`.
+    One rotation per business at a time (an advisory lock); another one is refused.
     """
+    with _rotation_lock(business_id):
+        return _rotate(business_id, progress)
+
+
+def _rotate(business_id: uuid.UUID, progress: Progress | None) -> RotationResult:
     started = time.monotonic()
     key_file = keystore.read(business_id)
     resumed = any(key.state == keystore.PREVIOUS for key in key_file.keys)
@@ -50,7 +58,6 @@ def do_rotate_business_key(
         version = key_file.primary.version
     else:
         version = keystore.add_version(business_id, keyring.provider()).version
-        keyring.keys_for(business_id, refresh=True)
         record(
             AuditAction.KEY_ROTATE,
             tenant_id=business_id,
@@ -59,6 +66,7 @@ def do_rotate_business_key(
             detail={"phase": "started", "version": version},
             using=rows.USING,
         )
+    keyring.keys_for(business_id, refresh=True)
     switched = time.monotonic()
     resealed = _reseal_all(business_id, progress)
     # A process that read the key file just before the switch may seal with the old version
@@ -98,6 +106,22 @@ def do_rotate_business_key(
     return RotationResult(uuid.UUID(str(business_id)), version, retired, resealed, seconds, resumed)
 
 
+@contextmanager
+def _rotation_lock(business_id: uuid.UUID) -> Iterator[None]:
+    """A session-level advisory lock on the rotating connection, held across its batches."""
+    name = f"custodia key rotation {business_id}"
+    with connections[rows.USING].cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [name])
+        (locked,) = cursor.fetchone()
+    if not locked:
+        raise RotationInProgress(f"A rotation of business {business_id} is already running.")
+    try:
+        yield
+    finally:
+        with connections[rows.USING].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])
+
+
 def _reseal_all(business_id: uuid.UUID, progress: Progress | None) -> int:
     changed = 0
     for table in sealed_tables():
@@ -125,9 +149,18 @@ def businesses_due(now: dt.datetime | None = None) -> list[uuid.UUID]:
     return due
 
 
-def do_destroy_expired_keys(now: dt.datetime | None = None) -> dict[uuid.UUID, list[int]]:
+def do_destroy_expired_keys(
+    now: dt.datetime | None = None, *, progress: Progress | None = None
+) -> dict[uuid.UUID, list[int]]:
     """Destroy retired data keys past RETIRED_KEY_RETENTION_DAYS (backups older than that are
-    gone too); returns what was destroyed, by business."""
+    gone too); returns what was destroyed, by business.
+
+    A version is destroyed only when no stored value names it. One can, if a process sealed a
+    value with it just before it learnt of the rotation and committed after the rotation's last
+    sweep: such values are re-encrypted under the primary key first.
+    """
+    from custodia.crypto.access import values_per_version
+
     now = now or dt.datetime.now(dt.UTC)
     horizon = now - dt.timedelta(days=settings.RETIRED_KEY_RETENTION_DAYS)
     destroyed: dict[uuid.UUID, list[int]] = {}
@@ -139,6 +172,14 @@ def do_destroy_expired_keys(now: dt.datetime | None = None) -> dict[uuid.UUID, l
             and key.retired_at is not None
             and dt.datetime.fromisoformat(key.retired_at) < horizon
         ]
+        if not expired:
+            continue
+        if any(values_per_version(business).get(version) for version in expired):
+            with _rotation_lock(business):
+                keyring.keys_for(business, refresh=True)
+                _reseal_all(business, progress)
+        in_use = values_per_version(business)
+        expired = [version for version in expired if not in_use.get(version)]
         if expired:
             keystore.destroy_versions(business, expired)
             destroyed[business] = expired

@@ -27,6 +27,10 @@ class IntegrityFailure(CryptoError):
         self.row = str(row)
 
 
+class RotationInProgress(Exception):
+    """Another process is rotating this business's data key right now."""
+
+
 class KeyUnavailable(CryptoError):
     """The business's data key (or the key version a value names) no longer exists:
     destroyed with the business, retired past its retention, or missing from the keystore."""

@@ -13,7 +13,7 @@ from django.db import connections
 
 from custodia.crypto import actions, keyring, keystore, rows
 from custodia.crypto.access import key_status
-from custodia.crypto.errors import CryptoError, KekError
+from custodia.crypto.errors import CryptoError, KekError, RotationInProgress
 from custodia.crypto.kek import add_file_kek, prune_file_keks
 from custodia.web.maintenance import run_daily
 
@@ -62,7 +62,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             getattr(self, "_" + options["command"].replace("-", "_"))(options)
-        except (KekError, CryptoError) as exc:
+        except (KekError, CryptoError, RotationInProgress) as exc:
             raise CommandError(str(exc)) from None
 
     def _status(self, options: dict[str, Any]) -> None:
@@ -87,6 +87,12 @@ class Command(BaseCommand):
                 notes.append("rotation unfinished: run rotate-business")
             if now - status.primary.created_at > rotate_after:
                 notes.append("due for rotation")
+            stale = [v.version for v in status.versions if v.state != "primary" and v.values]
+            if stale and not any(v.state == keystore.PREVIOUS for v in status.versions):
+                notes.append(
+                    f"values under retired versions {stale}: run rotate-business (or wait for "
+                    "maintenance)"
+                )
             if status.unknown_versions:
                 notes.append(f"values under unknown versions {status.unknown_versions}")
                 problems += 1
@@ -131,7 +137,7 @@ class Command(BaseCommand):
         def rotate_all() -> None:
             try:
                 self._rotate_all(options)
-            except (KekError, CryptoError) as exc:
+            except (KekError, CryptoError, RotationInProgress) as exc:
                 raise CommandError(str(exc)) from None
 
         run_daily("key maintenance", [rotate_all], once=options["once"], logger=logger)
