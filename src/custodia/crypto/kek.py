@@ -222,7 +222,13 @@ def provider_from_settings(*, create: bool = False) -> KekProvider:
     name = settings.KEK_PROVIDER
     if name == "file":
         path = Path(settings.KEK_KEYRING_FILE)
-        if create and not path.exists():
+        if not path.exists():
+            if not create:
+                raise KekError(
+                    f"The key-encryption key file {path} is missing, and the keystore "
+                    f"({settings.KEYSTORE_DIR}) holds keys it wrapped: restore the file from its "
+                    "backup. A new key could not read them, so none is made."
+                )
             write_keyring_file(path, [AESGCM.generate_key(bit_length=256)], create=True)
         return LocalKeks("file", read_keyring_file(path))
     if name == "env":
