@@ -6,8 +6,9 @@ import json
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connections
+from django.db import connection, connections
 
+from custodia.accounts.models import ApiToken
 from custodia.accounts.stepup import StepUpRequired
 from custodia.clients.models import Client
 from custodia.crypto import keystore
@@ -119,13 +120,66 @@ def test_a_stale_session_is_sent_to_step_up_first(matrix):
     assert Business.objects.filter(pk=a.owner.tenant_id).exists()
 
 
-@pytest.mark.parametrize("role", ["manager", "staff", "client", "outsider"])
+@pytest.mark.parametrize("role", ["manager", "staff", "client"])
 def test_no_one_else_can_reach_it(matrix, role):
     before = snapshot(matrix)
     browser = logged_in(actor_for(matrix, role))
     activate(matrix.a.owner)
     slug = Business.objects.get(pk=matrix.a.owner.tenant_id).slug
-    assert browser.get(URL).status_code in (403, 404) or role == "outsider"
-    browser.post(URL, {"confirm": slug})
+    assert browser.get(URL).status_code == 403
+    assert browser.post(URL, {"confirm": slug}).status_code == 403
     assert snapshot(matrix) == before
     assert keystore.path_for(matrix.a.owner.tenant_id).exists()
+
+
+def test_the_outsider_reaches_only_their_own_business(matrix):
+    """The page acts on the signed-in owner's own business: another business's slug is refused."""
+    before = snapshot(matrix)
+    browser = logged_in(matrix.outsider)
+    activate(matrix.a.owner)
+    slug = Business.objects.get(pk=matrix.a.owner.tenant_id).slug
+    page = browser.get(URL)
+    assert page.status_code == 200 and "Delete Bravo" in text(page)
+    assert browser.post(URL, {"confirm": slug}).status_code == 400
+    assert snapshot(matrix) == before
+    assert keystore.path_for(matrix.a.owner.tenant_id).exists()
+
+
+def test_deletion_takes_every_members_tokens_and_invitations_with_it(
+    matrix, django_capture_on_commit_callbacks
+):
+    """Rows the owner cannot see under RLS (other members' API tokens) go too."""
+    from custodia.accounts.actions import do_create_api_token
+    from custodia.tenancy.actions import do_invite_member
+    from custodia.tenancy.permissions import Role
+
+    a = matrix.a
+    for member in (a.owner, a.manager):
+        activate(member)
+        do_create_api_token(actor=member, name="before deletion")
+    activate(a.owner)
+    do_invite_member(actor=a.owner, email="newcomer@example.test", role=Role.STAFF)
+    activate(a.owner)
+    business = Business.objects.get(pk=a.owner.tenant_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        do_delete_business(business, actor=a.owner, confirm_slug=business.slug)
+    # What the commit would check: no row is left pointing at the deleted memberships or
+    # business (the tokens of the manager, which the owner cannot see, included).
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    activate(a.manager)
+    assert not ApiToken.objects.exists()
+
+
+@pytest.mark.parametrize("role", ["manager", "staff", "outsider"])
+def test_only_the_owner_in_their_business_can_delete_its_tokens(matrix, role):
+    from django.db.utils import ProgrammingError
+
+    from custodia.accounts.actions import do_create_api_token
+
+    activate(matrix.a.manager)
+    do_create_api_token(actor=matrix.a.manager, name="kept")
+    activate(actor_for(matrix, role))
+    with pytest.raises(ProgrammingError, match="only an owner of business"):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT custodia_delete_business_tokens(%s)", [matrix.a.owner.tenant_id])

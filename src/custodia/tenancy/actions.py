@@ -15,7 +15,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -80,6 +80,9 @@ def do_delete_business(business: Business, *, actor: Actor, confirm_slug: str) -
         # In the business's own chain, and in the owner's platform chain, which outlives it.
         record(AuditAction.BUSINESS_DELETE, actor=actor, target=business)
         record(AuditAction.BUSINESS_DELETE, user=actor.user, target=business)
+        # Every member's API tokens; the owner may see only their own (accounts/0005).
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT custodia_delete_business_tokens(%s)", [business_id])
         Business.objects.filter(pk=business_id).delete()
         transaction.on_commit(lambda: _destroy_keys(business_id))
     logger.info("business deleted tenant=%s", business_id)
