@@ -299,12 +299,38 @@ def test_value_relabelled_with_another_key_version_is_refused(
         row=client.pk,
         blobs=[blob, relabelled],
     )
-    # A version the business never had: its key is missing, which is said as such.
+    # A version the business never had (nor destroyed): tampering, refused and logged the same.
     unknown = blob[:1] + (77).to_bytes(4, "big") + blob[HEADER:]
     plant(owner, "clients_client", "email", client.pk, unknown)
-    with pytest.raises(KeyUnavailable) as missing:
-        read_email(owner, client.pk)
-    assert blob.hex() not in str(missing.value)
+    caplog.clear()
+    assert_refused_and_logged(
+        caplog,
+        lambda: read_email(owner, client.pk),
+        table="clients_client",
+        column="email",
+        row=client.pk,
+        blobs=[blob, unknown],
+    )
+
+
+def test_a_value_under_a_destroyed_version_is_unavailable_not_tampered(
+    matrix: TenantMatrix, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a retired version's retention, a value still naming it (say, restored from an old
+    backup) is "key destroyed" (410), logged as a warning with ids only."""
+    owner, client = matrix.a.owner, matrix.a.client
+    blob = stored(owner, "clients_client", "email", client.pk)
+    keystore.add_version(owner.tenant_id, keyring.provider())
+    keystore.retire_previous(owner.tenant_id)
+    keystore.destroy_versions(owner.tenant_id, [1])
+    keyring.keys_for(owner.tenant_id, refresh=True)
+    assert keystore.read(owner.tenant_id).destroyed == [1]
+    with caplog.at_level(logging.WARNING, logger="custodia.crypto"):
+        with pytest.raises(KeyUnavailable, match="version 1 .* was destroyed"):
+            read_email(owner, client.pk)
+    [record] = [r for r in caplog.records if r.name == "custodia.crypto"]
+    assert record.levelno == logging.WARNING and str(client.pk) in record.getMessage()
+    assert blob.hex() not in record.getMessage() and client.email not in record.getMessage()
 
 
 def flip_last_bit(blob: bytes) -> bytes:

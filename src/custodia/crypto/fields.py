@@ -60,8 +60,9 @@ def seal_text(tenant_id: object, table: str, column: str, row: object, plaintext
 
 
 def open_text(tenant_id: object, table: str, column: str, row: object, blob: bytes) -> str:
-    """The plaintext of a stored value; IntegrityFailure (logged) if it does not authenticate,
-    KeyUnavailable if its key is gone. Either is noted on the request (web/requestctx.py)."""
+    """The plaintext of a stored value; IntegrityFailure (logged) if it does not authenticate or
+    names a key version the business never had, KeyUnavailable (logged) if its key was
+    destroyed. Either is noted on the request (web/requestctx.py)."""
     context = value_context(tenant_id, table, column, row)
     try:
         try:
@@ -69,7 +70,7 @@ def open_text(tenant_id: object, table: str, column: str, row: object, blob: byt
         except UnknownVersion:
             # Another process may have added the version a moment ago: re-read the file once.
             return keys_for(tenant_id, refresh=True).open(blob, context)
-    except Unauthentic:
+    except (Unauthentic, UnknownVersion):
         failure = IntegrityFailure(table, column, row)
         # Ids only: which value failed, never its bytes or anything decrypted.
         logger.error(
@@ -83,6 +84,14 @@ def open_text(tenant_id: object, table: str, column: str, row: object, blob: byt
         _note(failure)
         raise failure from None
     except KeyUnavailable as unavailable:
+        logger.warning(
+            "unreadable, key destroyed: %s.%s row %s tenant %s",
+            table,
+            column,
+            row,
+            tenant_id,
+            extra={"event": "crypto.key_unavailable"},
+        )
         _note(unavailable)
         raise
 

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
 from custodia.crypto import keystore
-from custodia.crypto.errors import KeyUnavailable
+from custodia.crypto.errors import KekError, KeyUnavailable
 from custodia.crypto.kek import KekProvider, WrappedKeyInvalid, provider_from_settings
 
 FORMAT_AES_GCM = 1
@@ -56,6 +56,7 @@ class BusinessKeys:
     primary: int
     ciphers: dict[int, AESGCM]
     index_key: bytes
+    destroyed: frozenset[int] = frozenset()
 
     def seal(self, plaintext: str, context: bytes) -> bytes:
         """The stored form of `plaintext` at `context` (see the module docstring)."""
@@ -73,12 +74,14 @@ class BusinessKeys:
         if len(blob) < HEADER_BYTES + NONCE_BYTES + 16 or blob[0] != FORMAT_AES_GCM:
             raise Unauthentic
         header, nonce, sealed = blob[:HEADER_BYTES], blob[HEADER_BYTES:17], blob[17:]
-        cipher = self.ciphers.get(int.from_bytes(header[1:], "big"))
+        version = int.from_bytes(header[1:], "big")
+        cipher = self.ciphers.get(version)
         if cipher is None:
-            raise UnknownVersion(
-                f"business {self.business_id} has no data key version "
-                f"{int.from_bytes(header[1:], 'big')}"
-            )
+            if version in self.destroyed:
+                raise KeyUnavailable(
+                    f"data key version {version} of business {self.business_id} was destroyed"
+                )
+            raise UnknownVersion(f"business {self.business_id} has no data key version {version}")
         try:
             return cipher.decrypt(nonce, sealed, header + context).decode()
         except (InvalidTag, UnicodeDecodeError):
@@ -177,8 +180,6 @@ def _unwrap(key_file: keystore.KeyFile, kek: KekProvider) -> BusinessKeys:
             for entry in key_file.keys
         }
     except WrappedKeyInvalid:
-        from custodia.crypto.errors import KekError
-
         raise KekError(
             f"A data key of business {business} does not unwrap with the configured "
             "key-encryption key: the KEK is the wrong one, or the keystore file was altered."
@@ -188,6 +189,7 @@ def _unwrap(key_file: keystore.KeyFile, kek: KekProvider) -> BusinessKeys:
         primary=key_file.primary.version,
         ciphers=ciphers,
         index_key=index_key,
+        destroyed=frozenset(key_file.destroyed),
     )
 
 

@@ -50,6 +50,9 @@ class KeyFile:
     business: str
     index: WrappedKey
     keys: list[WrappedKey] = field(default_factory=list)
+    # Versions destroyed after their retention: a value naming one is under a destroyed key,
+    # a value naming a version never listed here or in `keys` has been tampered with.
+    destroyed: list[int] = field(default_factory=list)
 
     @property
     def primary(self) -> WrappedKey:
@@ -123,6 +126,7 @@ def read(business_id: object) -> KeyFile:
         business=document["business"],
         index=WrappedKey(**document["index"]),
         keys=[WrappedKey(**entry) for entry in document["keys"]],
+        destroyed=list(document.get("destroyed", [])),
     )
 
 
@@ -192,9 +196,13 @@ def destroy_versions(business_id: object, versions: list[int]) -> None:
     """Remove retired versions for good (their retention is over)."""
     with locked():
         key_file = read(business_id)
-        key_file.keys = [
-            key for key in key_file.keys if not (key.state == RETIRED and key.version in versions)
+        gone = [
+            key.version for key in key_file.keys if key.state == RETIRED and key.version in versions
         ]
+        if not gone:
+            return
+        key_file.keys = [key for key in key_file.keys if key.version not in gone]
+        key_file.destroyed = sorted({*key_file.destroyed, *gone})
         write(key_file)
 
 
