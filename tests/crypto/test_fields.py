@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import FieldError
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Value
 from django.utils import timezone
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -359,12 +360,22 @@ TAMPERING: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
+# Shapes the database's own CHECK (crypto/rows.py, SEALED_CHECK) refuses before anyone reads.
+REFUSED_BY_THE_DATABASE = {"header only", "empty", "format byte 2"}
+
+
 @pytest.mark.parametrize("how", sorted(TAMPERING))
 def test_tampered_value_is_refused(
     matrix: TenantMatrix, caplog: pytest.LogCaptureFixture, how: str
 ) -> None:
     owner, client = matrix.a.owner, matrix.a.client
     blob = stored(owner, "clients_client", "email", client.pk)
+    if how in REFUSED_BY_THE_DATABASE:
+        with pytest.raises(IntegrityError, match="clients_client_email_sealed"):
+            with transaction.atomic():
+                plant(owner, "clients_client", "email", client.pk, TAMPERING[how](blob))
+        assert stored(owner, "clients_client", "email", client.pk) == blob
+        return
     plant(owner, "clients_client", "email", client.pk, TAMPERING[how](blob))
     assert_refused_and_logged(
         caplog,
@@ -426,6 +437,25 @@ def test_other_lookups_on_plaintext_are_refused(matrix: TenantMatrix, lookup: st
     activate(matrix.a.owner)
     with pytest.raises((TypeError, FieldError)), transaction.atomic():
         list(Client.objects.filter(**{f"email__{lookup}": "alpha"}))
+
+
+def test_plaintext_in_an_expression_is_refused(matrix: TenantMatrix) -> None:
+    """`Value("text")` carries its own type past the field: the lookups refuse it, and the
+    database refuses what an UPDATE would store."""
+    activate(matrix.a.owner)
+    with pytest.raises(TypeError, match="sealed values"), transaction.atomic():
+        list(Client.objects.filter(email=Value("client@alpha.test")))
+    with pytest.raises(TypeError, match="sealed values"), transaction.atomic():
+        list(Client.objects.filter(email__in=[Value("client@alpha.test")]))
+    with pytest.raises(IntegrityError, match="clients_client_email_sealed"):
+        with transaction.atomic():
+            Client.objects.filter(pk=matrix.a.client.pk).update(email=Value("PLAIN@x.test"))
+    with pytest.raises(IntegrityError, match="clients_homeaccess_door_code_sealed"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("UPDATE clients_homeaccess SET door_code = convert_to('1234', 'UTF8')")
+    # Comparing two sealed columns sends no plaintext (and matches nothing useful): allowed.
+    assert list(Client.objects.filter(email=F("notes"))) == []
+    assert stored(matrix.a.owner, "clients_client", "email", matrix.a.client.pk)[0] == 1
 
 
 def test_bulk_update_with_plaintext_is_refused(matrix: TenantMatrix) -> None:

@@ -181,6 +181,7 @@ def stored(database: str, table: str, column: str, row: uuid.UUID) -> bytes:
             [row],
         ).fetchone()
     assert found is not None and found[0] is not None, (table, column, row)
+    assert isinstance(found[0], bytes | memoryview), f"{table}.{column} is not bytea"
     return bytes(found[0])
 
 

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from django.db import models
+from django.db.models.lookups import Exact, In, IsNull
 from django.db.models.query_utils import DeferredAttribute
 
 from custodia.crypto.errors import CryptoError, IntegrityFailure, KeyUnavailable
@@ -20,7 +21,6 @@ from custodia.crypto.keyring import Unauthentic, UnknownVersion, keys_for
 from custodia.web import requestctx
 
 logger = logging.getLogger("custodia.crypto")
-SAFE_LOOKUPS = frozenset({"exact", "in", "isnull"})
 
 
 class Sealed:
@@ -173,11 +173,10 @@ class EncryptedTextField(models.Field):  # type: ignore[type-arg]
         )
 
     def get_lookup(self, lookup_name: str) -> Any:
-        # Only lookups that go through get_db_prep_value (which refuses plain text) or need no
-        # value; `contains`, `startswith`, `regex` and the like would send plain text to SQL.
-        if lookup_name not in SAFE_LOOKUPS:
-            return None
-        return super().get_lookup(lookup_name)
+        # Only lookups whose values go through get_db_prep_value (which refuses plain text) and
+        # whose expressions are checked; `contains`, `startswith`, `regex` and the like would
+        # send plain text to SQL, so they do not exist on this field.
+        return SAFE_LOOKUPS.get(lookup_name)
 
     def get_transform(self, lookup_name: str) -> Any:
         return None
@@ -191,3 +190,31 @@ class EncryptedTextField(models.Field):  # type: ignore[type-arg]
             f"{self.model.__name__}.{self.name} is encrypted: write it through save() on the "
             "instance and search it through its blind index."
         )
+
+
+def _refuse_plain_expressions(values: Any) -> None:
+    """An expression compared with a sealed column must itself be sealed (another encrypted
+    column); `Value("text")` or a text subquery would put plain text into the SQL."""
+    for value in values if isinstance(values, (list, tuple, set)) else [values]:
+        if hasattr(value, "resolve_expression"):
+            output = getattr(value, "output_field", None)
+            if not isinstance(output, EncryptedTextField):
+                raise TypeError(
+                    "An encrypted field can only be compared with sealed values: search it "
+                    "through its blind index."
+                )
+
+
+class SealedExact(Exact):
+    def process_rhs(self, compiler: Any, connection: Any) -> Any:
+        _refuse_plain_expressions(self.rhs)
+        return super().process_rhs(compiler, connection)
+
+
+class SealedIn(In):
+    def process_rhs(self, compiler: Any, connection: Any) -> Any:
+        _refuse_plain_expressions(self.rhs)
+        return super().process_rhs(compiler, connection)
+
+
+SAFE_LOOKUPS: dict[str, Any] = {"exact": SealedExact, "in": SealedIn, "isnull": IsNull}

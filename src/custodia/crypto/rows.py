@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections, migrations, transaction
 from psycopg import sql
 
 from custodia.crypto.fields import EncryptedTextField, open_text, seal_text
@@ -164,3 +164,27 @@ def business_ids(using: str) -> list[uuid.UUID]:
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT id FROM tenancy_business ORDER BY id")
         return [row[0] for row in cursor.fetchall()]
+
+
+# What an encrypted column may hold, checked by the database itself: a sealed value (format 1,
+# at least header, nonce and tag long) or the benchmark's plaintext format 0. Text written by
+# some other path (raw SQL, an expression the field cannot see) starts with neither byte.
+SEALED_CHECK = (
+    "CASE WHEN octet_length({column}) = 0 THEN false"
+    " WHEN get_byte({column}, 0) = 1 THEN octet_length({column}) >= 33"
+    " ELSE get_byte({column}, 0) = 0 END"
+)
+
+
+def sealed_constraints(table: SealedTable) -> migrations.RunSQL:
+    """Migrations: one CHECK per encrypted column of `table` (SEALED_CHECK)."""
+    forward: list[Any] = [
+        f"ALTER TABLE {table.table} ADD CONSTRAINT {table.table}_{column}_sealed"
+        f" CHECK ({SEALED_CHECK.format(column=column)})"
+        for column in table.columns
+    ]
+    backward: list[Any] = [
+        f"ALTER TABLE {table.table} DROP CONSTRAINT IF EXISTS {table.table}_{column}_sealed"
+        for column in table.columns
+    ]
+    return migrations.RunSQL(forward, backward)
