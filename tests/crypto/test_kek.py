@@ -30,7 +30,7 @@ from custodia.crypto import keyring, keystore
 from custodia.crypto.checks import verify_kek
 from custodia.crypto.errors import KekError
 from custodia.crypto.fields import open_text, seal_text
-from custodia.crypto.kek import read_keyring_file, write_keyring_file
+from custodia.crypto.kek import read_keyring_file, write_keyring_entries
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_a_different_keyring_is_not_the_key_that_wrapped_the_keystore(
     business = uuid.uuid4()
     keyring.create_keys(business)
     old = key_texts(settings)
-    write_keyring_file(keyring_path(settings), [os.urandom(32)])
+    write_keyring_entries(keyring_path(settings), [{"key": os.urandom(32)}])
     new = key_texts(settings)
     assert stat.S_IMODE(keyring_path(settings).stat().st_mode) == 0o600
     keyring.reset()
@@ -159,7 +159,7 @@ def test_the_check_command_fails_with_crypto_e001_on_a_wrong_kek(
 ) -> None:
     keyring.create_keys(uuid.uuid4())
     call_command("check", verbosity=0)  # the right key passes
-    write_keyring_file(keyring_path(settings), [os.urandom(32)])
+    write_keyring_entries(keyring_path(settings), [{"key": os.urandom(32)}])
     texts = key_texts(settings)
     keyring.reset()
     with pytest.raises(SystemCheckError) as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from collections.abc import Iterator
@@ -184,18 +185,33 @@ def business_slug(owner: Actor) -> str:
 
 
 @pytest.fixture
-def own_kek(tmp_path: Path) -> Iterator[Path]:
-    """Copies of the KEK keyring and of the keystore for this test (rotate-kek rewrites both),
-    put back afterwards."""
+def own_kek(matrix: TenantMatrix, tmp_path: Path) -> Iterator[Path]:
+    """Copies of the KEK keyring and of the matrix's key files for this test (rotate-kek
+    rewrites both), put back afterwards."""
     original_kek, original_keystore = settings.KEK_KEYRING_FILE, settings.KEYSTORE_DIR
     copy = tmp_path / "kek-keyring.json"
     shutil.copy2(original_kek, copy)
-    shutil.copytree(original_keystore, tmp_path / "keys")
+    (tmp_path / "keys").mkdir(mode=0o700)
+    for business in (matrix.a, matrix.b):
+        shutil.copy2(keystore.path_for(business.owner.tenant_id), tmp_path / "keys")
     settings.KEK_KEYRING_FILE, settings.KEYSTORE_DIR = copy, tmp_path / "keys"
     keyring.reset()
     yield copy
     settings.KEK_KEYRING_FILE, settings.KEYSTORE_DIR = original_kek, original_keystore
     keyring.reset()
+
+
+def keyring_ids(path: Path) -> list[str]:
+    return [key["id"] for key in json.loads(path.read_text())["keys"]]
+
+
+def age_retired_keks(path: Path, days: int) -> None:
+    """Pretend the keyring's retired KEKs were retired `days` ago."""
+    document = json.loads(path.read_text())
+    for entry in document["keys"]:
+        if "retired" in entry:
+            entry["retired"] = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat()
+    path.write_text(json.dumps(document))
 
 
 def test_rotate_kek_rewraps_every_key_and_retires_the_old_kek(
@@ -206,11 +222,18 @@ def test_rotate_kek_rewraps_every_key_and_retires_the_old_kek(
     old_id = keyring.provider().primary_id
     out = StringIO()
     call_command("keys", "rotate-kek", stdout=out)
-    new_id = json.loads(own_kek.read_text())["keys"][0]["id"]
+    new_id = keyring_ids(own_kek)[0]
     assert new_id != old_id
-    assert [key["id"] for key in json.loads(own_kek.read_text())["keys"]] == [new_id]
     assert keystore.keks_in_use() == {new_id}
+    # The old KEK stays a day for servers that have not re-read the keyring yet ...
+    assert keyring_ids(own_kek) == [new_id, old_id]
+    assert "removed" not in out.getvalue()
+    # ... then the daily maintenance removes it.
+    age_retired_keks(own_kek, days=2)
+    out = StringIO()
+    call_command("keys", "rotate-all", stdout=out)
     assert f"retired key-encryption keys removed: {old_id}" in out.getvalue()
+    assert keyring_ids(own_kek) == [new_id]
     # The data still reads (a fresh process: nothing cached).
     keyring.reset()
     activate(matrix.a.owner)
@@ -218,36 +241,44 @@ def test_rotate_kek_rewraps_every_key_and_retires_the_old_kek(
     # The old KEK alone opens nothing any more.
     settings.KEK_KEYRING_FILE = old_copy
     keyring.reset()
-    with pytest.raises(KekError, match=f"needs key-encryption key {new_id}"):
+    with pytest.raises(KekError, match=f"needs {new_id}|needs key-encryption key {new_id}"):
         keyring.keys_for(matrix.a.owner.tenant_id)
     with connections["owner"].cursor() as cursor:
         cursor.execute("SELECT target_id FROM audit_auditevent WHERE action = 'crypto.kek.rotate'")
         assert cursor.fetchall() == [(new_id,)]
 
 
-def test_an_interrupted_kek_rotation_is_finished_without_another_kek(
+def test_a_running_server_follows_a_kek_rotation_made_elsewhere(
     matrix: TenantMatrix, own_kek: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = keystore.rewrap
-    calls = {"n": 0}
+    """This process has the old KEK and the keys loaded when another process rotates the KEK:
+    it keeps reading, and a business it creates afterwards is wrapped with the new KEK."""
+    from custodia.accounts.models import User
+    from custodia.crypto.kek import LocalKeks, add_file_kek, prune_file_keks, read_keyring_file
+    from custodia.tenancy.actions import do_create_business
 
-    def crash_on_second(*args: Any, **kwargs: Any) -> int:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise OSError("disk full")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(keystore, "rewrap", crash_on_second)
-    with pytest.raises(OSError, match="disk full"):
-        call_command("keys", "rotate-kek", stdout=StringIO())
-    keks = [key["id"] for key in json.loads(own_kek.read_text())["keys"]]
-    assert len(keks) == 2 and len(keystore.keks_in_use()) == 2
-    monkeypatch.setattr(keystore, "rewrap", real)
-    out = StringIO()
-    call_command("keys", "rotate-kek", stdout=out)
-    assert "re-wrapping keys still under" in out.getvalue()
-    assert keystore.keks_in_use() == {keks[0]}
-    assert [key["id"] for key in json.loads(own_kek.read_text())["keys"]] == [keks[0]]
+    activate(matrix.a.owner)
+    assert Client.objects.get(pk=matrix.a.client.pk).email == matrix.a.client.email
+    old_id = keyring.provider().primary_id
+    # "Another process": a new KEK, every key file re-wrapped, nothing in this process reset.
+    new_id = add_file_kek()
+    for business in keystore.business_ids():
+        keystore.rewrap(business, LocalKeks("file", read_keyring_file(own_kek)))
+    monkeypatch.setattr(keyring, "REFRESH_SECONDS", 0.0)
+    activate(matrix.b.owner)
+    assert Client.objects.get(pk=matrix.b.client.pk).email == matrix.b.client.email
+    assert keyring.provider().primary_id == new_id
+    owner = User.objects.create_user(email="late@example.test", password=None)
+    late = do_create_business(name="Created after the rotation", owner=owner)
+    assert keystore.read(late.tenant_id).index.kek == new_id
+    # Once the old KEK is gone for good, everything still opens (a fresh process).
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    assert prune_file_keks(keystore.keks_in_use(), now=later) == [old_id]
+    keyring.reset()
+    for business in (matrix.a, matrix.b):
+        activate(business.owner)
+        assert Client.objects.get(pk=business.client.pk).email == business.client.email
+    keystore.destroy(late.tenant_id)
 
 
 @pytest.fixture

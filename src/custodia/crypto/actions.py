@@ -199,15 +199,16 @@ def do_rotate_kek(*, progress: Progress | None = None) -> int:
     With the file provider, first add a new KEK to its keyring (`custodia keys rotate-kek`
     does), then run this; an interrupted run is finished by running it again.
     """
-    keyring.reset()
-    kek = keyring.provider()
+    kek = keyring.provider(refresh=True)
     total = 0
     businesses = keystore.business_ids()
     for number, business in enumerate(businesses, start=1):
-        total += keystore.rewrap(business, kek)
+        try:
+            total += keystore.rewrap(business, kek)
+        except KeyUnavailable:  # destroyed since the directory was listed
+            pass
         if progress is not None and (number % 100 == 0 or number == len(businesses)):
             progress(f"{number}/{len(businesses)} businesses, {total} keys re-wrapped")
-    keyring.reset()
     record(
         AuditAction.KEK_ROTATE,
         target_type="kek",

@@ -36,6 +36,8 @@ from custodia.crypto.errors import KekError
 KEYRING_FORMAT = "custodia-kek-keyring/1"
 NONCE_BYTES = 12
 KEY_BYTES = 32
+# How long a retired KEK stays in the file keyring after nothing uses it (prune_file_keks).
+RETIRED_KEK_GRACE = dt.timedelta(days=1)
 
 
 class WrappedKeyInvalid(Exception):
@@ -175,8 +177,9 @@ def _error_code(exc: Any) -> str:
     return str(exc.response.get("Error", {}).get("Code", "error"))
 
 
-def read_keyring_file(path: Path) -> list[bytes]:
-    """The keys of a keyring file, primary first; KekError if unreadable or too open."""
+def read_keyring_entries(path: Path) -> list[dict[str, Any]]:
+    """The entries of a keyring file, primary first ({id, key, added, retired?}); KekError if
+    it is unreadable, malformed or too open."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -190,22 +193,30 @@ def read_keyring_file(path: Path) -> list[bytes]:
         document = json.loads(path.read_text())
         if document.get("format") != KEYRING_FORMAT:
             raise KekError(f"{path} is not a Custodia key-encryption keyring ({KEYRING_FORMAT}).")
-        keys = [decode_key(entry["key"], f"A key in {path}") for entry in document["keys"]]
+        entries = list(document["keys"])
+        for entry in entries:
+            entry["key"] = decode_key(entry["key"], f"A key in {path}")
     except (OSError, ValueError, KeyError, TypeError):
         raise KekError(f"The key-encryption key file {path} cannot be read or parsed.") from None
-    if not keys:
+    if not entries:
         raise KekError(f"The key-encryption key file {path} holds no key.")
-    return keys
+    return entries
 
 
-def write_keyring_file(path: Path, keys: list[bytes], *, create: bool = False) -> None:
+def read_keyring_file(path: Path) -> list[bytes]:
+    """The keys of a keyring file, primary first."""
+    return [entry["key"] for entry in read_keyring_entries(path)]
+
+
+def write_keyring_entries(
+    path: Path, entries: list[dict[str, Any]], *, create: bool = False
+) -> None:
     """Write the keyring (primary first): a new 0600 file, or an atomic replacement."""
-    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     document = {
         "format": KEYRING_FORMAT,
         "keys": [
-            {"id": key_id(key), "key": base64.b64encode(key).decode(), "added": created}
-            for key in keys
+            {**entry, "id": key_id(entry["key"]), "key": base64.b64encode(entry["key"]).decode()}
+            for entry in entries
         ],
     }
     content = (json.dumps(document, indent=2) + "\n").encode()
@@ -215,6 +226,10 @@ def write_keyring_file(path: Path, keys: list[bytes], *, create: bool = False) -
     from custodia.crypto.keystore import replace_file
 
     replace_file(path, content)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def provider_from_settings(*, create: bool = False) -> KekProvider:
@@ -229,7 +244,8 @@ def provider_from_settings(*, create: bool = False) -> KekProvider:
                     f"({settings.KEYSTORE_DIR}) holds keys it wrapped: restore the file from its "
                     "backup. A new key could not read them, so none is made."
                 )
-            write_keyring_file(path, [AESGCM.generate_key(bit_length=256)], create=True)
+            first = {"key": AESGCM.generate_key(bit_length=256), "added": _now()}
+            write_keyring_entries(path, [first], create=True)
         return LocalKeks("file", read_keyring_file(path))
     if name == "env":
         if not settings.KEK_VALUE:
@@ -245,19 +261,37 @@ def provider_from_settings(*, create: bool = False) -> KekProvider:
 
 
 def add_file_kek() -> str:
-    """File provider: a new primary KEK in the keyring file (the old ones stay for unwrapping)."""
+    """File provider: a new primary KEK in the keyring file. The old ones are marked retired;
+    they stay to unwrap what they wrapped until `prune_file_keks` removes them."""
+    from custodia.crypto.keystore import locked
+
     path = Path(settings.KEK_KEYRING_FILE)
-    keys = read_keyring_file(path)
-    new = AESGCM.generate_key(bit_length=256)
-    write_keyring_file(path, [new, *keys])
-    return key_id(new)
+    with locked():
+        entries = read_keyring_entries(path)
+        for entry in entries:
+            entry.setdefault("retired", _now())
+        key = AESGCM.generate_key(bit_length=256)
+        write_keyring_entries(path, [{"key": key, "added": _now()}, *entries])
+    return key_id(key)
 
 
-def prune_file_keks(in_use: set[str]) -> list[str]:
-    """File provider: drop KEKs (other than the primary) that wrap nothing any more."""
+def prune_file_keks(in_use: set[str], *, now: dt.datetime | None = None) -> list[str]:
+    """File provider: remove retired KEKs that wrap nothing any more and were retired more than
+    RETIRED_KEK_GRACE ago, so that every server has re-read the keyring since (they reload it
+    within a second; the grace covers one that was stopped or cut off). Returns their ids."""
+    from custodia.crypto.keystore import locked
+
+    now = now or dt.datetime.now(dt.UTC)
     path = Path(settings.KEK_KEYRING_FILE)
-    keys = read_keyring_file(path)
-    kept = [keys[0]] + [key for key in keys[1:] if key_id(key) in in_use]
-    if len(kept) < len(keys):
-        write_keyring_file(path, kept)
-    return [key_id(key) for key in keys if key not in kept]
+    with locked():
+        entries = read_keyring_entries(path)
+        gone = [
+            entry
+            for entry in entries[1:]
+            if key_id(entry["key"]) not in in_use
+            and "retired" in entry
+            and now - dt.datetime.fromisoformat(entry["retired"]) >= RETIRED_KEK_GRACE
+        ]
+        if gone:
+            write_keyring_entries(path, [entry for entry in entries if entry not in gone])
+    return [key_id(entry["key"]) for entry in gone]

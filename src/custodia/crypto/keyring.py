@@ -12,7 +12,7 @@ is refused like any other tampering.
 
 The cache checks the business's key file at most once a second (a stat), so a rotation or a
 destruction reaches every process within a second; a value naming a version the cache does not
-know makes it re-read the file at once.
+know makes it re-read the file at once. The KEK provider's keyring file is watched the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -104,27 +105,48 @@ def version_of(blob: bytes) -> int:
 
 
 _lock = threading.Lock()
+# The provider, when its keyring file was last checked, and that file's (mtime, size, inode).
 _provider: KekProvider | None = None
+_provider_checked = 0.0
+_provider_signature: tuple[int, int, int] | None = None
 # business id -> (when the file was last checked, its (mtime, size, inode), the keys)
 _cache: dict[uuid.UUID, tuple[float, tuple[int, int, int], BusinessKeys]] = {}
 
 
-def provider() -> KekProvider:
-    """The configured KEK provider, made once per process."""
-    global _provider
+def _keyring_signature() -> tuple[int, int, int] | None:
+    if settings.KEK_PROVIDER != "file":
+        return None
+    try:
+        info = Path(settings.KEK_KEYRING_FILE).stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+
+def provider(*, refresh: bool = False) -> KekProvider:
+    """The configured KEK provider. The file provider's keyring is re-read when it changes
+    (checked at most once a second), so a `rotate-kek` reaches every process without a restart."""
+    global _provider, _provider_checked, _provider_signature
     with _lock:
-        if _provider is None:
+        now = time.monotonic()
+        if _provider is not None and not refresh and now - _provider_checked < REFRESH_SECONDS:
+            return _provider
+        signature = _keyring_signature()
+        if _provider is None or refresh or signature != _provider_signature:
             # The file provider makes its keyring on first run, and only then: with keys in
             # the keystore, a missing keyring is an error, never a reason for a new one.
             _provider = provider_from_settings(create=not keystore.business_ids())
+            _provider_signature = _keyring_signature()
+        _provider_checked = now
         return _provider
 
 
 def reset() -> None:
-    """Forget the provider and every cached key (after a KEK change, and in tests)."""
-    global _provider
+    """Forget the provider and every cached key (in tests, and after changing settings)."""
+    global _provider, _provider_signature
     with _lock:
         _provider = None
+        _provider_signature = None
         _cache.clear()
 
 
@@ -156,7 +178,12 @@ def keys_for(business_id: object, *, refresh: bool = False) -> BusinessKeys:
     if cached is not None and cached[1] == signature:
         _cache[key] = (now, signature, cached[2])
         return cached[2]
-    keys = _unwrap(keystore.read(key), provider())
+    key_file = keystore.read(key)
+    try:
+        keys = _unwrap(key_file, provider())
+    except KekError:
+        # Re-wrapped under a KEK this process has not loaded yet (a rotate-kek a moment ago).
+        keys = _unwrap(key_file, provider(refresh=True))
     _cache[key] = (now, signature, keys)
     return keys
 

@@ -116,11 +116,18 @@ class Command(BaseCommand):
         count = actions.do_rotate_kek(progress=self.stdout.write)
         self.stdout.write(f"{count} keys re-wrapped under {keyring.provider().primary_id}")
         if settings.KEK_PROVIDER == "file":
-            dropped = prune_file_keks(keystore.keks_in_use())
-            if dropped:
-                self.stdout.write(f"retired key-encryption keys removed: {', '.join(dropped)}")
+            self._prune_keks()
+            self.stdout.write(
+                "the retired key-encryption key stays in the keyring for a day (for servers "
+                "still reading with it), then `custodia keys maintain` removes it"
+            )
         elif settings.KEK_PROVIDER == "env":
             self.stdout.write("every key is under CUSTODIA_KEK: remove CUSTODIA_KEK_PREVIOUS.")
+
+    def _prune_keks(self) -> None:
+        dropped = prune_file_keks(keystore.keks_in_use())
+        if dropped:
+            self.stdout.write(f"retired key-encryption keys removed: {', '.join(dropped)}")
 
     def _rotate_business(self, options: dict[str, Any]) -> None:
         business = business_by_slug(options["slug"])
@@ -147,6 +154,8 @@ class Command(BaseCommand):
         for business in due:
             result = actions.do_rotate_business_key(business)
             self.stdout.write(f"{business}: v{result.version}, {result.rows} rows re-encrypted")
+        if settings.KEK_PROVIDER == "file":
+            self._prune_keks()
         for business in actions.do_destroy_orphan_keys():
             self.stdout.write(f"{business}: orphan key file destroyed (no such business)")
         destroyed = actions.do_destroy_expired_keys()
