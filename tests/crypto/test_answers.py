@@ -10,6 +10,7 @@ import pytest
 
 from custodia.crypto import keystore
 from custodia.crypto.keyring import forget
+from tests.audit.support import chain_events
 from tests.crypto.support import plant, stored
 from tests.factories import TenantMatrix
 
@@ -60,6 +61,14 @@ def test_the_page_answers_409_for_a_swapped_ciphertext(matrix: TenantMatrix, web
     assert "Cannot show this record" in html
     assert "failed an integrity check" in html
     assert_no_details(html, matrix, blob)
+    # The request's writes are undone like a 500's: the record was not shown, so its read
+    # event goes too.
+    reads = [
+        e
+        for e in chain_events(matrix.a.owner)
+        if e["action"] == "client.read" and e["request_id"] == page["X-Request-ID"]
+    ]
+    assert reads == []
 
 
 def test_data_whose_key_is_gone_answers_410(matrix: TenantMatrix, api_as: Any) -> None:

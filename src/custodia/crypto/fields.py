@@ -15,6 +15,7 @@ from typing import Any
 from django.db import models
 from django.db.models.lookups import Exact, In, IsNull
 from django.db.models.query_utils import DeferredAttribute
+from pydantic import ValidationError as PydanticError
 
 from custodia.crypto.errors import CryptoError, IntegrityFailure, KeyUnavailable
 from custodia.crypto.keyring import Unauthentic, UnknownVersion, keys_for
@@ -103,14 +104,15 @@ def _note(failure: CryptoError) -> None:
 
 
 def request_failure(exception: Exception) -> CryptoError | None:
-    """The unreadable value behind `exception`, if that is what failed the request."""
+    """The unreadable value behind `exception`, if that is what failed the request: the error
+    itself, or a serializer's error (pydantic's) raised while one was noted."""
     if isinstance(exception, CryptoError):
         return exception
     info = requestctx.current()
-    if info is not None and info.unreadable:
-        failure = info.unreadable[0]
-        return failure if isinstance(failure, CryptoError) else None
-    return None
+    if info is None or not info.unreadable or not isinstance(exception, PydanticError):
+        return None
+    failure = info.unreadable[-1]
+    return failure if isinstance(failure, CryptoError) else None
 
 
 class SealedAttribute(DeferredAttribute):

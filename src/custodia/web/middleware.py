@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,8 +15,7 @@ from django.utils.http import urlencode
 
 from custodia.accounts.hashers import HashingBusy
 from custodia.accounts.stepup import SessionAuthentication, StepUpRequired, is_fresh
-from custodia.crypto.errors import public_answer
-from custodia.crypto.fields import request_failure
+from custodia.crypto.errors import CryptoError, public_answer
 from custodia.web import requestctx
 
 REFUSED_METHODS = frozenset({"TRACE", "TRACK", "CONNECT"})
@@ -88,9 +88,10 @@ class BusyMiddleware:
 
 
 class CryptoErrorMiddleware:
-    """A stored value that fails its integrity check, or whose key was destroyed: a 409 or 410
-    with a plain message instead of a 500 (crypto/errors.py). The failure itself is logged
-    where it was found (crypto/fields.py), with ids only."""
+    """A page whose stored value fails its integrity check, or whose key was destroyed: a 409
+    or 410 with a plain message instead of a 500 (crypto/errors.py), and the request's writes
+    undone like a 500's. The failure itself is logged where it was found (crypto/fields.py),
+    with ids only. API requests get the same answer from the API's own handler (api/core.py)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -99,15 +100,15 @@ class CryptoErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        failure = request_failure(exception)
-        if failure is None:
+        if not isinstance(exception, CryptoError):
             return None
         info = requestctx.current()
-        status, code, message = public_answer(failure, info.request_id if info else "")
-        if request.path.startswith("/api/"):
-            return JsonResponse({"detail": message, "code": code}, status=status)
+        status, _code, message = public_answer(exception, info.request_id if info else "")
         context = {"title": "Cannot show this record", "message": message}
-        return render(request, "web/error.html", context, status=status)
+        response = render(request, "web/error.html", context, status=status)
+        # After rendering (the page's menus read the database too).
+        transaction.set_rollback(True)
+        return response
 
 
 # allauth's own account-changing pages, whose actions allauth owns: the step-up guards them at
