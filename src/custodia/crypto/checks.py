@@ -30,6 +30,29 @@ def verify_kek() -> str:
     return f"KEK {kek.primary_id} ({kek.name}); {len(businesses)} businesses in the keystore"
 
 
+def verify_keystore_covers_database() -> str:
+    """After migrating: every business in the database has keys. None at all means a wrong or
+    unmounted keystore (KekError: starting would answer every read with "key destroyed");
+    some missing is reported, and `custodia keys status` names them."""
+    from custodia.crypto.rows import USING, business_ids
+
+    in_database = set(business_ids(USING))
+    missing = in_database - set(keystore.business_ids())
+    if in_database and missing == in_database:
+        raise KekError(
+            f"The keystore {keystore.keystore_dir()} holds no keys for any of the "
+            f"{len(in_database)} businesses in the database: is CUSTODIA_KEYSTORE_DIR right, "
+            "and mounted?"
+        )
+    if missing:
+        return (
+            f"WARNING: {len(missing)} of {len(in_database)} businesses have no keys in "
+            f"{keystore.keystore_dir()}; their encrypted fields cannot be read "
+            "(custodia keys status names them)"
+        )
+    return f"keystore holds the keys of all {len(in_database)} businesses"
+
+
 @checks.register("crypto")
 def kek_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     try:

@@ -95,14 +95,22 @@ def locked() -> Iterator[None]:
 
 def replace_file(path: Path, content: bytes) -> None:
     """Atomically replace `path` with a new 0600 file holding `content` (fsynced)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = temporary_for(path)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A leftover of a crashed write may have another mode: this one is private whatever.
+    os.fchmod(descriptor, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(content)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
     _sync_directory(path.parent)
+
+
+def temporary_for(path: Path) -> Path:
+    """The one temporary name a file is written under (callers hold the lock), so a write
+    that crashed leaves at most this file, which the next write or a destruction replaces."""
+    return path.with_name(f".{path.name}.tmp")
 
 
 def _sync_directory(directory: Path) -> None:
@@ -207,24 +215,28 @@ def destroy_versions(business_id: object, versions: list[int]) -> None:
 
 
 def destroy(business_id: object) -> bool:
-    """Destroy every key of the business: overwrite the file, then unlink it. True if it existed.
+    """Destroy every key of the business: overwrite the file (and any leftover of a crashed
+    write), then unlink it. True if the key file existed.
 
     Overwriting is best effort on copy-on-write and flash storage; what makes the destruction
     final is that the file is the only copy the KEK can open (docs/keys.md, "Destruction").
     """
     path = path_for(business_id)
     with locked():
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            return False
-        with open(path, "r+b") as handle:
-            handle.write(os.urandom(size))
-            handle.flush()
-            os.fsync(handle.fileno())
-        path.unlink()
+        existed = False
+        for victim in (path, temporary_for(path)):
+            try:
+                size = victim.stat().st_size
+            except FileNotFoundError:
+                continue
+            with open(victim, "r+b") as handle:
+                handle.write(os.urandom(size))
+                handle.flush()
+                os.fsync(handle.fileno())
+            victim.unlink()
+            existed = existed or victim == path
         _sync_directory(path.parent)
-    return True
+    return existed
 
 
 def business_ids() -> list[uuid.UUID]:

@@ -7,11 +7,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.db import connections
 
 from custodia import embedded
-from custodia.crypto.checks import verify_kek
+from custodia.crypto.checks import verify_kek, verify_keystore_covers_database
+from custodia.crypto.errors import KekError
 
 
 def prepare_database(name: str, *, fresh: bool = False) -> None:
@@ -38,13 +39,18 @@ def ensure_ready(out: OutputWrapper | None = None) -> tuple[Path, Path]:
     """Everything `serve` needs, done once and quick when already done; returns cert and key."""
     # The key-encryption key first: migrations encrypt existing rows, and a wrong or missing
     # key must stop everything with its own message (crypto/checks.py).
-    kek = verify_kek()
-    if out is not None:
-        out.write(kek)
-    prepare_database(settings.ADMIN_DATABASE["NAME"])
+    try:
+        kek = verify_kek()
+        if out is not None:
+            out.write(kek)
+        prepare_database(settings.ADMIN_DATABASE["NAME"])
+        coverage = verify_keystore_covers_database()
+    except KekError as exc:
+        raise CommandError(str(exc)) from None
     if out is not None:
         name = settings.ADMIN_DATABASE["NAME"]
         out.write(f"database {name} ready (migrated as custodia_owner)")
+        out.write(coverage)
     cert, key = embedded.ensure_tls(settings.TLS_DIR)
     if out is not None:
         out.write(f"TLS certificate {cert} (local CA {settings.TLS_DIR / 'ca.pem'})")
