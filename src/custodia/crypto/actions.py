@@ -126,7 +126,8 @@ def _reseal_all(business_id: uuid.UUID, progress: Progress | None) -> int:
     changed = 0
     for table in sealed_tables():
         seen = resealed = 0
-        for keys in batches(rows.USING, business_id, table):
+        primary = keyring.keys_for(business_id).primary
+        for keys in batches(rows.USING, business_id, table, not_under=primary):
             resealed += rewrite_batch(rows.USING, business_id, table, keys, reseal_to_primary)
             seen += len(keys)
             if progress is not None:

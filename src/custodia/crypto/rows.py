@@ -19,15 +19,15 @@ from django.db import connections, migrations, transaction
 from psycopg import sql
 
 from custodia.crypto.fields import EncryptedTextField, open_text, seal_text
-from custodia.crypto.keyring import keys_for, version_of
+from custodia.crypto.keyring import FORMAT_AES_GCM, keys_for, version_of
 
 # The connection the key commands work on: the owner role, which may enter any business's
 # row-level security context (tests of the rewrite point it at their own transaction).
 USING = "owner"
 BATCH_ROWS = 500
-FIRST_BATCH_SQL = "SELECT {pk} FROM {table} WHERE tenant_id = %s ORDER BY {pk} LIMIT %s"
+FIRST_BATCH_SQL = "SELECT {pk} FROM {table} WHERE tenant_id = %s{stale} ORDER BY {pk} LIMIT %s"
 NEXT_BATCH_SQL = (
-    "SELECT {pk} FROM {table} WHERE tenant_id = %s AND {pk} > %s ORDER BY {pk} LIMIT %s"
+    "SELECT {pk} FROM {table} WHERE tenant_id = %s AND {pk} > %s{stale} ORDER BY {pk} LIMIT %s"
 )
 
 
@@ -66,24 +66,37 @@ def enter_business(cursor: Any, business_id: object) -> None:
     cursor.execute(ENTER_SQL, [str(business_id)])
 
 
+UPDATE_SQL = (
+    "UPDATE {table} AS t SET {assignments} FROM unnest(%s::uuid[], {arrays})"
+    " AS v({pk}, {columns}) WHERE t.{pk} = v.{pk}"
+)
+
+
 def _query(cursor: Any, template: str, table: SealedTable) -> str:
-    """`template` with {table}, {pk} and {columns} filled in as quoted identifiers."""
+    """`template` with {table}, {pk}, {columns}, {assignments} (column = v.column) and {arrays}
+    (one bytea[] parameter per column) filled in as quoted identifiers."""
+    columns = [sql.Identifier(column) for column in table.columns]
     return (
         sql.SQL(template)
         .format(
             table=sql.Identifier(table.table),
             pk=sql.Identifier(table.pk),
-            columns=sql.SQL(", ").join(sql.Identifier(column) for column in table.columns),
+            columns=sql.SQL(", ").join(columns),
             assignments=sql.SQL(", ").join(
-                sql.SQL("{} = %s").format(sql.Identifier(column)) for column in table.columns
+                sql.SQL("{} = v.{}").format(column, column) for column in columns
             ),
+            arrays=sql.SQL(", ").join(sql.SQL("%s::bytea[]") for _ in columns),
         )
         .as_string(cursor.connection)
     )
 
 
-def batches(using: str, business_id: object, table: SealedTable) -> Iterator[list[Any]]:
-    """Keys of the business's rows in `table`, in primary-key order, BATCH_ROWS at a time."""
+def batches(
+    using: str, business_id: object, table: SealedTable, *, not_under: int | None = None
+) -> Iterator[list[Any]]:
+    """Keys of the business's rows in `table`, in primary-key order, BATCH_ROWS at a time;
+    with `not_under`, only rows with a value that is not sealed under that key version (so a
+    resumed rotation, or its final sweep, reads only what is left to do)."""
     last: Any = None
     while True:
         with transaction.atomic(using=using), connections[using].cursor() as cursor:
@@ -91,13 +104,29 @@ def batches(using: str, business_id: object, table: SealedTable) -> Iterator[lis
             params: list[Any] = [str(business_id)]
             if last is not None:
                 params.append(last)
-            template = FIRST_BATCH_SQL if last is None else NEXT_BATCH_SQL
-            cursor.execute(_query(cursor, template, table), [*params, BATCH_ROWS])
+            query = sql.SQL(FIRST_BATCH_SQL if last is None else NEXT_BATCH_SQL).format(
+                pk=sql.Identifier(table.pk),
+                table=sql.Identifier(table.table),
+                stale=_stale_filter(table) if not_under is not None else sql.SQL(""),
+            )
+            if not_under is not None:
+                header = bytes([FORMAT_AES_GCM]) + not_under.to_bytes(4, "big")
+                params += [header] * len(table.columns)
+            cursor.execute(query.as_string(cursor.connection), [*params, BATCH_ROWS])
             keys = [row[0] for row in cursor.fetchall()]
         if not keys:
             return
         yield keys
         last = keys[-1]
+
+
+def _stale_filter(table: SealedTable) -> sql.Composable:
+    return sql.SQL(" AND ({})").format(
+        sql.SQL(" OR ").join(
+            sql.SQL("substring({} FOR 5) <> %s").format(sql.Identifier(column))
+            for column in table.columns
+        )
+    )
 
 
 Transform = Callable[[uuid.UUID, str, str, Any, bytes], bytes | None]
@@ -125,8 +154,10 @@ def rewrite_batch(
                 kept = [n if n is not None else v for n, v in zip(new, values, strict=True)]
                 updates.append([*kept, pk])
         if updates:
-            template = "UPDATE {table} SET {assignments} WHERE {pk} = %s"
-            cursor.executemany(_query(cursor, template, table), updates)
+            # One statement per batch: the new values as arrays, joined back by primary key
+            # (the tables with encrypted columns have UUID keys).
+            columns = [list(column) for column in zip(*updates, strict=True)]
+            cursor.execute(_query(cursor, UPDATE_SQL, table), [columns[-1], *columns[:-1]])
             changed = len(updates)
     return changed
 
