@@ -3,8 +3,10 @@
 The column is `bytea` holding a sealed value (crypto/keyring.py). A value is sealed in
 `pre_save`, where the row is at hand for the associated data (business, table, column, row), and
 opened when the attribute is first read on the instance, so a list that shows only names never
-decrypts an address. A plain string can never reach the database through any other path
-(`QuerySet.update`, a filter on the field, `bulk_update`): `get_db_prep_value` refuses it.
+decrypts an address. A plain string is refused on every other path the field can see
+(`QuerySet.update`, `bulk_update`, a filter with a string or a text expression): see
+`get_db_prep_value` and the lookups below. What the field cannot see (raw SQL, an update with an
+expression) meets the database's CHECK on every encrypted column (crypto/rows.py).
 """
 
 from __future__ import annotations
