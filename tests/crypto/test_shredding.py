@@ -31,6 +31,8 @@ pytestmark = pytest.mark.django_db(databases=["default", "owner"])
 # The embedded server's own client tools (found without importing pgserver, which warns).
 BIN = Path(str(find_spec("pgserver").origin)).parent / "pginstall" / "bin"
 SEALED = ("email", "phone", "address", "notes")
+HOME = ("instructions", "door_code", "alarm_code")
+VISIT = ("request_note", "report")
 
 
 def admin(dbname: str) -> psycopg.Connection[Any]:
@@ -63,7 +65,7 @@ def committed_business(connection: psycopg.Connection[Any], label: str) -> dict[
     clients = {}
     for number in range(3):
         client = uuid.uuid4()
-        values = {
+        values: dict[Any, str] = {
             "email": f"{label}{number}@shred.test",
             "phone": f"+1 555 01{number:02d}",
             "address": f"{number} {label} Road",
@@ -86,6 +88,37 @@ def committed_business(connection: psycopg.Connection[Any], label: str) -> dict[
             ],
         )
         clients[client] = values
+        home = {
+            "instructions": f"{label} key under pot {number}",
+            "door_code": f"{label}-{number}-door",
+            "alarm_code": f"{label}-{number}-alarm",
+        }
+        connection.execute(
+            "INSERT INTO clients_homeaccess (client_id, tenant_id, instructions, door_code,"
+            " alarm_code, updated_at) VALUES (%s, %s, %s, %s, %s, now())",
+            [
+                client,
+                business,
+                *(seal_text(business, "clients_homeaccess", c, client, home[c]) for c in HOME),
+            ],
+        )
+        visit = uuid.uuid4()
+        notes = {"request_note": f"{label} request {number}", "report": f"{label} report {number}"}
+        connection.execute(
+            "INSERT INTO scheduling_visit (id, tenant_id, client_id, starts_at, ends_at, status,"
+            " request_note, report, created_at, updated_at) VALUES (%s, %s, %s, now(),"
+            " now() + interval '1 hour', 'completed', %s, %s, now(), now())",
+            [
+                visit,
+                business,
+                client,
+                *(seal_text(business, "scheduling_visit", c, visit, notes[c]) for c in VISIT),
+            ],
+        )
+        for column, value in home.items():
+            values[("clients_homeaccess", column)] = value
+        for column, value in notes.items():
+            values[("scheduling_visit", column)] = value
     return {"id": business, "clients": clients}
 
 
@@ -96,6 +129,8 @@ def live() -> Iterator[tuple[psycopg.Connection[Any], list[uuid.UUID]]]:
     with admin(str(settings.DATABASES["default"]["NAME"])) as connection:
         yield connection, made
         for business in made:
+            connection.execute("DELETE FROM scheduling_visit WHERE tenant_id = %s", [business])
+            connection.execute("DELETE FROM clients_homeaccess WHERE tenant_id = %s", [business])
             connection.execute("DELETE FROM clients_client WHERE tenant_id = %s", [business])
             connection.execute("DELETE FROM tenancy_business WHERE id = %s", [business])
             keystore.destroy(business)
@@ -138,23 +173,51 @@ def test_a_backup_from_before_the_deletion_reads_for_everyone_but_the_deleted_bu
             " WHERE tenant_id = ANY(%s)",
             [[deleted["id"], kept["id"]]],
         ).fetchall()
-    assert len(rows) == 6, "the backup holds both businesses' rows"
+        homes = restored.execute(
+            "SELECT tenant_id, client_id, instructions, door_code, alarm_code"
+            " FROM clients_homeaccess WHERE tenant_id = ANY(%s)",
+            [[deleted["id"], kept["id"]]],
+        ).fetchall()
+        visits = restored.execute(
+            "SELECT tenant_id, id, client_id, request_note, report FROM scheduling_visit"
+            " WHERE tenant_id = ANY(%s)",
+            [[deleted["id"], kept["id"]]],
+        ).fetchall()
+    assert (len(rows), len(homes), len(visits)) == (6, 6, 6), "the backup holds both businesses"
+    places = [
+        (tenant, "clients_client", column, client, client, blob)
+        for tenant, client, *blobs in rows
+        for column, blob in zip(SEALED, blobs, strict=True)
+    ]
+    places += [
+        (tenant, "clients_homeaccess", column, client, client, blob)
+        for tenant, client, *blobs in homes
+        for column, blob in zip(HOME, blobs, strict=True)
+    ]
+    places += [
+        (tenant, "scheduling_visit", column, visit, client, blob)
+        for tenant, visit, client, *blobs in visits
+        for column, blob in zip(VISIT, blobs, strict=True)
+    ]
     readable, shredded = {}, []
-    for tenant, client, *blobs in rows:
-        for column, blob in zip(SEALED, blobs, strict=True):
-            try:
-                readable[(client, column)] = open_text(
-                    tenant, "clients_client", column, client, bytes(blob)
-                )
-            except KeyUnavailable:
-                shredded.append((tenant, client, column))
+    for tenant, table, column, row, client, blob in places:
+        key = (client, column) if table == "clients_client" else (client, (table, column))
+        try:
+            readable[key] = open_text(tenant, table, column, row, bytes(blob))
+        except KeyUnavailable:
+            shredded.append((tenant, key))
     assert readable == {
-        (client, column): values[column]
+        (client, column): value
         for client, values in kept["clients"].items()
-        for column in SEALED
+        for column, value in values.items()
     }
-    assert sorted(shredded) == sorted(
-        (deleted["id"], client, column) for client in deleted["clients"] for column in SEALED
+    assert sorted(shredded, key=str) == sorted(
+        (
+            (deleted["id"], (client, column))
+            for client, values in deleted["clients"].items()
+            for column in values
+        ),
+        key=str,
     )
     # Nor is any of it in the dump's bytes.
     content = dump.read_bytes()
