@@ -50,6 +50,8 @@ def verify_keystore_covers_database() -> str:
             f"{keystore.keystore_dir()}; their encrypted fields cannot be read "
             "(custodia keys status names them)"
         )
+    if not in_database:
+        return "no businesses yet"
     return f"keystore holds the keys of all {len(in_database)} businesses"
 
 
