@@ -13,6 +13,7 @@ import pytest
 from django.core.exceptions import FieldError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Value
+from django.db.models.functions import Cast
 from django.utils import timezone
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -22,7 +23,7 @@ from custodia.clients.actions import do_update_client
 from custodia.clients.models import Client, HomeAccess
 from custodia.crypto import keyring, keystore
 from custodia.crypto.errors import IntegrityFailure, KeyUnavailable
-from custodia.crypto.fields import Sealed, open_text, seal_text
+from custodia.crypto.fields import EncryptedTextField, Sealed, open_text, seal_text
 from custodia.scheduling.actions import do_request_visit, do_update_visit
 from custodia.scheduling.models import Visit
 from custodia.tenancy.context import Actor, activate
@@ -453,6 +454,10 @@ def test_plaintext_in_an_expression_is_refused(matrix: TenantMatrix) -> None:
     with pytest.raises(IntegrityError, match="clients_homeaccess_door_code_sealed"):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("UPDATE clients_homeaccess SET door_code = convert_to('1234', 'UTF8')")
+    # A literal dressed up as a sealed column is still a literal.
+    disguised = Cast(Value("client@alpha.test"), output_field=EncryptedTextField())
+    with pytest.raises(TypeError, match="sealed values"), transaction.atomic():
+        list(Client.objects.filter(email=disguised))
     # Comparing two sealed columns sends no plaintext (and matches nothing useful): allowed.
     assert list(Client.objects.filter(email=F("notes"))) == []
     assert stored(matrix.a.owner, "clients_client", "email", matrix.a.client.pk)[0] == 1

@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from django.db import models
+from django.db.models import Value
 from django.db.models.lookups import Exact, In, IsNull
 from django.db.models.query_utils import DeferredAttribute
 from pydantic import ValidationError as PydanticError
@@ -202,11 +203,22 @@ def _refuse_plain_expressions(values: Any) -> None:
     for value in values if isinstance(values, (list, tuple, set)) else [values]:
         if hasattr(value, "resolve_expression"):
             output = getattr(value, "output_field", None)
-            if not isinstance(output, EncryptedTextField):
+            if not isinstance(output, EncryptedTextField) or _holds_a_value(value):
                 raise TypeError(
                     "An encrypted field can only be compared with sealed values: search it "
                     "through its blind index."
                 )
+
+
+def _holds_a_value(expression: Any) -> bool:
+    """A literal anywhere inside (`Cast(Value("text"), EncryptedTextField())` included)."""
+    if isinstance(expression, Value):
+        return True
+    return any(
+        _holds_a_value(source)
+        for source in expression.get_source_expressions()
+        if source is not None
+    )
 
 
 class SealedExact(Exact):

@@ -275,23 +275,33 @@ def add_file_kek() -> str:
     return key_id(key)
 
 
-def prune_file_keks(in_use: set[str], *, now: dt.datetime | None = None) -> list[str]:
+def prune_file_keks(*, now: dt.datetime | None = None) -> list[str]:
     """File provider: remove retired KEKs that wrap nothing any more and were retired more than
     RETIRED_KEK_GRACE ago, so that every server has re-read the keyring since (they reload it
     within a second; the grace covers one that was stopped or cut off). Returns their ids."""
-    from custodia.crypto.keystore import locked
+    from custodia.crypto.keystore import keks_in_use, locked
 
     now = now or dt.datetime.now(dt.UTC)
     path = Path(settings.KEK_KEYRING_FILE)
     with locked():
+        in_use = keks_in_use()
         entries = read_keyring_entries(path)
         gone = [
             entry
             for entry in entries[1:]
             if key_id(entry["key"]) not in in_use
             and "retired" in entry
-            and now - dt.datetime.fromisoformat(entry["retired"]) >= RETIRED_KEK_GRACE
+            and now - _aware(entry["retired"]) >= RETIRED_KEK_GRACE
         ]
         if gone:
             write_keyring_entries(path, [entry for entry in entries if entry not in gone])
     return [key_id(entry["key"]) for entry in gone]
+
+
+def _aware(stamp: str) -> dt.datetime:
+    """A keyring timestamp; one without a zone (edited by hand) is taken as UTC."""
+    try:
+        moment = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        raise KekError(f"A key in {settings.KEK_KEYRING_FILE} has a malformed date.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

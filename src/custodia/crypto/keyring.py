@@ -134,9 +134,12 @@ def provider(*, refresh: bool = False) -> KekProvider:
         signature = _keyring_signature()
         if _provider is None or refresh or signature != _provider_signature:
             # The file provider makes its keyring on first run, and only then: with keys in
-            # the keystore, a missing keyring is an error, never a reason for a new one.
-            _provider = provider_from_settings(create=not keystore.business_ids())
-            _provider_signature = _keyring_signature()
+            # the keystore, a missing keyring is an error, never a reason for a new one; and a
+            # running process never makes one (its keystore may just be unmounted).
+            first = _provider is None and signature is None
+            _provider = provider_from_settings(create=first and not keystore.business_ids())
+            # The signature from before the read: a change during it is seen next time.
+            _provider_signature = signature if signature is not None else _keyring_signature()
         _provider_checked = now
         return _provider
 
@@ -179,13 +182,20 @@ def keys_for(business_id: object, *, refresh: bool = False) -> BusinessKeys:
         _cache[key] = (now, signature, cached[2])
         return cached[2]
     key_file = keystore.read(key)
-    try:
-        keys = _unwrap(key_file, provider())
-    except KekError:
+    kek = provider()
+    if not _wrapped_under_known_keks(key_file, kek):
         # Re-wrapped under a KEK this process has not loaded yet (a rotate-kek a moment ago).
-        keys = _unwrap(key_file, provider(refresh=True))
+        kek = provider(refresh=True)
+    keys = _unwrap(key_file, kek)
     _cache[key] = (now, signature, keys)
     return keys
+
+
+def _wrapped_under_known_keks(key_file: keystore.KeyFile, kek: KekProvider) -> bool:
+    if kek.name == "aws-kms":  # KMS decrypts under its older keys without naming them here
+        return True
+    known = kek.known_ids()
+    return key_file.index.kek in known and all(entry.kek in known for entry in key_file.keys)
 
 
 def _unwrap(key_file: keystore.KeyFile, kek: KekProvider) -> BusinessKeys:

@@ -52,7 +52,11 @@ def sealed_tables() -> list[SealedTable]:
             if isinstance(field, EncryptedTextField)
         )
         if columns:
-            tables.append(SealedTable(model._meta.db_table, model._meta.pk.column, columns))
+            # rewrite_batch joins new values back by a uuid[] of primary keys.
+            pk = model._meta.pk
+            if pk is None or pk.get_internal_type() not in {"UUIDField", "OneToOneField"}:
+                raise TypeError(f"{model.__name__} has encrypted fields but no UUID key.")
+            tables.append(SealedTable(model._meta.db_table, pk.column, columns))
     return sorted(tables, key=lambda table: table.table)
 
 
@@ -209,10 +213,15 @@ SEALED_CHECK = (
 
 def sealed_constraints(table: SealedTable) -> migrations.RunSQL:
     """Migrations: one CHECK per encrypted column of `table` (SEALED_CHECK)."""
+    # NOT VALID, then VALIDATE: the scan of existing rows does not block writers.
     forward: list[Any] = [
-        f"ALTER TABLE {table.table} ADD CONSTRAINT {table.table}_{column}_sealed"
-        f" CHECK ({SEALED_CHECK.format(column=column)})"
+        statement
         for column in table.columns
+        for statement in (
+            f"ALTER TABLE {table.table} ADD CONSTRAINT {table.table}_{column}_sealed"
+            f" CHECK ({SEALED_CHECK.format(column=column)}) NOT VALID",
+            f"ALTER TABLE {table.table} VALIDATE CONSTRAINT {table.table}_{column}_sealed",
+        )
     ]
     backward: list[Any] = [
         f"ALTER TABLE {table.table} DROP CONSTRAINT IF EXISTS {table.table}_{column}_sealed"

@@ -31,6 +31,8 @@ BEGIN
   PERFORM set_config('custodia.deleting_business', business::text, true);
   DELETE FROM accounts_apitoken WHERE tenant_id = business;
   GET DIAGNOSTICS deleted = ROW_COUNT;
+  -- The policies it opened close again at once (an error aborts the transaction anyway).
+  PERFORM set_config('custodia.deleting_business', '', true);
   RETURN deleted;
 END
 $$;

@@ -125,7 +125,7 @@ class Command(BaseCommand):
             self.stdout.write("every key is under CUSTODIA_KEK: remove CUSTODIA_KEK_PREVIOUS.")
 
     def _prune_keks(self) -> None:
-        dropped = prune_file_keks(keystore.keks_in_use())
+        dropped = prune_file_keks()
         if dropped:
             self.stdout.write(f"retired key-encryption keys removed: {', '.join(dropped)}")
 

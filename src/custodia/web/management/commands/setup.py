@@ -31,8 +31,22 @@ def prepare_database(name: str, *, fresh: bool = False) -> None:
         for target in (connection.settings_dict, settings.DATABASES[alias]):
             target["NAME"] = name
             target["HOST"] = settings.ADMIN_DATABASE["HOST"]
+    if _encryption_migrated():
+        # Before migrating: a migration would make keys for every business in whatever
+        # keystore is mounted, a wrong one included.
+        verify_keystore_covers_database()
     call_command("migrate", database="owner", interactive=False, verbosity=0)
     call_command("createcachetable", database="owner", verbosity=0)
+
+
+def _encryption_migrated() -> bool:
+    """Whether the database already has encrypted fields (clients/0004 applied)."""
+    from django.db.migrations.recorder import MigrationRecorder
+
+    recorder = MigrationRecorder(connections["owner"])
+    if not recorder.has_table():
+        return False
+    return ("clients", "0004_encrypt_fields") in recorder.applied_migrations()
 
 
 def ensure_ready(out: OutputWrapper | None = None) -> tuple[Path, Path]:
