@@ -56,7 +56,9 @@ class Client(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        # An id, not the name: reprs end up in error messages and logged tracebacks (pydantic
+        # puts its input's repr in its errors). Pages show `client.name` explicitly.
+        return f"client {self.pk}"
 
 
 class HomeAccess(TenantOwned):

@@ -30,6 +30,11 @@ def datetime_field(
     )
 
 
+class ClientChoiceField(AccessChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.name)
+
+
 class ServiceChoiceField(AccessChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         return f"{obj.name} ({obj.duration_minutes} min)"
@@ -60,7 +65,7 @@ class ServiceForm(forms.Form):
 class VisitForm(forms.Form):
     """A manager schedules a visit."""
 
-    client = AccessChoiceField(
+    client = ClientChoiceField(
         label="Client", queryset=Client.objects.none(), empty_label="Choose a client"
     )
     staff = MemberChoiceField(
