@@ -56,7 +56,8 @@ def stop_embedded(pgdata: Path) -> bool:
     return True
 
 
-def _connect(admin: Mapping[str, str], dbname: str) -> psycopg.Connection:
+def admin_connection(admin: Mapping[str, str], dbname: str) -> psycopg.Connection:
+    """An autocommit connection to `dbname` as the admin role (a superuser: no RLS)."""
     return psycopg.connect(
         dbname=dbname,
         user=admin["USER"] or None,
@@ -71,7 +72,7 @@ def provision_database(
     admin: Mapping[str, str], name: str, app_password: str, *, fresh: bool = False
 ) -> None:
     """Create the two roles and the database owned by custodia_owner; idempotent."""
-    with _connect(admin, "postgres") as conn:
+    with admin_connection(admin, "postgres") as conn:
         _ensure_roles(conn, app_password)
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if exists and fresh:
@@ -84,7 +85,7 @@ def provision_database(
                 )
             )
             logger.info("created database %s", name)
-    with _connect(admin, name) as conn:
+    with admin_connection(admin, name) as conn:
         statements = [
             "ALTER SCHEMA public OWNER TO {owner}",
             "REVOKE ALL ON SCHEMA public FROM PUBLIC",
@@ -244,6 +245,6 @@ def ensure_tls(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
 
 def drop_database(admin: Mapping[str, str], name: str) -> None:
     """Drop database `name` if it exists (used for per-run test databases)."""
-    with _connect(admin, "postgres") as conn:
+    with admin_connection(admin, "postgres") as conn:
         statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
         conn.execute(statement.format(sql.Identifier(name)))

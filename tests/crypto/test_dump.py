@@ -16,14 +16,18 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from custodia.clients.access import access_client_by_id
 from custodia.clients.actions import do_update_client
 from custodia.scheduling.actions import do_request_visit, do_update_visit
 from custodia.tenancy.context import activate
-from custodia.web.management.commands.setup import drop_database, prepare_database
+from custodia.web.management.commands.setup import (
+    drop_database,
+    point_connections_at,
+    prepare_database,
+)
 from tests.factories import build_business
 
 MARKERS = {
@@ -51,9 +55,7 @@ def scratch_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[
             yield name
         finally:
             drop_database(name)
-            for alias in connections:
-                for target in (connections[alias].settings_dict, settings.DATABASES[alias]):
-                    target["NAME"] = original
+            point_connections_at(original, settings.DATABASES["default"]["HOST"])
 
 
 def pg_dump(database: str) -> str:

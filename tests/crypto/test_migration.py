@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import call_command
@@ -28,7 +27,11 @@ from custodia.crypto.errors import IntegrityFailure
 from custodia.crypto.fields import open_text, value_context
 from custodia.crypto.keyring import Unauthentic, blind_index, version_of
 from custodia.crypto.rows import enter_business
-from custodia.web.management.commands.setup import drop_database
+from custodia.web.management.commands.setup import (
+    drop_database,
+    open_database,
+    point_connections_at,
+)
 
 SEALED_COLUMNS = {
     "clients_client": ("id", ("email", "phone", "address", "notes")),
@@ -51,49 +54,19 @@ class OldBusiness:
     contacts: dict[uuid.UUID, tuple[str, str]] = field(default_factory=dict)
 
 
-def admin_connection(database: str) -> psycopg.Connection[Any]:
-    """The database superuser on `database` (not subject to row-level security)."""
-    admin = settings.ADMIN_DATABASE
-    return psycopg.connect(
-        dbname=database,
-        user=admin["USER"] or None,
-        password=admin["PASSWORD"] or None,
-        host=admin["HOST"] or None,
-        port=admin["PORT"] or None,
-        autocommit=True,
-    )
-
-
-def point_connections_at(name: str, host: str) -> None:
-    for alias in connections:
-        connection = connections[alias]
-        connection.close()
-        if hasattr(connection, "close_pool"):
-            connection.close_pool()
-        for target in (connection.settings_dict, settings.DATABASES[alias]):
-            target["NAME"] = name
-            target["HOST"] = host
-
-
 @pytest.fixture
 def pre_encryption_database(
     django_db_setup: None, django_db_blocker: Any, tmp_path: Path
 ) -> Iterator[str]:
     """A scratch database migrated up to just before encryption, and a keystore of its own."""
-    original = {alias: dict(settings.DATABASES[alias]) for alias in connections}
+    original = dict(settings.DATABASES["default"])
     original_keystore = settings.KEYSTORE_DIR
     name = f"{settings.DATABASES['default']['NAME']}_migration"
     with django_db_blocker.unblock():
         try:
             settings.KEYSTORE_DIR = tmp_path / "keys"
             keyring.reset()
-            if settings.EMBEDDED_DATABASE:
-                socket_dir = str(embedded.start_embedded(settings.EMBEDDED_PGDATA))
-                settings.ADMIN_DATABASE["HOST"] = socket_dir
-            embedded.provision_database(
-                settings.ADMIN_DATABASE, name, settings.APP_DB_PASSWORD, fresh=True
-            )
-            point_connections_at(name, settings.ADMIN_DATABASE["HOST"])
+            open_database(name, fresh=True)
             for app, migration in (("clients", "0003_rls"), ("scheduling", "0002_rls")):
                 call_command(
                     "migrate", app, migration, database="owner", interactive=False, verbosity=0
@@ -101,17 +74,14 @@ def pre_encryption_database(
             yield name
         finally:
             drop_database(name)
-            for alias in connections:
-                for target in (connections[alias].settings_dict, settings.DATABASES[alias]):
-                    target["NAME"] = original[alias]["NAME"]
-                    target["HOST"] = original[alias]["HOST"]
+            point_connections_at(original["NAME"], original["HOST"])
             settings.KEYSTORE_DIR = original_keystore
             keyring.reset()
 
 
 def insert_old_rows(database: str, business: OldBusiness, clients: list[dict[str, str]]) -> None:
     """The business and its clients, home access and visits, stored as the old code did."""
-    with admin_connection(database) as conn:
+    with embedded.admin_connection(settings.ADMIN_DATABASE, database) as conn:
         conn.execute(
             "INSERT INTO tenancy_business (id, name, slug, access_window_before_hours, "
             "access_window_after_hours, created_at) VALUES (%s, %s, %s, 24, 12, %s)",
@@ -175,7 +145,7 @@ def insert_old_rows(database: str, business: OldBusiness, clients: list[dict[str
 
 def stored(database: str, table: str, column: str, row: uuid.UUID) -> bytes:
     pk = SEALED_COLUMNS[table][0]
-    with admin_connection(database) as conn:
+    with embedded.admin_connection(settings.ADMIN_DATABASE, database) as conn:
         found = conn.execute(
             f"SELECT {column} FROM {table} WHERE {pk} = %s",  # noqa: S608  (names from the test)
             [row],
@@ -253,7 +223,7 @@ def test_the_encryption_migrations_seal_existing_plaintext_rows(
 
     # The search keys are the business's blind indexes now, not the lower-cased text or digits.
     search: dict[uuid.UUID, tuple[bytes | None, bytes | None]] = {}
-    with admin_connection(database) as conn:
+    with embedded.admin_connection(settings.ADMIN_DATABASE, database) as conn:
         for client, email_search, phone_search in conn.execute(
             "SELECT id, email_search, phone_search FROM clients_client"
         ).fetchall():
@@ -285,7 +255,7 @@ def test_the_encryption_migrations_seal_existing_plaintext_rows(
     # A value moved to the other business's row does not open: per-business keys and places.
     alpha_visit = next(r for (t, c, r) in alpha.values if t == "scheduling_visit")
     bravo_visit = next(r for (t, c, r) in bravo.values if t == "scheduling_visit")
-    with admin_connection(database) as conn:
+    with embedded.admin_connection(settings.ADMIN_DATABASE, database) as conn:
         conn.execute(
             "UPDATE clients_client SET email = (SELECT email FROM clients_client WHERE id = %s) "
             "WHERE id = %s",

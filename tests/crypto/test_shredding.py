@@ -25,6 +25,7 @@ from custodia.crypto.actions import do_destroy_business_keys
 from custodia.crypto.errors import KeyUnavailable
 from custodia.crypto.fields import open_text, seal_text
 from custodia.crypto.keyring import blind_index, create_keys
+from custodia.embedded import admin_connection
 
 pytestmark = pytest.mark.django_db(databases=["default", "owner"])
 
@@ -36,15 +37,7 @@ VISIT = ("request_note", "report")
 
 
 def admin(dbname: str) -> psycopg.Connection[Any]:
-    server = settings.ADMIN_DATABASE
-    return psycopg.connect(
-        dbname=dbname,
-        user=server["USER"] or None,
-        password=server["PASSWORD"] or None,
-        host=server["HOST"] or None,
-        port=server["PORT"] or None,
-        autocommit=True,
-    )
+    return admin_connection(settings.ADMIN_DATABASE, dbname)
 
 
 def pg_args() -> list[str]:

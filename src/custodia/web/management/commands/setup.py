@@ -17,12 +17,29 @@ from custodia.crypto.errors import KekError
 
 def prepare_database(name: str, *, fresh: bool = False) -> None:
     """Start the embedded server if used, provision roles and database `name`, and migrate it."""
+    open_database(name, fresh=fresh)
+    if _encryption_migrated():
+        # Before migrating: a migration would make keys for every business in whatever
+        # keystore is mounted, a wrong one included.
+        verify_keystore_covers_database()
+    call_command("migrate", database="owner", interactive=False, verbosity=0)
+    call_command("createcachetable", database="owner", verbosity=0)
+
+
+def open_database(name: str, *, fresh: bool = False) -> None:
+    """Start the embedded server if used, provision roles and database `name` (not migrated),
+    and point every connection at it."""
     if settings.EMBEDDED_DATABASE:
         socket_dir = str(embedded.start_embedded(settings.EMBEDDED_PGDATA))
         settings.ADMIN_DATABASE["HOST"] = socket_dir
     embedded.provision_database(
         settings.ADMIN_DATABASE, name, settings.APP_DB_PASSWORD, fresh=fresh
     )
+    point_connections_at(name, settings.ADMIN_DATABASE["HOST"])
+
+
+def point_connections_at(name: str, host: str) -> None:
+    """Close every connection and make each alias use database `name` on `host` from now on."""
     for alias in connections:
         connection = connections[alias]
         connection.close()
@@ -30,13 +47,7 @@ def prepare_database(name: str, *, fresh: bool = False) -> None:
             connection.close_pool()
         for target in (connection.settings_dict, settings.DATABASES[alias]):
             target["NAME"] = name
-            target["HOST"] = settings.ADMIN_DATABASE["HOST"]
-    if _encryption_migrated():
-        # Before migrating: a migration would make keys for every business in whatever
-        # keystore is mounted, a wrong one included.
-        verify_keystore_covers_database()
-    call_command("migrate", database="owner", interactive=False, verbosity=0)
-    call_command("createcachetable", database="owner", verbosity=0)
+            target["HOST"] = host
 
 
 def _encryption_migrated() -> bool:
