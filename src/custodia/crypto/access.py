@@ -11,7 +11,8 @@ from psycopg import sql
 
 from custodia.crypto import keystore, rows
 from custodia.crypto.errors import KeyUnavailable
-from custodia.crypto.rows import business_ids, enter_business, sealed_tables
+from custodia.crypto.rows import enter_business, sealed_tables
+from custodia.tenancy.access import business_slugs
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,9 @@ class BusinessKeyStatus:
 
 def key_status() -> list[BusinessKeyStatus]:
     """Every key file with its versions, their ages and how many values each one seals."""
-    with connections[rows.USING].cursor() as cursor:
-        cursor.execute("SELECT id, slug FROM tenancy_business")
-        slugs = {row[0]: row[1] for row in cursor.fetchall()}
+    slugs = business_slugs(rows.USING)
     statuses = []
-    for business in sorted(set(keystore.business_ids()) | set(business_ids(rows.USING))):
+    for business in sorted(set(keystore.business_ids()) | set(slugs)):
         try:
             key_file = keystore.read(business)
         except KeyUnavailable:  # a business without keys is reported, not fatal

@@ -20,6 +20,7 @@ from psycopg import sql
 
 from custodia.crypto.fields import EncryptedTextField, open_text, seal_text
 from custodia.crypto.keyring import FORMAT_AES_GCM, keys_for, version_of
+from custodia.tenancy.access import business_slugs
 
 # The connection the key commands work on: the owner role, which may enter any business's
 # row-level security context (tests of the rewrite point it at their own transaction).
@@ -196,9 +197,7 @@ def encrypt_plain_columns(using: str, table: SealedTable) -> None:
 
 def business_ids(using: str) -> list[uuid.UUID]:
     """Every business (the owner role may list them: audit/migrations/0002_integrity)."""
-    with connections[using].cursor() as cursor:
-        cursor.execute("SELECT id FROM tenancy_business ORDER BY id")
-        return [row[0] for row in cursor.fetchall()]
+    return sorted(business_slugs(using))
 
 
 # What an encrypted column may hold, checked by the database itself: a sealed value (format 1,

@@ -1,10 +1,13 @@
-"""Reads of businesses and memberships, always through the actor's reach."""
+"""Reads of businesses and memberships, always through the actor's reach; and, for the
+operator's commands (`custodia audit`, `custodia keys`), businesses by id and slug on the owner
+connection, which may list them all."""
 
 from __future__ import annotations
 
 import uuid
 from typing import TYPE_CHECKING
 
+from django.db import connections
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -88,3 +91,18 @@ def access_invitation_by_id(actor: Actor, invitation_id: object) -> Invitation:
         return list_invitations(actor).get(id=parse_id(invitation_id))
     except Invitation.DoesNotExist:
         raise Http404("No such invitation.") from None
+
+
+def business_slugs(using: str) -> dict[uuid.UUID, str]:
+    """Every business's slug by id, on the operator's connection `using`."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT id, slug FROM tenancy_business")
+        return {business_id: slug for business_id, slug in cursor.fetchall()}
+
+
+def business_id_by_slug(slug: str, using: str) -> uuid.UUID | None:
+    """The id of the business with `slug`, on the operator's connection `using`."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT id FROM tenancy_business WHERE slug = %s", [slug])
+        row = cursor.fetchone()
+    return None if row is None else uuid.UUID(str(row[0]))

@@ -9,11 +9,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections, transaction
+from django.db import transaction
 
 from custodia.audit import chain
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
+from custodia.tenancy.access import business_id_by_slug, business_slugs
 from custodia.web.maintenance import run_daily
 
 logger = logging.getLogger(__name__)
@@ -23,18 +24,14 @@ def business_chains(slug: str | None) -> list[uuid.UUID | None]:
     """The chain of one business (by slug), or every chain with events or checkpoints."""
     if slug is None:
         return chain.chains()
-    with connections[chain.USING].cursor() as cursor:
-        cursor.execute("SELECT id FROM tenancy_business WHERE slug = %s", [slug])
-        row = cursor.fetchone()
-    if row is None:
+    business = business_id_by_slug(slug, chain.USING)
+    if business is None:
         raise CommandError(f"No business with the slug {slug!r}.")
-    return [row[0]]
+    return [business]
 
 
 def chain_names() -> dict[uuid.UUID, str]:
-    with connections[chain.USING].cursor() as cursor:
-        cursor.execute("SELECT id, slug FROM tenancy_business")
-        return {business_id: slug for business_id, slug in cursor.fetchall()}
+    return business_slugs(chain.USING)
 
 
 def _record_maintenance(

@@ -9,24 +9,22 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
 
 from custodia.crypto import actions, keyring, keystore, rows
 from custodia.crypto.access import key_status
 from custodia.crypto.errors import CryptoError, KekError, RotationInProgress
 from custodia.crypto.kek import add_file_kek, prune_file_keks
+from custodia.tenancy.access import business_id_by_slug
 from custodia.web.maintenance import run_daily
 
 logger = logging.getLogger(__name__)
 
 
 def business_by_slug(slug: str) -> uuid.UUID:
-    with connections[rows.USING].cursor() as cursor:
-        cursor.execute("SELECT id FROM tenancy_business WHERE slug = %s", [slug])
-        row = cursor.fetchone()
-    if row is None:
+    business = business_id_by_slug(slug, rows.USING)
+    if business is None:
         raise CommandError(f"No business with the slug {slug!r}.")
-    return uuid.UUID(str(row[0]))
+    return business
 
 
 class Command(BaseCommand):
