@@ -179,7 +179,8 @@ def do_destroy_expired_keys(
         ]
         if not expired:
             continue
-        if any(values_per_version(business).get(version) for version in expired):
+        in_use = values_per_version(business)
+        if any(in_use.get(version) for version in expired):
             try:
                 with _rotation_lock(business):
                     keyring.keys_for(business, refresh=True)
@@ -188,7 +189,7 @@ def do_destroy_expired_keys(
                 # Kept for now; the next round tries again. The other businesses go on.
                 logger.error("retired keys of tenant=%s kept: %s", business, exc)
                 continue
-        in_use = values_per_version(business)
+            in_use = values_per_version(business)
         expired = [version for version in expired if not in_use.get(version)]
         if expired:
             keystore.destroy_versions(business, expired)

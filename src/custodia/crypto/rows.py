@@ -200,6 +200,18 @@ def business_ids(using: str) -> list[uuid.UUID]:
     return sorted(business_slugs(using))
 
 
+def plain_columns_to_bytes(table: SealedTable) -> migrations.RunSQL:
+    """Migrations: turn text columns into bytea holding their UTF-8 bytes (then
+    `encrypt_plain_columns` seals them)."""
+    return migrations.RunSQL(
+        [
+            f"ALTER TABLE {table.table} ALTER COLUMN {column} TYPE bytea"
+            f" USING convert_to({column}, 'UTF8')"
+            for column in table.columns
+        ]
+    )
+
+
 # What an encrypted column may hold, checked by the database itself: a sealed value (format 1,
 # at least header, nonce and tag long) or the benchmark's plaintext format 0. Text written by
 # some other path (raw SQL, an expression the field cannot see) starts with neither byte.

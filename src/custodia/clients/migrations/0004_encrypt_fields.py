@@ -13,22 +13,18 @@ from typing import Any
 from django.db import migrations, models
 
 import custodia.crypto.fields
-from custodia.crypto.rows import SealedTable, business_ids, encrypt_plain_columns, enter_business
+from custodia.crypto.rows import (
+    SealedTable,
+    business_ids,
+    encrypt_plain_columns,
+    enter_business,
+    plain_columns_to_bytes,
+)
 
 CLIENT = SealedTable("clients_client", "id", ("email", "phone", "address", "notes"))
 HOME_ACCESS = SealedTable(
     "clients_homeaccess", "client_id", ("instructions", "door_code", "alarm_code")
 )
-
-
-def to_bytes(table: SealedTable) -> migrations.RunSQL:
-    return migrations.RunSQL(
-        [
-            f"ALTER TABLE {table.table} ALTER COLUMN {column} TYPE bytea "
-            f"USING convert_to({column}, 'UTF8')"
-            for column in table.columns
-        ]
-    )
 
 
 def blind_indexes(apps: Any, schema_editor: Any) -> None:
@@ -100,8 +96,8 @@ class Migration(migrations.Migration):
                 ),
             ],
             database_operations=[
-                to_bytes(CLIENT),
-                to_bytes(HOME_ACCESS),
+                plain_columns_to_bytes(CLIENT),
+                plain_columns_to_bytes(HOME_ACCESS),
                 migrations.RunSQL(
                     [
                         f"ALTER TABLE clients_client ALTER COLUMN {column} DROP NOT NULL, "

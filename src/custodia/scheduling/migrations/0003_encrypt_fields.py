@@ -7,7 +7,7 @@ from typing import Any
 from django.db import migrations
 
 import custodia.crypto.fields
-from custodia.crypto.rows import SealedTable, encrypt_plain_columns
+from custodia.crypto.rows import SealedTable, encrypt_plain_columns, plain_columns_to_bytes
 
 VISIT = SealedTable("scheduling_visit", "id", ("request_note", "report"))
 
@@ -33,13 +33,7 @@ class Migration(migrations.Migration):
                 for column in VISIT.columns
             ],
             database_operations=[
-                migrations.RunSQL(
-                    [
-                        f"ALTER TABLE scheduling_visit ALTER COLUMN {column} TYPE bytea "
-                        f"USING convert_to({column}, 'UTF8')"
-                        for column in VISIT.columns
-                    ]
-                ),
+                plain_columns_to_bytes(VISIT),
                 migrations.RunPython(encrypt),
             ],
         ),
