@@ -17,15 +17,14 @@ def verify_kek() -> str:
     businesses = keystore.business_ids()
     if not businesses:
         return f"KEK {kek.primary_id} ({kek.name}); the keystore is empty"
-    if kek.name != "aws-kms":  # KMS decrypts under its older keys without naming them here
-        missing = keystore.keks_in_use() - kek.known_ids()
-        if missing:
-            raise KekError(
-                f"The configured key-encryption key is not the one that wrapped the keystore: it "
-                f"needs {', '.join(sorted(missing))}, which the {kek.name} provider does not "
-                "hold. Configure it (the keyring file that wrapped it, or CUSTODIA_KEK_PREVIOUS); "
-                "a new key cannot read the keystore."
-            )
+    missing = {kek_id for kek_id in keystore.keks_in_use() if not kek.holds(kek_id)}
+    if missing:
+        raise KekError(
+            f"The configured key-encryption key is not the one that wrapped the keystore: it "
+            f"needs {', '.join(sorted(missing))}, which the {kek.name} provider does not "
+            "hold. Configure it (the keyring file that wrapped it, or CUSTODIA_KEK_PREVIOUS); "
+            "a new key cannot read the keystore."
+        )
     keyring.keys_for(businesses[0], refresh=True)
     return f"KEK {kek.primary_id} ({kek.name}); {len(businesses)} businesses in the keystore"
 

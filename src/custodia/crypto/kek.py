@@ -50,8 +50,9 @@ class KekProvider(Protocol):
     name: str
     primary_id: str
 
-    def known_ids(self) -> set[str]:
-        """Ids of the KEKs this provider can unwrap with (KMS: only the configured one)."""
+    def holds(self, kek_id: str) -> bool:
+        """Whether this provider can unwrap what KEK `kek_id` wrapped, as far as it can tell
+        without trying (KMS decrypts under its older keys without listing them: always)."""
         ...
 
     def wrap(self, key: bytes, context: bytes) -> tuple[str, bytes]:
@@ -93,8 +94,8 @@ class LocalKeks:
         self._by_id = {key_id(key): AESGCM(key) for key in self.keys}
         self.primary_id = key_id(self.keys[0])
 
-    def known_ids(self) -> set[str]:
-        return set(self._by_id)
+    def holds(self, kek_id: str) -> bool:
+        return kek_id in self._by_id
 
     def wrap(self, key: bytes, context: bytes) -> tuple[str, bytes]:
         nonce = os.urandom(NONCE_BYTES)
@@ -134,8 +135,8 @@ class KmsKek:
             "kms", region_name=region or None, endpoint_url=endpoint_url or None
         )
 
-    def known_ids(self) -> set[str]:
-        return {self.primary_id}
+    def holds(self, kek_id: str) -> bool:
+        return True
 
     def wrap(self, key: bytes, context: bytes) -> tuple[str, bytes]:
         answer = self._call(

@@ -113,14 +113,19 @@ _provider_signature: tuple[int, int, int] | None = None
 _cache: dict[uuid.UUID, tuple[float, tuple[int, int, int], BusinessKeys]] = {}
 
 
-def _keyring_signature() -> tuple[int, int, int] | None:
-    if settings.KEK_PROVIDER != "file":
-        return None
+def _file_signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is replaced: (mtime, size, inode); None if it is missing."""
     try:
-        info = Path(settings.KEK_KEYRING_FILE).stat()
+        info = path.stat()
     except FileNotFoundError:
         return None
     return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+
+def _keyring_signature() -> tuple[int, int, int] | None:
+    if settings.KEK_PROVIDER != "file":
+        return None
+    return _file_signature(Path(settings.KEK_KEYRING_FILE))
 
 
 def provider(*, refresh: bool = False) -> KekProvider:
@@ -159,11 +164,10 @@ def forget(business_id: object) -> None:
 
 
 def _signature(business_id: uuid.UUID) -> tuple[int, int, int]:
-    try:
-        info = keystore.path_for(business_id).stat()
-    except FileNotFoundError:
-        raise KeyUnavailable(f"no data key for business {business_id}") from None
-    return (info.st_mtime_ns, info.st_size, info.st_ino)
+    signature = _file_signature(keystore.path_for(business_id))
+    if signature is None:
+        raise KeyUnavailable(f"no data key for business {business_id}")
+    return signature
 
 
 def keys_for(business_id: object, *, refresh: bool = False) -> BusinessKeys:
@@ -192,10 +196,7 @@ def keys_for(business_id: object, *, refresh: bool = False) -> BusinessKeys:
 
 
 def _wrapped_under_known_keks(key_file: keystore.KeyFile, kek: KekProvider) -> bool:
-    if kek.name == "aws-kms":  # KMS decrypts under its older keys without naming them here
-        return True
-    known = kek.known_ids()
-    return key_file.index.kek in known and all(entry.kek in known for entry in key_file.keys)
+    return kek.holds(key_file.index.kek) and all(kek.holds(entry.kek) for entry in key_file.keys)
 
 
 def _unwrap(key_file: keystore.KeyFile, kek: KekProvider) -> BusinessKeys:
