@@ -205,6 +205,15 @@ else:
         "PORT": "",
     }
 
+# The row-level security context is set only by a database function that checks this key
+# (tenancy/context.py): with the app role's password alone, a session sees no business's rows.
+# `custodia setup` stores its SHA-256 digest in the database. Every app host needs the same key.
+DB_CONTEXT_KEY = env_str("CUSTODIA_DB_CONTEXT_KEY", "") or generated_secret(
+    VAR_DIR / "secrets" / "db_context_key"
+)
+if len(DB_CONTEXT_KEY) < 32 or len(set(DB_CONTEXT_KEY)) < 10:
+    raise ImproperlyConfigured("CUSTODIA_DB_CONTEXT_KEY must be at least 32 random characters.")
+
 APP_DB_PASSWORD = env_str("CUSTODIA_APP_DB_PASSWORD", "")
 if PRODUCTION and not APP_DB_PASSWORD:
     raise ImproperlyConfigured("CUSTODIA_APP_DB_PASSWORD must be set in production.")
