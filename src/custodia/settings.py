@@ -311,7 +311,8 @@ ACCOUNT_SIGNUP_FORM_CLASS = "custodia.tenancy.forms.BusinessSignupForm"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Custodia] "
 
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Database sessions stored under a digest of their key (accounts/sessionstore.py).
+SESSION_ENGINE = "custodia.accounts.sessionstore"
 # Session data is encrypted as well as signed (accounts/sessionstore.py): allauth keeps secrets
 # there for a while (a TOTP secret being enrolled, a password-reset key).
 SESSION_SERIALIZER = "custodia.accounts.sessionstore.EncryptedJSONSerializer"
@@ -328,6 +329,7 @@ SESSION_ABSOLUTE_HOURS = env_int("CUSTODIA_SESSION_ABSOLUTE_HOURS", 12, minimum=
 # allauth.usersessions lists each session with IP and last activity; SessionLifetimeMiddleware
 # refreshes them.
 USERSESSIONS_TRACK_ACTIVITY = True
+USERSESSIONS_ADAPTER = "custodia.accounts.sessions.UserSessionsAdapter"
 CSRF_COOKIE_NAME = "__Host-csrftoken"
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
