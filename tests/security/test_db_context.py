@@ -6,7 +6,10 @@ cleans up after itself through the verified path.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -183,3 +186,29 @@ def test_every_policy_reads_the_verified_context_once_per_query(db: None) -> Non
     for name, source in functions:
         for setting in re.findall(r"current_setting\('custodia\.(\w+)'", source):
             assert setting in {"deleting_business", "audit_purge_before"}, name
+
+
+def test_dbshell_opens_as_the_app_role_and_sees_nothing_by_hand(db: None) -> None:
+    """`custodia dbshell` still works for an operator, and hand-set settings show them nothing."""
+    env = {
+        **os.environ,
+        "CUSTODIA_VAR_DIR": str(settings.VAR_DIR),
+        "CUSTODIA_DB_NAME": str(settings.DATABASES["default"]["NAME"]),
+    }
+    with committed_business() as tenant:
+        # One query string is one transaction: psql prints the last statement's rows.
+        script = (
+            f"SELECT set_config('custodia.tenant_id', '{tenant}', true),"
+            " set_config('custodia.role', 'owner', true);"
+            f" SELECT current_user, count(*) FROM tenancy_business WHERE id = '{tenant}'"
+        )
+        result = subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "custodia.cli", "dbshell", "--", "-At", "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    assert "custodia_app|0" in result.stdout.splitlines(), result.stdout
