@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -212,3 +213,36 @@ def test_dbshell_opens_as_the_app_role_and_sees_nothing_by_hand(db: None) -> Non
         )
     assert result.returncode == 0, result.stderr
     assert "custodia_app|0" in result.stdout.splitlines(), result.stdout
+
+
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_contexts_of_ended_backends_are_forgotten() -> None:
+    from custodia.tenancy.context import forget_ended_backends
+
+    with committed_business() as tenant:
+        with app_connection() as gone, gone.transaction():
+            gone.execute(VERIFIED, [settings.DB_CONTEXT_KEY, str(tenant)])
+            pid = gone.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with app_connection() as live:
+            with live.transaction():
+                live.execute(VERIFIED, [settings.DB_CONTEXT_KEY, str(tenant)])
+                live_pid = live.execute("SELECT pg_backend_pid()").fetchone()[0]
+            # The closed connection's backend may take a moment to leave pg_stat_activity.
+            for _ in range(50):
+                forget_ended_backends()
+                if pid not in stored_pids():
+                    break
+                time.sleep(0.1)
+            assert pid not in stored_pids()
+            assert live_pid in stored_pids()
+            with live.transaction():
+                live.execute(VERIFIED, [settings.DB_CONTEXT_KEY, str(tenant)])
+                assert visible(live, tenant) == 1
+
+
+def stored_pids() -> set[int]:
+    from django.db import connections
+
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("SELECT pid FROM custodia_db_context")
+        return {row[0] for row in cursor.fetchall()}

@@ -159,3 +159,17 @@ def activate(actor: Actor, *, durable: bool = True) -> None:
 def clear() -> None:
     """No tenant, no user: every tenant-owned table reads as empty."""
     set_db_context()
+
+
+def forget_ended_backends(*, using: str = "owner") -> int:
+    """Delete the stored contexts of database backends that no longer exist (one row per
+    backend is kept between its transactions; a new backend may reuse a pid, and replaces the
+    row then). Runs as the owner role; returns how many went."""
+    with connections[using].cursor() as cursor:
+        # Within a transaction, pg_stat_activity repeats its first snapshot: take a new one.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "DELETE FROM custodia_db_context"
+            " WHERE pid NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)"
+        )
+        return int(cursor.rowcount)

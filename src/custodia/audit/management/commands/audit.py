@@ -15,6 +15,7 @@ from custodia.audit import chain
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
 from custodia.tenancy.access import business_id_by_slug, business_slugs
+from custodia.tenancy.context import forget_ended_backends
 from custodia.web.maintenance import run_daily
 
 logger = logging.getLogger(__name__)
@@ -146,5 +147,10 @@ class Command(BaseCommand):
 
     def _maintain(self, *, once: bool) -> None:
         """Beside the server (`custodia serve`): a round at start, then one a day."""
-        steps = (lambda: self._checkpoint(None, reason="daily"), self._purge)
+        steps = (
+            lambda: self._checkpoint(None, reason="daily"),
+            self._purge,
+            # Housekeeping of the same daily round: contexts of backends that have ended.
+            lambda: forget_ended_backends(using=chain.USING),
+        )
         run_daily("audit maintenance", steps, once=once, logger=logger)
