@@ -9,6 +9,7 @@ not the key sees no tenant row and can add nothing to the audit trail.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -134,7 +135,7 @@ def ensure_context(*, using: str = "default") -> None:
     _execute_with_key(using, ENSURE_CONTEXT_SQL, [settings.DB_CONTEXT_KEY])
 
 
-def _execute_with_key(using: str, sql: str, params: list[object]) -> None:
+def _execute_with_key(using: str, sql: str, params: Sequence[object]) -> None:
     connection = connections[using]
     connection.ensure_connection()
     # A psycopg cursor of its own, not Django's: the key goes as a bound parameter (never in the

@@ -145,12 +145,16 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"{failed} chain(s) do not verify and were kept whole.")
 
+    @staticmethod
+    def _forget_ended_backends() -> None:
+        forget_ended_backends(using=chain.USING)
+
     def _maintain(self, *, once: bool) -> None:
         """Beside the server (`custodia serve`): a round at start, then one a day."""
         steps = (
             lambda: self._checkpoint(None, reason="daily"),
             self._purge,
             # Housekeeping of the same daily round: contexts of backends that have ended.
-            lambda: forget_ended_backends(using=chain.USING),
+            self._forget_ended_backends,
         )
         run_daily("audit maintenance", steps, once=once, logger=logger)
