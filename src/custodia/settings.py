@@ -89,6 +89,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: the request id and client address that logs and the audit trail name.
     "custodia.web.requestctx.RequestContextMiddleware",
+    # Before anything reads the Host: an allowed name, and no port but the public URL's.
+    "custodia.web.middleware.PublicHostMiddleware",
     "custodia.web.middleware.RefuseUnsafeMethodsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "custodia.web.middleware.SecurityHeadersMiddleware",

@@ -18,10 +18,12 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
 from django.http import Http404
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
 from custodia.accounts.digests import digest_secret, is_wellformed_prefix, issue_secret
+from custodia.accounts.links import public_url
 from custodia.accounts.stepup import require_step_up
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
@@ -135,7 +137,7 @@ def do_invite_member(
             client_id=invitation.client_id,
             detail={"role": str(role)},
         )
-        link = f"{settings.PUBLIC_URL}/invite/{issued.prefix}/{issued.secret}/"
+        link = public_url(reverse("invitation_open", args=[issued.prefix, issued.secret]))
         body = render_to_string(
             "tenancy/email/invitation.txt",
             {
