@@ -89,12 +89,13 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: the request id and client address that logs and the audit trail name.
     "custodia.web.requestctx.RequestContextMiddleware",
-    # Before anything reads the Host: an allowed name, and no port but the public URL's.
-    "custodia.web.middleware.PublicHostMiddleware",
     "custodia.web.middleware.RefuseUnsafeMethodsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "custodia.web.middleware.SecurityHeadersMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Before the app reads the Host (inside the headers above, so its 400 page carries them): an
+    # allowed name, and no port but the public URL's.
+    "custodia.web.middleware.PublicHostMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from tests.conftest import HttpsClient
@@ -108,11 +107,13 @@ def test_the_api_refuses_a_foreign_port_too(db: None) -> None:
     assert response.status_code == 400
 
 
-def test_plain_http_on_a_foreign_port_is_refused_before_the_https_redirect(db: None) -> None:
-    """Django's SSL redirect builds its target from the Host: it must not name the port either."""
-    assert Client().get("/", HTTP_HOST="localhost:31337").status_code == 400
-    served = Client().get("/", HTTP_HOST="localhost")
-    assert served.status_code == 301 and served["Location"] == "https://localhost/"
+def test_the_refusal_carries_the_security_headers(db: None) -> None:
+    response = HttpsClient().get(reverse("account_login"), HTTP_HOST="localhost:31337")
+    assert response.status_code == 400
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert response["Strict-Transport-Security"].startswith("max-age=")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["X-Request-ID"]
 
 
 # --- Every mail's links name the public URL ---------------------------------------------------
