@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
+from custodia.accounts.links import public_mail_context
+
 from tests.conftest import HttpsClient
 from tests.factories import UserFactory
 from tests.mail import Received
@@ -162,3 +164,18 @@ def test_an_invitation_names_the_public_url(matrix: Any, smtp_server: Any) -> No
     assert any("/invite/" in link for link in message.links())
     assert all(link.startswith(f"{PUBLIC}/") for link in message.links())
     assert "localhost" not in message.body
+
+
+def test_only_links_are_moved_not_the_words_a_notice_quotes(settings: Any) -> None:
+    """A user agent that looks like a link is quoted as it came, not turned into one of ours."""
+    context = public_mail_context(
+        {
+            "password_reset_url": "https://localhost:31337/accounts/password/reset/key/x-y/?a=1",
+            "user_agent": "https://evil.example/agent",
+            "ip": "203.0.113.9",
+        }
+    )
+    assert context["password_reset_url"] == f"{PUBLIC}/accounts/password/reset/key/x-y/?a=1"
+    assert context["user_agent"] == "https://evil.example/agent"
+    assert context["ip"] == "203.0.113.9"
+    assert context["current_site"].domain == "custodia.example.com:8443"

@@ -44,15 +44,14 @@ def public_site() -> PublicSite:
 
 
 def public_mail_context(context: Mapping[str, Any]) -> dict[str, Any]:
-    """A mail's template context with every absolute link on the public URL.
+    """A mail's template context with every link (a `*_url` value) on the public URL.
 
-    Every http(s) value is a link of this site (mail links nowhere else), built by allauth from the
-    request in places no adapter hook reaches (the unknown-account mail's signup link among them).
+    allauth builds them from the request, some where no adapter hook reaches (the unknown-account
+    mail's signup link). Only `*_url` keys: other strings, such as the user agent a notice quotes,
+    are the sender's words and stay as they came, even when they look like a link.
     """
     public = {
-        key: public_link(value)
-        if isinstance(value, str) and value.startswith(("https://", "http://"))
-        else value
+        key: public_link(value) if key.endswith("_url") and isinstance(value, str) else value
         for key, value in context.items()
     }
     public["current_site"] = public_site()
