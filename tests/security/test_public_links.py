@@ -14,7 +14,6 @@ import pytest
 from django.urls import reverse
 
 from custodia.accounts.links import public_mail_context
-
 from tests.conftest import HttpsClient
 from tests.factories import UserFactory
 from tests.mail import Received
