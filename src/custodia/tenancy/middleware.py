@@ -26,8 +26,7 @@ ACTIVE_BUSINESS_SESSION_KEY = "custodia.business_id"
 # session acts for no business until the person chooses one, never silently for another.
 CHOOSE_BUSINESS_SESSION_KEY = "custodia.choose_business"
 BUSINESS_GONE = (
-    "The business you were working in is no longer available to you. Nothing was saved there. "
-    "Choose a business to continue."
+    "The business you were working in is no longer available to you. Choose a business to continue."
 )
 
 
