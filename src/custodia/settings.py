@@ -93,6 +93,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "custodia.web.middleware.SecurityHeadersMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Before the app reads the Host (inside the headers above, so its 400 page carries them): an
+    # allowed name, and no port but the public URL's.
+    "custodia.web.middleware.PublicHostMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

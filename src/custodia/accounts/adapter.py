@@ -18,6 +18,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from custodia.accounts import ratelimit
+from custodia.accounts.links import public_mail_context
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction, Outcome
 
@@ -50,7 +51,9 @@ def send_quietly(message: EmailMessage) -> None:
 
 class AccountAdapter(DefaultAccountAdapter):
     def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
-        """allauth's mails (confirmations, resets, notices) go out after commit (see above)."""
+        """allauth's mails (confirmations, resets, notices) go out after commit (see above), their
+        links on the public URL, whatever Host the request named (accounts/links.py)."""
+        context = public_mail_context({"email": email, **context})
         send_after_commit(self.render_mail(template_prefix, email, context))
 
     def get_client_ip(self, request: HttpRequest) -> str:

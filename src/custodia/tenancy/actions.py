@@ -18,10 +18,12 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
 from django.http import Http404
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
 from custodia.accounts.digests import digest_secret, is_wellformed_prefix, issue_secret
+from custodia.accounts.links import public_url
 from custodia.accounts.stepup import require_step_up
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
@@ -64,7 +66,8 @@ def do_create_business(*, name: str, owner: User, slug: str | None = None) -> Ac
 def do_delete_business(business: Business, *, actor: Actor, confirm_slug: str) -> None:
     """Delete the business and everything it holds, at the owner's request.
 
-    Its data keys are destroyed once the deletion commits (crypto-shredding: docs/keys.md), so
+    Its members' sessions acting for it end with it, in the same transaction. Its data keys
+    are destroyed once the deletion commits (crypto-shredding: docs/keys.md), so
     no copy of its encrypted data, in a backup or anywhere else, can be read again. The audit
     trail keeps its events (they hold ids and field names, no customer values) for its
     retention period.
@@ -83,6 +86,13 @@ def do_delete_business(business: Business, *, actor: Actor, confirm_slug: str) -
         # Every member's API tokens; the owner may see only their own (accounts/0005).
         with connection.cursor() as cursor:
             cursor.execute("SELECT custodia_delete_business_tokens(%s)", [business_id])
+        # And their sessions acting for it (the owner's own request keeps its session, which
+        # the view sends to choose a business).
+        signed_in = Membership.objects.filter(
+            tenant_id=business_id, user__usersession__isnull=False
+        ).distinct()
+        for member in signed_in.select_related("user"):
+            _end_member_sessions(member)
         Business.objects.filter(pk=business_id).delete()
         transaction.on_commit(lambda: _destroy_keys(business_id))
     logger.info("business deleted tenant=%s", business_id)
@@ -135,7 +145,7 @@ def do_invite_member(
             client_id=invitation.client_id,
             detail={"role": str(role)},
         )
-        link = f"{settings.PUBLIC_URL}/invite/{issued.prefix}/{issued.secret}/"
+        link = public_url(reverse("invitation_open", args=[issued.prefix, issued.secret]))
         body = render_to_string(
             "tenancy/email/invitation.txt",
             {
