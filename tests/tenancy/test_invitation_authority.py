@@ -68,7 +68,9 @@ def test_a_deactivated_managers_invitation_to_themself_is_dead(
     matrix: TenantMatrix, smtp_server: SmtpServer
 ) -> None:
     a = matrix.a
-    invitation, prefix, secret = invite(smtp_server, a.manager, "alt.ego@example.test", Role.MANAGER)
+    invitation, prefix, secret = invite(
+        smtp_server, a.manager, "alt.ego@example.test", Role.MANAGER
+    )
     activate(a.owner)
     do_deactivate_member(a.manager.membership, actor=a.owner)
     assert pending(a.owner) == []

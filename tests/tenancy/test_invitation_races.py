@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -285,7 +284,9 @@ def test_daily_maintenance_erases_the_addresses_of_spent_invitations(
     call_command("audit", "maintain", "--once")
 
     def email_of(invitation: Invitation) -> str:
-        stored = row(database, "SELECT email FROM tenancy_invitation WHERE id = %s", [invitation.pk])
+        stored = row(
+            database, "SELECT email FROM tenancy_invitation WHERE id = %s", [invitation.pk]
+        )
         assert stored is not None
         return str(stored[0])
 

@@ -281,7 +281,9 @@ def _ensure_sender_may_grant(invitation: Invitation) -> None:
     """An invitation grants only what its sender may still grant: they must still be an active
     member whose role may invite into the invitation's role."""
     sender = (
-        Membership.objects.filter(pk=invitation.invited_by_id, tenant_id=invitation.tenant_id)
+        None  # the sender's membership was deleted
+        if invitation.invited_by_id is None
+        else Membership.objects.filter(pk=invitation.invited_by_id, tenant_id=invitation.tenant_id)
         .values_list("role", "is_active")
         .first()
     )
@@ -350,8 +352,10 @@ def do_erase_spent_invitation_addresses(*, using: str) -> int:
     daily as the operator (`custodia audit maintain`) on the connection `using`, whose policies
     (tenancy/0004) let it see spent invitations of every business and only blank their address.
     """
-    spent = Q(accepted_at__isnull=False) | Q(revoked_at__isnull=False) | Q(
-        expires_at__lte=timezone.now()
+    spent = (
+        Q(accepted_at__isnull=False)
+        | Q(revoked_at__isnull=False)
+        | Q(expires_at__lte=timezone.now())
     )
     with transaction.atomic(using=using):
         return Invitation.objects.using(using).filter(spent).exclude(email="").update(email="")

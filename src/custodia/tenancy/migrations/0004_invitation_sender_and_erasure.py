@@ -38,8 +38,7 @@ class Migration(migrations.Migration):
             [
                 "DROP POLICY IF EXISTS tenancy_invitation_erase ON tenancy_invitation",
                 "DROP POLICY IF EXISTS tenancy_invitation_erase_read ON tenancy_invitation",
-                "DROP POLICY IF EXISTS tenancy_membership_invitation_sender"
-                " ON tenancy_membership",
+                "DROP POLICY IF EXISTS tenancy_membership_invitation_sender ON tenancy_membership",
             ],
         ),
     ]
