@@ -26,11 +26,13 @@ from custodia.tenancy.actions import (
     EXISTING_ACCOUNT,
     INVALID_INVITATION,
     do_accept_invitation,
+    do_deactivate_member,
     do_revoke_invitation,
     invitation_proof,
 )
 from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.models import Invitation
+from custodia.tenancy.permissions import Role
 from custodia.web.management.commands.setup import (
     drop_database,
     point_connections_at,
@@ -182,6 +184,33 @@ def test_accepting_while_it_is_being_revoked_finds_it_revoked(
         acceptance.result(timeout=30)
     assert caught.value.messages == [INVALID_INVITATION]
     # Nothing half-written: no login, no membership; revoked once, its address erased.
+    assert state(database, invitation, email) == {
+        "accepted": False,
+        "revoked": True,
+        "email": "",
+        "users": 0,
+        "members": 0,
+        "revocations": 1,
+    }
+
+
+def test_accepting_while_the_sender_is_deactivated_finds_it_revoked(
+    database: str, world: TenantMatrix, smtp_server: SmtpServer, pool: ThreadPoolExecutor
+) -> None:
+    """The attack itself, raced: a manager invites another address of their own as manager and
+    accepts while the owner removes them."""
+    a = world.a
+    email = "alt.ego@example.test"
+    with transaction.atomic():
+        invitation, prefix, secret = invite(smtp_server, a.manager, email, Role.MANAGER)
+    with transaction.atomic():
+        activate(a.owner)
+        do_deactivate_member(a.manager.membership, actor=a.owner)
+        acceptance = elsewhere(pool, accept_new(prefix, secret))
+        wait_until_blocked(database, acceptance)
+    with pytest.raises(ValidationError) as caught:
+        acceptance.result(timeout=30)
+    assert caught.value.messages == [INVALID_INVITATION]
     assert state(database, invitation, email) == {
         "accepted": False,
         "revoked": True,
