@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
+from custodia.accounts.models import User
 from custodia.audit.models import AuditEvent
 from custodia.tenancy.actions import (
     ALREADY_ACCEPTED,
@@ -209,3 +210,27 @@ def test_accepted_and_revoked_invitations_keep_no_address(
     assert stored(a.owner, accepted).email == ""
     assert stored(a.owner, revoked).email == ""
     assert stored(a.owner, waiting).email == "waiting@example.test"
+
+
+def test_the_pages_refuse_a_link_whose_sender_was_removed(
+    matrix: TenantMatrix, smtp_server: SmtpServer, web: Any
+) -> None:
+    """Opened before the sender lost their role, submitted after: a 400 that says the link is
+    dead, never a 500, and no login or membership made."""
+    a = matrix.a
+    sender = add_member(a.owner, UserFactory(), Role.MANAGER)
+    _inv, prefix, secret = invite(smtp_server, authenticated(sender), "late@example.test")
+    opened = web.get(f"/invite/{prefix}/{secret}/")
+    assert opened.status_code == 302 and opened["Location"] == f"/invite/{prefix}/accept/"
+    assert web.get(opened["Location"]).status_code == 200
+    activate(a.owner)
+    Membership.objects.filter(pk=sender.membership.pk).update(role=Role.STAFF)
+    before = members_of(a.owner)
+    answer = web.post(opened["Location"], {"full_name": "Late", "password": NEW_PASSWORD})
+    assert answer.status_code == 400
+    assert INVALID_INVITATION in answer.content.decode()
+    assert members_of(a.owner) == before
+    assert not User.objects.filter(email="late@example.test").exists()
+    # Opened afresh, the page says so at once.
+    assert web.get(f"/invite/{prefix}/{secret}/")["Location"] == f"/invite/{prefix}/accept/"
+    assert web.get(f"/invite/{prefix}/accept/").status_code == 400

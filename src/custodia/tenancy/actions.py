@@ -187,6 +187,8 @@ def open_invitation(prefix: str, proof: str) -> Invitation:
         or invitation.expires_at <= timezone.now()
     ):
         raise ValidationError(INVALID_INVITATION)
+    # Also here, so the page never offers to accept what acceptance would refuse.
+    _ensure_sender_may_grant(invitation)
     return invitation
 
 
