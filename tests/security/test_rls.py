@@ -703,13 +703,15 @@ def test_joining_a_business_needs_a_live_invitation_for_exactly_that(
 def test_an_invitation_prefix_shows_its_own_business_and_nothing_else(
     matrix: TenantMatrix, extras: Extras
 ) -> None:
-    """Opening a link names the business that sent it (so the page can say whose it is)."""
+    """Opening a link names the business that sent it (so the page can say whose it is), and
+    the membership of its sender (so acceptance can check they may still grant its role)."""
     a_inv, b_inv = extras.invitations["a"], extras.invitations["b"]
     set_db_context(lookup=a_inv.prefix)
     assert ids("SELECT id FROM tenancy_business") == {matrix.a.owner.tenant_id}
     assert ids("SELECT id FROM tenancy_invitation") == {a_inv.pk}
+    assert ids("SELECT id FROM tenancy_membership") == {a_inv.invited_by_id}
     for table in TENANT_TABLES:
-        if table not in {"tenancy_business", "tenancy_invitation"}:
+        if table not in {"tenancy_business", "tenancy_invitation", "tenancy_membership"}:
             assert count(table) == 0, table
     assert execute("UPDATE tenancy_business SET name = 'x'") == 0
     set_db_context(lookup=b_inv.prefix)

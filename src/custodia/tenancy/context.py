@@ -2,7 +2,7 @@
 
 The context is set only through `custodia_set_context`, a database function that checks the
 install's context key (`settings.DB_CONTEXT_KEY`) before writing where the policies read
-(tenancy/migrations/0004_verified_context.py). A session that holds the app role's password but
+(tenancy/migrations/0005_verified_context.py). A session that holds the app role's password but
 not the key sees no tenant row and can add nothing to the audit trail.
 """
 

@@ -121,7 +121,10 @@ def staff_invite(request: HttpRequest, actor: Actor) -> HttpResponse:
 def invitation_revoke(request: HttpRequest, actor: Actor, invitation_id: str) -> HttpResponse:
     """The invitation link stops working."""
     invitation = access.access_invitation_by_id(actor, invitation_id)
-    do_revoke_invitation(invitation, actor=actor)
+    try:
+        do_revoke_invitation(invitation, actor=actor)
+    except ValidationError as exc:
+        return _staff_page(request, actor, errors=exc.messages, status=400)
     messages.success(request, "Invitation revoked.")
     return redirect("staff_list")
 

@@ -16,6 +16,7 @@ from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
 from custodia.tenancy.access import business_id_by_slug, business_slugs
 from custodia.tenancy.context import forget_ended_backends
+from custodia.tenancy.actions import do_erase_spent_invitation_addresses
 from custodia.web.maintenance import run_daily
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,9 @@ class Command(BaseCommand):
             f" ({settings.AUDIT_RETENTION_DAYS} days) after a signed checkpoint",
         )
         maintain = commands.add_parser(
-            "maintain", help="checkpoint and purge every chain now, then once a day"
+            "maintain",
+            help="checkpoint and purge every chain, and erase the addresses of spent"
+            " invitations, now, then once a day",
         )
         maintain.add_argument("--once", action="store_true", help="one round, then exit")
 
@@ -149,6 +152,12 @@ class Command(BaseCommand):
     def _forget_ended_backends() -> None:
         forget_ended_backends(using=chain.USING)
 
+    def _erase_invitation_addresses(self) -> None:
+        # Retention of another kind: an invitation's address is kept only while it is pending.
+        erased = do_erase_spent_invitation_addresses(using=chain.USING)
+        if erased:
+            self.stdout.write(f"erased the addresses of {erased} spent invitations")
+
     def _maintain(self, *, once: bool) -> None:
         """Beside the server (`custodia serve`): a round at start, then one a day."""
         steps = (
@@ -156,5 +165,6 @@ class Command(BaseCommand):
             self._purge,
             # Housekeeping of the same daily round: contexts of backends that have ended.
             self._forget_ended_backends,
+            self._erase_invitation_addresses,
         )
         run_daily("audit maintenance", steps, once=once, logger=logger)

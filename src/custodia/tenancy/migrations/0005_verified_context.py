@@ -167,7 +167,7 @@ def rewrite_policies(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tenancy", "0003_business_security_policy"),
+        ("tenancy", "0004_invitation_sender_and_erasure"),
         ("accounts", "0005_business_deletion"),
         ("audit", "0003_action_index"),
         ("clients", "0005_sealed_checks"),
