@@ -3,6 +3,7 @@ never a flat refusal, and the address gets no cheaper guesses (accounts/challeng
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from django.urls import reverse
 from custodia.accounts import hashers
 from custodia.accounts.models import LoginThrottle
 from custodia.accounts.ratelimit import code_throttle_key, throttle_key
+from tests.accounts.test_enumeration import ROUNDS, assert_similar_timing, run_interleaved
 from tests.conftest import HttpsClient
 from tests.factories import PASSWORD, UserFactory
 
@@ -288,3 +290,35 @@ def test_a_mistyped_password_can_start_over_and_then_pass(db, smtp_server):
         assert attempt(me, user.email, PASSWORD)["Location"] == CONFIRM
         assert enter_code(me, code_in(smtp_server.wait_for(1)[-1])).status_code == 302
         assert signed_in(me)
+
+
+@pytest.mark.mail_after_commit  # the code's mail waits for the commit, beside the answer
+def test_a_right_password_takes_as_long_as_a_wrong_one(db, smtp_server, settings):
+    """The look-alike must not be told apart by its timing either: the code's mail goes out after
+    the answer, through a relay as slow as a distant one (100 ms a message)."""
+    handle = smtp_server.handler.handle_DATA
+
+    async def slow_relay(server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(0.1)
+        return await handle(server, session, envelope)
+
+    smtp_server.handler.handle_DATA = slow_relay  # type: ignore[method-assign]
+    # The address is over its limit from the first failure; no other limit cuts the sample short.
+    settings.ACCOUNT_RATE_LIMITS = {
+        **settings.ACCOUNT_RATE_LIMITS,
+        "login": "",
+        "login_failed_address": "1/h/ip",
+    }
+    attempt(office(), "stuffed@example.test", "not the password at all")
+
+    def sign_in(email: str) -> Any:
+        password = PASSWORD if email.startswith("right") else "a wrong one, guessed"
+        answer = attempt(office(), email, password)
+        assert answer["Location"] == CONFIRM
+        return answer
+
+    # A fresh account each round, so no name reaches its pause during the sample.
+    right = [UserFactory(email=f"right{n}@example.test").email for n in range(ROUNDS)]
+    wrong = [UserFactory(email=f"wrong{n}@example.test").email for n in range(ROUNDS)]
+    assert_similar_timing(*run_interleaved(sign_in, right, wrong))
+    assert len(smtp_server.wait_for(ROUNDS)) >= ROUNDS
