@@ -36,9 +36,20 @@ def own_hash_slots(settings: Any, tmp_path: Any) -> None:
     settings.PASSWORD_HASH_SLOT_DIR = tmp_path / "hash-slots"
 
 
-def attempt(client: HttpsClient, email: str, password: str) -> Any:
+def attempt(client: HttpsClient, email: str, password: str, **extra: str) -> Any:
     with TestCase.captureOnCommitCallbacks(execute=True):
-        return client.post(reverse("account_login"), {"login": email, "password": password})
+        return client.post(
+            reverse("account_login"), {"login": email, "password": password, **extra}
+        )
+
+
+def cookie_shapes(response: Any) -> dict[str, dict[str, Any]]:
+    """The cookies an answer sets, without their values: names, lifetimes, flags."""
+    return {
+        name: {key: morsel[key] for key in ("max-age", "path", "secure", "httponly", "samesite")}
+        | {"expires": bool(morsel["expires"])}
+        for name, morsel in response.cookies.items()
+    }
 
 
 def enter_code(client: HttpsClient, code: str) -> Any:
@@ -143,12 +154,14 @@ def test_a_wrong_password_looks_the_same_counts_and_never_passes(db, smtp_server
     with time_machine.travel(START, tick=False):
         throttle_the_office()
         right, wrong = office(), office()
-        right_answer = attempt(right, user.email, PASSWORD)
-        wrong_answer = attempt(wrong, user.email, "a wrong password, guessed")
+        right_answer = attempt(right, user.email, PASSWORD, remember="on")
+        wrong_answer = attempt(wrong, user.email, "a wrong password, guessed", remember="on")
         assert (wrong_answer.status_code, wrong_answer["Location"]) == (
             right_answer.status_code,
             right_answer["Location"],
         )
+        assert cookie_shapes(wrong_answer) == cookie_shapes(right_answer)
+        assert wrong.session.get_expiry_age() == right.session.get_expiry_age()
         assert page_text(wrong.get(CONFIRM)) == page_text(right.get(CONFIRM))
         # Only the right password sent a code; the look-alike page accepts none, not even that.
         mails = smtp_server.wait_for(1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account import app_settings as account_settings
 from allauth.account.adapter import get_adapter
 from allauth.account.forms import ConfirmLoginCodeForm, LoginForm
 from allauth.account.internal.flows.login_by_code import LoginCodeVerificationProcess
@@ -79,6 +80,12 @@ class ChallengingLoginForm(LoginForm):
     def login(self, request: HttpRequest, redirect_url: str | None = None) -> HttpResponse:
         """allauth's sign-in, or the look-alike code page for a throttled wrong password."""
         if self._decoy:
+            # The session's lifetime as allauth sets it after a right password: the cookie too
+            # must not tell the two apart.
+            remember = account_settings.SESSION_REMEMBER
+            if remember is None:
+                remember = self.cleaned_data["remember"]
+            request.session.set_expiry(account_settings.SESSION_COOKIE_AGE if remember else 0)
             return _start_decoy(request, str(self.cleaned_data["login"]))
         return super().login(request, redirect_url=redirect_url)  # type: ignore[no-any-return]
 
