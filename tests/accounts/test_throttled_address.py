@@ -335,3 +335,20 @@ def test_a_right_password_takes_as_long_as_a_wrong_one(db, smtp_server, settings
     wrong = [UserFactory(email=f"wrong{n}@example.test").email for n in range(ROUNDS)]
     assert_similar_timing(*run_interleaved(sign_in, right, wrong))
     assert len(smtp_server.wait_for(ROUNDS)) >= ROUNDS
+
+
+def test_a_throttled_address_does_not_block_a_signed_in_persons_step_up(db, smtp_server):
+    """Re-authentication skips the address limit (it was a flat refusal for the whole office);
+    allauth's per-user limit still bounds a stolen session guessing there."""
+    user = UserFactory()
+    with time_machine.travel(START, tick=False):
+        me = office()
+        assert attempt(me, user.email, PASSWORD).status_code == 302 and signed_in(me)
+        throttle_the_office()
+        url = reverse("account_reauthenticate")
+        assert me.post(url, {"password": PASSWORD}).status_code == 302
+        for _ in range(9):
+            wrong = me.post(url, {"password": "not it at all"})
+            assert wrong.status_code == 200 and TOO_MANY not in wrong.content
+        refused = me.post(url, {"password": PASSWORD})
+        assert refused.status_code in (200, 429) and not refused.has_header("Location")

@@ -68,11 +68,16 @@ class AccountAdapter(DefaultAccountAdapter):
         Over the address limit, a sign-in is not refused (everyone behind a shared address would
         be): it is marked, and the right password then meets an emailed code (accounts/
         challenge.py). The name's pause refuses before any password check, in the same words.
-        A signed-in person re-authenticating as themselves skips the name's pause: anyone can
-        pause a name with wrong passwords, and must not keep its owner from stepping up. Wrong
-        passwords there still count (a stolen session guessing the password pauses the name and
-        mails the owner), and the per-address and per-user limits still apply.
+        A signed-in person re-authenticating as themselves skips the name's pause and the
+        address limit: anyone can trip those with wrong passwords, and must not keep the owner
+        from stepping up. Wrong passwords there still count (a stolen session guessing the
+        password pauses the name and mails the owner), and allauth's per-user limit applies.
         """
+        if self._reauthenticating_self(request):
+            # Nor the address limit: a stranger's failures from a shared address must not block
+            # a signed-in person's step-up; allauth's per-user "reauthenticate" limit holds there.
+            self._login_failed_rl_usage = None
+            return
         # allauth's own "login_failed" is emptied in settings: its per-address counter was also
         # consumed and wiped by second-factor checks and password resets (allauth clears it by
         # key, which for a per-address rate is the whole address). This one only passwords touch.
@@ -80,10 +85,6 @@ class AccountAdapter(DefaultAccountAdapter):
             request, app="allauth.account", action=ADDRESS_LIMIT_ACTION
         )
         over_limit = not self._login_failed_rl_usage
-        if self._reauthenticating_self(request):
-            if over_limit:
-                raise self.validation_error("too_many_login_attempts")
-            return
         if ratelimit.locked_until(request, _login_name(credentials)) is not None:
             self._rollback_login_failed_rl_usage()
             raise self.validation_error("too_many_login_attempts")
