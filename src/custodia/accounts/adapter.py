@@ -121,7 +121,8 @@ class AccountAdapter(DefaultAccountAdapter):
         if user is None or self._reauthenticating_self(request):
             return user
         if challenge.address_throttled(request):
-            self._count_failure(request, _login_name(credentials))
+            name = _login_name(credentials)
+            self._tell_of_pause(request, name, ratelimit.record_failure(name))
         else:
             ratelimit.record_success(_login_name(credentials))
         return user
@@ -135,7 +136,7 @@ class AccountAdapter(DefaultAccountAdapter):
     def authentication_failed(self, request: HttpRequest, **credentials: Any) -> None:
         """Count the failure for the name; when it starts a pause, tell the account's owner."""
         name = _login_name(credentials)
-        self._count_failure(request, name)
+        lockout = ratelimit.record_failure(name)
         # By the keyed digest of the name tried, never the name: it may be anyone's address.
         record(
             AuditAction.LOGIN_FAILED,
@@ -144,9 +145,11 @@ class AccountAdapter(DefaultAccountAdapter):
             target_id=ratelimit.throttle_key(name),
             outcome=Outcome.FAILED,
         )
+        self._tell_of_pause(request, name, lockout)
 
-    def _count_failure(self, request: HttpRequest, name: str) -> None:
-        lockout = ratelimit.record_failure(name)
+    def _tell_of_pause(
+        self, request: HttpRequest, name: str, lockout: ratelimit.Lockout | None
+    ) -> None:
         if lockout is not None:
             from custodia.accounts.notifications import notify_lockout
 
