@@ -361,7 +361,11 @@ except ValueError:
 # ACCOUNT_RATE_LIMITS = False (bench/settings.py); the lockout stays on there.
 ACCOUNT_RATE_LIMITS: dict[str, str] | bool = {
     "login": "30/m/ip",
-    "login_failed": "10/m/ip,60/h/ip",
+    # Failed password sign-ins per address; over it, a right password meets an emailed code
+    # instead of a refusal (accounts/challenge.py). allauth's own "login_failed" is empty: its
+    # second-factor checks and password resets also consumed and wiped that per-address counter.
+    "login_failed_address": "10/m/ip,60/h/ip",
+    "login_failed": "",
     "signup": "10/m/ip,50/h/ip",
     "reset_password": "10/m/ip,3/m/key,10/h/key",
     "reset_password_from_key": "20/m/ip",
@@ -380,13 +384,23 @@ LOGIN_UNLOCK_TOKEN_SECONDS = 3600  # the emailed unlock link works once, for an 
 # The lockout notice goes out for the first pause of a series, and for a later pause only when
 # the last one is this old: a few mails a day at most, each with a fresh unlock link.
 LOGIN_LOCKOUT_NOTICE_SECONDS = 6 * 3600
-# Wrong second-factor codes pause that user's codes with the same back-off (accounts/ratelimit.py):
-# allauth's own per-user limit on codes is the per-key part of "login_failed", which is per
-# address only above.
+# Wrong second-factor codes (and emailed sign-in codes) pause that user's codes with the same
+# back-off (accounts/ratelimit.py): allauth's own limit on codes rides on "login_failed", which is
+# empty above.
 MFA_FORMS = {
     "authenticate": "custodia.accounts.ratelimit.ThrottledAuthenticateForm",
     "reauthenticate": "custodia.accounts.ratelimit.ThrottledReauthenticateForm",
 }
+# A password sign-in from an address over "login_failed_address" is asked for a code emailed to
+# the account (allauth's login-by-code stage, required for that login only; no sign-in by code
+# alone is offered): accounts/challenge.py.
+ACCOUNT_FORMS = {
+    "login": "custodia.accounts.challenge.ChallengingLoginForm",
+    "confirm_login_code": "custodia.accounts.challenge.ThrottledConfirmLoginCodeForm",
+}
+ACCOUNT_LOGIN_BY_CODE_ENABLED = False
+ACCOUNT_LOGIN_BY_CODE_MAX_ATTEMPTS = 3  # tries per emailed code; then the password again
+ACCOUNT_LOGIN_BY_CODE_TIMEOUT = 300  # seconds a code works
 # Reset links: one hour, single use (the token hashes the password, which the reset changes).
 PASSWORD_RESET_TIMEOUT = 3600
 ACCOUNT_PASSWORD_INPUT_RENDER_VALUE = False

@@ -1,7 +1,7 @@
 """Row-level security as migration operations: one helper, so every table is guarded the same way.
 
 Policies read the request's context (tenant, user, membership, client, role, lookup prefix)
-through small functions, `custodia_tenant_id()` and its siblings. Since tenancy/0004 they read
+through small functions, `custodia_tenant_id()` and its siblings. Since tenancy/0005 they read
 it from `custodia_db_context`, a table only its owner can touch, written by
 `custodia_set_context(key, ...)` alone (tenancy/context.py); before, they read `custodia.*`
 settings, which any session can set by hand. Each policy calls them as `(SELECT f())`, an
