@@ -15,8 +15,8 @@ from custodia.audit import chain
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
 from custodia.tenancy.access import business_id_by_slug, business_slugs
-from custodia.tenancy.context import forget_ended_backends
 from custodia.tenancy.actions import do_erase_spent_invitation_addresses
+from custodia.tenancy.context import forget_ended_backends
 from custodia.web.maintenance import run_daily
 
 logger = logging.getLogger(__name__)
