@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -13,8 +15,8 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 
-def env_str(name: str, default: str | None = None) -> str:
-    """A string from NAME, or from the file named by NAME_FILE; missing without default fails."""
+def env_raw(name: str) -> str | None:
+    """NAME's value, or the contents (trimmed) of the file named by NAME_FILE; None when neither."""
     file_name = os.environ.get(f"{name}_FILE")
     if file_name:
         try:
@@ -23,7 +25,12 @@ def env_str(name: str, default: str | None = None) -> str:
             raise ImproperlyConfigured(
                 f"{name}_FILE names a file that cannot be read: {exc.strerror}"
             ) from None
-    value = os.environ.get(name)
+    return os.environ.get(name)
+
+
+def env_str(name: str, default: str | None = None) -> str:
+    """A string from NAME, or from the file named by NAME_FILE; missing without default fails."""
+    value = env_raw(name)
     if value is not None:
         return value
     if default is None:
@@ -33,7 +40,7 @@ def env_str(name: str, default: str | None = None) -> str:
 
 def env_bool(name: str, default: bool) -> bool:
     """A yes/no flag; anything but a recognised word is an error."""
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None:
         return default
     word = raw.strip().lower()
@@ -47,7 +54,7 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_int(name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
     """An integer within bounds."""
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None:
         return default
     try:
@@ -61,10 +68,50 @@ def env_int(name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) 
 
 def env_list(name: str, default: list[str]) -> list[str]:
     """A comma-separated list."""
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_time_zone(name: str, default: str) -> str:
+    """An IANA time zone name that this system knows."""
+    value = env_str(name, default)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ImproperlyConfigured(
+            f"{name} must be an IANA time zone name such as Europe/London or UTC."
+        ) from None
+    return value
+
+
+def env_origins(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of origins, each scheme://host[:port] with nothing after."""
+    origins = env_list(name, default)
+    for origin in origins:
+        parts = urlsplit(origin)
+        if (
+            parts.scheme not in {"https", "http"}
+            or not parts.netloc
+            or parts.path not in {"", "/"}
+            or parts.query
+            or parts.fragment
+        ):
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated origins such as https://custodia.example.com."
+            )
+    return origins
+
+
+def env_email_address(name: str, default: str) -> str:
+    """One email address, optionally with a display name: `Name <user@host>`."""
+    value = env_str(name, default)
+    _display, address = parseaddr(value)
+    local, _, domain = address.partition("@")
+    if not local or not domain or any(char in value for char in "\r\n"):
+        raise ImproperlyConfigured(f"{name} must be an email address such as Name <user@host>.")
+    return value
 
 
 def create_private_file(path: Path, content: bytes) -> None:
