@@ -201,9 +201,10 @@ def test_every_kind_of_variable_can_come_from_a_file(tmp_path):
     for name, content in files.items():
         (tmp_path / name).write_text(content)
         env[f"{name}_FILE"] = str(tmp_path / name)
-    assert read_settings(
-        tmp_path, env, "DB_POOL_SIZE SECURE_HSTS_PRELOAD ALLOWED_HOSTS TIME_ZONE"
-    ) == "[17, True, ['a.example', 'b.example'], 'Europe/Paris']"
+    assert (
+        read_settings(tmp_path, env, "DB_POOL_SIZE SECURE_HSTS_PRELOAD ALLOWED_HOSTS TIME_ZONE")
+        == "[17, True, ['a.example', 'b.example'], 'Europe/Paris']"
+    )
 
 
 def test_a_malformed_value_from_a_file_is_refused_like_one_from_the_environment(tmp_path):

@@ -129,10 +129,8 @@ def populate() -> None:
 
 def copy_blocks(dump: str) -> dict[str, str]:
     """Each table's rows in a plain-format dump, by table name."""
-    blocks = {}
-    for match in re.finditer(r"^COPY public\.(\w+) .*? FROM stdin;\n(.*?)^\\\.$", dump, re.M | re.S):
-        blocks[match.group(1)] = match.group(2)
-    return blocks
+    block = re.compile(r"^COPY public\.(\w+) .*? FROM stdin;\n(.*?)^\\\.$", re.M | re.S)
+    return {match.group(1): match.group(2) for match in block.finditer(dump)}
 
 
 def test_a_dump_holds_no_sensitive_plaintext(scratch_database: str) -> None:
