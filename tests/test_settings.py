@@ -231,7 +231,8 @@ def test_csrf_trusted_origins_default_to_the_public_url_and_take_extra_origins(t
     assert read_settings(tmp_path, env, "CSRF_TRUSTED_ORIGINS") == (
         "[['https://custodia.example.com']]"
     )
-    env["CUSTODIA_CSRF_TRUSTED_ORIGINS"] = "https://custodia.example.com, https://admin.example"
+    # Extra origins, as the README says: added to the public URL, not instead of it.
+    env["CUSTODIA_CSRF_TRUSTED_ORIGINS"] = "https://admin.example, https://custodia.example.com"
     assert read_settings(tmp_path, env, "CSRF_TRUSTED_ORIGINS") == (
         "[['https://custodia.example.com', 'https://admin.example']]"
     )

@@ -327,7 +327,10 @@ CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_FAILURE_VIEW = "custodia.web.views.csrf_failure"
-CSRF_TRUSTED_ORIGINS = env_origins("CUSTODIA_CSRF_TRUSTED_ORIGINS", [PUBLIC_URL])
+# The public URL's origin always, plus any extra origins (README: extra origins, not instead).
+CSRF_TRUSTED_ORIGINS = list(
+    dict.fromkeys([PUBLIC_URL, *env_origins("CUSTODIA_CSRF_TRUSTED_ORIGINS", [])])
+)
 
 # --- Brute force, enumeration, reset, notifications (accounts/ratelimit.py, adapter.py) -------
 ACCOUNT_ADAPTER = "custodia.accounts.adapter.AccountAdapter"
