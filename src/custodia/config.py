@@ -28,6 +28,12 @@ def env_raw(name: str) -> str | None:
     return os.environ.get(name)
 
 
+def _not(name: str, raw: str) -> str:
+    """The rejected value for the message, unless it came from a file: a file may be a secret
+    named by mistake, and messages never repeat one."""
+    return "" if os.environ.get(f"{name}_FILE") else f", not {raw!r}"
+
+
 def env_str(name: str, default: str | None = None) -> str:
     """A string from NAME, or from the file named by NAME_FILE; missing without default fails."""
     value = env_raw(name)
@@ -49,7 +55,7 @@ def env_bool(name: str, default: bool) -> bool:
     if word in FALSE_WORDS:
         return False
     words = sorted(TRUE_WORDS | FALSE_WORDS)
-    raise ImproperlyConfigured(f"{name} must be one of {words}, not {raw!r}.")
+    raise ImproperlyConfigured(f"{name} must be one of {words}{_not(name, raw)}.")
 
 
 def env_int(name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
@@ -60,7 +66,7 @@ def env_int(name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) 
     try:
         value = int(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}.") from None
+        raise ImproperlyConfigured(f"{name} must be an integer{_not(name, raw)}.") from None
     if not minimum <= value <= maximum:
         raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}.")
     return value
