@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -277,3 +280,66 @@ def test_locally_the_public_url_follows_the_port_unless_it_is_set() -> None:
     chosen = {"CUSTODIA_PUBLIC_URL": "https://custodia.test:8443"}
     assert local_public_url(9000, chosen, production=False) is None
     assert local_public_url(9000, {}, production=True) is None
+
+
+# --- Supervision: `custodia serve` exits when any of its processes dies ---------------------
+
+
+def _serve_pid(port: int) -> int:
+    """The `custodia serve` process listening (through granian) on `port`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"custodia.cli" in argv and b"serve" in argv and str(port).encode() in argv:
+            return int(entry.name)
+    raise AssertionError(f"no custodia serve process for port {port}")
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The direct children of `pid` and their command lines."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            found[int(child)] = argv.decode(errors="replace")
+    return found
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_serve_exits_and_stops_the_others_when_one_child_dies(django_db_setup: None) -> None:
+    http_port = free_port()
+    base_url, stop = start_server(settings.DATABASES["default"]["NAME"], http_port=http_port)
+    port = int(base_url.rsplit(":", 1)[1])
+    try:
+        pid = _serve_pid(port)
+        children = _children(pid)
+        assert len(children) == 4, children  # app server, redirector, audit and key maintenance
+        victim = next(child for child, argv in children.items() if "keys maintain" in argv)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] == "Z":  # exited; its parent (this test) has not reaped it yet
+                # The last field is the wait status: a child's death is a failure exit.
+                assert int(fields[-1]) >> 8 != 0, fields[-1]
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("custodia serve kept running after a child died")
+        # Nothing is left serving: neither the app nor the redirector.
+        assert not _listening(port) and not _listening(http_port)
+        for child in children:
+            assert not Path(f"/proc/{child}").exists(), children[child]
+    finally:
+        stop()

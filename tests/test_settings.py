@@ -20,10 +20,15 @@ PRODUCTION = {
     "CUSTODIA_APP_DB_PASSWORD": APP_DB_PASSWORD,
 }
 
+# PATH, and PYTHONPATH when set, so the fresh interpreter imports the code under test.
+BASE_ENV = {
+    name: os.environ[name] for name in ("PATH", "PYTHONPATH") if os.environ.get(name) is not None
+}
+
 
 def import_settings(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Import custodia.settings with only `env` (plus PATH) set; print a few values on success."""
-    clean = {"PATH": os.environ.get("PATH", ""), "CUSTODIA_VAR_DIR": str(tmp_path), **env}
+    clean = {**BASE_ENV, "CUSTODIA_VAR_DIR": str(tmp_path), **env}
     code = (
         "import custodia.settings as s; "
         "print(s.ALLOWED_HOSTS, s.SECURE_HSTS_PRELOAD, getattr(s, 'EMAIL_USE_TLS', None), s.DEBUG)"
@@ -139,6 +144,19 @@ def test_other_secrets_are_not_echoed_either(tmp_path):
         ({"CUSTODIA_PUBLIC_URL": "localhost:8443"}, "CUSTODIA_PUBLIC_URL must be an absolute URL"),
         ({"CUSTODIA_LOG_LEVEL": "chatty"}, "CUSTODIA_LOG_LEVEL must be"),
         ({"DATABASE_URL": "mysql://db/custodia"}, "DATABASE_URL must start with postgres://"),
+        ({"CUSTODIA_TIME_ZONE": "Mars/Olympus"}, "CUSTODIA_TIME_ZONE must be an IANA time zone"),
+        ({"CUSTODIA_TIME_ZONE": "../../etc/passwd"}, "CUSTODIA_TIME_ZONE must be an IANA"),
+        ({"CUSTODIA_TIME_ZONE": "America"}, "CUSTODIA_TIME_ZONE must be an IANA time zone"),
+        (
+            {"CUSTODIA_CSRF_TRUSTED_ORIGINS": "custodia.example.com"},
+            "CUSTODIA_CSRF_TRUSTED_ORIGINS must be comma-separated origins",
+        ),
+        (
+            {"CUSTODIA_CSRF_TRUSTED_ORIGINS": "https://a.example, https://b.example/path"},
+            "CUSTODIA_CSRF_TRUSTED_ORIGINS must be comma-separated origins",
+        ),
+        ({"CUSTODIA_MAIL_FROM": "Custodia"}, "CUSTODIA_MAIL_FROM must be an email address"),
+        ({"CUSTODIA_INVITATION_TTL_HOURS": "0"}, "CUSTODIA_INVITATION_TTL_HOURS must be between"),
         (
             {
                 "CUSTODIA_SMTP_HOST": "smtp.example.com",
@@ -153,13 +171,81 @@ def test_malformed_values_fail_loudly_in_any_environment(tmp_path, env, message)
     assert refused(tmp_path, env).startswith(message)
 
 
+def test_malformed_value_message_names_the_variable_not_a_traceback_of_the_value(tmp_path):
+    result = import_settings(tmp_path, {"CUSTODIA_TIME_ZONE": "Mars/Olympus"})
+    # One clean ImproperlyConfigured from the settings, not zoneinfo's own error chained below it.
+    assert "ZoneInfoNotFoundError" not in result.stderr
+    assert "Mars/Olympus" not in result.stderr
+
+
+def read_settings(tmp_path: Path, env: dict[str, str], names: str) -> str:
+    """The repr of the named settings after importing them with only `env` set."""
+    clean = {**BASE_ENV, "CUSTODIA_VAR_DIR": str(tmp_path), **env}
+    code = f"import custodia.settings as s; print([getattr(s, n) for n in {names.split()!r}])"
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_every_kind_of_variable_can_come_from_a_file(tmp_path):
+    # NAME_FILE works for integers, flags and lists as it does for strings (README: Configuration).
+    files = {
+        "CUSTODIA_DB_POOL_SIZE": "17\n",
+        "CUSTODIA_HSTS_PRELOAD": "yes\n",
+        "CUSTODIA_ALLOWED_HOSTS": "a.example, b.example\n",
+        "CUSTODIA_TIME_ZONE": "Europe/Paris\n",
+    }
+    env = {}
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+        env[f"{name}_FILE"] = str(tmp_path / name)
+    assert (
+        read_settings(tmp_path, env, "DB_POOL_SIZE SECURE_HSTS_PRELOAD ALLOWED_HOSTS TIME_ZONE")
+        == "[17, True, ['a.example', 'b.example'], 'Europe/Paris']"
+    )
+
+
+def test_a_malformed_value_from_a_file_is_refused_like_one_from_the_environment(tmp_path):
+    # A file's content is not repeated: the file may be a secret named by mistake.
+    (tmp_path / "pool").write_text("hunter2-secret\n")
+    assert refused(tmp_path, {"CUSTODIA_DB_POOL_SIZE_FILE": str(tmp_path / "pool")}) == (
+        "CUSTODIA_DB_POOL_SIZE must be an integer."
+    )
+    missing = {"CUSTODIA_DEBUG_FILE": str(tmp_path / "missing")}
+    assert refused(tmp_path, missing) == (
+        "CUSTODIA_DEBUG_FILE names a file that cannot be read: No such file or directory"
+    )
+
+
+def test_behind_tls_proxy_trusts_x_forwarded_proto_only_when_set(tmp_path):
+    names = "SECURE_PROXY_SSL_HEADER"
+    assert read_settings(tmp_path, {}, names) == "[None]"
+    assert read_settings(tmp_path, {"CUSTODIA_BEHIND_TLS_PROXY": "1"}, names) == (
+        "[('HTTP_X_FORWARDED_PROTO', 'https')]"
+    )
+
+
+def test_csrf_trusted_origins_default_to_the_public_url_and_take_extra_origins(tmp_path):
+    env = {"CUSTODIA_PUBLIC_URL": "https://custodia.example.com"}
+    assert read_settings(tmp_path, env, "CSRF_TRUSTED_ORIGINS") == (
+        "[['https://custodia.example.com']]"
+    )
+    # Extra origins, as the README says: added to the public URL, not instead of it.
+    env["CUSTODIA_CSRF_TRUSTED_ORIGINS"] = "https://admin.example, https://custodia.example.com"
+    assert read_settings(tmp_path, env, "CSRF_TRUSTED_ORIGINS") == (
+        "[['https://custodia.example.com', 'https://admin.example']]"
+    )
+
+
 def test_database_url_gives_two_connections_to_one_database(tmp_path):
     env = {
         "DATABASE_URL": "postgres://admin:s3cret@db.example:5433/custodia",
         "CUSTODIA_APP_DB_PASSWORD": "app-pw",
         "CUSTODIA_DB_NAME": "custodia_ci",
     }
-    clean = {"PATH": os.environ.get("PATH", ""), "CUSTODIA_VAR_DIR": str(tmp_path), **env}
+    clean = {**BASE_ENV, "CUSTODIA_VAR_DIR": str(tmp_path), **env}
     code = (
         "import custodia.settings as s\n"
         "for alias in ('default', 'owner'):\n"

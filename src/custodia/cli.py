@@ -13,6 +13,7 @@ CUSTODIA_COMMANDS: dict[str, str | None] = {
     "createbusiness": None,
     "token": None,
     "audit": None,
+    "keys": None,
     "migrate": "Apply database migrations, as the owner role custodia_owner.",
     "dbshell": "psql as the app role custodia_app (row-level security applies).",
     "check": "System checks; `check --deploy` with CUSTODIA_ENV=production before going live.",
@@ -29,8 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     """Run a management command; `migrate` defaults to the owner connection."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "custodia.settings")
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in HYPHENATED:
-        args[0] = HYPHENATED[args[0]]
+    # The command's name, or the name after `help`, may be a hyphenated one.
+    for position in (0, 1) if args and args[0] in HELP_WORDS else (0,):
+        if len(args) > position and args[position] in HYPHENATED:
+            args[position] = HYPHENATED[args[position]]
     if args and args[0] in OWNER_COMMANDS and not any(arg.startswith("--database") for arg in args):
         args.append("--database=owner")
 

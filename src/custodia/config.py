@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -13,8 +15,8 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 
-def env_str(name: str, default: str | None = None) -> str:
-    """A string from NAME, or from the file named by NAME_FILE; missing without default fails."""
+def env_raw(name: str) -> str | None:
+    """NAME's value, or the contents (trimmed) of the file named by NAME_FILE; None when neither."""
     file_name = os.environ.get(f"{name}_FILE")
     if file_name:
         try:
@@ -23,7 +25,18 @@ def env_str(name: str, default: str | None = None) -> str:
             raise ImproperlyConfigured(
                 f"{name}_FILE names a file that cannot be read: {exc.strerror}"
             ) from None
-    value = os.environ.get(name)
+    return os.environ.get(name)
+
+
+def _not(name: str, raw: str) -> str:
+    """The rejected value for the message, unless it came from a file: a file may be a secret
+    named by mistake, and messages never repeat one."""
+    return "" if os.environ.get(f"{name}_FILE") else f", not {raw!r}"
+
+
+def env_str(name: str, default: str | None = None) -> str:
+    """A string from NAME, or from the file named by NAME_FILE; missing without default fails."""
+    value = env_raw(name)
     if value is not None:
         return value
     if default is None:
@@ -33,7 +46,7 @@ def env_str(name: str, default: str | None = None) -> str:
 
 def env_bool(name: str, default: bool) -> bool:
     """A yes/no flag; anything but a recognised word is an error."""
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None:
         return default
     word = raw.strip().lower()
@@ -42,18 +55,18 @@ def env_bool(name: str, default: bool) -> bool:
     if word in FALSE_WORDS:
         return False
     words = sorted(TRUE_WORDS | FALSE_WORDS)
-    raise ImproperlyConfigured(f"{name} must be one of {words}, not {raw!r}.")
+    raise ImproperlyConfigured(f"{name} must be one of {words}{_not(name, raw)}.")
 
 
 def env_int(name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
     """An integer within bounds."""
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}.") from None
+        raise ImproperlyConfigured(f"{name} must be an integer{_not(name, raw)}.") from None
     if not minimum <= value <= maximum:
         raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}.")
     return value
@@ -61,10 +74,50 @@ def env_int(name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) 
 
 def env_list(name: str, default: list[str]) -> list[str]:
     """A comma-separated list."""
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_time_zone(name: str, default: str) -> str:
+    """An IANA time zone name that this system knows."""
+    value = env_str(name, default)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ImproperlyConfigured(
+            f"{name} must be an IANA time zone name such as Europe/London or UTC."
+        ) from None
+    return value
+
+
+def env_origins(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of origins, each scheme://host[:port] with nothing after."""
+    origins = env_list(name, default)
+    for origin in origins:
+        parts = urlsplit(origin)
+        if (
+            parts.scheme not in {"https", "http"}
+            or not parts.netloc
+            or parts.path not in {"", "/"}
+            or parts.query
+            or parts.fragment
+        ):
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated origins such as https://custodia.example.com."
+            )
+    return origins
+
+
+def env_email_address(name: str, default: str) -> str:
+    """One email address, optionally with a display name: `Name <user@host>`."""
+    value = env_str(name, default)
+    _display, address = parseaddr(value)
+    local, _, domain = address.partition("@")
+    if not local or not domain or any(char in value for char in "\r\n"):
+        raise ImproperlyConfigured(f"{name} must be an email address such as Name <user@host>.")
+    return value
 
 
 def create_private_file(path: Path, content: bytes) -> None:

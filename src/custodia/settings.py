@@ -11,9 +11,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 from custodia.config import (
     env_bool,
+    env_email_address,
     env_int,
     env_list,
+    env_origins,
     env_str,
+    env_time_zone,
     generated_secret,
     parse_database_url,
 )
@@ -338,7 +341,10 @@ CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_FAILURE_VIEW = "custodia.web.views.csrf_failure"
-CSRF_TRUSTED_ORIGINS = env_list("CUSTODIA_CSRF_TRUSTED_ORIGINS", [PUBLIC_URL])
+# The public URL's origin always, plus any extra origins (README: extra origins, not instead).
+CSRF_TRUSTED_ORIGINS = list(
+    dict.fromkeys([PUBLIC_URL, *env_origins("CUSTODIA_CSRF_TRUSTED_ORIGINS", [])])
+)
 
 # --- Brute force, enumeration, reset, notifications (accounts/ratelimit.py, adapter.py) -------
 ACCOUNT_ADAPTER = "custodia.accounts.adapter.AccountAdapter"
@@ -491,7 +497,7 @@ elif PRODUCTION:
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
-DEFAULT_FROM_EMAIL = env_str("CUSTODIA_MAIL_FROM", "Custodia <no-reply@localhost>")
+DEFAULT_FROM_EMAIL = env_email_address("CUSTODIA_MAIL_FROM", "Custodia <no-reply@localhost>")
 
 # --- Product --------------------------------------------------------------------------------
 INVITATION_TTL_HOURS = env_int("CUSTODIA_INVITATION_TTL_HOURS", 72, minimum=1, maximum=720)
@@ -499,7 +505,7 @@ API_TOKEN_DEFAULT_DAYS = env_int("CUSTODIA_API_TOKEN_DAYS", 90, minimum=1, maxim
 TLS_DIR = VAR_DIR / "tls"
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env_str("CUSTODIA_TIME_ZONE", "UTC")
+TIME_ZONE = env_time_zone("CUSTODIA_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "/static/"

@@ -325,6 +325,12 @@ def test_the_owner_unlocks_their_browser_with_the_emailed_link_once(db, smtp_ser
         assert follow_unlock(owner, path).status_code == 200
         assert logs_in(user.email, owner)
         assert SecurityEventKind.UNLOCKED in kinds_of(user)
+        # Recorded and emailed: the unlock notice names no link that could unlock again.
+        notice = smtp_server.wait_for(2)[1]
+        assert notice.recipients == [user.email]
+        assert notice.subject.endswith("Sign-in to your account was unlocked")
+        assert not [link for link in notice.links() if "/unlock/" in link]
+        assert path.rstrip("/").rsplit("/", 1)[1] not in notice.body
         # The same link again: refused.
         reuse = HttpsClient()
         assert follow_unlock(reuse, path).status_code == 400

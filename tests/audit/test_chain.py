@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 import uuid
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connections, transaction
 from django.db.utils import DatabaseError
 
@@ -240,3 +245,95 @@ def test_a_forged_checkpoint_is_caught() -> None:
     )
     report = chain.verify_chain(tenant)
     assert [problem.kind for problem in report.problems] == ["checkpoint"]
+
+
+# --- Claims of docs/audit.md that only an attack shows ---------------------------------------
+
+
+def _event_count(tenant: uuid.UUID) -> int:
+    with connections[OWNER].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM audit_auditevent WHERE tenant_id = %s", [tenant])
+        return int(cursor.fetchone()[0])
+
+
+def test_a_chain_that_does_not_verify_is_never_purged() -> None:
+    tenant = uuid.uuid4()
+    _events(tenant, 6)
+    _age(tenant, 400)
+    _tamper(
+        "UPDATE audit_auditevent SET outcome = 'denied' WHERE id = "
+        "(SELECT min(id) FROM audit_auditevent WHERE tenant_id = %s)",
+        [tenant],
+    )
+    with pytest.raises(chain.ChainBroken):
+        chain.purge_chain(tenant)
+    # Evidence kept whole: every event, no retention checkpoint, no purge event.
+    assert _event_count(tenant) == 6
+    assert [event["action"] for event in owner_events(tenant)] == ["client.read"] * 6
+    # The command says so and fails, rather than skipping the chain quietly.
+    with pytest.raises(CommandError, match="kept whole"):
+        call_command("audit", "purge", stdout=StringIO(), stderr=StringIO())
+    assert _event_count(tenant) == 6
+
+
+def test_verify_never_creates_a_signing_key(settings: Any, tmp_path: Path) -> None:
+    settings.AUDIT_CHECKPOINT_LOG_FILE = tmp_path / "checkpoints.jsonl"
+    settings.AUDIT_SIGNING_KEY_FILE = tmp_path / "signer.pem"
+    tenant = uuid.uuid4()
+    _events(tenant, 2)
+    chain.make_checkpoint(tenant)
+    assert settings.AUDIT_SIGNING_KEY_FILE.exists()  # signing made it (0600)
+    # A host without the key: verifying says the checkpoints cannot be checked, and makes none.
+    settings.AUDIT_SIGNING_KEY_FILE = tmp_path / "elsewhere" / "absent.pem"
+    report = chain.verify_chain(tenant)
+    assert not report.ok
+    assert any("No audit signing key" in problem.message for problem in report.problems)
+    out = StringIO()
+    with pytest.raises(CommandError, match="does not verify"):
+        call_command("audit", "verify", stdout=out, stderr=StringIO())
+    assert "cannot be checked" in out.getvalue()
+    assert not settings.AUDIT_SIGNING_KEY_FILE.exists()
+    assert not settings.AUDIT_SIGNING_KEY_FILE.parent.exists()
+
+
+def test_checkpoints_signed_by_another_key_are_reported(settings: Any, tmp_path: Path) -> None:
+    settings.AUDIT_CHECKPOINT_LOG_FILE = tmp_path / "checkpoints.jsonl"
+    settings.AUDIT_SIGNING_KEY_FILE = tmp_path / "first.pem"
+    tenant = uuid.uuid4()
+    _events(tenant, 2)
+    made = chain.make_checkpoint(tenant)
+    first = chain.key_id(chain.signing_key().public_key())
+    # The key was replaced (or an attacker re-signed the trail with a key of their own).
+    settings.AUDIT_SIGNING_KEY_FILE = tmp_path / "second.pem"
+    chain.signing_key()
+    messages = [problem.message for problem in chain.verify_chain(tenant).problems]
+    assert f"Checkpoint {made}: it was signed by another key ({first})." in messages
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "TRUNCATE audit_auditevent",
+        "TRUNCATE audit_checkpoint",
+        "UPDATE audit_checkpoint SET reason = 'manual'",
+        "DELETE FROM audit_checkpoint",
+    ],
+)
+def test_the_owner_can_neither_truncate_nor_change_checkpoints(statement: str) -> None:
+    tenant = uuid.uuid4()
+    _events(tenant, 2)
+    chain.make_checkpoint(tenant)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(using=OWNER):
+        _owner_sql(statement)
+    assert _event_count(tenant) == 2
+    assert chain.verify_chain(tenant).checkpoints == 1
+
+
+def test_the_signing_key_is_created_private(settings: Any, tmp_path: Path) -> None:
+    settings.AUDIT_SIGNING_KEY_FILE = tmp_path / "secrets" / "signer.pem"
+    previous = os.umask(0)  # the mode must not depend on the operator's umask
+    try:
+        chain.signing_key()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(settings.AUDIT_SIGNING_KEY_FILE.stat().st_mode) == 0o600

@@ -33,19 +33,6 @@ from custodia.crypto.fields import open_text, seal_text
 from custodia.crypto.kek import read_keyring_file, write_keyring_entries
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path, settings: Any) -> Iterator[Path]:
-    """An empty keystore and no keyring yet, in a temporary directory; the file provider."""
-    settings.KEK_PROVIDER = "file"
-    settings.KEK_KEYRING_FILE = tmp_path / "secrets" / "kek-keyring.json"
-    settings.KEYSTORE_DIR = tmp_path / "keys"
-    settings.KEK_VALUE = ""
-    settings.KEK_PREVIOUS = []
-    keyring.reset()
-    yield tmp_path
-    keyring.reset()  # the next test's keys come from its own settings
-
-
 def keyring_path(settings: Any) -> Path:
     return Path(settings.KEK_KEYRING_FILE)
 
@@ -388,3 +375,20 @@ def test_an_unreachable_kms_is_a_kek_error(kms: LocalKms, settings: Any) -> None
     keyring.reset()
     with pytest.raises(KekError, match="unreachable"):
         keyring.keys_for(business)
+
+
+def test_kms_binds_each_wrapped_key_to_its_business_by_encryption_context(kms: LocalKms) -> None:
+    business, other = uuid.uuid4(), uuid.uuid4()
+    keyring.create_keys(business)
+    index_key = keyring.keys_for(business).index_key
+    wrapped = base64.b64decode(
+        json.loads(keystore.path_for(business).read_text())["index"]["wrapped"]
+    )
+    client = kms.client("kms", kms.app)
+    right = {"custodia": keystore.index_key_context(business).decode()}
+    assert client.decrypt(CiphertextBlob=wrapped, EncryptionContext=right)["Plaintext"] == index_key
+    # The same ciphertext, asked for without the context or as another business's key: KMS
+    # refuses, so a wrapped key copied elsewhere is useless even to someone who may call KMS.
+    for context in ({}, {"custodia": keystore.index_key_context(other).decode()}):
+        with pytest.raises(client.exceptions.InvalidCiphertextException):
+            client.decrypt(CiphertextBlob=wrapped, EncryptionContext=context)

@@ -401,3 +401,29 @@ def test_a_retired_key_a_late_writer_still_used_is_not_destroyed_with_its_value(
     assert set(versions(a.owner)) == {2}
     activate(a.owner)
     assert Client.objects.get(pk=a.client.pk).notes == "late note"
+
+
+def test_rotation_stops_at_a_tampered_value_nobody_has_read(
+    matrix: TenantMatrix, in_test_transaction: None
+) -> None:
+    from custodia.crypto.errors import IntegrityFailure
+    from tests.crypto.support import plant
+
+    a = matrix.a
+    expected = populate(a.owner)
+    victim = list(expected)[-1]  # a row in the last batch: earlier batches are rewritten first
+    blob = bytearray(stored(a.owner, "clients_client", "notes", victim))
+    blob[-1] ^= 1
+    plant(a.owner, "clients_client", "notes", victim, bytes(blob))
+    activate(a.owner)
+    with pytest.raises(IntegrityFailure) as failure:
+        actions.do_rotate_business_key(a.owner.tenant_id)
+    assert (failure.value.table, failure.value.column, failure.value.row) == (
+        "clients_client",
+        "notes",
+        str(victim),
+    )
+    # Stopped, not laundered: the altered value is not re-sealed under the new key as if it
+    # were genuine, and the old key stays (previous, not retired) so the rotation can resume.
+    assert stored(a.owner, "clients_client", "notes", victim) == bytes(blob)
+    assert states(a.owner.tenant_id) == {1: "previous", 2: "primary"}

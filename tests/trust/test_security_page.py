@@ -126,3 +126,16 @@ def test_encryption_is_in_place_and_no_longer_planned(page):
         "its keys are destroyed",
     ):
         assert claim in in_place
+
+
+def test_encryption_claims_name_their_limits(page):
+    in_place, _planned_section = page.split('id="planned"', 1)
+    encryption = in_place.split('id="encryption"', 1)[1].split('id="audit"', 1)[0]
+    # A portal client's log-in address is plain text (tests/crypto/test_dump.py shows where) ...
+    assert "a client's email address is in plain text only when it is also their log-in" in (
+        encryption
+    )
+    # ... and a deleted business is unreadable only once its keystore backups have expired
+    # (docs/keys.md, "Crypto-shredding"), not at once "in a backup or anywhere else".
+    assert "backups of the key store made before the deletion have expired" in encryption
+    assert "unlocks" in in_place

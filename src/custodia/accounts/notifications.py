@@ -1,8 +1,8 @@
 """Security notifications: a SecurityEvent row for the person's security panel, and an email.
 
 allauth already mails password, email-address and MFA changes (ACCOUNT_EMAIL_NOTIFICATIONS);
-for those the receivers here only record the event. Sign-ins from a new device and lockouts are
-Custodia's own, so they are both recorded and mailed here (templates/accounts/email/).
+for those the receivers here only record the event. Sign-ins from a new device, lockouts and
+unlocks are Custodia's own, so they are both recorded and mailed here (templates/accounts/email/).
 
 Lockout notices are bounded so that an attacker cannot flood a mailbox: one for the first pause
 of a series, then at most one every `LOGIN_LOCKOUT_NOTICE_SECONDS` while the series goes on (each
@@ -120,6 +120,12 @@ def _notify_pause(request: HttpRequest, user: User, lockout: Lockout, *, detail:
     # beside the response, not before it: an SMTP round trip only for names that have an account
     # would let the timing of a fifth failure tell which names do.
     get_adapter().send_mail("accounts/email/lockout", user.email, context)
+
+
+def notify_unlocked(request: HttpRequest, user: User) -> None:
+    """An unlock link was spent: record it and tell the person, in case it was not them."""
+    event = do_record_security_event(user, SecurityEventKind.UNLOCKED, request=request)
+    _mail("unlocked", user, _event_context(event))
 
 
 @receiver(auth_signals.user_logged_out)

@@ -15,8 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
-from custodia.accounts.actions import do_record_security_event
-from custodia.accounts.models import SecurityEventKind
+from custodia.accounts.notifications import notify_unlocked
 from custodia.accounts.ratelimit import redeem_unlock_token
 
 TOKEN_COOKIE = "__Secure-custodia-unlock"  # noqa: S105 - the cookie's name, not a secret
@@ -59,5 +58,5 @@ def unlock_confirm(request: HttpRequest) -> HttpResponse:
         )
     user = get_user_model().objects.filter(pk=user_id).first()
     if user is not None:
-        do_record_security_event(user, SecurityEventKind.UNLOCKED, request=request)
+        notify_unlocked(request, user)
     return _forget_token(render(request, "accounts/unlock.html", {"state": "done"}))

@@ -231,8 +231,9 @@ def do_rotate_kek(*, progress: Progress | None = None) -> int:
 
 
 def do_destroy_business_keys(business_id: uuid.UUID, *, reason: str) -> bool:
-    """Destroy all of a business's keys (crypto-shredding): its data can never be read again,
-    from the database or from any backup. Recorded on the platform chain."""
+    """Destroy all of a business's keys (crypto-shredding): its data can never be read again, from
+    the database or any backup, once keystore backups older than this have expired. Recorded on the
+    platform chain."""
     destroyed = keystore.destroy(business_id)
     keyring.forget(business_id)
     record(

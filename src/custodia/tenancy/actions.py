@@ -73,8 +73,9 @@ def do_delete_business(business: Business, *, actor: Actor, confirm_slug: str) -
     """Delete the business and everything it holds, at the owner's request.
 
     Its members' sessions acting for it end with it, in the same transaction. Its data keys
-    are destroyed once the deletion commits (crypto-shredding: docs/keys.md), so
-    no copy of its encrypted data, in a backup or anywhere else, can be read again. The audit
+    are destroyed once the deletion commits (crypto-shredding: docs/keys.md), so no copy of its
+    encrypted data can be read again once the keystore backups made before the deletion have
+    expired (a database backup alone never could). The audit
     trail keeps its events (they hold ids and field names, no customer values) for its
     retention period.
     """

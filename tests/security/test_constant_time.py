@@ -1,0 +1,96 @@
+"""Presented secrets (API tokens, invitation links) are checked by a constant-time comparison of
+digests, and by nothing else: the comparison decides, so no faster `==` runs beside it."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.core.exceptions import ValidationError
+
+from custodia.accounts import access as accounts_access
+from custodia.accounts.access import TOKEN_PURPOSE
+from custodia.accounts.actions import do_create_api_token
+from custodia.accounts.digests import digest_secret
+from custodia.tenancy.actions import do_invite_member, invitation_proof, open_invitation
+from custodia.tenancy.context import activate, clear
+from custodia.tenancy.models import Invitation
+from custodia.tenancy.permissions import Role
+from tests.factories import TenantMatrix
+
+pytestmark = pytest.mark.django_db
+
+resolve: Callable[[str], Any] = getattr(
+    accounts_access, "actor_for_bearer", accounts_access.actor_for_token
+)
+
+
+class CompareSpy:
+    """hmac.compare_digest, recorded; `answer` overrides its verdict to show that it decides."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.answer: bool | None = None
+        self.real = hmac.compare_digest
+
+    def __call__(self, a: Any, b: Any) -> bool:
+        self.calls.append((a, b))
+        verdict = self.real(a, b)
+        return verdict if self.answer is None else self.answer
+
+
+@pytest.fixture
+def compare(monkeypatch: pytest.MonkeyPatch) -> CompareSpy:
+    spy = CompareSpy()
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    return spy
+
+
+def test_an_api_token_is_checked_by_compare_digest_alone(
+    matrix: TenantMatrix, compare: CompareSpy
+) -> None:
+    owner = matrix.a.owner
+    activate(owner)
+    token, plain = do_create_api_token(actor=owner, name="ct")
+    forged = plain[:-4] + ("aaaa" if not plain.endswith("aaaa") else "bbbb")
+    clear()
+    assert resolve(plain) is not None
+    assert (digest_secret(TOKEN_PURPOSE, plain.split("_", 2)[2]), token.digest) in compare.calls
+    compare.calls.clear()
+    clear()
+    assert resolve(forged) is None
+    assert [stored for _presented, stored in compare.calls] == [token.digest]
+    # The comparison's verdict is the verdict: a "no" refuses the real secret, a "yes" would
+    # let the forged one in (so no other comparison stands beside it).
+    compare.answer = False
+    clear()
+    assert resolve(plain) is None
+    compare.answer = True
+    clear()
+    assert resolve(forged) is not None
+
+
+def test_an_invitation_link_is_checked_by_compare_digest_alone(
+    matrix: TenantMatrix, compare: CompareSpy
+) -> None:
+    owner = matrix.a.owner
+    activate(owner)
+    invitation = do_invite_member(actor=owner, email="ct-invitee@example.test", role=Role.STAFF)
+    found = re.search(r"/invite/([^/\s]+)/([^/\s]+)/", mail.outbox[-1].body)
+    assert found is not None
+    prefix, secret = found.groups()
+    stored = Invitation.objects.get(pk=invitation.pk).digest
+    assert open_invitation(prefix, invitation_proof(secret)).pk == invitation.pk
+    assert (invitation_proof(secret), stored) in compare.calls
+    wrong = invitation_proof(secret + "x")
+    with pytest.raises(ValidationError):
+        open_invitation(prefix, wrong)
+    compare.answer = True
+    assert open_invitation(prefix, wrong).pk == invitation.pk
+    compare.answer = False
+    with pytest.raises(ValidationError):
+        open_invitation(prefix, invitation_proof(secret))
