@@ -166,9 +166,9 @@ def test_staff_see_only_themselves_among_a_clients_staff(matrix: TenantMatrix, a
     assert [m["id"] for m in listed] == [str(matrix.a.staff.membership.pk)]
 
 
-def test_invitation_answer_never_carries_the_secret(matrix: TenantMatrix, api_as: Any) -> None:
+def test_invitation_answer_never_carries_the_secret(matrix: TenantMatrix, web_as: Any) -> None:
     response = send(
-        api_as(matrix.a.manager),
+        web_as(matrix.a.manager),
         "POST",
         "/staff/invitations",
         {"email": "New.Person@Example.test", "role": "staff"},
@@ -189,12 +189,10 @@ def test_only_an_owner_invites_an_owner(matrix: TenantMatrix, web_as: Any) -> No
     assert send(web_as(matrix.a.owner), "POST", "/staff/invitations", body).status_code == 201
 
 
-def test_inviting_an_owner_or_manager_is_refused_to_an_api_token(
-    matrix: TenantMatrix, api_as: Any
-) -> None:
-    # Granting the run of the business needs a fresh proof, which a token can never give; staff
-    # invitations stay open to tokens (the matrix covers them).
-    for role in ("owner", "manager"):
+def test_inviting_a_member_is_refused_to_an_api_token(matrix: TenantMatrix, api_as: Any) -> None:
+    # Granting the run of the business, or a staff member's view of door codes around their
+    # visits, needs a fresh proof, which a token can never give.
+    for role in ("owner", "manager", "staff"):
         body = {"email": f"{role}@example.test", "role": role}
         answer = send(api_as(matrix.a.owner), "POST", "/staff/invitations", body)
         assert answer.status_code == 403 and "an API token cannot" in answer.json()["detail"]

@@ -86,6 +86,7 @@ CASES = [
         "/staff/invitations",
         {"email": "newcomer@example.test", "role": "staff"},
         (201, 201, 201, 403, 403, 403),
+        session=True,  # inviting a member needs a fresh step-up (tenancy/actions.py)
     ),
     Case(
         "staff-role",

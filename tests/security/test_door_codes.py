@@ -171,3 +171,23 @@ def test_staff_keep_their_own_visit_window_only(matrix: TenantMatrix) -> None:
     # Another staff member's visit opens nothing to them, nor does a fresh step-up.
     activate(matrix.a.other_staff)
     assert home_access_and_hold(matrix.a.other_staff, matrix.a.client) == (None, False)
+
+
+def test_a_session_past_its_step_up_cannot_invite_a_staff_member(
+    matrix: TenantMatrix, web_as: Any
+) -> None:
+    """The long way round: invite a second address of one's own as staff, assign it, schedule
+    its visit, read the codes as that staff member. The first step needs a fresh step-up."""
+    from custodia.tenancy.models import Invitation
+
+    browser = web_as(matrix.a.manager)
+    age_session(browser, 10 * 60)
+    activate(matrix.a.owner)
+    before = Invitation.objects.count()
+    body = {"email": "me.again@example.test", "role": "staff"}
+    assert send(browser, "POST", "/staff/invitations", body).status_code == 403
+    # The page's form: sent to confirm it's you, nothing invited.
+    page = browser.post("/app/staff/invite/", body)
+    assert page.status_code in (302, 403), page.status_code
+    activate(matrix.a.owner)
+    assert Invitation.objects.count() == before

@@ -122,8 +122,11 @@ def do_invite_member(
     ensure_in_business(actor, client)
     if not may_grant(actor.role, role):
         raise PermissionDenied("Only an owner can invite another owner.")
-    if role in MANAGING_ROLES:
-        # Granting the run of the business is a permission change: confirm it's you.
+    if role != Role.CLIENT:
+        # Granting the run of the business is a permission change, and a staff member sees door
+        # codes around their visits: without this, a session past its step-up could invite a
+        # second address of its own as staff, assign it and schedule its visit, and read every
+        # code that way. Confirm it's you.
         require_step_up(actor)
     if (role == Role.CLIENT) != (client is not None):
         raise ValidationError({"role": "Client invitations must name the client record."})
