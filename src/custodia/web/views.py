@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -19,6 +20,7 @@ from custodia.tenancy.access import list_staff
 from custodia.tenancy.context import Actor
 from custodia.tenancy.permissions import Role
 from custodia.web.decorators import member_required
+from custodia.web.middleware import body_too_large_message
 
 UPCOMING_ON_DASHBOARD = 10
 
@@ -95,7 +97,10 @@ def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """400 without details."""
+    """400 without details; 413 for a body over the size limit (Django reports both as 400)."""
+    if isinstance(exception, RequestDataTooBig):
+        context = {"title": "Too large", "message": body_too_large_message()}
+        return render(request, "web/error.html", context, status=413)
     return render(request, "web/error.html", {"title": "Bad request"}, status=400)
 
 
