@@ -101,6 +101,7 @@ ERROR_RESPONSES = {
     "403": "The role, the token's scopes or the CSRF check do not allow it.",
     "404": "No such record within your reach (or no such endpoint).",
     "422": "Invalid input; `errors` names the fields.",
+    "429": "Over the rate limit of the token or session; `Retry-After` says when to try again.",
 }
 # Only where the operation takes a body.
 BODY_ERROR_RESPONSES = {
