@@ -131,6 +131,16 @@ def test_allowance_comes_back_over_time_and_refusals_do_not_use_it(db: None) -> 
     assert again[-1].notify
 
 
+@limited
+def test_rows_of_idle_callers_are_purged(db: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    start = timezone.now()
+    ratelimit.take("idle", now=start)
+    ratelimit.take("busy", now=start + dt.timedelta(minutes=5))
+    monkeypatch.setattr(ratelimit, "PURGE_ONE_IN", 1)
+    ratelimit.take("busy", now=start + dt.timedelta(minutes=5))
+    assert set(ApiRateLimit.objects.values_list("key", flat=True)) == {"busy"}
+
+
 @override_settings(API_RATE_LIMIT_PER_MINUTE=50)
 def test_parallel_requests_of_one_caller_are_counted_exactly(db: None) -> None:
     """Six threads, 120 requests in the same instant, one key: exactly 50 allowed (a read then

@@ -23,6 +23,7 @@ import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -77,7 +78,7 @@ def take(key: str, *, now: dt.datetime | None = None) -> Verdict:
     now = now or timezone.now()
     limit = settings.API_RATE_LIMIT_PER_MINUTE
     interval = WINDOW / limit
-    params = {"key": key, "now": now, "interval": interval, "window": WINDOW}
+    params: dict[str, Any] = {"key": key, "now": now, "interval": interval, "window": WINDOW}
     with connection.cursor() as cursor:
         cursor.execute(TAKE_SQL, params)
         allowed, notify, ahead = cursor.fetchone()
@@ -127,6 +128,7 @@ def limit_message(retry_after: int) -> str:
 def record_refusal(request: HttpRequest) -> None:
     """A security event for whoever was refused, if the credentials are real (else nobody's)."""
     token = _bearer(request)
+    user: Any
     with transaction.atomic():
         if token is not None:
             actor = actor_for_token(token)  # activates the actor for this transaction
