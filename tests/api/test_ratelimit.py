@@ -205,3 +205,16 @@ def test_a_429_names_no_secret(matrix: TenantMatrix, api_as: Any) -> None:
     event = SecurityEvent.objects.get(kind=SecurityEventKind.API_RATE_LIMITED)
     assert secret not in event.detail
     assert ApiRateLimit.objects.filter(key__contains=secret[:10]).count() == 0
+
+
+def test_the_security_page_claim_holds(web: Any) -> None:
+    """/security/ says the API is rate-limited: the middleware is in place, before the tenant's
+    transaction (so the count does not hold a lock for the whole request)."""
+    from django.conf import settings
+
+    page = web.get("/security/").content.decode()
+    assert "The API is rate-limited per token and per signed-in session" in page
+    order = settings.MIDDLEWARE
+    limiter = order.index("custodia.api.ratelimit.ApiRateLimitMiddleware")
+    assert limiter < order.index("custodia.tenancy.middleware.TenantMiddleware")
+    assert limiter > order.index("custodia.accounts.sessions.SessionLifetimeMiddleware")

@@ -155,6 +155,10 @@ api = CustodiaAPI(
         "Custodia's JSON API. Authenticate with a personal token (`Authorization: Bearer cst_...`,"
         " limited to its scopes) or, from the web app, with the session cookie and a CSRF token."
         ' Errors are JSON: `{"detail": message}`, plus `errors` by field for 422.'
+        " Each token, and each signed-in session, may make `CUSTODIA_API_RATE_LIMIT` requests a"
+        " minute (120 unless the operator set another): that many at once after a quiet minute,"
+        " then one every 60/N seconds; more are answered 429 with `Retry-After` in seconds."
+        " A body over 2.5 MB is answered 413. Visit times lie between 2000-01-01 and 2099-12-31."
     ),
     urls_namespace="api",
     auth=[BearerTokenAuth(), SessionAuth(csrf=True)],
