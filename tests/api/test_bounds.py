@@ -202,3 +202,16 @@ def test_the_openapi_document_names_the_413_where_a_body_is_taken(web: Any) -> N
     post = document["paths"]["/api/v1/clients"]["post"]["responses"]
     get = document["paths"]["/api/v1/clients"]["get"]["responses"]
     assert "413" in post and "413" not in get
+
+
+@pytest.mark.parametrize("week", ["9999-12-31", "0001-01-01", "1999-12-31", "2100-01-01"])
+def test_the_calendar_refuses_a_week_out_of_range(matrix: TenantMatrix, week: str) -> None:
+    """Its links to the previous and next week overflowed the date type: a 500."""
+    answer = logged_in(matrix.a.manager).get("/app/calendar/", {"week": week})
+    assert answer.status_code == 400
+    assert "2099-12-31" in answer.content.decode()
+
+
+def test_the_calendar_shows_the_last_week_in_range(matrix: TenantMatrix) -> None:
+    answer = logged_in(matrix.a.manager).get("/app/calendar/", {"week": "2099-12-31"})
+    assert answer.status_code == 200
