@@ -215,3 +215,20 @@ def test_the_calendar_refuses_a_week_out_of_range(matrix: TenantMatrix, week: st
 def test_the_calendar_shows_the_last_week_in_range(matrix: TenantMatrix) -> None:
     answer = logged_in(matrix.a.manager).get("/app/calendar/", {"week": "2099-12-31"})
     assert answer.status_code == 200
+
+
+def test_a_visit_stored_out_of_range_can_still_change_in_other_ways(
+    matrix: TenantMatrix, api_as: Any
+) -> None:
+    """Only the times sent are checked: a visit saved before the range existed is not stuck."""
+    from custodia.scheduling.models import Visit
+    from custodia.tenancy.context import activate
+
+    activate(matrix.a.owner)
+    far = dt.datetime(9999, 12, 31, 22, tzinfo=dt.UTC)
+    Visit.objects.filter(pk=matrix.a.visit.pk).update(
+        starts_at=far, ends_at=far + dt.timedelta(hours=1)
+    )
+    path = f"/visits/{matrix.a.visit.pk}"
+    response = send(api_as(matrix.a.owner), "PATCH", path, {"status": "cancelled"})
+    assert response.status_code == 200, response.content

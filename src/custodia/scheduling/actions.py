@@ -114,7 +114,8 @@ def _check_in_range(**moments: dt.datetime | None) -> None:
 
 
 def _check_times(starts_at: dt.datetime, ends_at: dt.datetime) -> None:
-    _check_in_range(starts_at=starts_at, ends_at=ends_at)
+    # The times given were checked by _check_in_range; a stored one is left as it is, so a
+    # visit saved before the range existed can still be reported on or cancelled.
     if ends_at <= starts_at:
         raise ValidationError({"ends_at": "A visit must end after it starts."})
     if ends_at - starts_at > MAX_VISIT:
