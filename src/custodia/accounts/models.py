@@ -141,7 +141,7 @@ class ApiRateLimit(models.Model):
     `tat` stays within one minute of now, and each allowed request moves it on by a minute's
     share of the limit. `allowed` and `notify` are the last request's verdict (returned by the
     same statement that decides it); `noticed_until` spaces the security events of one caller's
-    refusals a minute apart. UNLOGGED (migration 0006): after a crash every caller starts afresh.
+    refusals a minute apart. UNLOGGED (see its migration): after a crash every caller starts afresh.
     """
 
     key = models.CharField(max_length=64, primary_key=True)
