@@ -109,6 +109,9 @@ MIDDLEWARE = [
     # Replaces allauth's UserSessionsMiddleware (same tracking, at most once a minute) and ends
     # idle and over-age sessions before a tenant context is made (accounts/sessions.py).
     "custodia.accounts.sessions.SessionLifetimeMiddleware",
+    # Before TenantMiddleware: counts API requests in a statement of its own (a row lock held
+    # for the whole request would queue a token's parallel requests) and refuses before any work.
+    "custodia.api.ratelimit.ApiRateLimitMiddleware",
     "custodia.tenancy.middleware.TenantMiddleware",
     # After TenantMiddleware: reads request.actor, queries inside the request's transaction.
     "custodia.accounts.mfa.MFAPolicyMiddleware",
@@ -502,6 +505,9 @@ DEFAULT_FROM_EMAIL = env_email_address("CUSTODIA_MAIL_FROM", "Custodia <no-reply
 # --- Product --------------------------------------------------------------------------------
 INVITATION_TTL_HOURS = env_int("CUSTODIA_INVITATION_TTL_HOURS", 72, minimum=1, maximum=720)
 API_TOKEN_DEFAULT_DAYS = env_int("CUSTODIA_API_TOKEN_DAYS", 90, minimum=1, maximum=365)
+# API requests a minute per token or signed-in session (api/ratelimit.py): up to this many at
+# once after a quiet minute, then one every 60/N seconds; past that a 429 with Retry-After.
+API_RATE_LIMIT_PER_MINUTE = env_int("CUSTODIA_API_RATE_LIMIT", 120, minimum=1, maximum=1_000_000)
 TLS_DIR = VAR_DIR / "tls"
 
 LANGUAGE_CODE = "en-us"

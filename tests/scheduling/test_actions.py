@@ -125,7 +125,7 @@ def test_a_visit_takes_its_length_from_the_service(matrix: TenantMatrix) -> None
         ("end equals start", "ends_at"),
         ("longer than a day", "ends_at"),
         ("naive start", "starts_at"),
-        ("naive end", "starts_at"),
+        ("naive end", "ends_at"),
         ("no end and no service", "ends_at"),
         ("staff not assigned", "staff"),
         ("staff of another business", "staff"),

@@ -85,6 +85,7 @@ AUDITED_KINDS = {
     SecurityEventKind.EMAIL_CHANGED: AuditAction.EMAIL_CHANGED,
     SecurityEventKind.LOCKOUT: AuditAction.LOCKOUT,
     SecurityEventKind.UNLOCKED: AuditAction.UNLOCK,
+    SecurityEventKind.API_RATE_LIMITED: AuditAction.RATE_LIMITED,
 }
 
 

@@ -82,6 +82,7 @@ class SecurityEventKind(models.TextChoices):
     EMAIL_CHANGED = "email.changed", "Email address changed"
     LOCKOUT = "login.lockout", "Sign-in paused after failed attempts"
     UNLOCKED = "login.unlocked", "Sign-in unlocked by email link"
+    API_RATE_LIMITED = "api.rate_limited", "API requests refused: rate limit reached"
 
 
 class SecurityEvent(models.Model):
@@ -130,3 +131,24 @@ class LoginThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.failures} failures, {self.lockouts} pauses"
+
+
+class ApiRateLimit(models.Model):
+    """How far ahead of its allowance one API token or session is (api/ratelimit.py).
+
+    `key` is an HMAC of the presented token or session key: the table holds neither. `tat` is the
+    theoretical arrival time of the generic cell rate algorithm: a request is allowed while
+    `tat` stays within one minute of now, and each allowed request moves it on by a minute's
+    share of the limit. `allowed` and `notify` are the last request's verdict (returned by the
+    same statement that decides it); `noticed_until` spaces the security events of one caller's
+    refusals a minute apart. UNLOGGED (see its migration): after a crash every caller starts afresh.
+    """
+
+    key = models.CharField(max_length=64, primary_key=True)
+    tat = models.DateTimeField()
+    allowed = models.BooleanField(default=True)
+    notify = models.BooleanField(default=False)
+    noticed_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"ahead until {self.tat:%H:%M:%S}"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, TypeVar
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -39,6 +39,7 @@ from custodia.crypto.fields import request_failure
 from custodia.tenancy.context import Actor
 from custodia.tenancy.middleware import SAFE_METHODS
 from custodia.web import requestctx
+from custodia.web.middleware import body_too_large_message
 
 T = TypeVar("T")
 request_logger = logging.getLogger("django.request")
@@ -100,6 +101,11 @@ ERROR_RESPONSES = {
     "403": "The role, the token's scopes or the CSRF check do not allow it.",
     "404": "No such record within your reach (or no such endpoint).",
     "422": "Invalid input; `errors` names the fields.",
+    "429": "Over the rate limit of the token or session; `Retry-After` says when to try again.",
+}
+# Only where the operation takes a body.
+BODY_ERROR_RESPONSES = {
+    "413": "The request body is larger than the server accepts (DATA_UPLOAD_MAX_MEMORY_SIZE).",
 }
 ERROR_SCHEMA = {
     "title": "Error",
@@ -124,7 +130,10 @@ class CustodiaAPI(NinjaAPI):
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})
-                for status, description in ERROR_RESPONSES.items():
+                errors = dict(ERROR_RESPONSES)
+                if "requestBody" in operation:
+                    errors.update(BODY_ERROR_RESPONSES)
+                for status, description in errors.items():
                     responses.setdefault(
                         status,
                         {
@@ -146,6 +155,10 @@ api = CustodiaAPI(
         "Custodia's JSON API. Authenticate with a personal token (`Authorization: Bearer cst_...`,"
         " limited to its scopes) or, from the web app, with the session cookie and a CSRF token."
         ' Errors are JSON: `{"detail": message}`, plus `errors` by field for 422.'
+        " Each token, and each signed-in session, may make `CUSTODIA_API_RATE_LIMIT` requests a"
+        " minute (120 unless the operator set another): that many at once after a quiet minute,"
+        " then one every 60/N seconds; more are answered 429 with `Retry-After` in seconds."
+        " A body over 2.5 MB is answered 413. Visit times lie between 2000-01-01 and 2099-12-31."
     ),
     urls_namespace="api",
     auth=[BearerTokenAuth(), SessionAuth(csrf=True)],
@@ -243,6 +256,12 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if exc.status_code == 403 and "CSRF" in exc.message:
         return _refuse(request, 403, {"detail": "CSRF check failed: send the X-CSRFToken header."})
     return _refuse(request, exc.status_code, {"detail": exc.message})
+
+
+@api.exception_handler(RequestDataTooBig)
+def too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE: 413, unread (it was a 500)."""
+    return _refuse(request, 413, {"detail": body_too_large_message()})
 
 
 @api.exception_handler(CryptoError)

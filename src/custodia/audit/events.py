@@ -50,6 +50,8 @@ class AuditAction(StrEnum):
     PASSWORD_CHANGED = "auth.password_changed"  # noqa: S105
     EMAIL_CHANGED = "auth.email_changed"
     SESSION_ENDED = "auth.session_ended"
+    # An API token or session over its rate limit (the first refusal in a minute).
+    RATE_LIMITED = "auth.rate_limited"
     # The trail itself and the keys.
     AUDIT_READ = "audit.read"
     AUDIT_EXPORT = "audit.export"

@@ -18,6 +18,11 @@ from custodia.tenancy.models import Membership
 from custodia.tenancy.permissions import Permission, Role
 
 MAX_VISIT = dt.timedelta(hours=24)
+# Visits happen in [EARLIEST_VISIT, LATEST_VISIT). Far beyond it, `starts_at + duration`
+# overflowed Python's datetime (a 500); years 0001 or 9999 were stored as they came.
+EARLIEST_VISIT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST_VISIT = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+OUT_OF_RANGE = "Choose a date between 2000-01-01 and 2099-12-31."
 STAFF_EDITABLE = frozenset({"status", "report"})
 # (from, to) status changes staff may make on their own visits; the same status is no change.
 STAFF_STATUS_MOVES = frozenset(
@@ -94,9 +99,23 @@ def do_delete_service(service: Service, *, actor: Actor) -> None:
         service.delete()
 
 
+def _check_in_range(**moments: dt.datetime | None) -> None:
+    """Each given time lies in the range visits can have; checked before any arithmetic on it."""
+    errors = {}
+    for field, moment in moments.items():
+        if moment is None:
+            continue
+        if timezone.is_naive(moment):
+            errors[field] = "Give times with a time zone."
+        elif not EARLIEST_VISIT <= moment < LATEST_VISIT:
+            errors[field] = OUT_OF_RANGE
+    if errors:
+        raise ValidationError(errors)
+
+
 def _check_times(starts_at: dt.datetime, ends_at: dt.datetime) -> None:
-    if timezone.is_naive(starts_at) or timezone.is_naive(ends_at):
-        raise ValidationError({"starts_at": "Give times with a time zone."})
+    # The times given were checked by _check_in_range; a stored one is left as it is, so a
+    # visit saved before the range existed can still be reported on or cancelled.
     if ends_at <= starts_at:
         raise ValidationError({"ends_at": "A visit must end after it starts."})
     if ends_at - starts_at > MAX_VISIT:
@@ -132,6 +151,7 @@ def do_create_visit(
     # staff member, never to whoever scheduled it (clients/access.py, home_access_and_hold).
     actor.require(Permission.VISITS_WRITE)
     ensure_in_business(actor, client, service)
+    _check_in_range(starts_at=starts_at, ends_at=ends_at)
     if ends_at is None:
         if service is None:
             raise ValidationError({"ends_at": "Give an end time or choose a service."})
@@ -162,6 +182,7 @@ def do_request_visit(
     if actor.membership.client_id is None:
         raise PermissionDenied("Only a client can request a visit.")
     ensure_in_business(actor, service)
+    _check_in_range(starts_at=starts_at)
     duration = dt.timedelta(minutes=service.duration_minutes if service else 60)
     _check_times(starts_at, starts_at + duration)
     if starts_at <= timezone.now():
@@ -214,6 +235,7 @@ def _change_visit(
         changes["report"] = str(changes["report"] or "").strip()
         if len(changes["report"]) > 10000:
             raise ValidationError({"report": "At most 10000 characters."})
+    _check_in_range(starts_at=changes.get("starts_at"), ends_at=changes.get("ends_at"))
     starts_at = changes.get("starts_at", visit.starts_at)
     ends_at = changes.get("ends_at", visit.ends_at)
     _check_times(starts_at, ends_at)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import QuerySet
 
 from custodia.clients.forms import AccessChoiceField, MemberChoiceField
 from custodia.clients.models import Client
+from custodia.scheduling.actions import EARLIEST_VISIT, LATEST_VISIT, OUT_OF_RANGE
 from custodia.scheduling.models import Service, VisitStatus
 from custodia.tenancy.models import Membership
 
@@ -134,9 +137,15 @@ class VisitUpdateForm(forms.Form):
 
 
 class WeekForm(forms.Form):
+    # Bounded like visits: the calendar's links to the weeks around 9999-12-31 or 0001-01-01
+    # overflowed the date type (a 500).
     week = forms.DateField(
         label="Week of",
         required=False,
         input_formats=["%Y-%m-%d"],
         error_messages={"invalid": "Give the week as YYYY-MM-DD."},
+        validators=[
+            MinValueValidator(EARLIEST_VISIT.date(), message=OUT_OF_RANGE),
+            MaxValueValidator(LATEST_VISIT.date() - dt.timedelta(days=1), message=OUT_OF_RANGE),
+        ],
     )

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import DisallowedHost
 from django.db import transaction
@@ -82,6 +83,11 @@ class SecurityHeadersMiddleware:
         elif "Cache-Control" not in response.headers:
             response.headers["Cache-Control"] = "no-cache"
         return response
+
+
+def body_too_large_message() -> str:
+    """What a request over DATA_UPLOAD_MAX_MEMORY_SIZE is told (the API and the pages alike)."""
+    return f"The request is too large: at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes."
 
 
 BUSY_MESSAGE = "Too many sign-ins are being checked right now. Please try again in a few seconds."

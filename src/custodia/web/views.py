@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import DisallowedHost
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -21,6 +21,7 @@ from custodia.tenancy.access import list_staff
 from custodia.tenancy.context import Actor
 from custodia.tenancy.permissions import Role
 from custodia.web.decorators import member_required
+from custodia.web.middleware import body_too_large_message
 
 UPCOMING_ON_DASHBOARD = 10
 
@@ -97,11 +98,15 @@ def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """400 without details; a Host this site does not answer for is told where it does."""
+    """400 without details; a Host this site does not answer for is told where it does; 413 for
+    a body over the size limit (Django reports it as a 400)."""
     if isinstance(exception, DisallowedHost):
         message = f"Custodia does not answer at this address. Use {settings.PUBLIC_URL}/ instead."
         context = {"title": "Wrong address", "message": message}
         return render(request, "web/error.html", context, status=400)
+    if isinstance(exception, RequestDataTooBig):
+        context = {"title": "Too large", "message": body_too_large_message()}
+        return render(request, "web/error.html", context, status=413)
     return render(request, "web/error.html", {"title": "Bad request"}, status=400)
 
 
