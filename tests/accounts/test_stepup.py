@@ -248,7 +248,9 @@ def test_granting_or_taking_away_the_run_of_the_business_asks_inside_the_action(
 
     owner = session_actor(matrix.a.owner, password(T0 - 6 * MINUTE))
     activate(owner)
-    for role in (Role.OWNER, Role.MANAGER):
+    # Staff too: a staff member sees door codes around their visits (tests/security/
+    # test_door_codes.py); client portal invitations stay everyday work.
+    for role in (Role.OWNER, Role.MANAGER, Role.STAFF):
         with pytest.raises(StepUpRequired):
             do_invite_member(actor=owner, email=f"{role}@example.test", role=role)
     with pytest.raises(StepUpRequired):
@@ -263,12 +265,15 @@ def test_granting_or_taking_away_the_run_of_the_business_asks_inside_the_action(
             actor=owner,
         )
     activate(matrix.a.owner)
-    assert not Invitation.objects.filter(email__in=["owner@example.test", "manager@example.test"])
+    assert not Invitation.objects.filter(
+        email__in=["owner@example.test", "manager@example.test", "staff@example.test"]
+    )
     matrix.a.staff.membership.refresh_from_db()
     assert matrix.a.staff.membership.is_active
     assert Business.objects.get(pk=matrix.a.owner.tenant_id).session_idle_minutes == 30
-    # Staff invitations are everyday work: no step-up.
-    do_invite_member(actor=owner, email="walker@example.test", role=Role.STAFF)
+    do_invite_member(
+        actor=owner, email="hannah@example.test", role=Role.CLIENT, client=matrix.a.client
+    )
 
 
 def test_a_stale_session_changing_the_security_policy_is_sent_to_step_up(
