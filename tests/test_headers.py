@@ -163,3 +163,23 @@ def test_a_form_without_csrf_token_gets_our_plain_403(db: None) -> None:
     body = response.content.decode()
     assert response.status_code == 403
     assert "Form expired" in body and "CSRF" not in body and "Referer" not in body
+
+
+@pytest.mark.parametrize("path", ["/static/custodia.css", "/static/favicon.svg"])
+def test_static_files_carry_the_security_headers(web, path):
+    response = web.get(path)
+    assert response.status_code == 200
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert csp_of(response)["default-src"] == ["'self'"]
+    assert response["Cross-Origin-Resource-Policy"] == "same-origin"
+    assert response["Referrer-Policy"] == "same-origin"
+    b"".join(response.streaming_content)
+
+
+def test_static_files_touch_no_session_or_database(web, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = web.get("/static/custodia.css")
+        b"".join(response.streaming_content)
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response

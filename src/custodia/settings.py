@@ -93,6 +93,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "custodia.web.middleware.SecurityHeadersMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Static files answer here, below the header middleware (HSTS, nosniff, CSP, CORP and the
+    # rest apply to them as to pages) and above sessions and the tenant (no database touched).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -477,6 +480,9 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# WhiteNoise serves var/static (collected by `custodia setup`); outside production it also finds
+# files in the apps, so tests and a fresh checkout need no collectstatic.
+WHITENOISE_USE_FINDERS = not PRODUCTION
 
 NINJA_PAGINATION_PER_PAGE = 50
 NINJA_PAGINATION_MAX_LIMIT = 200
