@@ -101,6 +101,20 @@ def test_login_sets_host_prefixed_secure_cookies(web, matrix):
     assert "sessionid" not in response.cookies and "csrftoken" not in response.cookies
 
 
+def test_flash_messages_travel_in_the_session_not_a_cookie(web, matrix):
+    user = matrix.a.owner.user
+    response = web.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
+    assert response.status_code == 302
+    # allauth's "Successfully signed in as <person>." is waiting for the next page: it names the
+    # person, so it must not ride in a cookie (signed is not secret), prefixed or not.
+    assert set(response.cookies) <= {"__Host-sessionid", "__Host-csrftoken"}
+    for morsel in response.cookies.values():
+        assert user.email not in morsel.value
+    page = web.get(response["Location"], follow=True)
+    assert b"Successfully signed in" in page.content
+    assert "messages" not in page.cookies
+
+
 @pytest.mark.parametrize("method", ["TRACE", "TRACK", "CONNECT"])
 def test_trace_and_friends_are_refused(web, method):
     response = web.generic(method, "/")

@@ -322,6 +322,9 @@ SESSION_ABSOLUTE_HOURS = env_int("CUSTODIA_SESSION_ABSOLUTE_HOURS", 12, minimum=
 # allauth.usersessions lists each session with IP and last activity; SessionLifetimeMiddleware
 # refreshes them.
 USERSESSIONS_TRACK_ACTIVITY = True
+# Flash messages wait in the (encrypted, server-side) session, not in a cookie of their own: they
+# name people ("Successfully signed in as ..."), and a signed cookie is readable by anyone.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 CSRF_COOKIE_NAME = "__Host-csrftoken"
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
