@@ -7,7 +7,8 @@ passkeys) and asks for re-authentication before any factor is added or removed. 
   under a key derived from SECRET_KEY (older keys from SECRET_KEY_FALLBACKS still decrypt), so
   a database dump alone yields neither.
 - `MFAPolicyMiddleware`: a member whose role the business requires MFA for, and every platform
-  operator, must enrol a factor before they reach anything else.
+  operator, must enrol a factor before they reach anything else; their API tokens answer 403
+  until then (`refuse_token_without_factor`).
 
 Removing or adding a factor ends the person's other sessions (accounts/sessions.py); allauth's
 re-authentication, plus Custodia's second factor (web.middleware.STEP_UP_VIEWS), guards it.
@@ -27,7 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 
@@ -95,6 +96,11 @@ ENROL_API_MESSAGE = (
     "Two-factor authentication is required for your account. Set up an authenticator app or a "
     "passkey in the web app before using the API with this session."
 )
+NO_FACTOR_BEARER_MESSAGE = (
+    "Two-factor authentication is required for this token's owner in this business, and they "
+    "have none. The token works again once they set up an authenticator app or a passkey in the "
+    "web app."
+)
 
 
 def is_platform_operator(user: Any) -> bool:
@@ -123,14 +129,24 @@ def has_factor(user: Any) -> bool:
     return Authenticator.objects.filter(user_id=user.pk, type__in=FACTOR_TYPES).exists()
 
 
+def refuse_token_without_factor(actor: Any) -> None:
+    """Refuse (403) a bearer token whose owner the business's MFA policy covers and who has none.
+
+    A token is a password-equivalent of its owner: while the policy covers them, an account that
+    could still act through a token made before the policy would keep the policy's gap open.
+    The token is not revoked: it works again once its owner enrols a factor.
+    """
+    if required_by(actor.user, actor) is not None and not has_factor(actor.user):
+        raise PermissionDenied(NO_FACTOR_BEARER_MESSAGE)
+
+
 class MFAPolicyMiddleware:
     """Members the business policy covers, and operators, enrol a factor before anything else.
 
     Runs after TenantMiddleware: it reads `request.actor` (the active membership) and queries
     inside the request's transaction. The check is in `process_view`, so it sees the resolved
-    URL name. An API request that presents a bearer token is not a session and is left alone:
-    the token was made by its owner in the web app, which this middleware guards (tokens made
-    before the policy was switched on keep working until they expire or are revoked).
+    URL name. An API request that presents a bearer token is not a session and is left to the
+    API's token authentication, which applies the same rule (`refuse_token_without_factor`).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
