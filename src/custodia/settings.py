@@ -31,18 +31,33 @@ DEBUG = env_bool("CUSTODIA_DEBUG", False)
 if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("CUSTODIA_DEBUG cannot be on when CUSTODIA_ENV=production.")
 
+
+
+def _weak_secret_key(key: str) -> bool:
+    return len(key) < 50 or len(set(key)) < 5 or key.startswith("django-insecure-")
+
+
 if PRODUCTION:
     SECRET_KEY = env_str("CUSTODIA_SECRET_KEY")
     # The message never repeats the value: it may be a real secret typed into the wrong place.
-    if (
-        len(SECRET_KEY) < 50
-        or len(set(SECRET_KEY)) < 5
-        or SECRET_KEY.startswith("django-insecure-")
-    ):
+    if _weak_secret_key(SECRET_KEY):
         raise ImproperlyConfigured("CUSTODIA_SECRET_KEY must be at least 50 random characters.")
 else:
     SECRET_KEY = env_str("CUSTODIA_SECRET_KEY", "") or generated_secret(
         VAR_DIR / "secrets" / "secret_key"
+    )
+# Previous secret keys, newest first (comma- or line-separated; a _FILE holds one a line): what
+# they signed, sealed or digested still verifies while start-up re-seals the two-factor secrets
+# and use re-digests the API tokens under SECRET_KEY (docs/operations.md, "Rotating the secret
+# key").
+SECRET_KEY_FALLBACKS = [
+    key.strip()
+    for key in env_str("CUSTODIA_SECRET_KEY_FALLBACKS", "").replace("\n", ",").split(",")
+    if key.strip()
+]
+if PRODUCTION and any(_weak_secret_key(key) for key in SECRET_KEY_FALLBACKS):
+    raise ImproperlyConfigured(
+        "Every key in CUSTODIA_SECRET_KEY_FALLBACKS must be at least 50 random characters."
     )
 
 PUBLIC_URL = env_str("CUSTODIA_PUBLIC_URL", "https://localhost:8443").rstrip("/")
