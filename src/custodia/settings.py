@@ -32,7 +32,6 @@ if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("CUSTODIA_DEBUG cannot be on when CUSTODIA_ENV=production.")
 
 
-
 def _weak_secret_key(key: str) -> bool:
     return len(key) < 50 or len(set(key)) < 5 or key.startswith("django-insecure-")
 
