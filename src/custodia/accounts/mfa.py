@@ -120,7 +120,7 @@ def is_sealed_under_current_key(stored: str) -> bool:
 
 
 # The places allauth keeps sealed text in `Authenticator.data` (TOTP, recovery codes).
-SEALED_FIELDS = ("secret", "seed")
+SEALED_FIELDS = ("secret", "seed", "pending")
 SEALED_LISTS = ("migrated_codes",)
 
 

@@ -12,6 +12,7 @@ from django.db import connections
 
 from custodia import embedded
 from custodia.accounts.mfa import reseal_mfa_secrets
+from custodia.accounts.recoverycodes import hash_seeded_codes
 from custodia.crypto.checks import verify_kek, verify_keystore_covers_database
 from custodia.crypto.errors import KekError
 
@@ -89,6 +90,9 @@ def reseal_after_key_rotation(out: OutputWrapper | None = None) -> None:
     """Re-seal two-factor secrets under the current SECRET_KEY; refuse to go on if a secret no
     configured key opens (a new key without the old one among the fallbacks would lock every
     person with an authenticator app out)."""
+    hashed = hash_seeded_codes()
+    if out is not None and hashed:
+        out.write(f"stored {hashed} set(s) of recovery codes as one hash per code")
     report = reseal_mfa_secrets()
     if report.unreadable:
         raise CommandError(
