@@ -405,7 +405,9 @@ NEW_DEVICE_LOOKBACK = 20
 # --- end brute force ----------------------------------------------------------------------
 
 # --- MFA (allauth.mfa; Custodia's adapter and policy in accounts/mfa.py) ----------------------
-# TOTP secrets and the recovery-code seed are stored AES-256-GCM encrypted by the adapter.
+# TOTP secrets are stored AES-256-GCM encrypted by the adapter; recovery codes as one hash each
+# (accounts/recoverycodes.py, 80-bit codes; MFA_RECOVERY_CODE_DIGITS only re-derives the 8-digit
+# codes of sets made from allauth's seed before, to turn them into hashes).
 MFA_ADAPTER = "custodia.accounts.mfa.MFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_PASSKEY_LOGIN_ENABLED = True
