@@ -11,6 +11,7 @@ import pytest
 import time_machine
 from allauth.mfa.models import Authenticator
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+from django.contrib.auth.tokens import default_token_generator
 from django.core.management.base import CommandError
 from django.urls import reverse
 
@@ -54,7 +55,7 @@ def test_rotation_with_the_old_key_as_fallback_keeps_everyone_in(settings, matri
     with time_machine.travel(NOW, tick=False):
         secret = enrol_totp(owner.user)
         codes = RecoveryCodes.activate(owner.user).generate_codes()
-        session = web_as(owner)
+        session, idle_session = web_as(owner), web_as(owner)
         api = api_as(owner)
         assert session.get("/app/").status_code == 200
         old_digest = token_digest(owner)
@@ -74,9 +75,13 @@ def test_rotation_with_the_old_key_as_fallback_keeps_everyone_in(settings, matri
         assert token_digest(owner) != old_digest
         assert token_digest(owner) == digest_secret(TOKEN_PURPOSE, token_secret)
 
-    # The fallback retired: the re-sealed factor, the recovery codes and the token still work.
-    settings.SECRET_KEY_FALLBACKS = []
+    # The fallback retired: the re-sealed factor, the recovery codes and the token still work;
+    # the session used meanwhile was moved to the new key (Django re-stamps it), the one not used
+    # since the rotation ends.
     with time_machine.travel(NOW + 30, tick=False):
+        settings.SECRET_KEY_FALLBACKS = []
+        assert session.get("/app/").status_code == 200
+        assert idle_session.get("/app/").status_code == 302
         assert signs_in_with(owner.user, totp_now(secret, NOW + 30))
         assert signs_in_with(owner.user, codes[0])
         assert api.get("/api/v1/clients").status_code == 200
@@ -132,3 +137,13 @@ def test_a_ciphertext_naming_another_key_is_not_tried_with_this_one(settings):
         mfa.decrypt_secret(forged)
     with pytest.raises(Exception, match="encrypted format"):
         mfa.decrypt_secret(stored[:-3] + "!!!")
+
+
+def test_reset_links_work_through_the_fallback_and_end_with_it(settings, matrix):
+    user = matrix.a.staff.user
+    old_key = settings.SECRET_KEY
+    link_token = default_token_generator.make_token(user)
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = NEW_KEY, [old_key]
+    assert default_token_generator.check_token(user, link_token)
+    settings.SECRET_KEY_FALLBACKS = []
+    assert not default_token_generator.check_token(user, link_token)
