@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
+from custodia.web.management.commands.serve import local_public_url
 from tests.servers import free_port, start_server, tls_client_context
 
 
@@ -270,3 +271,12 @@ def test_app_wrapper_drops_the_body_of_head_and_still_closes_the_response():
     assert list(wrapped({"REQUEST_METHOD": "HEAD"}, lambda *args: None)) == []
     assert closed == [True]
     assert list(wrapped({"REQUEST_METHOD": "GET"}, lambda *args: None)) == [b"hello"]
+
+
+def test_locally_the_public_url_follows_the_port_unless_it_is_set() -> None:
+    """Its Host check would otherwise refuse `custodia serve --port 9000` at localhost:9000."""
+    assert local_public_url(9000, {}, production=False) == "https://localhost:9000"
+    assert local_public_url(8443, {}, production=False) == "https://localhost:8443"
+    chosen = {"CUSTODIA_PUBLIC_URL": "https://custodia.test:8443"}
+    assert local_public_url(9000, chosen, production=False) is None
+    assert local_public_url(9000, {}, production=True) is None

@@ -107,6 +107,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "custodia.web.middleware.SecurityHeadersMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Before the app reads the Host (inside the headers above, so its 400 page carries them): an
+    # allowed name, and no port but the public URL's.
+    "custodia.web.middleware.PublicHostMiddleware",
     # Static files answer here, below the header middleware (HSTS, nosniff, CSP, CORP and the
     # rest apply to them as to pages) and above sessions and the tenant (no database touched).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -222,6 +225,15 @@ else:
         "PORT": "",
     }
 
+# The row-level security context is set only by a database function that checks this key
+# (tenancy/context.py): with the app role's password alone, a session sees no business's rows.
+# `custodia setup` stores its SHA-256 digest in the database. Every app host needs the same key.
+DB_CONTEXT_KEY = env_str("CUSTODIA_DB_CONTEXT_KEY", "") or generated_secret(
+    VAR_DIR / "secrets" / "db_context_key"
+)
+if len(DB_CONTEXT_KEY) < 32 or len(set(DB_CONTEXT_KEY)) < 10:
+    raise ImproperlyConfigured("CUSTODIA_DB_CONTEXT_KEY must be at least 32 random characters.")
+
 APP_DB_PASSWORD = env_str("CUSTODIA_APP_DB_PASSWORD", "")
 if PRODUCTION and not APP_DB_PASSWORD:
     raise ImproperlyConfigured("CUSTODIA_APP_DB_PASSWORD must be set in production.")
@@ -319,7 +331,8 @@ ACCOUNT_SIGNUP_FORM_CLASS = "custodia.tenancy.forms.BusinessSignupForm"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Custodia] "
 
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Database sessions stored under a digest of their key (accounts/sessionstore.py).
+SESSION_ENGINE = "custodia.accounts.sessionstore"
 # Session data is encrypted as well as signed (accounts/sessionstore.py): allauth keeps secrets
 # there for a while (a TOTP secret being enrolled, a password-reset key).
 SESSION_SERIALIZER = "custodia.accounts.sessionstore.EncryptedJSONSerializer"
@@ -336,6 +349,7 @@ SESSION_ABSOLUTE_HOURS = env_int("CUSTODIA_SESSION_ABSOLUTE_HOURS", 12, minimum=
 # allauth.usersessions lists each session with IP and last activity; SessionLifetimeMiddleware
 # refreshes them.
 USERSESSIONS_TRACK_ACTIVITY = True
+USERSESSIONS_ADAPTER = "custodia.accounts.sessions.UserSessionsAdapter"
 # Flash messages wait in the (encrypted, server-side) session, not in a cookie of their own: they
 # name people ("Successfully signed in as ..."), and a signed cookie is readable by anyone.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
@@ -367,7 +381,11 @@ except ValueError:
 # ACCOUNT_RATE_LIMITS = False (bench/settings.py); the lockout stays on there.
 ACCOUNT_RATE_LIMITS: dict[str, str] | bool = {
     "login": "30/m/ip",
-    "login_failed": "10/m/ip,60/h/ip",
+    # Failed password sign-ins per address; over it, a right password meets an emailed code
+    # instead of a refusal (accounts/challenge.py). allauth's own "login_failed" is empty: its
+    # second-factor checks and password resets also consumed and wiped that per-address counter.
+    "login_failed_address": "10/m/ip,60/h/ip",
+    "login_failed": "",
     "signup": "10/m/ip,50/h/ip",
     "reset_password": "10/m/ip,3/m/key,10/h/key",
     "reset_password_from_key": "20/m/ip",
@@ -386,13 +404,23 @@ LOGIN_UNLOCK_TOKEN_SECONDS = 3600  # the emailed unlock link works once, for an 
 # The lockout notice goes out for the first pause of a series, and for a later pause only when
 # the last one is this old: a few mails a day at most, each with a fresh unlock link.
 LOGIN_LOCKOUT_NOTICE_SECONDS = 6 * 3600
-# Wrong second-factor codes pause that user's codes with the same back-off (accounts/ratelimit.py):
-# allauth's own per-user limit on codes is the per-key part of "login_failed", which is per
-# address only above.
+# Wrong second-factor codes (and emailed sign-in codes) pause that user's codes with the same
+# back-off (accounts/ratelimit.py): allauth's own limit on codes rides on "login_failed", which is
+# empty above.
 MFA_FORMS = {
     "authenticate": "custodia.accounts.ratelimit.ThrottledAuthenticateForm",
     "reauthenticate": "custodia.accounts.ratelimit.ThrottledReauthenticateForm",
 }
+# A password sign-in from an address over "login_failed_address" is asked for a code emailed to
+# the account (allauth's login-by-code stage, required for that login only; no sign-in by code
+# alone is offered): accounts/challenge.py.
+ACCOUNT_FORMS = {
+    "login": "custodia.accounts.challenge.ChallengingLoginForm",
+    "confirm_login_code": "custodia.accounts.challenge.ThrottledConfirmLoginCodeForm",
+}
+ACCOUNT_LOGIN_BY_CODE_ENABLED = False
+ACCOUNT_LOGIN_BY_CODE_MAX_ATTEMPTS = 3  # tries per emailed code; then the password again
+ACCOUNT_LOGIN_BY_CODE_TIMEOUT = 300  # seconds a code works
 # Reset links: one hour, single use (the token hashes the password, which the reset changes).
 PASSWORD_RESET_TIMEOUT = 3600
 ACCOUNT_PASSWORD_INPUT_RENDER_VALUE = False

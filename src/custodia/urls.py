@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from custodia.api.routes import api
 from custodia.config import env_bool
@@ -13,6 +14,9 @@ urlpatterns = [
     path("", web_views.home, name="home"),
     path("app/", web_views.dashboard, name="dashboard"),
     path("signup/", web_views.signup_redirect, name="business_signup"),
+    # The session list is the security panel's: allauth's own page would check each listed
+    # session by its stored key (accounts/sessionstore.py) and drop every one from the list.
+    path("accounts/sessions/", RedirectView.as_view(pattern_name="security_panel")),
     path("accounts/", include("allauth.urls")),
     path("", include("custodia.tenancy.urls")),
     path("app/", include("custodia.accounts.urls")),

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 
 from custodia.accounts.actions import do_create_api_token
+from custodia.accounts.sessionstore import stored_key
 from custodia.tenancy.context import activate
 from tests.conftest import HttpsClient
 from tests.web.support import anonymous, logged_in, text, title
@@ -59,18 +60,18 @@ def test_ending_another_session_logs_that_browser_out_on_its_next_request(matrix
     laptop = browser_of(matrix.a.owner, CHROME_LINUX, "192.0.2.10")
     phone = browser_of(matrix.a.owner, FIREFOX_WINDOWS, "198.51.100.7")
     phone_key = phone.cookies[COOKIE].value
-    phone_row = UserSession.objects.get(session_key=phone_key)
+    phone_row = UserSession.objects.get(session_key=stored_key(phone_key))
     response = laptop.post(f"/app/security/sessions/{phone_row.pk}/end/")
     assert response.status_code == 302 and response["Location"] == "/app/security/"
     assert "Session ended" in text(laptop.get("/app/security/"))
-    assert not Session.objects.filter(session_key=phone_key).exists()
+    assert not Session.objects.filter(session_key=stored_key(phone_key)).exists()
     assert not is_logged_in(phone)
     assert is_logged_in(laptop)
 
 
 def test_ending_this_session_logs_out_here(matrix):
     laptop = browser_of(matrix.a.owner, CHROME_LINUX, "192.0.2.10")
-    row = UserSession.objects.get(session_key=laptop.cookies[COOKIE].value)
+    row = UserSession.objects.get(session_key=stored_key(laptop.cookies[COOKIE].value))
     response = laptop.post(f"/app/security/sessions/{row.pk}/end/")
     assert response.status_code == 302 and response["Location"] == "/accounts/login/"
     assert not is_logged_in(laptop)
@@ -79,7 +80,7 @@ def test_ending_this_session_logs_out_here(matrix):
 
 def test_nobody_ends_someone_elses_session(matrix):
     victim = browser_of(matrix.a.manager, CHROME_LINUX, "192.0.2.10")
-    row = UserSession.objects.get(session_key=victim.cookies[COOKIE].value)
+    row = UserSession.objects.get(session_key=stored_key(victim.cookies[COOKIE].value))
     for attacker in (matrix.a.owner, matrix.b.owner, matrix.a.staff):
         response = browser_of(attacker, FIREFOX_WINDOWS, "198.51.100.7").post(
             f"/app/security/sessions/{row.pk}/end/"

@@ -18,6 +18,7 @@ from django.utils import timezone
 from custodia.accounts import sessions
 from custodia.accounts.models import User
 from custodia.accounts.sessions import ENDED, STARTED_KEY, TIMED_OUT, TOO_OLD
+from custodia.accounts.sessionstore import stored_key
 from custodia.tenancy.actions import do_change_role, do_deactivate_member
 from custodia.tenancy.context import activate
 from custodia.tenancy.middleware import ACTIVE_BUSINESS_SESSION_KEY
@@ -90,7 +91,7 @@ def test_a_pre_login_session_id_is_unusable_after_login(matrix):
 
     assert session_key(victim) != fixed_key
     assert is_logged_in(victim)
-    assert not Session.objects.filter(session_key=fixed_key).exists()
+    assert not Session.objects.filter(session_key=stored_key(fixed_key)).exists()
     assert not is_logged_in(attacker)  # the planted id is not the victim's session
 
 
@@ -115,10 +116,10 @@ def test_reauthentication_gives_the_session_a_new_id(matrix):
     assert response.status_code == 302, text(response)
     after = session_key(browser)
     assert after != before
-    assert not Session.objects.filter(session_key=before).exists()
+    assert not Session.objects.filter(session_key=stored_key(before)).exists()
     assert is_logged_in(browser)
     # The session list follows the new id rather than losing the entry.
-    assert UserSession.objects.filter(session_key=after).exists()
+    assert UserSession.objects.filter(session_key=stored_key(after)).exists()
 
 
 def test_switching_business_gives_a_new_id_and_the_list_follows(matrix):
@@ -127,13 +128,13 @@ def test_switching_business_gives_a_new_id_and_the_list_follows(matrix):
     browser = logged_in(matrix.a.staff)
     browser.get("/app/")
     before = session_key(browser)
-    started = UserSession.objects.get(session_key=before).created_at
+    started = UserSession.objects.get(session_key=stored_key(before)).created_at
     response = browser.post("/app/switch/", {"business": str(matrix.b.owner.tenant_id)})
     assert response.status_code == 302
     after = session_key(browser)
-    assert after != before and not Session.objects.filter(session_key=before).exists()
+    assert after != before and not Session.objects.filter(session_key=stored_key(before)).exists()
     row = UserSession.objects.get(user=user)
-    assert row.session_key == after and row.created_at == started
+    assert row.session_key == stored_key(after) and row.created_at == started
 
 
 # --- Idle and absolute expiry ------------------------------------------------------------------
@@ -151,8 +152,8 @@ def test_an_idle_session_ends_on_its_next_request(matrix, clock):
     assert response.status_code == 302
     assert response["Location"] == "/accounts/login/?next=/app/clients/"
     assert TIMED_OUT in text(browser.get(response["Location"]))
-    assert not Session.objects.filter(session_key=key).exists()
-    assert not UserSession.objects.filter(session_key=key).exists()
+    assert not Session.objects.filter(session_key=stored_key(key)).exists()
+    assert not UserSession.objects.filter(session_key=stored_key(key)).exists()
     assert not is_logged_in(browser)
 
 
@@ -259,7 +260,7 @@ def test_an_ended_session_is_rejected_on_its_next_request(matrix):
     response = second.get("/app/clients/")
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
     assert ENDED in text(second.get(response["Location"]))
-    assert not Session.objects.filter(session_key=second_key).exists()
+    assert not Session.objects.filter(session_key=stored_key(second_key)).exists()
     assert is_logged_in(first)
 
 
@@ -272,7 +273,7 @@ def test_a_password_change_ends_every_session(matrix):
     )
     assert response.status_code == 302, text(response)
     # Ended on the server at once, not only refused later by Django's password-hash check.
-    assert not Session.objects.filter(session_key=second_key).exists()
+    assert not Session.objects.filter(session_key=stored_key(second_key)).exists()
     assert not is_logged_in(second)
     assert not is_logged_in(first)  # ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE
     assert not UserSession.objects.filter(user=matrix.a.owner.user).exists()
@@ -285,12 +286,12 @@ def test_a_password_reset_ends_every_session(matrix):
     keys = [session_key(first), session_key(second)]
     request = RequestFactory().post("/accounts/password/reset/key/done/")
     password_reset.send(sender=User, request=request, user=matrix.a.owner.user)
-    assert not Session.objects.filter(session_key__in=keys).exists()
+    assert not Session.objects.filter(session_key__in=[stored_key(key) for key in keys]).exists()
     assert not is_logged_in(first) and not is_logged_in(second)
 
 
 def test_an_mfa_change_ends_the_other_sessions_and_renews_this_ones_id(matrix):
-    from django.contrib.sessions.backends.db import SessionStore
+    from custodia.accounts.sessionstore import SessionStore
 
     user = matrix.a.owner.user
     first, second = two_sessions(matrix.a.owner)
@@ -304,9 +305,10 @@ def test_an_mfa_change_ends_the_other_sessions_and_renews_this_ones_id(matrix):
         )
     assert not is_logged_in(second)
     renewed = request.session.session_key
-    assert renewed != first_key and not Session.objects.filter(session_key=first_key).exists()
-    assert Session.objects.filter(session_key=renewed).exists()
-    assert UserSession.objects.filter(user=user).get().session_key == renewed
+    assert renewed != first_key
+    assert not Session.objects.filter(session_key=stored_key(first_key)).exists()
+    assert Session.objects.filter(session_key=stored_key(renewed)).exists()
+    assert UserSession.objects.filter(user=user).get().session_key == stored_key(renewed)
 
 
 def test_deactivation_ends_the_members_sessions_for_that_business_only(matrix):

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
-from django.contrib.sessions.backends.db import SessionStore
 from django.test import RequestFactory
 
 from custodia.accounts import stepup
 from custodia.accounts.actions import do_create_api_token
 from custodia.accounts.models import ApiToken
+from custodia.accounts.sessionstore import SessionStore
 from custodia.accounts.stepup import (
     CARD_WINDOW_SECONDS,
     SessionAuthentication,

@@ -220,9 +220,8 @@ def test_generated_rows_are_isolated_by_rls(generated: str) -> None:
         for tenant, count in tenants:
             with conn.transaction():
                 conn.execute(
-                    "SELECT set_config('custodia.tenant_id', %s, true),"
-                    " set_config('custodia.role', 'owner', true)",
-                    [str(tenant)],
+                    "SELECT custodia_set_context(%s, %s, NULL, NULL, NULL, 'owner', NULL)",
+                    [settings.DB_CONTEXT_KEY, str(tenant)],
                 )
                 seen = conn.execute("SELECT DISTINCT tenant_id FROM clients_client").fetchall()
                 assert seen == [(tenant,)]
@@ -231,9 +230,8 @@ def test_generated_rows_are_isolated_by_rls(generated: str) -> None:
             # A staff member with no assignments sees none of the business's clients.
             with conn.transaction():
                 conn.execute(
-                    "SELECT set_config('custodia.tenant_id', %s, true),"
-                    " set_config('custodia.role', 'staff', true)",
-                    [str(tenant)],
+                    "SELECT custodia_set_context(%s, %s, NULL, NULL, NULL, 'staff', NULL)",
+                    [settings.DB_CONTEXT_KEY, str(tenant)],
                 )
                 assert conn.execute("SELECT count(*) FROM clients_client").fetchone() == (0,)
 

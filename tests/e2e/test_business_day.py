@@ -165,8 +165,8 @@ def test_02_owner_adds_two_clients(story: Story) -> None:
         story.urls["client1"] = add_client(
             owner, CLIENT1, email=CLIENT1_EMAIL, phone=CLIENT1_PHONE, door_code=DOOR_CODE
         )
-        # No visit is near, and the owner has not typed the password in this session (the email
-        # link logged them in): the code stays hidden until they confirm it's them.
+        # The owner has not typed the password in this session (the email link logged them in):
+        # owners and managers see a code only after confirming it's them, visit or not.
         access = owner.page.get_by_role("region", name="Home access")
         expect(access).not_to_contain_text(DOOR_CODE)
         access.get_by_role("link", name="Confirm it's you to show them").click()

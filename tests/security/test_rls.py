@@ -11,7 +11,6 @@ import re
 import uuid
 from typing import Any
 
-import psycopg
 import pytest
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
@@ -704,13 +703,15 @@ def test_joining_a_business_needs_a_live_invitation_for_exactly_that(
 def test_an_invitation_prefix_shows_its_own_business_and_nothing_else(
     matrix: TenantMatrix, extras: Extras
 ) -> None:
-    """Opening a link names the business that sent it (so the page can say whose it is)."""
+    """Opening a link names the business that sent it (so the page can say whose it is), and
+    the membership of its sender (so acceptance can check they may still grant its role)."""
     a_inv, b_inv = extras.invitations["a"], extras.invitations["b"]
     set_db_context(lookup=a_inv.prefix)
     assert ids("SELECT id FROM tenancy_business") == {matrix.a.owner.tenant_id}
     assert ids("SELECT id FROM tenancy_invitation") == {a_inv.pk}
+    assert ids("SELECT id FROM tenancy_membership") == {a_inv.invited_by_id}
     for table in TENANT_TABLES:
-        if table not in {"tenancy_business", "tenancy_invitation"}:
+        if table not in {"tenancy_business", "tenancy_invitation", "tenancy_membership"}:
             assert count(table) == 0, table
     assert execute("UPDATE tenancy_business SET name = 'x'") == 0
     set_db_context(lookup=b_inv.prefix)
@@ -803,53 +804,16 @@ def test_tokens_are_found_only_by_their_owner_or_exact_prefix(
 # --- Settings live exactly as long as the transaction ------------------------------------------
 
 
-def test_settings_are_transaction_local(matrix: TenantMatrix) -> None:
+def test_the_context_is_transaction_local(matrix: TenantMatrix) -> None:
     activate(matrix.a.owner)
     with pytest.raises(ZeroDivisionError), transaction.atomic():
         activate(matrix.b.owner)
+        assert scalar("SELECT custodia_tenant_id()") == matrix.b.owner.tenant_id
         raise ZeroDivisionError
-    # A rolled-back savepoint takes its settings with it.
-    assert scalar("SELECT current_setting('custodia.tenant_id')") == str(matrix.a.owner.tenant_id)
-
-    db = settings.DATABASES["default"]
-    with psycopg.connect(
-        dbname=db["NAME"],
-        user=db["USER"],
-        password=db["PASSWORD"] or None,
-        host=db["HOST"] or None,
-        port=db["PORT"] or None,
-    ) as other:
-        tenant = uuid.uuid4()
-        slug = f"tmp-{tenant.hex[:10]}"
-        context = (
-            "SELECT set_config('custodia.tenant_id', %s, true),"
-            " set_config('custodia.role', 'owner', true)"
-        )
-        visible = "SELECT count(*) FROM tenancy_business WHERE id = %s"
-        with other.transaction():
-            other.execute(context, [str(tenant)])
-            other.execute(
-                "INSERT INTO tenancy_business (id, name, slug, access_window_before_hours,"
-                " access_window_after_hours, created_at) VALUES (%s, 'Tmp', %s, 24, 12, now())",
-                [tenant, slug],
-            )
-        try:
-            with other.transaction():
-                leftover = other.execute("SELECT current_setting('custodia.tenant_id', true)")
-                assert (leftover.fetchone() or [None])[0] in ("", None)
-                seen = other.execute(visible, [tenant])
-                assert (seen.fetchone() or [None])[0] == 0
-            with other.transaction():
-                other.execute(context, [str(tenant)])
-                seen = other.execute(visible, [tenant])
-                assert (seen.fetchone() or [None])[0] == 1
-        finally:
-            with other.transaction():
-                other.execute(context, [str(tenant)])
-                other.execute("DELETE FROM tenancy_business WHERE id = %s", [tenant])
-
-
-# --- Indexes lead with tenant_id -------------------------------------------------------------
+    # A rolled-back savepoint takes its context with it.
+    assert scalar("SELECT custodia_tenant_id()") == matrix.a.owner.tenant_id
+    # (A context never outlives its transaction: tests/security/test_db_context.py, with
+    # connections that commit.)
 
 
 def _indexes_used(plan: str) -> list[str]:

@@ -11,13 +11,17 @@ import threading
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.models import Login
+from allauth.core import context
+from allauth.core.internal import ratelimit as allauth_ratelimit
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.http import HttpRequest
 
-from custodia.accounts import ratelimit
+from custodia.accounts import challenge, ratelimit
+from custodia.accounts.links import public_mail_context
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction, Outcome
 
@@ -25,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 # Hashed when an answer must cost what a real password check costs; never a usable password.
 TIMING_DUMMY_PASSWORD = "custodia-timing-equaliser"  # noqa: S105
+# Custodia's per-address limit on failed password sign-ins (ACCOUNT_RATE_LIMITS).
+ADDRESS_LIMIT_ACTION = "login_failed_address"
 
 
 def _login_name(credentials: dict[str, Any]) -> str:
@@ -50,7 +56,9 @@ def send_quietly(message: EmailMessage) -> None:
 
 class AccountAdapter(DefaultAccountAdapter):
     def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
-        """allauth's mails (confirmations, resets, notices) go out after commit (see above)."""
+        """allauth's mails (confirmations, resets, notices) go out after commit (see above), their
+        links on the public URL, whatever Host the request named (accounts/links.py)."""
+        context = public_mail_context({"email": email, **context})
         send_after_commit(self.render_mail(template_prefix, email, context))
 
     def get_client_ip(self, request: HttpRequest) -> str:
@@ -58,19 +66,33 @@ class AccountAdapter(DefaultAccountAdapter):
         return ratelimit.client_ip(request)
 
     def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
-        """allauth's per-address limit, then the per-name pause: the same words either way.
+        """The per-address limit on failed sign-ins, then the per-name pause.
 
-        A signed-in person re-authenticating as themselves skips the name's pause: anyone can
-        pause a name with wrong passwords, and must not keep its owner from stepping up. Wrong
-        passwords there still count (a stolen session guessing the password pauses the name and
-        mails the owner), and allauth's per-address and per-user limits still apply.
+        Over the address limit, a sign-in is not refused (everyone behind a shared address would
+        be): it is marked, and the right password then meets an emailed code (accounts/
+        challenge.py). The name's pause refuses before any password check, in the same words.
+        A signed-in person re-authenticating as themselves skips the name's pause and the
+        address limit: anyone can trip those with wrong passwords, and must not keep the owner
+        from stepping up. Wrong passwords there still count (a stolen session guessing the
+        password pauses the name and mails the owner), and allauth's per-user limit applies.
         """
-        super().pre_authenticate(request, **credentials)
         if self._reauthenticating_self(request):
+            # Nor the address limit: a stranger's failures from a shared address must not block
+            # a signed-in person's step-up; allauth's per-user "reauthenticate" limit holds there.
+            self._login_failed_rl_usage = None
             return
+        # allauth's own "login_failed" is emptied in settings: its per-address counter was also
+        # consumed and wiped by second-factor checks and password resets (allauth clears it by
+        # key, which for a per-address rate is the whole address). This one only passwords touch.
+        self._login_failed_rl_usage = allauth_ratelimit.consume(
+            request, app="allauth.account", action=ADDRESS_LIMIT_ACTION
+        )
+        over_limit = not self._login_failed_rl_usage
         if ratelimit.locked_until(request, _login_name(credentials)) is not None:
             self._rollback_login_failed_rl_usage()
             raise self.validation_error("too_many_login_attempts")
+        if over_limit:
+            challenge.mark_address_throttled(request)
 
     def reauthenticate(self, user: AbstractBaseUser, password: str) -> bool:
         """allauth's password check for the signed-in person (see pre_authenticate)."""
@@ -95,11 +117,24 @@ class AccountAdapter(DefaultAccountAdapter):
 
         Not a re-authentication's success: that skipped the pause (see pre_authenticate), and
         ending the series there would restart an attacker's back-off whenever the owner steps up.
+        Not from a throttled address either: there a right password counts like a wrong one until
+        its emailed code is entered, so the name's pause cannot tell them apart.
         """
         user = super().authenticate(request, **credentials)
-        if user is not None and not self._reauthenticating_self(request):
+        if user is None or self._reauthenticating_self(request):
+            return user
+        if challenge.address_throttled(request):
+            name = _login_name(credentials)
+            self._tell_of_pause(request, name, ratelimit.record_failure(name))
+        else:
             ratelimit.record_success(_login_name(credentials))
         return user
+
+    def is_login_by_code_required(self, login: Login) -> bool:
+        """A password sign-in from a throttled address needs the emailed code (challenge.py)."""
+        if challenge.address_throttled(context.request):
+            return True
+        return super().is_login_by_code_required(login)
 
     def authentication_failed(self, request: HttpRequest, **credentials: Any) -> None:
         """Count the failure for the name; when it starts a pause, tell the account's owner."""
@@ -113,6 +148,11 @@ class AccountAdapter(DefaultAccountAdapter):
             target_id=ratelimit.throttle_key(name),
             outcome=Outcome.FAILED,
         )
+        self._tell_of_pause(request, name, lockout)
+
+    def _tell_of_pause(
+        self, request: HttpRequest, name: str, lockout: ratelimit.Lockout | None
+    ) -> None:
         if lockout is not None:
             from custodia.accounts.notifications import notify_lockout
 

@@ -31,13 +31,13 @@ from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib.auth import signals as auth_signals
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.sites.shortcuts import get_current_site
 from django.dispatch import receiver
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
 from custodia.accounts.actions import do_record_security_event
+from custodia.accounts.links import public_url
 from custodia.accounts.models import SecurityEvent, SecurityEventKind, User
 from custodia.accounts.ratelimit import Lockout, device_fingerprint
 
@@ -55,15 +55,11 @@ def _mail(template: str, user: AbstractBaseUser, context: dict[str, Any]) -> Non
         get_adapter().send_mail(f"accounts/email/{template}", email, context)
 
 
-def _absolute(path: str) -> str:
-    return f"{settings.PUBLIC_URL}{path}"
-
-
 def _event_context(event: SecurityEvent) -> dict[str, Any]:
     return {
         "event": event,
-        "security_url": _absolute(reverse("security_panel")),
-        "reset_url": _absolute(reverse("account_reset_password")),
+        "security_url": public_url(reverse("security_panel")),
+        "reset_url": public_url(reverse("account_reset_password")),
     }
 
 
@@ -115,10 +111,9 @@ def _notify_pause(request: HttpRequest, user: User, lockout: Lockout, *, detail:
         **_event_context(event),
         "request": request,
         "email": user.email,
-        "current_site": get_current_site(request),
         "until": lockout.until,
         "second_factor": bool(detail),
-        "unlock_url": _absolute(reverse("account_unlock", args=[token])),
+        "unlock_url": public_url(reverse("account_unlock", args=[token])),
         "unlock_hours": settings.LOGIN_UNLOCK_TOKEN_SECONDS // 3600,
     }
     # The adapter sends it once the pause is committed (a rolled-back one sends nothing), and

@@ -277,8 +277,8 @@ def redeem_unlock_token(request: HttpRequest, token: str) -> str | None:
 class _CodeThrottle:
     """allauth's code check behind the user's code pause; wrong codes count towards it.
 
-    allauth's own per-user limit on codes rides on its `login_failed` rate, which Custodia keys on
-    the address alone (see settings); this is the per-account limit in its place. While a pause
+    allauth's own limit on codes rides on its `login_failed` rate, which Custodia leaves empty
+    (see settings); this is the per-account limit in its place. While a pause
     lasts, every code is refused, the right one too, so guessing on gains nothing.
     """
 

@@ -7,9 +7,10 @@ Lifetimes (README, "Sessions"):
 - Every session, remembered or not, ends after the idle minutes of the business it acts for (a
   business policy that a checkbox on the login form must not switch off).
 
-allauth.usersessions keeps the list of sessions (one `UserSession` row per session key, with IP,
+allauth.usersessions keeps the list of sessions (one `UserSession` row per session, with IP,
 user agent, started and last seen); this module's middleware refreshes that row at most once a
-minute instead of on every request, so a page view does not cost a write.
+minute instead of on every request, so a page view does not cost a write. Like the sessions
+themselves (accounts/sessionstore.py), list rows carry `stored_key(key)`, never the cookie's value.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from allauth.core import context as allauth_context
 from allauth.mfa.models import Authenticator
+from allauth.usersessions.adapter import DefaultUserSessionsAdapter
 from allauth.usersessions.adapter import get_adapter as get_usersessions_adapter
 from allauth.usersessions.models import UserSession
 from django.conf import settings
@@ -36,6 +37,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from user_agents import parse as parse_user_agent
 
+from custodia.accounts.sessionstore import SessionStore, stored_key
 from custodia.tenancy.context import set_db_context
 from custodia.tenancy.middleware import ACTIVE_BUSINESS_SESSION_KEY
 from custodia.tenancy.models import Membership
@@ -129,11 +131,24 @@ def start_session(request: HttpRequest) -> None:
     request.session.pop(SEEN_KEY, None)
 
 
+class _Listed:
+    """A session as its list row names it (allauth's `create_from_request` reads only this)."""
+
+    def __init__(self, session: SessionBase) -> None:
+        if session.session_key is None:
+            session.save()
+        self.session_key = stored_key(str(session.session_key))
+
+
+def listed_key(request: HttpRequest) -> str | None:
+    """The list-row key of the request's session (None before it is saved)."""
+    key = request.session.session_key
+    return stored_key(key) if key else None
+
+
 def _track(request: HttpRequest) -> None:
     """Create or refresh the session's UserSession row (IP, user agent, last seen)."""
-    if request.session.session_key is None:
-        request.session.save()
-    UserSession.objects.create_from_request(request)
+    UserSession.objects.create_from_request(request, session=_Listed(request.session))  # type: ignore[arg-type]
 
 
 class SessionLifetimeMiddleware:
@@ -194,9 +209,9 @@ class SessionLifetimeMiddleware:
 
 def rotate_session(request: HttpRequest) -> None:
     """A new session id for the same session (privilege change); its list entry follows it."""
-    old = request.session.session_key
+    old = listed_key(request)
     request.session.cycle_key()
-    new = request.session.session_key
+    new = listed_key(request)
     if old and new and old != new:
         UserSession.objects.filter(session_key=old).update(session_key=new)
 
@@ -214,26 +229,22 @@ def current_session_key(user: AbstractBaseUser) -> str | None:
 # --- Ending sessions --------------------------------------------------------------------------
 
 
-def _session_store(key: str | None = None) -> SessionBase:
-    engine: Any = import_module(settings.SESSION_ENGINE)
-    return engine.SessionStore(key)  # type: ignore[no-any-return]
-
-
-def _acts_for(session_key: str, business_id: uuid.UUID) -> bool:
-    """Whether a session acts (or may act, having chosen none) for the business."""
-    chosen = _session_store(session_key).get(ACTIVE_BUSINESS_SESSION_KEY)
+def _acts_for(listed: str, business_id: uuid.UUID) -> bool:
+    """Whether a listed session acts (or may act, having chosen none) for the business."""
+    chosen = SessionStore.data_of_stored(listed).get(ACTIVE_BUSINESS_SESSION_KEY)
     return not chosen or str(chosen) == str(business_id)
 
 
 def end_sessions(
     user: AbstractBaseUser, *, keep: str | None = None, business_id: uuid.UUID | None = None
 ) -> int:
-    """End `user`'s sessions server-side, all but `keep`; with `business_id`, only those acting
-    for that business. Returns how many ended."""
+    """End `user`'s sessions server-side, all but the one whose key is `keep`; with
+    `business_id`, only those acting for that business. Returns how many ended."""
     ended = 0
+    kept = stored_key(keep) if keep else None
     with transaction.atomic():
         for user_session in UserSession.objects.filter(user_id=user.pk).select_for_update():
-            if user_session.session_key == keep:
+            if user_session.session_key == kept:
                 continue
             if business_id is not None and not _acts_for(user_session.session_key, business_id):
                 continue
@@ -243,6 +254,16 @@ def end_sessions(
         logger.info("sessions ended server-side user=%s count=%d", user.pk, ended)
         record_session_end(user, "ended elsewhere", count=ended)
     return ended
+
+
+class UserSessionsAdapter(DefaultUserSessionsAdapter):
+    """Ends listed sessions by their stored key (allauth's `UserSession.end()` would take the
+    row's key for a cookie value, hash it again and end nothing)."""
+
+    def end_sessions(self, sessions: Any) -> None:
+        for session in sessions:
+            SessionStore.delete_stored(session.session_key)
+            session.delete()
 
 
 def end_other_sessions(request: HttpRequest) -> int:
@@ -279,7 +300,7 @@ def describe_device(user_agent: str) -> str:
 
 def list_sessions(request: HttpRequest) -> list[SessionRow]:
     """The request user's live sessions, this one first, then the most recently active."""
-    current = request.session.session_key
+    current = listed_key(request)
     rows = [
         SessionRow(
             id=session.pk,
@@ -302,7 +323,7 @@ def _own_session(request: HttpRequest, session_id: int) -> UserSession | None:
 def is_current_session(request: HttpRequest, session_id: int) -> bool:
     """Whether the panel's session `session_id` is the one making this request."""
     own = _own_session(request, session_id)
-    return own is not None and own.session_key == request.session.session_key
+    return own is not None and own.session_key == listed_key(request)
 
 
 def end_session_by_id(request: HttpRequest, session_id: int) -> bool:
@@ -310,7 +331,7 @@ def end_session_by_id(request: HttpRequest, session_id: int) -> bool:
     user_session = _own_session(request, session_id)
     if user_session is None:
         return False
-    if user_session.session_key == request.session.session_key:
+    if user_session.session_key == listed_key(request):
         request.session_end_reason = "revoked"  # type: ignore[attr-defined]
         _log_out_here(request)
     else:
@@ -344,7 +365,7 @@ def record_session_end(user: Any, how: str, *, count: int = 1) -> None:
 
 
 def _log_out_here(request: HttpRequest) -> None:
-    key = request.session.session_key
+    key = listed_key(request)
     logout(request)  # flushes this session: its row and cookie go
     if key:
         UserSession.objects.filter(session_key=key).delete()
@@ -370,10 +391,10 @@ def purge_stale_sessions(user: AbstractBaseUser) -> None:
 def track_login(request: HttpRequest, user: AbstractBaseUser) -> None:
     """List the new session; past MAX_SESSIONS_PER_USER live ones, the least recently used end."""
     purge_stale_sessions(user)
-    UserSession.objects.create_from_request(request)
+    _track(request)
     oldest = list(
         UserSession.objects.filter(user_id=user.pk)
-        .exclude(session_key=request.session.session_key)
+        .exclude(session_key=listed_key(request))
         .order_by("-last_seen_at")[MAX_SESSIONS_PER_USER - 1 :]
     )
     if oldest:

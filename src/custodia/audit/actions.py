@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 
 from custodia.audit.events import AuditAction, Outcome
-from custodia.tenancy.context import Actor
+from custodia.tenancy.context import Actor, ensure_context
 from custodia.web import requestctx
 
 INSERT_SQL = """INSERT INTO audit_auditevent (id, tenant_id, lane, seq, occurred_at,
@@ -62,26 +62,33 @@ def record(
         if client_id is None:
             client_id = target.pk if target_type == "client" else getattr(target, "client_id", None)
     info = requestctx.current()
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            INSERT_SQL,
-            [
-                tenant_id,
-                getattr(user, "pk", None),
-                actor.role.value if actor is not None else "",
-                str(action),
-                str(outcome),
-                target_type,
-                str(target_id or "")[:64],
-                None if client_id is None else str(client_id),
-                None if subject_ids is None else list(subject_ids),
-                info.ip if info else None,
-                info.user_agent if info else "",
-                info.request_id if info else "",
-                purpose[:200],
-                json.dumps(detail or {}, sort_keys=True, default=str),
-            ],
-        )
+    values = [
+        tenant_id,
+        getattr(user, "pk", None),
+        actor.role.value if actor is not None else "",
+        str(action),
+        str(outcome),
+        target_type,
+        str(target_id or "")[:64],
+        None if client_id is None else str(client_id),
+        None if subject_ids is None else list(subject_ids),
+        info.ip if info else None,
+        info.user_agent if info else "",
+        info.request_id if info else "",
+        purpose[:200],
+        json.dumps(detail or {}, sort_keys=True, default=str),
+    ]
+    if tenant_id is not None:
+        # A business's chain takes events only in that business's context, which only a
+        # verified context can name (tenancy/context.py).
+        with connections[using].cursor() as cursor:
+            cursor.execute(INSERT_SQL, values)
+        return
+    # The platform chain takes events only in a verified context too (a session with the app
+    # role's password alone cannot forge sign-ins): this transaction's, else an empty one.
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        ensure_context(using=using)
+        cursor.execute(INSERT_SQL, values)
 
 
 def record_bulk_read(

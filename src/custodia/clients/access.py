@@ -80,37 +80,47 @@ def home_access_and_hold(
 ) -> tuple[HomeAccess | None, bool]:
     """The codes the actor may see now, and whether they are held back for a step-up.
 
-    Staff: only around their own visits (RLS applies the window). Owners and managers: around
-    any visit of the client, or else after a fresh step-up (accounts/stepup.py); without one,
-    (None, True), or StepUpRequired with `insist` (a page that must show the codes, such as the
-    editor).
+    The one rule (docs/threat-model.md, "Door codes"): staff see them only in the business's
+    window around their own scheduled or completed visit (checked here, and by RLS underneath).
+    Owners and managers see them only after a fresh step-up (accounts/stepup.py), which an API
+    token never has; without one, (None, True), or StepUpRequired with `insist` (a page that
+    must show the codes, such as the editor).
     """
     if not actor.can(Permission.CLIENTS_ACCESS_READ):
         return None, False
     # Why the codes may be seen now: the purpose the trail records with the reveal.
-    purpose = "visit window"
-    if actor.is_manager and not _in_visit_window(actor, client):
+    if actor.is_manager:
+        # No visit counts for a manager: they can schedule, move and delete visits (and assign
+        # staff, themself included) without a step-up, so a visit "near now" proves nothing.
         if insist:
             require_step_up(actor)
         elif not has_fresh_step_up(actor):
             return None, True
-        purpose = "stepped up outside a visit window"
+        purpose = "stepped up"
+    elif _in_own_visit_window(actor, client):
+        purpose = "visit window"
+    else:
+        return None, False
     codes = HomeAccess.objects.filter(tenant_id=actor.tenant_id, client_id=client.pk).first()
     if codes is not None and (codes.door_code or codes.alarm_code or codes.instructions):
         record(AuditAction.ACCESS_CODES_REVEAL, actor=actor, target=client, purpose=purpose)
     return codes, False
 
 
-def _in_visit_window(actor: Actor, client: Client) -> bool:
-    """A scheduled or completed visit of the client whose access window includes now."""
-    from custodia.scheduling.models import Visit, VisitStatus
+# Visit statuses that open the window (scheduling.models.VisitStatus; the RLS policy on
+# clients_homeaccess names the same two). Requested and cancelled visits open nothing.
+WINDOW_STATUSES = ("scheduled", "completed")
 
+
+def _in_own_visit_window(actor: Actor, client: Client) -> bool:
+    """One of the actor's own visits to the client whose access window includes now."""
     business = actor.business
     now = timezone.now()
-    return Visit.objects.filter(
+    # Through the reverse relation, so clients need not import scheduling (which imports us).
+    return client.visits.filter(
         tenant_id=actor.tenant_id,
-        client_id=client.pk,
-        status__in=(VisitStatus.SCHEDULED, VisitStatus.COMPLETED),
+        staff_id=actor.membership.pk,
+        status__in=WINDOW_STATUSES,
         starts_at__lte=now + dt.timedelta(hours=business.access_window_before_hours),
         ends_at__gte=now - dt.timedelta(hours=business.access_window_after_hours),
     ).exists()

@@ -2,7 +2,7 @@
 rows (migrations) and re-encryption under a new key version (`custodia keys rotate-business`).
 
 Each batch is its own short transaction on the owner connection, in the business's row-level
-security context as a manager (`custodia.role = 'owner'`): it locks its rows (`FOR UPDATE`),
+security context as a manager (role 'owner'): it locks its rows (`FOR UPDATE`),
 rewrites the ones that need it, and commits. A concurrent writer waits for at most one batch;
 readers never wait. Progress is the data itself: a row already under the target version is
 skipped, so an interrupted run that is started again goes on where it stopped.
@@ -21,6 +21,8 @@ from psycopg import sql
 from custodia.crypto.fields import EncryptedTextField, open_text, seal_text
 from custodia.crypto.keyring import FORMAT_AES_GCM, keys_for, version_of
 from custodia.tenancy.access import business_slugs
+from custodia.tenancy.context import set_db_context
+from custodia.tenancy.permissions import Role
 
 # The connection the key commands work on: the owner role, which may enter any business's
 # row-level security context (tests of the rewrite point it at their own transaction).
@@ -61,14 +63,25 @@ def sealed_tables() -> list[SealedTable]:
     return sorted(tables, key=lambda table: table.table)
 
 
-ENTER_SQL = (
+# The encrypt migrations run before that migration on a new database: then the policies read
+# transaction-local settings.
+ENTER_BEFORE_VERIFIED_CONTEXT_SQL = (
     "SELECT set_config('custodia.tenant_id', %s, true), set_config('custodia.role', 'owner', true)"
+)
+HAS_VERIFIED_CONTEXT_SQL = (
+    "SELECT to_regprocedure('custodia_set_context(text, uuid, uuid, uuid, uuid, text, text)')"
+    " IS NOT NULL"
 )
 
 
 def enter_business(cursor: Any, business_id: object) -> None:
-    """The business's RLS context as a manager, for the rest of this transaction."""
-    cursor.execute(ENTER_SQL, [str(business_id)])
+    """The business's RLS context as a manager, for the rest of this transaction (owner role)."""
+    cursor.execute(HAS_VERIFIED_CONTEXT_SQL)
+    verified = cursor.fetchone()[0]
+    if verified:
+        set_db_context(tenant_id=business_id, role=Role.OWNER, using=cursor.db.alias)
+    else:
+        cursor.execute(ENTER_BEFORE_VERIFIED_CONTEXT_SQL, [str(business_id)])
 
 
 UPDATE_SQL = (

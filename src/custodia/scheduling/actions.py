@@ -128,6 +128,8 @@ def do_create_visit(
     status: VisitStatus = VisitStatus.SCHEDULED,
 ) -> Visit:
     """A manager schedules a visit; the end defaults to the service's duration."""
+    # No step-up here, nor to move or delete a visit: a visit opens door codes only to its own
+    # staff member, never to whoever scheduled it (clients/access.py, home_access_and_hold).
     actor.require(Permission.VISITS_WRITE)
     ensure_in_business(actor, client, service)
     if ends_at is None:

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from custodia.audit.actions import record, record_bulk_read
 from custodia.audit.events import AuditAction
-from custodia.clients.access import home_access_for, list_clients
+from custodia.clients.access import home_access_and_hold, list_clients
 from custodia.clients.forms import StaffChoiceForm
 from custodia.scheduling import access
 from custodia.scheduling.actions import (
@@ -299,9 +299,12 @@ def today(request: HttpRequest, actor: Actor) -> HttpResponse:
     start, end = day_bounds(day)
     visits = list(access.list_visits(actor, start=start, end=end, staff_id=actor.membership.pk))
     record_bulk_read(actor, visits)
-    rows = [
-        {"visit": visit, "home_access": home_access_for(actor, visit.client)} for visit in visits
-    ]
+    rows = []
+    for visit in visits:
+        # Staff: around their own visit. A manager on their own round steps up first, like
+        # anywhere else (clients/access.py, home_access_and_hold).
+        home_access, held_back = home_access_and_hold(actor, visit.client)
+        rows.append({"visit": visit, "home_access": home_access, "needs_step_up": held_back})
     return render(request, "scheduling/today.html", {"rows": rows, "day": day})
 
 

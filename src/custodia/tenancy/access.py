@@ -29,16 +29,15 @@ def memberships_of(user: User) -> QuerySet[Membership]:
 
 
 def active_membership(user: User, business_id: object) -> Membership | None:
-    """The membership the session points at, else the user's first one."""
+    """The user's membership in the business the session names; naming none (a fresh login),
+    the user's first; None when the named business is not (or no longer) theirs."""
     memberships = memberships_of(user)
-    if business_id:
-        try:
-            chosen = memberships.filter(tenant_id=uuid.UUID(str(business_id))).first()
-        except ValueError:
-            chosen = None
-        if chosen is not None:
-            return chosen
-    return memberships.first()
+    if not business_id:
+        return memberships.first()
+    try:
+        return memberships.filter(tenant_id=uuid.UUID(str(business_id))).first()
+    except ValueError:
+        return None
 
 
 def parse_id(value: object) -> uuid.UUID:

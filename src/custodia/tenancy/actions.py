@@ -16,12 +16,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.http import Http404
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
 from custodia.accounts.digests import digest_secret, is_wellformed_prefix, issue_secret
+from custodia.accounts.links import public_url
 from custodia.accounts.stepup import require_step_up
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
@@ -29,7 +32,7 @@ from custodia.crypto.actions import do_destroy_business_keys
 from custodia.crypto.keyring import create_keys
 from custodia.tenancy.context import Actor, activate, ensure_in_business, set_db_context
 from custodia.tenancy.models import Business, Invitation, Membership
-from custodia.tenancy.permissions import MANAGING_ROLES, Permission, Role
+from custodia.tenancy.permissions import MANAGING_ROLES, Permission, Role, may_grant
 
 if TYPE_CHECKING:
     from custodia.accounts.models import User
@@ -38,6 +41,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 INVITATION_PURPOSE = "invitation"
 INVALID_INVITATION = "This invitation link is not valid any more. Ask for a new one."
+ALREADY_ACCEPTED = (
+    "This invitation was already accepted, so revoking it would not take anything back."
+    " To remove that person's access, deactivate them on the staff page."
+)
+EXISTING_ACCOUNT = "An account with this email already exists: log in, then open the link again."
 
 
 def do_create_business(*, name: str, owner: User, slug: str | None = None) -> Actor:
@@ -64,7 +72,8 @@ def do_create_business(*, name: str, owner: User, slug: str | None = None) -> Ac
 def do_delete_business(business: Business, *, actor: Actor, confirm_slug: str) -> None:
     """Delete the business and everything it holds, at the owner's request.
 
-    Its data keys are destroyed once the deletion commits (crypto-shredding: docs/keys.md), so
+    Its members' sessions acting for it end with it, in the same transaction. Its data keys
+    are destroyed once the deletion commits (crypto-shredding: docs/keys.md), so
     no copy of its encrypted data, in a backup or anywhere else, can be read again. The audit
     trail keeps its events (they hold ids and field names, no customer values) for its
     retention period.
@@ -83,6 +92,13 @@ def do_delete_business(business: Business, *, actor: Actor, confirm_slug: str) -
         # Every member's API tokens; the owner may see only their own (accounts/0005).
         with connection.cursor() as cursor:
             cursor.execute("SELECT custodia_delete_business_tokens(%s)", [business_id])
+        # And their sessions acting for it (the owner's own request keeps its session, which
+        # the view sends to choose a business).
+        signed_in = Membership.objects.filter(
+            tenant_id=business_id, user__usersession__isnull=False
+        ).distinct()
+        for member in signed_in.select_related("user"):
+            _end_member_sessions(member)
         Business.objects.filter(pk=business_id).delete()
         transaction.on_commit(lambda: _destroy_keys(business_id))
     logger.info("business deleted tenant=%s", business_id)
@@ -103,7 +119,7 @@ def do_invite_member(
     """Invite someone by a single-use, expiring link sent by email."""
     actor.require(Permission.STAFF_MEMBER_INVITE)
     ensure_in_business(actor, client)
-    if role == Role.OWNER and actor.role != Role.OWNER:
+    if not may_grant(actor.role, role):
         raise PermissionDenied("Only an owner can invite another owner.")
     if role in MANAGING_ROLES:
         # Granting the run of the business is a permission change: confirm it's you.
@@ -135,7 +151,7 @@ def do_invite_member(
             client_id=invitation.client_id,
             detail={"role": str(role)},
         )
-        link = f"{settings.PUBLIC_URL}/invite/{issued.prefix}/{issued.secret}/"
+        link = public_url(reverse("invitation_open", args=[issued.prefix, issued.secret]))
         body = render_to_string(
             "tenancy/email/invitation.txt",
             {
@@ -181,36 +197,29 @@ def open_invitation(prefix: str, proof: str) -> Invitation:
         or invitation.expires_at <= timezone.now()
     ):
         raise ValidationError(INVALID_INVITATION)
+    # Also here, so the page never offers to accept what acceptance would refuse.
+    _ensure_sender_may_grant(invitation)
     return invitation
 
 
 def do_accept_invitation(
     prefix: str, proof: str, *, user: User | None, full_name: str = "", password: str = ""
 ) -> Actor:
-    """Join the inviting business; creates the login when the invitee has none yet."""
-    from allauth.account.models import EmailAddress
+    """Join the inviting business; creates the login when the invitee has none yet.
 
-    from custodia.accounts.models import User as UserModel
-
+    The invitation row stays locked until this commits, so a revocation, the sender's removal
+    or a second acceptance of the same link either waits and then finds it spent, or comes first
+    and makes this one refuse.
+    """
     with transaction.atomic():
         invitation = open_invitation(prefix, proof)
         if user is None:
-            if UserModel.objects.filter(email__iexact=invitation.email).exists():
-                raise ValidationError(
-                    "An account with this email already exists: log in, then open the link again."
-                )
-            candidate = UserModel(email=invitation.email, full_name=full_name.strip()[:120])
-            validate_password(password, candidate)
-            if not candidate.full_name:
-                raise ValidationError({"full_name": "Tell us your name."})
-            user = UserModel.objects.create_user(
-                invitation.email, password, full_name=candidate.full_name
-            )
-            # Opening the emailed link proves the address.
-            EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+            user = _create_invitee(invitation, full_name=full_name, password=password)
         elif user.email.lower() != invitation.email.lower():
             raise ValidationError("This invitation was sent to a different email address.")
         set_db_context(tenant_id=invitation.tenant_id, user_id=user.pk, lookup=prefix)
+        invitation = _lock_pending_invitation(invitation.pk)
+        _ensure_sender_may_grant(invitation)
         try:
             with transaction.atomic():
                 membership = Membership.objects.create(
@@ -222,7 +231,9 @@ def do_accept_invitation(
         except IntegrityError:
             raise ValidationError("You are already a member of this business.") from None
         invitation.accepted_at = timezone.now()
-        invitation.save(update_fields=["accepted_at"])
+        # The address has done its work (finding the invitee); it is not kept (docs/keys.md).
+        invitation.email = ""
+        invitation.save(update_fields=["accepted_at", "email"])
         actor = Actor(user, membership)
         activate(actor)
         record(
@@ -234,14 +245,132 @@ def do_accept_invitation(
     return actor
 
 
-def do_revoke_invitation(invitation: Invitation, *, actor: Actor) -> None:
-    """An unused invitation stops working."""
+def _create_invitee(invitation: Invitation, *, full_name: str, password: str) -> User:
+    """The invitee's new login, its address verified by the emailed link."""
+    from allauth.account.models import EmailAddress
+
+    from custodia.accounts.models import User as UserModel
+
+    if UserModel.objects.filter(email__iexact=invitation.email).exists():
+        raise ValidationError(EXISTING_ACCOUNT)
+    candidate = UserModel(email=invitation.email, full_name=full_name.strip()[:120])
+    validate_password(password, candidate)
+    if not candidate.full_name:
+        raise ValidationError({"full_name": "Tell us your name."})
+    try:
+        with transaction.atomic():
+            user = UserModel.objects.create_user(
+                invitation.email, password, full_name=candidate.full_name
+            )
+            # Opening the emailed link proves the address.
+            EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    except IntegrityError:
+        # The same address signed up meanwhile (the link submitted twice at once, say).
+        raise ValidationError(EXISTING_ACCOUNT) from None
+    return user
+
+
+def _lock_pending_invitation(invitation_id: uuid.UUID) -> Invitation:
+    """The invitation, locked for this transaction, if it is still pending; else the one
+    message for every spent link. A revocation or acceptance committed while this waited for
+    the lock is seen here."""
+    invitation = (
+        Invitation.objects.select_for_update()
+        .filter(
+            pk=invitation_id,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .first()
+    )
+    if invitation is None:
+        raise ValidationError(INVALID_INVITATION)
+    return invitation
+
+
+def _ensure_sender_may_grant(invitation: Invitation) -> None:
+    """An invitation grants only what its sender may still grant: they must still be an active
+    member whose role may invite into the invitation's role."""
+    sender = (
+        None  # the sender's membership was deleted
+        if invitation.invited_by_id is None
+        else Membership.objects.filter(pk=invitation.invited_by_id, tenant_id=invitation.tenant_id)
+        .values_list("role", "is_active")
+        .first()
+    )
+    if sender is None or not sender[1] or not may_grant(Role(sender[0]), Role(invitation.role)):
+        raise ValidationError(INVALID_INVITATION)
+
+
+def do_revoke_invitation(invitation: Invitation, *, actor: Actor) -> Invitation:
+    """A pending invitation stops working and its address is erased; an accepted one is refused
+    (the access it gave is taken back by deactivating the member)."""
     actor.require(Permission.STAFF_MEMBER_INVITE)
     ensure_in_business(actor, invitation)
     with transaction.atomic():
-        invitation.revoked_at = timezone.now()
-        invitation.save(update_fields=["revoked_at"])
-        record(AuditAction.INVITATION_REVOKE, actor=actor, target=invitation)
+        # Locked: an acceptance under way commits first (and this refuses), or waits and then
+        # finds it revoked.
+        locked = (
+            Invitation.objects.select_for_update()
+            .filter(pk=invitation.pk, tenant_id=actor.tenant_id)
+            .first()
+        )
+        if locked is None:
+            raise Http404("No such invitation.")
+        if locked.accepted_at is not None:
+            raise ValidationError(ALREADY_ACCEPTED)
+        if locked.revoked_at is None:
+            _revoke(locked, actor=actor)
+        # Already revoked (a second click): nothing changes, nothing more to record.
+    return locked
+
+
+def _revoke(invitation: Invitation, *, actor: Actor, reason: str = "") -> None:
+    """Revoke a locked, pending invitation and record it."""
+    invitation.revoked_at = timezone.now()
+    invitation.email = ""  # no longer needed to find anyone (docs/keys.md)
+    invitation.save(update_fields=["revoked_at", "email"])
+    record(
+        AuditAction.INVITATION_REVOKE,
+        actor=actor,
+        target=invitation,
+        detail={"reason": reason} if reason else None,
+    )
+
+
+def _revoke_invitations_sent_by(member: Membership, *, actor: Actor, reason: str) -> None:
+    """Revoke the member's pending invitations that they can no longer grant (all of them once
+    they are deactivated): an invitation must not outlive its sender's authority."""
+    pending = (
+        Invitation.objects.select_for_update()
+        .filter(
+            tenant_id=member.tenant_id,
+            invited_by=member,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+        )
+        .order_by("pk")  # one lock order for every writer
+    )
+    for invitation in pending:
+        if not member.is_active or not may_grant(Role(member.role), Role(invitation.role)):
+            _revoke(invitation, actor=actor, reason=reason)
+
+
+def do_erase_spent_invitation_addresses(*, using: str) -> int:
+    """Erase the addresses of accepted, revoked and expired invitations; how many were erased.
+
+    Acceptance and revocation erase theirs at once; this catches the expired ones. It runs
+    daily as the operator (`custodia audit maintain`) on the connection `using`, whose policies
+    (tenancy/0004) let it see spent invitations of every business and only blank their address.
+    """
+    spent = (
+        Q(accepted_at__isnull=False)
+        | Q(revoked_at__isnull=False)
+        | Q(expires_at__lte=timezone.now())
+    )
+    with transaction.atomic(using=using):
+        return Invitation.objects.using(using).filter(spent).exclude(email="").update(email="")
 
 
 def do_change_role(member: Membership, role: Role, *, actor: Actor) -> Membership:
@@ -258,6 +387,7 @@ def do_change_role(member: Membership, role: Role, *, actor: Actor) -> Membershi
         member.role = role
         member.save(update_fields=["role"])
         record(AuditAction.MEMBER_ROLE_CHANGE, actor=actor, target=member, detail=detail)
+        _revoke_invitations_sent_by(member, actor=actor, reason="sender's role changed")
         _end_member_sessions(member)
     return member
 
@@ -277,6 +407,7 @@ def do_deactivate_member(member: Membership, *, actor: Actor) -> Membership:
         member.is_active = False
         member.save(update_fields=["is_active"])
         record(AuditAction.MEMBER_DEACTIVATE, actor=actor, target=member)
+        _revoke_invitations_sent_by(member, actor=actor, reason="sender deactivated")
         _end_member_sessions(member)
     return member
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
@@ -13,7 +15,46 @@ from custodia.tenancy import access
 from custodia.tenancy.context import Actor, activate, clear, set_db_context
 from custodia.web import requestctx
 
+if TYPE_CHECKING:
+    from django.contrib.sessions.backends.base import SessionBase
+
+    from custodia.accounts.models import User
+    from custodia.tenancy.models import Membership
+
 ACTIVE_BUSINESS_SESSION_KEY = "custodia.business_id"
+# Set when the business a session acted for went away (deleted, or the membership ended): the
+# session acts for no business until the person chooses one, never silently for another.
+CHOOSE_BUSINESS_SESSION_KEY = "custodia.choose_business"
+BUSINESS_GONE = (
+    "The business you were working in is no longer available to you. Choose a business to continue."
+)
+
+
+def act_for(session: SessionBase, business_id: object) -> None:
+    """The session acts for this business from now on (a switch, an accepted invitation)."""
+    session[ACTIVE_BUSINESS_SESSION_KEY] = str(business_id)
+    session.pop(CHOOSE_BUSINESS_SESSION_KEY, None)
+
+
+def forget_business(session: SessionBase) -> None:
+    """The session acts for no business until the person chooses one."""
+    session.pop(ACTIVE_BUSINESS_SESSION_KEY, None)
+    session[CHOOSE_BUSINESS_SESSION_KEY] = True
+
+
+def session_membership(request: HttpRequest, user: User) -> Membership | None:
+    """The membership the session acts for. When the business it named is no longer the
+    user's, the session forgets it and says so, rather than acting for another of theirs: a
+    form opened for the old business must not submit into a different one."""
+    session = request.session
+    named = session.get(ACTIVE_BUSINESS_SESSION_KEY)
+    if not named and session.get(CHOOSE_BUSINESS_SESSION_KEY):
+        return None
+    membership = access.active_membership(user, named)
+    if membership is None and named:
+        forget_business(session)
+        messages.warning(request, BUSINESS_GONE, fail_silently=True)
+    return membership
 
 
 class TenantMiddleware:
@@ -38,9 +79,7 @@ class TenantMiddleware:
                 clear()
             else:
                 set_db_context(user_id=user.pk, durable=durable)
-                membership = access.active_membership(
-                    user, request.session.get(ACTIVE_BUSINESS_SESSION_KEY)
-                )
+                membership = session_membership(request, user)  # type: ignore[arg-type]
                 if membership is not None:
                     actor = Actor(
                         user,  # type: ignore[arg-type]

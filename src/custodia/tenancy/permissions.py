@@ -92,3 +92,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         }
     ),
 }
+
+
+def may_grant(granter: Role, role: Role) -> bool:
+    """Whether a member of role `granter` may invite someone into `role` (only owners make owners).
+
+    Checked when an invitation is sent and again when it is accepted: an invitation grants only
+    what its sender may still grant.
+    """
+    if Permission.STAFF_MEMBER_INVITE not in ROLE_PERMISSIONS[granter]:
+        return False
+    return role != Role.OWNER or granter == Role.OWNER

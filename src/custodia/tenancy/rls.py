@@ -1,13 +1,16 @@
 """Row-level security as migration operations: one helper, so every table is guarded the same way.
 
-Policies read transaction-local settings (`custodia.tenant_id`, `custodia.user_id`,
-`custodia.membership_id`, `custodia.client_id`, `custodia.role`, `custodia.lookup`) through small
-STABLE SQL functions that the planner inlines, so `tenant_id = custodia_tenant_id()` stays an
-index condition.
+Policies read the request's context (tenant, user, membership, client, role, lookup prefix)
+through small functions, `custodia_tenant_id()` and its siblings. Since tenancy/0005 they read
+it from `custodia_db_context`, a table only its owner can touch, written by
+`custodia_set_context(key, ...)` alone (tenancy/context.py); before, they read `custodia.*`
+settings, which any session can set by hand. Each policy calls them as `(SELECT f())`, an
+InitPlan run once per query, whose result is still an index condition.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db import migrations
@@ -42,6 +45,29 @@ DROP FUNCTION IF EXISTS custodia_tenant_id(), custodia_user_id(), custodia_membe
   custodia_role(), custodia_is_manager(), custodia_lookup();
 """
 
+CONTEXT_FUNCTIONS = (
+    "tenant_id",
+    "user_id",
+    "membership_id",
+    "client_id",
+    "role",
+    "is_manager",
+    "lookup",
+)
+# A call of a context function not already wrapped as `(SELECT f())` (in a policy as written
+# here, or as PostgreSQL prints one back: `( SELECT f() AS f)`).
+_BARE_CALL = re.compile(
+    r"(?<!SELECT )\b(custodia_(?:" + "|".join(CONTEXT_FUNCTIONS) + r")\(\))"
+)
+
+
+def once_per_query(expression: str) -> str:
+    """Wrap each context-function call in a scalar subquery, so PostgreSQL evaluates it once
+    per query (an InitPlan) instead of once per row: the functions are SECURITY DEFINER, which
+    the planner never inlines."""
+    return _BARE_CALL.sub(r"(SELECT \1)", expression)
+
+
 # The clause every tenant-owned row starts from.
 IN_TENANT = "tenant_id = custodia_tenant_id()"
 
@@ -68,11 +94,12 @@ def guard_table(
     forward: list[Any] = [
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
-        f"CREATE POLICY {table}_select ON {table} FOR SELECT USING ({select})",
-        f"CREATE POLICY {table}_insert ON {table} FOR INSERT WITH CHECK ({insert})",
-        f"CREATE POLICY {table}_update ON {table} FOR UPDATE USING ({update})"
-        f" WITH CHECK ({update_check or update})",
-        f"CREATE POLICY {table}_delete ON {table} FOR DELETE USING ({delete})",
+        f"CREATE POLICY {table}_select ON {table} FOR SELECT USING ({once_per_query(select)})",
+        f"CREATE POLICY {table}_insert ON {table} FOR INSERT"
+        f" WITH CHECK ({once_per_query(insert)})",
+        f"CREATE POLICY {table}_update ON {table} FOR UPDATE USING ({once_per_query(update)})"
+        f" WITH CHECK ({once_per_query(update_check or update)})",
+        f"CREATE POLICY {table}_delete ON {table} FOR DELETE USING ({once_per_query(delete)})",
     ]
     backward: list[Any] = [
         *(

@@ -21,6 +21,7 @@ urlpatterns = [
         name="member_deactivate",
     ),
     path("app/switch/", views.switch_business, name="switch_business"),
+    path("app/choose/", views.choose_business, name="choose_business"),
     path("app/business/security/", views.business_security, name="business_security"),
     path("app/business/delete/", views.business_delete, name="business_delete"),
     # The accept page comes first: "accept" must never be read as a secret.

@@ -7,6 +7,7 @@ from typing import Any
 
 from allauth.account.utils import perform_login
 from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -40,7 +41,7 @@ from custodia.tenancy.forms import (
     SecurityPolicyForm,
     SwitchBusinessForm,
 )
-from custodia.tenancy.middleware import ACTIVE_BUSINESS_SESSION_KEY
+from custodia.tenancy.middleware import act_for, forget_business
 from custodia.tenancy.models import Invitation
 from custodia.tenancy.permissions import Permission, Role
 from custodia.web.decorators import add_action_errors, member_required
@@ -120,7 +121,10 @@ def staff_invite(request: HttpRequest, actor: Actor) -> HttpResponse:
 def invitation_revoke(request: HttpRequest, actor: Actor, invitation_id: str) -> HttpResponse:
     """The invitation link stops working."""
     invitation = access.access_invitation_by_id(actor, invitation_id)
-    do_revoke_invitation(invitation, actor=actor)
+    try:
+        do_revoke_invitation(invitation, actor=actor)
+    except ValidationError as exc:
+        return _staff_page(request, actor, errors=exc.messages, status=400)
     messages.success(request, "Invitation revoked.")
     return redirect("staff_list")
 
@@ -196,7 +200,8 @@ def business_delete(request: HttpRequest, actor: Actor) -> HttpResponse:
         except ValidationError as exc:
             add_action_errors(form, exc)
         else:
-            request.session.pop(ACTIVE_BUSINESS_SESSION_KEY, None)
+            # Not silently another business: the person chooses (tenancy/middleware.py).
+            forget_business(request.session)
             messages.success(
                 request, f"{business.name} was deleted and its encryption keys destroyed."
             )
@@ -206,6 +211,17 @@ def business_delete(request: HttpRequest, actor: Actor) -> HttpResponse:
 
 
 # --- Business switcher ------------------------------------------------------------------------
+
+
+@require_safe
+def choose_business(request: HttpRequest) -> HttpResponse:
+    """The businesses the person may act for, to pick one (after theirs went away)."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.path)
+    memberships = list(access.memberships_of(request.user))  # type: ignore[arg-type]
+    if not memberships:
+        return redirect("dashboard")
+    return render(request, "tenancy/choose_business.html", {"memberships": memberships})
 
 
 @require_POST
@@ -223,7 +239,7 @@ def switch_business(request: HttpRequest) -> HttpResponse:
     )
     if membership is None:
         raise Http404("No such business.")
-    request.session[ACTIVE_BUSINESS_SESSION_KEY] = str(membership.tenant_id)
+    act_for(request.session, membership.tenant_id)
     # Acting for another business is a privilege change: the old session id stops working.
     rotate_session(request)
     return redirect("dashboard")
@@ -350,13 +366,13 @@ def invitation_accept(request: HttpRequest, prefix: str) -> HttpResponse:
         )
     _forget_link(request)
     if request.user.is_authenticated:
-        request.session[ACTIVE_BUSINESS_SESSION_KEY] = str(actor.tenant_id)
+        act_for(request.session, actor.tenant_id)
         # A new membership is a privilege change: the old session id stops working.
         rotate_session(request)
         messages.success(request, f"Welcome to {actor.business.name}.")
         return redirect("dashboard")
     response = perform_login(request, actor.user, redirect_url=reverse("dashboard"))
     # Login made a new session id; it now acts for the business that invited them.
-    request.session[ACTIVE_BUSINESS_SESSION_KEY] = str(actor.tenant_id)
+    act_for(request.session, actor.tenant_id)
     messages.success(request, f"Welcome to {actor.business.name}.")
     return response

@@ -10,8 +10,9 @@ from django import forms
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
+from custodia.tenancy.access import memberships_of
 from custodia.tenancy.context import Actor
 from custodia.tenancy.permissions import Permission
 
@@ -23,8 +24,9 @@ View = Callable[Concatenate[HttpRequest, P], HttpResponse]
 def member_required(permission: Permission | None = None) -> Callable[[ActorView[P]], View[P]]:
     """Login, an active membership and (when given) `permission`; the view receives the actor.
 
-    Logged-out people are sent to log in, people without a business see a page saying so, and a
-    role without the permission gets 403 from `actor.require`.
+    Logged-out people are sent to log in, members acting for no business to choose one, people
+    without a business see a page saying so, and a role without the permission gets 403 from
+    `actor.require`.
     """
 
     def decorator(view: ActorView[P]) -> View[P]:
@@ -35,6 +37,10 @@ def member_required(permission: Permission | None = None) -> Callable[[ActorView
                 return redirect_to_login(request.path)
             actor: Actor | None = getattr(request, "actor", None)
             if actor is None:
+                # A member acting for no business yet (theirs went away): nothing is done
+                # here, they choose first (tenancy/middleware.py).
+                if memberships_of(request.user).exists():  # type: ignore[arg-type]
+                    return redirect("choose_business")
                 return render(request, "web/no_business.html", status=403)
             if permission is not None:
                 actor.require(permission)

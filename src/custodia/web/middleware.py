@@ -1,4 +1,4 @@
-"""Headers and method rules Django's own middleware does not set."""
+"""Host, header and method rules Django's own middleware does not apply."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib import messages
+from django.core.exceptions import DisallowedHost
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.http.request import split_domain_port
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 
 from custodia.accounts.hashers import HashingBusy
+from custodia.accounts.links import public_port
 from custodia.accounts.stepup import SessionAuthentication, StepUpRequired, is_fresh
 from custodia.crypto.errors import CryptoError, public_answer
 from custodia.web import requestctx
@@ -23,6 +26,30 @@ PERMISSIONS_POLICY = (
     "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
     "microphone=(), payment=(), usb=(), interest-cohort=()"
 )
+
+
+class PublicHostMiddleware:
+    """A request must name an allowed host, and no port but the public URL's: else 400.
+
+    Django checks the Host header's name against ALLOWED_HOSTS and ignores its port, so a link
+    built from `Host: localhost:31337` would point at another port of the real host. A Host that
+    names no port (what browsers send for their scheme's default, and what proxies pass on) is
+    judged by its name alone, as Django does. Mail links never come from the Host at all
+    (accounts/links.py).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        host = request.get_host()  # DisallowedHost (400) for a name outside ALLOWED_HOSTS
+        _, port = split_domain_port(host)
+        if port and (not port.isdigit() or int(port) != public_port()):
+            raise DisallowedHost(f"Invalid HTTP_HOST header: {host!r}. {WRONG_PORT}")
+        return self.get_response(request)
+
+
+WRONG_PORT = "Its port is not the one of CUSTODIA_PUBLIC_URL."
 
 
 class RefuseUnsafeMethodsMiddleware:

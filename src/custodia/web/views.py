@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -95,7 +97,11 @@ def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """400 without details."""
+    """400 without details; a Host this site does not answer for is told where it does."""
+    if isinstance(exception, DisallowedHost):
+        message = f"Custodia does not answer at this address. Use {settings.PUBLIC_URL}/ instead."
+        context = {"title": "Wrong address", "message": message}
+        return render(request, "web/error.html", context, status=400)
     return render(request, "web/error.html", {"title": "Bad request"}, status=400)
 
 

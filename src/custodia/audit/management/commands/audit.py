@@ -15,6 +15,8 @@ from custodia.audit import chain
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
 from custodia.tenancy.access import business_id_by_slug, business_slugs
+from custodia.tenancy.actions import do_erase_spent_invitation_addresses
+from custodia.tenancy.context import forget_ended_backends
 from custodia.web.maintenance import run_daily
 
 logger = logging.getLogger(__name__)
@@ -58,7 +60,9 @@ class Command(BaseCommand):
             f" ({settings.AUDIT_RETENTION_DAYS} days) after a signed checkpoint",
         )
         maintain = commands.add_parser(
-            "maintain", help="checkpoint and purge every chain now, then once a day"
+            "maintain",
+            help="checkpoint and purge every chain, and erase the addresses of spent"
+            " invitations, now, then once a day",
         )
         maintain.add_argument("--once", action="store_true", help="one round, then exit")
 
@@ -144,7 +148,23 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"{failed} chain(s) do not verify and were kept whole.")
 
+    @staticmethod
+    def _forget_ended_backends() -> None:
+        forget_ended_backends(using=chain.USING)
+
+    def _erase_invitation_addresses(self) -> None:
+        # Retention of another kind: an invitation's address is kept only while it is pending.
+        erased = do_erase_spent_invitation_addresses(using=chain.USING)
+        if erased:
+            self.stdout.write(f"erased the addresses of {erased} spent invitations")
+
     def _maintain(self, *, once: bool) -> None:
         """Beside the server (`custodia serve`): a round at start, then one a day."""
-        steps = (lambda: self._checkpoint(None, reason="daily"), self._purge)
+        steps = (
+            lambda: self._checkpoint(None, reason="daily"),
+            self._purge,
+            # Housekeeping of the same daily round: contexts of backends that have ended.
+            self._forget_ended_backends,
+            self._erase_invitation_addresses,
+        )
         run_daily("audit maintenance", steps, once=once, logger=logger)

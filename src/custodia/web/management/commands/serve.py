@@ -84,6 +84,14 @@ def display_host(host: str) -> str:
     return "localhost" if host in wildcard_or_loopback else host
 
 
+def local_public_url(port: int, environ: dict[str, str], *, production: bool) -> str | None:
+    """In development without CUSTODIA_PUBLIC_URL, the public URL follows --port, so that mail
+    links name this server and its Host check (web.middleware.PublicHostMiddleware) accepts it."""
+    if production or environ.get("CUSTODIA_PUBLIC_URL"):
+        return None
+    return f"https://localhost:{port}"
+
+
 class Command(BaseCommand):
     help = "Serve Custodia over HTTPS with granian (and redirect plain HTTP to it)."
 
@@ -141,6 +149,9 @@ class Command(BaseCommand):
         # The children inherit the environment; the redirector learns where to send people from
         # it: in production always to the public URL, locally to this host's HTTPS port.
         env = {**os.environ, "CUSTODIA_HTTPS_PORT": str(port)}
+        local = local_public_url(port, env, production=settings.PRODUCTION)
+        if local is not None:
+            env["CUSTODIA_PUBLIC_URL"] = local
         if settings.PRODUCTION:
             public = urlsplit(settings.PUBLIC_URL)
             env["CUSTODIA_REDIRECT_ORIGIN"] = f"{public.scheme}://{public.netloc}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,20 @@ def prepare_database(name: str, *, fresh: bool = False) -> None:
         verify_keystore_covers_database()
     call_command("migrate", database="owner", interactive=False, verbosity=0)
     call_command("createcachetable", database="owner", verbosity=0)
+    install_context_key()
+
+
+def install_context_key() -> None:
+    """Store the digest of this install's context key, which `custodia_set_context` checks
+    (tenancy/context.py); a new key replaces the old one, so running servers with the old key
+    stop getting a context until they restart with the new one."""
+    digest = hashlib.sha256(settings.DB_CONTEXT_KEY.encode()).digest()
+    with connections["owner"].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO custodia_context_key (id, digest) VALUES (true, %s)"
+            " ON CONFLICT (id) DO UPDATE SET digest = EXCLUDED.digest",
+            [digest],
+        )
 
 
 def open_database(name: str, *, fresh: bool = False) -> None:
