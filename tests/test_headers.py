@@ -101,6 +101,20 @@ def test_login_sets_host_prefixed_secure_cookies(web, matrix):
     assert "sessionid" not in response.cookies and "csrftoken" not in response.cookies
 
 
+def test_flash_messages_travel_in_the_session_not_a_cookie(web, matrix):
+    user = matrix.a.owner.user
+    response = web.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
+    assert response.status_code == 302
+    # allauth's "Successfully signed in as <person>." is waiting for the next page: it names the
+    # person, so it must not ride in a cookie (signed is not secret), prefixed or not.
+    assert set(response.cookies) <= {"__Host-sessionid", "__Host-csrftoken"}
+    for morsel in response.cookies.values():
+        assert user.email not in morsel.value
+    page = web.get(response["Location"], follow=True)
+    assert b"Successfully signed in" in page.content
+    assert "messages" not in page.cookies
+
+
 @pytest.mark.parametrize("method", ["TRACE", "TRACK", "CONNECT"])
 def test_trace_and_friends_are_refused(web, method):
     response = web.generic(method, "/")
@@ -163,3 +177,23 @@ def test_a_form_without_csrf_token_gets_our_plain_403(db: None) -> None:
     body = response.content.decode()
     assert response.status_code == 403
     assert "Form expired" in body and "CSRF" not in body and "Referer" not in body
+
+
+@pytest.mark.parametrize("path", ["/static/custodia.css", "/static/favicon.svg"])
+def test_static_files_carry_the_security_headers(web, path):
+    response = web.get(path)
+    assert response.status_code == 200
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert csp_of(response)["default-src"] == ["'self'"]
+    assert response["Cross-Origin-Resource-Policy"] == "same-origin"
+    assert response["Referrer-Policy"] == "same-origin"
+    b"".join(response.streaming_content)
+
+
+def test_static_files_touch_no_session_or_database(web, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = web.get("/static/custodia.css")
+        b"".join(response.streaming_content)
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response

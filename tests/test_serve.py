@@ -139,10 +139,13 @@ def test_security_txt_is_served(server: dict[str, Any]) -> None:
     assert response.headers["Content-Type"].startswith("text/plain")
 
 
-def test_static_files_are_served_by_granian(server: dict[str, Any]) -> None:
+def test_static_files_are_served_with_the_security_headers(server: dict[str, Any]) -> None:
     response = https_get(server["port"], "/static/custodia.css")
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/css")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "HEAD"])

@@ -117,6 +117,42 @@ def test_secret_key_can_come_from_a_file(tmp_path):
     assert import_settings(tmp_path, env).returncode == 0
 
 
+def fallbacks_of(tmp_path: Path, env: dict[str, str]) -> list[str]:
+    code = "import custodia.settings as s; print('\\n'.join(s.SECRET_KEY_FALLBACKS))"
+    clean = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code],
+        env={**clean, "CUSTODIA_VAR_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+OLD_KEYS = [SECRET[::-1], SECRET[10:] + SECRET[:10]]
+
+
+def test_secret_key_fallbacks_come_from_the_environment_or_a_file(tmp_path):
+    assert fallbacks_of(tmp_path, PRODUCTION) == []
+    listed = {**PRODUCTION, "CUSTODIA_SECRET_KEY_FALLBACKS": f" {OLD_KEYS[0]} , {OLD_KEYS[1]},"}
+    assert fallbacks_of(tmp_path, listed) == OLD_KEYS
+    keys_file = tmp_path / "fallbacks"
+    keys_file.write_text("\n".join(OLD_KEYS) + "\n")
+    from_file = {**PRODUCTION, "CUSTODIA_SECRET_KEY_FALLBACKS_FILE": str(keys_file)}
+    assert fallbacks_of(tmp_path, from_file) == OLD_KEYS
+
+
+def test_a_weak_fallback_key_is_refused_in_production_without_echoing_it(tmp_path):
+    weak = "short-old-key-4711"
+    env = {**PRODUCTION, "CUSTODIA_SECRET_KEY_FALLBACKS": f"{OLD_KEYS[0]},{weak}"}
+    assert refused(tmp_path, env) == (
+        "Every key in CUSTODIA_SECRET_KEY_FALLBACKS must be at least 50 random characters."
+    )
+    assert weak not in import_settings(tmp_path, env).stderr
+
+
 def test_unreadable_secret_file_is_named_not_read(tmp_path):
     env = {**PRODUCTION, "CUSTODIA_SECRET_KEY_FILE": str(tmp_path / "missing")}
     assert refused(tmp_path, env) == (

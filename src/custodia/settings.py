@@ -34,18 +34,32 @@ DEBUG = env_bool("CUSTODIA_DEBUG", False)
 if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("CUSTODIA_DEBUG cannot be on when CUSTODIA_ENV=production.")
 
+
+def _weak_secret_key(key: str) -> bool:
+    return len(key) < 50 or len(set(key)) < 5 or key.startswith("django-insecure-")
+
+
 if PRODUCTION:
     SECRET_KEY = env_str("CUSTODIA_SECRET_KEY")
     # The message never repeats the value: it may be a real secret typed into the wrong place.
-    if (
-        len(SECRET_KEY) < 50
-        or len(set(SECRET_KEY)) < 5
-        or SECRET_KEY.startswith("django-insecure-")
-    ):
+    if _weak_secret_key(SECRET_KEY):
         raise ImproperlyConfigured("CUSTODIA_SECRET_KEY must be at least 50 random characters.")
 else:
     SECRET_KEY = env_str("CUSTODIA_SECRET_KEY", "") or generated_secret(
         VAR_DIR / "secrets" / "secret_key"
+    )
+# Previous secret keys, newest first (comma- or line-separated; a _FILE holds one a line): what
+# they signed, sealed or digested still verifies while start-up re-seals the two-factor secrets
+# and use re-digests the API tokens under SECRET_KEY (docs/operations.md, "Rotating the secret
+# key").
+SECRET_KEY_FALLBACKS = [
+    key.strip()
+    for key in env_str("CUSTODIA_SECRET_KEY_FALLBACKS", "").replace("\n", ",").split(",")
+    if key.strip()
+]
+if PRODUCTION and any(_weak_secret_key(key) for key in SECRET_KEY_FALLBACKS):
+    raise ImproperlyConfigured(
+        "Every key in CUSTODIA_SECRET_KEY_FALLBACKS must be at least 50 random characters."
     )
 
 PUBLIC_URL = env_str("CUSTODIA_PUBLIC_URL", "https://localhost:8443").rstrip("/")
@@ -99,6 +113,9 @@ MIDDLEWARE = [
     # Before the app reads the Host (inside the headers above, so its 400 page carries them): an
     # allowed name, and no port but the public URL's.
     "custodia.web.middleware.PublicHostMiddleware",
+    # Static files answer here, below the header middleware (HSTS, nosniff, CSP, CORP and the
+    # rest apply to them as to pages) and above sessions and the tenant (no database touched).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -339,6 +356,9 @@ SESSION_ABSOLUTE_HOURS = env_int("CUSTODIA_SESSION_ABSOLUTE_HOURS", 12, minimum=
 # refreshes them.
 USERSESSIONS_TRACK_ACTIVITY = True
 USERSESSIONS_ADAPTER = "custodia.accounts.sessions.UserSessionsAdapter"
+# Flash messages wait in the (encrypted, server-side) session, not in a cookie of their own: they
+# name people ("Successfully signed in as ..."), and a signed cookie is readable by anyone.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 CSRF_COOKIE_NAME = "__Host-csrftoken"
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
@@ -422,7 +442,9 @@ NEW_DEVICE_LOOKBACK = 20
 # --- end brute force ----------------------------------------------------------------------
 
 # --- MFA (allauth.mfa; Custodia's adapter and policy in accounts/mfa.py) ----------------------
-# TOTP secrets and the recovery-code seed are stored AES-256-GCM encrypted by the adapter.
+# TOTP secrets are stored AES-256-GCM encrypted by the adapter; recovery codes as one hash each
+# (accounts/recoverycodes.py, 80-bit codes; MFA_RECOVERY_CODE_DIGITS only re-derives the 8-digit
+# codes of sets made from allauth's seed before, to turn them into hashes).
 MFA_ADAPTER = "custodia.accounts.mfa.MFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_PASSKEY_LOGIN_ENABLED = True
@@ -517,6 +539,9 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# WhiteNoise serves var/static (collected by `custodia setup`); outside production it also finds
+# files in the apps, so tests and a fresh checkout need no collectstatic.
+WHITENOISE_USE_FINDERS = not PRODUCTION
 
 NINJA_PAGINATION_PER_PAGE = 50
 NINJA_PAGINATION_MAX_LIMIT = 200

@@ -155,7 +155,7 @@ def test_recovery_codes_are_shown_once_and_only_after_reauthentication(web_as, m
 # --- Secrets at rest -------------------------------------------------------------------------
 
 
-def test_totp_secret_and_recovery_seed_are_stored_encrypted(matrix):
+def test_totp_secret_and_recovery_codes_are_stored_encrypted(matrix):
     user = matrix.a.owner.user
     secret = enrol_totp(user)
     codes = RecoveryCodes.activate(user).generate_codes()
@@ -166,8 +166,9 @@ def test_totp_secret_and_recovery_seed_are_stored_encrypted(matrix):
     totp = Authenticator.objects.get(user=user, type=Authenticator.Type.TOTP)
     rc = Authenticator.objects.get(user=user, type=Authenticator.Type.RECOVERY_CODES)
     assert totp.data["secret"].startswith(mfa.CIPHERTEXT_PREFIX)
-    assert rc.data["seed"].startswith(mfa.CIPHERTEXT_PREFIX)
-    assert set(rc.data) == {"seed", "used_mask"}
+    # One hash per code (tests/accounts/test_recovery_codes.py); sealed only until shown once.
+    assert rc.data["pending"].startswith(mfa.CIPHERTEXT_PREFIX)
+    assert set(rc.data) == {"hashes", "used_mask", "pending"}
     assert mfa.decrypt_secret(totp.data["secret"]) == secret
 
 
@@ -239,9 +240,40 @@ def test_the_api_answers_a_covered_session_with_403_and_a_clear_message(web_as, 
     assert response.json() == {"detail": mfa.ENROL_API_MESSAGE}
 
 
-def test_bearer_tokens_are_not_sessions_and_are_left_alone(api_as, matrix):
+def test_a_covered_members_token_stops_until_they_have_a_factor(api_as, matrix):
+    # Made before the policy was switched on: the token is refused while its owner has no
+    # factor, for reads and writes alike, and works again once they enrol one.
+    api = api_as(matrix.a.manager)
+    assert api.get("/api/v1/clients").status_code == 200
     require(matrix.a.owner, mfa_required_managers=True)
+    response = api.get("/api/v1/clients")
+    assert response.status_code == 403
+    assert response.json() == {"detail": mfa.NO_FACTOR_BEARER_MESSAGE}
+    created = api.post("/api/v1/clients", {"name": "Via Token"}, content_type="application/json")
+    assert created.status_code == 403
+    from custodia.clients.models import Client
+
+    activate(matrix.a.owner)
+    assert not Client.objects.filter(name="Via Token").exists()
+    RecoveryCodes.activate(matrix.a.manager.user)  # recovery codes alone are not a factor
+    assert api.get("/api/v1/clients").status_code == 403
+    enrol_totp(matrix.a.manager.user)
+    assert api.get("/api/v1/clients").status_code == 200
+
+
+def test_tokens_of_members_the_policy_does_not_cover_keep_working(api_as, matrix):
+    require(matrix.a.owner, mfa_required_owners=True)
     assert api_as(matrix.a.manager).get("/api/v1/clients").status_code == 200
+    assert api_as(matrix.outsider).get("/api/v1/clients").status_code == 200
+    assert api_as(matrix.a.owner).get("/api/v1/clients").status_code == 403
+
+
+def test_a_refused_token_is_still_a_401_when_wrong(api_as, matrix):
+    # The policy answer is given only for a genuine token: a forged one learns nothing.
+    require(matrix.a.owner, mfa_required_managers=True)
+    api_as(matrix.a.manager)
+    forged = HttpsClient(HTTP_AUTHORIZATION="Bearer cst_0123456789ab_forged")
+    assert forged.get("/api/v1/clients").status_code == 401
 
 
 def test_a_bearer_header_does_not_unlock_web_pages_or_the_session_api(web_as, matrix):
@@ -424,3 +456,10 @@ def test_second_factor_page_renders_without_inline_code(matrix):
     response = client.get(reverse("mfa_authenticate"))
     assert response.status_code == 200
     assert_no_executable_inline_script(response.content.decode())
+
+
+def test_the_policy_page_says_what_happens_to_tokens(web_as, matrix):
+    page = web_as(matrix.a.owner).get(reverse("business_security"))
+    assert page.status_code == 200
+    assert b'id="mfa-tokens"' in page.content
+    assert b"API tokens are refused (403)" in page.content

@@ -84,7 +84,8 @@ def test_02_owner_enrols_an_authenticator_app(story: Story) -> None:
         # The 10 recovery codes are shown once.
         expect(page).to_have_url(re.compile(r"/accounts/2fa/recovery-codes/$"))
         codes = page.get_by_label("Unused codes").input_value().split()
-        assert len(codes) == 10 and all(re.fullmatch(r"\d{8}", code) for code in codes)
+        code_format = r"[a-z2-7]{4}(-[a-z2-7]{4}){3}"  # 80 random bits (accounts/recoverycodes.py)
+        assert len(codes) == 10 and all(re.fullmatch(code_format, code) for code in codes)
         story.snap(owner, "mfa-recovery-codes")
         page.goto("/accounts/2fa/")
         expect(

@@ -9,7 +9,11 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from custodia.accounts.digests import is_wellformed_prefix, secret_matches
+from custodia.accounts.digests import (
+    current_digest_if_stale,
+    is_wellformed_prefix,
+    secret_matches,
+)
 from custodia.accounts.models import ApiToken, SecurityEvent, User
 from custodia.tenancy.access import parse_id
 from custodia.tenancy.context import Actor, activate, set_db_context
@@ -81,7 +85,12 @@ def actor_for_token(presented: str, *, durable: bool = True) -> Actor | None:
     activate(actor, durable=durable)
     # A write per request would make every read commit a WAL flush: the last use is kept to
     # the minute (the security panel shows it so).
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USE_RESOLUTION:
+    # A token digested under a fallback secret key is re-digested under the current one at its
+    # first use after a rotation, so the fallback can be retired (docs/operations.md).
+    fresh_digest = current_digest_if_stale(TOKEN_PURPOSE, secret, token.digest)
+    if fresh_digest is not None:
+        ApiToken.objects.filter(pk=token.pk).update(digest=fresh_digest, last_used_at=now)
+    elif token.last_used_at is None or now - token.last_used_at >= LAST_USE_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return actor
 

@@ -9,7 +9,11 @@ class Config(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from custodia.accounts import recoverycodes
         from custodia.accounts.sessions import connect_receivers
+
+        # Recovery codes stored as one hash each, in place of allauth's seed-derived ones.
+        recoverycodes.install()
 
         connect_receivers()
         # Security notifications: receivers of allauth's account and MFA signals.

@@ -7,6 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.utils.crypto import salted_hmac
 
 PREFIX_PATTERN = re.compile(r"[0-9a-f]{12}")
@@ -19,14 +20,15 @@ class IssuedSecret:
     digest: str
 
 
-def digest_secret(purpose: str, secret: str) -> str:
-    """HMAC-SHA256 of a secret under a key derived for this purpose only.
+def digest_secret(purpose: str, secret: str, *, key: str | None = None) -> str:
+    """HMAC-SHA256 of a secret under a key derived for this purpose only (from SECRET_KEY, or
+    from `key`, one of its fallbacks).
 
     Any presented string digests, lone surrogates included ("surrogatepass"): a malformed link is
     an invalid link, never an encoding error.
     """
     presented = secret.encode("utf-8", "surrogatepass")
-    return salted_hmac(f"custodia.{purpose}", presented, algorithm="sha256").hexdigest()
+    return salted_hmac(f"custodia.{purpose}", presented, secret=key, algorithm="sha256").hexdigest()
 
 
 def issue_secret(purpose: str) -> IssuedSecret:
@@ -36,8 +38,19 @@ def issue_secret(purpose: str) -> IssuedSecret:
 
 
 def secret_matches(purpose: str, secret: str, digest: str) -> bool:
-    """Constant-time comparison of a presented secret with a stored digest."""
-    return hmac.compare_digest(digest_secret(purpose, secret), digest)
+    """Constant-time comparison of a presented secret with a stored digest made under SECRET_KEY
+    or one of SECRET_KEY_FALLBACKS (so a key rotation does not void what was issued before)."""
+    keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    # Every key is tried, matched or not: the time taken does not say which one matched.
+    matches = [hmac.compare_digest(digest_secret(purpose, secret, key=key), digest) for key in keys]
+    return any(matches)
+
+
+def current_digest_if_stale(purpose: str, secret: str, digest: str) -> str | None:
+    """For a secret that matched `digest`: its digest under SECRET_KEY when `digest` was made
+    under a fallback key (store it, so the fallback can be retired), else None."""
+    current = digest_secret(purpose, secret)
+    return None if hmac.compare_digest(current, digest) else current
 
 
 def is_wellformed_prefix(prefix: str) -> bool:

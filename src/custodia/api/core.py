@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from custodia.accounts.access import actor_for_token
+from custodia.accounts.mfa import refuse_token_without_factor
 from custodia.audit.actions import record_bulk_read
 from custodia.crypto.errors import CryptoError, public_answer
 from custodia.crypto.fields import request_failure
@@ -53,6 +54,8 @@ class BearerTokenAuth(HttpBearer):
         # Activated for the database already.
         actor = actor_for_token(token, durable=request.method not in SAFE_METHODS)
         if actor is not None:
+            # A genuine token only: a 403 that says why (the business requires MFA of its owner).
+            refuse_token_without_factor(actor)
             request.actor = actor  # type: ignore[attr-defined]
             request.user = actor.user
         return actor

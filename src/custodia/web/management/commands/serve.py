@@ -33,7 +33,6 @@ def app_server_args(
     threads: int,
     certificate: Path,
     keyfile: Path,
-    static_root: Path,
 ) -> list[str]:
     """The granian command line for the Django app over TLS 1.2+."""
     return granian_command(
@@ -55,10 +54,6 @@ def app_server_args(
         str(keyfile),
         "--ssl-protocol-min",
         "tls1.2",
-        "--static-path-route",
-        settings.STATIC_URL.rstrip("/"),
-        "--static-path-mount",
-        str(static_root),
         "--no-access-log",
         "custodia.wsgi:application",
     )
@@ -168,7 +163,6 @@ class Command(BaseCommand):
                 threads=options["threads"],
                 certificate=certificate,
                 keyfile=keyfile,
-                static_root=Path(settings.STATIC_ROOT),
             )
         ]
         if http_port:

@@ -12,6 +12,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from custodia import embedded
+from custodia.accounts.mfa import reseal_mfa_secrets
+from custodia.accounts.recoverycodes import hash_seeded_codes
 from custodia.crypto.checks import verify_kek, verify_keystore_covers_database
 from custodia.crypto.errors import KekError
 
@@ -91,11 +93,30 @@ def ensure_ready(out: OutputWrapper | None = None) -> tuple[Path, Path]:
         name = settings.ADMIN_DATABASE["NAME"]
         out.write(f"database {name} ready (migrated as custodia_owner)")
         out.write(coverage)
+    reseal_after_key_rotation(out)
     cert, key = embedded.ensure_tls(settings.TLS_DIR)
     if out is not None:
         out.write(f"TLS certificate {cert} (local CA {settings.TLS_DIR / 'ca.pem'})")
     call_command("collectstatic", interactive=False, verbosity=0)
     return cert, key
+
+
+def reseal_after_key_rotation(out: OutputWrapper | None = None) -> None:
+    """Re-seal two-factor secrets under the current SECRET_KEY; refuse to go on if a secret no
+    configured key opens (a new key without the old one among the fallbacks would lock every
+    person with an authenticator app out)."""
+    hashed = hash_seeded_codes()
+    if out is not None and hashed:
+        out.write(f"stored {hashed} set(s) of recovery codes as one hash per code")
+    report = reseal_mfa_secrets()
+    if report.unreadable:
+        raise CommandError(
+            f"{report.unreadable} two-factor secret(s) do not decrypt with CUSTODIA_SECRET_KEY or"
+            " any key in CUSTODIA_SECRET_KEY_FALLBACKS, so their owners could not sign in: put"
+            " the previous secret key into CUSTODIA_SECRET_KEY_FALLBACKS (docs/operations.md)."
+        )
+    if out is not None and report.resealed:
+        out.write(f"re-sealed {report.resealed} two-factor secret(s) under the current secret key")
 
 
 class Command(BaseCommand):
