@@ -230,7 +230,9 @@ def do_rotate_kek(*, progress: Progress | None = None) -> int:
     return total
 
 
-def do_destroy_business_keys(business_id: uuid.UUID, *, reason: str) -> bool:
+def do_destroy_business_keys(
+    business_id: uuid.UUID, *, reason: str, using: str | None = None
+) -> bool:
     """Destroy all of a business's keys (crypto-shredding): its data can never be read again, from
     the database or any backup, once keystore backups older than this have expired. Recorded on the
     platform chain."""
@@ -241,7 +243,7 @@ def do_destroy_business_keys(business_id: uuid.UUID, *, reason: str) -> bool:
         target_type="business",
         target_id=business_id,
         detail={"reason": reason, "existed": destroyed},
-        using=rows.USING,
+        using=using or rows.USING,
     )
     logger.info("business keys destroyed tenant=%s existed=%s", business_id, destroyed)
     return destroyed

@@ -109,7 +109,10 @@ def _destroy_keys(business_id: uuid.UUID) -> None:
     """After the deletion commits. A failure leaves an orphan key file, which `custodia keys
     rotate-all` destroys (and `custodia keys status` reports); the deletion stands."""
     try:
-        do_destroy_business_keys(business_id, reason="business deleted")
+        # Recorded through the app's own connection, which committed the deletion: the owner
+        # connection would wait on a chain head that an open transaction holds (tests run these
+        # callbacks inside theirs).
+        do_destroy_business_keys(business_id, reason="business deleted", using="default")
     except Exception:
         logger.exception("business keys not destroyed yet tenant=%s", business_id)
 
