@@ -8,10 +8,8 @@ therefore builds its business in a scratch database of its own, dumps it, and dr
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +19,7 @@ from django.utils import timezone
 
 from custodia.clients.access import access_client_by_id
 from custodia.clients.actions import do_update_client
+from custodia.embedded import postgres_bin_dir
 from custodia.scheduling.actions import do_request_visit, do_update_visit
 from custodia.tenancy.context import activate
 from custodia.web.management.commands.setup import (
@@ -59,10 +58,8 @@ def scratch_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[
 
 
 def pg_dump(database: str) -> str:
-    # The embedded server's own pg_dump (found without importing pgserver, which warns).
-    spec = importlib.util.find_spec("pgserver")
-    assert spec is not None and spec.origin is not None, "pgserver is not installed"
-    binary = Path(spec.origin).parent / "pginstall" / "bin" / "pg_dump"
+    # The embedded server's own pg_dump: never older than the server (an external one too).
+    binary = postgres_bin_dir() / "pg_dump"
     assert binary.exists(), binary
     admin = settings.ADMIN_DATABASE
     command = [
