@@ -207,6 +207,7 @@ def upgrade_embedded(pgdata: Path, old_bin: Path) -> Path:
     The old directory is kept, unchanged but for its owner, as pgdata-<major>; returns its path.
     """
     pgdata = pgdata.resolve()
+    _prepare_runtime(pgdata)
     found, wanted = data_directory_major(pgdata), embedded_major()
     if found is None:
         raise DatabaseServerError(f"{pgdata} holds no database: there is nothing to upgrade")
@@ -254,8 +255,15 @@ def upgrade_embedded(pgdata: Path, old_bin: Path) -> Path:
         text=True,
         check=False,
         timeout=60,
-    ).stdout
-    checksums = "Data page checksum version:                  0" not in controldata
+    )
+    versions = [
+        line.split(":", 1)[1].strip()
+        for line in controldata.stdout.splitlines()
+        if line.startswith("Data page checksum version:")
+    ]
+    if controldata.returncode != 0 or not versions:
+        raise DatabaseServerError(f"pg_controldata failed: {controldata.stderr.strip()}")
+    checksums = versions[0] != "0"
     _run_as(
         [
             str(new_bin / "initdb"),
