@@ -19,15 +19,9 @@ CUSTODIA_COMMANDS: dict[str, str | None] = {
 }
 HELP_WORDS = {"help", "--help", "-h"}
 # Commands that never open a database connection, so the embedded server need not start.
-NO_DATABASE = HELP_WORDS | {
-    "version",
-    "--version",
-    "check",
-    "collectstatic",
-    "setup",
-    "serve",
-    "upgrade_embedded",
-}
+NO_DATABASE = HELP_WORDS | {"version", "--version", "check", "collectstatic", "setup", "serve"}
+# Nor may upgrade-embedded: it upgrades a data directory the embedded server refuses to open.
+NO_DATABASE |= {"upgrade_embedded"}
 OWNER_COMMANDS = {"migrate", "createcachetable", "showmigrations"}
 # Commands spelt with a hyphen on the command line (a Django command module cannot be).
 HYPHENATED = {"bench-data": "bench_data", "upgrade-embedded": "upgrade_embedded"}
