@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from custodia.clients.access import access_client_by_id
 from custodia.clients.actions import do_update_client
-from custodia.embedded import postgres_bin_dir
 from custodia.scheduling.actions import do_request_visit, do_update_visit
 from custodia.tenancy.context import activate
 from custodia.web.management.commands.setup import (
@@ -28,6 +27,7 @@ from custodia.web.management.commands.setup import (
     prepare_database,
 )
 from tests.factories import build_business
+from tests.pgtools import client_bin_dir
 
 MARKERS = {
     "email": "zq-marker-email-7731@example.test",
@@ -58,8 +58,7 @@ def scratch_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[
 
 
 def pg_dump(database: str) -> str:
-    # The embedded server's own pg_dump: never older than the server (an external one too).
-    binary = postgres_bin_dir() / "pg_dump"
+    binary = client_bin_dir() / "pg_dump"
     assert binary.exists(), binary
     admin = settings.ADMIN_DATABASE
     command = [

@@ -24,12 +24,12 @@ from custodia.crypto.actions import do_destroy_business_keys
 from custodia.crypto.errors import KeyUnavailable
 from custodia.crypto.fields import open_text, seal_text
 from custodia.crypto.keyring import blind_index, create_keys
-from custodia.embedded import admin_connection, postgres_bin_dir
+from custodia.embedded import admin_connection
+from tests.pgtools import client_bin_dir
 
 pytestmark = pytest.mark.django_db(databases=["default", "owner"])
 
-# The embedded server's own client tools: never older than the server (an external one too).
-BIN = postgres_bin_dir()
+BIN = client_bin_dir()
 SEALED = ("email", "phone", "address", "notes")
 HOME = ("instructions", "door_code", "alarm_code")
 VISIT = ("request_note", "report")
