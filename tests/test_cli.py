@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connections
 from django.utils import timezone
@@ -21,6 +22,7 @@ from custodia import cli
 from custodia.accounts import access as accounts_access
 from custodia.accounts.models import User
 from custodia.clients.access import list_clients
+from custodia.embedded import postgres_bin_dir
 from custodia.scheduling.access import list_services, list_visits
 from custodia.tenancy.access import memberships_of
 from custodia.tenancy.context import Actor, activate, set_db_context
@@ -78,6 +80,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """The argv main() would hand to Django, without running anything."""
     calls: list[list[str]] = []
     monkeypatch.setattr(cli, "start_embedded_database", lambda: None)
+    monkeypatch.setenv("PATH", os.environ.get("PATH", ""))  # dbshell may prepend to it
     monkeypatch.setattr(
         "django.core.management.execute_from_command_line", lambda argv: calls.append(argv)
     )
@@ -99,6 +102,10 @@ def test_dbshell_runs_as_the_app_role(captured):
     # No --database: Django's default connection, which logs in as custodia_app.
     assert connections["default"].settings_dict["USER"] == "custodia_app"
     assert connections["owner"].settings_dict["OPTIONS"]["options"] == "-c role=custodia_owner"
+    if settings.EMBEDDED_DATABASE:
+        # The embedded server's own psql, not an older one the machine may have.
+        first = os.environ["PATH"].split(os.pathsep)[0]
+        assert first == str(postgres_bin_dir()) and Path(first, "psql").is_file()
 
 
 def test_configuration_errors_are_reported_without_a_traceback(tmp_path):

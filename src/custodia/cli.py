@@ -21,9 +21,11 @@ CUSTODIA_COMMANDS: dict[str, str | None] = {
 HELP_WORDS = {"help", "--help", "-h"}
 # Commands that never open a database connection, so the embedded server need not start.
 NO_DATABASE = HELP_WORDS | {"version", "--version", "check", "collectstatic", "setup", "serve"}
+# Nor may upgrade-embedded: it upgrades a data directory the embedded server refuses to open.
+NO_DATABASE |= {"upgrade_embedded"}
 OWNER_COMMANDS = {"migrate", "createcachetable", "showmigrations"}
 # Commands spelt with a hyphen on the command line (a Django command module cannot be).
-HYPHENATED = {"bench-data": "bench_data"}
+HYPHENATED = {"bench-data": "bench_data", "upgrade-embedded": "upgrade_embedded"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,23 +92,25 @@ def start_embedded_database() -> None:
         return
     from custodia import embedded
 
-    socket_dir = str(embedded.start_embedded(settings.EMBEDDED_PGDATA))
+    try:
+        socket_dir = str(embedded.start_embedded(settings.EMBEDDED_PGDATA))
+    except embedded.DatabaseServerError as exc:
+        sys.stderr.write(f"custodia: {exc}\n")
+        raise SystemExit(2) from None
     settings.ADMIN_DATABASE["HOST"] = socket_dir
     for database in settings.DATABASES.values():
         database["HOST"] = socket_dir
 
 
 def expose_embedded_psql() -> None:
-    """The embedded server ships its own psql; use it when the machine has none."""
-    import shutil
-
+    """With the embedded server, its own psql comes first: the machine's may be older."""
     from django.conf import settings
 
-    if not settings.EMBEDDED_DATABASE or shutil.which("psql"):
+    if not settings.EMBEDDED_DATABASE:
         return
-    from pgserver._commands import POSTGRES_BIN_PATH
+    from custodia.embedded import postgres_bin_dir
 
-    os.environ["PATH"] = f"{POSTGRES_BIN_PATH}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ["PATH"] = f"{postgres_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 if __name__ == "__main__":

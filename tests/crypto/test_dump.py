@@ -10,11 +10,9 @@ therefore builds its business in a scratch database of its own, dumps it, and dr
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import re
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +33,7 @@ from custodia.web.management.commands.setup import (
     prepare_database,
 )
 from tests.factories import PASSWORD, build_business
+from tests.pgtools import client_bin_dir
 
 MARKERS = {
     "email": "zq-marker-email-7731@example.test",
@@ -71,10 +70,7 @@ def scratch_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[
 
 
 def pg_dump(database: str) -> str:
-    # The embedded server's own pg_dump (found without importing pgserver, which warns).
-    spec = importlib.util.find_spec("pgserver")
-    assert spec is not None and spec.origin is not None, "pgserver is not installed"
-    binary = Path(spec.origin).parent / "pginstall" / "bin" / "pg_dump"
+    binary = client_bin_dir() / "pg_dump"
     assert binary.exists(), binary
     admin = settings.ADMIN_DATABASE
     command = [

@@ -11,7 +11,6 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Iterator
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,11 @@ from custodia.crypto.errors import KeyUnavailable
 from custodia.crypto.fields import open_text, seal_text
 from custodia.crypto.keyring import blind_index, create_keys
 from custodia.embedded import admin_connection
+from tests.pgtools import client_bin_dir
 
 pytestmark = pytest.mark.django_db(databases=["default", "owner"])
 
-# The embedded server's own client tools (found without importing pgserver, which warns).
-BIN = Path(str(find_spec("pgserver").origin)).parent / "pginstall" / "bin"
+BIN = client_bin_dir()
 SEALED = ("email", "phone", "address", "notes")
 HOME = ("instructions", "door_code", "alarm_code")
 VISIT = ("request_note", "report")

@@ -49,6 +49,9 @@ def open_database(name: str, *, fresh: bool = False) -> None:
     if settings.EMBEDDED_DATABASE:
         socket_dir = str(embedded.start_embedded(settings.EMBEDDED_PGDATA))
         settings.ADMIN_DATABASE["HOST"] = socket_dir
+    # Before anything is written: an external server (DATABASE_URL) without the row-security
+    # fixes would make tenant isolation a promise the database does not keep.
+    embedded.check_server_version(settings.ADMIN_DATABASE)
     embedded.provision_database(
         settings.ADMIN_DATABASE, name, settings.APP_DB_PASSWORD, fresh=fresh
     )
@@ -87,7 +90,7 @@ def ensure_ready(out: OutputWrapper | None = None) -> tuple[Path, Path]:
             out.write(kek)
         prepare_database(settings.ADMIN_DATABASE["NAME"])
         coverage = verify_keystore_covers_database()
-    except KekError as exc:
+    except (KekError, embedded.DatabaseServerError) as exc:
         raise CommandError(str(exc)) from None
     if out is not None:
         name = settings.ADMIN_DATABASE["NAME"]
