@@ -26,9 +26,19 @@ run: setup
 	$(BIN)/custodia serve
 
 # With DATABASE_URL set, the tests use <name>_test on that server; otherwise the embedded one.
-test: install
+# pgserver's PostgreSQL 16.2 programs, which made earlier installs' var/pgdata: the test of
+# `custodia upgrade-embedded` (tests/test_embedded.py) upgrades such a directory with them.
+# Fetched once from PyPI and unpacked, never installed.
+OLD_PG := var/old-postgres
+OLD_PG_BIN := $(OLD_PG)/pgserver/pginstall/bin
+$(OLD_PG_BIN)/postgres: | install
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary :all: 'pgserver==0.1.4' -d $(OLD_PG)
+	$(BIN)/python -m zipfile -e $(OLD_PG)/pgserver-0.1.4-*.whl $(OLD_PG)
+	chmod +x $(OLD_PG_BIN)/*  # zipfile keeps no modes
+
+test: install $(OLD_PG_BIN)/postgres
 	$(BIN)/custodia setup
-	$(BIN)/pytest
+	CUSTODIA_OLD_PG_BIN=$(CURDIR)/$(OLD_PG_BIN) $(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check src tests
