@@ -135,9 +135,10 @@ def test_the_command_line_names_the_problem_without_a_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-# The programs of an older major to upgrade from: `make test` unpacks pgserver's PostgreSQL 16.2, what
-# existing installs were made with (Makefile, OLD_PG). (Debian's postgresql-15 here cannot serve: it tags
-# every column with an option, pg_attver, that no other PostgreSQL knows, so pg_upgrade fails.)
+# The programs of an older major to upgrade from: `make test` unpacks pgserver's PostgreSQL
+# 16.2, what existing installs were made with (Makefile, OLD_PG). (Debian's postgresql-15 here
+# cannot serve: it tags every column with an option, pg_attver, that no other PostgreSQL knows,
+# so pg_upgrade fails.)
 OLD_BIN = Path(os.environ["CUSTODIA_OLD_PG_BIN"]) if os.environ.get("CUSTODIA_OLD_PG_BIN") else None
 
 
