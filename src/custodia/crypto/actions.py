@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -231,17 +232,19 @@ def do_rotate_kek(*, progress: Progress | None = None) -> int:
 
 
 def do_destroy_business_keys(
-    business_id: uuid.UUID, *, reason: str, using: str | None = None
+    business_id: uuid.UUID, *, reason: str, using: str | None = None, user: Any = None
 ) -> bool:
     """Destroy all of a business's keys (crypto-shredding): its data can never be read again, from
     the database or any backup, once keystore backups older than this have expired. Recorded on the
-    platform chain."""
+    platform chain (as `user`'s, when a person deleted the business), through `using` (the owner
+    connection unless told)."""
     destroyed = keystore.destroy(business_id)
     keyring.forget(business_id)
     record(
         AuditAction.KEY_DESTROY,
         target_type="business",
         target_id=business_id,
+        user=user,
         detail={"reason": reason, "existed": destroyed},
         using=using or rows.USING,
     )

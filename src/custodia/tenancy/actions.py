@@ -8,7 +8,7 @@ import logging
 import secrets
 import smtplib
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -101,18 +101,20 @@ def do_delete_business(business: Business, *, actor: Actor, confirm_slug: str) -
         for member in signed_in.select_related("user"):
             _end_member_sessions(member)
         Business.objects.filter(pk=business_id).delete()
-        transaction.on_commit(lambda: _destroy_keys(business_id))
+        transaction.on_commit(lambda: _destroy_keys(business_id, actor.user))
     logger.info("business deleted tenant=%s", business_id)
 
 
-def _destroy_keys(business_id: uuid.UUID) -> None:
+def _destroy_keys(business_id: uuid.UUID, owner: Any) -> None:
     """After the deletion commits. A failure leaves an orphan key file, which `custodia keys
     rotate-all` destroys (and `custodia keys status` reports); the deletion stands."""
     try:
-        # Recorded through the app's own connection, which committed the deletion: the owner
-        # connection would wait on a chain head that an open transaction holds (tests run these
-        # callbacks inside theirs).
-        do_destroy_business_keys(business_id, reason="business deleted", using="default")
+        # On the owner's platform chain, beside their `business.delete`, and through the app's
+        # own connection, which committed the deletion (the owner connection would wait on a
+        # chain head an open transaction holds: tests run these callbacks inside theirs).
+        do_destroy_business_keys(
+            business_id, reason="business deleted", using="default", user=owner
+        )
     except Exception:
         logger.exception("business keys not destroyed yet tenant=%s", business_id)
 
