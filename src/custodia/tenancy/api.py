@@ -25,7 +25,11 @@ def list_staff(request: HttpRequest) -> QuerySet[Membership]:
 
 @router.post("/invitations", response={201: InvitationOut})
 def invite_member(request: HttpRequest, payload: InvitationIn) -> Invitation:
-    """Email a single-use, expiring invitation link (only owners invite owners)."""
+    """Email a single-use, expiring invitation link (only owners invite owners).
+
+    Needs a fresh step-up, so only a browser session can: a staff member sees door codes around
+    their visits, and an API token never steps up.
+    """
     return actions.do_invite_member(
         actor=actor_of(request), email=payload.email, role=Role(payload.role)
     )
