@@ -36,7 +36,19 @@ $(OLD_PG_BIN)/postgres: | install
 	$(BIN)/python -m zipfile -e $(OLD_PG)/pgserver-0.1.4-*.whl $(OLD_PG)
 	chmod +x $(OLD_PG_BIN)/*  # zipfile keeps no modes
 
-test: install $(OLD_PG_BIN)/postgres
+# The browser tests drive Debian's Chromium (never a downloaded browser); they are never skipped,
+# so a machine without it gets it here (apt, with sudo when not root) or stops with the command.
+CHROMIUM := /usr/bin/chromium
+CHROMIUM_INSTALL := apt-get install -y --no-install-recommends chromium
+$(CHROMIUM):
+	@echo "Installing Chromium for the browser tests ($(CHROMIUM_INSTALL))"
+	@as_root=; [ "$$(id -u)" -eq 0 ] || as_root="sudo -n"; export DEBIAN_FRONTEND=noninteractive; \
+	  $$as_root $(CHROMIUM_INSTALL) -qq >/dev/null 2>&1 \
+	  || { $$as_root apt-get update -qq && $$as_root $(CHROMIUM_INSTALL) -qq >/dev/null; } \
+	  || { echo "Could not install Chromium. Run: sudo apt-get update && sudo $(CHROMIUM_INSTALL)" >&2; exit 1; }
+	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is still missing. Run: sudo $(CHROMIUM_INSTALL)" >&2; exit 1; }
+
+test: install $(OLD_PG_BIN)/postgres $(CHROMIUM)
 	$(BIN)/custodia setup
 	CUSTODIA_OLD_PG_BIN=$(CURDIR)/$(OLD_PG_BIN) $(BIN)/pytest
 
