@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import threading
 from collections.abc import Iterable, Mapping
@@ -37,15 +36,43 @@ import psycopg
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.db import connections
 from django.db import utils as db_utils
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from custodia.cache.keys import dump_value
 
-TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # About one write in this many also deletes expired rows (besides the daily maintenance).
 PURGE_ONE_IN = 1000
 # Longest lifetime honoured (a timeout of None keeps a key for ever): timestamps stay in range.
 MAX_TIMEOUT_SECONDS = 100 * 365 * 24 * 3600
+
+# An entry is live until `expires` (NULL: for ever), by the database's clock.
+ALIVE = sql.SQL("(expires IS NULL OR expires > statement_timestamp())")
+EXPIRY = sql.SQL("statement_timestamp() + %(ttl)s::float8 * interval '1 second'")
+UPSERT = sql.SQL(
+    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires"
+)
+STATEMENTS = {
+    "get": "SELECT value::text FROM {table} WHERE key = %(key)s AND {alive}",
+    "get_many": "SELECT key, value::text FROM {table} WHERE key = ANY(%(keys)s) AND {alive}",
+    "has_key": "SELECT EXISTS (SELECT FROM {table} WHERE key = %(key)s AND {alive})",
+    "set": "INSERT INTO {table} AS c (key, value, expires)"
+    " VALUES (%(key)s, %(value)s::jsonb, {expiry}) {upsert}",
+    "set_many": "INSERT INTO {table} AS c (key, value, expires)"
+    " SELECT e.key, e.value, {expiry} FROM jsonb_each(%(entries)s::jsonb) AS e {upsert}",
+    # The update happens only over an expired row: a live one makes it return nothing.
+    "add": "INSERT INTO {table} AS c (key, value, expires)"
+    " VALUES (%(key)s, %(value)s::jsonb, {expiry}) {upsert}"
+    " WHERE c.expires IS NOT NULL AND c.expires <= statement_timestamp() RETURNING true",
+    "incr": "UPDATE {table} SET value = to_jsonb(value::bigint + %(delta)s::bigint)"
+    " WHERE key = %(key)s AND {alive} AND jsonb_typeof(value) = 'number'"
+    " RETURNING value::bigint",
+    "touch": "UPDATE {table} SET expires = {expiry} WHERE key = %(key)s AND {alive} RETURNING true",
+    "delete": "DELETE FROM {table} WHERE key = %(key)s RETURNING {alive}",
+    "delete_many": "DELETE FROM {table} WHERE key = ANY(%(keys)s)",
+    "clear": "DELETE FROM {table}",
+    "purge": "DELETE FROM {table} WHERE expires <= statement_timestamp()",
+}
 
 _pools: dict[tuple[object, ...], ConnectionPool] = {}
 _pools_lock = threading.Lock()
@@ -107,38 +134,13 @@ class PostgresCache(BaseCache):
 
     def __init__(self, table: str, params: dict[str, Any]) -> None:
         super().__init__(params)
-        if not TABLE_NAME.fullmatch(table):
-            raise ValueError("The cache table must be a plain lower-case SQL name.")
         options = params.get("OPTIONS", {})
         self._alias = str(options.get("DATABASE", "default"))
         self._pool_size = int(options.get("POOL_SIZE", 4))
-        alive = "(expires IS NULL OR expires > statement_timestamp())"
-        expiry = "statement_timestamp() + %(ttl)s::float8 * interval '1 second'"
+        names = {"table": sql.Identifier(table), "alive": ALIVE, "expiry": EXPIRY, "upsert": UPSERT}
         self._sql = {
-            "get": f"SELECT value::text FROM {table} WHERE key = %(key)s AND {alive}",
-            "get_many": f"SELECT key, value::text FROM {table} WHERE key = ANY(%(keys)s) AND {alive}",
-            "has_key": f"SELECT EXISTS (SELECT FROM {table} WHERE key = %(key)s AND {alive})",
-            "set": f"INSERT INTO {table} AS c (key, value, expires)"
-            f" VALUES (%(key)s, %(value)s::jsonb, {expiry})"
-            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires",
-            "set_many": f"INSERT INTO {table} AS c (key, value, expires)"
-            f" SELECT e.key, e.value, {expiry} FROM jsonb_each(%(entries)s::jsonb) AS e"
-            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires",
-            # The update happens only over an expired row; a live one returns nothing.
-            "add": f"INSERT INTO {table} AS c (key, value, expires)"
-            f" VALUES (%(key)s, %(value)s::jsonb, {expiry})"
-            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires"
-            " WHERE c.expires IS NOT NULL AND c.expires <= statement_timestamp()"
-            " RETURNING true",
-            "incr": f"UPDATE {table} SET value = to_jsonb(value::bigint + %(delta)s::bigint)"
-            f" WHERE key = %(key)s AND {alive} AND jsonb_typeof(value) = 'number'"
-            " RETURNING value::bigint",
-            "touch": f"UPDATE {table} SET expires = {expiry}"
-            f" WHERE key = %(key)s AND {alive} RETURNING true",
-            "delete": f"DELETE FROM {table} WHERE key = %(key)s RETURNING {alive}",
-            "delete_many": f"DELETE FROM {table} WHERE key = ANY(%(keys)s)",
-            "clear": f"DELETE FROM {table}",
-            "purge": f"DELETE FROM {table} WHERE expires <= statement_timestamp()",
+            name: sql.SQL(template).format(**names).as_string(None)
+            for name, template in STATEMENTS.items()
         }
 
     # --- plumbing --------------------------------------------------------------------------
@@ -264,13 +266,12 @@ class PostgresCache(BaseCache):
         """Nothing to do per request: the pool keeps its connections."""
 
 
-def purge_expired_entries() -> int:
+def purge_expired_entries() -> None:
     """Delete the expired rows of every cache kept in PostgreSQL (the daily maintenance; Redis
-    expires its keys itself); how many."""
+    expires its keys itself)."""
     from django.core.cache import caches
 
-    return sum(
-        backend.purge_expired()
-        for backend in (caches[alias] for alias in caches.settings)
-        if isinstance(backend, PostgresCache)
-    )
+    for alias in caches.settings:
+        backend = caches[alias]
+        if isinstance(backend, PostgresCache):
+            backend.purge_expired()

@@ -7,12 +7,14 @@ role may read, write and delete rows, nothing more (no TRUNCATE, no triggers, no
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import migrations
 
 APP = settings.APP_DB_ROLE
 
-CREATE = [
+CREATE: list[Any] = [
     """CREATE UNLOGGED TABLE custodia_cache_entry (
         key text PRIMARY KEY,
         value jsonb NOT NULL,
@@ -22,11 +24,11 @@ CREATE = [
     # Django's DatabaseCache table, made by `createcachetable` before this app existed.
     "DROP TABLE IF EXISTS custodia_cache",
 ]
-DROP = ["DROP TABLE custodia_cache_entry"]
+DROP: list[Any] = ["DROP TABLE custodia_cache_entry"]
 
 
 class Migration(migrations.Migration):
     initial = True
-    dependencies: list[tuple[str, str]] = []
+    dependencies = []  # type: ignore[var-annotated]
 
     operations = [migrations.RunSQL(CREATE, DROP)]
