@@ -13,6 +13,7 @@ from django.test import Client
 
 from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.middleware import ACTIVE_BUSINESS_SESSION_KEY
+from tests import caches as caches_for_tests
 from tests.factories import TenantMatrix, build_matrix
 
 pytest_plugins = ("tests.mail",)
@@ -61,6 +62,38 @@ def private_keystore(tmp_path_factory: pytest.TempPathFactory) -> None:
 
     settings.KEYSTORE_DIR = tmp_path_factory.mktemp("keystore")
     keyring.reset()
+
+
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_setup"}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_redis_prefix() -> None:
+    """With CUSTODIA_REDIS_URL set, tests key their entries under this run's own prefix."""
+    if settings.CACHES["default"]["BACKEND"] != "custodia.cache.backend.PostgresCache":
+        settings.CACHES = caches_for_tests.redis_caches(settings.CACHES["default"]["LOCATION"])
+
+
+@pytest.fixture(autouse=True)
+def empty_cache_after(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The cache is written outside the test's transaction (as outside a request's): what a
+    test counted is removed after it, so that no limit carries over to the next test."""
+    yield
+    uses_database = request.node.get_closest_marker("django_db") is not None or bool(
+        DATABASE_FIXTURES & set(request.fixturenames)
+    )
+    if uses_database:
+        caches_for_tests.empty_cache()
+
+
+@pytest.fixture(params=["postgres", "redis"])
+def cache_backend(request: pytest.FixtureRequest, settings: Any) -> Iterator[str]:
+    """Runs the test once on each cache backend: the UNLOGGED table, and the real Redis."""
+    if request.param == "redis":
+        caches_for_tests.require_redis()
+        settings.CACHES = caches_for_tests.redis_caches()
+    yield request.param
+    caches_for_tests.empty_cache()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ HELP_WORDS = {"help", "--help", "-h"}
 NO_DATABASE = HELP_WORDS | {"version", "--version", "check", "collectstatic", "setup", "serve"}
 # Nor may upgrade-embedded: it upgrades a data directory the embedded server refuses to open.
 NO_DATABASE |= {"upgrade_embedded"}
-OWNER_COMMANDS = {"migrate", "createcachetable", "showmigrations"}
+OWNER_COMMANDS = {"migrate", "showmigrations"}
 # Commands spelt with a hyphen on the command line (a Django command module cannot be).
 HYPHENATED = {"bench-data": "bench_data", "upgrade-embedded": "upgrade_embedded"}
 

@@ -120,6 +120,46 @@ def env_email_address(name: str, default: str) -> str:
     return value
 
 
+REDIS_SCHEMES = {"redis", "rediss", "unix"}
+
+
+def env_redis_url(name: str) -> str:
+    """A Redis URL (`redis://`, `rediss://` or `unix://`), or "" when unset.
+
+    Checked as redis-py will read it, so a typo stops start-up rather than the first sign-in.
+    Messages never repeat the value: it may carry a password.
+    """
+    value = env_str(name, "").strip()
+    if not value:
+        return ""
+    problem = f"{name} must be a URL such as redis://:password@host:6379/0 or rediss://host/0"
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # ValueError when not a number in range
+    except ValueError:
+        raise ImproperlyConfigured(f"{problem} (the port is not a number).") from None
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ImproperlyConfigured(f"{problem} (the scheme must be redis, rediss or unix).")
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ImproperlyConfigured(f"{problem} (a unix:// URL names the socket's path).")
+    else:
+        if not parts.hostname:
+            raise ImproperlyConfigured(f"{problem} (the host is missing).")
+        database = parts.path.strip("/")
+        if database and not database.isdigit():
+            raise ImproperlyConfigured(f"{problem} (the path is a database number).")
+        if port == 0:
+            raise ImproperlyConfigured(f"{problem} (the port is not a number).")
+    from redis import ConnectionPool  # only needed, and importable, when Redis is configured
+
+    try:
+        ConnectionPool.from_url(value)  # parses the query options too; connects to nothing
+    except (ValueError, TypeError):
+        raise ImproperlyConfigured(f"{problem} (an option in it is malformed).") from None
+    return value
+
+
 def create_private_file(path: Path, content: bytes) -> None:
     """Write `content` to a new 0600 file, unless the file exists (another process may have
     just made it: its content wins)."""

@@ -15,6 +15,7 @@ from custodia.config import (
     env_int,
     env_list,
     env_origins,
+    env_redis_url,
     env_str,
     env_time_zone,
     generated_secret,
@@ -93,6 +94,7 @@ INSTALLED_APPS = [
     "allauth.usersessions",
     "ninja",
     "csp",
+    "custodia.cache",
     "custodia.tenancy",
     "custodia.accounts",
     "custodia.clients",
@@ -283,12 +285,37 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Emails are unique case-insensitively by a functional constraint (accounts.User.Meta).
 SILENCED_SYSTEM_CHECKS = ["auth.W004"]
 
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
-        "LOCATION": "custodia_cache",
+# The cache holds rate limits (allauth's) and the markers of used TOTP codes (docs/operations.md,
+# "Cache"): Redis when CUSTODIA_REDIS_URL is set, else an UNLOGGED table (cache/backend.py). Both
+# store an HMAC of each key and JSON values, never pickles (cache/keys.py).
+REDIS_URL = env_redis_url("CUSTODIA_REDIS_URL")
+CACHE_KEY_FUNCTION = "custodia.cache.keys.make_key"
+CACHES: dict[str, dict[str, object]]
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "custodia",
+            "KEY_FUNCTION": CACHE_KEY_FUNCTION,
+            "OPTIONS": {
+                "serializer": "custodia.cache.keys.JSONSerializer",
+                # A Redis that stops answering fails the request in seconds, not never.
+                "socket_connect_timeout": 2,
+                "socket_timeout": 2,
+            },
+        }
     }
-}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "custodia.cache.backend.PostgresCache",
+            "LOCATION": "custodia_cache_entry",
+            "KEY_PREFIX": "custodia",
+            "KEY_FUNCTION": CACHE_KEY_FUNCTION,
+            "OPTIONS": {"DATABASE": "default", "POOL_SIZE": DB_POOL_SIZE},
+        }
+    }
 
 # --- Accounts -------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -153,6 +153,7 @@ def test_a_malformed_trusted_network_fails_at_start_up():
     assert "CUSTODIA_TRUSTED_PROXY_NETWORKS" in result.stderr
 
 
+@pytest.mark.usefixtures("cache_backend")  # the limit lives in the cache
 def test_a_direct_client_cannot_escape_the_per_address_limit_behind_a_proxy_count(db, settings):
     """With a proxy configured, a client reaching Custodia directly still cannot pick an address."""
     settings.CUSTODIA_TRUSTED_PROXIES = 1
@@ -166,6 +167,7 @@ def test_a_direct_client_cannot_escape_the_per_address_limit_behind_a_proxy_coun
     assert codes[-1].status_code == 429
 
 
+@pytest.mark.usefixtures("cache_backend")  # the limit lives in the cache
 def test_spoofed_forwarded_for_does_not_escape_the_per_address_limit(db, settings):
     """Without trusted proxies, a new X-Forwarded-For per request is still one address."""
     settings.CUSTODIA_TRUSTED_PROXIES = 0
@@ -179,6 +181,7 @@ def test_spoofed_forwarded_for_does_not_escape_the_per_address_limit(db, setting
     assert [c.status_code for c in codes[:5]] == [200] * 5
 
 
+@pytest.mark.usefixtures("cache_backend")  # the limit lives in the cache
 def test_behind_one_proxy_the_limit_follows_the_forwarded_client(db, settings):
     settings.CUSTODIA_TRUSTED_PROXIES = 1
     settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "login": "5/m/ip"}
@@ -198,6 +201,7 @@ def test_behind_one_proxy_the_limit_follows_the_forwarded_client(db, settings):
     assert other.status_code == 200
 
 
+@pytest.mark.usefixtures("cache_backend")  # the limit lives in the cache
 def test_failed_logins_per_address_are_limited(db, settings):
     """The per-address limit on failed sign-ins: 10 a minute across any names; then every
     password from there meets the emailed-code challenge (tests/accounts/test_throttled_address)."""
@@ -440,6 +444,7 @@ def post_code(client: HttpsClient, url: str, code: str, address: str) -> Any:
         return client.post(url, {"code": code}, REMOTE_ADDR=address)
 
 
+@pytest.mark.usefixtures("cache_backend")  # the limit lives in the cache
 def test_wrong_codes_from_many_addresses_pause_the_second_factor(db, smtp_server):
     """Someone with the password tries codes from a new address each time: after five wrong
     ones every code is refused, the right one too, until the pause ends."""
@@ -487,6 +492,7 @@ def test_wrong_codes_keep_backing_off_across_fresh_password_steps(db):
         assert row.locked_until == timezone.now() + dt.timedelta(seconds=120 - 61)
 
 
+@pytest.mark.usefixtures("cache_backend")  # the limit lives in the cache
 def test_wrong_codes_at_re_authentication_are_limited_per_account(db):
     """A stolen session guessing codes at the step-up from many addresses is stopped too."""
     user = UserFactory()

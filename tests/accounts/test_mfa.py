@@ -69,6 +69,7 @@ def password_login(user: User) -> tuple[HttpsClient, object]:
 # --- Single-use codes ------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("cache_backend")  # used codes are marked in the cache
 def test_login_asks_for_the_second_factor_and_accepts_the_current_code(matrix):
     user = matrix.a.owner.user
     with time_machine.travel(NOW, tick=False):
@@ -85,6 +86,7 @@ def test_login_asks_for_the_second_factor_and_accepts_the_current_code(matrix):
         assert client.get(reverse("dashboard")).status_code == 200
 
 
+@pytest.mark.usefixtures("cache_backend")  # used codes are marked in the cache
 def test_totp_replay_of_a_used_code_is_rejected(matrix):
     user = matrix.a.owner.user
     with time_machine.travel(NOW, tick=False):
@@ -107,6 +109,7 @@ def test_totp_replay_of_a_used_code_is_rejected(matrix):
         assert second.get(reverse("dashboard")).status_code == 200
 
 
+@pytest.mark.usefixtures("cache_backend")  # used codes are marked in the cache
 def test_a_code_from_the_previous_step_is_rejected(matrix):
     user = matrix.a.owner.user
     with time_machine.travel(NOW, tick=False):
@@ -307,6 +310,7 @@ def test_recovery_codes_alone_are_not_a_factor(web_as, matrix):
     assert web_as(matrix.a.staff).get("/app/").status_code == 302
 
 
+@pytest.mark.usefixtures("cache_backend")  # used codes are marked in the cache
 def test_enrolling_totp_through_allauth_lets_the_member_in(web_as, matrix):
     require(matrix.a.owner, mfa_required_owners=True)
     client = web_as(matrix.a.owner)

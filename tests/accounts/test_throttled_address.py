@@ -28,6 +28,8 @@ TOTP_NOW = 1_900_000_015.0  # the middle of a 30-second step
 OFFICE = "198.51.100.20"  # everyone behind one shared address
 TOO_MANY = b"Too many failed login attempts"
 CONFIRM = reverse("account_confirm_login_code")
+# The address limit lives in the cache: every test runs on the UNLOGGED table and on Redis.
+pytestmark = pytest.mark.usefixtures("cache_backend")
 
 
 @pytest.fixture(autouse=True)

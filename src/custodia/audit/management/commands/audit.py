@@ -14,6 +14,7 @@ from django.db import transaction
 from custodia.audit import chain
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
+from custodia.cache.backend import purge_expired_entries
 from custodia.tenancy.access import business_id_by_slug, business_slugs
 from custodia.tenancy.actions import do_erase_spent_invitation_addresses
 from custodia.tenancy.context import forget_ended_backends
@@ -166,5 +167,7 @@ class Command(BaseCommand):
             # Housekeeping of the same daily round: contexts of backends that have ended.
             self._forget_ended_backends,
             self._erase_invitation_addresses,
+            # And of the cache: rate-limit entries and code markers past their lifetime.
+            purge_expired_entries,
         )
         run_daily("audit maintenance", steps, once=once, logger=logger)

@@ -14,6 +14,7 @@ from django.db import connections
 from custodia import embedded
 from custodia.accounts.mfa import reseal_mfa_secrets
 from custodia.accounts.recoverycodes import hash_seeded_codes
+from custodia.cache.backend import close_pools as close_cache_pools
 from custodia.crypto.checks import verify_kek, verify_keystore_covers_database
 from custodia.crypto.errors import KekError
 
@@ -26,7 +27,6 @@ def prepare_database(name: str, *, fresh: bool = False) -> None:
         # keystore is mounted, a wrong one included.
         verify_keystore_covers_database()
     call_command("migrate", database="owner", interactive=False, verbosity=0)
-    call_command("createcachetable", database="owner", verbosity=0)
     install_context_key()
 
 
@@ -60,6 +60,7 @@ def open_database(name: str, *, fresh: bool = False) -> None:
 
 def point_connections_at(name: str, host: str) -> None:
     """Close every connection and make each alias use database `name` on `host` from now on."""
+    close_cache_pools()
     for alias in connections:
         connection = connections[alias]
         connection.close()
@@ -136,6 +137,7 @@ class Command(BaseCommand):
 
 def drop_database(name: str) -> None:
     """Close this process's connections to database `name`, then drop it."""
+    close_cache_pools()
     for alias in connections:
         connection = connections[alias]
         connection.close()
