@@ -90,10 +90,11 @@ DECLARE
   tok record;
 BEGIN
   PERFORM custodia_check_context_key(key);
-  -- Whatever follows, nothing of an earlier context survives this call.
-  PERFORM custodia_put_context(NULL, NULL, NULL, NULL, '', NULL);
+  -- Whatever follows, nothing of an earlier context survives this call: each way out below
+  -- writes this transaction's context first.
   IF token_prefix IS NULL OR token_prefix !~ '^[0-9a-f]{{12}}$'
       OR cardinality(digests) IS NULL OR cardinality(digests) NOT BETWEEN 1 AND 8 THEN
+    PERFORM custodia_put_context(NULL, NULL, NULL, NULL, '', NULL);
     RETURN;
   END IF;
   -- Before authentication, a token row is reachable by its public prefix alone.
