@@ -273,6 +273,10 @@ def scenario_1(
     """Cost of protection: API (token, RLS context, policies) vs the bare view, same server."""
     tenant = data["tenant"]
     ids = [c["id"] for c in data["clients"]]
+    # Unmeasured: a fresh server's first seconds (imports, data keys, database connections)
+    # would otherwise fall on whichever run comes first, the protected detail.
+    wrk(url, [f"/api/v1/clients/{i}" for i in ids], seconds=2, connections=4, headers=bearer)
+    wrk(url, [f"/bench/bare/clients/{tenant}/{i}/" for i in ids], seconds=2, connections=4)
     runs = {
         "detail protected": wrk(
             url,

@@ -1,5 +1,7 @@
-"""Presented secrets (API tokens, invitation links) are checked by a constant-time comparison of
-digests, and by nothing else: the comparison decides, so no faster `==` runs beside it."""
+"""Presented secrets (API tokens, invitation links) are checked by a comparison of digests, and by
+nothing else: the comparison decides, so no faster `==` on the secret runs beside it. Invitation
+links are compared in Python with `hmac.compare_digest`; API tokens by the database, which only
+ever receives the secret's digests."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from custodia.accounts import access as accounts_access
 from custodia.accounts.access import TOKEN_PURPOSE
 from custodia.accounts.actions import do_create_api_token
 from custodia.accounts.digests import digest_secret
+from custodia.tenancy import context
 from custodia.tenancy.actions import do_invite_member, invitation_proof, open_invitation
 from custodia.tenancy.context import activate, clear
 from custodia.tenancy.models import Invitation
@@ -50,26 +53,40 @@ def compare(monkeypatch: pytest.MonkeyPatch) -> CompareSpy:
     return spy
 
 
-def test_an_api_token_is_checked_by_compare_digest_alone(
-    matrix: TenantMatrix, compare: CompareSpy
+def test_an_api_token_is_checked_by_its_digests_alone(
+    matrix: TenantMatrix, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The database compares the stored digest with the presented secret's digests (one per
+    secret key, tenancy/context.py: activate_token), never with the secret, which it never sees;
+    and that comparison decides."""
     owner = matrix.a.owner
     activate(owner)
     token, plain = do_create_api_token(actor=owner, name="ct")
+    secret = plain.split("_", 2)[2]
     forged = plain[:-4] + ("aaaa" if not plain.endswith("aaaa") else "bbbb")
+    sent: list[list[Any]] = []
+    real_fetch = context._fetch_with_key
+
+    def spy(using: str, sql: str, params: list[Any]) -> Any:
+        if "custodia_activate_token" in sql:
+            sent.append(list(params))
+        return real_fetch(using, sql, params)
+
+    monkeypatch.setattr(context, "_fetch_with_key", spy)
     clear()
     assert resolve(plain) is not None
-    assert (digest_secret(TOKEN_PURPOSE, plain.split("_", 2)[2]), token.digest) in compare.calls
-    compare.calls.clear()
+    [(_key, prefix, digests)] = sent
+    assert prefix == token.prefix
+    assert digests == [digest_secret(TOKEN_PURPOSE, secret)] == [token.digest]
+    assert not any(secret in str(value) for value in sent[0])
     clear()
     assert resolve(forged) is None
-    assert [stored for _presented, stored in compare.calls] == [token.digest]
-    # The comparison's verdict is the verdict: a "no" refuses the real secret, a "yes" would
-    # let the forged one in (so no other comparison stands beside it).
-    compare.answer = False
+    # The digests' verdict is the verdict: without the stored one among them the real secret is
+    # refused; with it, a forged secret would get in (so nothing else stands beside it).
+    monkeypatch.setattr(accounts_access, "candidate_digests", lambda *_: ["0" * 64])
     clear()
     assert resolve(plain) is None
-    compare.answer = True
+    monkeypatch.setattr(accounts_access, "candidate_digests", lambda *_: [token.digest])
     clear()
     assert resolve(forged) is not None
 

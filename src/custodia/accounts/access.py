@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
-from django.utils import timezone
 
-from custodia.accounts.digests import (
-    current_digest_if_stale,
-    is_wellformed_prefix,
-    secret_matches,
-)
+from custodia.accounts.digests import candidate_digests, is_wellformed_prefix
 from custodia.accounts.models import ApiToken, SecurityEvent, User
-from custodia.tenancy.access import parse_id
-from custodia.tenancy.context import Actor, activate, set_db_context
-from custodia.tenancy.models import Membership
+from custodia.tenancy.access import from_columns, granted_membership, parse_id
+from custodia.tenancy.context import Actor, activate_token
 from custodia.tenancy.permissions import Permission
 
 # Labels, not secrets: the HMAC purpose and the visible start of every token.
@@ -45,17 +38,16 @@ def email_has_account(email: str) -> bool:
     return User.objects.filter(email__iexact=email.strip()).exists()
 
 
-LAST_USE_RESOLUTION = dt.timedelta(minutes=1)
-
-
 def actor_for_token(presented: str, *, durable: bool = True) -> Actor | None:
     """The actor behind `cst_<prefix>_<secret>`; None if malformed, unknown, expired or revoked.
 
     `durable=False` for a GET or HEAD, as for a session (tenancy/middleware.py, docs/audit.md).
 
-    Runs inside the request's transaction. The token row is found by its public prefix alone (the
-    only RLS context before authentication); once the secret matches, the membership is read as
-    the token's user, and the last-use time is written as the fully activated actor.
+    Runs inside the request's transaction, and sets its context: in one round trip, the database
+    checks the secret's digests against the token found by its prefix, the token's expiry and
+    revocation, its membership, login and business, sets that membership's context (an empty
+    one for anything else), keeps the last use to the minute, and returns what the actor is made
+    of (tenancy/context.py: activate_token).
     """
     parts = presented.split("_", 2)
     if len(presented) > 200 or len(parts) != 3 or parts[0] != TOKEN_PREFIX:
@@ -63,36 +55,19 @@ def actor_for_token(presented: str, *, durable: bool = True) -> Actor | None:
     _, prefix, secret = parts
     if not is_wellformed_prefix(prefix):
         return None
-    set_db_context(lookup=prefix)
-    token = ApiToken.objects.filter(prefix=prefix).first()
-    if token is None or not secret_matches(TOKEN_PURPOSE, secret, token.digest):
+    digests = candidate_digests(TOKEN_PURPOSE, secret)
+    grant = activate_token(prefix, digests, durable=durable)
+    if grant is None:
         return None
-    now = timezone.now()
-    if token.revoked_at is not None or token.expires_at <= now:
-        return None
-    set_db_context(user_id=token.user_id)
-    membership = (
-        Membership.objects.select_related("user", "tenant")
-        .filter(pk=token.membership_id, user_id=token.user_id, tenant_id=token.tenant_id)
-        .first()
-    )
-    if membership is None or not (membership.user.is_active and membership.is_active):
-        return None
-    scopes = frozenset(
-        Permission(scope) for scope in token.scopes if scope in Permission._value2member_map_
-    )
-    actor = Actor(membership.user, membership, scopes)
-    activate(actor, durable=durable)
-    # A write per request would make every read commit a WAL flush: the last use is kept to
-    # the minute (the security panel shows it so).
-    # A token digested under a fallback secret key is re-digested under the current one at its
-    # first use after a rotation, so the fallback can be retired (docs/operations.md).
-    fresh_digest = current_digest_if_stale(TOKEN_PURPOSE, secret, token.digest)
-    if fresh_digest is not None:
-        ApiToken.objects.filter(pk=token.pk).update(digest=fresh_digest, last_used_at=now)
-    elif token.last_used_at is None or now - token.last_used_at >= LAST_USE_RESOLUTION:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return actor
+    membership = granted_membership(grant)
+    membership.user = from_columns(User, grant.user)
+    known = Permission._value2member_map_
+    scopes = frozenset(Permission(scope) for scope in grant.token["scopes"] if scope in known)
+    if not grant.token["digest_current"]:
+        # Digested under a fallback secret key: re-digested under the current one at its first
+        # use after a rotation, so the fallback can be retired (docs/operations.md).
+        ApiToken.objects.filter(pk=grant.token["id"]).update(digest=digests[0])
+    return Actor(membership.user, membership, scopes)
 
 
 def recent_security_events(user: Any, limit: int = 20) -> list[SecurityEvent]:

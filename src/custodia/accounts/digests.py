@@ -37,6 +37,15 @@ def issue_secret(purpose: str) -> IssuedSecret:
     return IssuedSecret(secrets.token_hex(6), secret, digest_secret(purpose, secret))
 
 
+def candidate_digests(purpose: str, secret: str) -> list[str]:
+    """The digests a stored one may be of this secret: under SECRET_KEY first, then under each
+    of SECRET_KEY_FALLBACKS (a key rotation does not void what was issued before). For a check
+    made by the database (an API token, tenancy/context.py: activate_token), which so compares
+    digests and never sees the secret."""
+    keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    return [digest_secret(purpose, secret, key=key) for key in keys]
+
+
 def secret_matches(purpose: str, secret: str, digest: str) -> bool:
     """Constant-time comparison of a presented secret with a stored digest made under SECRET_KEY
     or one of SECRET_KEY_FALLBACKS (so a key rotation does not void what was issued before)."""
@@ -44,13 +53,6 @@ def secret_matches(purpose: str, secret: str, digest: str) -> bool:
     # Every key is tried, matched or not: the time taken does not say which one matched.
     matches = [hmac.compare_digest(digest_secret(purpose, secret, key=key), digest) for key in keys]
     return any(matches)
-
-
-def current_digest_if_stale(purpose: str, secret: str, digest: str) -> str | None:
-    """For a secret that matched `digest`: its digest under SECRET_KEY when `digest` was made
-    under a fallback key (store it, so the fallback can be retired), else None."""
-    current = digest_secret(purpose, secret)
-    return None if hmac.compare_digest(current, digest) else current
 
 
 def is_wellformed_prefix(prefix: str) -> bool:

@@ -5,18 +5,20 @@ connection, which may list them all."""
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import Http404
 
-from custodia.tenancy.context import Actor
-from custodia.tenancy.models import Invitation, Membership
+from custodia.tenancy.context import Actor, ContextGrant
+from custodia.tenancy.models import Business, Invitation, Membership
 from custodia.tenancy.permissions import Permission, Role
 
 if TYPE_CHECKING:
     from custodia.accounts.models import User
+
+M = TypeVar("M", bound=Model)
 
 
 def memberships_of(user: User) -> QuerySet[Membership]:
@@ -38,6 +40,20 @@ def active_membership(user: User, business_id: object) -> Membership | None:
         return memberships.filter(tenant_id=uuid.UUID(str(business_id))).first()
     except ValueError:
         return None
+
+
+def from_columns(model: type[M], columns: dict[str, Any]) -> M:
+    """A model instance as if the ORM had read these columns (keyed by field attname); any
+    field not among them is deferred."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in columns]
+    return model.from_db("default", names, [columns[name] for name in names])
+
+
+def granted_membership(grant: ContextGrant) -> Membership:
+    """The membership (with its business) whose context `grant` established."""
+    membership = from_columns(Membership, grant.membership)
+    membership.tenant = from_columns(Business, grant.business)
+    return membership
 
 
 def parse_id(value: object) -> uuid.UUID:

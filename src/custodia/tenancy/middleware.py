@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
 
 from django.contrib import messages
@@ -12,7 +13,14 @@ from django.http import HttpRequest, HttpResponse
 
 from custodia.accounts.stepup import SessionAuthentication
 from custodia.tenancy import access
-from custodia.tenancy.context import Actor, activate, clear, set_db_context
+from custodia.tenancy.context import (
+    Actor,
+    activate,
+    activate_member,
+    clear,
+    cleared_unless_set,
+    set_db_context,
+)
 from custodia.web import requestctx
 
 if TYPE_CHECKING:
@@ -42,19 +50,31 @@ def forget_business(session: SessionBase) -> None:
     session[CHOOSE_BUSINESS_SESSION_KEY] = True
 
 
-def session_membership(request: HttpRequest, user: User) -> Membership | None:
-    """The membership the session acts for. When the business it named is no longer the
+def session_membership(
+    request: HttpRequest, user: User, *, durable: bool = True
+) -> Membership | None:
+    """The membership the session acts for, with the transaction's context set to it (to the
+    user alone without one) in one round trip. When the business it named is no longer the
     user's, the session forgets it and says so, rather than acting for another of theirs: a
     form opened for the old business must not submit into a different one."""
     session = request.session
     named = session.get(ACTIVE_BUSINESS_SESSION_KEY)
     if not named and session.get(CHOOSE_BUSINESS_SESSION_KEY):
+        set_db_context(user_id=user.pk, durable=durable)
         return None
-    membership = access.active_membership(user, named)
-    if membership is None and named:
-        forget_business(session)
-        messages.warning(request, BUSINESS_GONE, fail_silently=True)
-    return membership
+    try:
+        business_id = uuid.UUID(str(named)) if named else None
+    except ValueError:
+        set_db_context(user_id=user.pk, durable=durable)
+        grant = None
+    else:
+        grant = activate_member(user.pk, business_id, durable=durable)
+    if grant is None:
+        if named:
+            forget_business(session)
+            messages.warning(request, BUSINESS_GONE, fail_silently=True)
+        return None
+    return access.granted_membership(grant)
 
 
 class TenantMiddleware:
@@ -74,21 +94,24 @@ class TenantMiddleware:
         with transaction.atomic():
             request.actor = None  # type: ignore[attr-defined]
             user = request.user
-            # Each call sets every setting, so nothing of an earlier request can linger.
-            if not user.is_authenticated:
-                clear()
-            else:
-                set_db_context(user_id=user.pk, durable=durable)
-                membership = session_membership(request, user)  # type: ignore[arg-type]
+            # Each way sets every setting, so nothing of an earlier request can linger.
+            pending: AbstractContextManager[None] = nullcontext()
+            if user.is_authenticated:
+                membership = session_membership(request, user, durable=durable)  # type: ignore[arg-type]
                 if membership is not None:
                     actor = Actor(
                         user,  # type: ignore[arg-type]
                         membership,
                         authentication=SessionAuthentication(request),
                     )
-                    activate(actor, durable=durable)
                     request.actor = actor  # type: ignore[attr-defined]
-            response = self.get_response(request)
+            elif presents_token(request):
+                # Its authentication sets the context (or an empty one) in its first query.
+                pending = cleared_unless_set()
+            else:
+                clear()
+            with pending:
+                response = self.get_response(request)
             if response.status_code >= 500:
                 transaction.set_rollback(True)
             refused = _refused_actor(request, response)
@@ -105,6 +128,16 @@ class TenantMiddleware:
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+API_PREFIX = "/api/"
+
+
+def presents_token(request: HttpRequest) -> bool:
+    """An API request with a bearer token, which the API's authentication answers alone."""
+    return request.path.startswith(API_PREFIX) and request.headers.get(
+        "Authorization", ""
+    ).lower().startswith("bearer")
+
+
 REFUSALS = frozenset({403, 404})
 
 
