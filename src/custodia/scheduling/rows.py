@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 from html import escape
+from typing import NamedTuple
 
-from django.db.models import QuerySet
+from django.db.models import F, FloatField, Func, QuerySet
 from django.urls import reverse
 from django.utils import dateformat, timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -26,19 +26,26 @@ from custodia.scheduling.models import Visit, VisitStatus
 COLUMNS = (
     "pk",
     "client_id",
-    "starts_at",
-    "ends_at",
     "status",
     "client__name",
     "staff__user__full_name",
     "staff__user__email",
     "service__name",
 )
+
+
+def epoch(field: str) -> Func:
+    """A timestamp as seconds since 1970 (a float8, which the driver reads in C: a timestamptz
+    goes through Django's time-zone loader in Python, half the cost of reading a visit)."""
+    return Func(
+        F(field), template="EXTRACT(EPOCH FROM %(expressions)s)::float8", output_field=FloatField()
+    )
+
+
 STATUS_LABELS: dict[str, str] = dict(Visit._meta.get_field("status").choices or [])
 
 
-@dataclass(frozen=True, slots=True)
-class VisitLine:
+class VisitLine(NamedTuple):
     """One visit of a list. Times are in the current time zone; `staff` is the staff member's
     display name and `service` the service's name, "" when there is none."""
 
@@ -66,18 +73,10 @@ def visit_lines(visits: QuerySet[Visit]) -> list[VisitLine]:
     detail_url = reverse("visit_detail", args=["-"]).removesuffix("-/")  # one reverse for all
     days: dict[dt.date, str] = {}  # a day's name, formatted once
     lines = []
-    for (
-        pk,
-        client_id,
-        starts,
-        ends,
-        status,
-        client,
-        full_name,
-        email,
-        service,
-    ) in visits.values_list(*COLUMNS):
-        starts, ends = starts.astimezone(zone), ends.astimezone(zone)
+    rows = visits.values_list(*COLUMNS, epoch("starts_at"), epoch("ends_at"))
+    for pk, client_id, status, client, full_name, email, service, starts_at, ends_at in rows:
+        starts = dt.datetime.fromtimestamp(starts_at, zone)
+        ends = dt.datetime.fromtimestamp(ends_at, zone)
         date = starts.date()
         if date not in days:
             days[date] = dateformat.format(starts, "D j M Y")
