@@ -42,7 +42,9 @@ def epoch(field: str) -> Func:
     )
 
 
-STATUS_LABELS: dict[str, str] = dict(Visit._meta.get_field("status").choices or [])
+STATUS_LABELS = {
+    str(value): str(label) for value, label in Visit._meta.get_field("status").flatchoices
+}
 
 
 class VisitLine(NamedTuple):
