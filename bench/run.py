@@ -407,19 +407,20 @@ def scenario_5(
 def scenario_6(bench: Bench, url: str, password: str, seconds: int) -> None:
     """Dashboard and calendar at 32 connections vs a static page from the same process."""
     cookie = {"Cookie": session_cookie(url, password)}
+    pages = (("static", "/security/"), ("dashboard", "/app/"), ("calendar", "/app/calendar/"))
+    for _, path in pages:
+        # Unmeasured: a page's first requests on each worker (its template compiled, its
+        # statements prepared after five uses on each pooled connection) would fall on its run.
+        wrk(url, [path], seconds=2, connections=32, headers=cookie)
     runs = {
         page: wrk(url, [path], seconds=seconds, connections=32, headers=cookie)
-        for page, path in (
-            ("static", "/security/"),
-            ("dashboard", "/app/"),
-            ("calendar", "/app/calendar/"),
-        )
+        for page, path in pages
     }
     name = "6-pages"
     bench.results[name] = {"runs": runs, "note": "32 connections sharing one owner session"}
     for page in ("dashboard", "calendar"):
         bench.record(
-            name, f"{page} p50 ms", runs[page]["p50_ms"], runs["static"]["p50_ms"], at_most=4
+            name, f"{page} p50 ms", runs[page]["p50_ms"], runs["static"]["p50_ms"], at_most=3
         )
         bench.record(
             name, f"{page} p99 ms", runs[page]["p99_ms"], runs["static"]["p99_ms"], at_most=4

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from allauth.account.adapter import get_adapter as get_account_adapter
 from allauth.core import context as allauth_context
 from allauth.mfa.models import Authenticator
 from allauth.usersessions.adapter import DefaultUserSessionsAdapter
@@ -146,9 +147,27 @@ def listed_key(request: HttpRequest) -> str | None:
     return stored_key(key) if key else None
 
 
+# What allauth keeps of a user agent (the column's length).
+USER_AGENT_LENGTH = UserSession._meta.get_field("user_agent").max_length
+
+
 def _track(request: HttpRequest) -> None:
-    """Create or refresh the session's UserSession row (IP, user agent, last seen)."""
-    UserSession.objects.create_from_request(request, session=_Listed(request.session))  # type: ignore[arg-type]
+    """Create or refresh the session's UserSession row (IP, user agent, last seen).
+
+    While the row names the same person, address and browser, one UPDATE refreshes it (allauth's
+    `create_from_request` takes a savepoint, reads, and writes the whole row: six statements);
+    otherwise allauth lists the session, or updates it and sends `session_client_changed`.
+    """
+    listed = _Listed(request.session)
+    user_agent = request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_LENGTH]
+    refreshed = UserSession.objects.filter(
+        session_key=listed.session_key,
+        user_id=request.user.pk,
+        ip=get_account_adapter().get_client_ip(request),
+        user_agent=user_agent,
+    ).update(last_seen_at=timezone.now())
+    if not refreshed:
+        UserSession.objects.create_from_request(request, session=listed)  # type: ignore[arg-type]
 
 
 class SessionLifetimeMiddleware:

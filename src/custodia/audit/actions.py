@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models import Model
 
 from custodia.audit.events import AuditAction, Outcome
 from custodia.tenancy.context import Actor, ensure_context
@@ -92,17 +93,21 @@ def record(
 
 
 def record_bulk_read(
-    actor: Actor, records: Iterable[Any], *, detail: dict[str, Any] | None = None
+    actor: Actor,
+    records: Iterable[Any],
+    *,
+    detail: dict[str, Any] | None = None,
+    model: type[Model] | None = None,
 ) -> None:
     """A page of a list or search as one bulk read: how many, which ids, whose records.
 
-    Lists of records that are not customer data (services, staff) are not recorded.
+    `records` are model instances, or rows with `pk` (and a visit's `client_id`) of `model`: a
+    queryset of them names its model itself. Lists of records that are not customer data
+    (services, staff) are not recorded.
     """
     rows = list(records)
-    if not rows:
-        model = getattr(records, "model", None)
-    else:
-        model = type(rows[0])
+    if model is None:
+        model = getattr(records, "model", None) or (type(rows[0]) if rows else None)
     action = BULK_READS.get(model._meta.label_lower) if model is not None else None
     if action is None:
         return

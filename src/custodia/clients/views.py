@@ -27,6 +27,8 @@ from custodia.clients.forms import ClientForm, ClientSearchForm, StaffChoiceForm
 from custodia.clients.models import Client
 from custodia.scheduling.access import list_services, list_visits
 from custodia.scheduling.forms import VisitRequestForm
+from custodia.scheduling.models import Visit
+from custodia.scheduling.rows import visit_lines
 from custodia.tenancy.access import access_member_by_id, list_staff
 from custodia.tenancy.actions import do_invite_member
 from custodia.tenancy.context import Actor
@@ -88,8 +90,8 @@ def _detail_page(
     # The page shows the record, whichever door led here (a GET, or a form sent back with errors).
     record(AuditAction.CLIENT_READ, actor=actor, target=client)
     home_access, held_back = access.home_access_and_hold(actor, client)
-    visits = list(list_visits(actor, start=timezone.now(), client_id=client.pk)[:20])
-    record_bulk_read(actor, visits)
+    visits = visit_lines(list_visits(actor, start=timezone.now(), client_id=client.pk)[:20])
+    record_bulk_read(actor, visits, model=Visit)
     context: dict[str, Any] = {
         "client": client,
         "home_access": home_access,
@@ -215,9 +217,11 @@ def portal(request: HttpRequest, actor: Actor) -> HttpResponse:
     """A client's own page: their details, their visits, and a way to ask for one."""
     client = access.access_client_by_id(actor, actor.membership.client_id)
     now = timezone.now()
-    upcoming = list(list_visits(actor, start=now))
-    past = list(list_visits(actor, end=now).filter(ends_at__lte=now).order_by("-starts_at")[:10])
-    record_bulk_read(actor, upcoming + past)
+    upcoming = visit_lines(list_visits(actor, start=now))
+    past = visit_lines(
+        list_visits(actor, end=now).filter(ends_at__lte=now).order_by("-starts_at")[:10]
+    )
+    record_bulk_read(actor, upcoming + past, model=Visit)
     context = {
         "client": client,
         "upcoming": upcoming,

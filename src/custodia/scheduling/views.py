@@ -10,7 +10,6 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -35,6 +34,7 @@ from custodia.scheduling.forms import (
     WeekForm,
 )
 from custodia.scheduling.models import Service, Visit, VisitStatus
+from custodia.scheduling.rows import VisitLine, calendar_entries, visit_lines
 from custodia.tenancy.access import list_staff
 from custodia.tenancy.context import Actor
 from custodia.tenancy.permissions import Permission
@@ -123,18 +123,6 @@ def service_retire(request: HttpRequest, actor: Actor, service_id: str) -> HttpR
 # --- Calendar and visits ------------------------------------------------------------------------
 
 
-CALENDAR_FIELDS = (
-    "id",
-    "starts_at",
-    "ends_at",
-    "status",
-    "client__name",
-    "staff__user__full_name",
-    "staff__user__email",
-    "service__name",
-)
-
-
 @require_safe
 @member_required(Permission.VISITS_WRITE)
 def calendar(request: HttpRequest, actor: Actor) -> HttpResponse:
@@ -146,30 +134,18 @@ def calendar(request: HttpRequest, actor: Actor) -> HttpResponse:
     days = [monday + dt.timedelta(days=offset) for offset in range(7)]
     start, _ = day_bounds(days[0])
     _, end = day_bounds(days[-1])
-    by_day: dict[dt.date, list[dict[str, str]]] = {day: [] for day in days}
-    # A busy week has hundreds of visits: load only what is shown and format it here, where it
-    # costs a fraction of the same work in template filters (bench/, scenario 6).
-    visits = list(access.list_visits(actor, start=start, end=end).only(*CALENDAR_FIELDS))
-    record_bulk_read(actor, visits)
-    detail_url = reverse("visit_detail", args=["-"]).removesuffix("-/")  # one reverse, not 300
+    by_day: dict[dt.date, list[VisitLine]] = {day: [] for day in days}
+    # A busy week has hundreds of visits: lines of what is shown (scheduling/rows.py).
+    visits = visit_lines(access.list_visits(actor, start=start, end=end))
+    record_bulk_read(actor, visits, model=Visit)
     for visit in visits:
-        starts, ends = timezone.localtime(visit.starts_at), timezone.localtime(visit.ends_at)
         # A visit that began in the previous week shows on Monday.
-        by_day[max(starts.date(), monday)].append(
-            {
-                "url": f"{detail_url}{visit.id}/",
-                "time": f"{starts:%H:%M}–{ends:%H:%M}",
-                "client": visit.client.name,
-                "staff": visit.staff.user.display_name if visit.staff else "",
-                "status": visit.status,
-                "status_label": visit.get_status_display(),
-            }
-        )
+        by_day[max(visit.starts_at.date(), monday)].append(visit)
     context = {
         "form": form,
         "monday": monday,
         "sunday": days[-1],
-        "days": [{"date": day, "visits": by_day[day]} for day in days],
+        "days": [{"date": day, "visits": calendar_entries(by_day[day])} for day in days],
         "previous_week": monday - dt.timedelta(days=7),
         "next_week": monday + dt.timedelta(days=7),
         "today": timezone.localdate(),
