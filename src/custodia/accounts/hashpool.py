@@ -1,6 +1,6 @@
 """Password hashing off the request threads: a pool of argon2id processes beside the server.
 
-`custodia serve` starts the pool (`start_pool`) before granian and gives granian's workers its
+`custodia serve` starts the pool (`launch_pool`) beside granian and gives granian's workers its
 socket in CUSTODIA_HASH_SOCKET. The pool runs `PASSWORD_HASH_CONCURRENCY` processes (default:
 half the cores) at a lower CPU priority than the request threads, so pages keep the cores they
 need while logins queue for a hash; at most `PASSWORD_HASH_QUEUE` more hashes wait for one of
@@ -48,6 +48,8 @@ START_TIMEOUT_SECONDS = 30.0
 # Added to the pool processes' niceness: under a storm, request threads (and PostgreSQL) get the
 # CPU before queued hashes.
 POOL_NICENESS = 10
+# How long after refusing a hash a full pool asks the door to refuse logins too.
+SHED_SECONDS = 1.0
 OPERATIONS = frozenset({"encode", "verify"})
 
 
@@ -159,6 +161,7 @@ class Pool:
         self.limit = workers + queue
         self.niceness = niceness
         self.in_flight = 0
+        self.last_refusal = float("-inf")
         self.executor = self._new_executor()
         self.restarting: asyncio.Future[list[int]] | None = None
 
@@ -179,18 +182,27 @@ class Pool:
             )
         )
 
+    def has_room(self) -> bool:
+        """What the door (web.middleware.HashingDoorMiddleware) is told: no room only while the
+        pool is full and has refused a hash lately. A full pool alone is the normal state of a
+        busy one (logins on their way to the hash keep it fed): refusing those at the door would
+        leave it idle. Under a storm it refuses all the time, and the door sheds the rest."""
+        shedding = time.monotonic() - self.last_refusal < SHED_SECONDS
+        return not (shedding and self.in_flight >= self.limit)
+
     async def run(self, request: dict[str, Any]) -> dict[str, Any]:
         """One request's reply."""
         operation, password, argument = (request.get(k) for k in ("op", "password", "argument"))
         if operation == "ping":
             return {"result": "pong"}
         if operation == "room":
-            return {"result": self.in_flight < self.limit}
+            return {"result": self.has_room()}
         if operation not in OPERATIONS or not isinstance(password, str):
             return {"refused": True}
         if not isinstance(argument, str):
             return {"refused": True}
         if self.in_flight >= self.limit:
+            self.last_refusal = time.monotonic()
             return {"busy": True}
         self.in_flight += 1
         executor = self.executor
@@ -225,6 +237,8 @@ class Pool:
             await writer.drain()
         except (OSError, ValueError, asyncio.IncompleteReadError):
             pass  # the client went away or sent garbage: nothing to answer
+        except asyncio.CancelledError:
+            return  # the pool is stopping: the client's thread sees the connection close
         finally:
             writer.close()
             with contextlib.suppress(OSError):
@@ -299,26 +313,39 @@ def remove_stale_sockets(directory: Path) -> None:
             continue
 
 
-def start_pool(
+def launch_pool(
     run_dir: Path, workers: int, queue: int, env: dict[str, str]
 ) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start the pool for this `custodia serve` and wait until it answers; (process, socket)."""
+    """Start the pool for this `custodia serve`; (process, socket). It answers once
+    `wait_for_pool` returns True: until then a hash gets HashingUnavailable (a 503)."""
     path = socket_path_for(run_dir, os.getpid())
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     remove_stale_sockets(path.parent)
     process = subprocess.Popen(pool_command(path, workers, queue), env=env)  # noqa: S603
+    return process, path
+
+
+def wait_for_pool(process: subprocess.Popen[bytes], path: Path) -> bool:
+    """Whether the pool answers within START_TIMEOUT_SECONDS (False if it exited)."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the password hashing pool exited with {process.returncode}")
-        with contextlib.suppress(OSError):
+    while process.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
             if ping(path):
-                return process, path
-        if time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            raise RuntimeError("the password hashing pool did not start")
+                return True
         time.sleep(0.05)
+    return False
+
+
+def start_pool(
+    run_dir: Path, workers: int, queue: int, env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """`launch_pool` and `wait_for_pool`: a pool that answers, or RuntimeError."""
+    process, path = launch_pool(run_dir, workers, queue, env)
+    if not wait_for_pool(process, path):
+        process.kill()
+        process.wait()
+        raise RuntimeError("the password hashing pool did not start")
+    return process, path
 
 
 def _query(socket_path: str | Path, operation: str) -> Any:
