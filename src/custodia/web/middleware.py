@@ -147,6 +147,9 @@ class HashingDoorMiddleware:
             and request.path_info in {reverse("account_login"), reverse("account_signup")}
             and not hashpool.has_room(pool)
         ):
+            # Read the form (bounded by DATA_UPLOAD_MAX_MEMORY_SIZE) before answering: a body left
+            # unread can make granian drop the kept-alive connection under the next request.
+            request.body  # noqa: B018
             return busy_response(request)
         return self.get_response(request)
 
