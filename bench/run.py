@@ -62,7 +62,7 @@ def _hash_for(seconds: float, counter: Any) -> None:
         counter.value += count
 
 
-# Password-hashing slots given to the server: its default, half the cores.
+# Hashing-pool processes given to the server: its default, half the cores.
 HASH_SLOTS = max(1, (os.cpu_count() or 2) // 2)
 
 
@@ -354,7 +354,7 @@ def scenario_3_4(
         body=body,
         expect=302,
     )
-    # The server hashes on HASH_SLOTS cores at most (accounts/hashers.py): the baseline is raw
+    # The server hashes on HASH_SLOTS cores at most (accounts/hashpool.py): the baseline is raw
     # argon2id on as many cores, so the ratio is what logins cost beyond the hash.
     hashes = raw_hashes_per_second(seconds, processes=HASH_SLOTS)
     name = "3-login"

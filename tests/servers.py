@@ -24,7 +24,8 @@ from django.conf import settings
 
 from custodia.embedded import ensure_tls
 
-START_TIMEOUT_SECONDS = 30
+# Django in four processes at once (app, maintenance), and the hashing pool, on shared cores.
+START_TIMEOUT_SECONDS = 60
 
 
 def free_port() -> int:

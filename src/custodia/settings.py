@@ -123,6 +123,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Refuses a login or signup while the hashing pool is full, before it costs any work.
+    "custodia.web.middleware.HashingDoorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     # Replaces allauth's UserSessionsMiddleware (same tracking, at most once a minute) and ends
@@ -323,12 +325,19 @@ AUTH_USER_MODEL = "accounts.User"
 # password twice.
 AUTHENTICATION_BACKENDS = ["allauth.account.auth_backends.AuthenticationBackend"]
 PASSWORD_HASHERS = ["custodia.accounts.hashers.OwaspArgon2PasswordHasher"]
-# Concurrent argon2id hashes on this host, all workers together (accounts/hashers.py); a request
-# that finds no slot within the wait is answered 503, so a login storm cannot starve the rest.
+# Concurrent argon2id hashes on this host, all workers together (accounts/hashers.py): under
+# `custodia serve` the processes of its hashing pool, with at most PASSWORD_HASH_QUEUE more
+# waiting (accounts/hashpool.py); elsewhere `flock` slots with a wait. A request beyond either is
+# answered 503, so a login storm cannot starve the rest.
 PASSWORD_HASH_CONCURRENCY = env_int(
     "CUSTODIA_HASH_CONCURRENCY", max(1, (os.cpu_count() or 2) // 2), minimum=1, maximum=256
 )
+PASSWORD_HASH_QUEUE = env_int(
+    "CUSTODIA_HASH_QUEUE", PASSWORD_HASH_CONCURRENCY, minimum=0, maximum=4096
+)
 PASSWORD_HASH_WAIT_MS = env_int("CUSTODIA_HASH_WAIT_MS", 100, minimum=0, maximum=10_000)
+# Set by `custodia serve` for its workers: the hashing pool's Unix socket ("" hashes in-process).
+PASSWORD_HASH_SOCKET = env_str("CUSTODIA_HASH_SOCKET", "")
 PASSWORD_HASH_SLOT_DIR = VAR_DIR / "run" / "hash-slots"
 # Length and known-bad lists only, no composition rules (NIST SP 800-63B; accounts/validators.py).
 AUTH_PASSWORD_VALIDATORS = [

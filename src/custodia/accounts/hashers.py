@@ -1,11 +1,15 @@
 """argon2id at OWASP's recommended parameters (19 MiB, t=2, p=1), with a bound on concurrency.
 
 A hash takes about 20 ms of one core. Without a bound, a storm of login attempts keeps every core
-hashing and starves every other request. Each hash therefore holds one of
-`PASSWORD_HASH_CONCURRENCY` slots on this host (default: half the cores); when none frees up
-within `PASSWORD_HASH_WAIT_MS`, the request is answered 503 with Retry-After (HashingBusy) at the
-cost of a millisecond instead of a hash. The slots are `flock`s on files under the var directory,
-so they bound all worker processes together and are released if a process dies.
+hashing and starves every other request. Under `custodia serve` (PASSWORD_HASH_SOCKET set), every
+hash runs in the server's hashing pool (accounts/hashpool.py): a few processes at a lower CPU
+priority behind a bounded queue, and a login that finds the queue full is answered 503 at once.
+
+Anywhere else (commands, tests, a WSGI server started by hand), the hash runs in the calling
+process, holding one of `PASSWORD_HASH_CONCURRENCY` slots on this host (default: half the cores);
+when none frees up within `PASSWORD_HASH_WAIT_MS`, the request is answered 503 with Retry-After
+(HashingBusy). The slots are `flock`s on files under the var directory, so they bound all
+processes together and are released if a process dies.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.contrib.auth.hashers import Argon2PasswordHasher
 
+from custodia.accounts import hashpool
+from custodia.accounts.hashpool import HashingBusy
 
-class HashingBusy(Exception):
-    """Every password-hashing slot stayed taken: answered 503 by web.middleware.BusyMiddleware."""
+__all__ = ["HashingBusy", "OwaspArgon2PasswordHasher", "hashing_slot"]
 
 
 def _take_free_slot() -> int | None:
@@ -55,17 +59,17 @@ def hashing_slot() -> Iterator[None]:
         os.close(descriptor)  # releases the lock
 
 
-class OwaspArgon2PasswordHasher(Argon2PasswordHasher):
+class OwaspArgon2PasswordHasher(hashpool.Argon2id):
     """Django's argon2id hasher with bounded memory and bounded concurrency."""
 
-    time_cost = 2
-    memory_cost = 19456
-    parallelism = 1
-
     def encode(self, password: str, salt: str) -> str:
+        if settings.PASSWORD_HASH_SOCKET:
+            return str(hashpool.ask(settings.PASSWORD_HASH_SOCKET, "encode", password, salt))
         with hashing_slot():
             return super().encode(password, salt)
 
     def verify(self, password: str, encoded: str) -> bool:
+        if settings.PASSWORD_HASH_SOCKET:
+            return bool(hashpool.ask(settings.PASSWORD_HASH_SOCKET, "verify", password, encoded))
         with hashing_slot():
             return super().verify(password, encoded)

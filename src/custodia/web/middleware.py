@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from custodia.accounts import hashpool
 from custodia.accounts.hashers import HashingBusy
 from custodia.accounts.links import public_port
 from custodia.accounts.stepup import SessionAuthentication, StepUpRequired, is_fresh
@@ -93,6 +94,19 @@ def body_too_large_message() -> str:
 BUSY_MESSAGE = "Too many sign-ins are being checked right now. Please try again in a few seconds."
 
 
+def busy_response(request: HttpRequest) -> HttpResponse:
+    """The 503 with Retry-After for a request that found no room to hash a password."""
+    response: HttpResponse
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": BUSY_MESSAGE}, status=503)
+    else:
+        response = render(
+            request, "web/error.html", {"title": "Busy", "message": BUSY_MESSAGE}, status=503
+        )
+    response.headers["Retry-After"] = "2"
+    return response
+
+
 class BusyMiddleware:
     """A request that found every password-hashing slot taken gets a 503 with Retry-After.
 
@@ -109,15 +123,35 @@ class BusyMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, HashingBusy):
             return None
-        response: HttpResponse
-        if request.path.startswith("/api/"):
-            response = JsonResponse({"detail": BUSY_MESSAGE}, status=503)
-        else:
-            response = render(
-                request, "web/error.html", {"title": "Busy", "message": BUSY_MESSAGE}, status=503
-            )
-        response.headers["Retry-After"] = "2"
-        return response
+        return busy_response(request)
+
+
+class HashingDoorMiddleware:
+    """While the server's hashing pool is full, a sign-in or sign-up form is refused at the door.
+
+    The same 503 as BusyMiddleware's, before the session, the tenant, the form and the database
+    do any work for it: a storm of logins costs the other requests a socket round trip each, not
+    a login's work up to the hash. It asks before any account is looked up, so it tells nothing
+    about one. The pool's bound still holds for every hash (accounts/hashpool.py); this only
+    refuses early the requests that would meet it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        pool = settings.PASSWORD_HASH_SOCKET
+        if (
+            pool
+            and request.method == "POST"
+            and request.path_info in {reverse("account_login"), reverse("account_signup")}
+            and not hashpool.has_room(pool)
+        ):
+            # Read the form (bounded by DATA_UPLOAD_MAX_MEMORY_SIZE) before answering: a body left
+            # unread can make granian drop the kept-alive connection under the next request.
+            request.body  # noqa: B018
+            return busy_response(request)
+        return self.get_response(request)
 
 
 class CryptoErrorMiddleware:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from custodia.accounts.hashpool import launch_pool, wait_for_pool
 from custodia.web.management.commands.setup import ensure_ready
 
 STOP_GRACE_SECONDS = 10
@@ -155,6 +156,14 @@ class Command(BaseCommand):
         if settings.PRODUCTION:
             public = urlsplit(settings.PUBLIC_URL)
             env["CUSTODIA_REDIRECT_ORIGIN"] = f"{public.scheme}://{public.netloc}"
+        # Password hashes run in a pool of processes beside granian's (accounts/hashpool.py).
+        pool, pool_socket = launch_pool(
+            settings.VAR_DIR / "run",
+            settings.PASSWORD_HASH_CONCURRENCY,
+            settings.PASSWORD_HASH_QUEUE,
+            env,
+        )
+        env["CUSTODIA_HASH_SOCKET"] = str(pool_socket)
         commands = [
             app_server_args(
                 host=options["host"],
@@ -171,7 +180,9 @@ class Command(BaseCommand):
             commands.append([sys.executable, "-m", "custodia.cli", "audit", "maintain"])
         if not options["no_key_maintenance"]:
             commands.append([sys.executable, "-m", "custodia.cli", "keys", "maintain"])
-        children = [subprocess.Popen(command, env=env) for command in commands]  # noqa: S603
+        children = [pool, *(subprocess.Popen(command, env=env) for command in commands)]  # noqa: S603
+        # It starts while granian does; a pool that dies is a child that exits (supervise).
+        wait_for_pool(pool, pool_socket)
 
         url_host = display_host(options["host"])
         self.stdout.write(f"Custodia is serving https://{url_host}:{port}/")
