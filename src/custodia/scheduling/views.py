@@ -14,9 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from custodia.audit.actions import record, record_bulk_read
-from custodia.audit.events import AuditAction
-from custodia.clients.access import home_access_and_hold, list_clients
+from custodia.clients.access import home_access_and_hold, list_clients, read_clients
 from custodia.clients.forms import StaffChoiceForm
 from custodia.scheduling import access
 from custodia.scheduling.actions import (
@@ -38,6 +36,7 @@ from custodia.scheduling.models import Service, Visit, VisitStatus
 from custodia.tenancy.access import list_staff
 from custodia.tenancy.context import Actor
 from custodia.tenancy.permissions import Permission
+from custodia.tenancy.reads import Intent
 from custodia.web.decorators import add_action_errors, member_required
 from custodia.web.views import day_bounds, week_start
 
@@ -149,8 +148,9 @@ def calendar(request: HttpRequest, actor: Actor) -> HttpResponse:
     by_day: dict[dt.date, list[dict[str, str]]] = {day: [] for day in days}
     # A busy week has hundreds of visits: load only what is shown and format it here, where it
     # costs a fraction of the same work in template filters (bench/, scenario 6).
-    visits = list(access.list_visits(actor, start=start, end=end).only(*CALENDAR_FIELDS))
-    record_bulk_read(actor, visits)
+    [visits] = access.read_visits(
+        actor, access.list_visits(actor, start=start, end=end).only(*CALENDAR_FIELDS)
+    )
     detail_url = reverse("visit_detail", args=["-"]).removesuffix("-/")  # one reverse, not 300
     for visit in visits:
         starts, ends = timezone.localtime(visit.starts_at), timezone.localtime(visit.ends_at)
@@ -210,7 +210,7 @@ def _visit_form_page(
     request: HttpRequest, actor: Actor, form: VisitForm, *, status: int = 200
 ) -> HttpResponse:
     # The client menu lists every client's name: a bulk read.
-    record_bulk_read(actor, form.fields["client"].queryset)  # type: ignore[attr-defined]
+    read_clients(actor, form.fields["client"].queryset)  # type: ignore[attr-defined]
     return render(request, "scheduling/visit_form.html", {"form": form}, status=status)
 
 
@@ -234,8 +234,6 @@ def _visit_page(
     can_report = is_manager or (
         actor.can(Permission.VISITS_REPORT) and visit.staff_id == actor.membership.pk
     )
-    # The page shows the visit, whichever door led here (a GET, or a form sent back with errors).
-    record(AuditAction.VISIT_READ, actor=actor, target=visit)
     context: dict[str, Any] = {"visit": visit, "can_report": can_report}
     if can_report:
         context["update_form"] = update_form or VisitUpdateForm(
@@ -253,7 +251,7 @@ def _visit_page(
 def visit_detail(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
     """One visit: who, when, what, its status and report."""
     return _visit_page(
-        request, actor, access.access_visit_by_id(actor, visit_id, record_read=False)
+        request, actor, access.access_visit_by_id(actor, visit_id, intent=Intent.SHOW)
     )
 
 
@@ -261,7 +259,7 @@ def visit_detail(request: HttpRequest, actor: Actor, visit_id: str) -> HttpRespo
 @member_required(Permission.VISITS_REPORT)
 def visit_update(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
     """Change a visit's status and report (staff: only their own visits)."""
-    visit = access.access_visit_by_id(actor, visit_id, record_read=False)
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
     form = VisitUpdateForm(request.POST, statuses=_statuses_for(actor))
     if form.is_valid():
         try:
@@ -271,14 +269,16 @@ def visit_update(request: HttpRequest, actor: Actor, visit_id: str) -> HttpRespo
         else:
             messages.success(request, "Visit saved.")
             return redirect("visit_detail", visit_id=visit.pk)
-    return _visit_page(request, actor, visit, update_form=form, status=400)
+    # Read to be changed, the visit is shown after all.
+    shown = access.show_visit(actor, visit)
+    return _visit_page(request, actor, shown, update_form=form, status=400)
 
 
 @require_POST
 @member_required(Permission.VISITS_WRITE)
 def visit_confirm(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
     """A manager confirms a requested visit: who goes, and it is scheduled."""
-    visit = access.access_visit_by_id(actor, visit_id, record_read=False)
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
     form = StaffChoiceForm(request.POST, staff=list_staff(actor))
     if form.is_valid():
         try:
@@ -288,7 +288,9 @@ def visit_confirm(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResp
         else:
             messages.success(request, "Visit confirmed.")
             return redirect("visit_detail", visit_id=visit.pk)
-    return _visit_page(request, actor, visit, confirm_form=form, status=400)
+    # Read to be changed, the visit is shown after all.
+    shown = access.show_visit(actor, visit)
+    return _visit_page(request, actor, shown, confirm_form=form, status=400)
 
 
 @require_safe
@@ -297,8 +299,9 @@ def today(request: HttpRequest, actor: Actor) -> HttpResponse:
     """The actor's own visits today, with home access where it may be seen now."""
     day = timezone.localdate()
     start, end = day_bounds(day)
-    visits = list(access.list_visits(actor, start=start, end=end, staff_id=actor.membership.pk))
-    record_bulk_read(actor, visits)
+    [visits] = access.read_visits(
+        actor, access.list_visits(actor, start=start, end=end, staff_id=actor.membership.pk)
+    )
     rows = []
     for visit in visits:
         # Staff: around their own visit. A manager on their own round steps up first, like

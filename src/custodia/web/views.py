@@ -13,9 +13,8 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from custodia.audit.actions import record_bulk_read
 from custodia.clients.access import list_clients
-from custodia.scheduling.access import list_visits
+from custodia.scheduling.access import list_visits, read_visits
 from custodia.scheduling.models import VisitStatus
 from custodia.tenancy.access import list_staff
 from custodia.tenancy.context import Actor
@@ -76,9 +75,11 @@ def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
         week_from, _ = day_bounds(monday)
         _, week_to = day_bounds(monday + dt.timedelta(days=6))
         day_from, day_to = day_bounds(today)
-        todays_visits = list(list_visits(actor, start=day_from, end=day_to))
-        pending_requests = list(list_visits(actor, start=now).filter(status=VisitStatus.REQUESTED))
-        record_bulk_read(actor, [*todays_visits, *pending_requests])
+        todays_visits, pending_requests = read_visits(
+            actor,
+            list_visits(actor, start=day_from, end=day_to),
+            list_visits(actor, start=now).filter(status=VisitStatus.REQUESTED),
+        )
         context.update(
             client_count=capped_count(list_clients(actor)),
             staff_count=capped_count(list_staff(actor)),
@@ -87,12 +88,12 @@ def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
             pending_requests=pending_requests,
         )
     else:
-        next_visits = list(
+        [next_visits] = read_visits(
+            actor,
             list_visits(actor, start=now, staff_id=actor.membership.pk).exclude(
                 status=VisitStatus.CANCELLED
-            )[:UPCOMING_ON_DASHBOARD]
+            )[:UPCOMING_ON_DASHBOARD],
         )
-        record_bulk_read(actor, next_visits)
         context["next_visits"] = next_visits
     return render(request, "web/dashboard.html", context)
 
