@@ -19,8 +19,7 @@ def _doors() -> list[Path]:
     found = [
         path
         for path in sorted(SRC.rglob("*.py"))
-        if (path.name in DOORS or path.parent.name == "views")
-        and SRC / "audit" not in path.parents
+        if (path.name in DOORS or path.parent.name == "views") and SRC / "audit" not in path.parents
     ]
     assert len(found) >= 10, found  # the walk finds the doors (clients, scheduling, tenancy...)
     return found

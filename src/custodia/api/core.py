@@ -157,6 +157,9 @@ api = CustodiaAPI(
         " minute (120 unless the operator set another): that many at once after a quiet minute,"
         " then one every 60/N seconds; more are answered 429 with `Retry-After` in seconds."
         " A body over 2.5 MB is answered 413. Visit times lie between 2000-01-01 and 2099-12-31."
+        " Lists answer a page: `items`, `count` (counted up to 1000; `count_capped` is true past"
+        " that), and `next_cursor`/`previous_cursor`, passed back as `cursor` for the next or"
+        " previous page; a cursor the server did not issue for that list is answered 400."
     ),
     urls_namespace="api",
     auth=[BearerTokenAuth(), SessionAuth(csrf=True)],

@@ -69,7 +69,7 @@ def keyset_page(
     cursor on; InvalidCursor for a cursor not issued by this list."""
     direction, anchor = (FORWARD, None) if not cursor else _open(cursor, list_name, len(keys))
     forward = direction == FORWARD
-    window = rows if anchor is None else rows.filter(_beyond(keys, anchor, forward=forward))
+    window = rows if anchor is None else rows.filter(past_key(keys, anchor, forward=forward))
     ordering = keys if forward else tuple(f"-{key}" for key in keys)
     batch = list(window.order_by(*ordering)[: size + 1])
     more = len(batch) > size
@@ -98,9 +98,12 @@ def capped_count(rows: QuerySet[Any]) -> tuple[int, bool]:
     return min(counted, COUNT_CAP), counted > COUNT_CAP
 
 
-def _beyond(keys: tuple[str, ...], values: list[Any], *, forward: bool) -> Q:
-    # (k1, k2, ...) > (v1, v2, ...), written so that the first key alone bounds an index range:
-    # k1 >= v1 AND (k1 > v1 OR (k1 = v1 AND k2 > v2) OR ...).
+def past_key(keys: tuple[str, ...], values: list[Any], *, forward: bool) -> Q:
+    """Rows after (`forward`) or before the row whose sort key is `values`.
+
+    (k1, k2, ...) > (v1, v2, ...), written so that the first key alone bounds an index range:
+    k1 >= v1 AND (k1 > v1 OR (k1 = v1 AND k2 > v2) OR ...).
+    """
     strict, loose = ("gt", "gte") if forward else ("lt", "lte")
     alternatives = [
         Q(**{f"{key}__{strict}": values[i]}, **dict(zip(keys[:i], values[:i], strict=True)))
