@@ -25,8 +25,8 @@ from typing import Any
 from bench.harness import Bench, python_json, say, server, wrk
 
 # The events of a filled chain, by row number i: every LIST_EVERY-th a bulk read of a page of
-# PAGE clients (their ids in `subject_ids`, the count in `detail`, as `record_bulk_read` writes
-# a client list), every REFUSED_EVERY-th (offset 1) a refusal, the rest single client reads.
+# PAGE clients (their ids in `subject_ids`, the count in `detail`, as a page of the client list
+# records it), every REFUSED_EVERY-th (offset 1) a refusal, the rest single client reads.
 LIST_EVERY = 10
 REFUSED_EVERY = 50
 PAGE = 50

@@ -10,14 +10,16 @@ import django
 
 
 def main() -> None:
-    """EXPLAIN ANALYZE each query the list API runs, as the target owner (custodia_app, RLS on)."""
+    """EXPLAIN ANALYZE each query the list API runs (a keyset page, the next one, the capped
+    count), as the target owner (custodia_app, RLS on)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     django.setup()
     from django.db import transaction
 
     from custodia.accounts.management.commands.token import actors_of, find_user
-    from custodia.clients.access import list_clients
+    from custodia.clients.access import CLIENT_ORDER, CLIENTS_PER_PAGE, list_clients
     from custodia.tenancy.context import activate
+    from custodia.tenancy.paging import COUNT_CAP, past_key
     from custodia.web.management.commands.bench_data import TARGET_OWNER_EMAIL, TARGET_SLUG
 
     queries = json.loads(sys.argv[1])
@@ -27,10 +29,20 @@ def main() -> None:
         activate(actor)
         for label, query in queries.items():
             clients = list_clients(actor, query=query)
+            size = CLIENTS_PER_PAGE + 1  # a keyset page reads one row more: is there a next?
             plans[label] = {
-                "page": clients[:50].explain(analyze=True, buffers=True),
-                "count": clients.order_by().explain(analyze=True, buffers=True),
+                "page": clients[:size].explain(analyze=True, buffers=True),
+                "count (capped)": clients.order_by()
+                .values("id")[: COUNT_CAP + 1]
+                .explain(analyze=True, buffers=True),
             }
+            first_page = list(clients[:CLIENTS_PER_PAGE])
+            if first_page:
+                last = first_page[-1]
+                # The next page: after the last row of the first, by (name_search, id).
+                key = [last.name_search, last.pk]
+                after = clients.filter(past_key(CLIENT_ORDER, key, forward=True))
+                plans[label]["next page"] = after[:size].explain(analyze=True, buffers=True)
         transaction.set_rollback(True)
     sys.stdout.write(json.dumps(plans))
 

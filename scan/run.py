@@ -566,8 +566,10 @@ def example_value(name: str, schema: dict[str, Any], ids: dict[str, str]) -> Any
     kind = schema.get("type", "string")
     if "enum" in schema:
         return schema["enum"][0]
-    if name in {"limit", "offset"}:
-        return 10 if name == "limit" else 0  # a page that holds the seeded rows
+    if name == "limit":
+        return 10  # a page that holds the seeded rows
+    if name == "cursor":
+        return ""  # the first page (a made-up cursor is a 400 before any query)
     if kind == "integer":
         return 30
     if kind == "boolean":

@@ -35,11 +35,13 @@ EVERYONE = ROLES
 # an action the role may not take or a record without such a note, just the id in the route.
 EVENTS: dict[str, dict[tuple[str, ...], list[Ev]]] = {
     # --- /clients
+    # The same event as the HTML list's (one access function for both doors): whether there
+    # was a search term, never the term.
     "clients-list": {
-        ("outsider",): [client_list("{b_client}", "{b_other_client}")],
-        ("owner", "manager"): [client_list("{client}", "{other_client}")],
-        ("staff", "client"): [client_list("{client}")],
-        ("other_staff",): [client_list()],
+        ("outsider",): [client_list("{b_client}", "{b_other_client}", searched=False)],
+        ("owner", "manager"): [client_list("{client}", "{other_client}", searched=False)],
+        ("staff", "client"): [client_list("{client}", searched=False)],
+        ("other_staff",): [client_list(searched=False)],
     },
     "clients-create": {
         # The names of the fields given, never their values (the door code among them).

@@ -72,7 +72,7 @@ def test_fill_writes_the_event_mix_into_a_chain_that_verifies() -> None:
     for subjects, detail in pages:
         assert len(subjects) == audit.PAGE
         assert set(map(str, subjects)) <= set(clients)
-        # What `record_bulk_read` writes for a client list: the ids once, the count in detail.
+        # What a page of the client list records: the ids once, the count in detail.
         assert json.loads(detail) == {"count": audit.PAGE}
     report = chain.verify_chain(tenant)
     assert report.ok

@@ -16,6 +16,7 @@ from custodia.crypto.keyring import blind_index
 from custodia.scheduling.models import Visit
 from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.models import Membership
+from custodia.tenancy.reads import Intent
 from tests.factories import TenantMatrix
 
 pytestmark = pytest.mark.django_db
@@ -104,7 +105,7 @@ def test_update_changes_only_what_is_given(matrix: TenantMatrix) -> None:
     activate(owner)
     do_update_client(matrix.a.client, actor=owner, name="Renamed  Person", door_code="1234")
     activate(owner)
-    client = access_client_by_id(owner, matrix.a.client.pk)
+    client = access_client_by_id(owner, matrix.a.client.pk, intent=Intent.SHOW)
     assert (client.name, client.email, client.notes) == (
         "Renamed  Person",
         "client@alpha.test",
@@ -127,7 +128,10 @@ def test_deleting_a_client_takes_everything_of_theirs(matrix: TenantMatrix) -> N
     assert not Membership.objects.filter(pk=a.client_login.membership.pk).exists()
     # B's namesake data is untouched.
     activate(matrix.b.owner)
-    assert access_client_by_id(matrix.b.owner, matrix.b.client.pk) == matrix.b.client
+    assert (
+        access_client_by_id(matrix.b.owner, matrix.b.client.pk, intent=Intent.SHOW)
+        == matrix.b.client
+    )
     assert Visit.objects.filter(pk=matrix.b.visit.pk).exists()
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from urllib.parse import unquote
 
 from django.utils import timezone
 
@@ -34,12 +36,24 @@ def test_manager_lists_searches_and_pages_clients(matrix):
     for n in range(50):
         do_create_client(actor=matrix.a.owner, name=f"Zed {n:02d}")
     first = browser.get("/app/clients/")
-    assert "Page 1 of 2" in text(first) and "Zed 47" in text(first)
-    second = browser.get("/app/clients/", {"page": "2"})
+    assert "52 clients" in text(first) and "Zed 47" in text(first)
+    assert "Previous page" not in text(first)
+    # Pages are linked by cursor (tenancy/paging.py): no page numbers, no name in the link.
+    next_link = re.search(r'href="\?cursor=([^"]+)" rel="next"', first.content.decode())
+    assert next_link and "zed" not in next_link[1].lower()
+    second = browser.get("/app/clients/", {"cursor": unquote(next_link[1])})
     assert "Zed 48" in text(second) and "Zed 49" in text(second)
-    assert "Alpha Client" not in text(second)
-    # A nonsense page number shows a page, never an error.
+    assert "Alpha Client" not in text(second) and "Next page" not in text(second)
+    previous = re.search(r'href="\?cursor=([^"]+)" rel="prev"', second.content.decode())
+    assert previous
+    back = browser.get("/app/clients/", {"cursor": unquote(previous[1])})
+    assert "Alpha Client" in text(back) and "Zed 47" in text(back)
+    # An old page number is ignored; a cursor edited by hand is a 400 that says so, above the
+    # first page.
     assert browser.get("/app/clients/", {"page": "x'--"}).status_code == 200
+    edited = browser.get("/app/clients/", {"cursor": unquote(next_link[1])[:-2]})
+    assert edited.status_code == 400
+    assert "That page link is not valid" in text(edited) and "Alpha Client" in text(edited)
 
 
 def test_malformed_search_is_a_400_with_a_message(matrix):

@@ -27,6 +27,7 @@ from custodia.scheduling.actions import do_request_visit, do_update_visit
 from custodia.tenancy.actions import do_accept_invitation, do_invite_member, invitation_proof
 from custodia.tenancy.context import activate
 from custodia.tenancy.permissions import Role
+from custodia.tenancy.reads import Intent
 from custodia.web.management.commands.setup import (
     drop_database,
     point_connections_at,
@@ -101,7 +102,7 @@ def populate() -> None:
         business = build_business("Dumpco")
         owner = business.owner
         activate(owner)
-        client = access_client_by_id(owner, business.client.pk, record_read=False)
+        client = access_client_by_id(owner, business.client.pk, intent=Intent.CHANGE)
         do_update_client(client, actor=owner, name=NAME, **MARKERS)
         do_update_visit(business.visit, actor=owner, report=REPORT)
         activate(business.client_login)
@@ -112,7 +113,7 @@ def populate() -> None:
         )
         # The portal client: invited at the address on their record, as a business would.
         activate(owner)
-        portal = access_client_by_id(owner, business.other_client.pk, record_read=False)
+        portal = access_client_by_id(owner, business.other_client.pk, intent=Intent.CHANGE)
         do_update_client(portal, actor=owner, email=PORTAL_EMAIL)
         do_invite_member(actor=owner, email=PORTAL_EMAIL, role=Role.CLIENT, client=portal)
         found = re.search(r"/invite/([^/\s]+)/([^/\s]+)/", mail.outbox[-1].body)

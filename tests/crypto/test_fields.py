@@ -27,6 +27,7 @@ from custodia.crypto.fields import EncryptedTextField, Sealed, open_text, seal_t
 from custodia.scheduling.actions import do_request_visit, do_update_visit
 from custodia.scheduling.models import Visit
 from custodia.tenancy.context import Actor, activate
+from custodia.tenancy.reads import Intent
 from tests.crypto.support import plant, stored
 from tests.factories import TenantMatrix
 
@@ -89,7 +90,7 @@ def test_any_text_written_through_the_action_reads_back_equal(
 ) -> None:
     owner = matrix.a.owner
     activate(owner)
-    client = access_client_by_id(owner, matrix.a.client.pk, record_read=False)
+    client = access_client_by_id(owner, matrix.a.client.pk, intent=Intent.CHANGE)
     do_update_client(client, actor=owner, notes=text, instructions=text[:4000])
     again = fresh_client(owner, client.pk)
     assert again.notes == text.strip()  # the action trims input; nothing else changes
@@ -158,7 +159,7 @@ def assert_sealed(blob: bytes, plaintext: str) -> None:
 def test_client_and_home_access_columns_hold_only_ciphertext(matrix: TenantMatrix) -> None:
     owner = matrix.a.owner
     activate(owner)
-    client = access_client_by_id(owner, matrix.a.client.pk, record_read=False)
+    client = access_client_by_id(owner, matrix.a.client.pk, intent=Intent.CHANGE)
     do_update_client(client, actor=owner, **SENSITIVE)
     for column in ("email", "phone", "address", "notes"):
         assert_sealed(stored(owner, "clients_client", column, client.pk), SENSITIVE[column])
@@ -192,7 +193,7 @@ def test_visit_report_and_request_note_hold_only_ciphertext(matrix: TenantMatrix
 
 def read_email(actor: Actor, client_id: object) -> str:
     activate(actor)
-    return access_client_by_id(actor, client_id, record_read=False).email
+    return access_client_by_id(actor, client_id, intent=Intent.CHANGE).email
 
 
 def assert_refused_and_logged(

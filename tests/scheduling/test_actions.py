@@ -22,6 +22,7 @@ from custodia.scheduling.actions import (
 from custodia.scheduling.models import Service, Visit, VisitStatus
 from custodia.tenancy.actions import do_deactivate_member
 from custodia.tenancy.context import Actor, activate
+from custodia.tenancy.reads import Intent
 from tests.factories import TenantMatrix
 from tests.security.support import check_as_at_commit
 
@@ -93,7 +94,7 @@ def test_deleting_a_service_keeps_its_visits(matrix: TenantMatrix) -> None:
     do_delete_service(a.service, actor=a.owner)
     check_as_at_commit()
     activate(a.owner)
-    visit = access_visit_by_id(a.owner, a.visit.pk)
+    visit = access_visit_by_id(a.owner, a.visit.pk, intent=Intent.SHOW)
     assert visit.service_id is None
     assert visit.starts_at == a.visit.starts_at
 
@@ -215,7 +216,10 @@ def test_managers_reschedule_and_reassign(matrix: TenantMatrix) -> None:
         staff=a.other_staff.membership,
     )
     activate(a.other_staff)
-    assert access_visit_by_id(a.other_staff, a.visit.pk).staff_id == a.other_staff.membership.pk
+    assert (
+        access_visit_by_id(a.other_staff, a.visit.pk, intent=Intent.SHOW).staff_id
+        == a.other_staff.membership.pk
+    )
     activate(a.staff)
     assert list(list_visits(a.staff)) == []
 
@@ -237,7 +241,7 @@ def test_staff_change_only_status_and_report_of_their_own_visits(matrix: TenantM
     visit = do_update_visit(a.visit, actor=a.staff, status="completed", report="  Walked Miso  ")
     assert (visit.status, visit.report) == (VisitStatus.COMPLETED, "Walked Miso")
     activate(a.owner)
-    stored = access_visit_by_id(a.owner, a.visit.pk)
+    stored = access_visit_by_id(a.owner, a.visit.pk, intent=Intent.SHOW)
     assert (stored.status, stored.report) == ("completed", "Walked Miso")
     # Another staff member's visit, a client login, the outsider: no.
     for actor in (a.other_staff, a.client_login):
@@ -245,7 +249,7 @@ def test_staff_change_only_status_and_report_of_their_own_visits(matrix: TenantM
         with pytest.raises(PermissionDenied):
             do_update_visit(stored, actor=actor, report="mine now")
     activate(a.owner)
-    assert access_visit_by_id(a.owner, a.visit.pk).report == "Walked Miso"
+    assert access_visit_by_id(a.owner, a.visit.pk, intent=Intent.SHOW).report == "Walked Miso"
 
 
 def test_clients_request_visits_for_themselves_only(matrix: TenantMatrix) -> None:

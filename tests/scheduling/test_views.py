@@ -9,6 +9,7 @@ from django.utils import timezone
 from custodia.scheduling.access import access_visit_by_id, list_services, list_visits
 from custodia.scheduling.actions import do_create_visit, do_update_visit
 from custodia.tenancy.context import activate
+from custodia.tenancy.reads import Intent
 from tests.web.support import logged_in, snapshot, text, title
 
 
@@ -146,7 +147,7 @@ def test_manager_schedules_a_visit(matrix):
     assert response.status_code == 302
     visit_id = response["Location"].split("/")[-2]
     activate(a.owner)
-    visit = access_visit_by_id(a.owner, visit_id)
+    visit = access_visit_by_id(a.owner, visit_id, intent=Intent.SHOW)
     assert visit.ends_at - visit.starts_at == dt.timedelta(minutes=60)
     assert visit.staff_id == a.staff.membership.pk
     assert "Visit scheduled." in text(browser.get(response["Location"]))
@@ -202,7 +203,7 @@ def test_staff_report_on_their_own_visit_only(matrix):
     )
     assert response.status_code == 302
     activate(a.owner)
-    visit = access_visit_by_id(a.owner, a.visit.pk)
+    visit = access_visit_by_id(a.owner, a.visit.pk, intent=Intent.SHOW)
     assert (visit.status, visit.report) == ("completed", "Miso ate well.")
     # Staff cannot put a visit back to "requested" (a manager's call).
     bad = browser.post(f"/app/visits/{a.visit.pk}/update/", {"status": "requested"})
@@ -214,7 +215,7 @@ def test_staff_report_on_their_own_visit_only(matrix):
         other.post(f"/app/visits/{a.visit.pk}/update/", {"status": "cancelled"}).status_code == 404
     )
     activate(a.owner)
-    assert access_visit_by_id(a.owner, a.visit.pk).status == "completed"
+    assert access_visit_by_id(a.owner, a.visit.pk, intent=Intent.SHOW).status == "completed"
 
 
 def test_client_sees_own_visit_read_only(matrix):
@@ -271,7 +272,7 @@ def test_client_requests_a_visit_and_a_manager_confirms_it(matrix):
     )
     assert confirmed.status_code == 302
     activate(a.owner)
-    visit = access_visit_by_id(a.owner, requested.pk)
+    visit = access_visit_by_id(a.owner, requested.pk, intent=Intent.SHOW)
     assert (visit.status, visit.staff_id) == ("scheduled", a.staff.membership.pk)
     again = manager.post(
         f"/app/visits/{requested.pk}/confirm/", {"staff": str(a.staff.membership.pk)}

@@ -49,6 +49,7 @@ from custodia.tenancy.actions import (
 )
 from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.permissions import Role
+from custodia.tenancy.reads import Intent
 from tests.factories import TenantMatrix
 from tests.security.support import Extras, add_extras, assert_unchanged, attempt, snapshot
 
@@ -101,15 +102,20 @@ def test_clients_by_role(matrix: TenantMatrix, role: str) -> None:
         assert seen == expected
     for name, record in records.items():
         if name in CLIENTS_SEEN[role]:
-            assert clients_access.access_client_by_id(actor, record.pk) == record
-            assert clients_access.access_client_by_id(actor, str(record.pk)) == record
+            assert (
+                clients_access.access_client_by_id(actor, record.pk, intent=Intent.SHOW) == record
+            )
+            assert (
+                clients_access.access_client_by_id(actor, str(record.pk), intent=Intent.SHOW)
+                == record
+            )
         else:
             with pytest.raises(Http404):
-                clients_access.access_client_by_id(actor, record.pk)
+                clients_access.access_client_by_id(actor, record.pk, intent=Intent.SHOW)
     if role != "outsider":
         for other in (b.client, b.other_client):
             with pytest.raises(Http404):
-                clients_access.access_client_by_id(actor, other.pk)
+                clients_access.access_client_by_id(actor, other.pk, intent=Intent.SHOW)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -155,12 +161,14 @@ def test_visits_and_services_by_role(matrix: TenantMatrix, role: str) -> None:
         assert visits == {b.visit.pk}
     elif role in VISIT_SEEN:
         assert visits == {a.visit.pk}
-        assert scheduling_access.access_visit_by_id(actor, a.visit.pk) == a.visit
+        assert (
+            scheduling_access.access_visit_by_id(actor, a.visit.pk, intent=Intent.SHOW) == a.visit
+        )
     else:
         assert visits == set()
     if role not in VISIT_SEEN:
         with pytest.raises(Http404):
-            scheduling_access.access_visit_by_id(actor, a.visit.pk)
+            scheduling_access.access_visit_by_id(actor, a.visit.pk, intent=Intent.SHOW)
     if role == "outsider":
         with pytest.raises(Http404):
             scheduling_access.access_service_by_id(actor, a.service.pk)
@@ -170,7 +178,7 @@ def test_visits_and_services_by_role(matrix: TenantMatrix, role: str) -> None:
         with pytest.raises(Http404):
             scheduling_access.access_service_by_id(actor, b.service.pk)
         with pytest.raises(Http404):
-            scheduling_access.access_visit_by_id(actor, b.visit.pk)
+            scheduling_access.access_visit_by_id(actor, b.visit.pk, intent=Intent.SHOW)
         assert scheduling_access.list_visits(actor, client_id=b.client.pk).count() == 0
 
 
@@ -242,8 +250,12 @@ def test_the_active_business_is_only_ever_ones_own(matrix: TenantMatrix) -> None
 def _access_functions(matrix: TenantMatrix) -> dict[str, Callable[[Any], Any]]:
     owner = matrix.a.owner
     return {
-        "client": lambda value: clients_access.access_client_by_id(owner, value),
-        "visit": lambda value: scheduling_access.access_visit_by_id(owner, value),
+        "client": lambda value: clients_access.access_client_by_id(
+            owner, value, intent=Intent.SHOW
+        ),
+        "visit": lambda value: scheduling_access.access_visit_by_id(
+            owner, value, intent=Intent.SHOW
+        ),
         "service": lambda value: scheduling_access.access_service_by_id(owner, value),
         "member": lambda value: tenancy_access.access_member_by_id(owner, value),
         "invitation": lambda value: tenancy_access.access_invitation_by_id(owner, value),

@@ -6,19 +6,16 @@ import datetime as dt
 import json
 import logging
 import re
-import typing
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as RequestInvalid
-from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.parser import Parser
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.types import DictStrAny
@@ -27,14 +24,12 @@ from pydantic import (
     AwareDatetime,
     BeforeValidator,
     ConfigDict,
-    Field,
     ValidationInfo,
     field_validator,
 )
 
 from custodia.accounts.access import actor_for_token
 from custodia.accounts.mfa import refuse_token_without_factor
-from custodia.audit.actions import record_bulk_read
 from custodia.crypto.errors import CryptoError, public_answer
 from custodia.crypto.fields import request_failure
 from custodia.tenancy.context import Actor
@@ -162,6 +157,9 @@ api = CustodiaAPI(
         " minute (120 unless the operator set another): that many at once after a quiet minute,"
         " then one every 60/N seconds; more are answered 429 with `Retry-After` in seconds."
         " A body over 2.5 MB is answered 413. Visit times lie between 2000-01-01 and 2099-12-31."
+        " Lists answer a page: `items`, `count` (counted up to 1000; `count_capped` is true past"
+        " that), and `next_cursor`/`previous_cursor`, passed back as `cursor` for the next or"
+        " previous page; a cursor the server did not issue for that list is answered 400."
     ),
     urls_namespace="api",
     auth=[BearerTokenAuth(), SessionAuth(csrf=True)],
@@ -297,40 +295,6 @@ def actor_of(request: HttpRequest) -> Actor:
     if not isinstance(actor, Actor):
         raise PermissionDenied("No business membership.")
     return actor
-
-
-def paginated(view: Callable[..., Any]) -> Callable[..., Any]:
-    """ninja's `@paginate` (limit/offset), for views written with postponed annotations.
-
-    The paginating wrapper lives in ninja's module, where names like `VisitFilters` in a string
-    annotation cannot be resolved; resolving them against the view's own module first fixes that.
-    """
-    view.__annotations__ = typing.get_type_hints(view, include_extras=True)
-    return paginate(BoundedLimitOffset)(view)  # type: ignore[no-any-return]
-
-
-# Far past any business's row count, and far inside PostgreSQL's bigint: a larger offset was a 500.
-MAX_OFFSET = 1_000_000
-
-
-class BoundedLimitOffset(LimitOffsetPagination):
-    """ninja's limit/offset pagination with an upper bound on the offset (a 422 past it); a
-    page of customer records is a bulk read in the audit trail."""
-
-    class Input(Schema):
-        limit: int = Field(
-            settings.NINJA_PAGINATION_PER_PAGE, ge=1, le=settings.NINJA_PAGINATION_MAX_LIMIT
-        )
-        offset: int = Field(0, ge=0, le=MAX_OFFSET)
-
-    def paginate_queryset(
-        self, queryset: QuerySet[Any], pagination: Any, request: HttpRequest, **params: Any
-    ) -> Any:
-        """ninja's page, evaluated once, and recorded."""
-        page = super().paginate_queryset(queryset, pagination, request, **params)
-        items = page[self.items_attribute]
-        record_bulk_read(actor_of(request), items)
-        return page
 
 
 def resolve_reference(

@@ -15,7 +15,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Model
 
 from custodia.audit.events import AuditAction, Outcome
 from custodia.tenancy.context import Actor, ensure_context
@@ -26,9 +25,6 @@ INSERT_SQL = """INSERT INTO audit_auditevent (id, tenant_id, lane, seq, occurred
     ip, user_agent, request_id, purpose, detail, hash)
     VALUES (0, %s, 0, 0, now(), %s, %s, %s, %s, %s, %s, %s, %s::uuid[], %s::inet, %s, %s, %s,
     %s::jsonb, '')"""
-
-# Bulk reads worth a trail entry, by model: customer records and what is done at their homes.
-BULK_READS = {"clients.client": AuditAction.CLIENT_LIST, "scheduling.visit": AuditAction.VISIT_LIST}
 
 
 def record(
@@ -90,38 +86,6 @@ def record(
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         ensure_context(using=using)
         cursor.execute(INSERT_SQL, values)
-
-
-def record_bulk_read(
-    actor: Actor,
-    records: Iterable[Any],
-    *,
-    detail: dict[str, Any] | None = None,
-    model: type[Model] | None = None,
-) -> None:
-    """A page of a list or search as one bulk read: how many, which ids, whose records.
-
-    `records` are model instances, or rows with `pk` (and a visit's `client_id`) of `model`: a
-    queryset of them names its model itself. Lists of records that are not customer data
-    (services, staff) are not recorded.
-    """
-    rows = list(records)
-    if model is None:
-        model = getattr(records, "model", None) or (type(rows[0]) if rows else None)
-    action = BULK_READS.get(model._meta.label_lower) if model is not None else None
-    if action is None:
-        return
-    counted = {**(detail or {}), "count": len(rows)}
-    if action is AuditAction.CLIENT_LIST:
-        # The client ids, in the order shown, once: in `subject_ids`.
-        record(action, actor=actor, subject_ids=[row.pk for row in rows], detail=counted)
-        return
-    record(
-        action,
-        actor=actor,
-        subject_ids=sorted({row.client_id for row in rows}, key=str),
-        detail={**counted, "ids": [str(row.pk) for row in rows]},
-    )
 
 
 def note_refusal(target_type: str, target_id: object) -> None:

@@ -1,14 +1,23 @@
-"""Reads of clients: the actor's business, the actor's role, 404 for anything else."""
+"""Reads of clients: the actor's business, the actor's role, 404 for anything else.
+
+Each function that hands out a client's data records the read itself (a record, a page of the
+list or search, the codes); callers say why they want a record (`Intent`), never whether to
+record it. `list_clients` is the query those readers narrow: a view that shows clients gets them
+from a reader (`page_of_clients`, `read_clients`), never by evaluating it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from custodia.accounts.stepup import has_fresh_step_up, require_step_up
+from custodia.audit import access as audit_access
 from custodia.audit.actions import note_refusal, record
 from custodia.audit.events import AuditAction
 from custodia.clients.models import Assignment, Client, HomeAccess, email_key, name_key, phone_key
@@ -16,7 +25,24 @@ from custodia.crypto.keyring import blind_index
 from custodia.tenancy.access import parse_id
 from custodia.tenancy.context import Actor
 from custodia.tenancy.models import Membership
+from custodia.tenancy.paging import Page, keyset_page
 from custodia.tenancy.permissions import Permission, Role
+from custodia.tenancy.reads import Intent
+
+CLIENTS_PER_PAGE = 50
+# The list's order: the name's search form, then the id (unique), so that pages never overlap.
+CLIENT_ORDER = ("name_search", "id")
+
+
+@dataclass(frozen=True)
+class ClientView:
+    """Everything a page or API answer may show of one client, decided and recorded: the record,
+    the codes when the reader may see them now (else None), and whether a step-up would show
+    them."""
+
+    client: Client
+    home_access: HomeAccess | None
+    home_access_held_back: bool
 
 
 def _visible_clients(actor: Actor) -> QuerySet[Client]:
@@ -49,14 +75,47 @@ def list_clients(actor: Actor, *, query: str = "") -> QuerySet[Client]:
             clients = clients.filter(phone_search=blind_index(actor.tenant_id, "phone", digits))
         else:
             clients = clients.filter(name_search__prefix=name_key(query))
-    return clients.order_by("name_search", "id")
+    return clients.order_by(*CLIENT_ORDER)
 
 
-def access_client_by_id(actor: Actor, client_id: object, *, record_read: bool = True) -> Client:
+def page_of_clients(
+    actor: Actor, *, query: str = "", cursor: str | None = None, size: int = CLIENTS_PER_PAGE
+) -> Page[Client]:
+    """A page of the clients the actor may see, searched (`list_clients`), from `cursor` on
+    (tenancy/paging.py; InvalidCursor for one this list did not issue): a bulk read that keeps
+    whether there was a search term, never the term."""
+    page = keyset_page(
+        list_clients(actor, query=query),
+        keys=CLIENT_ORDER,
+        list_name="clients",
+        cursor=cursor,
+        size=size,
+    )
+    _record_list(actor, page.items, searched=bool(query))
+    return page
+
+
+def read_clients(actor: Actor, clients: QuerySet[Client], **detail: object) -> list[Client]:
+    """Clients about to be shown some other way (a menu of a form), fetched and recorded as one
+    bulk read; `clients` is a query this module built (`list_clients`)."""
+    rows = list(clients)
+    _record_list(actor, rows, **detail)
+    return rows
+
+
+def _record_list(actor: Actor, clients: Iterable[Client], **detail: object) -> None:
+    # The client ids, in the order shown, once: in `subject_ids`.
+    ids = [client.pk for client in clients]
+    record(
+        AuditAction.CLIENT_LIST, actor=actor, subject_ids=ids, detail={**detail, "count": len(ids)}
+    )
+
+
+def access_client_by_id(actor: Actor, client_id: object, *, intent: Intent) -> Client:
     """One client the actor may see, or 404 (never 403: existence is not revealed).
 
-    The read is an audit event, unless the caller is about to change or delete the record
-    (`record_read=False`), whose own event then says what was done. A refusal is noted too.
+    Shown (`Intent.SHOW`), the read is an audit event; about to be changed or deleted, or only
+    referred to, it is not (the action's own event says what was done). A refusal is noted.
     """
     key = parse_id(client_id)
     try:
@@ -64,9 +123,32 @@ def access_client_by_id(actor: Actor, client_id: object, *, record_read: bool = 
     except Client.DoesNotExist:
         note_refusal("client", key)
         raise Http404("No such client.") from None
-    if record_read:
+    if intent is Intent.SHOW:
         record(AuditAction.CLIENT_READ, actor=actor, target=client)
     return client
+
+
+def view_client(actor: Actor, client_id: object, *, insist: bool = False) -> ClientView:
+    """One client as a page or answer shows it: the record and, when the actor may see them now,
+    the codes; the read and the reveal are recorded. `insist`: see `home_access_and_hold`."""
+    client = access_client_by_id(actor, client_id, intent=Intent.SHOW)
+    return _with_codes(actor, client, insist=insist)
+
+
+def client_view(
+    actor: Actor, client: Client, *, intent: Intent, insist: bool = False
+) -> ClientView:
+    """The view of a client already read through `access_client_by_id` with `intent`: shown
+    again (a form sent back with errors: `Intent.SHOW`, recorded as a read) or just written
+    (`Intent.CHANGE`: the write's event covers the record); a reveal of codes is recorded."""
+    if intent is Intent.SHOW:
+        record(AuditAction.CLIENT_READ, actor=actor, target=client)
+    return _with_codes(actor, client, insist=insist)
+
+
+def _with_codes(actor: Actor, client: Client, *, insist: bool) -> ClientView:
+    codes, held_back = home_access_and_hold(actor, client, insist=insist)
+    return ClientView(client=client, home_access=codes, home_access_held_back=held_back)
 
 
 def home_access_for(actor: Actor, client: Client, *, insist: bool = False) -> HomeAccess | None:
@@ -142,3 +224,8 @@ def list_assignments(actor: Actor, client: Client) -> QuerySet[Assignment]:
     return Assignment.objects.filter(tenant_id=actor.tenant_id, client_id=client.pk).select_related(
         "staff__user"
     )
+
+
+def own_record_access(actor: Actor) -> list[audit_access.EventLine]:
+    """For the portal: who recently read or changed the client's own record (audit/access.py)."""
+    return audit_access.recent_access_to_own_record(actor)

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 
 from custodia.clients.actions import LIMITS
 from custodia.tenancy.models import Membership
+from custodia.tenancy.paging import MAX_CURSOR_LENGTH
 
 
 class ClientSearchForm(forms.Form):
@@ -18,6 +19,8 @@ class ClientSearchForm(forms.Form):
         required=False,
         help_text="A name (or its beginning), an email address, or a phone number.",
     )
+    # Which page: set by the previous and next links, never typed (tenancy/paging.py).
+    cursor = forms.CharField(required=False, max_length=MAX_CURSOR_LENGTH, widget=forms.HiddenInput)
 
 
 class ClientForm(forms.Form):

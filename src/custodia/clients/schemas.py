@@ -9,7 +9,8 @@ from ninja import Field, Schema
 from pydantic import StrictStr
 
 from custodia.api.core import NON_BLANK_TEXT, InputSchema, PatchSchema
-from custodia.clients.models import Client, HomeAccess
+from custodia.api.pagination import PageOut
+from custodia.clients.access import ClientView
 
 
 class ClientIn(InputSchema):
@@ -63,11 +64,17 @@ class ClientDetailOut(ClientOut):
     home_access: HomeAccessOut | None
 
     @classmethod
-    def build(cls, client: Client, home_access: HomeAccess | None) -> ClientDetailOut:
-        """The detail view of `client` with the home access the reader was allowed."""
-        fields = ClientOut.from_orm(client).model_dump()
-        access = HomeAccessOut.from_orm(home_access) if home_access is not None else None
-        return cls(**fields, home_access=access)
+    def build(cls, view: ClientView) -> ClientDetailOut:
+        """The shape of a client as the access layer decided to show it (clients/access.py)."""
+        fields = ClientOut.from_orm(view.client).model_dump()
+        codes = view.home_access
+        return cls(**fields, home_access=None if codes is None else HomeAccessOut.from_orm(codes))
+
+
+class ClientPageOut(PageOut):
+    """A page of clients."""
+
+    items: list[ClientOut]
 
 
 class AssignStaffIn(InputSchema):

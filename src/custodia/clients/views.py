@@ -6,15 +6,11 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from custodia.audit import access as audit_access
-from custodia.audit.actions import record, record_bulk_read
-from custodia.audit.events import AuditAction
 from custodia.clients import access
 from custodia.clients.actions import (
     do_assign_staff,
@@ -24,31 +20,33 @@ from custodia.clients.actions import (
     do_update_client,
 )
 from custodia.clients.forms import ClientForm, ClientSearchForm, StaffChoiceForm
-from custodia.clients.models import Client
-from custodia.scheduling.access import list_services, list_visits
+from custodia.scheduling.access import list_services, list_visits, read_visit_lines
 from custodia.scheduling.forms import VisitRequestForm
-from custodia.scheduling.models import Visit
-from custodia.scheduling.rows import visit_lines
 from custodia.tenancy.access import access_member_by_id, list_staff
 from custodia.tenancy.actions import do_invite_member
 from custodia.tenancy.context import Actor
 from custodia.tenancy.forms import ClientInviteForm
+from custodia.tenancy.paging import InvalidCursor
 from custodia.tenancy.permissions import Permission, Role
+from custodia.tenancy.reads import Intent
 from custodia.web.decorators import add_action_errors, member_required
-
-CLIENTS_PER_PAGE = 50
 
 
 @require_safe
 @member_required(Permission.CLIENTS_RECORD_READ)
 def client_list(request: HttpRequest, actor: Actor) -> HttpResponse:
-    """The clients the actor may see, searched and paged."""
+    """The clients the actor may see, searched, a page at a time (by cursor: no page numbers)."""
     search = ClientSearchForm(request.GET)
-    query = search.cleaned_data["q"] if search.is_valid() else ""
-    page = Paginator(access.list_clients(actor, query=query), CLIENTS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
-    record_bulk_read(actor, page.object_list, detail={"searched": bool(query)})
+    valid = search.is_valid()
+    query = search.cleaned_data["q"] if valid else ""
+    cursor = search.cleaned_data["cursor"] if valid else ""
+    try:
+        page = access.page_of_clients(actor, query=query, cursor=cursor or None)
+    except InvalidCursor:
+        # A link edited by hand, or kept past a change of the server's secret key: say so, and
+        # show the first page.
+        search.add_error("cursor", "That page link is not valid: here is the first page.")
+        page = access.page_of_clients(actor, query=query)
     context = {
         "search": search,
         "query": query,
@@ -79,7 +77,7 @@ def client_new(request: HttpRequest, actor: Actor) -> HttpResponse:
 def _detail_page(
     request: HttpRequest,
     actor: Actor,
-    client: Client,
+    view: access.ClientView,
     *,
     assign_form: StaffChoiceForm | None = None,
     invite_form: ClientInviteForm | None = None,
@@ -87,15 +85,14 @@ def _detail_page(
 ) -> HttpResponse:
     can_assign = actor.can(Permission.CLIENTS_ASSIGNMENT_WRITE)
     can_invite = actor.can(Permission.STAFF_MEMBER_INVITE)
-    # The page shows the record, whichever door led here (a GET, or a form sent back with errors).
-    record(AuditAction.CLIENT_READ, actor=actor, target=client)
-    home_access, held_back = access.home_access_and_hold(actor, client)
-    visits = visit_lines(list_visits(actor, start=timezone.now(), client_id=client.pk)[:20])
-    record_bulk_read(actor, visits, model=Visit)
+    client = view.client
+    [visits] = read_visit_lines(
+        actor, list_visits(actor, start=timezone.now(), client_id=client.pk)[:20]
+    )
     context: dict[str, Any] = {
         "client": client,
-        "home_access": home_access,
-        "home_access_needs_step_up": held_back,
+        "home_access": view.home_access,
+        "home_access_needs_step_up": view.home_access_held_back,
         "assigned": access.assigned_staff(actor, client),
         "visits": visits,
         "can_write": actor.can(Permission.CLIENTS_RECORD_WRITE),
@@ -114,30 +111,36 @@ def _detail_page(
 @member_required()
 def client_detail(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
     """One client's record; home access only when the actor may see it now."""
-    client = access.access_client_by_id(actor, client_id, record_read=False)
     if actor.role == Role.CLIENT:
+        # Their own record is the portal; another's is not found (and the refusal noted).
+        access.access_client_by_id(actor, client_id, intent=Intent.REFERENCE)
         return redirect("portal")
-    return _detail_page(request, actor, client)
+    return _detail_page(request, actor, access.view_client(actor, client_id))
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @member_required(Permission.CLIENTS_RECORD_WRITE)
 def client_edit(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
     """Change a client's details and home access."""
-    client = access.access_client_by_id(actor, client_id, record_read=request.method != "POST")
-    if request.method == "POST":
-        form = ClientForm(request.POST)
-        if form.is_valid():
-            try:
-                do_update_client(client, actor=actor, **form.cleaned_data)
-            except ValidationError as exc:
-                add_action_errors(form, exc)
-            else:
-                messages.success(request, "Client saved.")
-                return redirect("client_detail", client_id=client.pk)
-        return render(request, "clients/form.html", {"form": form, "client": client}, status=400)
+    if request.method != "POST":
+        return _edit_page(request, actor, client_id)
+    client = access.access_client_by_id(actor, client_id, intent=Intent.CHANGE)
+    form = ClientForm(request.POST)
+    if form.is_valid():
+        try:
+            do_update_client(client, actor=actor, **form.cleaned_data)
+        except ValidationError as exc:
+            add_action_errors(form, exc)
+        else:
+            messages.success(request, "Client saved.")
+            return redirect("client_detail", client_id=client.pk)
+    return render(request, "clients/form.html", {"form": form, "client": client}, status=400)
+
+
+def _edit_page(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
     # The editor shows the codes, so outside a visit window a manager confirms it's them first.
-    home = access.home_access_for(actor, client, insist=True)
+    view = access.view_client(actor, client_id, insist=True)
+    client, home = view.client, view.home_access
     initial = {
         field: getattr(client, field) for field in ("name", "email", "phone", "address", "notes")
     }
@@ -154,7 +157,8 @@ def client_edit(request: HttpRequest, actor: Actor, client_id: str) -> HttpRespo
 @member_required(Permission.CLIENTS_RECORD_WRITE)
 def client_delete(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
     """Ask, then delete a client with their visits, home access and portal login."""
-    client = access.access_client_by_id(actor, client_id, record_read=request.method != "POST")
+    intent = Intent.CHANGE if request.method == "POST" else Intent.SHOW
+    client = access.access_client_by_id(actor, client_id, intent=intent)
     if request.method == "POST":
         do_delete_client(client, actor=actor)
         messages.success(request, "Client deleted.")
@@ -166,7 +170,7 @@ def client_delete(request: HttpRequest, actor: Actor, client_id: str) -> HttpRes
 @member_required(Permission.CLIENTS_ASSIGNMENT_WRITE)
 def client_assign(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
     """A manager lets a staff member serve this client."""
-    client = access.access_client_by_id(actor, client_id, record_read=False)
+    client = access.access_client_by_id(actor, client_id, intent=Intent.CHANGE)
     form = StaffChoiceForm(request.POST, staff=list_staff(actor))
     if form.is_valid():
         try:
@@ -176,7 +180,9 @@ def client_assign(request: HttpRequest, actor: Actor, client_id: str) -> HttpRes
         else:
             messages.success(request, "Staff member assigned.")
             return redirect("client_detail", client_id=client.pk)
-    return _detail_page(request, actor, client, assign_form=form, status=400)
+    # The record was read to be changed; the page shows it after all.
+    shown = access.client_view(actor, client, intent=Intent.SHOW)
+    return _detail_page(request, actor, shown, assign_form=form, status=400)
 
 
 @require_POST
@@ -185,7 +191,7 @@ def client_unassign(
     request: HttpRequest, actor: Actor, client_id: str, membership_id: str
 ) -> HttpResponse:
     """The staff member no longer serves (or sees) this client."""
-    client = access.access_client_by_id(actor, client_id, record_read=False)
+    client = access.access_client_by_id(actor, client_id, intent=Intent.CHANGE)
     staff = access_member_by_id(actor, membership_id)
     do_unassign_staff(client, staff, actor=actor)
     messages.success(request, "Staff member unassigned.")
@@ -196,7 +202,7 @@ def client_unassign(
 @member_required(Permission.STAFF_MEMBER_INVITE)
 def client_invite(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
     """Email the client a link to their portal."""
-    client = access.access_client_by_id(actor, client_id, record_read=False)
+    client = access.access_client_by_id(actor, client_id, intent=Intent.CHANGE)
     form = ClientInviteForm(request.POST)
     if form.is_valid():
         try:
@@ -208,25 +214,27 @@ def client_invite(request: HttpRequest, actor: Actor, client_id: str) -> HttpRes
         else:
             messages.success(request, "Portal invitation sent.")
             return redirect("client_detail", client_id=client.pk)
-    return _detail_page(request, actor, client, invite_form=form, status=400)
+    # The record was read to be changed; the page shows it after all.
+    shown = access.client_view(actor, client, intent=Intent.SHOW)
+    return _detail_page(request, actor, shown, invite_form=form, status=400)
 
 
 @require_safe
 @member_required(Permission.CLIENTS_SELF_READ)
 def portal(request: HttpRequest, actor: Actor) -> HttpResponse:
     """A client's own page: their details, their visits, and a way to ask for one."""
-    client = access.access_client_by_id(actor, actor.membership.client_id)
+    client = access.access_client_by_id(actor, actor.membership.client_id, intent=Intent.SHOW)
     now = timezone.now()
-    upcoming = visit_lines(list_visits(actor, start=now))
-    past = visit_lines(
-        list_visits(actor, end=now).filter(ends_at__lte=now).order_by("-starts_at")[:10]
+    upcoming, past = read_visit_lines(
+        actor,
+        list_visits(actor, start=now),
+        list_visits(actor, end=now).filter(ends_at__lte=now).order_by("-starts_at")[:10],
     )
-    record_bulk_read(actor, upcoming + past, model=Visit)
     context = {
         "client": client,
         "upcoming": upcoming,
         "past": past,
         "request_form": VisitRequestForm(services=list_services(actor)),
-        "record_access": audit_access.recent_access_to_own_record(actor),
+        "record_access": access.own_record_access(actor),
     }
     return render(request, "clients/portal.html", context)

@@ -1,8 +1,15 @@
-"""Reads of services and visits, narrowed to the actor's business and role."""
+"""Reads of services and visits, narrowed to the actor's business and role.
+
+Visits are customer data (who is visited, when, what was reported): the functions that hand them
+out record the read themselves (`access_visit_by_id` with `Intent.SHOW`, `page_of_visits`,
+`read_visits`). `list_visits` is the query they narrow; a page that shows visits gets them from a
+reader, never by evaluating it (counting it is fine: a count shows nobody's visit).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from django.db.models import QuerySet
 from django.http import Http404
@@ -10,9 +17,16 @@ from django.http import Http404
 from custodia.audit.actions import note_refusal, record
 from custodia.audit.events import AuditAction
 from custodia.scheduling.models import Service, Visit
+from custodia.scheduling.rows import VisitLine, visit_lines
 from custodia.tenancy.access import parse_id
 from custodia.tenancy.context import Actor
+from custodia.tenancy.paging import Page, keyset_page
 from custodia.tenancy.permissions import Permission, Role
+from custodia.tenancy.reads import Intent
+
+PER_PAGE = 50
+SERVICE_ORDER = ("name", "id")
+VISIT_ORDER = ("starts_at", "id")
 
 
 def list_services(actor: Actor, *, include_inactive: bool = False) -> QuerySet[Service]:
@@ -21,7 +35,20 @@ def list_services(actor: Actor, *, include_inactive: bool = False) -> QuerySet[S
     services = Service.objects.filter(tenant_id=actor.tenant_id)
     if not include_inactive or actor.role == Role.CLIENT:
         services = services.filter(is_active=True)
-    return services.order_by("name", "id")
+    return services.order_by(*SERVICE_ORDER)
+
+
+def page_of_services(
+    actor: Actor, *, include_inactive: bool = False, cursor: str | None = None, size: int = PER_PAGE
+) -> Page[Service]:
+    """A page of the business's services (what it sells: not customer data, not recorded)."""
+    return keyset_page(
+        list_services(actor, include_inactive=include_inactive),
+        keys=SERVICE_ORDER,
+        list_name="services",
+        cursor=cursor,
+        size=size,
+    )
 
 
 def access_service_by_id(actor: Actor, service_id: object) -> Service:
@@ -63,18 +90,79 @@ def list_visits(
         visits = visits.filter(client_id=parse_id(client_id))
     if staff_id is not None:
         visits = visits.filter(staff_id=parse_id(staff_id))
-    return visits.order_by("starts_at", "id")
+    return visits.order_by(*VISIT_ORDER)
 
 
-def access_visit_by_id(actor: Actor, visit_id: object, *, record_read: bool = True) -> Visit:
-    """One visit the actor may see, or 404; the read (unless a write follows, which records
-    itself) and a refusal are audit events."""
+def page_of_visits(
+    actor: Actor,
+    *,
+    cursor: str | None = None,
+    size: int = PER_PAGE,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    client_id: object = None,
+    staff_id: object = None,
+) -> Page[Visit]:
+    """A page of `list_visits`, oldest first, from `cursor` on (tenancy/paging.py): a bulk
+    read."""
+    page = keyset_page(
+        list_visits(actor, start=start, end=end, client_id=client_id, staff_id=staff_id),
+        keys=VISIT_ORDER,
+        list_name="visits",
+        cursor=cursor,
+        size=size,
+    )
+    _record_list(actor, page.items)
+    return page
+
+
+def read_visits(actor: Actor, *queries: QuerySet[Visit]) -> list[list[Visit]]:
+    """The visits of each query (narrowed from `list_visits`) about to be shown together on one
+    page, fetched and recorded as one bulk read (none when there are none to show; a page of a
+    list, even an empty one, is always recorded)."""
+    shown = [list(query) for query in queries]
+    rows = [visit for visits in shown for visit in visits]
+    if rows:
+        _record_list(actor, rows)
+    return shown
+
+
+def read_visit_lines(actor: Actor, *queries: QuerySet[Visit]) -> list[list[VisitLine]]:
+    """Like `read_visits`, as the lines a list shows (scheduling/rows.py): plain columns, no
+    model instances and no encrypted column, for the dashboard, the calendar and visit tables."""
+    shown = [visit_lines(query) for query in queries]
+    rows = [line for lines in shown for line in lines]
+    if rows:
+        _record_list(actor, rows)
+    return shown
+
+
+def _record_list(actor: Actor, visits: Iterable[Visit | VisitLine]) -> None:
+    rows = list(visits)
+    record(
+        AuditAction.VISIT_LIST,
+        actor=actor,
+        subject_ids=sorted({row.client_id for row in rows}, key=str),
+        detail={"count": len(rows), "ids": [str(row.pk) for row in rows]},
+    )
+
+
+def access_visit_by_id(actor: Actor, visit_id: object, *, intent: Intent) -> Visit:
+    """One visit the actor may see, or 404. Shown (`Intent.SHOW`), the read is an audit event;
+    about to be changed or deleted, it is not (the write records itself). A refusal is noted."""
     key = parse_id(visit_id)
     try:
         visit = _visible_visits(actor).get(id=key)
     except Visit.DoesNotExist:
         note_refusal("visit", key)
         raise Http404("No such visit.") from None
-    if record_read:
-        record(AuditAction.VISIT_READ, actor=actor, target=visit)
+    if intent is Intent.SHOW:
+        show_visit(actor, visit)
+    return visit
+
+
+def show_visit(actor: Actor, visit: Visit) -> Visit:
+    """A visit read to be changed that a page shows after all (a form sent back with errors):
+    recorded as a read."""
+    record(AuditAction.VISIT_READ, actor=actor, target=visit)
     return visit

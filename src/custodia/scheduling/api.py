@@ -7,26 +7,30 @@ from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Query, Router
 
-from custodia.api.core import actor_of, paginated, resolve_reference
+from custodia.api.core import actor_of, resolve_reference
+from custodia.api.pagination import CURSOR_ERROR, CursorParams
 from custodia.clients.access import access_client_by_id
 from custodia.scheduling import access, actions
 from custodia.scheduling.models import Service, Visit
 from custodia.scheduling.schemas import (
     ServiceIn,
     ServiceOut,
+    ServicePageOut,
     ServicePatch,
     VisitFilters,
     VisitIn,
     VisitOut,
+    VisitPageOut,
     VisitPatch,
 )
 from custodia.tenancy.access import access_member_by_id
 from custodia.tenancy.context import Actor
+from custodia.tenancy.paging import Page
 from custodia.tenancy.permissions import Permission, Role
+from custodia.tenancy.reads import Intent
 
 services_router = Router(tags=["services"])
 visits_router = Router(tags=["visits"])
@@ -34,11 +38,18 @@ visits_router = Router(tags=["visits"])
 # --- Services ---------------------------------------------------------------------------------
 
 
-@services_router.get("", response=list[ServiceOut])
-@paginated
-def list_services(request: HttpRequest, include_inactive: bool = False) -> QuerySet[Service]:
-    """The services the business sells (retired ones too with `include_inactive`, for managers)."""
-    return access.list_services(actor_of(request), include_inactive=include_inactive)
+@services_router.get("", response=ServicePageOut, openapi_extra=CURSOR_ERROR)
+def list_services(
+    request: HttpRequest, paging: Query[CursorParams], include_inactive: bool = False
+) -> Page[Service]:
+    """The services the business sells (retired ones too with `include_inactive`, for managers),
+    by name, a page at a time (`next_cursor`)."""
+    return access.page_of_services(
+        actor_of(request),
+        include_inactive=include_inactive,
+        cursor=paging.cursor,
+        size=paging.limit,
+    )
 
 
 @services_router.post("", response={201: ServiceOut})
@@ -71,17 +82,21 @@ def delete_service(request: HttpRequest, service_id: str) -> None:
 # --- Visits -----------------------------------------------------------------------------------
 
 
-@visits_router.get("", response=list[VisitOut])
-@paginated
-def list_visits(request: HttpRequest, filters: Query[VisitFilters]) -> QuerySet[Visit]:
-    """Visits you may see (staff: their own; a client: theirs), oldest first."""
-    return access.list_visits(actor_of(request), **filters.model_dump())
+@visits_router.get("", response=VisitPageOut, openapi_extra=CURSOR_ERROR)
+def list_visits(
+    request: HttpRequest, filters: Query[VisitFilters], paging: Query[CursorParams]
+) -> Page[Visit]:
+    """Visits you may see (staff: their own; a client: theirs), oldest first, a page at a time
+    (`next_cursor`)."""
+    return access.page_of_visits(
+        actor_of(request), cursor=paging.cursor, size=paging.limit, **filters.model_dump()
+    )
 
 
 # Body fields that name another object, the key the action takes it under, and its reader.
 REFERENCES: tuple[tuple[str, str, Callable[[Actor, object], Any]], ...] = (
     # Naming a client in a visit is not reading their record: the visit's own event says it.
-    ("client_id", "client", partial(access_client_by_id, record_read=False)),
+    ("client_id", "client", partial(access_client_by_id, intent=Intent.REFERENCE)),
     ("staff_id", "staff", access_member_by_id),
     ("service_id", "service", access.access_service_by_id),
 )
@@ -138,14 +153,14 @@ def create_visit(request: HttpRequest, payload: VisitIn) -> Visit:
 @visits_router.get("/{visit_id}", response=VisitOut)
 def get_visit(request: HttpRequest, visit_id: str) -> Visit:
     """One visit."""
-    return access.access_visit_by_id(actor_of(request), visit_id)
+    return access.access_visit_by_id(actor_of(request), visit_id, intent=Intent.SHOW)
 
 
 @visits_router.patch("/{visit_id}", response=VisitOut)
 def update_visit(request: HttpRequest, visit_id: str, payload: VisitPatch) -> Visit:
     """Reschedule, reassign, change the status, or write the report."""
     actor = actor_of(request)
-    visit = access.access_visit_by_id(actor, visit_id, record_read=False)
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
     fields = payload.model_dump(exclude_unset=True)
     changes = {k: v for k, v in fields.items() if k not in ("staff_id", "service_id")}
     return actions.do_update_visit(visit, actor=actor, **changes, **_references(actor, fields))
@@ -155,5 +170,5 @@ def update_visit(request: HttpRequest, visit_id: str, payload: VisitPatch) -> Vi
 def delete_visit(request: HttpRequest, visit_id: str) -> None:
     """Remove a visit from the calendar."""
     actor = actor_of(request)
-    visit = access.access_visit_by_id(actor, visit_id, record_read=False)
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
     actions.do_delete_visit(visit, actor=actor)

@@ -10,6 +10,7 @@ from ninja import Field, Schema
 from pydantic import StrictBool, StrictInt, StrictStr
 
 from custodia.api.core import NON_BLANK_TEXT, InputSchema, IsoDateTime, PatchSchema
+from custodia.api.pagination import PageOut
 
 Status = Literal["requested", "scheduled", "completed", "cancelled"]
 
@@ -40,6 +41,12 @@ class ServiceOut(Schema):
     price_cents: int
     is_active: bool
     created_at: dt.datetime
+
+
+class ServicePageOut(PageOut):
+    """A page of services."""
+
+    items: list[ServiceOut]
 
 
 class VisitFilters(Schema):
@@ -93,3 +100,9 @@ class VisitOut(Schema):
     report: str
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+class VisitPageOut(PageOut):
+    """A page of visits."""
+
+    items: list[VisitOut]

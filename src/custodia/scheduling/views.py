@@ -13,9 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from custodia.audit.actions import record, record_bulk_read
-from custodia.audit.events import AuditAction
-from custodia.clients.access import home_access_and_hold, list_clients
+from custodia.clients.access import home_access_and_hold, list_clients, read_clients
 from custodia.clients.forms import StaffChoiceForm
 from custodia.scheduling import access
 from custodia.scheduling.actions import (
@@ -34,10 +32,11 @@ from custodia.scheduling.forms import (
     WeekForm,
 )
 from custodia.scheduling.models import Service, Visit, VisitStatus
-from custodia.scheduling.rows import VisitLine, calendar_entries, visit_lines
+from custodia.scheduling.rows import VisitLine, calendar_entries
 from custodia.tenancy.access import list_staff
 from custodia.tenancy.context import Actor
 from custodia.tenancy.permissions import Permission
+from custodia.tenancy.reads import Intent
 from custodia.web.decorators import add_action_errors, member_required
 from custodia.web.views import day_bounds, week_start
 
@@ -136,8 +135,7 @@ def calendar(request: HttpRequest, actor: Actor) -> HttpResponse:
     _, end = day_bounds(days[-1])
     by_day: dict[dt.date, list[VisitLine]] = {day: [] for day in days}
     # A busy week has hundreds of visits: lines of what is shown (scheduling/rows.py).
-    visits = visit_lines(access.list_visits(actor, start=start, end=end))
-    record_bulk_read(actor, visits, model=Visit)
+    [visits] = access.read_visit_lines(actor, access.list_visits(actor, start=start, end=end))
     for visit in visits:
         # A visit that began in the previous week shows on Monday.
         by_day[max(visit.starts_at.date(), monday)].append(visit)
@@ -186,7 +184,7 @@ def _visit_form_page(
     request: HttpRequest, actor: Actor, form: VisitForm, *, status: int = 200
 ) -> HttpResponse:
     # The client menu lists every client's name: a bulk read.
-    record_bulk_read(actor, form.fields["client"].queryset)  # type: ignore[attr-defined]
+    read_clients(actor, form.fields["client"].queryset)  # type: ignore[attr-defined]
     return render(request, "scheduling/visit_form.html", {"form": form}, status=status)
 
 
@@ -210,8 +208,6 @@ def _visit_page(
     can_report = is_manager or (
         actor.can(Permission.VISITS_REPORT) and visit.staff_id == actor.membership.pk
     )
-    # The page shows the visit, whichever door led here (a GET, or a form sent back with errors).
-    record(AuditAction.VISIT_READ, actor=actor, target=visit)
     context: dict[str, Any] = {"visit": visit, "can_report": can_report}
     if can_report:
         context["update_form"] = update_form or VisitUpdateForm(
@@ -229,7 +225,7 @@ def _visit_page(
 def visit_detail(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
     """One visit: who, when, what, its status and report."""
     return _visit_page(
-        request, actor, access.access_visit_by_id(actor, visit_id, record_read=False)
+        request, actor, access.access_visit_by_id(actor, visit_id, intent=Intent.SHOW)
     )
 
 
@@ -237,7 +233,7 @@ def visit_detail(request: HttpRequest, actor: Actor, visit_id: str) -> HttpRespo
 @member_required(Permission.VISITS_REPORT)
 def visit_update(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
     """Change a visit's status and report (staff: only their own visits)."""
-    visit = access.access_visit_by_id(actor, visit_id, record_read=False)
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
     form = VisitUpdateForm(request.POST, statuses=_statuses_for(actor))
     if form.is_valid():
         try:
@@ -247,14 +243,16 @@ def visit_update(request: HttpRequest, actor: Actor, visit_id: str) -> HttpRespo
         else:
             messages.success(request, "Visit saved.")
             return redirect("visit_detail", visit_id=visit.pk)
-    return _visit_page(request, actor, visit, update_form=form, status=400)
+    # Read to be changed, the visit is shown after all.
+    shown = access.show_visit(actor, visit)
+    return _visit_page(request, actor, shown, update_form=form, status=400)
 
 
 @require_POST
 @member_required(Permission.VISITS_WRITE)
 def visit_confirm(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
     """A manager confirms a requested visit: who goes, and it is scheduled."""
-    visit = access.access_visit_by_id(actor, visit_id, record_read=False)
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
     form = StaffChoiceForm(request.POST, staff=list_staff(actor))
     if form.is_valid():
         try:
@@ -264,7 +262,9 @@ def visit_confirm(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResp
         else:
             messages.success(request, "Visit confirmed.")
             return redirect("visit_detail", visit_id=visit.pk)
-    return _visit_page(request, actor, visit, confirm_form=form, status=400)
+    # Read to be changed, the visit is shown after all.
+    shown = access.show_visit(actor, visit)
+    return _visit_page(request, actor, shown, confirm_form=form, status=400)
 
 
 @require_safe
@@ -273,8 +273,9 @@ def today(request: HttpRequest, actor: Actor) -> HttpResponse:
     """The actor's own visits today, with home access where it may be seen now."""
     day = timezone.localdate()
     start, end = day_bounds(day)
-    visits = list(access.list_visits(actor, start=start, end=end, staff_id=actor.membership.pk))
-    record_bulk_read(actor, visits)
+    [visits] = access.read_visits(
+        actor, access.list_visits(actor, start=start, end=end, staff_id=actor.membership.pk)
+    )
     rows = []
     for visit in visits:
         # Staff: around their own visit. A manager on their own round steps up first, like

@@ -10,10 +10,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.db import connections
 from django.db.models import Model, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
+from custodia.audit.actions import record
+from custodia.audit.events import AuditAction
 from custodia.tenancy.context import Actor, ContextGrant
 from custodia.tenancy.models import Business, Invitation, Membership
+from custodia.tenancy.paging import Page, keyset_page
 from custodia.tenancy.permissions import Permission, Role
+
+MEMBERS_PER_PAGE = 50
+# The staff list's order, ending in the membership id (unique) so that pages never overlap.
+MEMBER_ORDER = ("user__full_name", "user__email", "id")
 
 if TYPE_CHECKING:
     from custodia.accounts.models import User
@@ -72,7 +80,16 @@ def list_members(
     return (
         Membership.objects.filter(tenant_id=actor.tenant_id, role__in=[r.value for r in roles])
         .select_related("user")
-        .order_by("user__full_name", "user__email")
+        .order_by(*MEMBER_ORDER)
+    )
+
+
+def page_of_members(
+    actor: Actor, *, cursor: str | None = None, size: int = MEMBERS_PER_PAGE
+) -> Page[Membership]:
+    """A page of `list_members` (the people working in the business: not customer data)."""
+    return keyset_page(
+        list_members(actor), keys=MEMBER_ORDER, list_name="members", cursor=cursor, size=size
     )
 
 
@@ -98,6 +115,25 @@ def list_invitations(actor: Actor) -> QuerySet[Invitation]:
     """Pending and past invitations of the actor's business."""
     actor.require(Permission.STAFF_MEMBER_INVITE)
     return Invitation.objects.filter(tenant_id=actor.tenant_id).order_by("-created_at")
+
+
+def pending_invitations(actor: Actor) -> list[Invitation]:
+    """Invitations not yet accepted, revoked or expired, newest first. A client's invitation
+    shows their email address: when there are any, a bulk read of those clients' records."""
+    invitations = list(
+        list_invitations(actor).filter(
+            accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+        )
+    )
+    invited_clients = [i.client_id for i in invitations if i.client_id is not None]
+    if invited_clients:
+        record(
+            AuditAction.CLIENT_LIST,
+            actor=actor,
+            subject_ids=invited_clients,
+            detail={"count": len(invited_clients), "via": "pending invitations"},
+        )
+    return invitations
 
 
 def access_invitation_by_id(actor: Actor, invitation_id: object) -> Invitation:

@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Query, Router
 
-from custodia.api.core import actor_of, paginated
+from custodia.api.core import actor_of
+from custodia.api.pagination import CURSOR_ERROR, CursorParams
 from custodia.tenancy import access, actions
 from custodia.tenancy.models import Invitation, Membership
+from custodia.tenancy.paging import Page
 from custodia.tenancy.permissions import Role
-from custodia.tenancy.schemas import InvitationIn, InvitationOut, MemberOut, MemberPatch
+from custodia.tenancy.schemas import (
+    InvitationIn,
+    InvitationOut,
+    MemberOut,
+    MemberPageOut,
+    MemberPatch,
+)
 
 router = Router(tags=["staff"])
 
 
-@router.get("", response=list[MemberOut])
-@paginated
-def list_staff(request: HttpRequest) -> QuerySet[Membership]:
-    """Owners, managers and staff of the business (active and deactivated)."""
-    return access.list_members(actor_of(request))
+@router.get("", response=MemberPageOut, openapi_extra=CURSOR_ERROR)
+def list_staff(request: HttpRequest, paging: Query[CursorParams]) -> Page[Membership]:
+    """Owners, managers and staff of the business (active and deactivated), by name, a page at
+    a time (`next_cursor`)."""
+    return access.page_of_members(actor_of(request), cursor=paging.cursor, size=paging.limit)
 
 
 @router.post("/invitations", response={201: InvitationOut})

@@ -12,6 +12,7 @@ from ninja import Field, Schema
 from pydantic import StrictBool, StrictStr, field_validator
 
 from custodia.api.core import InputSchema, PatchSchema
+from custodia.api.pagination import PageOut
 from custodia.tenancy.models import Membership
 
 # Client logins are invited from the client's record, not here.
@@ -33,6 +34,12 @@ class MemberOut(Schema):
     @staticmethod
     def resolve_full_name(member: Membership) -> str:
         return member.user.full_name
+
+
+class MemberPageOut(PageOut):
+    """A page of members."""
+
+    items: list[MemberOut]
 
 
 class InvitationIn(InputSchema):

@@ -12,13 +12,10 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from custodia.accounts.access import email_has_account
 from custodia.accounts.sessions import rotate_session
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction
 from custodia.tenancy import access
 from custodia.tenancy.actions import (
     INVALID_INVITATION,
@@ -72,20 +69,7 @@ def _staff_page(
         "errors": errors or [],
     }
     if can_invite:
-        invitations = list(
-            access.list_invitations(actor).filter(
-                accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
-            )
-        )
-        invited_clients = [i.client_id for i in invitations if i.client_id is not None]
-        if invited_clients:
-            # A client's invitation shows their email address: a read of their contact details.
-            record(
-                AuditAction.CLIENT_LIST,
-                actor=actor,
-                subject_ids=invited_clients,
-                detail={"count": len(invited_clients), "via": "pending invitations"},
-            )
+        invitations = access.pending_invitations(actor)
         context["invitations"] = invitations
         context["invite_form"] = invite_form or InviteForm(allow_owner=actor.role == Role.OWNER)
     return render(request, "tenancy/staff.html", context, status=status)

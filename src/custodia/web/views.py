@@ -14,11 +14,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from custodia.audit.actions import record_bulk_read
 from custodia.clients.access import list_clients
-from custodia.scheduling.access import list_visits
-from custodia.scheduling.models import Visit, VisitStatus
-from custodia.scheduling.rows import visit_lines
+from custodia.scheduling.access import list_visits, read_visit_lines
+from custodia.scheduling.models import VisitStatus
 from custodia.tenancy.access import list_staff
 from custodia.tenancy.context import Actor
 from custodia.tenancy.permissions import Role
@@ -88,11 +86,11 @@ def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
         _, week_to = day_bounds(monday + dt.timedelta(days=6))
         day_from, day_to = day_bounds(today)
         # Lines of what the tables show, not model instances (scheduling/rows.py).
-        todays_visits = visit_lines(list_visits(actor, start=day_from, end=day_to))
-        pending_requests = visit_lines(
-            list_visits(actor, start=now).filter(status=VisitStatus.REQUESTED)
+        todays_visits, pending_requests = read_visit_lines(
+            actor,
+            list_visits(actor, start=day_from, end=day_to),
+            list_visits(actor, start=now).filter(status=VisitStatus.REQUESTED),
         )
-        record_bulk_read(actor, [*todays_visits, *pending_requests], model=Visit)
         client_count, staff_count, week_visit_count = capped_counts(
             list_clients(actor),
             list_staff(actor),
@@ -106,12 +104,12 @@ def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
             pending_requests=pending_requests,
         )
     else:
-        next_visits = visit_lines(
+        [next_visits] = read_visit_lines(
+            actor,
             list_visits(actor, start=now, staff_id=actor.membership.pk).exclude(
                 status=VisitStatus.CANCELLED
-            )[:UPCOMING_ON_DASHBOARD]
+            )[:UPCOMING_ON_DASHBOARD],
         )
-        record_bulk_read(actor, next_visits, model=Visit)
         context["next_visits"] = next_visits
     return render(request, "web/dashboard.html", context)
 
