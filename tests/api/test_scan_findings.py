@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from custodia.api.core import MAX_OFFSET, NO_NUL, NON_BLANK_TEXT
+from custodia.api.inputs import NO_NUL, NON_BLANK_TEXT
+from custodia.api.pagination import MAX_OFFSET
 from tests.factories import TenantMatrix
 
 API = "/api/v1"

@@ -6,7 +6,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Query, Router
 
-from custodia.api.core import actor_of, paginated, resolve_reference
+from custodia.api.auth import actor_of
+from custodia.api.inputs import resolve_reference
+from custodia.api.pagination import paginated
 from custodia.clients import access, actions
 from custodia.clients.models import Client
 from custodia.clients.schemas import (

@@ -8,7 +8,7 @@ import uuid
 from ninja import Field, Schema
 from pydantic import StrictStr
 
-from custodia.api.core import NON_BLANK_TEXT, InputSchema, PatchSchema
+from custodia.api.inputs import NON_BLANK_TEXT, InputSchema, PatchSchema
 from custodia.clients.models import Client, HomeAccess
 
 

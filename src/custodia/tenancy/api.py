@@ -7,7 +7,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Router
 
-from custodia.api.core import actor_of, paginated
+from custodia.api.auth import actor_of
+from custodia.api.pagination import paginated
 from custodia.tenancy import access, actions
 from custodia.tenancy.models import Invitation, Membership
 from custodia.tenancy.permissions import Role
