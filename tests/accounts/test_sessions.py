@@ -15,7 +15,7 @@ from django.contrib.sessions.models import Session
 from django.test import RequestFactory
 from django.utils import timezone
 
-from custodia.accounts import sessions
+from custodia.accounts import sessionlist, sessions
 from custodia.accounts.models import User
 from custodia.accounts.sessions import ENDED, STARTED_KEY, TIMED_OUT, TOO_OLD
 from custodia.accounts.sessionstore import stored_key
@@ -372,7 +372,7 @@ def test_changing_ones_own_role_keeps_this_session_and_ends_the_others(matrix):
     ],
 )
 def test_devices_are_described_in_plain_words(user_agent, device):
-    assert sessions.describe_device(user_agent) == device
+    assert sessionlist.describe_device(user_agent) == device
 
 
 def _log_in_through_the_form(email: str) -> HttpsClient:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -32,7 +31,8 @@ from custodia.tenancy.actions import do_invite_member
 from custodia.tenancy.context import Actor
 from custodia.tenancy.forms import ClientInviteForm
 from custodia.tenancy.permissions import Permission, Role
-from custodia.web.decorators import add_action_errors, member_required
+from custodia.web.decorators import member_required
+from custodia.web.forms import form_action
 
 CLIENTS_PER_PAGE = 50
 
@@ -61,17 +61,16 @@ def client_list(request: HttpRequest, actor: Actor) -> HttpResponse:
 def client_new(request: HttpRequest, actor: Actor) -> HttpResponse:
     """Create a client record."""
     form = ClientForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                client = do_create_client(actor=actor, **form.cleaned_data)
-            except ValidationError as exc:
-                add_action_errors(form, exc)
-            else:
-                messages.success(request, "Client created.")
-                return redirect("client_detail", client_id=client.pk)
-        return render(request, "clients/form.html", {"form": form}, status=400)
-    return render(request, "clients/form.html", {"form": form})
+    if request.method != "POST":
+        return render(request, "clients/form.html", {"form": form})
+    return form_action(
+        request,
+        form,
+        lambda: do_create_client(actor=actor, **form.cleaned_data),
+        success="Client created.",
+        done=lambda client: redirect("client_detail", client_id=client.pk),
+        page=lambda status: render(request, "clients/form.html", {"form": form}, status=status),
+    )
 
 
 def _detail_page(
@@ -125,15 +124,15 @@ def client_edit(request: HttpRequest, actor: Actor, client_id: str) -> HttpRespo
     client = access.access_client_by_id(actor, client_id, record_read=request.method != "POST")
     if request.method == "POST":
         form = ClientForm(request.POST)
-        if form.is_valid():
-            try:
-                do_update_client(client, actor=actor, **form.cleaned_data)
-            except ValidationError as exc:
-                add_action_errors(form, exc)
-            else:
-                messages.success(request, "Client saved.")
-                return redirect("client_detail", client_id=client.pk)
-        return render(request, "clients/form.html", {"form": form, "client": client}, status=400)
+        context = {"form": form, "client": client}
+        return form_action(
+            request,
+            form,
+            lambda: do_update_client(client, actor=actor, **form.cleaned_data),
+            success="Client saved.",
+            done=lambda _: redirect("client_detail", client_id=client.pk),
+            page=lambda status: render(request, "clients/form.html", context, status=status),
+        )
     # The editor shows the codes, so outside a visit window a manager confirms it's them first.
     home = access.home_access_for(actor, client, insist=True)
     initial = {
@@ -166,15 +165,14 @@ def client_assign(request: HttpRequest, actor: Actor, client_id: str) -> HttpRes
     """A manager lets a staff member serve this client."""
     client = access.access_client_by_id(actor, client_id, record_read=False)
     form = StaffChoiceForm(request.POST, staff=list_staff(actor))
-    if form.is_valid():
-        try:
-            do_assign_staff(client, form.cleaned_data["staff"], actor=actor)
-        except ValidationError as exc:
-            add_action_errors(form, exc)
-        else:
-            messages.success(request, "Staff member assigned.")
-            return redirect("client_detail", client_id=client.pk)
-    return _detail_page(request, actor, client, assign_form=form, status=400)
+    return form_action(
+        request,
+        form,
+        lambda: do_assign_staff(client, form.cleaned_data["staff"], actor=actor),
+        success="Staff member assigned.",
+        done=lambda _: redirect("client_detail", client_id=client.pk),
+        page=lambda status: _detail_page(request, actor, client, assign_form=form, status=status),
+    )
 
 
 @require_POST
@@ -196,17 +194,16 @@ def client_invite(request: HttpRequest, actor: Actor, client_id: str) -> HttpRes
     """Email the client a link to their portal."""
     client = access.access_client_by_id(actor, client_id, record_read=False)
     form = ClientInviteForm(request.POST)
-    if form.is_valid():
-        try:
-            do_invite_member(
-                actor=actor, email=form.cleaned_data["email"], role=Role.CLIENT, client=client
-            )
-        except ValidationError as exc:
-            add_action_errors(form, exc)
-        else:
-            messages.success(request, "Portal invitation sent.")
-            return redirect("client_detail", client_id=client.pk)
-    return _detail_page(request, actor, client, invite_form=form, status=400)
+    return form_action(
+        request,
+        form,
+        lambda: do_invite_member(
+            actor=actor, email=form.cleaned_data["email"], role=Role.CLIENT, client=client
+        ),
+        success="Portal invitation sent.",
+        done=lambda _: redirect("client_detail", client_id=client.pk),
+        page=lambda status: _detail_page(request, actor, client, invite_form=form, status=status),
+    )
 
 
 @require_safe
