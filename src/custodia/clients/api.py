@@ -10,6 +10,7 @@ from custodia.api.auth import actor_of
 from custodia.api.inputs import resolve_reference
 from custodia.api.pagination import paginated
 from custodia.clients import access, actions
+from custodia.clients.limits import SEARCH_MAX_LENGTH
 from custodia.clients.models import Client
 from custodia.clients.schemas import (
     AssignStaffIn,
@@ -31,7 +32,7 @@ router = Router(tags=["clients"])
 def list_clients(
     request: HttpRequest,
     # PostgreSQL text cannot hold NUL: refuse it here (a 422) rather than fail in the query (a 500).
-    q: str = Query("", max_length=120, pattern=r"^[^\x00]*$"),
+    q: str = Query("", max_length=SEARCH_MAX_LENGTH, pattern=r"^[^\x00]*$"),
 ) -> QuerySet[Client]:
     """Clients you may see (staff: assigned ones; a client: themself), searched by `q`.
 

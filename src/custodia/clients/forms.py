@@ -7,14 +7,14 @@ from typing import Any
 from django import forms
 from django.db.models import QuerySet
 
-from custodia.clients.actions import LIMITS
+from custodia.clients.limits import LIMITS, SEARCH_MAX_LENGTH
 from custodia.tenancy.models import Membership
 
 
 class ClientSearchForm(forms.Form):
     q = forms.CharField(
         label="Search clients",
-        max_length=120,
+        max_length=SEARCH_MAX_LENGTH,
         required=False,
         help_text="A name (or its beginning), an email address, or a phone number.",
     )
