@@ -413,10 +413,10 @@ def test_past_the_cap_a_login_ends_the_least_recently_used_session(
 ) -> None:
     from allauth.usersessions.models import UserSession
 
-    from custodia.accounts import hashers, sessions
+    from custodia.accounts import hashers, sessionlist
 
     monkeypatch.setattr(hashers.OwaspArgon2PasswordHasher, "verify", lambda *a: True)
-    monkeypatch.setattr(sessions, "MAX_SESSIONS_PER_USER", 3)
+    monkeypatch.setattr(sessionlist, "MAX_SESSIONS_PER_USER", 3)
     user = matrix.a.owner.user
     browsers = [_log_in_through_the_form(user.email) for _ in range(4)]
     assert UserSession.objects.filter(user=user).count() == 3
