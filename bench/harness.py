@@ -7,13 +7,10 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from custodia.testing import launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -153,32 +152,16 @@ def python_json(env: dict[str, str], *args: str, timeout: int) -> Any:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def server(env: dict[str, str], **extra: str) -> Iterator[str]:
     """`custodia serve` (granian, 2 workers, 2 threads, TLS) on a free port; yields its URL."""
-    port = free_port()
+    port = launcher.free_port()
     url = f"https://localhost:{port}"
-    server_env = {**env, "CUSTODIA_PUBLIC_URL": url, **extra}
-    log = tempfile.NamedTemporaryFile(prefix="custodia-bench-", suffix=".log", delete=False)
-    process = subprocess.Popen(  # noqa: S603
-        [
-            PYTHON,
-            "-m",
-            "custodia.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--http-port",
-            "0",
+    running = launcher.start(
+        {**env, "CUSTODIA_PUBLIC_URL": url, **extra},
+        ca=local_ca(),
+        port=port,
+        serve_args=(
             "--workers",
             "2",
             "--threads",
@@ -186,39 +169,25 @@ def server(env: dict[str, str], **extra: str) -> Iterator[str]:
             # The daily checkpoint would verify whole chains beside the measured load.
             "--no-audit-maintenance",
             "--no-key-maintenance",
-        ],
-        env=server_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        ),
+        ready_path="/security/",
+        timeout_seconds=60,
         cwd=ROOT,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{Path(log.name).read_text()[-3000:]}")
-            try:
-                fetch(url + "/security/")
-                break
-            except OSError:
-                time.sleep(0.3)
         yield url
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(process.pid, sig)
-                process.wait(timeout=10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        log.close()
-        Path(log.name).unlink(missing_ok=True)
+        running.stop(grace_seconds=10)
+
+
+def local_ca() -> Path:
+    """The local CA that signed the server's certificate."""
+    return Path(os.environ.get("CUSTODIA_VAR_DIR", ROOT / "var")) / "tls" / "ca.pem"
 
 
 def tls_context() -> ssl.SSLContext:
     """Trusts the local CA that signed the server's certificate."""
-    var = Path(os.environ.get("CUSTODIA_VAR_DIR", ROOT / "var"))
-    return ssl.create_default_context(cafile=str(var / "tls" / "ca.pem"))
+    return ssl.create_default_context(cafile=str(local_ca()))
 
 
 def fetch(url: str) -> bytes:

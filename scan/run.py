@@ -5,7 +5,8 @@ under scan/reports/instance), seeds two businesses, logs in, then runs sslyze, t
 Observatory, sqlmap, schemathesis and wapiti against it, each bounded in time and aimed only at
 loopback. It prints one summary table, writes every report under scan/reports/, and exits 1 when
 any scanner found something of medium severity or above that scan/allowlist.toml does not excuse
-(or when a scanner could not run). Standard library only: it runs under the app's .venv.
+(or when a scanner could not run). Standard library only (and the app's own server launcher,
+custodia/testing/launcher.py): it runs under the app's .venv.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from custodia.testing import launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 SCAN_DIR = ROOT / "scan"
@@ -108,7 +111,7 @@ class Instance:
     port: int
     http_port: int
     env: dict[str, str]
-    server: subprocess.Popen[bytes] | None = None
+    server: launcher.Server | None = None
     tokens: dict[str, str] = field(default_factory=dict)
     cookies: dict[str, str] = field(default_factory=dict)
     credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -278,48 +281,24 @@ def seed_instance(instance: Instance) -> None:
 def start_server(instance: Instance) -> None:
     """`custodia serve` on loopback; returns once it answers over TLS."""
     log(f"serving {instance.origin} (and http://{HOST}:{instance.http_port})")
-    server_log = (REPORTS / "server.log").open("wb")
-    instance.server = subprocess.Popen(  # noqa: S603
-        [
-            str(APP_BIN / "custodia"),
-            "serve",
-            "--host",
-            HOST,
-            "--port",
-            str(instance.port),
-            "--http-port",
-            str(instance.http_port),
-            "--workers",
-            "2",
-        ],
-        env=instance.env,
-        stdout=server_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    instance.server = launcher.start(
+        instance.env,
+        ca=instance.ca,
+        port=instance.port,
+        http_port=instance.http_port,
+        host=HOST,
+        serve_args=("--workers", "2"),
+        command=(str(APP_BIN / "custodia"),),
+        log=REPORTS / "server.log",
+        ready_path="/",
+        timeout_seconds=90,
     )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if instance.server.poll() is not None:
-            raise RuntimeError("custodia serve exited; see scan/reports/server.log")
-        try:
-            with urllib.request.urlopen(  # noqa: S310
-                f"{instance.origin}/", context=instance.ssl_context(), timeout=5
-            ):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.5)
-    raise RuntimeError("custodia serve did not answer within 90 s")
 
 
 def stop_server(instance: Instance) -> None:
     """Stop the server group we started, then the database."""
-    if instance.server is not None and instance.server.poll() is None:
-        os.killpg(instance.server.pid, signal.SIGTERM)
-        try:
-            instance.server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(instance.server.pid, signal.SIGKILL)
-            instance.server.wait()
+    if instance.server is not None:
+        instance.server.stop(grace_seconds=20)
     stop_database(instance.env)
 
 
@@ -1098,7 +1077,7 @@ def main(argv: list[str] | None = None) -> int:
             result.seconds = time.monotonic() - began
             apply_allowlist(result, allowlist)
             results.append(result)
-            if instance.server is not None and instance.server.poll() is not None:
+            if instance.server is not None and instance.server.process.poll() is not None:
                 raise RuntimeError(f"the server died during {name}; see scan/reports/server.log")
     finally:
         stop_server(instance)

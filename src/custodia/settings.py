@@ -405,7 +405,7 @@ CSRF_TRUSTED_ORIGINS = list(
     dict.fromkeys([PUBLIC_URL, *env_origins("CUSTODIA_CSRF_TRUSTED_ORIGINS", [])])
 )
 
-# --- Brute force, enumeration, reset, notifications (accounts/ratelimit.py, adapter.py) -------
+# --- Brute force, enumeration, reset, notifications (accounts/throttle.py, adapter.py) --------
 ACCOUNT_ADAPTER = "custodia.accounts.adapter.AccountAdapter"
 # Proxies in front of Custodia that append to X-Forwarded-For; 0 ignores the header entirely.
 CUSTODIA_TRUSTED_PROXIES = env_int("CUSTODIA_TRUSTED_PROXIES", 0, minimum=0, maximum=10)
@@ -450,18 +450,18 @@ LOGIN_UNLOCK_TOKEN_SECONDS = 3600  # the emailed unlock link works once, for an 
 # the last one is this old: a few mails a day at most, each with a fresh unlock link.
 LOGIN_LOCKOUT_NOTICE_SECONDS = 6 * 3600
 # Wrong second-factor codes (and emailed sign-in codes) pause that user's codes with the same
-# back-off (accounts/ratelimit.py): allauth's own limit on codes rides on "login_failed", which is
-# empty above.
+# back-off (accounts/throttle.py, forms.py): allauth's own limit on codes rides on "login_failed",
+# which is empty above.
 MFA_FORMS = {
-    "authenticate": "custodia.accounts.ratelimit.ThrottledAuthenticateForm",
-    "reauthenticate": "custodia.accounts.ratelimit.ThrottledReauthenticateForm",
+    "authenticate": "custodia.accounts.forms.ThrottledAuthenticateForm",
+    "reauthenticate": "custodia.accounts.forms.ThrottledReauthenticateForm",
 }
 # A password sign-in from an address over "login_failed_address" is asked for a code emailed to
 # the account (allauth's login-by-code stage, required for that login only; no sign-in by code
-# alone is offered): accounts/challenge.py.
+# alone is offered): accounts/challenge.py, forms.py.
 ACCOUNT_FORMS = {
-    "login": "custodia.accounts.challenge.ChallengingLoginForm",
-    "confirm_login_code": "custodia.accounts.challenge.ThrottledConfirmLoginCodeForm",
+    "login": "custodia.accounts.forms.ChallengingLoginForm",
+    "confirm_login_code": "custodia.accounts.forms.ThrottledConfirmLoginCodeForm",
 }
 ACCOUNT_LOGIN_BY_CODE_ENABLED = False
 ACCOUNT_LOGIN_BY_CODE_MAX_ATTEMPTS = 3  # tries per emailed code; then the password again

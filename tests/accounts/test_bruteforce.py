@@ -24,7 +24,7 @@ from django.utils import timezone
 from custodia.accounts.access import recent_security_events
 from custodia.accounts.models import LoginThrottle, SecurityEventKind, User
 from custodia.accounts.notifications import notify_lockout
-from custodia.accounts.ratelimit import (
+from custodia.accounts.throttle import (
     client_ip,
     code_throttle_key,
     forget_failures,
@@ -374,7 +374,7 @@ def test_a_forged_or_tampered_unlock_link_is_refused(db, smtp_server):
 
 
 def test_a_password_reset_lifts_the_pause(db, smtp_server):
-    from custodia.accounts.ratelimit import forget_failures
+    from custodia.accounts.throttle import forget_failures
 
     user = UserFactory()
     with time_machine.travel(START, tick=False):

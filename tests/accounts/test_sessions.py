@@ -15,7 +15,7 @@ from django.contrib.sessions.models import Session
 from django.test import RequestFactory
 from django.utils import timezone
 
-from custodia.accounts import sessions
+from custodia.accounts import sessionlist, sessions
 from custodia.accounts.models import User
 from custodia.accounts.sessions import ENDED, STARTED_KEY, TIMED_OUT, TOO_OLD
 from custodia.accounts.sessionstore import stored_key
@@ -372,7 +372,7 @@ def test_changing_ones_own_role_keeps_this_session_and_ends_the_others(matrix):
     ],
 )
 def test_devices_are_described_in_plain_words(user_agent, device):
-    assert sessions.describe_device(user_agent) == device
+    assert sessionlist.describe_device(user_agent) == device
 
 
 def _log_in_through_the_form(email: str) -> HttpsClient:
@@ -413,10 +413,10 @@ def test_past_the_cap_a_login_ends_the_least_recently_used_session(
 ) -> None:
     from allauth.usersessions.models import UserSession
 
-    from custodia.accounts import hashers, sessions
+    from custodia.accounts import hashers, sessionlist
 
     monkeypatch.setattr(hashers.OwaspArgon2PasswordHasher, "verify", lambda *a: True)
-    monkeypatch.setattr(sessions, "MAX_SESSIONS_PER_USER", 3)
+    monkeypatch.setattr(sessionlist, "MAX_SESSIONS_PER_USER", 3)
     user = matrix.a.owner.user
     browsers = [_log_in_through_the_form(user.email) for _ in range(4)]
     assert UserSession.objects.filter(user=user).count() == 3

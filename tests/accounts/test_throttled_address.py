@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from custodia.accounts import hashers
 from custodia.accounts.models import LoginThrottle
-from custodia.accounts.ratelimit import code_throttle_key, throttle_key
+from custodia.accounts.throttle import code_throttle_key, throttle_key
 from tests.accounts.test_enumeration import ROUNDS, assert_similar_timing, run_interleaved
 from tests.conftest import HttpsClient
 from tests.factories import PASSWORD, UserFactory

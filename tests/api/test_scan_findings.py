@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from custodia.api.core import NO_NUL, NON_BLANK_TEXT
+from custodia.api.inputs import NO_NUL, NON_BLANK_TEXT
 from tests.factories import TenantMatrix
 
 API = "/api/v1"

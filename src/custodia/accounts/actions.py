@@ -15,8 +15,8 @@ from django.utils import timezone
 from custodia.accounts.access import TOKEN_PREFIX, TOKEN_PURPOSE
 from custodia.accounts.digests import issue_secret
 from custodia.accounts.models import ApiToken, SecurityEvent, SecurityEventKind
-from custodia.accounts.ratelimit import client_ip, user_agent_summary
 from custodia.accounts.stepup import require_step_up
+from custodia.accounts.throttle import client_ip, user_agent_summary
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
 from custodia.tenancy.context import Actor

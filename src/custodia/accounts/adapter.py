@@ -1,6 +1,6 @@
 """Custodia's allauth account adapter: the client address, per-account lockout, equal answers.
 
-Every hook keeps allauth's flow and adds to it; the lockout lives in accounts/ratelimit.py and its
+Every hook keeps allauth's flow and adds to it; the lockout lives in accounts/throttle.py and its
 notice in accounts/notifications.py.
 """
 
@@ -20,8 +20,9 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.http import HttpRequest
 
-from custodia.accounts import challenge, ratelimit
+from custodia.accounts import challenge, throttle
 from custodia.accounts.links import public_mail_context
+from custodia.accounts.notifications import notify_lockout
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction, Outcome
 
@@ -62,8 +63,8 @@ class AccountAdapter(DefaultAccountAdapter):
         send_after_commit(self.render_mail(template_prefix, email, context))
 
     def get_client_ip(self, request: HttpRequest) -> str:
-        """The client address as ratelimit.client_ip sees it (trusted proxies only)."""
-        return ratelimit.client_ip(request)
+        """The client address as throttle.client_ip sees it (trusted proxies only)."""
+        return throttle.client_ip(request)
 
     def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
         """The per-address limit on failed sign-ins, then the per-name pause.
@@ -88,7 +89,7 @@ class AccountAdapter(DefaultAccountAdapter):
             request, app="allauth.account", action=ADDRESS_LIMIT_ACTION
         )
         over_limit = not self._login_failed_rl_usage
-        if ratelimit.locked_until(request, _login_name(credentials)) is not None:
+        if throttle.locked_until(request, _login_name(credentials)) is not None:
             self._rollback_login_failed_rl_usage()
             raise self.validation_error("too_many_login_attempts")
         if over_limit:
@@ -125,9 +126,9 @@ class AccountAdapter(DefaultAccountAdapter):
             return user
         if challenge.address_throttled(request):
             name = _login_name(credentials)
-            self._tell_of_pause(request, name, ratelimit.record_failure(name))
+            self._tell_of_pause(request, name, throttle.record_failure(name))
         else:
-            ratelimit.record_success(_login_name(credentials))
+            throttle.record_success(_login_name(credentials))
         return user
 
     def is_login_by_code_required(self, login: Login) -> bool:
@@ -139,23 +140,21 @@ class AccountAdapter(DefaultAccountAdapter):
     def authentication_failed(self, request: HttpRequest, **credentials: Any) -> None:
         """Count the failure for the name; when it starts a pause, tell the account's owner."""
         name = _login_name(credentials)
-        lockout = ratelimit.record_failure(name)
+        lockout = throttle.record_failure(name)
         # By the keyed digest of the name tried, never the name: it may be anyone's address.
         record(
             AuditAction.LOGIN_FAILED,
             user=get_user_model().objects.filter(email__iexact=name.strip()).first(),
             target_type="login",
-            target_id=ratelimit.throttle_key(name),
+            target_id=throttle.throttle_key(name),
             outcome=Outcome.FAILED,
         )
         self._tell_of_pause(request, name, lockout)
 
     def _tell_of_pause(
-        self, request: HttpRequest, name: str, lockout: ratelimit.Lockout | None
+        self, request: HttpRequest, name: str, lockout: throttle.Lockout | None
     ) -> None:
         if lockout is not None:
-            from custodia.accounts.notifications import notify_lockout
-
             notify_lockout(request, name, lockout)
 
     def send_account_already_exists_mail(self, email: str) -> None:

@@ -10,11 +10,9 @@ class Config(AppConfig):
 
     def ready(self) -> None:
         from custodia.accounts import recoverycodes
-        from custodia.accounts.sessions import connect_receivers
+        from custodia.accounts.receivers import connect_receivers
 
         # Recovery codes stored as one hash each, in place of allauth's seed-derived ones.
         recoverycodes.install()
-
+        # Sessions and the security panel follow logins and credential changes.
         connect_receivers()
-        # Security notifications: receivers of allauth's account and MFA signals.
-        from custodia.accounts import notifications  # noqa: F401

@@ -1,17 +1,14 @@
 """Security notifications: a SecurityEvent row for the person's security panel, and an email.
 
 allauth already mails password, email-address and MFA changes (ACCOUNT_EMAIL_NOTIFICATIONS);
-for those the receivers here only record the event. Sign-ins from a new device, lockouts and
-unlocks are Custodia's own, so they are both recorded and mailed here (templates/accounts/email/).
+for those the receivers of its signals (accounts/receivers.py) only record the event. Sign-ins
+from a new device, lockouts and unlocks are Custodia's own, so they are both recorded and mailed
+here (templates/accounts/email/).
 
 Lockout notices are bounded so that an attacker cannot flood a mailbox: one for the first pause
 of a series, then at most one every `LOGIN_LOCKOUT_NOTICE_SECONDS` while the series goes on (each
 with a fresh unlock link); pauses in between are neither mailed nor listed again. The mail goes
 out only once the pause is committed.
-
-Adding a factor also adds recovery codes, and removing the last one removes them: allauth signals
-each, but the person did one thing, so recovery-code additions and removals are not recorded on
-their own; a deliberate regeneration (allauth's `authenticator_reset`) is.
 
 "A new device" is kept simple: a browser family and operating system on a /24 (IPv6: /48)
 network that none of the person's last `NEW_DEVICE_LOOKBACK` sign-ins came from. A person's very
@@ -24,14 +21,9 @@ import datetime as dt
 import logging
 from typing import Any
 
-from allauth.account import signals as account_signals
 from allauth.account.adapter import get_adapter
-from allauth.mfa import signals as mfa_signals
-from allauth.mfa.models import Authenticator
 from django.conf import settings
-from django.contrib.auth import signals as auth_signals
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.dispatch import receiver
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -39,7 +31,7 @@ from django.utils import timezone
 from custodia.accounts.actions import do_record_security_event
 from custodia.accounts.links import public_url
 from custodia.accounts.models import SecurityEvent, SecurityEventKind, User
-from custodia.accounts.ratelimit import Lockout, device_fingerprint
+from custodia.accounts.throttle import Lockout, device_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +55,7 @@ def _event_context(event: SecurityEvent) -> dict[str, Any]:
     }
 
 
-@receiver(account_signals.user_logged_in)
-def on_login(sender: Any, request: HttpRequest, user: AbstractBaseUser, **kwargs: Any) -> None:
+def record_sign_in(request: HttpRequest, user: AbstractBaseUser) -> None:
     """Record the sign-in; mail the person when it came from a device not seen lately."""
     device = device_fingerprint(request)
     recent = list(
@@ -126,81 +117,3 @@ def notify_unlocked(request: HttpRequest, user: User) -> None:
     """An unlock link was spent: record it and tell the person, in case it was not them."""
     event = do_record_security_event(user, SecurityEventKind.UNLOCKED, request=request)
     _mail("unlocked", user, _event_context(event))
-
-
-@receiver(auth_signals.user_logged_out)
-def on_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
-    """Every logout is a session ending; the lifetime middleware and the panel say why."""
-    if user is not None:
-        from custodia.accounts.sessions import record_session_end
-
-        record_session_end(user, getattr(request, "session_end_reason", "logout"))
-
-
-@receiver(account_signals.password_changed)
-def on_password_changed(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
-    """allauth mails the notice; the panel records it."""
-    do_record_security_event(user, SecurityEventKind.PASSWORD_CHANGED, request=request)
-
-
-@receiver(account_signals.password_set)
-def on_password_set(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
-    """A first password for a login that had none counts as a change."""
-    do_record_security_event(user, SecurityEventKind.PASSWORD_CHANGED, request=request)
-
-
-@receiver(account_signals.password_reset)
-def on_password_reset(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
-    """Record it, and end any sign-in pause on the person's addresses (the reset proved them)."""
-    from custodia.accounts.ratelimit import forget_failures
-
-    forget_failures(user.email)  # and the code series of this account
-    do_record_security_event(user, SecurityEventKind.PASSWORD_RESET, request=request)
-
-
-@receiver(account_signals.email_changed)
-def on_email_changed(
-    sender: Any, request: HttpRequest, user: Any, from_email_address: Any, **kwargs: Any
-) -> None:
-    """allauth mails the old address; the panel records the change (without the addresses)."""
-    if from_email_address is not None:
-        do_record_security_event(user, SecurityEventKind.EMAIL_CHANGED, request=request)
-
-
-def _is_companion(authenticator: Any) -> bool:
-    """Recovery codes added or removed together with a factor: part of that factor's event."""
-    return bool(authenticator.type == Authenticator.Type.RECOVERY_CODES)
-
-
-@receiver(mfa_signals.authenticator_added)
-def on_mfa_added(
-    sender: Any, request: HttpRequest, user: Any, authenticator: Any, **kw: Any
-) -> None:
-    """allauth mails the notice; the panel records which kind of factor."""
-    if _is_companion(authenticator):
-        return
-    do_record_security_event(
-        user, SecurityEventKind.MFA_ADDED, request=request, detail=str(authenticator.type)
-    )
-
-
-@receiver(mfa_signals.authenticator_reset)
-def on_mfa_reset(
-    sender: Any, request: HttpRequest, user: Any, authenticator: Any, **kw: Any
-) -> None:
-    """New recovery codes on request: allauth mails the notice; the panel records it."""
-    do_record_security_event(
-        user, SecurityEventKind.MFA_ADDED, request=request, detail="new recovery codes"
-    )
-
-
-@receiver(mfa_signals.authenticator_removed)
-def on_mfa_removed(
-    sender: Any, request: HttpRequest, user: Any, authenticator: Any, **kw: Any
-) -> None:
-    """allauth mails the notice; the panel records which kind of factor."""
-    if _is_companion(authenticator):
-        return
-    do_record_security_event(
-        user, SecurityEventKind.MFA_REMOVED, request=request, detail=str(authenticator.type)
-    )

@@ -7,10 +7,8 @@ Lifetimes (README, "Sessions"):
 - Every session, remembered or not, ends after the idle minutes of the business it acts for (a
   business policy that a checkbox on the login form must not switch off).
 
-allauth.usersessions keeps the list of sessions (one `UserSession` row per session, with IP,
-user agent, started and last seen); this module's middleware refreshes that row at most once a
-minute instead of on every request, so a page view does not cost a write. Like the sessions
-themselves (accounts/sessionstore.py), list rows carry `stored_key(key)`, never the cookie's value.
+The list of a person's sessions is accounts/sessionlist.py; what logins and credential changes
+do to sessions is wired in accounts/receivers.py.
 """
 
 from __future__ import annotations
@@ -19,12 +17,9 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from allauth.account.adapter import get_adapter as get_account_adapter
 from allauth.core import context as allauth_context
-from allauth.mfa.models import Authenticator
 from allauth.usersessions.adapter import DefaultUserSessionsAdapter
 from allauth.usersessions.adapter import get_adapter as get_usersessions_adapter
 from allauth.usersessions.models import UserSession
@@ -32,13 +27,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
-from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from user_agents import parse as parse_user_agent
 
+from custodia.accounts.sessionlist import listed_key, own_session, track
 from custodia.accounts.sessionstore import SessionStore, stored_key
+from custodia.audit.actions import record
+from custodia.audit.events import AuditAction
 from custodia.tenancy.context import set_db_context
 from custodia.tenancy.middleware import ACTIVE_BUSINESS_SESSION_KEY
 from custodia.tenancy.models import Membership
@@ -56,8 +52,6 @@ DEFAULT_IDLE_MINUTES = 30
 MIN_IDLE_MINUTES = 5
 # Last activity is written to the session (and its UserSession row) at most this often.
 ACTIVITY_RESOLUTION = dt.timedelta(minutes=1)
-# Live sessions one person may have; a login past it ends their least recently used one.
-MAX_SESSIONS_PER_USER = 50
 TIMED_OUT = "Your session timed out after a period of inactivity. Log in again to continue."
 TOO_OLD = "Your session reached its maximum length. Log in again to continue."
 ENDED = "Your session has ended. Log in again to continue."
@@ -132,44 +126,6 @@ def start_session(request: HttpRequest) -> None:
     request.session.pop(SEEN_KEY, None)
 
 
-class _Listed:
-    """A session as its list row names it (allauth's `create_from_request` reads only this)."""
-
-    def __init__(self, session: SessionBase) -> None:
-        if session.session_key is None:
-            session.save()
-        self.session_key = stored_key(str(session.session_key))
-
-
-def listed_key(request: HttpRequest) -> str | None:
-    """The list-row key of the request's session (None before it is saved)."""
-    key = request.session.session_key
-    return stored_key(key) if key else None
-
-
-# What allauth keeps of a user agent (the column's length).
-USER_AGENT_LENGTH = UserSession._meta.get_field("user_agent").max_length
-
-
-def _track(request: HttpRequest) -> None:
-    """Create or refresh the session's UserSession row (IP, user agent, last seen).
-
-    While the row names the same person, address and browser, one UPDATE refreshes it (allauth's
-    `create_from_request` takes a savepoint, reads, and writes the whole row: six statements);
-    otherwise allauth lists the session, or updates it and sends `session_client_changed`.
-    """
-    listed = _Listed(request.session)
-    user_agent = request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_LENGTH]
-    refreshed = UserSession.objects.filter(
-        session_key=listed.session_key,
-        user_id=request.user.pk,
-        ip=get_account_adapter().get_client_ip(request),
-        user_agent=user_agent,
-    ).update(last_seen_at=timezone.now())
-    if not refreshed:
-        UserSession.objects.create_from_request(request, session=listed)  # type: ignore[arg-type]
-
-
 class SessionLifetimeMiddleware:
     """Ends idle and over-age sessions on their next request; records activity once a minute.
 
@@ -197,7 +153,7 @@ class SessionLifetimeMiddleware:
         seen = _read_stamp(session, SEEN_KEY)
         if seen is None or now - seen >= ACTIVITY_RESOLUTION:
             _stamp(session, SEEN_KEY, now)
-            _track(request)
+            track(request)
         return self.get_response(request)
 
     def _end(self, request: HttpRequest, reason: str) -> HttpResponse:
@@ -290,64 +246,9 @@ def end_other_sessions(request: HttpRequest) -> int:
     return end_sessions(request.user, keep=request.session.session_key)  # type: ignore[arg-type]
 
 
-# --- The session list ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SessionRow:
-    """One line of the security panel."""
-
-    id: int
-    device: str
-    ip: str
-    started: dt.datetime
-    last_active: dt.datetime
-    current: bool
-
-
-def describe_device(user_agent: str) -> str:
-    """'Chrome on Linux' from a user agent string; 'Unknown device' when it says nothing."""
-    if not user_agent.strip():
-        return "Unknown device"
-    parsed = parse_user_agent(user_agent)
-    browser = parsed.browser.family if parsed.browser.family != "Other" else ""
-    system = parsed.os.family if parsed.os.family != "Other" else ""
-    if browser and system:
-        return f"{browser} on {system}"
-    return browser or system or "Unknown device"
-
-
-def list_sessions(request: HttpRequest) -> list[SessionRow]:
-    """The request user's live sessions, this one first, then the most recently active."""
-    current = listed_key(request)
-    rows = [
-        SessionRow(
-            id=session.pk,
-            device=describe_device(session.user_agent),
-            ip=session.ip,
-            started=session.created_at,
-            last_active=session.last_seen_at,
-            current=session.session_key == current,
-        )
-        for session in live_sessions(request.user)  # type: ignore[arg-type]
-    ]
-    rows.sort(key=lambda row: (not row.current, -row.last_active.timestamp()))
-    return rows
-
-
-def _own_session(request: HttpRequest, session_id: int) -> UserSession | None:
-    return UserSession.objects.filter(pk=session_id, user_id=request.user.pk).first()
-
-
-def is_current_session(request: HttpRequest, session_id: int) -> bool:
-    """Whether the panel's session `session_id` is the one making this request."""
-    own = _own_session(request, session_id)
-    return own is not None and own.session_key == listed_key(request)
-
-
 def end_session_by_id(request: HttpRequest, session_id: int) -> bool:
     """End one of the request user's sessions (another user's id is simply not found)."""
-    user_session = _own_session(request, session_id)
+    user_session = own_session(request, session_id)
     if user_session is None:
         return False
     if user_session.session_key == listed_key(request):
@@ -371,9 +272,6 @@ def end_all_sessions(request: HttpRequest) -> int:
 
 def record_session_end(user: Any, how: str, *, count: int = 1) -> None:
     """An `auth.session_ended` event: logout, idle, age, revoked, or ended elsewhere."""
-    from custodia.audit.actions import record
-    from custodia.audit.events import AuditAction
-
     record(
         AuditAction.SESSION_ENDED,
         user=user,
@@ -388,115 +286,3 @@ def _log_out_here(request: HttpRequest) -> None:
     logout(request)  # flushes this session: its row and cookie go
     if key:
         UserSession.objects.filter(session_key=key).delete()
-
-
-def live_sessions(user: AbstractBaseUser) -> list[UserSession]:
-    """The user's session-list entries whose session still exists and has not expired."""
-    purge_stale_sessions(user)
-    return list(UserSession.objects.filter(user_id=user.pk))
-
-
-def purge_stale_sessions(user: AbstractBaseUser) -> None:
-    """Forget list entries whose session is gone or expired, in one query however many.
-
-    (allauth's own purge loads every listed session and its user, three queries each, on every
-    login: an account with many sessions made each login slower, and a storm of logins slowed
-    everything.)
-    """
-    live = Session.objects.filter(expire_date__gt=timezone.now()).values("session_key")
-    UserSession.objects.filter(user_id=user.pk).exclude(session_key__in=live).delete()
-
-
-def track_login(request: HttpRequest, user: AbstractBaseUser) -> None:
-    """List the new session; past MAX_SESSIONS_PER_USER live ones, the least recently used end."""
-    purge_stale_sessions(user)
-    _track(request)
-    oldest = list(
-        UserSession.objects.filter(user_id=user.pk)
-        .exclude(session_key=listed_key(request))
-        .order_by("-last_seen_at")[MAX_SESSIONS_PER_USER - 1 :]
-    )
-    if oldest:
-        get_usersessions_adapter().end_sessions(oldest)
-        logger.info("oldest sessions ended at login user=%s count=%d", user.pk, len(oldest))
-
-
-# --- Receivers (connected in AccountsConfig.ready) ----------------------------------------------
-
-
-def on_logged_in(sender: object, request: HttpRequest, user: AbstractBaseUser, **_: object) -> None:
-    """Login made a new session id (Django's login cycles it); its lifetime starts now."""
-    if request is not None and hasattr(request, "session"):
-        start_session(request)
-
-
-def on_allauth_logged_in(
-    sender: object, request: HttpRequest, user: AbstractBaseUser, **_: object
-) -> None:
-    """A login through allauth joins the session list (in place of allauth.usersessions' own
-    receiver on the same signal)."""
-    track_login(request, user)
-
-
-def on_password_changed(
-    sender: object, request: HttpRequest, user: AbstractBaseUser, **_: object
-) -> None:
-    """A new or reset password ends every other session (this one only if allauth kept it)."""
-    end_sessions(user, keep=current_session_key(user))
-
-
-def on_mfa_changed(
-    sender: object, request: HttpRequest, user: AbstractBaseUser, **_: object
-) -> None:
-    """A second factor added, removed or reset: other sessions end, this one gets a new id.
-
-    Recovery codes come and go with a factor (allauth signals them too): they change nothing.
-    """
-    authenticator = _.get("authenticator")
-    if getattr(authenticator, "type", None) == Authenticator.Type.RECOVERY_CODES:
-        return
-    keep = current_session_key(user)
-    end_sessions(user, keep=keep)
-    if keep is not None:
-        rotate_session(request)
-
-
-def on_reauthenticated(
-    sender: object, request: HttpRequest, user: AbstractBaseUser, **kwargs: object
-) -> None:
-    """allauth records re-authentication in the session without a new id: give it one."""
-    if kwargs.get("reauthenticated") and request.user.is_authenticated:
-        rotate_session(request)
-
-
-def connect_receivers() -> None:
-    """Session consequences of logins and credential changes (called once from ready())."""
-    from allauth.account import signals as account_signals
-    from allauth.mfa import signals as mfa_signals
-    from allauth.usersessions import signals as usersessions_signals
-    from django.contrib.auth.signals import user_logged_in
-
-    user_logged_in.connect(on_logged_in, dispatch_uid="custodia.sessions.logged_in")
-    account_signals.user_logged_in.disconnect(receiver=usersessions_signals.on_user_logged_in)
-    account_signals.user_logged_in.connect(
-        on_allauth_logged_in, dispatch_uid="custodia.sessions.allauth_logged_in"
-    )
-    account_signals.authentication_step_completed.connect(
-        on_reauthenticated, dispatch_uid="custodia.sessions.reauthenticated"
-    )
-    for number, signal in enumerate(
-        (
-            account_signals.password_changed,
-            account_signals.password_set,
-            account_signals.password_reset,
-        )
-    ):
-        signal.connect(on_password_changed, dispatch_uid=f"custodia.sessions.password.{number}")
-    for number, signal in enumerate(
-        (
-            mfa_signals.authenticator_added,
-            mfa_signals.authenticator_removed,
-            mfa_signals.authenticator_reset,
-        )
-    ):
-        signal.connect(on_mfa_changed, dispatch_uid=f"custodia.sessions.mfa.{number}")

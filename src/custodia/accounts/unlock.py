@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
 from custodia.accounts.notifications import notify_unlocked
-from custodia.accounts.ratelimit import redeem_unlock_token
+from custodia.accounts.throttle import redeem_unlock_token
 
 TOKEN_COOKIE = "__Secure-custodia-unlock"  # noqa: S105 - the cookie's name, not a secret
 TOKEN_COOKIE_SECONDS = 15 * 60  # long enough to press the button

@@ -5,11 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.adapter import get_adapter as get_account_adapter
-from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
@@ -18,26 +15,15 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST, require_safe
 
-from custodia.accounts import sessions, stepup
+from custodia.accounts import sessionlist, sessions, stepup
 from custodia.accounts.access import access_token_by_id, list_tokens, recent_security_events
 from custodia.accounts.actions import do_create_api_token, do_revoke_api_token
+from custodia.accounts.forms import TokenForm
 from custodia.accounts.stepup import SessionAuthentication
 from custodia.tenancy.context import Actor
 from custodia.tenancy.permissions import Permission
-from custodia.web.decorators import add_action_errors, member_required
-
-
-class TokenForm(forms.Form):
-    name = forms.CharField(
-        label="Token name", max_length=80, help_text="What will use it, e.g. “booking spreadsheet”."
-    )
-    days = forms.IntegerField(
-        label="Valid for (days)",
-        min_value=1,
-        max_value=365,
-        required=False,
-        help_text=f"1 to 365; {settings.API_TOKEN_DEFAULT_DAYS} if empty.",
-    )
+from custodia.web.decorators import member_required
+from custodia.web.forms import form_action
 
 
 def _tokens_page(
@@ -60,16 +46,17 @@ def token_list(request: HttpRequest, actor: Actor) -> HttpResponse:
 def token_create(request: HttpRequest, actor: Actor) -> HttpResponse:
     """Create a token and show its value this once (never stored, never in an address)."""
     form = TokenForm(request.POST)
-    if form.is_valid():
-        try:
-            token, plain = do_create_api_token(
-                actor=actor, name=form.cleaned_data["name"], days=form.cleaned_data["days"]
-            )
-        except ValidationError as exc:
-            add_action_errors(form, exc)
-        else:
-            return render(request, "accounts/token_created.html", {"token": token, "plain": plain})
-    return _tokens_page(request, actor, form, status=400)
+    return form_action(
+        request,
+        form,
+        lambda: do_create_api_token(
+            actor=actor, name=form.cleaned_data["name"], days=form.cleaned_data["days"]
+        ),
+        done=lambda created: render(
+            request, "accounts/token_created.html", {"token": created[0], "plain": created[1]}
+        ),
+        page=lambda status: _tokens_page(request, actor, form, status=status),
+    )
 
 
 @require_POST
@@ -128,7 +115,7 @@ def security_panel(request: HttpRequest) -> HttpResponse:
     actor: Actor | None = getattr(request, "actor", None)
     show_tokens = actor is not None and actor.can(Permission.TOKENS_CREATE)
     context = {
-        "sessions": sessions.list_sessions(request),
+        "sessions": sessionlist.list_sessions(request),
         "show_tokens": show_tokens,
         "tokens": list_tokens(actor) if show_tokens and actor is not None else [],
         "can_set_policy": actor is not None and actor.can(Permission.BUSINESS_SECURITY_WRITE),
@@ -141,7 +128,7 @@ def security_panel(request: HttpRequest) -> HttpResponse:
 @login_required
 def security_session_end(request: HttpRequest, session_id: int) -> HttpResponse:
     """End one of the person's sessions; ending this one logs out here."""
-    current = sessions.is_current_session(request, session_id)
+    current = sessionlist.is_current_session(request, session_id)
     if not sessions.end_session_by_id(request, session_id):
         raise Http404("No such session.")
     if current:

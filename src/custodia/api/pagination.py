@@ -4,7 +4,7 @@ A list answers `{"items": [...], "count": n, "count_capped": bool, "next_cursor"
 "previous_cursor": str | null}`; the next page is the same request with `cursor=<next_cursor>`.
 The pages themselves come from the access functions (`page_of_clients`, ...), which record the
 reads of customer data; this module only states the shape and answers a cursor the server did not
-issue with a 400 (tenancy/paging.py).
+issue with a 400 (tenancy/paging.py, api/errors.py).
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
 from ninja import Field, Schema
 from pydantic import field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from custodia.api.core import _refuse, api
-from custodia.tenancy.paging import COUNT_CAP, MAX_CURSOR_LENGTH, InvalidCursor
+from custodia.tenancy.paging import COUNT_CAP, MAX_CURSOR_LENGTH
 
 NO_OFFSET = "Lists are paged by cursor: pass the `next_cursor` of the previous answer as `cursor`."
 
@@ -60,7 +58,7 @@ class PageOut(Schema):
     )
 
 
-# The one error a list adds to those of every operation (api/core.py, ERROR_RESPONSES).
+# The one error a list adds to those of every operation (api/errors.py, ERROR_RESPONSES).
 CURSOR_ERROR = {
     "responses": {
         "400": {
@@ -70,9 +68,3 @@ CURSOR_ERROR = {
         }
     }
 }
-
-
-@api.exception_handler(InvalidCursor)
-def invalid_cursor(request: HttpRequest, exc: InvalidCursor) -> HttpResponse:
-    """A cursor this server did not issue for this list (tampered, truncated, another list's)."""
-    return _refuse(request, 400, {"detail": str(exc)})

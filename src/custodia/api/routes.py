@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest
 from ninja import Router
 
-from custodia.api.core import api
+from custodia.api.app import api
 from custodia.audit.api import router as audit_router
 from custodia.clients.api import router as clients_router
 from custodia.scheduling.api import services_router, visits_router

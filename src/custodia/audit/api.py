@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router
 
-from custodia.api.core import actor_of
+from custodia.api.auth import actor_of
 from custodia.audit import access
 from custodia.audit.export import feed as build_feed
 from custodia.audit.schemas import (

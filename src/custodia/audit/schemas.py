@@ -8,7 +8,7 @@ from typing import Any
 
 from ninja import Field, Schema
 
-from custodia.api.core import IsoDateTime
+from custodia.api.inputs import IsoDateTime
 from custodia.audit.access import EVENTS_PER_PAGE, FEED_MAX_LIMIT, EventFilters, EventLine
 from custodia.audit.events import AuditAction
 from custodia.audit.models import AuditEvent

@@ -16,7 +16,8 @@ from custodia.audit.forms import AuditFilterForm
 from custodia.tenancy.access import list_members
 from custodia.tenancy.context import Actor
 from custodia.tenancy.permissions import Permission
-from custodia.web.decorators import add_action_errors, member_required
+from custodia.web.decorators import member_required
+from custodia.web.forms import form_action
 
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
@@ -40,17 +41,28 @@ def _filter_form(request: HttpRequest, actor: Actor) -> AuditFilterForm:
 def audit_list(request: HttpRequest, actor: Actor) -> HttpResponse:
     """The business's audit trail, filtered, newest first, 50 a page."""
     form = _filter_form(request, actor)
-    page = None
-    if form.is_valid():
-        try:
-            page = access.read_events_page(
-                actor,
-                form.filters(),
-                before=form.cleaned_data["before"],
-                after=form.cleaned_data["after"],
-            )
-        except ValidationError as exc:
-            add_action_errors(form, exc)
+    return form_action(
+        request,
+        form,
+        lambda: access.read_events_page(
+            actor,
+            form.filters(),
+            before=form.cleaned_data["before"],
+            after=form.cleaned_data["after"],
+        ),
+        done=lambda page: _audit_page(request, actor, form, page),
+        page=lambda status: _audit_page(request, actor, form, None, status=status),
+    )
+
+
+def _audit_page(
+    request: HttpRequest,
+    actor: Actor,
+    form: AuditFilterForm,
+    page: access.EventPage | None,
+    *,
+    status: int = 200,
+) -> HttpResponse:
     query = request.GET.copy()
     for name in AuditFilterForm.CURSORS:
         query.pop(name, None)
@@ -60,7 +72,7 @@ def audit_list(request: HttpRequest, actor: Actor) -> HttpResponse:
         "lines": access.describe(actor, page.events) if page else [],
         "filter_query": query.urlencode(),
     }
-    return render(request, "audit/list.html", context, status=200 if page else 400)
+    return render(request, "audit/list.html", context, status=status)
 
 
 @require_safe

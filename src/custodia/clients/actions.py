@@ -10,6 +10,7 @@ from django.db import transaction
 
 from custodia.audit.actions import record
 from custodia.audit.events import AuditAction
+from custodia.clients.limits import LIMITS
 from custodia.clients.models import Assignment, Client, HomeAccess, email_key, name_key, phone_key
 from custodia.crypto.keyring import blind_index
 from custodia.tenancy.context import Actor, ensure_in_business
@@ -18,16 +19,6 @@ from custodia.tenancy.permissions import Permission, Role
 
 CLIENT_FIELDS = ("name", "email", "phone", "address", "notes")
 ACCESS_FIELDS = ("instructions", "door_code", "alarm_code")
-LIMITS = {
-    "name": 120,
-    "email": 254,
-    "phone": 40,
-    "door_code": 40,
-    "alarm_code": 40,
-    "address": 2000,
-    "notes": 10000,
-    "instructions": 4000,
-}
 
 
 def _clean(changes: dict[str, Any]) -> dict[str, str]:

@@ -6,9 +6,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Query, Router
 
-from custodia.api.core import actor_of, resolve_reference
+from custodia.api.auth import actor_of
+from custodia.api.inputs import resolve_reference
 from custodia.api.pagination import CURSOR_ERROR, CursorParams
 from custodia.clients import access, actions
+from custodia.clients.limits import SEARCH_MAX_LENGTH
 from custodia.clients.models import Client
 from custodia.clients.schemas import (
     AssignStaffIn,
@@ -32,7 +34,7 @@ def list_clients(
     request: HttpRequest,
     paging: Query[CursorParams],
     # PostgreSQL text cannot hold NUL: refuse it here (a 422) rather than fail in the query (a 500).
-    q: str = Query("", max_length=120, pattern=r"^[^\x00]*$"),
+    q: str = Query("", max_length=SEARCH_MAX_LENGTH, pattern=r"^[^\x00]*$"),
 ) -> Page[Client]:
     """Clients you may see (staff: assigned ones; a client: themself), searched by `q`, in name
     order, a page at a time (`next_cursor`).

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.db.models import QuerySet
 
-from custodia.clients.actions import LIMITS
+from custodia.clients.limits import LIMITS, SEARCH_MAX_LENGTH
 from custodia.tenancy.models import Membership
 from custodia.tenancy.paging import MAX_CURSOR_LENGTH
 
@@ -15,7 +15,7 @@ from custodia.tenancy.paging import MAX_CURSOR_LENGTH
 class ClientSearchForm(forms.Form):
     q = forms.CharField(
         label="Search clients",
-        max_length=120,
+        max_length=SEARCH_MAX_LENGTH,
         required=False,
         help_text="A name (or its beginning), an email address, or a phone number.",
     )

@@ -7,6 +7,7 @@ import uuid
 
 from django.db import models
 
+from custodia.clients.limits import LIMITS
 from custodia.crypto.fields import EncryptedTextField
 from custodia.tenancy.models import Membership, TenantOwned
 
@@ -30,14 +31,14 @@ class Client(TenantOwned):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # The name is not encrypted: lists are ordered by it and searched by its prefix
     # (docs/keys.md, "What is not encrypted"). Everything else about the client is.
-    name = models.CharField(max_length=120)
+    name = models.CharField(max_length=LIMITS["name"])
     email = EncryptedTextField()
     phone = EncryptedTextField()
     address = EncryptedTextField()
     notes = EncryptedTextField()
     # Search keys, maintained by the actions that write the fields above: the name's prefix
     # form, and keyed blind indexes of the email and phone (equality only; crypto/keyring.py).
-    name_search = models.CharField(max_length=120, editable=False)
+    name_search = models.CharField(max_length=LIMITS["name"], editable=False)
     email_search = models.BinaryField(null=True, editable=False)
     phone_search = models.BinaryField(null=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -8,36 +8,39 @@ import uuid
 from ninja import Field, Schema
 from pydantic import StrictStr
 
-from custodia.api.core import NON_BLANK_TEXT, InputSchema, PatchSchema
+from custodia.api.inputs import NON_BLANK_TEXT, InputSchema, PatchSchema
 from custodia.api.pagination import PageOut
 from custodia.clients.access import ClientView
+from custodia.clients.limits import LIMITS
 
 
 class ClientIn(InputSchema):
     """A new client; everything but the name is optional, home-access fields included."""
 
     # A name of spaces only is refused (the schema says so, not just the action).
-    name: StrictStr = Field(min_length=1, max_length=120, pattern=NON_BLANK_TEXT)
-    email: StrictStr = Field("", max_length=254)
-    phone: StrictStr = Field("", max_length=40)
-    address: StrictStr = Field("", max_length=2000)
-    notes: StrictStr = Field("", max_length=10000)
-    instructions: StrictStr = Field("", max_length=4000)
-    door_code: StrictStr = Field("", max_length=40)
-    alarm_code: StrictStr = Field("", max_length=40)
+    name: StrictStr = Field(min_length=1, max_length=LIMITS["name"], pattern=NON_BLANK_TEXT)
+    email: StrictStr = Field("", max_length=LIMITS["email"])
+    phone: StrictStr = Field("", max_length=LIMITS["phone"])
+    address: StrictStr = Field("", max_length=LIMITS["address"])
+    notes: StrictStr = Field("", max_length=LIMITS["notes"])
+    instructions: StrictStr = Field("", max_length=LIMITS["instructions"])
+    door_code: StrictStr = Field("", max_length=LIMITS["door_code"])
+    alarm_code: StrictStr = Field("", max_length=LIMITS["alarm_code"])
 
 
 class ClientPatch(PatchSchema):
     """Only the fields sent change; null is not a value (send "" to clear a field)."""
 
-    name: StrictStr | None = Field(None, min_length=1, max_length=120, pattern=NON_BLANK_TEXT)
-    email: StrictStr | None = Field(None, max_length=254)
-    phone: StrictStr | None = Field(None, max_length=40)
-    address: StrictStr | None = Field(None, max_length=2000)
-    notes: StrictStr | None = Field(None, max_length=10000)
-    instructions: StrictStr | None = Field(None, max_length=4000)
-    door_code: StrictStr | None = Field(None, max_length=40)
-    alarm_code: StrictStr | None = Field(None, max_length=40)
+    name: StrictStr | None = Field(
+        None, min_length=1, max_length=LIMITS["name"], pattern=NON_BLANK_TEXT
+    )
+    email: StrictStr | None = Field(None, max_length=LIMITS["email"])
+    phone: StrictStr | None = Field(None, max_length=LIMITS["phone"])
+    address: StrictStr | None = Field(None, max_length=LIMITS["address"])
+    notes: StrictStr | None = Field(None, max_length=LIMITS["notes"])
+    instructions: StrictStr | None = Field(None, max_length=LIMITS["instructions"])
+    door_code: StrictStr | None = Field(None, max_length=LIMITS["door_code"])
+    alarm_code: StrictStr | None = Field(None, max_length=LIMITS["alarm_code"])
 
 
 class HomeAccessOut(Schema):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -29,7 +28,8 @@ from custodia.tenancy.forms import ClientInviteForm
 from custodia.tenancy.paging import InvalidCursor
 from custodia.tenancy.permissions import Permission, Role
 from custodia.tenancy.reads import Intent
-from custodia.web.decorators import add_action_errors, member_required
+from custodia.web.decorators import member_required
+from custodia.web.forms import form_action
 
 
 @require_safe
@@ -61,17 +61,16 @@ def client_list(request: HttpRequest, actor: Actor) -> HttpResponse:
 def client_new(request: HttpRequest, actor: Actor) -> HttpResponse:
     """Create a client record."""
     form = ClientForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                client = do_create_client(actor=actor, **form.cleaned_data)
-            except ValidationError as exc:
-                add_action_errors(form, exc)
-            else:
-                messages.success(request, "Client created.")
-                return redirect("client_detail", client_id=client.pk)
-        return render(request, "clients/form.html", {"form": form}, status=400)
-    return render(request, "clients/form.html", {"form": form})
+    if request.method != "POST":
+        return render(request, "clients/form.html", {"form": form})
+    return form_action(
+        request,
+        form,
+        lambda: do_create_client(actor=actor, **form.cleaned_data),
+        success="Client created.",
+        done=lambda client: redirect("client_detail", client_id=client.pk),
+        page=lambda status: render(request, "clients/form.html", {"form": form}, status=status),
+    )
 
 
 def _detail_page(
@@ -126,15 +125,15 @@ def client_edit(request: HttpRequest, actor: Actor, client_id: str) -> HttpRespo
         return _edit_page(request, actor, client_id)
     client = access.access_client_by_id(actor, client_id, intent=Intent.CHANGE)
     form = ClientForm(request.POST)
-    if form.is_valid():
-        try:
-            do_update_client(client, actor=actor, **form.cleaned_data)
-        except ValidationError as exc:
-            add_action_errors(form, exc)
-        else:
-            messages.success(request, "Client saved.")
-            return redirect("client_detail", client_id=client.pk)
-    return render(request, "clients/form.html", {"form": form, "client": client}, status=400)
+    context = {"form": form, "client": client}
+    return form_action(
+        request,
+        form,
+        lambda: do_update_client(client, actor=actor, **form.cleaned_data),
+        success="Client saved.",
+        done=lambda _: redirect("client_detail", client_id=client.pk),
+        page=lambda status: render(request, "clients/form.html", context, status=status),
+    )
 
 
 def _edit_page(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
@@ -172,17 +171,21 @@ def client_assign(request: HttpRequest, actor: Actor, client_id: str) -> HttpRes
     """A manager lets a staff member serve this client."""
     client = access.access_client_by_id(actor, client_id, intent=Intent.CHANGE)
     form = StaffChoiceForm(request.POST, staff=list_staff(actor))
-    if form.is_valid():
-        try:
-            do_assign_staff(client, form.cleaned_data["staff"], actor=actor)
-        except ValidationError as exc:
-            add_action_errors(form, exc)
-        else:
-            messages.success(request, "Staff member assigned.")
-            return redirect("client_detail", client_id=client.pk)
-    # The record was read to be changed; the page shows it after all.
-    shown = access.client_view(actor, client, intent=Intent.SHOW)
-    return _detail_page(request, actor, shown, assign_form=form, status=400)
+    # On a refusal the record, read to be changed, is shown after all.
+    return form_action(
+        request,
+        form,
+        lambda: do_assign_staff(client, form.cleaned_data["staff"], actor=actor),
+        success="Staff member assigned.",
+        done=lambda _: redirect("client_detail", client_id=client.pk),
+        page=lambda status: _detail_page(
+            request,
+            actor,
+            access.client_view(actor, client, intent=Intent.SHOW),
+            assign_form=form,
+            status=status,
+        ),
+    )
 
 
 @require_POST
@@ -204,19 +207,23 @@ def client_invite(request: HttpRequest, actor: Actor, client_id: str) -> HttpRes
     """Email the client a link to their portal."""
     client = access.access_client_by_id(actor, client_id, intent=Intent.CHANGE)
     form = ClientInviteForm(request.POST)
-    if form.is_valid():
-        try:
-            do_invite_member(
-                actor=actor, email=form.cleaned_data["email"], role=Role.CLIENT, client=client
-            )
-        except ValidationError as exc:
-            add_action_errors(form, exc)
-        else:
-            messages.success(request, "Portal invitation sent.")
-            return redirect("client_detail", client_id=client.pk)
-    # The record was read to be changed; the page shows it after all.
-    shown = access.client_view(actor, client, intent=Intent.SHOW)
-    return _detail_page(request, actor, shown, invite_form=form, status=400)
+    # On a refusal the record, read to be changed, is shown after all.
+    return form_action(
+        request,
+        form,
+        lambda: do_invite_member(
+            actor=actor, email=form.cleaned_data["email"], role=Role.CLIENT, client=client
+        ),
+        success="Portal invitation sent.",
+        done=lambda _: redirect("client_detail", client_id=client.pk),
+        page=lambda status: _detail_page(
+            request,
+            actor,
+            access.client_view(actor, client, intent=Intent.SHOW),
+            invite_form=form,
+            status=status,
+        ),
+    )
 
 
 @require_safe

@@ -10,7 +10,8 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from ninja import Query, Router
 
-from custodia.api.core import actor_of, resolve_reference
+from custodia.api.auth import actor_of
+from custodia.api.inputs import resolve_reference
 from custodia.api.pagination import CURSOR_ERROR, CursorParams
 from custodia.clients.access import access_client_by_id
 from custodia.scheduling import access, actions

@@ -9,7 +9,7 @@ from typing import Literal
 from ninja import Field, Schema
 from pydantic import StrictBool, StrictInt, StrictStr
 
-from custodia.api.core import NON_BLANK_TEXT, InputSchema, IsoDateTime, PatchSchema
+from custodia.api.inputs import NON_BLANK_TEXT, InputSchema, IsoDateTime, PatchSchema
 from custodia.api.pagination import PageOut
 
 Status = Literal["requested", "scheduled", "completed", "cancelled"]

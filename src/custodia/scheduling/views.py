@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -37,7 +36,8 @@ from custodia.tenancy.access import list_staff
 from custodia.tenancy.context import Actor
 from custodia.tenancy.permissions import Permission
 from custodia.tenancy.reads import Intent
-from custodia.web.decorators import add_action_errors, member_required
+from custodia.web.decorators import member_required
+from custodia.web.forms import form_action
 from custodia.web.views import day_bounds, week_start
 
 FORM_METHODS = ["GET", "HEAD", "POST"]
@@ -74,15 +74,15 @@ def service_new(request: HttpRequest, actor: Actor) -> HttpResponse:
     form = ServiceForm(request.POST if request.method == "POST" else None)
     if request.method != "POST":
         return _service_form_page(request, form, None)
-    if form.is_valid():
-        try:
-            do_create_service(actor=actor, **form.action_fields())
-        except ValidationError as exc:
-            add_action_errors(form, exc, SERVICE_FIELD_NAMES)
-        else:
-            messages.success(request, "Service created.")
-            return redirect("service_list")
-    return _service_form_page(request, form, None, status=400)
+    return form_action(
+        request,
+        form,
+        lambda: do_create_service(actor=actor, **form.action_fields()),
+        success="Service created.",
+        done=lambda _: redirect("service_list"),
+        page=lambda status: _service_form_page(request, form, None, status=status),
+        field_names=SERVICE_FIELD_NAMES,
+    )
 
 
 @require_http_methods(FORM_METHODS)
@@ -98,15 +98,15 @@ def service_edit(request: HttpRequest, actor: Actor, service_id: str) -> HttpRes
         }
         return _service_form_page(request, ServiceForm(initial=initial), service)
     form = ServiceForm(request.POST)
-    if form.is_valid():
-        try:
-            do_update_service(service, actor=actor, **form.action_fields())
-        except ValidationError as exc:
-            add_action_errors(form, exc, SERVICE_FIELD_NAMES)
-        else:
-            messages.success(request, "Service saved.")
-            return redirect("service_list")
-    return _service_form_page(request, form, service, status=400)
+    return form_action(
+        request,
+        form,
+        lambda: do_update_service(service, actor=actor, **form.action_fields()),
+        success="Service saved.",
+        done=lambda _: redirect("service_list"),
+        page=lambda status: _service_form_page(request, form, service, status=status),
+        field_names=SERVICE_FIELD_NAMES,
+    )
 
 
 @require_POST
@@ -169,15 +169,14 @@ def visit_new(request: HttpRequest, actor: Actor) -> HttpResponse:
         initial = {key: request.GET[key] for key in ("client", "starts_at") if key in request.GET}
         return _visit_form_page(request, actor, _visit_form(actor, initial=initial))
     form = _visit_form(actor, request.POST)
-    if form.is_valid():
-        try:
-            visit = do_create_visit(actor=actor, **form.cleaned_data)
-        except ValidationError as exc:
-            add_action_errors(form, exc)
-        else:
-            messages.success(request, "Visit scheduled.")
-            return redirect("visit_detail", visit_id=visit.pk)
-    return _visit_form_page(request, actor, form, status=400)
+    return form_action(
+        request,
+        form,
+        lambda: do_create_visit(actor=actor, **form.cleaned_data),
+        success="Visit scheduled.",
+        done=lambda visit: redirect("visit_detail", visit_id=visit.pk),
+        page=lambda status: _visit_form_page(request, actor, form, status=status),
+    )
 
 
 def _visit_form_page(
@@ -235,17 +234,17 @@ def visit_update(request: HttpRequest, actor: Actor, visit_id: str) -> HttpRespo
     """Change a visit's status and report (staff: only their own visits)."""
     visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
     form = VisitUpdateForm(request.POST, statuses=_statuses_for(actor))
-    if form.is_valid():
-        try:
-            do_update_visit(visit, actor=actor, **form.cleaned_data)
-        except ValidationError as exc:
-            add_action_errors(form, exc)
-        else:
-            messages.success(request, "Visit saved.")
-            return redirect("visit_detail", visit_id=visit.pk)
-    # Read to be changed, the visit is shown after all.
-    shown = access.show_visit(actor, visit)
-    return _visit_page(request, actor, shown, update_form=form, status=400)
+    # On a refusal the visit, read to be changed, is shown after all.
+    return form_action(
+        request,
+        form,
+        lambda: do_update_visit(visit, actor=actor, **form.cleaned_data),
+        success="Visit saved.",
+        done=lambda _: redirect("visit_detail", visit_id=visit.pk),
+        page=lambda status: _visit_page(
+            request, actor, access.show_visit(actor, visit), update_form=form, status=status
+        ),
+    )
 
 
 @require_POST
@@ -254,17 +253,17 @@ def visit_confirm(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResp
     """A manager confirms a requested visit: who goes, and it is scheduled."""
     visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
     form = StaffChoiceForm(request.POST, staff=list_staff(actor))
-    if form.is_valid():
-        try:
-            do_confirm_visit(visit, form.cleaned_data["staff"], actor=actor)
-        except ValidationError as exc:
-            add_action_errors(form, exc)
-        else:
-            messages.success(request, "Visit confirmed.")
-            return redirect("visit_detail", visit_id=visit.pk)
-    # Read to be changed, the visit is shown after all.
-    shown = access.show_visit(actor, visit)
-    return _visit_page(request, actor, shown, confirm_form=form, status=400)
+    # On a refusal the visit, read to be changed, is shown after all.
+    return form_action(
+        request,
+        form,
+        lambda: do_confirm_visit(visit, form.cleaned_data["staff"], actor=actor),
+        success="Visit confirmed.",
+        done=lambda _: redirect("visit_detail", visit_id=visit.pk),
+        page=lambda status: _visit_page(
+            request, actor, access.show_visit(actor, visit), confirm_form=form, status=status
+        ),
+    )
 
 
 @require_safe
@@ -294,12 +293,13 @@ def visit_request(request: HttpRequest, actor: Actor) -> HttpResponse:
     )
     if request.method != "POST":
         return render(request, "scheduling/request_visit.html", {"form": form})
-    if form.is_valid():
-        try:
-            do_request_visit(actor=actor, **form.cleaned_data)
-        except ValidationError as exc:
-            add_action_errors(form, exc)
-        else:
-            messages.success(request, "Your request was sent. The business will confirm it.")
-            return redirect("portal")
-    return render(request, "scheduling/request_visit.html", {"form": form}, status=400)
+    return form_action(
+        request,
+        form,
+        lambda: do_request_visit(actor=actor, **form.cleaned_data),
+        success="Your request was sent. The business will confirm it.",
+        done=lambda _: redirect("portal"),
+        page=lambda status: render(
+            request, "scheduling/request_visit.html", {"form": form}, status=status
+        ),
+    )

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from ninja import Query, Router
 
-from custodia.api.core import actor_of
+from custodia.api.auth import actor_of
 from custodia.api.pagination import CURSOR_ERROR, CursorParams
 from custodia.tenancy import access, actions
 from custodia.tenancy.models import Invitation, Membership

@@ -11,7 +11,7 @@ from django.core.validators import validate_email
 from ninja import Field, Schema
 from pydantic import StrictBool, StrictStr, field_validator
 
-from custodia.api.core import InputSchema, PatchSchema
+from custodia.api.inputs import InputSchema, PatchSchema
 from custodia.api.pagination import PageOut
 from custodia.tenancy.models import Membership
 

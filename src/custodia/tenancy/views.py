@@ -41,7 +41,8 @@ from custodia.tenancy.forms import (
 from custodia.tenancy.middleware import act_for, forget_business
 from custodia.tenancy.models import Invitation
 from custodia.tenancy.permissions import Permission, Role
-from custodia.web.decorators import add_action_errors, member_required
+from custodia.web.decorators import member_required
+from custodia.web.forms import add_action_errors, form_action
 
 # The opened link's prefix and proof (a digest, not the secret), kept until it is accepted.
 INVITATION_SESSION_KEY = "custodia.invitation"
@@ -87,17 +88,16 @@ def staff_list(request: HttpRequest, actor: Actor) -> HttpResponse:
 def staff_invite(request: HttpRequest, actor: Actor) -> HttpResponse:
     """Send an invitation by email."""
     form = InviteForm(request.POST, allow_owner=actor.role == Role.OWNER)
-    if form.is_valid():
-        try:
-            do_invite_member(
-                actor=actor, email=form.cleaned_data["email"], role=Role(form.cleaned_data["role"])
-            )
-        except ValidationError as exc:
-            add_action_errors(form, exc)
-        else:
-            messages.success(request, "Invitation sent.")
-            return redirect("staff_list")
-    return _staff_page(request, actor, invite_form=form, status=400)
+    return form_action(
+        request,
+        form,
+        lambda: do_invite_member(
+            actor=actor, email=form.cleaned_data["email"], role=Role(form.cleaned_data["role"])
+        ),
+        success="Invitation sent.",
+        done=lambda _: redirect("staff_list"),
+        page=lambda status: _staff_page(request, actor, invite_form=form, status=status),
+    )
 
 
 @require_POST
@@ -161,15 +161,16 @@ def business_security(request: HttpRequest, actor: Actor) -> HttpResponse:
         )
         return render(request, "tenancy/business_security.html", {"form": form})
     form = SecurityPolicyForm(request.POST)
-    if form.is_valid():
-        try:
-            do_update_security_policy(business, actor=actor, **form.cleaned_data)
-        except ValidationError as exc:
-            add_action_errors(form, exc)
-        else:
-            messages.success(request, "Security settings saved.")
-            return redirect("business_security")
-    return render(request, "tenancy/business_security.html", {"form": form}, status=400)
+    return form_action(
+        request,
+        form,
+        lambda: do_update_security_policy(business, actor=actor, **form.cleaned_data),
+        success="Security settings saved.",
+        done=lambda _: redirect("business_security"),
+        page=lambda status: render(
+            request, "tenancy/business_security.html", {"form": form}, status=status
+        ),
+    )
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -178,20 +179,26 @@ def business_delete(request: HttpRequest, actor: Actor) -> HttpResponse:
     """The owner deletes the business: every record, and its encryption keys."""
     business = actor.business
     form = DeleteBusinessForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            do_delete_business(business, actor=actor, confirm_slug=form.cleaned_data["confirm"])
-        except ValidationError as exc:
-            add_action_errors(form, exc)
-        else:
-            # Not silently another business: the person chooses (tenancy/middleware.py).
-            forget_business(request.session)
-            messages.success(
-                request, f"{business.name} was deleted and its encryption keys destroyed."
-            )
-            return redirect("home")
-    status = 400 if request.method == "POST" else 200
-    return render(request, "tenancy/business_delete.html", {"form": form}, status=status)
+    if request.method != "POST":
+        return render(request, "tenancy/business_delete.html", {"form": form})
+    return form_action(
+        request,
+        form,
+        lambda: do_delete_business(
+            business, actor=actor, confirm_slug=form.cleaned_data["confirm"]
+        ),
+        success=f"{business.name} was deleted and its encryption keys destroyed.",
+        done=lambda _: _business_gone(request),
+        page=lambda status: render(
+            request, "tenancy/business_delete.html", {"form": form}, status=status
+        ),
+    )
+
+
+def _business_gone(request: HttpRequest) -> HttpResponse:
+    # Not silently another business: the person chooses (tenancy/middleware.py).
+    forget_business(request.session)
+    return redirect("home")
 
 
 # --- Business switcher ------------------------------------------------------------------------

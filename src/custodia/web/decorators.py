@@ -1,14 +1,12 @@
-"""Security declared at the view: who may open a page, and action errors onto forms."""
+"""Security declared at the view: who may open a page."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Concatenate, ParamSpec
+from typing import Concatenate, ParamSpec
 
-from django import forms
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
@@ -49,19 +47,3 @@ def member_required(permission: Permission | None = None) -> Callable[[ActorView
         return wrapper
 
     return decorator
-
-
-def add_action_errors(
-    form: forms.Form, exc: ValidationError, field_names: Mapping[str, str] | None = None
-) -> None:
-    """Attach an action's ValidationError to the bound form: on the field it names, else the form.
-
-    `field_names` maps an action's field name to the form's when they differ.
-    """
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc.messages)
-        return
-    for field, errors in exc.error_dict.items():
-        name = (field_names or {}).get(field, field)
-        messages: Any = [message for error in errors for message in error.messages]
-        form.add_error(name if name in form.fields else None, messages)

@@ -158,7 +158,7 @@ class CryptoErrorMiddleware:
     """A page whose stored value fails its integrity check, or whose key was destroyed: a 409
     or 410 with a plain message instead of a 500 (crypto/errors.py), and the request's writes
     undone like a 500's. The failure itself is logged where it was found (crypto/fields.py),
-    with ids only. API requests get the same answer from the API's own handler (api/core.py)."""
+    with ids only. API requests get the same answer from the API's own handler (api/errors.py)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

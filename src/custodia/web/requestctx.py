@@ -45,7 +45,7 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        from custodia.accounts.ratelimit import client_ip
+        from custodia.accounts.throttle import client_ip
 
         agent = str(request.META.get("HTTP_USER_AGENT", ""))[:USER_AGENT_LENGTH]
         info = RequestInfo(uuid.uuid4().hex, client_ip(request), agent)

@@ -16,7 +16,8 @@ browser with the single-use link emailed to them, so an attacker cannot keep the
 Wrong second-factor codes (TOTP or recovery code, at sign-in and at re-authentication) count in a
 series of their own per user, with the same back-off and unlock link: only someone who has the
 password, or the person's session, can add to it, so strangers cannot use it to lock anyone out,
-while someone with the password cannot try codes from many addresses without end.
+while someone with the password cannot try codes from many addresses without end. The sign-in
+forms that apply these pauses are in accounts/forms.py.
 """
 
 from __future__ import annotations
@@ -26,12 +27,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from allauth.account.adapter import get_adapter as get_account_adapter
-from allauth.core import context
-from allauth.mfa.base.forms import AuthenticateForm, ReauthenticateForm
 from django.conf import settings
 from django.core import signing
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.http import HttpRequest
@@ -269,47 +266,3 @@ def redeem_unlock_token(request: HttpRequest, token: str) -> str | None:
     unlocked[key] = timezone.now().timestamp() + settings.LOGIN_UNLOCK_TOKEN_SECONDS
     request.session[UNLOCKED_SESSION_KEY] = unlocked
     return user_id
-
-
-# --- Second-factor codes ------------------------------------------------------------------------
-
-
-class _CodeThrottle:
-    """allauth's code check behind the user's code pause; wrong codes count towards it.
-
-    allauth's own limit on codes rides on its `login_failed` rate, which Custodia leaves empty
-    (see settings); this is the per-account limit in its place. While a pause
-    lasts, every code is refused, the right one too, so guessing on gains nothing.
-    """
-
-    user: Any
-
-    def clean_code(self) -> str:
-        """Refuse while paused; otherwise allauth's check, counting a wrong code."""
-        request = context.request
-        if code_locked_until(request, self.user) is not None:
-            raise get_account_adapter().validation_error("too_many_login_attempts")
-        try:
-            code = super().clean_code()  # type: ignore[misc]
-        except ValidationError as error:
-            if error.code == "incorrect_code":
-                from custodia.audit.actions import record
-                from custodia.audit.events import AuditAction, Outcome
-
-                record(AuditAction.MFA_FAILED, user=self.user, outcome=Outcome.FAILED)
-                lockout = record_code_failure(self.user)
-                if lockout is not None:
-                    from custodia.accounts.notifications import notify_code_lockout
-
-                    notify_code_lockout(request, self.user, lockout)
-            raise
-        record_code_success(self.user)
-        return str(code)
-
-
-class ThrottledAuthenticateForm(_CodeThrottle, AuthenticateForm):
-    """The second step of sign-in (MFA_FORMS["authenticate"])."""
-
-
-class ThrottledReauthenticateForm(_CodeThrottle, ReauthenticateForm):
-    """A code to re-authenticate (MFA_FORMS["reauthenticate"])."""
