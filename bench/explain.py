@@ -15,22 +15,22 @@ def main() -> None:
     django.setup()
     from django.db import transaction
 
-    from custodia.accounts.management.commands.token import actors_of, find_user
     from custodia.clients.access import list_clients
-    from custodia.tenancy.context import activate
-    from custodia.web.management.commands.bench_data import TARGET_OWNER_EMAIL, TARGET_SLUG
+    from custodia.core.actor import acting_as
+    from custodia.ops.management.commands.bench_data import TARGET_OWNER_EMAIL, TARGET_SLUG
+    from custodia.tenancy.actors import console_actors, find_user
 
     queries = json.loads(sys.argv[1])
     plans = {}
     with transaction.atomic():
-        actor = actors_of(find_user(TARGET_OWNER_EMAIL), TARGET_SLUG)[0]
-        activate(actor)
-        for label, query in queries.items():
-            clients = list_clients(actor, query=query)
-            plans[label] = {
-                "page": clients[:50].explain(analyze=True, buffers=True),
-                "count": clients.order_by().explain(analyze=True, buffers=True),
-            }
+        actor = console_actors(find_user(TARGET_OWNER_EMAIL), TARGET_SLUG)[0]
+        with acting_as(actor):
+            for label, query in queries.items():
+                clients = list_clients(actor, query=query)
+                plans[label] = {
+                    "page": clients[:50].explain(analyze=True, buffers=True),
+                    "count": clients.order_by().explain(analyze=True, buffers=True),
+                }
         transaction.set_rollback(True)
     sys.stdout.write(json.dumps(plans))
 

@@ -22,12 +22,14 @@ from custodia import cli
 from custodia.accounts import access as accounts_access
 from custodia.accounts.models import User
 from custodia.clients.access import list_clients
+from custodia.core.actor import Actor
+from custodia.core.dbcontext import set_db_context
+from custodia.core.permissions import Permission, Role
 from custodia.embedded import postgres_bin_dir
+from custodia.ops.management.commands import demo
 from custodia.scheduling.access import list_services, list_visits
 from custodia.tenancy.access import memberships_of
-from custodia.tenancy.context import Actor, activate, set_db_context
-from custodia.tenancy.permissions import Permission, Role
-from custodia.web.management.commands import demo
+from tests.acting import act
 from tests.factories import PASSWORD, UserFactory, add_member
 
 STRONG = "a long and unusual pass phrase 93"
@@ -50,7 +52,7 @@ def actor_of(email: str) -> Actor:
     memberships = list(memberships_of(user))
     assert len(memberships) == 1
     actor = Actor(user, memberships[0])
-    activate(actor)
+    act(actor)
     return actor
 
 
@@ -260,7 +262,7 @@ def test_token_create_prints_a_working_token_last(db, matrix):
     assert actor is not None
     assert actor.membership.pk == matrix.a.staff.membership.pk
     assert actor.scopes == frozenset({Permission.CLIENTS_RECORD_READ})
-    activate(actor)
+    act(actor)
     assert [c.name for c in list_clients(actor)] == ["Alpha Client"]
 
 

@@ -20,7 +20,7 @@ from custodia.clients.models import email_key, name_key, phone_key
 from custodia.crypto.errors import IntegrityFailure
 from custodia.crypto.fields import open_text
 from custodia.crypto.keyring import BLIND_INDEX_BYTES, blind_index
-from custodia.web.management.commands.bench_data import PLAIN_TARGET_SLUG
+from custodia.ops.management.commands.bench_data import PLAIN_TARGET_SLUG
 from tests.servers import prepare_server_database
 
 EMAIL = re.compile(r"^[A-Z][a-z]+\.[A-Z][a-z]+\.\d+@Example\.com$")

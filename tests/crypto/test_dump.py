@@ -23,15 +23,15 @@ from django.utils import timezone
 
 from custodia.clients.access import access_client_by_id
 from custodia.clients.actions import do_update_client
-from custodia.scheduling.actions import do_request_visit, do_update_visit
-from custodia.tenancy.actions import do_accept_invitation, do_invite_member, invitation_proof
-from custodia.tenancy.context import activate
-from custodia.tenancy.permissions import Role
-from custodia.web.management.commands.setup import (
+from custodia.core.permissions import Role
+from custodia.ops.management.commands.setup import (
     drop_database,
     point_connections_at,
     prepare_database,
 )
+from custodia.scheduling.actions import do_request_visit, do_update_visit
+from custodia.tenancy.actions import do_accept_invitation, do_invite_member, invitation_proof
+from tests.acting import act
 from tests.factories import PASSWORD, build_business
 from tests.pgtools import client_bin_dir
 
@@ -100,18 +100,18 @@ def populate() -> None:
     with transaction.atomic():
         business = build_business("Dumpco")
         owner = business.owner
-        activate(owner)
+        act(owner)
         client = access_client_by_id(owner, business.client.pk, record_read=False)
         do_update_client(client, actor=owner, name=NAME, **MARKERS)
         do_update_visit(business.visit, actor=owner, report=REPORT)
-        activate(business.client_login)
+        act(business.client_login)
         do_request_visit(
             actor=business.client_login,
             starts_at=timezone.now() + dt.timedelta(days=3),
             note=REQUEST_NOTE,
         )
         # The portal client: invited at the address on their record, as a business would.
-        activate(owner)
+        act(owner)
         portal = access_client_by_id(owner, business.other_client.pk, record_read=False)
         do_update_client(portal, actor=owner, email=PORTAL_EMAIL)
         do_invite_member(actor=owner, email=PORTAL_EMAIL, role=Role.CLIENT, client=portal)

@@ -16,10 +16,11 @@ from custodia.accounts import access as accounts_access
 from custodia.accounts.access import TOKEN_PURPOSE
 from custodia.accounts.actions import do_create_api_token
 from custodia.accounts.digests import digest_secret
+from custodia.core.dbcontext import clear
+from custodia.core.permissions import Role
 from custodia.tenancy.actions import do_invite_member, invitation_proof, open_invitation
-from custodia.tenancy.context import activate, clear
 from custodia.tenancy.models import Invitation
-from custodia.tenancy.permissions import Role
+from tests.acting import act
 from tests.factories import TenantMatrix
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +55,7 @@ def test_an_api_token_is_checked_by_compare_digest_alone(
     matrix: TenantMatrix, compare: CompareSpy
 ) -> None:
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     token, plain = do_create_api_token(actor=owner, name="ct")
     forged = plain[:-4] + ("aaaa" if not plain.endswith("aaaa") else "bbbb")
     clear()
@@ -78,7 +79,7 @@ def test_an_invitation_link_is_checked_by_compare_digest_alone(
     matrix: TenantMatrix, compare: CompareSpy
 ) -> None:
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     invitation = do_invite_member(actor=owner, email="ct-invitee@example.test", role=Role.STAFF)
     found = re.search(r"/invite/([^/\s]+)/([^/\s]+)/", mail.outbox[-1].body)
     assert found is not None

@@ -22,8 +22,8 @@ from django.http import HttpRequest
 
 from custodia.accounts import challenge, ratelimit
 from custodia.accounts.links import public_mail_context
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction, Outcome
+from custodia.accounts.notifications import notify_lockout
+from custodia.core.audit import AuditAction, Outcome, record
 
 logger = logging.getLogger(__name__)
 
@@ -154,8 +154,6 @@ class AccountAdapter(DefaultAccountAdapter):
         self, request: HttpRequest, name: str, lockout: ratelimit.Lockout | None
     ) -> None:
         if lockout is not None:
-            from custodia.accounts.notifications import notify_lockout
-
             notify_lockout(request, name, lockout)
 
     def send_account_already_exists_mail(self, email: str) -> None:

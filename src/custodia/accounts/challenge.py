@@ -30,8 +30,7 @@ from django.http import HttpRequest, HttpResponse
 
 from custodia.accounts import ratelimit
 from custodia.accounts.notifications import notify_code_lockout
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction, Outcome
+from custodia.core.audit import AuditAction, Outcome, record
 
 # Set on the request by AccountAdapter.pre_authenticate when the address is over its limit.
 THROTTLED_ATTRIBUTE = "custodia_address_throttled"

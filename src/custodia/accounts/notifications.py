@@ -39,7 +39,8 @@ from django.utils import timezone
 from custodia.accounts.actions import do_record_security_event
 from custodia.accounts.links import public_url
 from custodia.accounts.models import SecurityEvent, SecurityEventKind, User
-from custodia.accounts.ratelimit import Lockout, device_fingerprint
+from custodia.accounts.ratelimit import Lockout, device_fingerprint, forget_failures
+from custodia.accounts.sessions import record_session_end
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +133,6 @@ def notify_unlocked(request: HttpRequest, user: User) -> None:
 def on_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     """Every logout is a session ending; the lifetime middleware and the panel say why."""
     if user is not None:
-        from custodia.accounts.sessions import record_session_end
-
         record_session_end(user, getattr(request, "session_end_reason", "logout"))
 
 
@@ -152,8 +151,6 @@ def on_password_set(sender: Any, request: HttpRequest, user: Any, **kwargs: Any)
 @receiver(account_signals.password_reset)
 def on_password_reset(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     """Record it, and end any sign-in pause on the person's addresses (the reset proved them)."""
-    from custodia.accounts.ratelimit import forget_failures
-
     forget_failures(user.email)  # and the code series of this account
     do_record_security_event(user, SecurityEventKind.PASSWORD_RESET, request=request)
 

@@ -38,8 +38,9 @@ from django.utils import timezone
 from user_agents import parse as parse_user_agent
 
 from custodia.accounts.sessionstore import SessionStore, stored_key
-from custodia.tenancy.context import set_db_context
-from custodia.tenancy.middleware import ACTIVE_BUSINESS_SESSION_KEY
+from custodia.core.audit import AuditAction, record
+from custodia.core.dbcontext import set_db_context
+from custodia.tenancy.actors import ACTIVE_BUSINESS_SESSION_KEY
 from custodia.tenancy.models import Membership
 
 if TYPE_CHECKING:
@@ -352,9 +353,6 @@ def end_all_sessions(request: HttpRequest) -> int:
 
 def record_session_end(user: Any, how: str, *, count: int = 1) -> None:
     """An `auth.session_ended` event: logout, idle, age, revoked, or ended elsewhere."""
-    from custodia.audit.actions import record
-    from custodia.audit.events import AuditAction
-
     record(
         AuditAction.SESSION_ENDED,
         user=user,

@@ -32,15 +32,14 @@ from pydantic import (
     field_validator,
 )
 
-from custodia.accounts.access import actor_for_token
 from custodia.accounts.mfa import refuse_token_without_factor
-from custodia.audit.actions import record_bulk_read
+from custodia.core import requestctx
+from custodia.core.actor import Actor
+from custodia.core.audit import record_bulk_read
+from custodia.core.requestctx import SAFE_METHODS, body_too_large_message
 from custodia.crypto.errors import CryptoError, public_answer
 from custodia.crypto.fields import request_failure
-from custodia.tenancy.context import Actor
-from custodia.tenancy.middleware import SAFE_METHODS
-from custodia.web import requestctx
-from custodia.web.middleware import body_too_large_message
+from custodia.tenancy.actors import actor_for_token
 
 T = TypeVar("T")
 request_logger = logging.getLogger("django.request")
@@ -51,8 +50,12 @@ class BearerTokenAuth(HttpBearer):
     """`Authorization: Bearer cst_...`: a personal token, narrowed to its scopes."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Actor | None:
-        # Activated for the database already.
-        actor = actor_for_token(token, durable=request.method not in SAFE_METHODS)
+        # Acting from here to the end of the request, in TenantMiddleware's acting scope.
+        actor = actor_for_token(
+            token,
+            acting=request.acting,  # type: ignore[attr-defined]
+            durable=request.method not in SAFE_METHODS,
+        )
         if actor is not None:
             # A genuine token only: a 403 that says why (the business requires MFA of its owner).
             refuse_token_without_factor(actor)

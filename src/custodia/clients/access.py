@@ -9,14 +9,13 @@ from django.http import Http404
 from django.utils import timezone
 
 from custodia.accounts.stepup import has_fresh_step_up, require_step_up
-from custodia.audit.actions import note_refusal, record
-from custodia.audit.events import AuditAction
 from custodia.clients.models import Assignment, Client, HomeAccess, email_key, name_key, phone_key
+from custodia.core.actor import Actor
+from custodia.core.audit import AuditAction, note_refusal, record
+from custodia.core.permissions import Permission, Role
 from custodia.crypto.keyring import blind_index
 from custodia.tenancy.access import parse_id
-from custodia.tenancy.context import Actor
 from custodia.tenancy.models import Membership
-from custodia.tenancy.permissions import Permission, Role
 
 
 def _visible_clients(actor: Actor) -> QuerySet[Client]:

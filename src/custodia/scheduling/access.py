@@ -7,12 +7,11 @@ import datetime as dt
 from django.db.models import QuerySet
 from django.http import Http404
 
-from custodia.audit.actions import note_refusal, record
-from custodia.audit.events import AuditAction
+from custodia.core.actor import Actor
+from custodia.core.audit import AuditAction, note_refusal, record
+from custodia.core.permissions import Permission, Role
 from custodia.scheduling.models import Service, Visit
 from custodia.tenancy.access import parse_id
-from custodia.tenancy.context import Actor
-from custodia.tenancy.permissions import Permission, Role
 
 
 def list_services(actor: Actor, *, include_inactive: bool = False) -> QuerySet[Service]:

@@ -11,9 +11,9 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.http import Http404
 
-from custodia.tenancy.context import Actor
+from custodia.core.actor import Actor
+from custodia.core.permissions import Permission, Role
 from custodia.tenancy.models import Invitation, Membership
-from custodia.tenancy.permissions import Permission, Role
 
 if TYPE_CHECKING:
     from custodia.accounts.models import User
