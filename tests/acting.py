@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 
 from custodia.core.actor import Actor, acting_as
+from custodia.tenancy.actors import actor_for_token
 
 _scopes: list[ExitStack] = []
 
@@ -32,3 +33,10 @@ def close_scope(scope: ExitStack) -> None:
     """End every actor the test entered, innermost first."""
     _scopes.remove(scope)
     scope.close()
+
+
+def resolve_token(presented: str, *, durable: bool = True) -> Actor | None:
+    """The API's bearer-token resolution (tenancy/actors.py), acting in this test's scope."""
+    if not _scopes:
+        raise RuntimeError("resolve_token() runs inside a test (tests/conftest.py opens a scope).")
+    return actor_for_token(presented, acting=_scopes[-1], durable=durable)

@@ -19,7 +19,6 @@ from django.db import connections
 from django.utils import timezone
 
 from custodia import cli
-from custodia.accounts import access as accounts_access
 from custodia.accounts.models import User
 from custodia.clients.access import list_clients
 from custodia.core.actor import Actor
@@ -29,13 +28,12 @@ from custodia.embedded import postgres_bin_dir
 from custodia.ops.management.commands import demo
 from custodia.scheduling.access import list_services, list_visits
 from custodia.tenancy.access import memberships_of
-from tests.acting import act
+from tests.acting import act, resolve_token
 from tests.factories import PASSWORD, UserFactory, add_member
 
 STRONG = "a long and unusual pass phrase 93"
-# The bearer lookup the API uses (actor_for_token cannot see the membership under RLS; the API
-# helper added actor_for_bearer for that reason).
-actor_for_token = getattr(accounts_access, "actor_for_bearer", accounts_access.actor_for_token)
+# The bearer lookup the API uses (tenancy/actors.py), acting in the test's scope.
+actor_for_token = resolve_token
 
 
 def run(*args: str) -> list[str]:

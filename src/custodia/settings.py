@@ -235,7 +235,7 @@ else:
     }
 
 # The row-level security context is set only by a database function that checks this key
-# (core/actor.py): with the app role's password alone, a session sees no business's rows.
+# (core/dbcontext.py): with the app role's password alone, a session sees no business's rows.
 # `custodia setup` stores its SHA-256 digest in the database. Every app host needs the same key.
 DB_CONTEXT_KEY = env_str("CUSTODIA_DB_CONTEXT_KEY", "") or generated_secret(
     VAR_DIR / "secrets" / "db_context_key"

@@ -25,16 +25,13 @@ from custodia.core.actor import Actor
 from custodia.core.dbcontext import clear
 from custodia.core.permissions import ROLE_PERMISSIONS, Permission, Role
 from custodia.tenancy.actions import do_change_role, do_deactivate_member
-from tests.acting import act
+from tests.acting import act, resolve_token
 from tests.factories import TenantMatrix
 
 pytestmark = pytest.mark.django_db
 
-# The resolver the API authenticates with. `actor_for_token` joins the token's membership while
-# only the prefix is in the RLS context, so it never finds one; `actor_for_bearer` replaced it.
-resolve: Callable[[str], Actor | None] = getattr(
-    accounts_access, "actor_for_bearer", accounts_access.actor_for_token
-)
+# The resolver the API authenticates with (tenancy/actors.py), acting in the test's scope.
+resolve: Callable[[str], Actor | None] = resolve_token
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,6 @@ import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
 
-from custodia.accounts import access as accounts_access
 from custodia.accounts.access import TOKEN_PURPOSE
 from custodia.accounts.actions import do_create_api_token
 from custodia.accounts.digests import digest_secret
@@ -20,14 +19,12 @@ from custodia.core.dbcontext import clear
 from custodia.core.permissions import Role
 from custodia.tenancy.actions import do_invite_member, invitation_proof, open_invitation
 from custodia.tenancy.models import Invitation
-from tests.acting import act
+from tests.acting import act, resolve_token
 from tests.factories import TenantMatrix
 
 pytestmark = pytest.mark.django_db
 
-resolve: Callable[[str], Any] = getattr(
-    accounts_access, "actor_for_bearer", accounts_access.actor_for_token
-)
+resolve: Callable[[str], Any] = resolve_token
 
 
 class CompareSpy:

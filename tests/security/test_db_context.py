@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connection
 
 from custodia.core.dbcontext import set_db_context
-from custodia.tenancy.rls import once_per_query
+from custodia.core.rls import once_per_query
 from tests.security.support import TENANT_TABLES
 
 pytestmark = pytest.mark.django_db

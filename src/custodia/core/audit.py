@@ -155,7 +155,7 @@ def record(
     ]
     if tenant_id is not None:
         # A business's chain takes events only in that business's context, which only a
-        # verified context can name (core/actor.py).
+        # verified context can name (core/dbcontext.py).
         with connections[using].cursor() as cursor:
             cursor.execute(INSERT_SQL, values)
         return

@@ -32,7 +32,7 @@ def prepare_database(name: str, *, fresh: bool = False) -> None:
 
 def install_context_key() -> None:
     """Store the digest of this install's context key, which `custodia_set_context` checks
-    (core/actor.py); a new key replaces the old one, so running servers with the old key
+    (core/dbcontext.py); a new key replaces the old one, so running servers with the old key
     stop getting a context until they restart with the new one."""
     digest = hashlib.sha256(settings.DB_CONTEXT_KEY.encode()).digest()
     with connections["owner"].cursor() as cursor:

@@ -3,7 +3,7 @@
 Policies read the request's context (tenant, user, membership, client, role, lookup prefix)
 through small functions, `custodia_tenant_id()` and its siblings. Since tenancy/0005 they read
 it from `custodia_db_context`, a table only its owner can touch, written by
-`custodia_set_context(key, ...)` alone (core/actor.py); before, they read `custodia.*`
+`custodia_set_context(key, ...)` alone (core/dbcontext.py); before, they read `custodia.*`
 settings, which any session can set by hand. Each policy calls them as `(SELECT f())`, an
 InitPlan run once per query, whose result is still an index condition.
 """
