@@ -42,6 +42,7 @@ test: install $(OLD_PG_BIN)/postgres
 
 lint: install
 	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy src

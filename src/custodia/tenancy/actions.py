@@ -147,7 +147,8 @@ def do_invite_member(
             tenant_id=actor.tenant_id,
             email=email,
             role=role,
-            client=client,
+            # By id: the client record is the clients app's, above this one.
+            client_id=None if client is None else client.pk,
             prefix=issued.prefix,
             digest=issued.digest,
             invited_by=actor.membership,
