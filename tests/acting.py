@@ -7,6 +7,7 @@ after the test's transaction has ended.
 
 from __future__ import annotations
 
+import threading
 from contextlib import ExitStack
 
 from custodia.core.actor import Actor, acting_as
@@ -19,6 +20,8 @@ def act(actor: Actor, *, durable: bool = True) -> Actor:
     """Act as `actor` from here on in this test (inside a transaction, like any acting)."""
     if not _scopes:
         raise RuntimeError("act() runs inside a test (tests/conftest.py opens its scope).")
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("On another thread, act in a block: `with acting_as(actor):`.")
     return _scopes[-1].enter_context(acting_as(actor, durable=durable))
 
 

@@ -66,8 +66,10 @@ def test_deletion_needs_the_owner_a_fresh_step_up_and_the_slug(matrix):
     a = matrix.a
     act(a.owner)
     business = Business.objects.get(pk=a.owner.tenant_id)
+    act(a.manager)
     with pytest.raises(PermissionDenied):
         do_delete_business(business, actor=a.manager, confirm_slug=business.slug)
+    act(a.owner)
     with pytest.raises(StepUpRequired):
         do_delete_business(business, actor=stale(a.owner), confirm_slug=business.slug)
     with pytest.raises(ValidationError) as refused:

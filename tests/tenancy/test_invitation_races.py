@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.db import connections, transaction
 
 from custodia import embedded
-from custodia.core.actor import Actor
+from custodia.core.actor import Actor, acting_as
 from custodia.core.permissions import Role
 from custodia.crypto import keyring
 from custodia.ops.management.commands.setup import (
@@ -165,8 +165,8 @@ def accept_new(prefix: str, secret: str, name: str = "Racer") -> Callable[[], Ac
 
 def revoke(invitation: Invitation, actor: Actor) -> Callable[[], Invitation]:
     def run() -> Invitation:
-        with transaction.atomic():
-            act(actor)
+        # On the pool's thread: a block of its own, not the test's acting scope.
+        with transaction.atomic(), acting_as(actor):
             return do_revoke_invitation(invitation, actor=actor)
 
     return run

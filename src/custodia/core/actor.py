@@ -23,7 +23,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connections
 from django.http import Http404
 
-from custodia.core.dbcontext import set_db_context
+from custodia.core.dbcontext import set_db_context, transaction_failed
 from custodia.core.permissions import MANAGING_ROLES, ROLE_PERMISSIONS, Permission, Role
 
 
@@ -132,12 +132,11 @@ def acting_as(actor: Actor, *, durable: bool = True, using: str = "default") -> 
         yield actor
     finally:
         _CURRENT.reset(token)
-        connection = connections[using]
         if (
             previous is not None
             and previous is not actor
-            and connection.in_atomic_block
-            and not connection.needs_rollback
+            and connections[using].in_atomic_block
+            and not transaction_failed(using=using)
         ):
             activate(previous, using=using)
 

@@ -73,6 +73,15 @@ def _execute_with_key(using: str, sql: str, params: Sequence[object]) -> None:
         cursor.execute(sql, params)
 
 
+def transaction_failed(*, using: str = "default") -> bool:
+    """Whether the current transaction hit an error, so that only a rollback may follow."""
+    connection = connections[using]
+    if connection.needs_rollback:
+        return True
+    raw = connection.connection
+    return raw is not None and raw.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+
+
 def clear(*, using: str = "default") -> None:
     """No tenant, no user: every tenant-owned table reads as empty."""
     set_db_context(using=using)

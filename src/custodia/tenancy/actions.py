@@ -224,6 +224,8 @@ def do_accept_invitation(
     """
     with transaction.atomic():
         invitation = open_invitation(prefix, proof)
+        # Read with the link's context; the caller names it once acting for it, or for another.
+        business = invitation.tenant
         if user is None:
             user = _create_invitee(invitation, full_name=full_name, password=password)
         elif user.email.lower() != invitation.email.lower():
@@ -234,7 +236,7 @@ def do_accept_invitation(
         try:
             with transaction.atomic():
                 membership = Membership.objects.create(
-                    tenant_id=invitation.tenant_id,
+                    tenant=business,
                     user=user,
                     role=invitation.role,
                     client_id=invitation.client_id,
