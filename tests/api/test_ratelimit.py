@@ -215,6 +215,6 @@ def test_the_security_page_claim_holds(web: Any) -> None:
     page = web.get("/security/").content.decode()
     assert "The API is rate-limited per token and per signed-in session" in page
     order = settings.MIDDLEWARE
-    limiter = order.index("custodia.api.ratelimit.ApiRateLimitMiddleware")
+    limiter = order.index("custodia.web.middleware.ApiRateLimitMiddleware")
     assert limiter < order.index("custodia.web.middleware.TenantMiddleware")
-    assert limiter > order.index("custodia.accounts.sessions.SessionLifetimeMiddleware")
+    assert limiter > order.index("custodia.web.middleware.SessionLifetimeMiddleware")
