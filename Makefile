@@ -54,6 +54,7 @@ test: install $(OLD_PG_BIN)/postgres $(CHROMIUM)
 
 lint: install
 	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy src

@@ -248,19 +248,19 @@ def _pool(tenant: str) -> dict[str, Any]:
     """The business's members (who act) and some of its clients (what they read), under RLS."""
     from django.db import transaction
 
-    from custodia.accounts.management.commands.token import actors_of, find_user
     from custodia.clients.access import list_clients
+    from custodia.core.actor import acting_as
+    from custodia.ops.management.commands.bench_data import TARGET_OWNER_EMAIL, TARGET_SLUG
     from custodia.tenancy.access import list_staff
-    from custodia.tenancy.context import activate
-    from custodia.web.management.commands.bench_data import TARGET_OWNER_EMAIL, TARGET_SLUG
+    from custodia.tenancy.actors import console_actors, find_user
 
     with transaction.atomic():
-        actor = actors_of(find_user(TARGET_OWNER_EMAIL), TARGET_SLUG)[0]
+        actor = console_actors(find_user(TARGET_OWNER_EMAIL), TARGET_SLUG)[0]
         if str(actor.tenant_id) != tenant:
             raise SystemExit(f"{tenant} is not the target business")
-        activate(actor)
-        members = list(list_staff(actor).values_list("user_id", "role"))
-        clients = list(list_clients(actor).order_by("?").values_list("id", flat=True)[:1000])
+        with acting_as(actor):
+            members = list(list_staff(actor).values_list("user_id", "role"))
+            clients = list(list_clients(actor).order_by("?").values_list("id", flat=True)[:1000])
         transaction.set_rollback(True)
     return {
         "tenant": tenant,

@@ -87,14 +87,14 @@ def targets(env: dict[str, str]) -> dict[str, Any]:
     code = (
         "import json, django; django.setup()\n"
         "from django.db import transaction\n"
-        "from custodia.accounts.management.commands.token import actors_of, find_user\n"
         "from custodia.clients.access import list_clients\n"
-        "from custodia.tenancy.context import activate\n"
+        "from custodia.core.actor import acting_as\n"
+        "from custodia.tenancy.actors import console_actors, find_user\n"
         "with transaction.atomic():\n"
-        f"    actor = actors_of(find_user({OWNER_EMAIL!r}), 'bench-target')[0]\n"
-        "    activate(actor)\n"
+        f"    actor = console_actors(find_user({OWNER_EMAIL!r}), 'bench-target')[0]\n"
+        "    with acting_as(actor):\n"
         # Through the model, which opens the sealed email and phone (values() would not).
-        "    rows = [{'id': c.id, 'name': c.name, 'email': c.email, 'phone': c.phone}"
+        "        rows = [{'id': c.id, 'name': c.name, 'email': c.email, 'phone': c.phone}"
         " for c in list_clients(actor).order_by('?')[:200]]\n"
         "    print(json.dumps({'tenant': str(actor.tenant_id), 'clients': rows}, default=str))\n"
     )
@@ -171,7 +171,7 @@ def run(profile: Profile, only: frozenset[str] = ALL_SCENARIOS) -> Bench:
             PYTHON,
             "-c",
             "import django; django.setup()\n"
-            "from custodia.web.management.commands.setup import prepare_database\n"
+            "from custodia.ops.management.commands.setup import prepare_database\n"
             f"prepare_database({DB_NAME!r}, fresh=True)",
         ],
         env=env,

@@ -13,5 +13,7 @@ from __future__ import annotations
 
 from custodia.settings import *  # noqa: F403
 
+# Custodia's URLs, plus the baseline views of scenario 1 when CUSTODIA_BENCH_BASELINE=1.
+ROOT_URLCONF = "bench.urls"
 ACCOUNT_RATE_LIMITS = False
 API_RATE_LIMIT_PER_MINUTE = 1_000_000

@@ -1,4 +1,4 @@
-"""Benchmark settings with the audit trail switched off (`audit.actions.record` does nothing).
+"""Benchmark settings with the audit trail switched off (`core.audit.record` does nothing).
 
 The baseline of the audit-cost figures (scenario 9, bench/audit.py): the same build, settings
 and dataset, without the event each read and refusal writes. Never a configuration to run for

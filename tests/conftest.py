@@ -11,9 +11,10 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from custodia.tenancy.context import Actor, activate
-from custodia.tenancy.middleware import ACTIVE_BUSINESS_SESSION_KEY
+from custodia.core.actor import Actor
+from custodia.tenancy.actors import ACTIVE_BUSINESS_SESSION_KEY
 from tests import caches as caches_for_tests
+from tests.acting import act, close_scope, open_scope
 from tests.factories import TenantMatrix, build_matrix
 
 pytest_plugins = ("tests.mail",)
@@ -22,7 +23,7 @@ pytest_plugins = ("tests.mail",)
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_blocker: Any) -> Iterator[None]:
     """Recreate the test database, migrate it as custodia_owner; tests then run as custodia_app."""
-    from custodia.web.management.commands.setup import drop_database, prepare_database
+    from custodia.ops.management.commands.setup import drop_database, prepare_database
 
     # One database per pytest process, so parallel runs on one machine never drop each other's.
     name = f"{settings.DATABASES['default']['TEST']['NAME']}_{os.getpid()}"
@@ -31,6 +32,15 @@ def django_db_setup(django_db_blocker: Any) -> Iterator[None]:
     yield
     with django_db_blocker.unblock():
         drop_database(name)
+
+
+@pytest.fixture(autouse=True)
+def acting_scope() -> Iterator[None]:
+    """Each test acts (tests/acting.py: `act`) in a scope of its own; set up before the
+    database fixtures, so it closes after the test's transaction has rolled back."""
+    scope = open_scope()
+    yield
+    close_scope(scope)
 
 
 @pytest.fixture(autouse=True)
@@ -143,7 +153,7 @@ def api_as(db: None) -> Any:
     from custodia.accounts.actions import do_create_api_token
 
     def make(actor: Actor) -> HttpsClient:
-        activate(actor)
+        act(actor)
         _token, plain = do_create_api_token(actor=actor, name="test")
         return HttpsClient(HTTP_AUTHORIZATION=f"Bearer {plain}")
 

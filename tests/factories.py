@@ -17,12 +17,13 @@ from custodia.accounts import stepup
 from custodia.accounts.models import User
 from custodia.clients.actions import do_assign_staff, do_create_client
 from custodia.clients.models import Client
+from custodia.core.actor import Actor
+from custodia.core.permissions import Role
 from custodia.scheduling.actions import do_create_service, do_create_visit
 from custodia.scheduling.models import Service, Visit
 from custodia.tenancy.actions import do_create_business
-from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.models import Membership
-from custodia.tenancy.permissions import Role
+from tests.acting import act
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -85,7 +86,7 @@ def stale(actor: Actor) -> Actor:
 
 def add_member(owner: Actor, user: User, role: Role, client: Client | None = None) -> Actor:
     """Add `user` to the owner's business directly (the invitation flow is tested on its own)."""
-    activate(owner)
+    act(owner)
     membership = Membership.objects.create(
         tenant_id=owner.tenant_id, user=user, role=role, client=client
     )
@@ -123,7 +124,7 @@ def build_business(name: str) -> Business:
     manager = add_member(owner, UserFactory(), Role.MANAGER)
     staff = add_member(owner, UserFactory(), Role.STAFF)
     other_staff = add_member(owner, UserFactory(), Role.STAFF)
-    activate(owner)
+    act(owner)
     client = do_create_client(
         actor=owner,
         name=f"{name} Client",
@@ -137,7 +138,7 @@ def build_business(name: str) -> Business:
     )
     other_client = do_create_client(actor=owner, name=f"{name} Other", door_code="9999")
     client_login = add_member(owner, UserFactory(), Role.CLIENT, client=client)
-    activate(owner)
+    act(owner)
     do_assign_staff(client, staff.membership, actor=owner)
     service = do_create_service(actor=owner, name="Walk", duration_minutes=60, price_cents=2500)
     start = timezone.now() + dt.timedelta(hours=2)

@@ -42,7 +42,7 @@ def prepare_server_database(name: str, *, fresh: bool = True) -> None:
     """Create and migrate database `name` for a test server, outside this process's connections."""
     code = (
         "import django; django.setup()\n"
-        "from custodia.web.management.commands.setup import prepare_database\n"
+        "from custodia.ops.management.commands.setup import prepare_database\n"
         f"prepare_database({name!r}, fresh={fresh!r})\n"
     )
     subprocess.run(  # noqa: S603

@@ -19,21 +19,21 @@ from django.db import connections
 from django.utils import timezone
 
 from custodia import cli
-from custodia.accounts import access as accounts_access
 from custodia.accounts.models import User
 from custodia.clients.access import list_clients
+from custodia.core.actor import Actor
+from custodia.core.dbcontext import set_db_context
+from custodia.core.permissions import Permission, Role
 from custodia.embedded import postgres_bin_dir
+from custodia.ops.management.commands import demo
 from custodia.scheduling.access import list_services, list_visits
 from custodia.tenancy.access import memberships_of
-from custodia.tenancy.context import Actor, activate, set_db_context
-from custodia.tenancy.permissions import Permission, Role
-from custodia.web.management.commands import demo
+from tests.acting import act, resolve_token
 from tests.factories import PASSWORD, UserFactory, add_member
 
 STRONG = "a long and unusual pass phrase 93"
-# The bearer lookup the API uses (actor_for_token cannot see the membership under RLS; the API
-# helper added actor_for_bearer for that reason).
-actor_for_token = getattr(accounts_access, "actor_for_bearer", accounts_access.actor_for_token)
+# The bearer lookup the API uses (tenancy/actors.py), acting in the test's scope.
+actor_for_token = resolve_token
 
 
 def run(*args: str) -> list[str]:
@@ -50,7 +50,7 @@ def actor_of(email: str) -> Actor:
     memberships = list(memberships_of(user))
     assert len(memberships) == 1
     actor = Actor(user, memberships[0])
-    activate(actor)
+    act(actor)
     return actor
 
 
@@ -260,7 +260,7 @@ def test_token_create_prints_a_working_token_last(db, matrix):
     assert actor is not None
     assert actor.membership.pk == matrix.a.staff.membership.pk
     assert actor.scopes == frozenset({Permission.CLIENTS_RECORD_READ})
-    activate(actor)
+    act(actor)
     assert [c.name for c in list_clients(actor)] == ["Alpha Client"]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from custodia.web.management.commands.serve import local_public_url
+from custodia.ops.management.commands.serve import local_public_url
 from tests.servers import free_port, start_server, tls_client_context
 
 
@@ -177,7 +177,7 @@ class Unreadable:
 def call_redirect(
     environ: dict[str, Any], port: int = 8443, origin: str = ""
 ) -> tuple[str, dict[str, str], bytes]:
-    from custodia.web import redirect
+    from custodia.ops import redirect
 
     seen: dict[str, Any] = {}
 

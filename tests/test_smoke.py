@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from custodia.clients.access import list_clients
-from custodia.tenancy.context import activate
+from tests.acting import act
 
 
 def test_matrix_builds_and_isolates(matrix):
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert {c.name for c in list_clients(matrix.a.owner)} == {"Alpha Client", "Alpha Other"}
-    activate(matrix.a.staff)
+    act(matrix.a.staff)
     assert [c.name for c in list_clients(matrix.a.staff)] == ["Alpha Client"]

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
-from custodia.config import (
+from custodia.core.config import (
     env_bool,
     env_email_address,
     env_int,
@@ -101,13 +101,16 @@ INSTALLED_APPS = [
     "custodia.scheduling",
     "custodia.audit",
     "custodia.crypto",
-    "custodia.trust",
     "custodia.web",
+    # Every `custodia` command (setup, serve, demo, token, keys, audit, ...).
+    "custodia.ops",
 ]
 
+# The request pipeline, in order: web/middleware.py describes each step (and Custodia's own are
+# all importable from there).
 MIDDLEWARE = [
     # First: the request id and client address that logs and the audit trail name.
-    "custodia.web.requestctx.RequestContextMiddleware",
+    "custodia.web.middleware.RequestContextMiddleware",
     "custodia.web.middleware.RefuseUnsafeMethodsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "custodia.web.middleware.SecurityHeadersMiddleware",
@@ -129,13 +132,13 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     # Replaces allauth's UserSessionsMiddleware (same tracking, at most once a minute) and ends
     # idle and over-age sessions before a tenant context is made (accounts/sessions.py).
-    "custodia.accounts.sessions.SessionLifetimeMiddleware",
+    "custodia.web.middleware.SessionLifetimeMiddleware",
     # Before TenantMiddleware: counts API requests in a statement of its own (a row lock held
     # for the whole request would queue a token's parallel requests) and refuses before any work.
-    "custodia.api.ratelimit.ApiRateLimitMiddleware",
-    "custodia.tenancy.middleware.TenantMiddleware",
+    "custodia.web.middleware.ApiRateLimitMiddleware",
+    "custodia.web.middleware.TenantMiddleware",
     # After TenantMiddleware: reads request.actor, queries inside the request's transaction.
-    "custodia.accounts.mfa.MFAPolicyMiddleware",
+    "custodia.web.middleware.MFAPolicyMiddleware",
     "custodia.web.middleware.BusyMiddleware",
     "custodia.web.middleware.StepUpMiddleware",
     "custodia.web.middleware.CryptoErrorMiddleware",
@@ -154,7 +157,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "custodia.tenancy.context_processors.tenancy",
+                "custodia.web.tenancy.context_processors.tenancy",
             ],
         },
     },
@@ -236,7 +239,7 @@ else:
     }
 
 # The row-level security context is set only by a database function that checks this key
-# (tenancy/context.py): with the app role's password alone, a session sees no business's rows.
+# (core/dbcontext.py): with the app role's password alone, a session sees no business's rows.
 # `custodia setup` stores its SHA-256 digest in the database. Every app host needs the same key.
 DB_CONTEXT_KEY = env_str("CUSTODIA_DB_CONTEXT_KEY", "") or generated_secret(
     VAR_DIR / "secrets" / "db_context_key"
@@ -369,7 +372,7 @@ ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
-ACCOUNT_SIGNUP_FORM_CLASS = "custodia.tenancy.forms.BusinessSignupForm"
+ACCOUNT_SIGNUP_FORM_CLASS = "custodia.web.tenancy.forms.BusinessSignupForm"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Custodia] "
 
@@ -585,7 +588,7 @@ NINJA_PAGINATION_MAX_LIMIT = 200
 LOG_LEVEL = env_str("CUSTODIA_LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
     raise ImproperlyConfigured("CUSTODIA_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR.")
-# JSON lines with the request id (web/logs.py); "plain" is for people reading a local console.
+# JSON lines with the request id (core/logs.py); "plain" is for people reading a local console.
 LOG_FORMAT = env_str("CUSTODIA_LOG_FORMAT", "json")
 if LOG_FORMAT not in {"json", "plain"}:
     raise ImproperlyConfigured("CUSTODIA_LOG_FORMAT must be json or plain.")
@@ -593,8 +596,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {"()": "custodia.web.logs.JsonFormatter"},
-        "plain": {"()": "custodia.web.logs.PlainFormatter"},
+        "json": {"()": "custodia.core.logs.JsonFormatter"},
+        "plain": {"()": "custodia.core.logs.PlainFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

@@ -6,9 +6,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from custodia.api.routes import api
-from custodia.config import env_bool
-from custodia.trust import views as trust_views
 from custodia.web import views as web_views
+from custodia.web.trust import views as trust_views
 
 urlpatterns = [
     path("", web_views.home, name="home"),
@@ -18,19 +17,15 @@ urlpatterns = [
     # session by its stored key (accounts/sessionstore.py) and drop every one from the list.
     path("accounts/sessions/", RedirectView.as_view(pattern_name="security_panel")),
     path("accounts/", include("allauth.urls")),
-    path("", include("custodia.tenancy.urls")),
-    path("app/", include("custodia.accounts.urls")),
-    path("app/", include("custodia.clients.urls")),
-    path("app/", include("custodia.scheduling.urls")),
-    path("app/", include("custodia.audit.urls")),
+    path("", include("custodia.web.tenancy.urls")),
+    path("app/", include("custodia.web.accounts.urls")),
+    path("app/", include("custodia.web.clients.urls")),
+    path("app/", include("custodia.web.scheduling.urls")),
+    path("app/", include("custodia.web.audit.urls")),
     path("api/v1/", api.urls),
     path(".well-known/security.txt", trust_views.security_txt, name="security_txt"),
     path("security/", trust_views.security_page, name="security_page"),
 ]
-
-# Benchmark baseline views (bench/README.md); bench_views refuses to load in production.
-if env_bool("CUSTODIA_BENCH_BASELINE", False):
-    urlpatterns.append(path("bench/bare/", include("custodia.web.bench_views")))
 
 handler400 = "custodia.web.views.bad_request"
 handler403 = "custodia.web.views.forbidden"

@@ -25,13 +25,13 @@ from custodia.accounts.access import recent_security_events
 from custodia.accounts.models import LoginThrottle, SecurityEventKind, User
 from custodia.accounts.notifications import notify_lockout
 from custodia.accounts.throttle import (
-    client_ip,
     code_throttle_key,
     forget_failures,
     record_failure,
     throttle_key,
 )
-from custodia.accounts.unlock import TOKEN_COOKIE
+from custodia.core.requestctx import client_ip
+from custodia.web.accounts.unlock import TOKEN_COOKIE
 from tests.conftest import HttpsClient
 from tests.factories import PASSWORD, UserFactory
 

@@ -19,8 +19,9 @@ from django.urls import reverse
 
 from custodia.accounts import mfa
 from custodia.accounts.models import User
-from custodia.tenancy.context import Actor, activate
+from custodia.core.actor import Actor
 from custodia.tenancy.models import Business
+from tests.acting import act
 from tests.conftest import HttpsClient
 from tests.factories import PASSWORD
 
@@ -49,7 +50,7 @@ def enrol_totp(user: User) -> str:
 
 def require(owner: Actor, **flags: bool) -> None:
     """The owner switches on the business's MFA policy for some roles."""
-    activate(owner)
+    act(owner)
     assert Business.objects.filter(pk=owner.tenant_id).update(**flags) == 1
 
 
@@ -232,7 +233,7 @@ def test_a_covered_member_posting_elsewhere_changes_nothing(web_as, matrix):
     assert response["Location"] == reverse("mfa_index")
     from custodia.clients.models import Client
 
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert not Client.objects.filter(name="Should Not Exist").exists()
 
 
@@ -256,7 +257,7 @@ def test_a_covered_members_token_stops_until_they_have_a_factor(api_as, matrix):
     assert created.status_code == 403
     from custodia.clients.models import Client
 
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert not Client.objects.filter(name="Via Token").exists()
     RecoveryCodes.activate(matrix.a.manager.user)  # recovery codes alone are not a factor
     assert api.get("/api/v1/clients").status_code == 403

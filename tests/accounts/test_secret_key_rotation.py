@@ -19,9 +19,9 @@ from custodia.accounts import mfa
 from custodia.accounts.access import TOKEN_PURPOSE
 from custodia.accounts.digests import digest_secret
 from custodia.accounts.models import ApiToken, User
-from custodia.tenancy.context import activate
-from custodia.web.management.commands.setup import reseal_after_key_rotation
+from custodia.ops.management.commands.setup import reseal_after_key_rotation
 from tests.accounts.test_mfa import NOW, enrol_totp, password_login, totp_now
+from tests.acting import act
 
 NEW_KEY = "new-" + "k7Qz9wX2mP4vR8sT1uY6bN3cD5fG0hJ" * 2
 OTHER_KEY = "other-" + "a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV" * 2
@@ -38,7 +38,7 @@ def sealed_values(user: User) -> list[str]:
 
 
 def token_digest(actor: Any) -> str:
-    activate(actor)
+    act(actor)
     return ApiToken.objects.get(user=actor.user, tenant_id=actor.tenant_id).digest
 
 

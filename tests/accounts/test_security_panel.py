@@ -11,7 +11,7 @@ from django.contrib.sessions.models import Session
 
 from custodia.accounts.actions import do_create_api_token
 from custodia.accounts.sessionstore import stored_key
-from custodia.tenancy.context import activate
+from tests.acting import act
 from tests.conftest import HttpsClient
 from tests.web.support import anonymous, logged_in, text, title
 
@@ -126,7 +126,7 @@ def test_the_panel_needs_a_login(db):
 
 def test_the_panel_lists_api_tokens_with_last_use_and_revokes_them(matrix):
     staff = matrix.a.staff
-    activate(staff)
+    act(staff)
     token, plain = do_create_api_token(actor=staff, name="Spreadsheet")
     page = logged_in(staff)
     words = text(page.get("/app/security/"))

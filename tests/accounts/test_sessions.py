@@ -19,11 +19,11 @@ from custodia.accounts import sessionlist, sessions
 from custodia.accounts.models import User
 from custodia.accounts.sessions import ENDED, STARTED_KEY, TIMED_OUT, TOO_OLD
 from custodia.accounts.sessionstore import stored_key
+from custodia.core.permissions import Role
 from custodia.tenancy.actions import do_change_role, do_deactivate_member
-from custodia.tenancy.context import activate
-from custodia.tenancy.middleware import ACTIVE_BUSINESS_SESSION_KEY
+from custodia.tenancy.actors import ACTIVE_BUSINESS_SESSION_KEY
 from custodia.tenancy.models import Business
-from custodia.tenancy.permissions import Role
+from tests.acting import act
 from tests.conftest import HttpsClient
 from tests.factories import PASSWORD, TenantMatrix, add_member
 from tests.web.support import logged_in, text
@@ -70,7 +70,7 @@ def log_in(client: HttpsClient, email: str, *, remember: bool = False) -> None:
 
 
 def set_idle_minutes(owner, minutes: int) -> None:
-    activate(owner)
+    act(owner)
     assert Business.objects.filter(pk=owner.tenant_id).update(session_idle_minutes=minutes) == 1
 
 
@@ -317,7 +317,7 @@ def test_deactivation_ends_the_members_sessions_for_that_business_only(matrix):
     b_actor = add_member(matrix.b.owner, user, Role.STAFF)
     in_a, in_b = logged_in(a.staff), logged_in(b_actor)
     assert is_logged_in(in_a) and is_logged_in(in_b)
-    activate(a.owner)
+    act(a.owner)
     do_deactivate_member(a.staff.membership, actor=a.owner)
     assert not is_logged_in(in_a)
     assert is_logged_in(in_b)
@@ -326,7 +326,7 @@ def test_deactivation_ends_the_members_sessions_for_that_business_only(matrix):
 def test_a_role_change_ends_the_members_sessions(matrix):
     a = matrix.a
     first, second = two_sessions(a.staff)
-    activate(a.owner)
+    act(a.owner)
     do_change_role(a.staff.membership, Role.MANAGER, actor=a.owner)
     assert not is_logged_in(first) and not is_logged_in(second)
 

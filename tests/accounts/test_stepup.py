@@ -23,9 +23,10 @@ from custodia.accounts.stepup import (
     require_card_window,
     require_step_up,
 )
+from custodia.core.actor import Actor
+from custodia.core.permissions import Role
 from custodia.tenancy.actions import do_change_role
-from custodia.tenancy.context import Actor, activate
-from custodia.tenancy.permissions import Role
+from tests.acting import act
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix, stale
 from tests.web.support import age_session
@@ -184,12 +185,12 @@ def test_token_creation_and_role_changes_ask_inside_the_action(
     matrix: TenantMatrix, now: Clock
 ) -> None:
     owner = session_actor(matrix.a.owner, password(T0 - 6 * MINUTE))
-    activate(owner)
+    act(owner)
     with pytest.raises(StepUpRequired):
         do_create_api_token(actor=owner, name="sneaky")
     with pytest.raises(StepUpRequired):
         do_change_role(matrix.a.staff.membership, Role.MANAGER, actor=owner)
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert not ApiToken.objects.filter(name="sneaky").exists()
     matrix.a.staff.membership.refresh_from_db()
     assert matrix.a.staff.membership.role == Role.STAFF
@@ -203,7 +204,7 @@ def test_a_stale_session_creating_a_token_is_sent_to_step_up(matrix: TenantMatri
     )
     assert answer.status_code == 302
     assert answer["Location"] == "/app/step-up/?next=%2Fapp%2Ftokens%2F"
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert not ApiToken.objects.filter(name="laptop").exists()
     # The step-up page asks for the password first.
     step = browser.get(answer["Location"])
@@ -232,7 +233,7 @@ def test_a_fresh_session_creates_a_token(matrix: TenantMatrix) -> None:
     browser = HttpsClient().act_as(matrix.a.owner)
     answer = browser.post("/app/tokens/new/", {"name": "laptop"})
     assert answer.status_code == 200
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert ApiToken.objects.filter(name="laptop").exists()
 
 
@@ -247,7 +248,7 @@ def test_granting_or_taking_away_the_run_of_the_business_asks_inside_the_action(
     from custodia.tenancy.models import Business, Invitation
 
     owner = session_actor(matrix.a.owner, password(T0 - 6 * MINUTE))
-    activate(owner)
+    act(owner)
     # Staff too: a staff member sees door codes around their visits (tests/security/
     # test_door_codes.py); client portal invitations stay everyday work.
     for role in (Role.OWNER, Role.MANAGER, Role.STAFF):
@@ -264,7 +265,7 @@ def test_granting_or_taking_away_the_run_of_the_business_asks_inside_the_action(
             mfa_required_staff=False,
             actor=owner,
         )
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert not Invitation.objects.filter(
         email__in=["owner@example.test", "manager@example.test", "staff@example.test"]
     )

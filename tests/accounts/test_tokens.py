@@ -21,18 +21,17 @@ from custodia.accounts.digests import digest_secret
 from custodia.accounts.models import ApiToken, User
 from custodia.clients.access import list_clients
 from custodia.clients.actions import do_create_client
+from custodia.core.actor import Actor
+from custodia.core.dbcontext import clear
+from custodia.core.permissions import ROLE_PERMISSIONS, Permission, Role
 from custodia.tenancy.actions import do_change_role, do_deactivate_member
-from custodia.tenancy.context import Actor, activate, clear
-from custodia.tenancy.permissions import ROLE_PERMISSIONS, Permission, Role
+from tests.acting import act, resolve_token
 from tests.factories import TenantMatrix
 
 pytestmark = pytest.mark.django_db
 
-# The resolver the API authenticates with. `actor_for_token` joins the token's membership while
-# only the prefix is in the RLS context, so it never finds one; `actor_for_bearer` replaced it.
-resolve: Callable[[str], Actor | None] = getattr(
-    accounts_access, "actor_for_bearer", accounts_access.actor_for_token
-)
+# The resolver the API authenticates with (tenancy/actors.py), acting in the test's scope.
+resolve: Callable[[str], Actor | None] = resolve_token
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +40,7 @@ def fast_password_hashing(settings: Any) -> None:
 
 
 def make_token(actor: Actor, **kwargs: Any) -> tuple[ApiToken, str]:
-    activate(actor)
+    act(actor)
     return do_create_api_token(actor=actor, name=kwargs.pop("name", "test"), **kwargs)
 
 
@@ -68,7 +67,7 @@ def test_default_scopes_are_the_roles_permissions(matrix: TenantMatrix, role: st
 
 
 def test_client_logins_cannot_create_tokens(matrix: TenantMatrix) -> None:
-    activate(matrix.a.client_login)
+    act(matrix.a.client_login)
     with pytest.raises(PermissionDenied):
         do_create_api_token(actor=matrix.a.client_login, name="mine")
 
@@ -90,11 +89,11 @@ def test_scopes_beyond_the_role_or_unknown_are_refused(
     matrix: TenantMatrix, role: str, scopes: list[str], field: str
 ) -> None:
     actor = getattr(matrix.a, role)
-    activate(actor)
+    act(actor)
     with pytest.raises(ValidationError) as caught:
         do_create_api_token(actor=actor, name="x", scopes=scopes)
     assert field in caught.value.message_dict
-    activate(actor)
+    act(actor)
     assert ApiToken.objects.filter(user=actor.user).count() == 0
 
 
@@ -108,7 +107,7 @@ def test_scopes_beyond_the_role_or_unknown_are_refused(
     ],
 )
 def test_token_lifetime_is_bounded(matrix: TenantMatrix, days: int) -> None:
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     with pytest.raises(ValidationError) as caught:
         do_create_api_token(actor=matrix.a.owner, name="x", days=days)
     assert "days" in caught.value.message_dict
@@ -126,7 +125,7 @@ def test_the_plain_token_is_never_stored(matrix: TenantMatrix) -> None:
     token, plain = make_token(matrix.a.owner, scopes=["clients:record:read"])
     secret = plain.split("_", 2)[2]
     assert len(secret) >= 40
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM accounts_apitoken WHERE id = %s", [token.pk])
         row = cursor.fetchone()
@@ -144,11 +143,11 @@ def test_the_plain_token_is_never_stored(matrix: TenantMatrix) -> None:
 
 def test_revoking_is_for_the_tokens_own_user(matrix: TenantMatrix) -> None:
     token, plain = make_token(matrix.a.staff)
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     with pytest.raises(Http404):
         do_revoke_api_token(token, actor=matrix.a.owner)
     assert present(plain) is not None
-    activate(matrix.a.staff)
+    act(matrix.a.staff)
     do_revoke_api_token(token, actor=matrix.a.staff)
     assert present(plain) is None
 
@@ -165,7 +164,7 @@ def test_a_valid_token_is_its_membership_with_its_scopes(matrix: TenantMatrix) -
     assert actor.user == matrix.a.manager.user
     assert actor.membership == matrix.a.manager.membership
     assert actor.scopes == {Permission.CLIENTS_RECORD_READ, Permission.VISITS_READ}
-    activate(matrix.a.manager)
+    act(matrix.a.manager)
     token.refresh_from_db()
     assert token.last_used_at is not None
 
@@ -205,13 +204,13 @@ def test_expired_revoked_and_inactive_tokens_are_nobody(matrix: TenantMatrix) ->
     for plain in (expired_plain, revoked_plain, staff_plain, other_plain):
         assert present(plain) is not None
 
-    activate(a.owner)
+    act(a.owner)
     ApiToken.objects.filter(pk=expired.pk).update(
         expires_at=timezone.now() - dt.timedelta(seconds=1)
     )
-    activate(a.manager)
+    act(a.manager)
     do_revoke_api_token(revoked, actor=a.manager)
-    activate(a.owner)
+    act(a.owner)
     do_deactivate_member(a.staff.membership, actor=a.owner)
     User.objects.filter(pk=a.other_staff.user.pk).update(is_active=False)
 
@@ -226,26 +225,26 @@ def test_a_token_is_narrowed_by_scopes_and_by_the_current_role(matrix: TenantMat
 
     owner_by_token = present(read_only_plain)
     assert owner_by_token is not None
-    activate(owner_by_token)
+    act(owner_by_token)
     assert {c.pk for c in list_clients(owner_by_token)} == {a.client.pk, a.other_client.pk}
     with pytest.raises(PermissionDenied):
         do_create_client(actor=owner_by_token, name="Via read-only token")
     assert not owner_by_token.can(Permission.STAFF_ROLE_WRITE)
 
     # The manager becomes staff: the token keeps its scopes, but only what the role allows counts.
-    activate(a.owner)
+    act(a.owner)
     do_change_role(a.manager.membership, Role.STAFF, actor=a.owner)
     demoted = present(plain)
     assert demoted is not None and demoted.role == Role.STAFF
     assert demoted.can(Permission.CLIENTS_RECORD_READ)
     assert not demoted.can(Permission.CLIENTS_RECORD_WRITE)
-    activate(demoted)
+    act(demoted)
     with pytest.raises(PermissionDenied):
         do_create_client(actor=demoted, name="Via demoted token")
     assert list_clients(demoted).count() == 0  # staff, assigned to nobody
 
     # Scopes stored that no longer exist are ignored, not an error.
-    activate(a.owner)
+    act(a.owner)
     ApiToken.objects.filter(pk=read_only.pk).update(scopes=["clients:record:read", "gone:away"])
     again = present(read_only_plain)
     assert again is not None and again.scopes == {Permission.CLIENTS_RECORD_READ}
@@ -255,7 +254,7 @@ def test_a_token_only_ever_acts_in_its_own_business(matrix: TenantMatrix) -> Non
     _token, plain = make_token(matrix.b.owner)
     actor = present(plain)
     assert actor is not None and actor.tenant_id == matrix.b.owner.tenant_id
-    activate(actor)
+    act(actor)
     assert {c.pk for c in list_clients(actor)} == {matrix.b.client.pk, matrix.b.other_client.pk}
 
 
@@ -297,17 +296,17 @@ def test_a_nul_byte_in_a_token_is_nobody(matrix: TenantMatrix, presented: str) -
 def test_last_use_is_written_once_a_minute_not_on_every_request(matrix: TenantMatrix) -> None:
     token, plain = make_token(matrix.a.manager, scopes=["clients:record:read"])
     assert present(plain) is not None
-    activate(matrix.a.manager)
+    act(matrix.a.manager)
     token.refresh_from_db()
     first = token.last_used_at
     assert first is not None
     assert present(plain) is not None
-    activate(matrix.a.manager)
+    act(matrix.a.manager)
     token.refresh_from_db()
     assert token.last_used_at == first
     # A minute later the next use is recorded.
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=first - dt.timedelta(seconds=61))
     assert present(plain) is not None
-    activate(matrix.a.manager)
+    act(matrix.a.manager)
     token.refresh_from_db()
     assert token.last_used_at is not None and token.last_used_at > first

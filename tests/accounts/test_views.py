@@ -6,7 +6,7 @@ import re
 
 from custodia.accounts.access import list_tokens
 from custodia.accounts.models import ApiToken
-from custodia.tenancy.context import activate
+from tests.acting import act
 from tests.conftest import HttpsClient
 from tests.web.support import logged_in, snapshot, text, title
 
@@ -24,7 +24,7 @@ def test_member_creates_sees_once_and_revokes_a_token(matrix):
     plain = re.search(r'value="(cst_[^"]+)"', created.content.decode()).group(1)
     # Shown on this page only: not in the session, not in the database, not on the list.
     assert plain not in str(dict(browser.session.items()))
-    activate(a.staff)
+    act(a.staff)
     token = list_tokens(a.staff).get()
     assert token.name == "Spreadsheet" and plain not in str(ApiToken.objects.values().get())
     listing = browser.get("/app/tokens/")
@@ -36,7 +36,7 @@ def test_member_creates_sees_once_and_revokes_a_token(matrix):
     assert api.get("/api/v1/clients").status_code == 200
     revoked = browser.post(f"/app/tokens/{token.pk}/revoke/")
     assert revoked.status_code == 302 and revoked["Location"] == "/app/tokens/"
-    activate(a.staff)
+    act(a.staff)
     assert list_tokens(a.staff).get().revoked_at is not None
     assert api.get("/api/v1/clients").status_code == 401
 
@@ -55,7 +55,7 @@ def test_only_the_tokens_owner_can_revoke_it(matrix):
     from custodia.accounts.actions import do_create_api_token
 
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     token, _plain = do_create_api_token(actor=a.owner, name="owner's")
     before = snapshot(matrix)
     for actor in (a.manager, a.staff, matrix.outsider):

@@ -12,10 +12,11 @@ from django.http import HttpResponse
 from django.utils import timezone
 
 from custodia.clients.models import Assignment, Client, HomeAccess
+from custodia.core.actor import Actor
+from custodia.core.permissions import Permission
 from custodia.scheduling.models import Service, Visit
-from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.models import Business, Invitation, Membership
-from custodia.tenancy.permissions import Permission
+from tests.acting import act
 from tests.factories import TenantMatrix
 
 API = "/api/v1"
@@ -81,7 +82,7 @@ def snapshot(matrix: TenantMatrix) -> dict[str, dict[str, list[dict[str, Any]]]]
     """Every row of both businesses, each read by its own owner."""
     state = {}
     for name, business in (("a", matrix.a), ("b", matrix.b)):
-        activate(business.owner)
+        act(business.owner)
         state[name] = {
             model.__name__: list(model.objects.order_by("pk").values()) for model in MODELS
         }

@@ -12,7 +12,7 @@ from django.utils import timezone
 from custodia.accounts.actions import do_create_api_token, do_revoke_api_token
 from custodia.accounts.models import ApiToken, User
 from custodia.tenancy.actions import do_deactivate_member
-from custodia.tenancy.context import activate
+from tests.acting import act
 from tests.api.conftest import assert_error, fill, names, send, snapshot
 from tests.api.test_matrix import CASES
 from tests.conftest import HttpsClient
@@ -25,7 +25,7 @@ def bearer(value: str) -> HttpsClient:
 
 def token_of(matrix: TenantMatrix, role: str = "owner", **options: Any) -> tuple[ApiToken, str]:
     actor = getattr(matrix.a, role)
-    activate(actor)
+    act(actor)
     return do_create_api_token(actor=actor, name="test", **options)
 
 
@@ -64,7 +64,7 @@ def expired(matrix: TenantMatrix) -> HttpsClient:
 
 def deactivated_member(matrix: TenantMatrix) -> HttpsClient:
     token, plain = token_of(matrix, "manager")
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     do_deactivate_member(matrix.a.manager.membership, actor=matrix.a.owner)
     return bearer(f"Bearer {plain}")
 
@@ -107,14 +107,14 @@ def test_a_token_works_until_revoked(matrix: TenantMatrix) -> None:
     token, plain = token_of(matrix)
     client = bearer(f"Bearer {plain}")
     assert send(client, "GET", "/clients").status_code == 200
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     do_revoke_api_token(token, actor=matrix.a.owner)
     assert_error(send(client, "GET", "/clients"), 401)
 
 
 def test_a_token_never_reaches_another_business(matrix: TenantMatrix) -> None:
     """B's owner's token, presented for A's objects, sees nothing of A."""
-    activate(matrix.b.owner)
+    act(matrix.b.owner)
     _b_token, b_plain = do_create_api_token(actor=matrix.b.owner, name="b")
     client = bearer(f"Bearer {b_plain}")
     for path in (

@@ -10,8 +10,8 @@ from django.core import mail
 
 from custodia.scheduling.access import access_visit_by_id
 from custodia.tenancy.access import access_member_by_id
-from custodia.tenancy.context import activate
 from custodia.tenancy.reads import Intent
+from tests.acting import act
 from tests.api.conftest import send, soon
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix
@@ -111,7 +111,7 @@ def test_home_access_only_for_those_who_may_see_it(
 
 
 def test_staff_outside_the_visit_window_get_no_codes(matrix: TenantMatrix, api_as: Any) -> None:
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     later = matrix.a.visit.starts_at + dt.timedelta(days=30)
     response = send(
         api_as(matrix.a.owner),
@@ -217,7 +217,7 @@ def test_owner_changes_a_role_from_a_recently_confirmed_session(matrix: TenantMa
         {"role": "manager"},
     )
     assert response.json()["role"] == "manager"
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert access_member_by_id(matrix.a.owner, matrix.a.staff.membership.pk).role == "manager"
 
 
@@ -231,7 +231,7 @@ def test_a_role_change_is_refused_to_an_api_token(matrix: TenantMatrix, api_as: 
     )
     assert response.status_code == 403
     assert "an API token cannot" in response.json()["detail"]
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert access_member_by_id(matrix.a.owner, matrix.a.staff.membership.pk).role == "staff"
 
 
@@ -272,7 +272,7 @@ def test_staff_report_on_their_visit_but_change_nothing_else(
     assert done.json()["status"] == "completed" and done.json()["report"] == "All good"
     moved = send(staff, "PATCH", path, {"starts_at": soon(days=9)})
     assert moved.status_code == 422 and "starts_at" in moved.json()["errors"]
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     visit = access_visit_by_id(matrix.a.owner, matrix.a.visit.pk, intent=Intent.SHOW)
     assert visit.starts_at == matrix.a.visit.starts_at
 

@@ -222,9 +222,9 @@ def test_a_visit_stored_out_of_range_can_still_change_in_other_ways(
 ) -> None:
     """Only the times sent are checked: a visit saved before the range existed is not stuck."""
     from custodia.scheduling.models import Visit
-    from custodia.tenancy.context import activate
+    from tests.acting import act
 
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     far = dt.datetime(9999, 12, 31, 22, tzinfo=dt.UTC)
     Visit.objects.filter(pk=matrix.a.visit.pk).update(
         starts_at=far, ends_at=far + dt.timedelta(hours=1)

@@ -12,7 +12,7 @@ import pytest
 
 from custodia.clients.actions import do_create_client
 from custodia.tenancy import paging
-from custodia.tenancy.context import activate
+from tests.acting import act
 from tests.api.conftest import send
 from tests.factories import TenantMatrix
 
@@ -35,7 +35,7 @@ def _names(page: dict[str, Any]) -> list[str]:
 
 def test_every_client_once_in_order_forward_and_back(matrix: TenantMatrix, api_as: Any) -> None:
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     # Equal names straddle page boundaries: the id decides between them.
     for name in ["Zoe", "Same Name", "Same Name", "Same Name", "same name", "Émile", "Al"]:
         do_create_client(actor=owner, name=name)
@@ -60,7 +60,7 @@ def test_every_client_once_in_order_forward_and_back(matrix: TenantMatrix, api_a
 
 def test_search_results_page_too(matrix: TenantMatrix, api_as: Any) -> None:
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     for n in range(5):
         do_create_client(actor=owner, name=f"Alpha Extra {n}")
     pages = _pages(api_as(owner), "/clients", 2, q="alpha e")
@@ -74,7 +74,7 @@ def test_the_count_stops_at_the_cap(
 ) -> None:
     monkeypatch.setattr(paging, "COUNT_CAP", 3)
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     for n in range(3):
         do_create_client(actor=owner, name=f"Extra {n}")
     page = send(api_as(owner), "GET", "/clients").json()

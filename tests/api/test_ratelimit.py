@@ -18,7 +18,7 @@ from django.utils import timezone
 from custodia.accounts.models import ApiRateLimit, SecurityEvent, SecurityEventKind
 from custodia.api import ratelimit
 from custodia.audit.models import AuditEvent
-from custodia.tenancy.context import activate
+from tests.acting import act
 from tests.api.conftest import assert_error, send
 from tests.factories import TenantMatrix
 
@@ -28,7 +28,7 @@ limited = override_settings(API_RATE_LIMIT_PER_MINUTE=LIMIT)
 
 def business_events(matrix: TenantMatrix) -> int:
     """Audit events of business A (as its owner sees them)."""
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     return AuditEvent.objects.count()
 
 
@@ -57,7 +57,7 @@ def test_over_the_limit_is_a_429_that_writes_no_audit_event(
     assert business_events(matrix) == written
     # The first refusal is on record, once: refusals cannot flood the trail either.
     assert notices(actor.user) == 1
-    activate(actor)
+    act(actor)
     assert (
         AuditEvent.objects.filter(action="auth.rate_limited", actor_user_id=actor.user.pk).count()
         == 1
@@ -215,6 +215,6 @@ def test_the_security_page_claim_holds(web: Any) -> None:
     page = web.get("/security/").content.decode()
     assert "The API is rate-limited per token and per signed-in session" in page
     order = settings.MIDDLEWARE
-    limiter = order.index("custodia.api.ratelimit.ApiRateLimitMiddleware")
-    assert limiter < order.index("custodia.tenancy.middleware.TenantMiddleware")
-    assert limiter > order.index("custodia.accounts.sessions.SessionLifetimeMiddleware")
+    limiter = order.index("custodia.web.middleware.ApiRateLimitMiddleware")
+    assert limiter < order.index("custodia.web.middleware.TenantMiddleware")
+    assert limiter > order.index("custodia.web.middleware.SessionLifetimeMiddleware")

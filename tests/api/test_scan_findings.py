@@ -160,7 +160,7 @@ def test_the_service_form_refuses_a_php_filter_chain_and_only_echoes_what_was_se
     in the random name it sent, and the invalid form shows the submitted name again. Nothing is
     read from a file, nothing is saved."""
     from custodia.scheduling.models import Service
-    from custodia.tenancy.context import activate
+    from tests.acting import act
     from tests.web.support import logged_in
 
     service = matrix.a.service
@@ -174,5 +174,5 @@ def test_the_service_form_refuses_a_php_filter_chain_and_only_echoes_what_was_se
     page = answer.content.decode()
     assert "Walk \u00b8 long" in page  # the echo wapiti saw
     assert "root:x:0:0" not in page
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert Service.objects.get(pk=service.pk).name == service.name

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from custodia.tenancy.permissions import Role
+from custodia.core.permissions import Role
 from tests.api.conftest import assert_error, fill, names, send, snapshot
 from tests.factories import TenantMatrix, UserFactory, add_member
 

@@ -18,8 +18,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.http import HttpResponse
 
-from custodia.audit.events import AuditAction, Outcome
-from custodia.tenancy.context import Actor, set_db_context
+from custodia.core.actor import Actor
+from custodia.core.audit import AuditAction, Outcome
+from custodia.core.dbcontext import set_db_context
 from tests.api.conftest import fill
 from tests.factories import TenantMatrix
 

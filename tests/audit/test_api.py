@@ -10,9 +10,9 @@ import pytest
 
 from custodia.audit import access
 from custodia.audit.access import EventFilters
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction
-from custodia.tenancy.context import Actor, activate
+from custodia.core.actor import Actor
+from custodia.core.audit import AuditAction, record
+from tests.acting import act
 from tests.api import conftest as api_fixtures
 from tests.api.conftest import actor_for, assert_error, send
 from tests.factories import TenantMatrix
@@ -22,12 +22,12 @@ caller = api_fixtures.caller
 
 
 def read_by(actor: Actor, target: Any) -> None:
-    activate(actor)
+    act(actor)
     record(AuditAction.CLIENT_READ, actor=actor, target=target)
 
 
 def exports_of(owner: Actor) -> list[Any]:
-    activate(owner)
+    act(owner)
     return list(access.list_events(owner, EventFilters(action=AuditAction.AUDIT_EXPORT)))
 
 
@@ -40,7 +40,7 @@ def trail(matrix: TenantMatrix) -> TenantMatrix:
     """Staff of each business read its client; A's manager lists A's two clients."""
     for business in (matrix.a, matrix.b):
         read_by(business.staff, business.client)
-    activate(matrix.a.manager)
+    act(matrix.a.manager)
     record(
         AuditAction.CLIENT_LIST,
         actor=matrix.a.manager,
@@ -89,7 +89,7 @@ def test_owner_pages_by_id(caller: Any, trail: TenantMatrix) -> None:
 def test_reading_events_is_an_event(caller: Any, trail: TenantMatrix) -> None:
     a = trail.a
     send(caller(a.owner), "GET", "/audit/events?action=client.read")
-    activate(a.owner)
+    act(a.owner)
     (event,) = access.list_events(a.owner, EventFilters(action=AuditAction.AUDIT_READ))
     assert event.detail == {"count": 1, "filters": ["action"]}
 

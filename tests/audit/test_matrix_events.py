@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.http import HttpResponse
 
-from custodia.audit.events import AuditAction as A
+from custodia.core.audit import AuditAction as A
 from tests.api import conftest as api_fixtures
 from tests.api.conftest import ROLES, actor_for, fill, names, send
 from tests.api.test_matrix import CASES, PARAMS, Case

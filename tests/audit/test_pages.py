@@ -13,9 +13,9 @@ from django.core.exceptions import PermissionDenied
 
 from custodia.audit import access
 from custodia.audit.access import EventFilters
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction
-from custodia.tenancy.context import Actor, activate
+from custodia.core.actor import Actor
+from custodia.core.audit import AuditAction, record
+from tests.acting import act
 from tests.factories import TenantMatrix
 from tests.web.support import actor_for, text
 
@@ -35,7 +35,7 @@ def table_text(response: Any) -> str:
 
 def read_by(actor: Actor, target: Any, action: AuditAction = AuditAction.CLIENT_READ) -> None:
     """`actor` reads `target` (an event in the trail, as the instrumented apps write it)."""
-    activate(actor)
+    act(actor)
     record(action, actor=actor, target=target)
 
 
@@ -48,7 +48,7 @@ def trail(matrix: TenantMatrix) -> TenantMatrix:
     """A's staff read A's client, A's manager lists both clients; B's staff read B's client."""
     a, b = matrix.a, matrix.b
     read_by(a.staff, a.client)
-    activate(a.manager)
+    act(a.manager)
     record(AuditAction.CLIENT_LIST, actor=a.manager, subject_ids=[a.client.pk, a.other_client.pk])
     read_by(b.staff, b.client)
     return matrix
@@ -79,7 +79,7 @@ def test_another_business_never_appears(web_as: Any, trail: TenantMatrix) -> Non
     assert b.staff.user.display_name in outsider
     for marker in (a.staff.user.display_name, a.manager.user.display_name, str(a.client.pk)):
         assert marker not in outsider
-    activate(a.owner)
+    act(a.owner)
     assert {e.tenant_id for e in access.list_events(a.owner)} == {a.owner.tenant_id}
 
 
@@ -92,7 +92,7 @@ def test_lesser_roles_are_refused(web_as: Any, trail: TenantMatrix, role: str) -
     assert response.status_code == 403
     body = page_text(response)
     assert "client: list" not in body and str(trail.a.other_client.pk) not in body
-    activate(actor)
+    act(actor)
     with pytest.raises(PermissionDenied):
         access.list_events(actor)
 
@@ -177,7 +177,7 @@ def test_pages_by_id_without_counting(web_as: Any, matrix: TenantMatrix) -> None
 def test_reading_the_trail_is_itself_an_event(web_as: Any, trail: TenantMatrix) -> None:
     a = trail.a
     web_as(a.owner).get(URL, {"action": "client.read", "client": str(a.client.pk)})
-    activate(a.owner)
+    act(a.owner)
     read = access.list_events(a.owner, EventFilters(action=AuditAction.AUDIT_READ)).first()
     assert read is not None
     assert read.actor_user_id == a.owner.user.pk
@@ -191,9 +191,9 @@ def test_a_client_sees_who_accessed_their_record(trail: TenantMatrix) -> None:
     a, b = trail.a, trail.b
     read_by(a.staff, a.other_client)  # not theirs
     read_by(a.client_login, a.client)  # their own look at it: not news to them
-    activate(a.client_login)
+    act(a.client_login)
     record(AuditAction.VISIT_REQUEST, actor=a.client_login, target=a.visit)
-    activate(a.client_login)
+    act(a.client_login)
     # Newest first; older ones are the matrix's own setup (record created, staff assigned...).
     lines = access.recent_access_to_own_record(a.client_login)[:3]
     assert [(line.action_label, line.by_viewer) for line in lines] == [
@@ -213,7 +213,7 @@ def test_a_client_never_sees_staff_emails(matrix: TenantMatrix) -> None:
     a.staff.user.full_name = ""
     a.staff.user.save(update_fields=["full_name"])
     read_by(a.staff, a.client)
-    activate(a.client_login)
+    act(a.client_login)
     (line,) = [
         x
         for x in access.recent_access_to_own_record(a.client_login)
@@ -225,7 +225,7 @@ def test_a_client_never_sees_staff_emails(matrix: TenantMatrix) -> None:
 @pytest.mark.parametrize("role", ["owner", "manager", "staff", "outsider"])
 def test_only_a_client_has_an_own_record(trail: TenantMatrix, role: str) -> None:
     actor = actor_for(trail, role)
-    activate(actor)
+    act(actor)
     with pytest.raises(PermissionDenied):
         access.events_about_own_record(actor)
 

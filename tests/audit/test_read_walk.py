@@ -22,16 +22,17 @@ from django.urls import URLPattern, URLResolver, get_resolver, path
 from custodia import urls as custodia_urls
 from custodia.accounts.actions import do_create_api_token
 from custodia.api.routes import api
-from custodia.audit.events import AuditAction as A
 from custodia.clients.access import list_clients
 from custodia.clients.actions import do_update_client
 from custodia.clients.models import Client
+from custodia.core.actor import Actor
+from custodia.core.audit import AuditAction as A
+from custodia.core.permissions import Permission, Role
 from custodia.scheduling.actions import do_update_visit
 from custodia.tenancy.actions import do_invite_member
-from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.models import Invitation
-from custodia.tenancy.permissions import Permission, Role
 from custodia.web.decorators import member_required
+from tests.acting import act
 from tests.audit.support import chain_events
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix
@@ -61,7 +62,7 @@ def seed(matrix: TenantMatrix) -> list[Marker]:
     """Distinctive values in business A's records (the factories' "4711" could be part of an
     id), a visit report, and a pending client invitation; the markers to look for."""
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     markers = []
     for label, client in (("first", a.client), ("second", a.other_client)):
         record = {
@@ -108,7 +109,7 @@ def routes(patterns: list[Any] | None = None, prefix: str = "") -> Iterator[str]
 def parameters(matrix: TenantMatrix) -> dict[str, str]:
     """A value for each path parameter: business A's objects, or a harmless stand-in."""
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     token, _plain = do_create_api_token(actor=a.owner, name="walk")
     invitation = Invitation.objects.filter(tenant_id=a.owner.tenant_id).first()
     assert invitation is not None, "seed() first"
@@ -190,7 +191,7 @@ def unrecorded(
 
 
 def _token_client(actor: Actor) -> HttpsClient:
-    activate(actor)
+    act(actor)
     token, plain = do_create_api_token(actor=actor, name="walk")
     return HttpsClient(HTTP_AUTHORIZATION=f"Bearer {plain}")
 

@@ -6,9 +6,10 @@ import pytest
 from django.db import connection, transaction
 from django.db.utils import DatabaseError
 
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction
-from custodia.tenancy.context import Actor, activate, set_db_context
+from custodia.core.actor import Actor
+from custodia.core.audit import AuditAction, record
+from custodia.core.dbcontext import set_db_context
+from tests.acting import act
 from tests.factories import TenantMatrix
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def visible(actor: Actor) -> set[tuple[str, object]]:
     """(action, client_id) of every event the actor's database context can read."""
-    activate(actor)
+    act(actor)
     with connection.cursor() as cursor:
         cursor.execute("SELECT action, client_id, tenant_id FROM audit_auditevent")
         rows = cursor.fetchall()
@@ -33,7 +34,7 @@ def trail(matrix: TenantMatrix) -> TenantMatrix:
         (a.manager, AuditAction.CLIENT_LIST, {"subject_ids": [a.client.pk, a.other_client.pk]}),
         (b.owner, AuditAction.CLIENT_READ, {"target": b.client}),
     ):
-        activate(actor)  # as in a request: the actor's own context
+        act(actor)  # as in a request: the actor's own context
         record(action, actor=actor, **kwargs)
     return matrix
 
@@ -66,7 +67,7 @@ def test_a_client_reads_only_events_about_their_own_record(trail: TenantMatrix) 
 
 def test_no_one_writes_into_another_business_chain(trail: TenantMatrix) -> None:
     with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
-        activate(trail.a.owner)
+        act(trail.a.owner)
         record(AuditAction.CLIENT_READ, tenant_id=trail.b.owner.tenant_id, target=trail.b.client)
 
 
@@ -88,7 +89,7 @@ def test_sign_in_events_are_read_only_by_their_person(trail: TenantMatrix) -> No
 
 
 def test_the_app_role_cannot_touch_chain_heads_or_checkpoints(trail: TenantMatrix) -> None:
-    activate(trail.a.owner)
+    act(trail.a.owner)
     for statement in (
         "SELECT * FROM audit_chain_head",
         "UPDATE audit_chain_head SET seq = 0",

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 import pytest
 from django.utils import timezone
 
-from custodia.audit.events import AuditAction as A
 from custodia.clients.models import Client, HomeAccess
+from custodia.core.audit import AuditAction as A
+from custodia.core.permissions import Role
 from custodia.scheduling.models import Visit
 from custodia.tenancy.actions import do_invite_member
-from custodia.tenancy.context import activate
-from custodia.tenancy.permissions import Role
+from tests.acting import act
 from tests.api.conftest import fill, names
 from tests.audit.support import Ev, Trail, client_list, denied, on_client, on_visit, visit_list
 from tests.factories import TenantMatrix
@@ -126,7 +126,7 @@ def shown_on(visit: Visit) -> set[str]:
 def record_values(matrix: TenantMatrix) -> list[str]:
     """The values of A's client's record that a page may show and the trail must not hold."""
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     client = Client.objects.get(pk=a.client.pk)
     codes = HomeAccess.objects.get(client_id=a.client.pk)
     values = [client.name, client.email, client.phone, client.address, client.notes]
@@ -166,7 +166,7 @@ def test_the_staff_page_reads_the_email_of_a_pending_client_invitation(
 ) -> None:
     """A client's invitation shows their address: a bulk read of their contact details."""
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     do_invite_member(
         actor=a.owner, email="invited@alpha.test", role=Role.CLIENT, client=a.other_client
     )

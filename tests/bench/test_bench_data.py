@@ -20,7 +20,7 @@ from custodia.clients.models import email_key, name_key, phone_key
 from custodia.crypto.errors import IntegrityFailure
 from custodia.crypto.fields import open_text
 from custodia.crypto.keyring import BLIND_INDEX_BYTES, blind_index
-from custodia.web.management.commands.bench_data import PLAIN_TARGET_SLUG
+from custodia.ops.management.commands.bench_data import PLAIN_TARGET_SLUG
 from tests.servers import prepare_server_database
 
 EMAIL = re.compile(r"^[A-Z][a-z]+\.[A-Z][a-z]+\.\d+@Example\.com$")
@@ -237,10 +237,10 @@ def test_generated_rows_are_isolated_by_rls(generated: str) -> None:
 
 
 def test_baseline_views_are_refused_in_production() -> None:
-    code = "import django; django.setup(); import custodia.urls"
+    """The bare views live in bench/, mounted by bench/urls.py alone, and refuse production."""
     production = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "custodia.settings",
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
         "CUSTODIA_ENV": "production",
         "CUSTODIA_SECRET_KEY": "k" * 30 + "abcdefghijklmnopqrstuvwxyz",
         "CUSTODIA_PUBLIC_URL": "https://custodia.example.com",
@@ -248,15 +248,19 @@ def test_baseline_views_are_refused_in_production() -> None:
         "CUSTODIA_APP_DB_PASSWORD": "not-used-here",
         "CUSTODIA_BENCH_BASELINE": "1",
     }
+    code = "import django; django.setup(); import bench.urls"
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-c", code], env=production, capture_output=True, text=True, timeout=60
     )
     assert done.returncode != 0
     assert "CUSTODIA_BENCH_BASELINE cannot be on when CUSTODIA_ENV=production" in done.stderr
-    # Without the flag, production has no baseline URL at all.
-    without = {**production, "CUSTODIA_BENCH_BASELINE": "0"}
-    check = code + "; from django.urls import resolve; resolve('/bench/bare/clients/x/')"
+    # Custodia's own URLs have no baseline at all, whatever the flag says.
+    own = {**production, "DJANGO_SETTINGS_MODULE": "custodia.settings"}
+    check = (
+        "import django; django.setup(); import custodia.urls;"
+        " from django.urls import resolve; resolve('/bench/bare/clients/x/')"
+    )
     done = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", check], env=without, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", check], env=own, capture_output=True, text=True, timeout=60
     )
     assert done.returncode != 0 and "Resolver404" in done.stderr

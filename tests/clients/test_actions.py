@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 from custodia.clients.access import access_client_by_id, home_access_for, list_clients
 from custodia.clients.actions import do_create_client, do_delete_client, do_update_client
 from custodia.clients.models import Assignment, Client, HomeAccess
+from custodia.core.actor import Actor
 from custodia.crypto.keyring import blind_index
 from custodia.scheduling.models import Visit
-from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.models import Membership
 from custodia.tenancy.reads import Intent
+from tests.acting import act
 from tests.factories import TenantMatrix
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +29,7 @@ def fast_password_hashing(settings: Any) -> None:
 
 
 def rows_of(actor: Actor) -> list[tuple[Any, ...]]:
-    activate(actor)
+    act(actor)
     return list(Client.objects.order_by("id").values_list()) + list(
         HomeAccess.objects.order_by("client_id").values_list()
     )
@@ -65,14 +66,14 @@ def test_bad_client_input_gets_field_errors_and_writes_nothing(
 ) -> None:
     owner = matrix.a.owner
     before = rows_of(owner)
-    activate(owner)
+    act(owner)
     with pytest.raises(ValidationError) as caught:
         do_create_client(actor=owner, **fields)
     assert set(caught.value.message_dict) == errors
     assert all(caught.value.message_dict[field] for field in errors)
     # The same input as an update of an existing record is refused the same way.
     update = {k: v for k, v in fields.items() if k != "name"} or {"name": ""}
-    activate(owner)
+    act(owner)
     with pytest.raises(ValidationError):
         do_update_client(matrix.a.client, actor=owner, **update)
     assert rows_of(owner) == before
@@ -80,7 +81,7 @@ def test_bad_client_input_gets_field_errors_and_writes_nothing(
 
 def test_limits_are_inclusive_and_input_is_trimmed(matrix: TenantMatrix) -> None:
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     client = do_create_client(
         actor=owner,
         name="  " + "N" * 120 + "  ",
@@ -95,16 +96,16 @@ def test_limits_are_inclusive_and_input_is_trimmed(matrix: TenantMatrix) -> None
     assert client.email_search == blind_index(owner.tenant_id, "email", "ann@example.test")
     assert client.phone_search == blind_index(owner.tenant_id, "phone", "4402079460958")
     assert client.name_search == "n" * 120
-    activate(owner)
+    act(owner)
     home = home_access_for(owner, client)
     assert home is not None and home.door_code == "1" * 40
 
 
 def test_update_changes_only_what_is_given(matrix: TenantMatrix) -> None:
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     do_update_client(matrix.a.client, actor=owner, name="Renamed  Person", door_code="1234")
-    activate(owner)
+    act(owner)
     client = access_client_by_id(owner, matrix.a.client.pk, intent=Intent.SHOW)
     assert (client.name, client.email, client.notes) == (
         "Renamed  Person",
@@ -118,16 +119,16 @@ def test_update_changes_only_what_is_given(matrix: TenantMatrix) -> None:
 
 def test_deleting_a_client_takes_everything_of_theirs(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     do_delete_client(a.client, actor=a.owner)
-    activate(a.owner)
+    act(a.owner)
     assert not Client.objects.filter(name="Alpha Client").exists()
     assert not HomeAccess.objects.filter(client__name="Alpha Client").exists()
     assert not Assignment.objects.filter(staff=a.staff.membership).exists()
     assert not Visit.objects.filter(pk=a.visit.pk).exists()
     assert not Membership.objects.filter(pk=a.client_login.membership.pk).exists()
     # B's namesake data is untouched.
-    activate(matrix.b.owner)
+    act(matrix.b.owner)
     assert (
         access_client_by_id(matrix.b.owner, matrix.b.client.pk, intent=Intent.SHOW)
         == matrix.b.client
@@ -143,7 +144,7 @@ def lookalikes(matrix: TenantMatrix) -> dict[str, Client]:
     """Clients with the same names, emails and phones in both businesses."""
     made = {}
     for key, business in (("a", matrix.a), ("b", matrix.b)):
-        activate(business.owner)
+        act(business.owner)
         made[f"{key}.ann"] = do_create_client(
             actor=business.owner, name="Ann Lee", email="ann@shared.test", phone="+1 202 555 0142"
         )
@@ -179,7 +180,7 @@ def lookalikes(matrix: TenantMatrix) -> dict[str, Client]:
 def test_search_by_name_prefix_exact_email_and_phone_digits(
     matrix: TenantMatrix, lookalikes: dict[str, Client], query: str, expected: set[str]
 ) -> None:
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     found = {client.pk for client in list_clients(matrix.a.owner, query=query)}
     assert found == {lookalikes[key].pk for key in expected}
 
@@ -188,14 +189,14 @@ def test_search_stays_inside_what_the_role_sees(
     matrix: TenantMatrix, lookalikes: dict[str, Client]
 ) -> None:
     a = matrix.a
-    activate(a.staff)
+    act(a.staff)
     assert [c.pk for c in list_clients(a.staff, query="alpha")] == [a.client.pk]
     assert list(list_clients(a.staff, query="ann")) == []
     assert list(list_clients(a.staff, query="client@alpha.test")) == [a.client]
-    activate(a.client_login)
+    act(a.client_login)
     assert list(list_clients(a.client_login, query="a")) == [a.client]
     assert list(list_clients(a.client_login, query="ann@shared.test")) == []
-    activate(a.owner)
+    act(a.owner)
     assert list(list_clients(a.owner, query="client@bravo.test")) == []
     assert list(list_clients(a.owner, query="bravo")) == []
 
@@ -222,7 +223,7 @@ def test_no_query_ever_returns_a_row_out_of_reach(
         (matrix.a.client_login, {matrix.a.client.pk}),
         (matrix.a.other_staff, set()),
     ):
-        activate(actor)
+        act(actor)
         found = list(list_clients(actor, query=query))
         assert all(client.tenant_id == matrix.a.owner.tenant_id for client in found), query
         if allowed is not None:
@@ -233,5 +234,5 @@ def test_no_query_ever_returns_a_row_out_of_reach(
 def test_like_wildcards_are_literal(
     matrix: TenantMatrix, lookalikes: dict[str, Client], query: str
 ) -> None:
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert list(list_clients(matrix.a.owner, query=query)) == []

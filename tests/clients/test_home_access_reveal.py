@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from custodia.clients.access import home_access_for
-from custodia.tenancy.context import activate
+from tests.acting import act
 from tests.api.conftest import send
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix, stale
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 def test_a_visit_near_does_not_spare_a_manager_the_step_up(matrix: TenantMatrix) -> None:
     manager = stale(matrix.a.manager)  # no proof at all
-    activate(manager)
+    act(manager)
     # A visit starts in two hours: it opens the codes to its staff member, not to managers
     # (tests/security/test_door_codes.py has the attack this stops).
     assert home_access_for(manager, matrix.a.client) is None
@@ -26,9 +26,9 @@ def test_a_visit_near_does_not_spare_a_manager_the_step_up(matrix: TenantMatrix)
 
 def test_away_from_visits_the_codes_need_a_fresh_step_up(matrix: TenantMatrix) -> None:
     manager = stale(matrix.a.manager)
-    activate(manager)
+    act(manager)
     assert home_access_for(manager, matrix.a.other_client) is None
-    activate(matrix.a.manager)  # just authenticated
+    act(matrix.a.manager)  # just authenticated
     codes = home_access_for(matrix.a.manager, matrix.a.other_client)
     assert codes is not None and codes.door_code == "9999"
 
@@ -62,7 +62,7 @@ def test_the_editor_sends_a_stale_manager_to_step_up(matrix: TenantMatrix) -> No
 
 def test_staff_are_unaffected_by_step_up(matrix: TenantMatrix) -> None:
     staff = matrix.a.staff  # assigned to the client, visit in two hours
-    activate(staff)
+    act(staff)
     assert home_access_for(staff, matrix.a.client) is not None
-    activate(matrix.a.other_staff)
+    act(matrix.a.other_staff)
     assert home_access_for(matrix.a.other_staff, matrix.a.other_client) is None

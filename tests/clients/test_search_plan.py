@@ -15,8 +15,8 @@ from django.db import connection
 
 from custodia.clients.access import list_clients
 from custodia.clients.actions import do_create_client
-from custodia.tenancy.context import activate
 from custodia.tenancy.lookups import prefix_upper_bound
+from tests.acting import act
 from tests.factories import TenantMatrix
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +46,7 @@ def operator_is_leakproof(operator: str) -> bool:
 def test_search_conditions_use_leakproof_operators(
     matrix: TenantMatrix, query: str, column: str, operator: str
 ) -> None:
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     sql = str(list_clients(matrix.a.owner, query=query).query)
     assert re.search(rf'"{column}"(::text)? {re.escape(operator)} ', sql), sql
     assert " LIKE " not in sql.upper(), sql
@@ -54,7 +54,7 @@ def test_search_conditions_use_leakproof_operators(
 
 
 def test_the_name_prefix_is_a_range_of_leakproof_pattern_operators(matrix: TenantMatrix) -> None:
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     sql = str(list_clients(matrix.a.owner, query="alp").query)
     # A range a prepared statement's generic plan can still serve from the index.
     assert '"name_search" ~>=~ alp AND ' in sql and '"name_search" ~<~ alq AND ' in sql, sql
@@ -82,7 +82,7 @@ def test_prefix_upper_bound(prefix: str, upper: str | None) -> None:
 
 def test_prefix_search_with_awkward_last_characters(matrix: TenantMatrix) -> None:
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     for name in ("Zo\u00eb \U0010ffff", "Zo\u00eb \U0010ffffz", "Zo\u00eb!", "Zo\u00ebz"):
         do_create_client(actor=owner, name=name)
     found = {c.name for c in list_clients(owner, query="zo\u00eb \U0010ffff")}
@@ -92,7 +92,7 @@ def test_prefix_search_with_awkward_last_characters(matrix: TenantMatrix) -> Non
 
 def test_prefix_search_finds_exactly_the_prefixed_names(matrix: TenantMatrix) -> None:
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     names = {client.name for client in list_clients(owner, query="ALPHA  ")}
     assert names and all(name.lower().startswith("alpha") for name in names)
     # Pattern characters are literal in a prefix: no wildcard matches.

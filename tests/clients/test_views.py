@@ -13,7 +13,7 @@ from custodia.clients.actions import do_create_client
 from custodia.clients.models import Client
 from custodia.scheduling.actions import do_update_visit
 from custodia.tenancy.access import list_invitations
-from custodia.tenancy.context import activate
+from tests.acting import act
 from tests.web.support import logged_in, snapshot, text, title
 
 
@@ -32,7 +32,7 @@ def test_manager_lists_searches_and_pages_clients(matrix):
     nothing = browser.get("/app/clients/", {"q": "Bravo"})
     assert "No clients match your search." in text(nothing)
 
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     for n in range(50):
         do_create_client(actor=matrix.a.owner, name=f"Zed {n:02d}")
     first = browser.get("/app/clients/")
@@ -82,7 +82,7 @@ def test_staff_see_home_access_only_around_their_visit(matrix):
     assert "4711" in text(soon) and "Key under the mat" in text(soon)
     assert "/assign/" not in soon.content.decode() and "Edit client" not in text(soon)
 
-    activate(a.owner)
+    act(a.owner)
     later = timezone.now() + dt.timedelta(days=10)
     do_update_visit(a.visit, actor=a.owner, starts_at=later, ends_at=later + dt.timedelta(hours=1))
     far = browser.get(f"/app/clients/{a.client.pk}/")
@@ -116,7 +116,7 @@ def test_manager_creates_a_client(matrix):
         },
     )
     assert response.status_code == 302
-    activate(matrix.a.manager)
+    act(matrix.a.manager)
     carla = list_clients(matrix.a.manager, query="carla").get()
     assert response["Location"] == f"/app/clients/{carla.pk}/"
     assert carla.name == "Carla Cat"
@@ -160,7 +160,7 @@ def test_manager_edits_a_client_and_home_access(matrix):
         },
     )
     assert response.status_code == 302
-    activate(a.owner)
+    act(a.owner)
     client = list_clients(a.owner, query="alpha client renamed").get()
     assert home_access_for(a.owner, client).door_code == "2468"
     bad = browser.post(f"/app/clients/{a.client.pk}/edit/", {"name": " "})
@@ -191,7 +191,7 @@ def test_manager_deletes_a_client_after_confirming(matrix):
     assert browser.get(f"/app/clients/{a.other_client.pk}/").status_code == 200
     response = browser.post(f"/app/clients/{a.other_client.pk}/delete/")
     assert response.status_code == 302 and response["Location"] == "/app/clients/"
-    activate(a.owner)
+    act(a.owner)
     assert not Client.objects.filter(pk=a.other_client.pk).exists()
     assert browser.get(f"/app/clients/{a.other_client.pk}/").status_code == 404
 
@@ -204,7 +204,7 @@ def test_delete_needs_post_with_csrf(matrix):
     assert response.status_code == 403
     browser.handler.enforce_csrf_checks = False
     assert browser.put(f"/app/clients/{a.other_client.pk}/delete/").status_code == 405
-    activate(a.owner)
+    act(a.owner)
     assert Client.objects.filter(pk=a.other_client.pk).exists()
 
 
@@ -217,7 +217,7 @@ def test_manager_assigns_and_unassigns_staff(matrix):
         f"/app/clients/{a.other_client.pk}/assign/", {"staff": str(a.other_staff.membership.pk)}
     )
     assert response.status_code == 302
-    activate(a.owner)
+    act(a.owner)
     assert [m.pk for m in assigned_staff(a.owner, a.other_client)] == [a.other_staff.membership.pk]
     # The newly assigned staff member now sees the client.
     assert logged_in(a.other_staff).get(f"/app/clients/{a.other_client.pk}/").status_code == 200
@@ -226,7 +226,7 @@ def test_manager_assigns_and_unassigns_staff(matrix):
         f"/app/clients/{a.other_client.pk}/unassign/{a.other_staff.membership.pk}/"
     )
     assert response.status_code == 302
-    activate(a.owner)
+    act(a.owner)
     assert not assigned_staff(a.owner, a.other_client).exists()
     assert logged_in(a.other_staff).get(f"/app/clients/{a.other_client.pk}/").status_code == 404
 
@@ -252,7 +252,7 @@ def test_manager_invites_a_client_to_the_portal(matrix, mailoutbox):
     )
     assert response.status_code == 302
     assert len(mailoutbox) == 1 and mailoutbox[0].to == ["other@alpha.test"]
-    activate(a.owner)
+    act(a.owner)
     invitation = list_invitations(a.owner).get()
     assert invitation.role == "client" and invitation.client_id == a.other_client.pk
     bad = browser.post(f"/app/clients/{a.other_client.pk}/invite/", {"email": "nope"})

@@ -7,7 +7,8 @@ from typing import Any
 from django.db import connection
 from psycopg import sql
 
-from custodia.tenancy.context import Actor, activate
+from custodia.core.actor import Actor
+from tests.acting import act
 
 # Each encrypted table with its primary-key column.
 PRIMARY_KEYS = {
@@ -19,7 +20,7 @@ PRIMARY_KEYS = {
 
 def stored(actor: Actor, table: str, column: str, row: object) -> bytes:
     """The bytes in the column, read with raw SQL in the actor's row-level security context."""
-    activate(actor)
+    act(actor)
     query = sql.SQL("SELECT {column} FROM {table} WHERE {pk} = %s").format(
         column=sql.Identifier(column),
         table=sql.Identifier(table),
@@ -34,7 +35,7 @@ def stored(actor: Actor, table: str, column: str, row: object) -> bytes:
 
 def plant(actor: Actor, table: str, column: str, row: object, blob: Any) -> None:
     """Overwrite the stored bytes (what an attacker with write access to the database does)."""
-    activate(actor)
+    act(actor)
     statement = sql.SQL("UPDATE {table} SET {column} = %s WHERE {pk} = %s").format(
         column=sql.Identifier(column),
         table=sql.Identifier(table),

@@ -10,8 +10,9 @@ import pytest
 from custodia.clients.access import list_clients
 from custodia.clients.actions import do_assign_staff, do_create_client
 from custodia.clients.models import Client
-from custodia.tenancy.context import Actor, activate
-from custodia.tenancy.permissions import Permission
+from custodia.core.actor import Actor
+from custodia.core.permissions import Permission
+from tests.acting import act
 from tests.crypto.support import stored
 from tests.factories import Business, TenantMatrix
 
@@ -27,7 +28,7 @@ def fast_password_hashing(settings: Any) -> None:
 
 
 def twin(business: Business, name: str, **fields: str) -> Client:
-    activate(business.owner)
+    act(business.owner)
     return do_create_client(actor=business.owner, name=name, **fields)
 
 
@@ -43,7 +44,7 @@ def twins(matrix: TenantMatrix) -> dict[str, Client]:
 
 
 def found(actor: Actor, query: str) -> set[Any]:
-    activate(actor)
+    act(actor)
     return {client.pk for client in list_clients(actor, query=query)}
 
 
@@ -83,7 +84,7 @@ def test_staff_find_only_their_assigned_clients(
     a = matrix.a
     assert found(a.staff, EMAIL) == set()
     assert found(a.staff, PHONE) == set()
-    activate(a.owner)
+    act(a.owner)
     do_assign_staff(twins["a"], a.staff.membership, actor=a.owner)
     assert found(a.staff, EMAIL) == {twins["a"].pk}
     assert found(a.staff, PHONE) == {twins["a"].pk}
@@ -109,7 +110,7 @@ def test_the_same_email_has_a_different_index_in_each_business(
 
 def test_cleared_email_leaves_no_index(matrix: TenantMatrix) -> None:
     client = twin(matrix.a, "No Contact")
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     row = Client.objects.values("email_search", "phone_search").get(pk=client.pk)
     assert row == {"email_search": None, "phone_search": None}
 

@@ -23,16 +23,16 @@ from django.utils import timezone
 
 from custodia.clients.access import access_client_by_id
 from custodia.clients.actions import do_update_client
-from custodia.scheduling.actions import do_request_visit, do_update_visit
-from custodia.tenancy.actions import do_accept_invitation, do_invite_member, invitation_proof
-from custodia.tenancy.context import activate
-from custodia.tenancy.permissions import Role
-from custodia.tenancy.reads import Intent
-from custodia.web.management.commands.setup import (
+from custodia.core.actor import activate
+from custodia.core.permissions import Role
+from custodia.ops.management.commands.setup import (
     drop_database,
     point_connections_at,
     prepare_database,
 )
+from custodia.scheduling.actions import do_request_visit, do_update_visit
+from custodia.tenancy.actions import do_accept_invitation, do_invite_member, invitation_proof
+from custodia.tenancy.reads import Intent
 from tests.factories import PASSWORD, build_business
 from tests.pgtools import client_bin_dir
 

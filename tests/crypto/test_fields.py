@@ -21,13 +21,14 @@ from hypothesis import strategies as st
 from custodia.clients.access import access_client_by_id
 from custodia.clients.actions import do_update_client
 from custodia.clients.models import Client, HomeAccess
+from custodia.core.actor import Actor
 from custodia.crypto import keyring, keystore
 from custodia.crypto.errors import IntegrityFailure, KeyUnavailable
 from custodia.crypto.fields import EncryptedTextField, Sealed, open_text, seal_text
 from custodia.scheduling.actions import do_request_visit, do_update_visit
 from custodia.scheduling.models import Visit
-from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.reads import Intent
+from tests.acting import act
 from tests.crypto.support import plant, stored
 from tests.factories import TenantMatrix
 
@@ -44,7 +45,7 @@ def fast_password_hashing(settings: Any) -> None:
 
 def fresh_client(actor: Actor, client_id: object) -> Client:
     """The client as stored now: a new instance whose fields have not been opened yet."""
-    activate(actor)
+    act(actor)
     return Client.objects.get(tenant_id=actor.tenant_id, id=client_id)
 
 
@@ -89,7 +90,7 @@ def test_any_text_written_through_the_action_reads_back_equal(
     matrix: TenantMatrix, text: str
 ) -> None:
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     client = access_client_by_id(owner, matrix.a.client.pk, intent=Intent.CHANGE)
     do_update_client(client, actor=owner, notes=text, instructions=text[:4000])
     again = fresh_client(owner, client.pk)
@@ -158,7 +159,7 @@ def assert_sealed(blob: bytes, plaintext: str) -> None:
 
 def test_client_and_home_access_columns_hold_only_ciphertext(matrix: TenantMatrix) -> None:
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     client = access_client_by_id(owner, matrix.a.client.pk, intent=Intent.CHANGE)
     do_update_client(client, actor=owner, **SENSITIVE)
     for column in ("email", "phone", "address", "notes"):
@@ -167,23 +168,23 @@ def test_client_and_home_access_columns_hold_only_ciphertext(matrix: TenantMatri
         assert_sealed(stored(owner, "clients_homeaccess", column, client.pk), SENSITIVE[column])
     # The name is plaintext on purpose (ordering, prefix search): the same read shows it, so
     # this test would notice a column it could not read.
-    activate(owner)
+    act(owner)
     assert Client.objects.values_list("name", flat=True).get(pk=client.pk) == "Alpha Client"
 
 
 def test_visit_report_and_request_note_hold_only_ciphertext(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     report = "Marker report: fed the cat, the back window is broken"
     do_update_visit(a.visit, actor=a.owner, report=report)
-    activate(a.client_login)
+    act(a.client_login)
     note = "Marker request: please water the orchids"
     requested = do_request_visit(
         actor=a.client_login, starts_at=timezone.now() + dt.timedelta(days=2), note=note
     )
     assert_sealed(stored(a.owner, "scheduling_visit", "report", a.visit.pk), report)
     assert_sealed(stored(a.owner, "scheduling_visit", "request_note", requested.pk), note)
-    activate(a.owner)
+    act(a.owner)
     assert Visit.objects.get(pk=a.visit.pk).report == report
     assert Visit.objects.get(pk=requested.pk).request_note == note
 
@@ -192,7 +193,7 @@ def test_visit_report_and_request_note_hold_only_ciphertext(matrix: TenantMatrix
 
 
 def read_email(actor: Actor, client_id: object) -> str:
-    activate(actor)
+    act(actor)
     return access_client_by_id(actor, client_id, intent=Intent.CHANGE).email
 
 
@@ -279,7 +280,7 @@ def test_value_moved_to_another_business_is_refused(
     # Door codes too: Alpha's sealed code in Bravo's home access.
     code = stored(a.owner, "clients_homeaccess", "door_code", a.client.pk)
     plant(b.owner, "clients_homeaccess", "door_code", b.client.pk, code)
-    activate(b.owner)
+    act(b.owner)
     home = HomeAccess.objects.get(tenant_id=b.owner.tenant_id, client_id=b.client.pk)
     with pytest.raises(IntegrityFailure):
         _ = home.door_code
@@ -413,7 +414,7 @@ def test_a_value_under_a_version_another_process_just_added_opens(
 
 
 def test_queryset_update_with_plaintext_is_refused(matrix: TenantMatrix) -> None:
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     with pytest.raises(TypeError, match="encrypted"):
         Client.objects.filter(pk=matrix.a.client.pk).update(email="x@example.test")
     with pytest.raises(TypeError, match="encrypted"):
@@ -421,7 +422,7 @@ def test_queryset_update_with_plaintext_is_refused(matrix: TenantMatrix) -> None
 
 
 def test_filter_on_plaintext_is_refused(matrix: TenantMatrix) -> None:
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     with pytest.raises(TypeError, match="encrypted"):
         list(Client.objects.filter(email="client@alpha.test"))
     with pytest.raises(TypeError, match="encrypted"):
@@ -436,7 +437,7 @@ def test_filter_on_plaintext_is_refused(matrix: TenantMatrix) -> None:
 def test_other_lookups_on_plaintext_are_refused(matrix: TenantMatrix, lookup: str) -> None:
     """fields.py: "A plain string can never reach the database through ... a filter on the
     field". A pattern lookup must not send the plaintext to SQL (and silently match nothing)."""
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     with pytest.raises((TypeError, FieldError)), transaction.atomic():
         list(Client.objects.filter(**{f"email__{lookup}": "alpha"}))
 
@@ -444,7 +445,7 @@ def test_other_lookups_on_plaintext_are_refused(matrix: TenantMatrix, lookup: st
 def test_plaintext_in_an_expression_is_refused(matrix: TenantMatrix) -> None:
     """`Value("text")` carries its own type past the field: the lookups refuse it, and the
     database refuses what an UPDATE would store."""
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     with pytest.raises(TypeError, match="sealed values"), transaction.atomic():
         list(Client.objects.filter(email=Value("client@alpha.test")))
     with pytest.raises(TypeError, match="sealed values"), transaction.atomic():
@@ -465,7 +466,7 @@ def test_plaintext_in_an_expression_is_refused(matrix: TenantMatrix) -> None:
 
 
 def test_bulk_update_with_plaintext_is_refused(matrix: TenantMatrix) -> None:
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     client = fresh_client(matrix.a.owner, matrix.a.client.pk)
     client.email = "bulk@example.test"
     with pytest.raises(TypeError, match="encrypted"), transaction.atomic():

@@ -330,17 +330,17 @@ def test_kms_wraps_the_keys_of_a_new_business_and_its_client_reads_back(
     from custodia.clients.actions import do_create_client
     from custodia.clients.models import Client
     from custodia.tenancy.actions import do_create_business
-    from custodia.tenancy.context import activate
+    from tests.acting import act
     from tests.factories import UserFactory, authenticated
 
     owner = authenticated(do_create_business(name="Kms Co", owner=UserFactory()))
-    activate(owner)
+    act(owner)
     client = do_create_client(actor=owner, name="Kim", email="kim@kms.test", door_code="2468")
     key_file = json.loads(keystore.path_for(owner.tenant_id).read_text())
     assert key_file["index"]["kek"] == settings.KMS_KEY_ID
     assert {key["kek"] for key in key_file["keys"]} == {settings.KMS_KEY_ID}
     keyring.reset()  # a new process: the keys are unwrapped by KMS again
-    activate(owner)
+    act(owner)
     again = Client.objects.get(tenant_id=owner.tenant_id, pk=client.pk)
     assert again.email == "kim@kms.test"
     assert again.home_access.door_code == "2468"

@@ -27,7 +27,7 @@ from custodia.crypto.errors import IntegrityFailure
 from custodia.crypto.fields import open_text, value_context
 from custodia.crypto.keyring import Unauthentic, blind_index, version_of
 from custodia.crypto.rows import enter_business
-from custodia.web.management.commands.setup import (
+from custodia.ops.management.commands.setup import (
     drop_database,
     open_database,
     point_connections_at,

@@ -17,12 +17,13 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 from custodia.clients.models import Client, HomeAccess
+from custodia.core.actor import Actor
 from custodia.crypto import actions, keyring, keystore, rows
 from custodia.crypto.access import values_per_version
 from custodia.crypto.errors import KekError
 from custodia.crypto.keyring import version_of
 from custodia.scheduling.models import Visit
-from custodia.tenancy.context import Actor, activate
+from tests.acting import act
 from tests.crypto.support import stored
 from tests.factories import TenantMatrix
 
@@ -44,7 +45,7 @@ def populate(owner: Actor) -> dict[Any, tuple[str, str, str]]:
     """CLIENTS more clients with distinct values: id -> (email, notes, door code)."""
     from custodia.clients.actions import do_create_client
 
-    activate(owner)
+    act(owner)
     expected = {}
     for number in range(CLIENTS):
         values = (f"c{number}@rotate.test", f"notes {number} ✓", f"{number:04d}")
@@ -61,7 +62,7 @@ def populate(owner: Actor) -> dict[Any, tuple[str, str, str]]:
 
 def read_all(owner: Actor, expected: dict[Any, tuple[str, str, str]]) -> None:
     """Every value reads back as written, through the models (as the app reads)."""
-    activate(owner)
+    act(owner)
     for client_id, (email, notes, door_code) in expected.items():
         client = Client.objects.get(pk=client_id)
         assert (client.email, client.notes) == (email, notes)
@@ -71,7 +72,7 @@ def read_all(owner: Actor, expected: dict[Any, tuple[str, str, str]]) -> None:
 
 
 def versions(owner: Actor) -> dict[int, int]:
-    activate(owner)
+    act(owner)
     return values_per_version(owner.tenant_id)
 
 
@@ -94,7 +95,7 @@ def test_rotation_reencrypts_everything_while_readers_keep_reading(
         progress.append(message)
         read_all(a.owner, expected)
 
-    activate(a.owner)
+    act(a.owner)
     result = actions.do_rotate_business_key(a.owner.tenant_id, progress=reader)
     assert (result.version, result.retired, result.resumed) == (2, [1], False)
     # Every sealed value of the business's rows (clients, home access, visits).
@@ -125,7 +126,7 @@ def test_an_interrupted_rotation_is_finished_by_the_next_run(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(actions, "rewrite_batch", power_cut)
-    activate(a.owner)
+    act(a.owner)
     with pytest.raises(RuntimeError, match="power cut"):
         actions.do_rotate_business_key(a.owner.tenant_id)
     # Half done: two batches under v2, the rest still under v1; both keys live; all readable.
@@ -138,7 +139,7 @@ def test_an_interrupted_rotation_is_finished_by_the_next_run(
     assert "rotation unfinished: run rotate-business" in status.getvalue()
 
     monkeypatch.setattr(actions, "rewrite_batch", real)
-    activate(a.owner)
+    act(a.owner)
     result = actions.do_rotate_business_key(a.owner.tenant_id)
     # The same rotation finished, not a third key started.
     assert (result.version, result.retired, result.resumed) == (2, [1], True)
@@ -153,7 +154,7 @@ def test_rotation_is_recorded_in_the_business_trail(
     from tests.audit.support import chain_events
 
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     actions.do_rotate_business_key(a.owner.tenant_id)
     rotations = [e for e in chain_events(a.owner) if e["action"] == "crypto.key.rotate"]
     details = [json.loads(e["detail"]) for e in rotations]
@@ -165,7 +166,7 @@ def test_status_shows_versions_states_ages_and_counts(
     matrix: TenantMatrix, in_test_transaction: None
 ) -> None:
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     actions.do_rotate_business_key(a.owner.tenant_id)
     out = StringIO()
     call_command("keys", "status", "--business", business_slug(a.owner), stdout=out)
@@ -180,7 +181,7 @@ def test_status_shows_versions_states_ages_and_counts(
 
 
 def business_slug(owner: Actor) -> str:
-    activate(owner)
+    act(owner)
     return owner.business.slug
 
 
@@ -236,7 +237,7 @@ def test_rotate_kek_rewraps_every_key_and_retires_the_old_kek(
     assert keyring_ids(own_kek) == [new_id]
     # The data still reads (a fresh process: nothing cached).
     keyring.reset()
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert Client.objects.get(pk=matrix.a.client.pk).email == matrix.a.client.email
     # The old KEK alone opens nothing any more.
     settings.KEK_KEYRING_FILE = old_copy
@@ -257,7 +258,7 @@ def test_a_running_server_follows_a_kek_rotation_made_elsewhere(
     from custodia.crypto.kek import LocalKeks, add_file_kek, prune_file_keks, read_keyring_file
     from custodia.tenancy.actions import do_create_business
 
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert Client.objects.get(pk=matrix.a.client.pk).email == matrix.a.client.email
     old_id = keyring.provider().primary_id
     # "Another process": a new KEK, every key file re-wrapped, nothing in this process reset.
@@ -265,7 +266,7 @@ def test_a_running_server_follows_a_kek_rotation_made_elsewhere(
     for business in keystore.business_ids():
         keystore.rewrap(business, LocalKeks("file", read_keyring_file(own_kek)))
     monkeypatch.setattr(keyring, "REFRESH_SECONDS", 0.0)
-    activate(matrix.b.owner)
+    act(matrix.b.owner)
     assert Client.objects.get(pk=matrix.b.client.pk).email == matrix.b.client.email
     assert keyring.provider().primary_id == new_id
     owner = User.objects.create_user(email="late@example.test", password=None)
@@ -276,7 +277,7 @@ def test_a_running_server_follows_a_kek_rotation_made_elsewhere(
     assert prune_file_keks(now=later) == [old_id]
     keyring.reset()
     for business in (matrix.a, matrix.b):
-        activate(business.owner)
+        act(business.owner)
         assert Client.objects.get(pk=business.client.pk).email == business.client.email
     keystore.destroy(late.tenant_id)
 
@@ -316,7 +317,7 @@ def test_daily_maintenance_rotates_due_keys_and_destroys_expired_and_orphan_ones
     old = keystore.path_for(orphan).stat().st_mtime - 2 * 60 * 60
     os.utime(keystore.path_for(orphan), (old, old))
 
-    activate(a.owner)
+    act(a.owner)
     out = StringIO()
     call_command("keys", "maintain", "--once", stdout=out)
     assert states(a.owner.tenant_id) == {1: "retired", 2: "primary"}
@@ -333,7 +334,7 @@ def test_daily_maintenance_rotates_due_keys_and_destroys_expired_and_orphan_ones
     call_command("keys", "rotate-all", stdout=out)
     assert states(a.owner.tenant_id) == {2: "primary"}
     assert f"{a.owner.tenant_id}: retired versions [1] destroyed" in out.getvalue()
-    activate(a.owner)
+    act(a.owner)
     assert Client.objects.get(pk=a.client.pk).email == a.client.email
 
 
@@ -370,7 +371,7 @@ def test_a_second_rotation_of_the_same_business_is_refused_while_one_runs(
     finally:
         with connections["owner"].cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])
-    activate(a.owner)
+    act(a.owner)
     assert actions.do_rotate_business_key(a.owner.tenant_id).version == 2
 
 
@@ -383,7 +384,7 @@ def test_a_retired_key_a_late_writer_still_used_is_not_destroyed_with_its_value(
     from tests.crypto.support import plant
 
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     late = seal_text(a.owner.tenant_id, "clients_client", "notes", a.client.pk, "late note")
     actions.do_rotate_business_key(a.owner.tenant_id)
     plant(a.owner, "clients_client", "notes", a.client.pk, late)
@@ -395,11 +396,11 @@ def test_a_retired_key_a_late_writer_still_used_is_not_destroyed_with_its_value(
     key_file = keystore.read(a.owner.tenant_id)
     key_file.keys[0].retired_at = "2020-01-01T00:00:00+00:00"
     keystore.write(key_file)
-    activate(a.owner)
+    act(a.owner)
     destroyed = actions.do_destroy_expired_keys()
     assert destroyed == {a.owner.tenant_id: [1]}
     assert set(versions(a.owner)) == {2}
-    activate(a.owner)
+    act(a.owner)
     assert Client.objects.get(pk=a.client.pk).notes == "late note"
 
 
@@ -415,7 +416,7 @@ def test_rotation_stops_at_a_tampered_value_nobody_has_read(
     blob = bytearray(stored(a.owner, "clients_client", "notes", victim))
     blob[-1] ^= 1
     plant(a.owner, "clients_client", "notes", victim, bytes(blob))
-    activate(a.owner)
+    act(a.owner)
     with pytest.raises(IntegrityFailure) as failure:
         actions.do_rotate_business_key(a.owner.tenant_id)
     assert (failure.value.table, failure.value.column, failure.value.row) == (

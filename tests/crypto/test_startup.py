@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from custodia.core.permissions import Role
 from custodia.crypto import keyring, keystore, rows
 from custodia.crypto.checks import verify_keystore_covers_database
 from custodia.crypto.errors import KekError
-from custodia.tenancy.context import activate
-from custodia.tenancy.permissions import Role
+from tests.acting import act
 from tests.factories import TenantMatrix, add_member
 
 pytestmark = pytest.mark.django_db(databases=["default", "owner"])
@@ -39,14 +39,14 @@ def empty_keystore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_keys
 @pytest.fixture
 def both_visible(matrix: TenantMatrix) -> TenantMatrix:
     add_member(matrix.b.owner, matrix.a.owner.user, Role.MANAGER)
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     return matrix
 
 
 def test_a_keystore_without_any_of_the_businesses_stops_start_up(
     both_visible: TenantMatrix, empty_keystore: Path
 ) -> None:
-    activate(both_visible.a.owner)
+    act(both_visible.a.owner)
     with pytest.raises(KekError, match="holds no keys for any of the 2 businesses") as refused:
         verify_keystore_covers_database()
     assert "CUSTODIA_KEYSTORE_DIR" in str(refused.value)
@@ -57,7 +57,7 @@ def test_a_keystore_missing_some_businesses_is_reported(
 ) -> None:
     a = both_visible.a.owner.tenant_id
     shutil.copy2(session_keystore / keystore.path_for(a).name, empty_keystore)
-    activate(both_visible.a.owner)
+    act(both_visible.a.owner)
     message = verify_keystore_covers_database()
     assert message.startswith("WARNING: 1 of 2 businesses have no keys")
     shutil.copy2(

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from custodia.clients.actions import do_assign_staff
+from custodia.core.actor import Actor
 from custodia.scheduling.access import access_service_by_id, access_visit_by_id, list_visits
 from custodia.scheduling.actions import (
     do_create_service,
@@ -21,8 +22,8 @@ from custodia.scheduling.actions import (
 )
 from custodia.scheduling.models import Service, Visit, VisitStatus
 from custodia.tenancy.actions import do_deactivate_member
-from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.reads import Intent
+from tests.acting import act
 from tests.factories import TenantMatrix
 from tests.security.support import check_as_at_commit
 
@@ -39,7 +40,7 @@ def later(hours: float) -> dt.datetime:
 
 
 def visits_of(actor: Actor) -> list[tuple[Any, ...]]:
-    activate(actor)
+    act(actor)
     return list(Visit.objects.order_by("id").values_list())
 
 
@@ -66,21 +67,21 @@ def test_bad_services_get_field_errors(
     matrix: TenantMatrix, fields: dict[str, Any], errors: set[str]
 ) -> None:
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     with pytest.raises(ValidationError) as caught:
         do_create_service(actor=owner, **fields)
     assert set(caught.value.message_dict) == errors
-    activate(owner)
+    act(owner)
     with pytest.raises(ValidationError):
         do_update_service(matrix.a.service, actor=owner, **fields)
-    activate(owner)
+    act(owner)
     assert list(Service.objects.values_list("name", "duration_minutes", "price_cents")) == [
         ("Walk", 60, 2500)
     ]
 
 
 def test_service_updates_refuse_unknown_fields(matrix: TenantMatrix) -> None:
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     with pytest.raises(ValidationError) as caught:
         do_update_service(
             matrix.a.service, actor=matrix.a.owner, tenant_id=matrix.b.owner.tenant_id
@@ -90,10 +91,10 @@ def test_service_updates_refuse_unknown_fields(matrix: TenantMatrix) -> None:
 
 def test_deleting_a_service_keeps_its_visits(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     do_delete_service(a.service, actor=a.owner)
     check_as_at_commit()
-    activate(a.owner)
+    act(a.owner)
     visit = access_visit_by_id(a.owner, a.visit.pk, intent=Intent.SHOW)
     assert visit.service_id is None
     assert visit.starts_at == a.visit.starts_at
@@ -104,12 +105,12 @@ def test_deleting_a_service_keeps_its_visits(matrix: TenantMatrix) -> None:
 
 def test_a_visit_takes_its_length_from_the_service(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     start = later(30)
     visit = do_create_visit(actor=a.owner, client=a.client, service=a.service, starts_at=start)
     assert visit.ends_at - visit.starts_at == dt.timedelta(minutes=60)
     assert visit.status == VisitStatus.SCHEDULED
-    activate(a.manager)
+    act(a.manager)
     exactly_a_day = do_create_visit(
         actor=a.manager,
         client=a.other_client,
@@ -163,7 +164,7 @@ def test_bad_visits_get_field_errors_and_write_nothing(
     elif case == "staff of another business":
         kwargs["staff"] = matrix.b.staff.membership
     elif case == "staff inactive":
-        activate(a.owner)
+        act(a.owner)
         do_deactivate_member(a.staff.membership, actor=a.owner)
         kwargs["staff"] = a.staff.membership
     elif case == "a client login as staff":
@@ -173,7 +174,7 @@ def test_bad_visits_get_field_errors_and_write_nothing(
     elif case == "created cancelled":
         kwargs["status"] = VisitStatus.CANCELLED
     before = visits_of(a.owner)
-    activate(a.owner)
+    act(a.owner)
     with pytest.raises(ValidationError) as caught:
         do_create_visit(actor=a.owner, **kwargs)
     assert field in caught.value.message_dict, caught.value.message_dict
@@ -184,7 +185,7 @@ def test_bad_visits_get_field_errors_and_write_nothing(
 def test_moving_a_visit_is_validated_like_creating_one(matrix: TenantMatrix) -> None:
     a = matrix.a
     before = visits_of(a.owner)
-    activate(a.owner)
+    act(a.owner)
     for changes, field in (
         ({"ends_at": a.visit.starts_at - dt.timedelta(minutes=5)}, "ends_at"),
         ({"starts_at": a.visit.starts_at - dt.timedelta(days=2)}, "ends_at"),
@@ -196,7 +197,7 @@ def test_moving_a_visit_is_validated_like_creating_one(matrix: TenantMatrix) -> 
         ({"client": a.other_client}, "client"),
         ({"tenant_id": matrix.b.owner.tenant_id}, "tenant_id"),
     ):
-        activate(a.owner)
+        act(a.owner)
         with pytest.raises(ValidationError) as caught:
             do_update_visit(a.visit, actor=a.owner, **changes)
         assert field in caught.value.message_dict, (changes, caught.value.message_dict)
@@ -206,7 +207,7 @@ def test_moving_a_visit_is_validated_like_creating_one(matrix: TenantMatrix) -> 
 
 def test_managers_reschedule_and_reassign(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.manager)
+    act(a.manager)
     do_assign_staff(a.client, a.other_staff.membership, actor=a.manager)
     do_update_visit(
         a.visit,
@@ -215,46 +216,46 @@ def test_managers_reschedule_and_reassign(matrix: TenantMatrix) -> None:
         ends_at=later(6),
         staff=a.other_staff.membership,
     )
-    activate(a.other_staff)
+    act(a.other_staff)
     assert (
         access_visit_by_id(a.other_staff, a.visit.pk, intent=Intent.SHOW).staff_id
         == a.other_staff.membership.pk
     )
-    activate(a.staff)
+    act(a.staff)
     assert list(list_visits(a.staff)) == []
 
 
 def test_staff_change_only_status_and_report_of_their_own_visits(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.staff)
+    act(a.staff)
     for changes in (
         {"starts_at": later(1), "ends_at": later(2)},
         {"staff": a.other_staff.membership},
         {"service": None},
         {"report": "ok", "ends_at": later(3)},
     ):
-        activate(a.staff)
+        act(a.staff)
         with pytest.raises(ValidationError) as caught:
             do_update_visit(a.visit, actor=a.staff, **changes)
         assert set(caught.value.message_dict) == set(changes) - {"report", "status"}
-    activate(a.staff)
+    act(a.staff)
     visit = do_update_visit(a.visit, actor=a.staff, status="completed", report="  Walked Miso  ")
     assert (visit.status, visit.report) == (VisitStatus.COMPLETED, "Walked Miso")
-    activate(a.owner)
+    act(a.owner)
     stored = access_visit_by_id(a.owner, a.visit.pk, intent=Intent.SHOW)
     assert (stored.status, stored.report) == ("completed", "Walked Miso")
     # Another staff member's visit, a client login, the outsider: no.
     for actor in (a.other_staff, a.client_login):
-        activate(actor)
+        act(actor)
         with pytest.raises(PermissionDenied):
             do_update_visit(stored, actor=actor, report="mine now")
-    activate(a.owner)
+    act(a.owner)
     assert access_visit_by_id(a.owner, a.visit.pk, intent=Intent.SHOW).report == "Walked Miso"
 
 
 def test_clients_request_visits_for_themselves_only(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.client_login)
+    act(a.client_login)
     visit = do_request_visit(actor=a.client_login, starts_at=later(48), note=" Two walks ")
     assert (visit.client_id, visit.status, visit.staff_id, visit.request_note) == (
         a.client.pk,
@@ -267,29 +268,29 @@ def test_clients_request_visits_for_themselves_only(matrix: TenantMatrix) -> Non
         ({"starts_at": later(-1)}, "starts_at"),
         ({"starts_at": later(48), "note": "n" * 2001}, "note"),
     ):
-        activate(a.client_login)
+        act(a.client_login)
         with pytest.raises(ValidationError) as caught:
             do_request_visit(actor=a.client_login, **kwargs)
         assert field in caught.value.message_dict
-    activate(a.owner)
+    act(a.owner)
     assert list(list_visits(a.owner, client_id=a.client.pk).filter(status="requested")) == [visit]
 
 
 def test_a_naive_requested_time_is_a_field_error(matrix: TenantMatrix) -> None:
-    activate(matrix.a.client_login)
+    act(matrix.a.client_login)
     with pytest.raises(ValidationError) as caught:
         do_request_visit(actor=matrix.a.client_login, starts_at=timezone.make_naive(later(48)))
     assert "starts_at" in caught.value.message_dict
 
 
 def test_clients_see_the_services_of_their_business(matrix: TenantMatrix) -> None:
-    activate(matrix.a.client_login)
+    act(matrix.a.client_login)
     assert access_service_by_id(matrix.a.client_login, matrix.a.service.pk) == matrix.a.service
 
 
 def test_list_visits_filters_by_time(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     assert list(list_visits(a.owner, start=later(0), end=later(24))) == [a.visit]
     assert list(list_visits(a.owner, start=later(4), end=later(24))) == []
     assert list(list_visits(a.owner, start=later(-24), end=later(1))) == []

@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from custodia.scheduling.access import access_visit_by_id, list_services, list_visits
 from custodia.scheduling.actions import do_create_visit, do_update_visit
-from custodia.tenancy.context import activate
 from custodia.tenancy.reads import Intent
+from tests.acting import act
 from tests.web.support import logged_in, snapshot, text, title
 
 
@@ -32,7 +32,7 @@ def test_manager_creates_edits_and_retires_services(matrix):
         "/app/services/new/", {"name": "Cat visit", "duration_minutes": "30", "price": "18.50"}
     )
     assert created.status_code == 302 and created["Location"] == "/app/services/"
-    activate(a.owner)
+    act(a.owner)
     service = list_services(a.owner).get(name="Cat visit")
     assert (service.duration_minutes, service.price_cents) == (30, 1850)
     listing = browser.get("/app/services/")
@@ -45,7 +45,7 @@ def test_manager_creates_edits_and_retires_services(matrix):
     assert edited.status_code == 302
     retired = browser.post(f"/app/services/{service.pk}/retire/")
     assert retired.status_code == 302
-    activate(a.owner)
+    act(a.owner)
     assert not list_services(a.owner).filter(pk=service.pk).exists()
     service = list_services(a.owner, include_inactive=True).get(pk=service.pk)
     assert (service.name, service.duration_minutes, service.is_active) == (
@@ -55,7 +55,7 @@ def test_manager_creates_edits_and_retires_services(matrix):
     )
     assert "Retired" in text(browser.get("/app/services/"))
     browser.post(f"/app/services/{service.pk}/retire/")
-    activate(a.owner)
+    act(a.owner)
     assert list_services(a.owner).filter(pk=service.pk).exists()
 
 
@@ -146,7 +146,7 @@ def test_manager_schedules_a_visit(matrix):
     )
     assert response.status_code == 302
     visit_id = response["Location"].split("/")[-2]
-    activate(a.owner)
+    act(a.owner)
     visit = access_visit_by_id(a.owner, visit_id, intent=Intent.SHOW)
     assert visit.ends_at - visit.starts_at == dt.timedelta(minutes=60)
     assert visit.staff_id == a.staff.membership.pk
@@ -202,7 +202,7 @@ def test_staff_report_on_their_own_visit_only(matrix):
         f"/app/visits/{a.visit.pk}/update/", {"status": "completed", "report": "Miso ate well."}
     )
     assert response.status_code == 302
-    activate(a.owner)
+    act(a.owner)
     visit = access_visit_by_id(a.owner, a.visit.pk, intent=Intent.SHOW)
     assert (visit.status, visit.report) == ("completed", "Miso ate well.")
     # Staff cannot put a visit back to "requested" (a manager's call).
@@ -214,7 +214,7 @@ def test_staff_report_on_their_own_visit_only(matrix):
     assert (
         other.post(f"/app/visits/{a.visit.pk}/update/", {"status": "cancelled"}).status_code == 404
     )
-    activate(a.owner)
+    act(a.owner)
     assert access_visit_by_id(a.owner, a.visit.pk, intent=Intent.SHOW).status == "completed"
 
 
@@ -252,7 +252,7 @@ def test_client_requests_a_visit_and_a_manager_confirms_it(matrix):
     )
     assert response.status_code == 302 and response["Location"] == "/app/portal/"
     assert "Your request was sent." in text(client.get("/app/portal/"))
-    activate(a.owner)
+    act(a.owner)
     requested = list_visits(a.owner).get(status="requested")
     assert requested.client_id == a.client.pk and requested.staff_id is None
 
@@ -271,7 +271,7 @@ def test_client_requests_a_visit_and_a_manager_confirms_it(matrix):
         f"/app/visits/{requested.pk}/confirm/", {"staff": str(a.staff.membership.pk)}
     )
     assert confirmed.status_code == 302
-    activate(a.owner)
+    act(a.owner)
     visit = access_visit_by_id(a.owner, requested.pk, intent=Intent.SHOW)
     assert (visit.status, visit.staff_id) == ("scheduled", a.staff.membership.pk)
     again = manager.post(
@@ -308,7 +308,7 @@ def test_visit_request_in_the_past_or_malformed_is_a_400(matrix):
 
 def test_today_lists_staffs_visits_with_access_where_visible(matrix):
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     # Under way right now, so it is today's whatever the clock says (but 00:00-00:01).
     starts = timezone.now() - dt.timedelta(minutes=1)
     do_update_visit(
@@ -322,7 +322,7 @@ def test_today_lists_staffs_visits_with_access_where_visible(matrix):
     assert "You have no visits today." in text(logged_in(a.other_staff).get("/app/today/"))
 
     # Cancelled: the visit no longer opens the home-access window.
-    activate(a.owner)
+    act(a.owner)
     do_update_visit(a.visit, actor=a.owner, status="cancelled")
     body = text(logged_in(a.staff).get("/app/today/"))
     assert "4711" not in body
@@ -340,7 +340,7 @@ def test_staff_dashboard_lists_their_next_visits(matrix):
 
 def test_manager_dashboard_counts(matrix):
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     do_create_visit(
         actor=a.owner,
         client=a.client,

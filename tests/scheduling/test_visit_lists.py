@@ -11,11 +11,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from custodia.audit.events import AuditAction
 from custodia.clients.actions import do_create_client
+from custodia.core.audit import AuditAction
 from custodia.scheduling.actions import do_create_service, do_create_visit
 from custodia.scheduling.models import Visit, VisitStatus
-from custodia.tenancy.context import activate
+from tests.acting import act
 from tests.audit.support import chain_events, written
 from tests.web.support import logged_in, text
 
@@ -42,7 +42,7 @@ def later_week() -> dt.date:
 def add_requests(matrix, count: int, *, client=None) -> list[Visit]:
     """`count` requested visits on Monday of `later_week`, an hour apart from 08:00."""
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     monday = timezone.make_aware(dt.datetime.combine(later_week(), dt.time(8)))
     return [
         do_create_visit(
@@ -110,7 +110,7 @@ def test_a_page_of_visits_is_one_bulk_read_naming_each_visit(matrix):
 
 def test_names_are_escaped_on_every_visit_list(matrix):
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     client = do_create_client(actor=a.owner, name=HOSTILE)
     service = do_create_service(actor=a.owner, name=HOSTILE, duration_minutes=30, price_cents=1)
     monday = timezone.make_aware(dt.datetime.combine(later_week(), dt.time(8)))
@@ -134,7 +134,7 @@ def test_names_are_escaped_on_every_visit_list(matrix):
 
 def test_visits_are_shown_in_the_server_time_zone(matrix):
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     # Monday 23:30 UTC of the later week is Tuesday 12:30 in Auckland (UTC+13 in summer, +12
     # in winter: 11:30).
     monday = dt.datetime.combine(later_week(), dt.time(23, 30), tzinfo=dt.UTC)

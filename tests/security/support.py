@@ -14,10 +14,12 @@ from custodia.accounts.actions import do_create_api_token
 from custodia.accounts.digests import issue_secret
 from custodia.accounts.models import ApiToken
 from custodia.clients.models import Client
+from custodia.core.actor import Actor
+from custodia.core.dbcontext import set_db_context
+from custodia.core.permissions import Role
 from custodia.tenancy.actions import INVITATION_PURPOSE
-from custodia.tenancy.context import Actor, activate, set_db_context
 from custodia.tenancy.models import Invitation
-from custodia.tenancy.permissions import Role
+from tests.acting import act
 from tests.factories import TenantMatrix
 
 # Every tenant-owned table, with its primary key and the column naming its tenant.
@@ -85,7 +87,7 @@ def add_invitation(
     expires_in: dt.timedelta = dt.timedelta(hours=1),
 ) -> tuple[Invitation, str]:
     """A pending invitation written directly (no email); returns it with its secret."""
-    activate(owner)
+    act(owner)
     issued = issue_secret(INVITATION_PURPOSE)
     invitation = Invitation.objects.create(
         tenant_id=owner.tenant_id,
@@ -107,7 +109,7 @@ def add_extras(matrix: TenantMatrix) -> Extras:
     for key, business in (("a", matrix.a), ("b", matrix.b)):
         for role_name in ("owner", "staff"):
             actor: Actor = getattr(business, role_name)
-            activate(actor)
+            act(actor)
             tokens[f"{key}.{role_name}"] = do_create_api_token(
                 actor=actor, name=f"{key} {role_name}"
             )
@@ -135,7 +137,7 @@ def snapshot(matrix: TenantMatrix) -> dict[str, list[tuple[Any, ...]]]:
     """
     state: dict[str, list[tuple[Any, ...]]] = {}
     for key, business in (("a", matrix.a), ("b", matrix.b)):
-        activate(business.owner)
+        act(business.owner)
         for table in TENANT_TABLES:
             if table != "accounts_apitoken":
                 state[f"{key}:{table}"] = _rows_of(table)
@@ -143,7 +145,7 @@ def snapshot(matrix: TenantMatrix) -> dict[str, list[tuple[Any, ...]]]:
         for (user_id,) in fetch("SELECT user_id FROM tenancy_membership ORDER BY user_id"):
             set_db_context(tenant_id=business.owner.tenant_id, user_id=user_id)
             tokens.extend(_rows_of("accounts_apitoken"))
-            activate(business.owner)
+            act(business.owner)
         state[f"{key}:accounts_apitoken"] = sorted(tokens, key=repr)
     set_db_context()
     return state

@@ -14,22 +14,21 @@ import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
 
-from custodia.accounts import access as accounts_access
 from custodia.accounts.access import TOKEN_PURPOSE
 from custodia.accounts.actions import do_create_api_token
 from custodia.accounts.digests import digest_secret
-from custodia.tenancy import context
+from custodia.core import dbcontext as context
+from custodia.core.dbcontext import clear
+from custodia.core.permissions import Role
+from custodia.tenancy import actors
 from custodia.tenancy.actions import do_invite_member, invitation_proof, open_invitation
-from custodia.tenancy.context import activate, clear
 from custodia.tenancy.models import Invitation
-from custodia.tenancy.permissions import Role
+from tests.acting import act, resolve_token
 from tests.factories import TenantMatrix
 
 pytestmark = pytest.mark.django_db
 
-resolve: Callable[[str], Any] = getattr(
-    accounts_access, "actor_for_bearer", accounts_access.actor_for_token
-)
+resolve: Callable[[str], Any] = resolve_token
 
 
 class CompareSpy:
@@ -57,10 +56,10 @@ def test_an_api_token_is_checked_by_its_digests_alone(
     matrix: TenantMatrix, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database compares the stored digest with the presented secret's digests (one per
-    secret key, tenancy/context.py: activate_token), never with the secret, which it never sees;
+    secret key, core/actor.py: activate_token), never with the secret, which it never sees;
     and that comparison decides."""
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     token, plain = do_create_api_token(actor=owner, name="ct")
     secret = plain.split("_", 2)[2]
     forged = plain[:-4] + ("aaaa" if not plain.endswith("aaaa") else "bbbb")
@@ -83,10 +82,10 @@ def test_an_api_token_is_checked_by_its_digests_alone(
     assert resolve(forged) is None
     # The digests' verdict is the verdict: without the stored one among them the real secret is
     # refused; with it, a forged secret would get in (so nothing else stands beside it).
-    monkeypatch.setattr(accounts_access, "candidate_digests", lambda *_: ["0" * 64])
+    monkeypatch.setattr(actors, "candidate_digests", lambda *_: ["0" * 64])
     clear()
     assert resolve(plain) is None
-    monkeypatch.setattr(accounts_access, "candidate_digests", lambda *_: [token.digest])
+    monkeypatch.setattr(actors, "candidate_digests", lambda *_: [token.digest])
     clear()
     assert resolve(forged) is not None
 
@@ -95,7 +94,7 @@ def test_an_invitation_link_is_checked_by_compare_digest_alone(
     matrix: TenantMatrix, compare: CompareSpy
 ) -> None:
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     invitation = do_invite_member(actor=owner, email="ct-invitee@example.test", role=Role.STAFF)
     found = re.search(r"/invite/([^/\s]+)/([^/\s]+)/", mail.outbox[-1].body)
     assert found is not None

@@ -20,8 +20,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from custodia.tenancy.context import set_db_context
-from custodia.tenancy.rls import once_per_query
+from custodia.core.dbcontext import set_db_context
+from custodia.core.rls import once_per_query
 from tests.security.support import TENANT_TABLES
 
 pytestmark = pytest.mark.django_db
@@ -217,7 +217,7 @@ def test_dbshell_opens_as_the_app_role_and_sees_nothing_by_hand(db: None) -> Non
 
 @pytest.mark.django_db(databases=["default", "owner"])
 def test_contexts_of_ended_backends_are_forgotten() -> None:
-    from custodia.tenancy.context import forget_ended_backends
+    from custodia.core.dbcontext import forget_ended_backends
 
     with committed_business() as tenant:
         with app_connection() as gone, gone.transaction():

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from custodia.audit.events import AuditAction
 from custodia.clients.access import home_access_and_hold, home_access_for
 from custodia.clients.actions import do_assign_staff
+from custodia.core.audit import AuditAction
 from custodia.scheduling.actions import do_create_visit
 from custodia.scheduling.models import Visit
-from custodia.tenancy.context import activate
+from tests.acting import act
 from tests.api.conftest import send
 from tests.audit.support import chain_events
 from tests.conftest import HttpsClient
@@ -130,7 +130,7 @@ def test_a_stale_session_schedules_reads_and_deletes_but_sees_no_code(
     # The same session through the API: nothing either, then the visit goes.
     api = send(browser, "GET", f"/clients/{target.pk}").json()
     assert api["home_access"] is None
-    activate(manager)
+    act(manager)
     visit = Visit.objects.get(tenant_id=manager.tenant_id, client_id=target.pk)
     assert send(browser, "DELETE", f"/visits/{visit.pk}").status_code == 204
     assert _reveals(matrix) == before
@@ -138,7 +138,7 @@ def test_a_stale_session_schedules_reads_and_deletes_but_sees_no_code(
 
 def test_a_fresh_step_up_shows_the_codes_and_records_why(matrix: TenantMatrix) -> None:
     manager = matrix.a.manager  # just authenticated
-    activate(manager)
+    act(manager)
     codes, held_back = home_access_and_hold(manager, matrix.a.client)
     assert codes is not None and codes.door_code == "4711" and not held_back
     assert _reveals(matrix)[-1]["purpose"] == "stepped up"
@@ -148,7 +148,7 @@ def test_a_fresh_step_up_shows_the_codes_and_records_why(matrix: TenantMatrix) -
 
 def test_a_manager_who_is_the_visits_staff_still_steps_up(matrix: TenantMatrix) -> None:
     owner = matrix.a.owner
-    activate(owner)
+    act(owner)
     do_assign_staff(matrix.a.other_client, matrix.a.manager.membership, actor=owner)
     do_create_visit(
         actor=owner,
@@ -158,18 +158,18 @@ def test_a_manager_who_is_the_visits_staff_still_steps_up(matrix: TenantMatrix) 
         ends_at=timezone.now() + dt.timedelta(hours=1),
     )
     manager = stale(matrix.a.manager)
-    activate(manager)
+    act(manager)
     assert home_access_and_hold(manager, matrix.a.other_client) == (None, True)
 
 
 def test_staff_keep_their_own_visit_window_only(matrix: TenantMatrix) -> None:
     staff = stale(matrix.a.staff)  # a token: staff never need a step-up for their own visit
-    activate(staff)
+    act(staff)
     codes = home_access_for(staff, matrix.a.client)
     assert codes is not None and codes.door_code == "4711"
     assert _reveals(matrix)[-1]["purpose"] == "visit window"
     # Another staff member's visit opens nothing to them, nor does a fresh step-up.
-    activate(matrix.a.other_staff)
+    act(matrix.a.other_staff)
     assert home_access_and_hold(matrix.a.other_staff, matrix.a.client) == (None, False)
 
 
@@ -182,12 +182,12 @@ def test_a_session_past_its_step_up_cannot_invite_a_staff_member(
 
     browser = web_as(matrix.a.manager)
     age_session(browser, 10 * 60)
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     before = Invitation.objects.count()
     body = {"email": "me.again@example.test", "role": "staff"}
     assert send(browser, "POST", "/staff/invitations", body).status_code == 403
     # The page's form: sent to confirm it's you, nothing invited.
     page = browser.post("/app/staff/invite/", body)
     assert page.status_code in (302, 403), page.status_code
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert Invitation.objects.count() == before

@@ -18,9 +18,11 @@ from django.utils import timezone
 
 from custodia.clients.access import list_clients
 from custodia.clients.models import Client
+from custodia.core.actor import Actor
+from custodia.core.dbcontext import clear, set_db_context
+from custodia.core.permissions import Role
 from custodia.scheduling.actions import do_create_visit
-from custodia.tenancy.context import Actor, activate, clear, set_db_context
-from custodia.tenancy.permissions import Role
+from tests.acting import act
 from tests.factories import TenantMatrix, UserFactory
 from tests.security.support import (
     TENANT_TABLES,
@@ -139,7 +141,7 @@ def test_app_role_cannot_weaken_the_schema(db: None, statement: str) -> None:
 
 
 def test_turning_row_security_off_makes_queries_fail_not_leak(matrix: TenantMatrix) -> None:
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
         execute("SET LOCAL row_security = off")
         fetch("SELECT * FROM clients_client")
@@ -203,7 +205,7 @@ def test_without_settings_every_tenant_table_reads_empty(
     matrix: TenantMatrix, extras: Extras
 ) -> None:
     for business in (matrix.a, matrix.b):
-        activate(business.owner)
+        act(business.owner)
         for table in TENANT_TABLES:
             assert count(table) > 0, f"{table} has no rows for the test to hide"
     clear()
@@ -222,7 +224,7 @@ def test_without_settings_every_tenant_table_reads_empty(
 
 
 def _ids_of_b(matrix: TenantMatrix, extras: Extras) -> dict[str, set[Any]]:
-    activate(matrix.b.owner)
+    act(matrix.b.owner)
     found = {
         table: ids(f"SELECT {pk} FROM {table}") for table, (pk, _tenant) in TENANT_TABLES.items()
     }
@@ -243,7 +245,7 @@ def test_no_role_of_a_reads_any_row_of_b(matrix: TenantMatrix, extras: Extras) -
         "client": matrix.a.client_login,
     }
     for name, actor in actors.items():
-        activate(actor)
+        act(actor)
         for table, (pk, tenant_column) in TENANT_TABLES.items():
             assert of_b[table], table
             by_id = count(table, f"{pk} = ANY(%s)", [list(of_b[table])])
@@ -266,12 +268,12 @@ def _copy_row_for_insert(table: str, row: dict[str, Any]) -> tuple[str, list[Any
 
 
 def test_a_cannot_insert_rows_into_b(matrix: TenantMatrix, extras: Extras) -> None:
-    activate(matrix.b.owner)
+    act(matrix.b.owner)
     samples = {table: fetch_dicts(f"SELECT * FROM {table} LIMIT 1")[0] for table in TENANT_TABLES}
     before = snapshot(matrix)
     for actor in (matrix.a.owner, matrix.a.manager):
         for table, sample in samples.items():
-            activate(actor)
+            act(actor)
             statement, params = _copy_row_for_insert(table, sample)
             refused(statement, params)
     assert_unchanged(matrix, before, "inserting B's tenant_id from A")
@@ -280,7 +282,7 @@ def test_a_cannot_insert_rows_into_b(matrix: TenantMatrix, extras: Extras) -> No
 def test_a_cannot_update_or_delete_rows_of_b(matrix: TenantMatrix, extras: Extras) -> None:
     b_id = matrix.b.owner.tenant_id
     before = snapshot(matrix)
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     for table, (_pk, tenant_column) in TENANT_TABLES.items():
         changed = execute(
             f"UPDATE {table} SET {tenant_column} = {tenant_column} WHERE {tenant_column} = %s",
@@ -295,7 +297,7 @@ def test_a_cannot_update_or_delete_rows_of_b(matrix: TenantMatrix, extras: Extra
 
 def test_a_cannot_move_its_rows_into_b(matrix: TenantMatrix, extras: Extras) -> None:
     b_id = matrix.b.owner.tenant_id
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     for table, (pk, tenant_column) in TENANT_TABLES.items():
         own = sorted(ids(f"SELECT {pk} FROM {table}"), key=str)
         assert own, table
@@ -308,11 +310,11 @@ def test_a_cannot_move_its_rows_into_b(matrix: TenantMatrix, extras: Extras) -> 
 def test_rows_of_a_cannot_point_at_rows_of_b(matrix: TenantMatrix, extras: Extras) -> None:
     """Policies check a row's own tenant_id, and FK checks bypass RLS: composite keys close it."""
     a, b = matrix.a, matrix.b
-    activate(b.owner)
+    act(b.owner)
     bare_b_client = Client.objects.create(tenant_id=b.owner.tenant_id, name="No access row")
     a_id = a.owner.tenant_id
     now = timezone.now()
-    activate(a.owner)
+    act(a.owner)
     cases: dict[str, tuple[str, list[Any]]] = {
         "assignment -> B client": (
             "INSERT INTO clients_assignment (id, tenant_id, client_id, staff_id, created_at)"
@@ -371,11 +373,11 @@ def test_rows_of_a_cannot_point_at_rows_of_b(matrix: TenantMatrix, extras: Extra
             ],
         ),
     }
-    activate(a.owner)
+    act(a.owner)
     before = snapshot(matrix)
     wrong = []
     for name, (statement, params) in cases.items():
-        activate(a.owner)
+        act(a.owner)
         error = attempt(lambda statement=statement, params=params: execute(statement, params))
         if not (isinstance(error, IntegrityError) and "same_tenant" in str(error)):
             wrong.append(f"{name}: {error!r}")
@@ -400,7 +402,7 @@ def test_rows_of_a_cannot_point_at_rows_of_b(matrix: TenantMatrix, extras: Extra
         )
         check_as_at_commit()
     # Re-pointing an existing row is refused the same way.
-    activate(a.owner)
+    act(a.owner)
     with pytest.raises(IntegrityError, match="same_tenant"), transaction.atomic():
         execute(
             "UPDATE scheduling_visit SET service_id = %s WHERE id = %s", [b.service.pk, a.visit.pk]
@@ -414,7 +416,7 @@ def test_rows_of_a_cannot_point_at_rows_of_b(matrix: TenantMatrix, extras: Extra
 
 def test_staff_see_only_assigned_clients_and_their_own_visits(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     from custodia.clients.actions import do_assign_staff
 
     do_assign_staff(a.other_client, a.other_staff.membership, actor=a.owner)
@@ -426,7 +428,7 @@ def test_staff_see_only_assigned_clients_and_their_own_visits(matrix: TenantMatr
         ends_at=timezone.now() + dt.timedelta(hours=4),
     )
 
-    activate(a.staff)
+    act(a.staff)
     assert ids("SELECT id FROM clients_client") == {a.client.pk}
     assert ids("SELECT id FROM scheduling_visit") == {a.visit.pk}
     assert ids("SELECT client_id FROM clients_assignment") == {a.client.pk}
@@ -434,13 +436,13 @@ def test_staff_see_only_assigned_clients_and_their_own_visits(matrix: TenantMatr
     assert ids("SELECT role FROM tenancy_membership") == {"owner", "manager", "staff"}
     assert count("tenancy_invitation") == 0
 
-    activate(a.other_staff)
+    act(a.other_staff)
     assert ids("SELECT id FROM clients_client") == {a.other_client.pk}
     assert ids("SELECT id FROM scheduling_visit") == {other_visit.pk}
     assert ids("SELECT client_id FROM clients_homeaccess") == {a.other_client.pk}
 
     # Staff write nothing but their own visits.
-    activate(a.staff)
+    act(a.staff)
     assert execute("UPDATE clients_client SET notes = 'x'") == 0
     assert execute("DELETE FROM clients_assignment") == 0
     assert execute("UPDATE scheduling_visit SET report = 'x' WHERE id = %s", [other_visit.pk]) == 0
@@ -458,7 +460,7 @@ def test_staff_see_only_assigned_clients_and_their_own_visits(matrix: TenantMatr
 
 def test_staff_may_change_only_status_and_report_of_own_visits(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.staff)
+    act(a.staff)
     assert (
         execute(
             "UPDATE scheduling_visit SET report = %s, status = 'completed' WHERE id = %s",
@@ -485,7 +487,7 @@ def test_staff_may_change_only_status_and_report_of_own_visits(matrix: TenantMat
         [a.other_staff.membership.pk, a.visit.pk],
         match="row-level security|only the status and report",
     )
-    activate(a.manager)
+    act(a.manager)
     assert (
         execute(
             "UPDATE scheduling_visit SET starts_at = starts_at + interval '1 hour',"
@@ -516,17 +518,17 @@ def test_staff_see_home_access_only_around_their_visits(matrix: TenantMatrix) ->
     a = matrix.a
     wrong: list[str] = []
     for label, start_hours, length_hours, status, visible in WINDOW_CASES:
-        activate(a.owner)
+        act(a.owner)
         execute(
             "UPDATE scheduling_visit SET starts_at = now() + make_interval(hours => %s),"
             " ends_at = now() + make_interval(hours => %s), status = %s WHERE id = %s",
             [start_hours, start_hours + length_hours, status, a.visit.pk],
         )
-        activate(a.staff)
+        act(a.staff)
         rows = fetch("SELECT client_id FROM clients_homeaccess")
         if rows != ([(a.client.pk,)] if visible else []):
             wrong.append(f"{label}: staff read {len(rows)} row(s), expected visible={visible}")
-        activate(a.other_staff)
+        act(a.other_staff)
         if count("clients_homeaccess"):
             wrong.append(f"{label}: the other staff member sees it")
     assert wrong == []
@@ -534,9 +536,9 @@ def test_staff_see_home_access_only_around_their_visits(matrix: TenantMatrix) ->
 
 def test_home_access_window_follows_the_business_setting(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.staff)
+    act(a.staff)
     assert count("clients_homeaccess") == 1  # the matrix visit starts in 2 h
-    activate(a.owner)
+    act(a.owner)
     assert (
         execute(
             "UPDATE tenancy_business SET access_window_before_hours = 1 WHERE id = %s",
@@ -544,7 +546,7 @@ def test_home_access_window_follows_the_business_setting(matrix: TenantMatrix) -
         )
         == 1
     )
-    activate(a.staff)
+    act(a.staff)
     assert count("clients_homeaccess") == 0
     # The staff member cannot widen the window themself.
     assert execute("UPDATE tenancy_business SET access_window_before_hours = 168") == 0
@@ -552,23 +554,23 @@ def test_home_access_window_follows_the_business_setting(matrix: TenantMatrix) -
 
 def test_home_access_needs_assignment_and_own_visit(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     # The visit moves to the other staff member, who is not assigned to the client.
     execute(
         "UPDATE scheduling_visit SET staff_id = %s WHERE id = %s",
         [a.other_staff.membership.pk, a.visit.pk],
     )
-    activate(a.staff)
+    act(a.staff)
     assert count("clients_homeaccess") == 0, "assigned, but the visit is someone else's"
-    activate(a.other_staff)
+    act(a.other_staff)
     assert count("clients_homeaccess") == 0, "own visit, but not assigned"
-    activate(a.owner)
+    act(a.owner)
     execute(
         "UPDATE scheduling_visit SET staff_id = %s WHERE id = %s",
         [a.staff.membership.pk, a.visit.pk],
     )
     execute("DELETE FROM clients_assignment WHERE client_id = %s", [a.client.pk])
-    activate(a.staff)
+    act(a.staff)
     assert count("clients_homeaccess") == 0, "own visit, assignment removed"
     assert count("clients_client") == 0
 
@@ -578,7 +580,7 @@ def test_home_access_needs_assignment_and_own_visit(matrix: TenantMatrix) -> Non
 
 def test_a_client_login_sees_only_itself(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.client_login)
+    act(a.client_login)
     assert ids("SELECT id FROM clients_client") == {a.client.pk}
     assert ids("SELECT id FROM scheduling_visit") == {a.visit.pk}
     assert count("clients_homeaccess") == 0
@@ -597,7 +599,7 @@ def test_a_client_login_sees_only_itself(matrix: TenantMatrix) -> None:
 def test_a_client_login_may_only_request_visits_for_itself(matrix: TenantMatrix) -> None:
     a, b = matrix.a, matrix.b
     a_id = a.owner.tenant_id
-    activate(a.client_login)
+    act(a.client_login)
     refused(*visit_sql(a_id, a.other_client.pk))
     refused(*visit_sql(a_id, a.client.pk, status="scheduled"))
     refused(*visit_sql(a_id, a.client.pk, status="completed"))
@@ -607,7 +609,7 @@ def test_a_client_login_may_only_request_visits_for_itself(matrix: TenantMatrix)
     execute(statement, params)
     visit_id = params[0]
     assert ids("SELECT id FROM scheduling_visit WHERE status = 'requested'") == {visit_id}
-    activate(a.manager)
+    act(a.manager)
     assert count("scheduling_visit", "id = %s", [visit_id]) == 1
 
 
@@ -694,7 +696,7 @@ def test_joining_a_business_needs_a_live_invitation_for_exactly_that(
     )
     set_db_context(tenant_id=a_id, user_id=second.pk, lookup=client_inv2.prefix)
     execute(*insert_membership_sql(a_id, second.pk, "client", a.other_client.pk))
-    activate(a.owner)
+    act(a.owner)
     assert ids(
         "SELECT role FROM tenancy_membership WHERE user_id IN (%s, %s)", [invitee.pk, second.pk]
     ) == {"staff", "client"}
@@ -724,7 +726,7 @@ def test_an_invitation_prefix_shows_its_own_business_and_nothing_else(
 def test_managers_cannot_create_or_change_owners_and_managers(matrix: TenantMatrix) -> None:
     a = matrix.a
     newcomer = UserFactory()
-    activate(a.manager)
+    act(a.manager)
     refused(*insert_membership_sql(a.owner.tenant_id, newcomer.pk, "owner"))
     refused(*insert_membership_sql(a.owner.tenant_id, newcomer.pk, "manager"))
     refused("UPDATE tenancy_membership SET role = 'manager' WHERE id = %s", [a.staff.membership.pk])
@@ -753,7 +755,7 @@ def test_managers_cannot_create_or_change_owners_and_managers(matrix: TenantMatr
         == 1
     )
     execute(*insert_membership_sql(a.owner.tenant_id, newcomer.pk, "staff"))
-    activate(a.staff)
+    act(a.staff)
     assert (
         execute(
             "UPDATE tenancy_membership SET role = 'owner' WHERE user_id = %s", [a.staff.user.pk]
@@ -787,17 +789,17 @@ def test_tokens_are_found_only_by_their_owner_or_exact_prefix(
     assert execute("UPDATE accounts_apitoken SET last_used_at = now()") == 0
     assert execute("UPDATE accounts_apitoken SET scopes = '{}'") == 0
     assert execute("DELETE FROM accounts_apitoken") == 0
-    activate(matrix.b.owner)
+    act(matrix.b.owner)
     execute("UPDATE accounts_apitoken SET revoked_at = now() WHERE id = %s", [b_token.pk])
     set_db_context(lookup=b_token.prefix)
     assert execute("UPDATE accounts_apitoken SET revoked_at = NULL") == 0
 
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert a_staff_token.pk not in ids("SELECT id FROM accounts_apitoken")
     assert (
         execute("UPDATE accounts_apitoken SET scopes = '{}' WHERE id = %s", [a_staff_token.pk]) == 0
     )
-    activate(matrix.a.staff)
+    act(matrix.a.staff)
     assert ids("SELECT id FROM accounts_apitoken") == {a_staff_token.pk}
 
 
@@ -805,9 +807,9 @@ def test_tokens_are_found_only_by_their_owner_or_exact_prefix(
 
 
 def test_the_context_is_transaction_local(matrix: TenantMatrix) -> None:
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     with pytest.raises(ZeroDivisionError), transaction.atomic():
-        activate(matrix.b.owner)
+        act(matrix.b.owner)
         assert scalar("SELECT custodia_tenant_id()") == matrix.b.owner.tenant_id
         raise ZeroDivisionError
     # A rolled-back savepoint takes its context with it.
@@ -839,7 +841,7 @@ def _index_leads_with(index: str) -> tuple[str, str]:
 def _bulk_clients(actor: Actor, how_many: int) -> None:
     """Rows for the planner only: never read back, so the sealed columns hold a placeholder,
     and the search columns digests of the shape the blind indexes have."""
-    activate(actor)
+    act(actor)
     execute(
         "INSERT INTO clients_client (id, tenant_id, name, email, phone, address, notes,"
         " name_search, email_search, phone_search, created_at, updated_at)"
@@ -855,7 +857,7 @@ def test_client_queries_use_an_index_that_leads_with_tenant_id(matrix: TenantMat
     _bulk_clients(matrix.b.owner, 6000)
     _bulk_clients(matrix.a.owner, 400)
     actor = matrix.a.owner
-    activate(actor)
+    act(actor)
     for query in ("", "client 12", "c12@bulk.test", "555 000 123"):
         plan = list_clients(actor, query=query).explain()
         used = _indexes_used(plan)

@@ -25,15 +25,11 @@ from custodia.accounts.actions import do_create_api_token, do_revoke_api_token
 from custodia.accounts.digests import digest_secret
 from custodia.accounts.models import ApiToken, User
 from custodia.clients.models import Client
+from custodia.core.actor import Actor
+from custodia.core.dbcontext import activate_member, clear, cleared_unless_set
 from custodia.tenancy.actions import do_deactivate_member, do_delete_business
-from custodia.tenancy.context import (
-    Actor,
-    activate,
-    activate_member,
-    clear,
-    cleared_unless_set,
-)
 from custodia.tenancy.models import Business, Membership
+from tests.acting import act
 from tests.factories import TenantMatrix
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +60,7 @@ def context_of(actor: Actor) -> tuple[Any, ...]:
 
 
 def token_of(actor: Actor, **options: Any) -> tuple[ApiToken, str]:
-    activate(actor)
+    act(actor)
     token, plain = do_create_api_token(actor=actor, name="ctx", **options)
     return token, plain.split("_", 2)[2]
 
@@ -76,7 +72,7 @@ def digests(secret: str) -> list[str]:
 def refused(*params: Any, after: Actor | None = None) -> None:
     """The call returns nothing and leaves an empty context, even over an actor's context."""
     if after is not None:
-        activate(after)
+        act(after)
         assert context_now() == context_of(after)
     assert call(TOKEN_SQL, KEY, *params) == []
     assert context_now() == EMPTY
@@ -126,12 +122,12 @@ def test_the_grant_holds_every_field_of_membership_login_and_business(
         assert {initial + name for name in fields} <= columns, model.__name__
     assert "u_password" not in columns
     # And the actor built from them is the one the ORM reads.
-    from custodia.accounts.access import actor_for_token
+    from tests.acting import resolve_token as actor_for_token
 
     clear()
     actor = actor_for_token(f"cst_{token.prefix}_{secret}")
     assert actor is not None
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     stored = Membership.objects.select_related("tenant", "user").get(pk=actor.membership.pk)
     for got, want in ((actor.membership, stored), (actor.business, stored.tenant)):
         for f in type(want)._meta.concrete_fields:
@@ -177,7 +173,7 @@ def test_an_expired_token_is_refused(
     matrix: TenantMatrix, owner_token: tuple[ApiToken, str]
 ) -> None:
     token, secret = owner_token
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
     refused(token.prefix, digests(secret), after=matrix.a.owner)
 
@@ -186,7 +182,7 @@ def test_a_revoked_token_is_refused(
     matrix: TenantMatrix, owner_token: tuple[ApiToken, str]
 ) -> None:
     token, secret = owner_token
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     do_revoke_api_token(token, actor=matrix.a.owner)
     refused(token.prefix, digests(secret), after=matrix.a.owner)
 
@@ -195,7 +191,7 @@ def test_a_deactivated_member_or_login_is_refused(matrix: TenantMatrix) -> None:
     a = matrix.a
     manager_token, manager_secret = token_of(a.manager)
     staff_token, staff_secret = token_of(a.staff)
-    activate(a.owner)
+    act(a.owner)
     do_deactivate_member(a.manager.membership, actor=a.owner)
     refused(manager_token.prefix, digests(manager_secret), after=a.owner)
     User.objects.filter(pk=a.staff.user.pk).update(is_active=False)
@@ -207,7 +203,7 @@ def test_a_token_pointed_at_another_membership_gets_no_context(matrix: TenantMat
     of the same business must not make it theirs."""
     a = matrix.a
     token, secret = token_of(a.staff)
-    activate(a.staff)
+    act(a.staff)
     assert ApiToken.objects.filter(pk=token.pk).update(membership_id=a.owner.membership.pk) == 1
     refused(token.prefix, digests(secret), after=a.staff)
 
@@ -217,7 +213,7 @@ def test_a_token_of_a_deleted_business_is_refused(
     matrix: TenantMatrix, owner_token: tuple[ApiToken, str]
 ) -> None:
     token, secret = owner_token
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     business = Business.objects.get(pk=matrix.a.owner.tenant_id)
     do_delete_business(business, actor=matrix.a.owner, confirm_slug=business.slug)
     refused(token.prefix, digests(secret), after=matrix.b.owner)
@@ -291,13 +287,13 @@ def test_a_member_gets_their_own_membership_only(matrix: TenantMatrix) -> None:
         assert context_now() == context_of(a.manager)
     # Another business's id gives the user's context alone, never that business's.
     for actor, other in ((a.manager, b.owner.tenant_id), (b.owner, a.owner.tenant_id)):
-        activate(a.owner)
+        act(a.owner)
         assert call(MEMBER_SQL, KEY, actor.user.pk, other) == []
         assert context_now() == (None, actor.user.pk, None, None, "", None, True)
         assert not Client.objects.exists()
         assert not Business.objects.filter(pk=other).exists()
     # An ended membership, or a login switched off, is no membership either.
-    activate(a.owner)
+    act(a.owner)
     do_deactivate_member(a.staff.membership, actor=a.owner)
     assert call(MEMBER_SQL, KEY, a.staff.user.pk, a.staff.tenant_id) == []
     assert call(MEMBER_SQL, KEY, a.staff.user.pk, None) == []
@@ -318,12 +314,12 @@ def test_a_bearer_request_gets_an_empty_context_before_any_other_query(
     """TenantMiddleware leaves a bearer-token request's context to its authentication; whatever
     queries first without one (a malformed token never reaches the database) runs in an empty
     verified context, not in whatever the connection's transaction had."""
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     with cleared_unless_set():
         assert not Client.objects.exists()
         assert context_now() == EMPTY
     # A token authenticated first keeps its context: nothing clears it afterwards.
-    from custodia.accounts.access import actor_for_token
+    from tests.acting import resolve_token as actor_for_token
 
     token, secret = owner_token
     clear()

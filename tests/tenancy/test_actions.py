@@ -14,6 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from custodia.accounts.models import User
+from custodia.core.actor import Actor
+from custodia.core.dbcontext import clear
+from custodia.core.permissions import Role
 from custodia.tenancy import access as tenancy_access
 from custodia.tenancy.actions import (
     INVALID_INVITATION,
@@ -25,9 +28,8 @@ from custodia.tenancy.actions import (
     do_revoke_invitation,
     invitation_proof,
 )
-from custodia.tenancy.context import Actor, activate, clear
 from custodia.tenancy.models import Business, Invitation, Membership
-from custodia.tenancy.permissions import Role
+from tests.acting import act
 from tests.factories import PASSWORD, TenantMatrix, UserFactory, add_member
 from tests.mail import SmtpServer
 
@@ -47,7 +49,7 @@ def invite(
     server: SmtpServer, actor: Actor, email: str, role: Role = Role.STAFF, **kwargs: Any
 ) -> tuple[Invitation, str, str]:
     """Send an invitation and read its link back from the delivered email."""
-    activate(actor)
+    act(actor)
     already = len(server.messages)
     invitation = do_invite_member(actor=actor, email=email, role=role, **kwargs)
     message = server.wait_for(already + 1)[-1]
@@ -60,12 +62,12 @@ def invite(
 
 
 def pending(owner: Actor) -> list[Invitation]:
-    activate(owner)
+    act(owner)
     return list(tenancy_access.list_invitations(owner).filter(accepted_at=None, revoked_at=None))
 
 
 def members_of(owner: Actor) -> set[tuple[str, str]]:
-    activate(owner)
+    act(owner)
     return {
         (m.user.email, m.role)
         for m in Membership.objects.filter(tenant_id=owner.tenant_id).select_related("user")
@@ -81,17 +83,17 @@ def test_creating_a_business_makes_its_first_owner(db: None) -> None:
     assert owner.role == Role.OWNER
     assert owner.business.name == "Paws & Claws"
     assert owner.business.slug.startswith("paws-claws-")
-    activate(owner)
+    act(owner)
     assert list(tenancy_access.memberships_of(user)) == [owner.membership]
     second = do_create_business(name="Second", owner=user)
-    activate(second)
+    act(second)
     assert {m.tenant_id for m in tenancy_access.memberships_of(user)} == {
         owner.tenant_id,
         second.tenant_id,
     }
     # A stranger sees neither.
     stranger = do_create_business(name="Elsewhere", owner=UserFactory())
-    activate(stranger)
+    act(stranger)
     assert set(Business.objects.values_list("id", flat=True)) == {stranger.tenant_id}
 
 
@@ -125,7 +127,7 @@ def test_invitation_email_carries_a_single_use_link_and_no_digest(
     assert invitation.invited_by_id == matrix.a.manager.membership.pk
     assert dt.timedelta(hours=71) < invitation.expires_at - timezone.now() <= dt.timedelta(hours=72)
     # The secret is nowhere in the database.
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     stored = Invitation.objects.filter(pk=invitation.pk).values()[0]
     assert all(secret not in str(value) for value in stored.values())
 
@@ -164,7 +166,7 @@ def test_an_existing_login_with_the_same_email_accepts(
     actor = do_accept_invitation(prefix, invitation_proof(secret), user=person.user)
     assert actor.user == person.user
     assert actor.tenant_id == matrix.a.owner.tenant_id
-    activate(actor)
+    act(actor)
     assert {m.tenant_id for m in tenancy_access.memberships_of(person.user)} == {
         matrix.a.owner.tenant_id,
         matrix.b.owner.tenant_id,
@@ -191,7 +193,7 @@ def test_a_client_invitation_links_exactly_that_client_record(
 
 
 def test_client_invitations_must_name_a_client(matrix: TenantMatrix) -> None:
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     with pytest.raises(ValidationError):
         do_invite_member(actor=matrix.a.owner, email="x@example.test", role=Role.CLIENT)
     with pytest.raises(ValidationError):
@@ -238,12 +240,12 @@ def test_invitations_that_must_not_work(
         extra = {"full_name": "Second Try", "password": NEW_PASSWORD}
         user = None
     elif spoil == "expired":
-        activate(owner)
+        act(owner)
         Invitation.objects.filter(pk=invitation.pk).update(
             expires_at=timezone.now() - dt.timedelta(seconds=1)
         )
     elif spoil == "revoked":
-        activate(owner)
+        act(owner)
         do_revoke_invitation(invitation, actor=owner)
     elif spoil == "other email":
         user = UserFactory(email="not.invited@example.test")
@@ -263,7 +265,7 @@ def test_invitations_that_must_not_work(
         assert caught.value.messages == [INVALID_INVITATION]
     assert members_of(owner) == before_members
     assert User.objects.count() == before_users
-    activate(owner)
+    act(owner)
     invitation.refresh_from_db()
     if spoil != "used twice":
         assert invitation.accepted_at is None
@@ -275,14 +277,14 @@ def test_a_failed_smtp_delivery_leaves_no_invitation(
 ) -> None:
     owner = matrix.a.owner
     smtp_server.handler.refuse = True
-    activate(owner)
+    act(owner)
     with pytest.raises(ValidationError) as caught:
         do_invite_member(actor=owner, email="bounced@example.test", role=Role.STAFF)
     assert "email" in caught.value.message_dict
     assert pending(owner) == []
 
     smtp_server.stop()
-    activate(owner)
+    act(owner)
     with pytest.raises(ValidationError) as caught:
         do_invite_member(actor=owner, email="nobody@example.test", role=Role.STAFF)
     assert caught.value.message_dict["email"] == [
@@ -296,17 +298,17 @@ def test_revoking_takes_effect_and_only_managers_revoke(
     smtp_server: SmtpServer,
 ) -> None:
     invitation, _prefix, _secret = invite(smtp_server, matrix.a.owner, "later@example.test")
-    activate(matrix.a.staff)
+    act(matrix.a.staff)
     with pytest.raises(PermissionDenied):
         do_revoke_invitation(invitation, actor=matrix.a.staff)
     assert len(pending(matrix.a.owner)) == 1
-    activate(matrix.a.manager)
+    act(matrix.a.manager)
     do_revoke_invitation(invitation, actor=matrix.a.manager)
     assert pending(matrix.a.owner) == []
 
 
 def test_only_owners_invite_owners(matrix: TenantMatrix, smtp_server: SmtpServer) -> None:
-    activate(matrix.a.manager)
+    act(matrix.a.manager)
     with pytest.raises(PermissionDenied):
         do_invite_member(actor=matrix.a.manager, email="boss@example.test", role=Role.OWNER)
     _inv, prefix, secret = invite(smtp_server, matrix.a.owner, "boss@example.test", Role.OWNER)
@@ -322,17 +324,17 @@ def test_only_owners_invite_owners(matrix: TenantMatrix, smtp_server: SmtpServer
 
 def test_owners_change_roles_and_the_last_owner_stays(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     assert do_change_role(a.staff.membership, Role.MANAGER, actor=a.owner).role == Role.MANAGER
     with pytest.raises(ValidationError, match="at least one active owner"):
         do_change_role(a.owner.membership, Role.MANAGER, actor=a.owner)
-    activate(a.owner)
+    act(a.owner)
     a.owner.membership.refresh_from_db()
     assert a.owner.membership.role == Role.OWNER
     # With a second owner, the first may step down.
     do_change_role(a.manager.membership, Role.OWNER, actor=a.owner)
     do_change_role(a.owner.membership, Role.MANAGER, actor=a.owner)
-    activate(a.manager)
+    act(a.manager)
     assert set(Membership.objects.filter(tenant_id=a.owner.tenant_id, role=Role.OWNER)) == {
         a.manager.membership
     }
@@ -341,7 +343,7 @@ def test_owners_change_roles_and_the_last_owner_stays(matrix: TenantMatrix) -> N
 def test_an_inactive_owner_does_not_count_as_another_owner(matrix: TenantMatrix) -> None:
     a = matrix.a
     second = add_member(a.owner, UserFactory(), Role.OWNER)
-    activate(a.owner)
+    act(a.owner)
     do_deactivate_member(second.membership, actor=a.owner)
     with pytest.raises(ValidationError, match="at least one active owner"):
         do_change_role(a.owner.membership, Role.STAFF, actor=a.owner)
@@ -350,17 +352,17 @@ def test_an_inactive_owner_does_not_count_as_another_owner(matrix: TenantMatrix)
 @pytest.mark.parametrize("role", ["manager", "staff", "client_login"])
 def test_only_owners_change_roles(matrix: TenantMatrix, role: str) -> None:
     actor = getattr(matrix.a, role)
-    activate(actor)
+    act(actor)
     with pytest.raises(PermissionDenied):
         do_change_role(matrix.a.other_staff.membership, Role.MANAGER, actor=actor)
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     matrix.a.other_staff.membership.refresh_from_db()
     assert matrix.a.other_staff.membership.role == Role.STAFF
 
 
 def test_client_logins_are_not_changed_through_roles(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     with pytest.raises(ValidationError):
         do_change_role(a.client_login.membership, Role.STAFF, actor=a.owner)
     with pytest.raises(ValidationError):
@@ -369,21 +371,21 @@ def test_client_logins_are_not_changed_through_roles(matrix: TenantMatrix) -> No
 
 def test_deactivation_rules(matrix: TenantMatrix) -> None:
     a = matrix.a
-    activate(a.manager)
+    act(a.manager)
     with pytest.raises(PermissionDenied):
         do_deactivate_member(a.owner.membership, actor=a.manager)
     with pytest.raises(ValidationError):
         do_deactivate_member(a.manager.membership, actor=a.manager)
     do_deactivate_member(a.other_staff.membership, actor=a.manager)
-    activate(a.staff)
+    act(a.staff)
     with pytest.raises(PermissionDenied):
         do_deactivate_member(a.other_staff.membership, actor=a.staff)
-    activate(a.owner)
+    act(a.owner)
     with pytest.raises(ValidationError):
         do_deactivate_member(a.owner.membership, actor=a.owner)
     do_deactivate_member(a.manager.membership, actor=a.owner)
     # A deactivated member no longer gets into the business.
-    activate(a.owner)
+    act(a.owner)
     assert tenancy_access.active_membership(a.other_staff.user, a.owner.tenant_id) is None
     assert tenancy_access.active_membership(a.manager.user, a.owner.tenant_id) is None
 
@@ -391,9 +393,9 @@ def test_deactivation_rules(matrix: TenantMatrix) -> None:
 def test_a_second_owner_can_be_deactivated_by_an_owner(matrix: TenantMatrix) -> None:
     a = matrix.a
     second = add_member(a.owner, UserFactory(password=PASSWORD), Role.OWNER)
-    activate(second)
+    act(second)
     do_deactivate_member(a.owner.membership, actor=second)
-    activate(second)
+    act(second)
     assert not Membership.objects.get(pk=a.owner.membership.pk).is_active
 
 

@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 from django.contrib.sessions.models import Session
 
-from custodia.tenancy.context import Actor, activate
-from custodia.tenancy.middleware import (
+from custodia.core.actor import Actor
+from custodia.core.permissions import Role
+from custodia.tenancy.actors import (
     ACTIVE_BUSINESS_SESSION_KEY,
     BUSINESS_GONE,
     CHOOSE_BUSINESS_SESSION_KEY,
 )
 from custodia.tenancy.models import Business, Membership
-from custodia.tenancy.permissions import Role
+from tests.acting import act
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix, add_member
 from tests.web.support import logged_in, snapshot, text
@@ -45,7 +46,7 @@ def submit_new_client(browser: HttpsClient) -> Any:
 
 
 def delete_business(browser: HttpsClient, owner: Actor, capture: Any) -> None:
-    activate(owner)
+    act(owner)
     slug = Business.objects.get(pk=owner.tenant_id).slug
     with capture(execute=True):
         done = browser.post(DELETE, {"confirm": slug})
@@ -61,7 +62,7 @@ def test_a_form_for_a_membership_that_ended_does_not_submit_into_another_busines
     assert browser.get(NEW_CLIENT).status_code == 200  # the form, opened for Alpha
     # The membership ends while this session lives on (a request racing the removal, which
     # otherwise ends the member's sessions for the business).
-    activate(a.owner)
+    act(a.owner)
     Membership.objects.filter(pk=a.manager.membership.pk).update(is_active=False)
     before = snapshot(matrix)
 
@@ -94,7 +95,7 @@ def test_the_deleting_owners_other_tab_does_not_submit_into_their_other_business
     browser = logged_in(a.owner)
     assert browser.get(NEW_CLIENT).status_code == 200  # a second tab, opened for Alpha
     delete_business(browser, a.owner, django_capture_on_commit_callbacks)
-    activate(b.owner)
+    act(b.owner)
     before = snapshot(matrix)
 
     answer = submit_new_client(browser)

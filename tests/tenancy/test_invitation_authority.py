@@ -13,6 +13,9 @@ from django.core.exceptions import ValidationError
 
 from custodia.accounts.models import User
 from custodia.audit.models import AuditEvent
+from custodia.core.actor import Actor
+from custodia.core.dbcontext import clear, set_db_context
+from custodia.core.permissions import Role, may_grant
 from custodia.tenancy.actions import (
     ALREADY_ACCEPTED,
     INVALID_INVITATION,
@@ -22,9 +25,8 @@ from custodia.tenancy.actions import (
     do_revoke_invitation,
     invitation_proof,
 )
-from custodia.tenancy.context import Actor, activate, clear, set_db_context
 from custodia.tenancy.models import Invitation, Membership
-from custodia.tenancy.permissions import Role, may_grant
+from tests.acting import act
 from tests.factories import TenantMatrix, UserFactory, add_member, authenticated
 from tests.mail import SmtpServer
 from tests.tenancy.test_actions import NEW_PASSWORD, invite, members_of, pending
@@ -45,7 +47,7 @@ def accept_as_new(prefix: str, secret: str) -> Actor:
 
 
 def revocations(owner: Actor, invitation: Invitation) -> list[dict[str, Any]]:
-    activate(owner)
+    act(owner)
     return list(
         AuditEvent.objects.filter(
             tenant_id=owner.tenant_id, action="invitation.revoke", target_id=invitation.pk
@@ -54,7 +56,7 @@ def revocations(owner: Actor, invitation: Invitation) -> list[dict[str, Any]]:
 
 
 def stored(owner: Actor, invitation: Invitation) -> Invitation:
-    activate(owner)
+    act(owner)
     return Invitation.objects.get(pk=invitation.pk)
 
 
@@ -72,7 +74,7 @@ def test_a_deactivated_managers_invitation_to_themself_is_dead(
     invitation, prefix, secret = invite(
         smtp_server, a.manager, "alt.ego@example.test", Role.MANAGER
     )
-    activate(a.owner)
+    act(a.owner)
     do_deactivate_member(a.manager.membership, actor=a.owner)
     assert pending(a.owner) == []
     assert revocations(a.owner, invitation) == [{"reason": "sender deactivated"}]
@@ -93,13 +95,13 @@ def test_deactivation_revokes_only_the_members_own_pending_invitations(
     elsewhere, _p, _s = invite(smtp_server, b.owner, "elsewhere@example.test")
     used, used_prefix, used_secret = invite(smtp_server, a.manager, "used@example.test")
     accept_as_new(used_prefix, used_secret)
-    activate(a.owner)
+    act(a.owner)
     do_deactivate_member(a.manager.membership, actor=a.owner)
     assert stored(a.owner, mine).revoked_at is not None
     assert [i.pk for i in pending(a.owner)] == [owners.pk]
     assert [i.pk for i in pending(b.owner)] == [elsewhere.pk]
     assert stored(a.owner, used).revoked_at is None  # accepted: deactivate that member instead
-    activate(a.owner)
+    act(a.owner)
     assert Membership.objects.get(user__email="used@example.test").is_active
 
 
@@ -110,7 +112,7 @@ def test_a_demotion_revokes_the_invitations_the_new_role_cannot_grant(
     second = add_member(a.owner, UserFactory(), Role.OWNER)
     owner_invite, o_prefix, o_secret = invite(smtp_server, second, "boss@example.test", Role.OWNER)
     staff_invite, s_prefix, s_secret = invite(smtp_server, second, "hand@example.test")
-    activate(a.owner)
+    act(a.owner)
     do_change_role(second.membership, Role.MANAGER, actor=a.owner)
     # A manager may still invite staff: that one stands; an owner invitation does not.
     assert revocations(a.owner, owner_invite) == [{"reason": "sender's role changed"}]
@@ -118,7 +120,7 @@ def test_a_demotion_revokes_the_invitations_the_new_role_cannot_grant(
     with pytest.raises(ValidationError, match=INVALID_INVITATION):
         accept_as_new(o_prefix, o_secret)
     assert accept_as_new(s_prefix, s_secret).role == Role.STAFF
-    activate(a.owner)
+    act(a.owner)
     do_change_role(second.membership, Role.STAFF, actor=a.owner)
     assert pending(a.owner) == []
 
@@ -135,7 +137,7 @@ def test_acceptance_checks_the_sender_even_when_nothing_revoked_it(
     sender = add_member(a.owner, UserFactory(), Role.OWNER)
     role = Role.OWNER if change == "owner now a manager" else Role.MANAGER
     invitation, prefix, secret = invite(smtp_server, authenticated(sender), "x@example.test", role)
-    activate(a.owner)
+    act(a.owner)
     senders = Membership.objects.filter(pk=sender.membership.pk)
     if change == "deactivated":
         senders.update(is_active=False)
@@ -173,7 +175,7 @@ def test_revoking_an_accepted_invitation_is_refused_and_points_to_deactivation(
     a = matrix.a
     invitation, prefix, secret = invite(smtp_server, a.owner, "joined@example.test")
     accept_as_new(prefix, secret)
-    activate(a.manager)
+    act(a.manager)
     with pytest.raises(ValidationError) as caught:
         do_revoke_invitation(invitation, actor=a.manager)
     assert caught.value.messages == [ALREADY_ACCEPTED]
@@ -183,16 +185,16 @@ def test_revoking_an_accepted_invitation_is_refused_and_points_to_deactivation(
     assert response.status_code == 400
     assert "deactivate them" in response.content.decode()
     assert revocations(a.owner, invitation) == []
-    activate(a.owner)
+    act(a.owner)
     assert Membership.objects.get(user__email="joined@example.test").is_active
 
 
 def test_revoking_twice_records_once(matrix: TenantMatrix, smtp_server: SmtpServer) -> None:
     a = matrix.a
     invitation, _prefix, _secret = invite(smtp_server, a.owner, "twice@example.test")
-    activate(a.manager)
+    act(a.manager)
     do_revoke_invitation(invitation, actor=a.manager)
-    activate(a.manager)
+    act(a.manager)
     do_revoke_invitation(invitation, actor=a.manager)
     assert len(revocations(a.owner, invitation)) == 1
 
@@ -205,7 +207,7 @@ def test_accepted_and_revoked_invitations_keep_no_address(
     revoked, _p, _s = invite(smtp_server, a.owner, "gone@example.test")
     waiting, _p, _s = invite(smtp_server, a.owner, "waiting@example.test")
     accept_as_new(prefix, secret)
-    activate(a.owner)
+    act(a.owner)
     do_revoke_invitation(revoked, actor=a.owner)
     assert stored(a.owner, accepted).email == ""
     assert stored(a.owner, revoked).email == ""
@@ -223,7 +225,7 @@ def test_the_pages_refuse_a_link_whose_sender_was_removed(
     opened = web.get(f"/invite/{prefix}/{secret}/")
     assert opened.status_code == 302 and opened["Location"] == f"/invite/{prefix}/accept/"
     assert web.get(opened["Location"]).status_code == 200
-    activate(a.owner)
+    act(a.owner)
     Membership.objects.filter(pk=sender.membership.pk).update(role=Role.STAFF)
     before = members_of(a.owner)
     answer = web.post(opened["Location"], {"full_name": "Late", "password": NEW_PASSWORD})

@@ -20,7 +20,14 @@ from django.core.management import call_command
 from django.db import connections, transaction
 
 from custodia import embedded
+from custodia.core.actor import Actor, acting_as
+from custodia.core.permissions import Role
 from custodia.crypto import keyring
+from custodia.ops.management.commands.setup import (
+    drop_database,
+    point_connections_at,
+    prepare_database,
+)
 from custodia.tenancy.actions import (
     ALREADY_ACCEPTED,
     EXISTING_ACCOUNT,
@@ -30,14 +37,8 @@ from custodia.tenancy.actions import (
     do_revoke_invitation,
     invitation_proof,
 )
-from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.models import Invitation
-from custodia.tenancy.permissions import Role
-from custodia.web.management.commands.setup import (
-    drop_database,
-    point_connections_at,
-    prepare_database,
-)
+from tests.acting import act
 from tests.factories import TenantMatrix, build_matrix
 from tests.mail import SmtpServer
 from tests.tenancy.test_actions import NEW_PASSWORD, invite
@@ -164,8 +165,8 @@ def accept_new(prefix: str, secret: str, name: str = "Racer") -> Callable[[], Ac
 
 def revoke(invitation: Invitation, actor: Actor) -> Callable[[], Invitation]:
     def run() -> Invitation:
-        with transaction.atomic():
-            activate(actor)
+        # On the pool's thread: a block of its own, not the test's acting scope.
+        with transaction.atomic(), acting_as(actor):
             return do_revoke_invitation(invitation, actor=actor)
 
     return run
@@ -204,7 +205,7 @@ def test_accepting_while_the_sender_is_deactivated_finds_it_revoked(
     with transaction.atomic():
         invitation, prefix, secret = invite(smtp_server, a.manager, email, Role.MANAGER)
     with transaction.atomic():
-        activate(a.owner)
+        act(a.owner)
         do_deactivate_member(a.manager.membership, actor=a.owner)
         acceptance = elsewhere(pool, accept_new(prefix, secret))
         wait_until_blocked(database, acceptance)

@@ -8,8 +8,8 @@ from django.db import IntegrityError, transaction
 from django.http import Http404
 
 from custodia.tenancy.actions import do_update_security_policy
-from custodia.tenancy.context import activate
 from custodia.tenancy.models import Business
+from tests.acting import act
 from tests.web.support import actor_for, anonymous, logged_in, snapshot, text, title
 
 URL = "/app/business/security/"
@@ -22,7 +22,7 @@ STRICT = {
 
 
 def policy_of(owner) -> tuple[int, bool, bool, bool]:
-    activate(owner)
+    act(owner)
     business = Business.objects.get(pk=owner.tenant_id)
     return (
         business.session_idle_minutes,
@@ -99,7 +99,7 @@ def test_the_bounds_hold_at_the_edges(matrix):
 
 def test_the_action_guards_itself(matrix):
     a = matrix.a
-    activate(a.manager)
+    act(a.manager)
     with pytest.raises(PermissionDenied):
         do_update_security_policy(
             a.manager.business,
@@ -109,7 +109,7 @@ def test_the_action_guards_itself(matrix):
             mfa_required_staff=False,
             actor=a.manager,
         )
-    activate(a.owner)
+    act(a.owner)
     with pytest.raises(Http404):
         do_update_security_policy(
             matrix.b.owner.business,
@@ -133,6 +133,6 @@ def test_the_action_guards_itself(matrix):
 
 
 def test_the_database_refuses_out_of_bounds_minutes_too(matrix):
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     with pytest.raises(IntegrityError), transaction.atomic():
         Business.objects.filter(pk=matrix.a.owner.tenant_id).update(session_idle_minutes=200)

@@ -6,12 +6,13 @@ import re
 from urllib.parse import urlsplit
 
 from custodia.accounts.models import User
+from custodia.core.dbcontext import set_db_context
+from custodia.core.permissions import Role
 from custodia.tenancy.access import list_invitations, list_members, memberships_of
-from custodia.tenancy.context import activate, set_db_context
-from custodia.tenancy.middleware import ACTIVE_BUSINESS_SESSION_KEY
+from custodia.tenancy.actors import ACTIVE_BUSINESS_SESSION_KEY
 from custodia.tenancy.models import Invitation
-from custodia.tenancy.permissions import Role
-from custodia.tenancy.views import INVITATION_SESSION_KEY
+from custodia.web.tenancy.views import INVITATION_SESSION_KEY
+from tests.acting import act
 from tests.factories import PASSWORD
 from tests.web.support import anonymous, logged_in, snapshot, text, title
 
@@ -94,7 +95,7 @@ def test_invitation_for_a_new_person_end_to_end(matrix, mailoutbox):
     dashboard = browser.get("/app/")
     assert dashboard.status_code == 200 and "Welcome to Alpha." in text(dashboard)
     assert "Your next visits" in text(dashboard)  # the staff dashboard
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert list_members(matrix.a.owner).get(user=user).role == "staff"
 
     # The link works once.
@@ -131,7 +132,7 @@ def test_tampered_expired_or_revoked_links_are_refused_alike(matrix, mailoutbox)
     # Revoked after opening: refused on accept, nothing created.
     browser = anonymous()
     browser.get(path)
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     invitation = list_invitations(matrix.a.owner).get()
     owner = logged_in(matrix.a.owner)
     pending = owner.get("/app/staff/")
@@ -197,7 +198,7 @@ def test_owner_changes_roles_and_deactivates_members(matrix):
         owner.post(f"/app/staff/{a.staff.membership.pk}/role/", {"role": "manager"}).status_code
         == 302
     )
-    activate(a.owner)
+    act(a.owner)
     assert list_members(a.owner).get(pk=a.staff.membership.pk).role == "manager"
     bad = owner.post(f"/app/staff/{a.staff.membership.pk}/role/", {"role": "client"})
     assert bad.status_code == 400 and "Choose a valid role." in text(bad)
@@ -206,7 +207,7 @@ def test_owner_changes_roles_and_deactivates_members(matrix):
     assert last.status_code == 400 and "at least one active owner" in text(last)
 
     assert owner.post(f"/app/staff/{a.other_staff.membership.pk}/deactivate/").status_code == 302
-    activate(a.owner)
+    act(a.owner)
     assert not list_members(a.owner).get(pk=a.other_staff.membership.pk).is_active
     # The deactivated member has no business any more: a clear page, not an error.
     page = logged_in(a.other_staff).get("/app/")
@@ -263,5 +264,5 @@ def test_invitation_rows_keep_only_a_digest(matrix, mailoutbox):
     set_db_context(lookup=prefix)
     row = Invitation.objects.values().get(prefix=prefix)
     assert secret not in str(row)
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert list(memberships_of(matrix.a.owner.user))

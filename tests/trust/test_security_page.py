@@ -65,7 +65,7 @@ def test_mfa_claims_hold_in_the_settings():
     assert settings.MFA_RECOVERY_CODE_COUNT == 10 and settings.MFA_RECOVERY_CODES_SHOW_ONCE
     assert settings.MFA_REAUTHENTICATION_REQUIRED
     assert settings.MFA_ADAPTER == "custodia.accounts.mfa.MFAAdapter"
-    assert "custodia.accounts.mfa.MFAPolicyMiddleware" in settings.MIDDLEWARE
+    assert "custodia.web.middleware.MFAPolicyMiddleware" in settings.MIDDLEWARE
 
 
 def test_page_numbers_match_the_configuration(page):

@@ -9,9 +9,10 @@ from django.http import HttpResponse
 
 from custodia.accounts.models import ApiToken
 from custodia.clients.models import Assignment, Client, HomeAccess
+from custodia.core.actor import Actor
 from custodia.scheduling.models import Service, Visit
-from custodia.tenancy.context import Actor, activate
 from custodia.tenancy.models import Business, Invitation, Membership
+from tests.acting import act
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix
 
@@ -60,7 +61,7 @@ def snapshot(matrix: TenantMatrix) -> dict[str, dict[str, list[dict[str, Any]]]]
     """Every row of both businesses, each read by its own owner (ApiToken: the owner's own)."""
     state = {}
     for name, business in (("a", matrix.a), ("b", matrix.b)):
-        activate(business.owner)
+        act(business.owner)
         state[name] = {
             model.__name__: list(model.objects.order_by("pk").values()) for model in MODELS
         }

@@ -14,9 +14,9 @@ import pytest
 from django.utils import timezone
 
 from custodia.accounts.actions import do_create_api_token
+from custodia.core.permissions import Role
 from custodia.tenancy.actions import do_invite_member
-from custodia.tenancy.context import activate
-from custodia.tenancy.permissions import Role
+from tests.acting import act
 from tests.factories import TenantMatrix
 from tests.web.support import ROLES, actor_for, logged_in, snapshot
 
@@ -150,7 +150,7 @@ def endpoints(ids: dict[str, str]) -> list[Endpoint]:
 def ids_of(matrix: TenantMatrix) -> dict[str, str]:
     """Ids of business A's objects, plus an invitation and an owner's token made for the test."""
     a = matrix.a
-    activate(a.owner)
+    act(a.owner)
     invitation = do_invite_member(actor=a.owner, email="pending@example.test", role=Role.STAFF)
     token, _plain = do_create_api_token(actor=a.owner, name="owner's")
     return {

@@ -26,9 +26,9 @@ from django.urls import path
 
 from custodia import urls as app_urls
 from custodia.clients.models import Client, phone_key
-from custodia.tenancy.context import activate
-from custodia.web import requestctx
-from custodia.web.logs import JsonFormatter, PlainFormatter
+from custodia.core import requestctx
+from custodia.core.logs import JsonFormatter, PlainFormatter
+from tests.acting import act
 from tests.conftest import HttpsClient
 from tests.factories import PASSWORD, TenantMatrix
 from tests.test_settings import refused
@@ -256,7 +256,7 @@ def test_logs_carry_no_customer_data_or_secrets_and_name_their_request(
         data={**CLIENT, "csrfmiddlewaretoken": token},
     )
     assert failed.status_code == 500
-    activate(matrix.a.owner)
+    act(matrix.a.owner)
     assert Client.objects.filter(name=CLIENT["name"]).exists()  # the day really happened
 
     # Every line is JSON; those written during a request carry that response's request id.

@@ -7,8 +7,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from custodia.accounts.models import User
+from custodia.core.dbcontext import set_db_context
 from custodia.tenancy.access import memberships_of
-from custodia.tenancy.context import set_db_context
 from tests.factories import PASSWORD, UserFactory
 from tests.web.support import anonymous, logged_in, text, title
 

@@ -16,17 +16,18 @@ from custodia.accounts.access import TOKEN_PREFIX, TOKEN_PURPOSE
 from custodia.accounts.digests import issue_secret
 from custodia.accounts.models import ApiToken, SecurityEvent, SecurityEventKind
 from custodia.accounts.stepup import require_step_up
-from custodia.accounts.throttle import client_ip, user_agent_summary
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction
-from custodia.tenancy.context import Actor
-from custodia.tenancy.permissions import ROLE_PERMISSIONS, Permission
+from custodia.accounts.throttle import user_agent_summary
+from custodia.core.actor import Actor, require_active
+from custodia.core.audit import AuditAction, record
+from custodia.core.permissions import ROLE_PERMISSIONS, Permission
+from custodia.core.requestctx import client_ip
 
 
 def do_create_api_token(
     *, actor: Actor, name: str, scopes: Iterable[str] | None = None, days: int | None = None
 ) -> tuple[ApiToken, str]:
     """A new token for the actor's membership; returns it with the plain value, shown once."""
+    require_active(actor)
     actor.require(Permission.TOKENS_CREATE)
     require_step_up(actor)
     allowed = ROLE_PERMISSIONS[actor.role]
@@ -67,6 +68,7 @@ def do_create_api_token(
 
 def do_revoke_api_token(token: ApiToken, *, actor: Actor) -> None:
     """The token stops working at once."""
+    require_active(actor)
     if token.user_id != actor.user.pk or token.tenant_id != actor.tenant_id:
         raise Http404("No such token.")
     with transaction.atomic():

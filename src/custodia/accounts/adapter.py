@@ -23,8 +23,7 @@ from django.http import HttpRequest
 from custodia.accounts import challenge, throttle
 from custodia.accounts.links import public_mail_context
 from custodia.accounts.notifications import notify_lockout
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction, Outcome
+from custodia.core.audit import AuditAction, Outcome, record
 
 logger = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ def issue_secret(purpose: str) -> IssuedSecret:
 def candidate_digests(purpose: str, secret: str) -> list[str]:
     """The digests a stored one may be of this secret: under SECRET_KEY first, then under each
     of SECRET_KEY_FALLBACKS (a key rotation does not void what was issued before). For a check
-    made by the database (an API token, tenancy/context.py: activate_token), which so compares
+    made by the database (an API token, core/actor.py: activate_token), which so compares
     digests and never sees the secret."""
     keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
     return [digest_secret(purpose, secret, key=key) for key in keys]

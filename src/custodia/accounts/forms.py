@@ -29,8 +29,7 @@ from custodia.accounts.throttle import (
     record_code_success,
     record_success,
 )
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction, Outcome
+from custodia.core.audit import AuditAction, Outcome, record
 
 
 def _checked_code(request: HttpRequest, user: Any, check: Callable[[], Any]) -> str:

@@ -38,7 +38,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 
-from custodia.tenancy.permissions import Role
+from custodia.core.permissions import Role
 
 # --- Secrets at rest ---------------------------------------------------------------------------
 

@@ -33,10 +33,9 @@ from django.utils import timezone
 
 from custodia.accounts.sessionlist import listed_key, own_session, track
 from custodia.accounts.sessionstore import SessionStore, stored_key
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction
-from custodia.tenancy.context import set_db_context
-from custodia.tenancy.middleware import ACTIVE_BUSINESS_SESSION_KEY
+from custodia.core.audit import AuditAction, record
+from custodia.core.dbcontext import set_db_context
+from custodia.tenancy.actors import ACTIVE_BUSINESS_SESSION_KEY
 from custodia.tenancy.models import Membership
 
 if TYPE_CHECKING:

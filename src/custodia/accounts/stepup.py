@@ -23,7 +23,7 @@ from allauth.mfa.utils import is_mfa_enabled
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
-from custodia.tenancy.context import Actor
+from custodia.core.actor import Actor
 
 CARD_WINDOW_SECONDS = 15 * 60
 CARD_ACTIVITY_SESSION_KEY = "custodia.card_activity_at"

@@ -1,11 +1,4 @@
-"""Who is asking, and how often they may fail: the client address, and per-account lockouts.
-
-The client address is the TCP peer unless `CUSTODIA_TRUSTED_PROXIES` proxies stand in front of
-Custodia; then it is read from the right of X-Forwarded-For (each proxy appends the address it
-was reached from, so entries further left were written by the client and prove nothing), but
-only as far back as every sender is a proxy inside `CUSTODIA_TRUSTED_PROXY_NETWORKS`: a header
-from anyone else is ignored, and a chain with an untrusted hop stops at that hop. allauth's rate
-limits key on it through `AccountAdapter.get_client_ip`.
+"""How often a sign-in may fail: per-account lockouts (the client address is core/requestctx.py's).
 
 Per account (per login name, whether or not an account has it, so the answer never tells which),
 `LOGIN_LOCKOUT_THRESHOLD` consecutive failures pause sign-in for a back-off that doubles with each
@@ -37,56 +30,12 @@ from user_agents import parse as parse_user_agent
 
 from custodia.accounts.digests import digest_secret
 from custodia.accounts.models import LoginThrottle, User, normalize_email
+from custodia.core.requestctx import client_ip
 
 LOCKOUT_KEY_PURPOSE = "login-throttle"
 CODE_LOCKOUT_PREFIX = "second-factor:"  # the code series' key: an HMAC of this and the user id
-UNLOCK_SALT = "custodia.accounts.unlock"
+UNLOCK_SALT = "custodia.web.accounts.unlock"
 UNLOCKED_SESSION_KEY = "custodia.unlocked"
-
-
-def _parse_ip(value: str) -> str | None:
-    value = value.strip()
-    if value.startswith("[") and "]" in value:  # "[::1]:443" or "[::1]"
-        value = value[1 : value.index("]")]
-    elif value.count(":") == 1:  # "192.0.2.1:443"
-        value = value.split(":", 1)[0]
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
-
-
-def _is_trusted_proxy(address: str) -> bool:
-    parsed = ipaddress.ip_address(address)
-    return any(parsed in network for network in settings.CUSTODIA_TRUSTED_PROXY_NETWORKS)
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The client's address, trusting X-Forwarded-For only from and through trusted proxies.
-
-    The header counts only when the peer is in `CUSTODIA_TRUSTED_PROXY_NETWORKS`. Walking it from
-    the right, each entry is the address the proxy before it was reached from: while that is
-    another trusted proxy, the walk goes on, up to `CUSTODIA_TRUSTED_PROXIES` entries; the first
-    address that is not a trusted proxy is the client (a chain with an untrusted hop stops
-    there). A header with too few entries, or an unparsable entry on the way, did not come
-    through the proxies: the peer address is used instead (the strictest choice, as every such
-    request then shares one limit).
-    """
-    peer = _parse_ip(str(request.META.get("REMOTE_ADDR", ""))) or "0.0.0.0"  # noqa: S104
-    proxies = settings.CUSTODIA_TRUSTED_PROXIES
-    if proxies <= 0 or not _is_trusted_proxy(peer):
-        return peer
-    header = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    entries = [entry for entry in str(header).split(",") if entry.strip()]
-    for hop in range(1, proxies + 1):
-        if len(entries) < hop:
-            return peer
-        address = _parse_ip(entries[-hop])
-        if address is None:
-            return peer
-        if hop == proxies or not _is_trusted_proxy(address):
-            return address
-    return peer
 
 
 def network_prefix(ip: str | None) -> str:
@@ -266,3 +215,6 @@ def redeem_unlock_token(request: HttpRequest, token: str) -> str | None:
     unlocked[key] = timezone.now().timestamp() + settings.LOGIN_UNLOCK_TOKEN_SECONDS
     request.session[UNLOCKED_SESSION_KEY] = unlocked
     return user_id
+
+
+# --- Second-factor codes ------------------------------------------------------------------------

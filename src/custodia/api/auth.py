@@ -7,18 +7,22 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from ninja.security import APIKeyCookie, HttpBearer
 
-from custodia.accounts.access import actor_for_token
 from custodia.accounts.mfa import refuse_token_without_factor
-from custodia.tenancy.context import Actor
-from custodia.tenancy.middleware import SAFE_METHODS
+from custodia.core.actor import Actor
+from custodia.core.requestctx import SAFE_METHODS
+from custodia.tenancy.actors import actor_for_token
 
 
 class BearerTokenAuth(HttpBearer):
     """`Authorization: Bearer cst_...`: a personal token, narrowed to its scopes."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Actor | None:
-        # Activated for the database already.
-        actor = actor_for_token(token, durable=request.method not in SAFE_METHODS)
+        # Acting from here to the end of the request, in TenantMiddleware's acting scope.
+        actor = actor_for_token(
+            token,
+            acting=request.acting,  # type: ignore[attr-defined]
+            durable=request.method not in SAFE_METHODS,
+        )
         if actor is not None:
             # A genuine token only: a 403 that says why (the business requires MFA of its owner).
             refuse_token_without_factor(actor)

@@ -20,11 +20,11 @@ from ninja.errors import ValidationError as RequestInvalid
 from ninja.renderers import JSONRenderer
 
 from custodia.api.inputs import MalformedBody
+from custodia.core import requestctx
+from custodia.core.requestctx import body_too_large_message
 from custodia.crypto.errors import CryptoError, public_answer
 from custodia.crypto.fields import request_failure
 from custodia.tenancy.paging import InvalidCursor
-from custodia.web import requestctx
-from custodia.web.middleware import body_too_large_message
 
 request_logger = logging.getLogger("django.request")
 INVALID_INPUT = "Invalid input."

@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from custodia.tenancy.context import Actor
+from custodia.core.actor import Actor
 
 T = TypeVar("T")
 

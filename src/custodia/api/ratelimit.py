@@ -22,6 +22,7 @@ import datetime as dt
 import math
 import secrets
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,11 +31,12 @@ from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
-from custodia.accounts.access import TOKEN_PREFIX, actor_for_token
+from custodia.accounts.access import TOKEN_PREFIX
 from custodia.accounts.actions import do_record_security_event
 from custodia.accounts.digests import digest_secret
 from custodia.accounts.models import SecurityEventKind
-from custodia.tenancy.context import set_db_context
+from custodia.core.dbcontext import set_db_context
+from custodia.tenancy.actors import actor_for_token
 
 API_PREFIX = "/api/"
 KEY_PURPOSE = "api-rate-limit"
@@ -129,9 +131,9 @@ def record_refusal(request: HttpRequest) -> None:
     """A security event for whoever was refused, if the credentials are real (else nobody's)."""
     token = _bearer(request)
     user: Any
-    with transaction.atomic():
+    with ExitStack() as acting, transaction.atomic():
         if token is not None:
-            actor = actor_for_token(token)  # activates the actor for this transaction
+            actor = actor_for_token(token, acting=acting)
             if actor is None:
                 return
             user, detail = actor.user, f"API token {token.split('_')[1]}"

@@ -6,10 +6,10 @@ from django.http import Http404, HttpRequest
 from ninja import Router
 
 from custodia.api.app import api
-from custodia.audit.api import router as audit_router
-from custodia.clients.api import router as clients_router
-from custodia.scheduling.api import services_router, visits_router
-from custodia.tenancy.api import router as staff_router
+from custodia.api.audit.router import router as audit_router
+from custodia.api.clients.router import router as clients_router
+from custodia.api.scheduling.router import services_router, visits_router
+from custodia.api.tenancy.router import router as staff_router
 
 api.add_router("/clients", clients_router)
 api.add_router("/staff", staff_router)

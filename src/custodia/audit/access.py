@@ -17,11 +17,10 @@ from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from custodia.accounts.models import User
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction
 from custodia.audit.models import AuditEvent
-from custodia.tenancy.context import Actor
-from custodia.tenancy.permissions import Permission, Role
+from custodia.core.actor import Actor
+from custodia.core.audit import AuditAction, record
+from custodia.core.permissions import Permission, Role
 
 EVENTS_PER_PAGE = 50
 OWN_RECORD_EVENTS = 20

@@ -34,7 +34,8 @@ from django.db import connections, transaction
 from django.utils import timezone
 from psycopg import sql
 
-from custodia.config import create_private_file
+from custodia.core.audit import AuditAction, record
+from custodia.core.config import create_private_file
 
 LANES = 8
 ZERO_HASH = bytes(32)
@@ -491,9 +492,6 @@ def purge_chain(tenant_id: uuid.UUID | None, *, now: dt.datetime | None = None) 
     that does not verify is left whole (ChainBroken): it is evidence. The purge is itself an
     event of the chain, in the same transaction.
     """
-    from custodia.audit.actions import record
-    from custodia.audit.events import AuditAction
-
     cutoff = (now or timezone.now()) - dt.timedelta(days=settings.AUDIT_RETENTION_DAYS)
     with transaction.atomic(using=USING):
         report = verify_chain(tenant_id)

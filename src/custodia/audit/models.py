@@ -1,6 +1,6 @@
 """The audit trail: append-only events, hash-chained per business, with signed checkpoints.
 
-Rows are written only by `audit.actions.record` (a plain INSERT); the database fills in the id,
+Rows are written only by `core.audit.record` (a plain INSERT); the database fills in the id,
 time, lane, sequence number and hash (trigger `custodia_audit_chain`, audit/migrations/0001) and
 refuses UPDATE and DELETE. docs/audit.md explains the chain.
 """

@@ -18,15 +18,14 @@ from django.utils import timezone
 
 from custodia.accounts.stepup import has_fresh_step_up, require_step_up
 from custodia.audit import access as audit_access
-from custodia.audit.actions import note_refusal, record
-from custodia.audit.events import AuditAction
 from custodia.clients.models import Assignment, Client, HomeAccess, email_key, name_key, phone_key
+from custodia.core.actor import Actor
+from custodia.core.audit import AuditAction, note_refusal, record
+from custodia.core.permissions import Permission, Role
 from custodia.crypto.keyring import blind_index
 from custodia.tenancy.access import parse_id
-from custodia.tenancy.context import Actor
 from custodia.tenancy.models import Membership
 from custodia.tenancy.paging import Page, keyset_page
-from custodia.tenancy.permissions import Permission, Role
 from custodia.tenancy.reads import Intent
 
 CLIENTS_PER_PAGE = 50

@@ -8,14 +8,13 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction
 from custodia.clients.limits import LIMITS
 from custodia.clients.models import Assignment, Client, HomeAccess, email_key, name_key, phone_key
+from custodia.core.actor import Actor, ensure_in_business, require_active
+from custodia.core.audit import AuditAction, record
+from custodia.core.permissions import Permission, Role
 from custodia.crypto.keyring import blind_index
-from custodia.tenancy.context import Actor, ensure_in_business
 from custodia.tenancy.models import Membership
-from custodia.tenancy.permissions import Permission, Role
 
 CLIENT_FIELDS = ("name", "email", "phone", "address", "notes")
 ACCESS_FIELDS = ("instructions", "door_code", "alarm_code")
@@ -58,6 +57,7 @@ def _apply(client: Client, cleaned: dict[str, str]) -> list[str]:
 
 def do_create_client(*, actor: Actor, **fields: Any) -> Client:
     """A new client record, with home-access instructions if given."""
+    require_active(actor)
     actor.require(Permission.CLIENTS_RECORD_WRITE)
     cleaned = _clean({"name": "", **fields})
     with transaction.atomic():
@@ -76,6 +76,7 @@ def do_create_client(*, actor: Actor, **fields: Any) -> Client:
 
 def do_update_client(client: Client, *, actor: Actor, **changes: Any) -> Client:
     """Change some fields of a client (and their home access)."""
+    require_active(actor)
     actor.require(Permission.CLIENTS_RECORD_WRITE)
     ensure_in_business(actor, client)
     cleaned = _clean(changes)
@@ -97,6 +98,7 @@ def do_update_client(client: Client, *, actor: Actor, **changes: Any) -> Client:
 
 def do_delete_client(client: Client, *, actor: Actor) -> None:
     """Delete a client with their visits, assignments, home access and portal login."""
+    require_active(actor)
     actor.require(Permission.CLIENTS_RECORD_WRITE)
     ensure_in_business(actor, client)
     with transaction.atomic():
@@ -106,6 +108,7 @@ def do_delete_client(client: Client, *, actor: Actor) -> None:
 
 def do_assign_staff(client: Client, staff: Membership, *, actor: Actor) -> Assignment:
     """A manager decides that `staff` serves `client`; idempotent."""
+    require_active(actor)
     actor.require(Permission.CLIENTS_ASSIGNMENT_WRITE)
     ensure_in_business(actor, client)
     if staff.tenant_id != actor.tenant_id or staff.role == Role.CLIENT or not staff.is_active:
@@ -124,6 +127,7 @@ def do_assign_staff(client: Client, staff: Membership, *, actor: Actor) -> Assig
 
 def do_unassign_staff(client: Client, staff: Membership, *, actor: Actor) -> None:
     """The staff member no longer sees this client."""
+    require_active(actor)
     actor.require(Permission.CLIENTS_ASSIGNMENT_WRITE)
     ensure_in_business(actor, client, staff)
     with transaction.atomic():

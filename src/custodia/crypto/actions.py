@@ -17,9 +17,9 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction
+from custodia.core.audit import AuditAction, record
 from custodia.crypto import keyring, keystore, rows
+from custodia.crypto.access import values_per_version
 from custodia.crypto.errors import CryptoError, KeyUnavailable, RotationInProgress
 from custodia.crypto.rows import batches, reseal_to_primary, rewrite_batch, sealed_tables
 
@@ -165,8 +165,6 @@ def do_destroy_expired_keys(
     value with it just before it learnt of the rotation and committed after the rotation's last
     sweep: such values are re-encrypted under the primary key first.
     """
-    from custodia.crypto.access import values_per_version
-
     now = now or dt.datetime.now(dt.UTC)
     horizon = now - dt.timedelta(days=settings.RETIRED_KEY_RETENTION_DAYS)
     destroyed: dict[uuid.UUID, list[int]] = {}

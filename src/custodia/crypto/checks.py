@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core import checks
 
-from custodia.crypto import keyring, keystore
+from custodia.crypto import keyring, keystore, rows
 from custodia.crypto.errors import KekError
 
 
@@ -33,9 +33,7 @@ def verify_keystore_covers_database() -> str:
     """After migrating: every business in the database has keys. None at all means a wrong or
     unmounted keystore (KekError: starting would answer every read with "key destroyed");
     some missing is reported, and `custodia keys status` names them."""
-    from custodia.crypto.rows import USING, business_ids
-
-    in_database = set(business_ids(USING))
+    in_database = set(rows.business_ids(rows.USING))
     missing = in_database - set(keystore.business_ids())
     if in_database and missing == in_database:
         raise KekError(

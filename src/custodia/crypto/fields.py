@@ -20,9 +20,9 @@ from django.db.models.lookups import Exact, In, IsNull
 from django.db.models.query_utils import DeferredAttribute
 from pydantic import ValidationError as PydanticError
 
+from custodia.core import requestctx
 from custodia.crypto.errors import CryptoError, IntegrityFailure, KeyUnavailable
 from custodia.crypto.keyring import Unauthentic, UnknownVersion, keys_for
-from custodia.web import requestctx
 
 logger = logging.getLogger("custodia.crypto")
 
@@ -66,7 +66,7 @@ def seal_text(tenant_id: object, table: str, column: str, row: object, plaintext
 def open_text(tenant_id: object, table: str, column: str, row: object, blob: bytes) -> str:
     """The plaintext of a stored value; IntegrityFailure (logged) if it does not authenticate or
     names a key version the business never had, KeyUnavailable (logged) if its key was
-    destroyed. Either is noted on the request (web/requestctx.py)."""
+    destroyed. Either is noted on the request (core/requestctx.py)."""
     context = value_context(tenant_id, table, column, row)
     try:
         try:

@@ -30,8 +30,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
-from custodia.config import create_private_file
+from custodia.core.config import create_private_file
 from custodia.crypto.errors import KekError
+from custodia.crypto.keystore import keks_in_use, locked, replace_file
 
 KEYRING_FORMAT = "custodia-kek-keyring/1"
 NONCE_BYTES = 12
@@ -224,8 +225,6 @@ def write_keyring_entries(
     if create:
         create_private_file(path, content)
         return
-    from custodia.crypto.keystore import replace_file
-
     replace_file(path, content)
 
 
@@ -264,8 +263,6 @@ def provider_from_settings(*, create: bool = False) -> KekProvider:
 def add_file_kek() -> str:
     """File provider: a new primary KEK in the keyring file. The old ones are marked retired;
     they stay to unwrap what they wrapped until `prune_file_keks` removes them."""
-    from custodia.crypto.keystore import locked
-
     path = Path(settings.KEK_KEYRING_FILE)
     with locked():
         entries = read_keyring_entries(path)
@@ -280,8 +277,6 @@ def prune_file_keks(*, now: dt.datetime | None = None) -> list[str]:
     """File provider: remove retired KEKs that wrap nothing any more and were retired more than
     RETIRED_KEK_GRACE ago, so that every server has re-read the keyring since (they reload it
     within a second; the grace covers one that was stopped or cut off). Returns their ids."""
-    from custodia.crypto.keystore import keks_in_use, locked
-
     now = now or dt.datetime.now(dt.UTC)
     path = Path(settings.KEK_KEYRING_FILE)
     with locked():

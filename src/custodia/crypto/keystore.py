@@ -24,12 +24,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
 from custodia.crypto.errors import KeyUnavailable
-from custodia.crypto.kek import KekProvider
+
+if TYPE_CHECKING:
+    # Only named in annotations: kek.py uses this module's file locking and replacement.
+    from custodia.crypto.kek import KekProvider
 
 KEYSTORE_FORMAT = "custodia-keystore/1"
 PRIMARY, PREVIOUS, RETIRED = "primary", "previous", "retired"

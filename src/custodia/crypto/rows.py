@@ -18,11 +18,11 @@ from typing import Any
 from django.db import connections, migrations, transaction
 from psycopg import sql
 
+from custodia.core.dbcontext import set_db_context
+from custodia.core.permissions import Role
 from custodia.crypto.fields import EncryptedTextField, open_text, seal_text
-from custodia.crypto.keyring import FORMAT_AES_GCM, keys_for, version_of
+from custodia.crypto.keyring import FORMAT_AES_GCM, create_keys, keys_for, version_of
 from custodia.tenancy.access import business_slugs
-from custodia.tenancy.context import set_db_context
-from custodia.tenancy.permissions import Role
 
 # The connection the key commands work on: the owner role, which may enter any business's
 # row-level security context (tests of the rewrite point it at their own transaction).
@@ -200,8 +200,6 @@ def seal_plain_utf8(
 def encrypt_plain_columns(using: str, table: SealedTable) -> None:
     """Migrations: encrypt columns just converted from text (their UTF-8 bytes), for every
     business, making businesses' keys first where they have none."""
-    from custodia.crypto.keyring import create_keys
-
     for business in business_ids(using):
         create_keys(business)
         for keys in batches(using, business, table):

@@ -14,14 +14,13 @@ from collections.abc import Iterable
 from django.db.models import QuerySet
 from django.http import Http404
 
-from custodia.audit.actions import note_refusal, record
-from custodia.audit.events import AuditAction
+from custodia.core.actor import Actor
+from custodia.core.audit import AuditAction, note_refusal, record
+from custodia.core.permissions import Permission, Role
 from custodia.scheduling.models import Service, Visit
 from custodia.scheduling.rows import VisitLine, visit_lines
 from custodia.tenancy.access import parse_id
-from custodia.tenancy.context import Actor
 from custodia.tenancy.paging import Page, keyset_page
-from custodia.tenancy.permissions import Permission, Role
 from custodia.tenancy.reads import Intent
 
 PER_PAGE = 50

@@ -9,13 +9,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction
 from custodia.clients.models import Assignment, Client
+from custodia.core.actor import Actor, ensure_in_business, require_active
+from custodia.core.audit import AuditAction, record
+from custodia.core.permissions import Permission, Role
 from custodia.scheduling.models import Service, Visit, VisitStatus
-from custodia.tenancy.context import Actor, ensure_in_business
 from custodia.tenancy.models import Membership
-from custodia.tenancy.permissions import Permission, Role
 
 MAX_VISIT = dt.timedelta(hours=24)
 # Visits happen in [EARLIEST_VISIT, LATEST_VISIT). Far beyond it, `starts_at + duration`
@@ -47,6 +46,7 @@ def do_create_service(
     *, actor: Actor, name: str, duration_minutes: int, price_cents: int
 ) -> Service:
     """A new service the business sells."""
+    require_active(actor)
     actor.require(Permission.SERVICES_WRITE)
     errors = _check_service(name, duration_minutes, price_cents)
     if errors:
@@ -64,6 +64,7 @@ def do_create_service(
 
 def do_update_service(service: Service, *, actor: Actor, **changes: Any) -> Service:
     """Rename, re-price or retire a service."""
+    require_active(actor)
     actor.require(Permission.SERVICES_WRITE)
     ensure_in_business(actor, service)
     allowed = {"name", "duration_minutes", "price_cents", "is_active"}
@@ -92,6 +93,7 @@ def do_update_service(service: Service, *, actor: Actor, **changes: Any) -> Serv
 
 def do_delete_service(service: Service, *, actor: Actor) -> None:
     """Remove a service; its past visits keep their times, without the service."""
+    require_active(actor)
     actor.require(Permission.SERVICES_WRITE)
     ensure_in_business(actor, service)
     with transaction.atomic():
@@ -147,6 +149,7 @@ def do_create_visit(
     status: VisitStatus = VisitStatus.SCHEDULED,
 ) -> Visit:
     """A manager schedules a visit; the end defaults to the service's duration."""
+    require_active(actor)
     # No step-up here, nor to move or delete a visit: a visit opens door codes only to its own
     # staff member, never to whoever scheduled it (clients/access.py, home_access_and_hold).
     actor.require(Permission.VISITS_WRITE)
@@ -178,6 +181,7 @@ def do_request_visit(
     *, actor: Actor, starts_at: dt.datetime, service: Service | None = None, note: str = ""
 ) -> Visit:
     """A client asks for a visit; a manager confirms it by assigning staff."""
+    require_active(actor)
     actor.require(Permission.VISITS_REQUEST)
     if actor.membership.client_id is None:
         raise PermissionDenied("Only a client can request a visit.")
@@ -205,6 +209,7 @@ def do_request_visit(
 
 def do_update_visit(visit: Visit, *, actor: Actor, **changes: Any) -> Visit:
     """Managers change anything; staff write reports and complete their own scheduled visits."""
+    require_active(actor)
     return _change_visit(visit, actor, changes, AuditAction.VISIT_UPDATE)
 
 
@@ -254,6 +259,7 @@ def _change_visit(
 
 def do_confirm_visit(visit: Visit, staff: Membership, *, actor: Actor) -> Visit:
     """A manager confirms a client's request: who goes, and it is scheduled."""
+    require_active(actor)
     actor.require(Permission.VISITS_WRITE)
     if visit.status != VisitStatus.REQUESTED:
         raise ValidationError("Only a requested visit can be confirmed.")
@@ -263,6 +269,7 @@ def do_confirm_visit(visit: Visit, staff: Membership, *, actor: Actor) -> Visit:
 
 def do_delete_visit(visit: Visit, *, actor: Actor) -> None:
     """Remove a visit from the calendar."""
+    require_active(actor)
     actor.require(Permission.VISITS_WRITE)
     ensure_in_business(actor, visit)
     with transaction.atomic():

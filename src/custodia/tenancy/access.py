@@ -12,12 +12,12 @@ from django.db.models import Model, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction
-from custodia.tenancy.context import Actor, ContextGrant
+from custodia.core.actor import Actor
+from custodia.core.audit import AuditAction, record
+from custodia.core.dbcontext import ContextGrant
+from custodia.core.permissions import Permission, Role
 from custodia.tenancy.models import Business, Invitation, Membership
 from custodia.tenancy.paging import Page, keyset_page
-from custodia.tenancy.permissions import Permission, Role
 
 MEMBERS_PER_PAGE = 50
 # The staff list's order, ending in the membership id (unique) so that pages never overlap.

@@ -8,7 +8,7 @@ import logging
 import secrets
 import smtplib
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -25,18 +25,17 @@ from django.utils.text import slugify
 
 from custodia.accounts.digests import digest_secret, is_wellformed_prefix, issue_secret
 from custodia.accounts.links import public_url
+from custodia.accounts.models import User
+from custodia.accounts.sessions import current_session_key, end_sessions
 from custodia.accounts.stepup import require_step_up
-from custodia.audit.actions import record
-from custodia.audit.events import AuditAction
+from custodia.core.actor import Actor, acting_as, ensure_in_business, require_active
+from custodia.core.audit import AuditAction, record
+from custodia.core.dbcontext import set_db_context
+from custodia.core.permissions import MANAGING_ROLES, Permission, Role, may_grant
 from custodia.crypto.actions import do_destroy_business_keys
 from custodia.crypto.keyring import create_keys
-from custodia.tenancy.context import Actor, activate, ensure_in_business, set_db_context
-from custodia.tenancy.models import Business, Invitation, Membership
-from custodia.tenancy.permissions import MANAGING_ROLES, Permission, Role, may_grant
-
-if TYPE_CHECKING:
-    from custodia.accounts.models import User
-    from custodia.clients.models import Client
+from custodia.tenancy.actors import new_member_actor
+from custodia.tenancy.models import Business, Invitation, Membership, TenantOwned
 
 logger = logging.getLogger(__name__)
 INVITATION_PURPOSE = "invitation"
@@ -62,9 +61,9 @@ def do_create_business(*, name: str, owner: User, slug: str | None = None) -> Ac
         set_db_context(tenant_id=business_id, user_id=owner.pk, role=Role.OWNER)
         business = Business.objects.create(id=business_id, name=name[:120], slug=slug)
         membership = Membership.objects.create(tenant=business, user=owner, role=Role.OWNER)
-        actor = Actor(owner, membership)
-        activate(actor)
-        record(AuditAction.BUSINESS_CREATE, actor=actor, target=business)
+        actor = new_member_actor(owner, membership)
+        with acting_as(actor):
+            record(AuditAction.BUSINESS_CREATE, actor=actor, target=business)
     logger.info("business created tenant=%s", business.pk)
     return actor
 
@@ -79,6 +78,7 @@ def do_delete_business(business: Business, *, actor: Actor, confirm_slug: str) -
     trail keeps its events (they hold ids and field names, no customer values) for its
     retention period.
     """
+    require_active(actor)
     actor.require(Permission.BUSINESS_DELETE)
     require_step_up(actor)
     if business.pk != actor.tenant_id:
@@ -120,9 +120,10 @@ def _destroy_keys(business_id: uuid.UUID, owner: Any) -> None:
 
 
 def do_invite_member(
-    *, actor: Actor, email: str, role: Role, client: Client | None = None
+    *, actor: Actor, email: str, role: Role, client: TenantOwned | None = None
 ) -> Invitation:
     """Invite someone by a single-use, expiring link sent by email."""
+    require_active(actor)
     actor.require(Permission.STAFF_MEMBER_INVITE)
     ensure_in_business(actor, client)
     if not may_grant(actor.role, role):
@@ -146,7 +147,8 @@ def do_invite_member(
             tenant_id=actor.tenant_id,
             email=email,
             role=role,
-            client=client,
+            # By id: the client record is the clients app's, above this one.
+            client_id=None if client is None else client.pk,
             prefix=issued.prefix,
             digest=issued.digest,
             invited_by=actor.membership,
@@ -222,6 +224,8 @@ def do_accept_invitation(
     """
     with transaction.atomic():
         invitation = open_invitation(prefix, proof)
+        # Read with the link's context; the caller names it once acting for it, or for another.
+        business = invitation.tenant
         if user is None:
             user = _create_invitee(invitation, full_name=full_name, password=password)
         elif user.email.lower() != invitation.email.lower():
@@ -232,7 +236,7 @@ def do_accept_invitation(
         try:
             with transaction.atomic():
                 membership = Membership.objects.create(
-                    tenant_id=invitation.tenant_id,
+                    tenant=business,
                     user=user,
                     role=invitation.role,
                     client_id=invitation.client_id,
@@ -243,14 +247,14 @@ def do_accept_invitation(
         # The address has done its work (finding the invitee); it is not kept (docs/keys.md).
         invitation.email = ""
         invitation.save(update_fields=["accepted_at", "email"])
-        actor = Actor(user, membership)
-        activate(actor)
-        record(
-            AuditAction.MEMBER_JOIN,
-            actor=actor,
-            target=membership,
-            detail={"role": membership.role, "invitation": str(invitation.pk)},
-        )
+        actor = new_member_actor(user, membership)
+        with acting_as(actor):
+            record(
+                AuditAction.MEMBER_JOIN,
+                actor=actor,
+                target=membership,
+                detail={"role": membership.role, "invitation": str(invitation.pk)},
+            )
     return actor
 
 
@@ -258,17 +262,15 @@ def _create_invitee(invitation: Invitation, *, full_name: str, password: str) ->
     """The invitee's new login, its address verified by the emailed link."""
     from allauth.account.models import EmailAddress
 
-    from custodia.accounts.models import User as UserModel
-
-    if UserModel.objects.filter(email__iexact=invitation.email).exists():
+    if User.objects.filter(email__iexact=invitation.email).exists():
         raise ValidationError(EXISTING_ACCOUNT)
-    candidate = UserModel(email=invitation.email, full_name=full_name.strip()[:120])
+    candidate = User(email=invitation.email, full_name=full_name.strip()[:120])
     validate_password(password, candidate)
     if not candidate.full_name:
         raise ValidationError({"full_name": "Tell us your name."})
     try:
         with transaction.atomic():
-            user = UserModel.objects.create_user(
+            user = User.objects.create_user(
                 invitation.email, password, full_name=candidate.full_name
             )
             # Opening the emailed link proves the address.
@@ -315,6 +317,7 @@ def _ensure_sender_may_grant(invitation: Invitation) -> None:
 def do_revoke_invitation(invitation: Invitation, *, actor: Actor) -> Invitation:
     """A pending invitation stops working and its address is erased; an accepted one is refused
     (the access it gave is taken back by deactivating the member)."""
+    require_active(actor)
     actor.require(Permission.STAFF_MEMBER_INVITE)
     ensure_in_business(actor, invitation)
     with transaction.atomic():
@@ -384,6 +387,7 @@ def do_erase_spent_invitation_addresses(*, using: str) -> int:
 
 def do_change_role(member: Membership, role: Role, *, actor: Actor) -> Membership:
     """Owners change the role of people working in their business."""
+    require_active(actor)
     actor.require(Permission.STAFF_ROLE_WRITE)
     ensure_in_business(actor, member)
     require_step_up(actor)
@@ -403,6 +407,7 @@ def do_change_role(member: Membership, role: Role, *, actor: Actor) -> Membershi
 
 def do_deactivate_member(member: Membership, *, actor: Actor) -> Membership:
     """The member loses access to this business at their next request."""
+    require_active(actor)
     actor.require(Permission.STAFF_MEMBER_INVITE)
     ensure_in_business(actor, member)
     require_step_up(actor)
@@ -434,6 +439,7 @@ def do_update_security_policy(
     actor: Actor,
 ) -> Business:
     """An owner sets how long idle sessions last and which roles must have a second factor."""
+    require_active(actor)
     actor.require(Permission.BUSINESS_SECURITY_WRITE)
     require_step_up(actor)
     if business.pk != actor.tenant_id:
@@ -474,8 +480,6 @@ def _end_member_sessions(member: Membership) -> None:
     An owner changing their own role keeps the session doing it: that can only lower their
     privilege, and they have just re-authenticated for it (which gave the session a new id).
     """
-    from custodia.accounts.sessions import current_session_key, end_sessions
-
     end_sessions(member.user, keep=current_session_key(member.user), business_id=member.tenant_id)
 
 

@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from custodia.tenancy.permissions import Role
+from custodia.core.permissions import Role
 
 ROLE_CHOICES = [(role.value, role.label) for role in Role]
 

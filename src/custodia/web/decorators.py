@@ -10,9 +10,9 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from custodia.core.actor import Actor
+from custodia.core.permissions import Permission
 from custodia.tenancy.access import memberships_of
-from custodia.tenancy.context import Actor
-from custodia.tenancy.permissions import Permission
 
 P = ParamSpec("P")
 ActorView = Callable[Concatenate[HttpRequest, Actor, P], HttpResponse]
@@ -36,7 +36,7 @@ def member_required(permission: Permission | None = None) -> Callable[[ActorView
             actor: Actor | None = getattr(request, "actor", None)
             if actor is None:
                 # A member acting for no business yet (theirs went away): nothing is done
-                # here, they choose first (tenancy/middleware.py).
+                # here, they choose first (web/middleware.py).
                 if memberships_of(request.user).exists():  # type: ignore[arg-type]
                     return redirect("choose_business")
                 return render(request, "web/no_business.html", status=403)

@@ -1,8 +1,38 @@
-"""Host, header and method rules Django's own middleware does not apply."""
+"""The request pipeline: every middleware a request passes, in order (settings.MIDDLEWARE).
+
+Custodia's own are all importable from here, so this list and the setting are the one place
+to read the order (a test keeps them equal). On the way in:
+
+1. RequestContextMiddleware: a request id and the client address (core/requestctx.py), for the
+   logs and the audit trail; the id is answered in X-Request-ID.
+2. RefuseUnsafeMethodsMiddleware: TRACE, TRACK and CONNECT are refused before anything runs.
+3. django SecurityMiddleware, SecurityHeadersMiddleware, csp CSPMiddleware: HSTS, nosniff,
+   Permissions-Policy, CORP, no caching of personal pages, the Content Security Policy.
+4. PublicHostMiddleware: an allowed host name, and no port but the public URL's (else 400).
+5. whitenoise: static files answer here, with the headers above and no database touched.
+6. django sessions, common, CSRF, authentication, messages, clickjacking; allauth's account
+   middleware.
+7. SessionLifetimeMiddleware (accounts/sessions.py): ends idle and over-age sessions before
+   anything acts for them; tracks the session's last use at most once a minute.
+8. ApiRateLimitMiddleware (api/ratelimit.py): counts API requests per token or session in a
+   statement of its own and answers 429 before any work.
+9. TenantMiddleware: one transaction for the rest of the request, acting as the session's
+   actor (tenancy/actors.py, `core.actor.acting_as`) or, for a bearer token, as the token's
+   (the API's authentication acts in the same scope); a 5xx rolls it back; a 403 or 404
+   answered to a member is an `access.denied` audit event.
+10. MFAPolicyMiddleware (accounts/mfa.py): a business that requires a second factor sends
+    members without one to set it up.
+11. BusyMiddleware: a sign-in that found every hashing slot taken gets a 503 with Retry-After.
+12. StepUpMiddleware: an action that needs a fresh proof of identity sends the person to it.
+13. CryptoErrorMiddleware: an unreadable stored value is a 409 or 410 page, not a 500.
+Then the view: a page (web/) or an API operation (api/).
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,15 +49,52 @@ from django.utils.http import urlencode
 from custodia.accounts import hashpool
 from custodia.accounts.hashers import HashingBusy
 from custodia.accounts.links import public_port
+from custodia.accounts.mfa import MFAPolicyMiddleware
+from custodia.accounts.sessions import SessionLifetimeMiddleware
 from custodia.accounts.stepup import SessionAuthentication, StepUpRequired, is_fresh
+from custodia.api.ratelimit import ApiRateLimitMiddleware
+from custodia.core import requestctx
+from custodia.core.actor import Actor, acting_as
+from custodia.core.audit import AuditAction, Outcome, record
+from custodia.core.dbcontext import clear, cleared_unless_set
+from custodia.core.requestctx import SAFE_METHODS
 from custodia.crypto.errors import CryptoError, public_answer
-from custodia.web import requestctx
+from custodia.tenancy.actors import actor_for_session
+
+# Middleware of other modules, listed in the pipeline from here (settings.MIDDLEWARE).
+__all__ = [
+    "ApiRateLimitMiddleware",
+    "BusyMiddleware",
+    "CryptoErrorMiddleware",
+    "MFAPolicyMiddleware",
+    "PublicHostMiddleware",
+    "RefuseUnsafeMethodsMiddleware",
+    "RequestContextMiddleware",
+    "SecurityHeadersMiddleware",
+    "SessionLifetimeMiddleware",
+    "StepUpMiddleware",
+    "TenantMiddleware",
+]
 
 REFUSED_METHODS = frozenset({"TRACE", "TRACK", "CONNECT"})
 PERMISSIONS_POLICY = (
     "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
     "microphone=(), payment=(), usb=(), interest-cohort=()"
 )
+
+
+class RequestContextMiddleware:
+    """A fresh request id and the client's address, for the logs and the audit trail
+    (core/requestctx.py); the id is answered in `X-Request-ID`."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with requestctx.serving(request) as info:
+            response = self.get_response(request)
+        response["X-Request-ID"] = info.request_id
+        return response
 
 
 class PublicHostMiddleware:
@@ -86,9 +153,106 @@ class SecurityHeadersMiddleware:
         return response
 
 
-def body_too_large_message() -> str:
-    """What a request over DATA_UPLOAD_MAX_MEMORY_SIZE is told (the API and the pages alike)."""
-    return f"The request is too large: at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes."
+class TenantMiddleware:
+    """Everything after this runs inside one transaction that sees only the actor's rows.
+
+    A response of 500 or more rolls the transaction back, so nothing is half-written. A 403 or
+    404 answered to a member of a business is an audit event (someone else's object, or an
+    action their role lacks). A GET or HEAD commits without waiting for its WAL flush: it
+    writes only read events, and docs/audit.md states what a database crash can cost them.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        durable = request.method not in SAFE_METHODS
+        # The transaction ends first, then the acting scope: the database context ends with the
+        # transaction, the current actor with the scope.
+        with ExitStack() as acting, transaction.atomic():
+            request.actor = None  # type: ignore[attr-defined]
+            # The API's bearer-token authentication acts in this scope too (api/core.py).
+            request.acting = acting  # type: ignore[attr-defined]
+            # Each way sets every setting, so nothing of an earlier request can linger.
+            pending: AbstractContextManager[None] = nullcontext()
+            if request.user.is_authenticated:
+                # The context is set with the membership, in one round trip.
+                actor = actor_for_session(request, durable=durable)
+                if actor is not None:
+                    acting.enter_context(acting_as(actor, durable=durable, context_set=True))
+                    request.actor = actor  # type: ignore[attr-defined]
+            elif presents_token(request):
+                # Its authentication sets the context (or an empty one) in its first query.
+                pending = cleared_unless_set()
+            else:
+                clear()
+            with pending:
+                response = self.get_response(request)
+            if response.status_code >= 500:
+                transaction.set_rollback(True)
+            refused = _refused_actor(request, response)
+            if refused is not None and not transaction.get_rollback():
+                record_refusal(request, refused, response.status_code)
+                refused = None
+        if refused is not None:
+            # The answer undid the request's writes (an API error does): the refusal is still
+            # on record, in a transaction of its own.
+            with transaction.atomic(), acting_as(refused):
+                record_refusal(request, refused, response.status_code)
+        return response
+
+
+API_PREFIX = "/api/"
+
+
+def presents_token(request: HttpRequest) -> bool:
+    """An API request with a bearer token, which the API's authentication answers alone."""
+    return request.path.startswith(API_PREFIX) and request.headers.get(
+        "Authorization", ""
+    ).lower().startswith("bearer")
+
+
+REFUSALS = frozenset({403, 404})
+
+
+def _refused_actor(request: HttpRequest, response: HttpResponse) -> Actor | None:
+    info = requestctx.current()
+    if response.status_code not in REFUSALS and not (info and info.refusals):
+        return None
+    actor = getattr(request, "actor", None) or getattr(request, "auth", None)
+    return actor if isinstance(actor, Actor) else None
+
+
+def record_refusal(request: HttpRequest, actor: Actor, status: int) -> None:
+    """`access.denied` events: each object an access function refused, or else the route (a
+    pattern, never the raw path, which may carry a secret such as an invitation link) and the
+    id it named."""
+    match = request.resolver_match
+    route = match.route if match is not None else ""
+    info = requestctx.current()
+    refusals = list(info.refusals) if info is not None else []
+    if not refusals:
+        named = [str(value) for value in (match.kwargs.values() if match is not None else ())]
+        refusals = [("", next((value for value in named if _is_uuid(value)), ""))]
+    for target_type, target_id in refusals:
+        record(
+            AuditAction.ACCESS_DENIED,
+            actor=actor,
+            target_type=target_type,
+            target_id=target_id,
+            # So that the owner's filter by client finds the attempts on that client.
+            client_id=target_id if target_type == "client" else None,
+            outcome=Outcome.DENIED,
+            detail={"method": request.method, "route": route, "status": status},
+        )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 BUSY_MESSAGE = "Too many sign-ins are being checked right now. Please try again in a few seconds."

@@ -15,13 +15,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from custodia.clients.access import list_clients
+from custodia.core.actor import Actor
+from custodia.core.permissions import Role
+from custodia.core.requestctx import body_too_large_message
 from custodia.scheduling.access import list_visits, read_visit_lines
 from custodia.scheduling.models import VisitStatus
 from custodia.tenancy.access import list_staff
-from custodia.tenancy.context import Actor
-from custodia.tenancy.permissions import Role
 from custodia.web.decorators import member_required
-from custodia.web.middleware import body_too_large_message
 
 UPCOMING_ON_DASHBOARD = 10
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import migrations
 
-from custodia.tenancy.rls import IN_TENANT, guard_table, same_tenant
+from custodia.core.rls import IN_TENANT, guard_table, same_tenant
 
 OWN_TOKEN = f"{IN_TENANT} AND user_id = custodia_user_id()"
 

@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db import migrations
 
-from custodia.tenancy.rls import guard_table
+from custodia.core.rls import guard_table
 
 APP = settings.APP_DB_ROLE
 OWNER = settings.OWNER_DB_ROLE

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import migrations
 
-from custodia.tenancy.rls import CLIENT_OF_ACTOR, IN_TENANT, guard_table, same_tenant, tenant_key
+from custodia.core.rls import CLIENT_OF_ACTOR, IN_TENANT, guard_table, same_tenant, tenant_key
 
 MANAGER_HERE = f"{IN_TENANT} AND custodia_is_manager()"
 ASSIGNED = """EXISTS (SELECT 1 FROM clients_assignment a

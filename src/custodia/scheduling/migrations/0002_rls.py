@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import migrations
 
-from custodia.tenancy.rls import (
+from custodia.core.rls import (
     CLIENT_OF_ACTOR,
     IN_TENANT,
     MEMBERSHIP_SELECT,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import migrations
 
-from custodia.tenancy.rls import (
+from custodia.core.rls import (
     DROP_FUNCTIONS_SQL,
     FUNCTIONS_SQL,
     IN_TENANT,

@@ -27,7 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db import migrations
 
-from custodia.tenancy.rls import CONTEXT_FUNCTIONS, once_per_query
+from custodia.core.rls import CONTEXT_FUNCTIONS, once_per_query
 
 APP = settings.APP_DB_ROLE
 OWNER = settings.OWNER_DB_ROLE

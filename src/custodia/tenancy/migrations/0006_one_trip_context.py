@@ -34,7 +34,7 @@ from django.db import migrations
 APP = settings.APP_DB_ROLE
 
 # Output columns: <model initial>_<column>. The app maps them back to model fields
-# (tenancy/context.py: ContextGrant); tests/security/test_token_context.py checks that every
+# (core/actor.py: ContextGrant); tests/security/test_token_context.py checks that every
 # field of the three models is here, so a new column fails a test rather than costing a query.
 MEMBERSHIP_COLUMNS = """
     m_id uuid, m_tenant_id uuid, m_user_id uuid, m_role varchar, m_client_id uuid,

@@ -1,0 +1,175 @@
+"""The audit trail's vocabulary (what happened, how it ended) and its writer.
+
+Writing is one INSERT per event, in the caller's transaction, with no model: the table is the
+audit app's (audit/models.py), and its rows are only ever written here, as plain SQL.
+
+The database completes each row (id, time, lane, sequence number, hash: audit/migrations/0002),
+so an event is one round trip and never a read-modify-write in Python. No RETURNING: the actor
+usually may not read the trail back, and row-level security would refuse the returned row.
+A failing insert raises, which fails the action or the request with it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any
+
+from django.conf import settings
+from django.db import connections, transaction
+
+from custodia.core import requestctx
+from custodia.core.actor import Actor
+from custodia.core.dbcontext import ensure_context
+
+
+class AuditAction(StrEnum):
+    """`noun.verb`; stored as text, so a new member needs no migration."""
+
+    # Customer data: single reads, reveals, bulk reads, writes.
+    CLIENT_READ = "client.read"
+    CLIENT_LIST = "client.list"
+    CLIENT_CREATE = "client.create"
+    CLIENT_UPDATE = "client.update"
+    CLIENT_DELETE = "client.delete"
+    ACCESS_CODES_REVEAL = "client.access_codes.reveal"
+    ASSIGNMENT_CREATE = "assignment.create"
+    ASSIGNMENT_DELETE = "assignment.delete"
+    VISIT_READ = "visit.read"
+    VISIT_LIST = "visit.list"
+    VISIT_CREATE = "visit.create"
+    VISIT_REQUEST = "visit.request"
+    VISIT_UPDATE = "visit.update"
+    VISIT_CONFIRM = "visit.confirm"
+    VISIT_DELETE = "visit.delete"
+    SERVICE_CREATE = "service.create"
+    SERVICE_UPDATE = "service.update"
+    SERVICE_DELETE = "service.delete"
+    # People and permissions.
+    MEMBER_INVITE = "member.invite"
+    MEMBER_JOIN = "member.join"
+    MEMBER_ROLE_CHANGE = "member.role_change"
+    MEMBER_DEACTIVATE = "member.deactivate"
+    INVITATION_REVOKE = "invitation.revoke"
+    TOKEN_CREATE = "token.create"  # noqa: S105
+    TOKEN_REVOKE = "token.revoke"  # noqa: S105
+    # Configuration.
+    BUSINESS_CREATE = "business.create"
+    BUSINESS_DELETE = "business.delete"
+    SECURITY_POLICY_UPDATE = "business.security_policy.update"
+    # Authentication (the platform chain: a login belongs to no single business).
+    LOGIN = "auth.login"
+    LOGIN_FAILED = "auth.login_failed"
+    LOCKOUT = "auth.lockout"
+    UNLOCK = "auth.unlock"
+    MFA_ADDED = "auth.mfa_added"
+    MFA_REMOVED = "auth.mfa_removed"
+    MFA_FAILED = "auth.mfa_failed"
+    PASSWORD_CHANGED = "auth.password_changed"  # noqa: S105
+    EMAIL_CHANGED = "auth.email_changed"
+    SESSION_ENDED = "auth.session_ended"
+    # An API token or session over its rate limit (the first refusal in a minute).
+    RATE_LIMITED = "auth.rate_limited"
+    # The trail itself and the keys.
+    AUDIT_READ = "audit.read"
+    AUDIT_EXPORT = "audit.export"
+    AUDIT_CHECKPOINT = "audit.checkpoint"
+    AUDIT_PURGE = "audit.purge"
+    KEY_ROTATE = "crypto.key.rotate"
+    KEY_DESTROY = "crypto.key.destroy"
+    KEK_ROTATE = "crypto.kek.rotate"
+    # Refused: a 403 or 404 answered to a signed-in person (someone else's object, a forbidden
+    # action); the path names only ids.
+    ACCESS_DENIED = "access.denied"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").replace(".", ": ", 1)
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    DENIED = "denied"
+    FAILED = "failed"
+
+
+INSERT_SQL = """INSERT INTO audit_auditevent (id, tenant_id, lane, seq, occurred_at,
+    actor_user_id, actor_role, action, outcome, target_type, target_id, client_id, subject_ids,
+    ip, user_agent, request_id, purpose, detail, hash)
+    VALUES (0, %s, 0, 0, now(), %s, %s, %s, %s, %s, %s, %s, %s::uuid[], %s::inet, %s, %s, %s,
+    %s::jsonb, '')"""
+
+
+def record(
+    action: AuditAction,
+    *,
+    actor: Actor | None = None,
+    user: Any = None,
+    tenant_id: uuid.UUID | None = None,
+    target: Any = None,
+    target_type: str = "",
+    target_id: object = "",
+    client_id: object = None,
+    subject_ids: Iterable[object] | None = None,
+    outcome: Outcome = Outcome.OK,
+    purpose: str = "",
+    detail: dict[str, Any] | None = None,
+    using: str = "default",
+) -> None:
+    """Append one event: by `actor` (a membership in a business) or `user` (the platform chain).
+
+    `target` is a model instance (type and id are taken from it, and its client, if it is or has
+    one). `detail` carries field names and counts, never the values of customer fields.
+    """
+    if not settings.AUDIT_ENABLED:
+        return
+    if actor is not None:
+        user = actor.user
+        tenant_id = actor.tenant_id
+    if target is not None:
+        target_type = target_type or target._meta.model_name
+        target_id = target_id or target.pk
+        if client_id is None:
+            client_id = target.pk if target_type == "client" else getattr(target, "client_id", None)
+    info = requestctx.current()
+    values = [
+        tenant_id,
+        getattr(user, "pk", None),
+        actor.role.value if actor is not None else "",
+        str(action),
+        str(outcome),
+        target_type,
+        str(target_id or "")[:64],
+        None if client_id is None else str(client_id),
+        None if subject_ids is None else list(subject_ids),
+        info.ip if info else None,
+        info.user_agent if info else "",
+        info.request_id if info else "",
+        purpose[:200],
+        json.dumps(detail or {}, sort_keys=True, default=str),
+    ]
+    if tenant_id is not None:
+        # A business's chain takes events only in that business's context, which only a
+        # verified context can name (core/dbcontext.py).
+        with connections[using].cursor() as cursor:
+            cursor.execute(INSERT_SQL, values)
+        return
+    # The platform chain takes events only in a verified context too (a session with the app
+    # role's password alone cannot forge sign-ins): this transaction's, else an empty one.
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        ensure_context(using=using)
+        cursor.execute(INSERT_SQL, values)
+
+
+def note_refusal(target_type: str, target_id: object) -> None:
+    """An object the actor asked for and may not have (answered as not found).
+
+    In a request the refusal is recorded by TenantMiddleware (web/middleware.py) once the answer
+    is made, so that it survives an error answer that undoes the request's writes; elsewhere
+    nothing is recorded (commands name objects they are given, not ones a stranger guessed).
+    """
+    info = requestctx.current()
+    if info is not None:
+        info.refusals.append((target_type, str(target_id)[:64]))

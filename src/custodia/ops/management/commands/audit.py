@@ -1,0 +1,172 @@
+"""`custodia audit`: verify the trail, sign checkpoints, purge past retention, run daily."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from custodia.audit import chain
+from custodia.cache.backend import purge_expired_entries
+from custodia.core.audit import AuditAction, record
+from custodia.core.dbcontext import forget_ended_backends
+from custodia.ops.maintenance import run_daily
+from custodia.tenancy.access import business_id_by_slug, business_slugs
+from custodia.tenancy.actions import do_erase_spent_invitation_addresses
+
+logger = logging.getLogger(__name__)
+
+
+def business_chains(slug: str | None) -> list[uuid.UUID | None]:
+    """The chain of one business (by slug), or every chain with events or checkpoints."""
+    if slug is None:
+        return chain.chains()
+    business = business_id_by_slug(slug, chain.USING)
+    if business is None:
+        raise CommandError(f"No business with the slug {slug!r}.")
+    return [business]
+
+
+def chain_names() -> dict[uuid.UUID, str]:
+    return business_slugs(chain.USING)
+
+
+def _record_maintenance(
+    action: AuditAction, tenant_id: uuid.UUID | None, detail: dict[str, Any]
+) -> None:
+    """The trail's own maintenance is an event of the chain it touched (by the operator)."""
+    record(action, tenant_id=tenant_id, detail=detail, using=chain.USING)
+
+
+class Command(BaseCommand):
+    help = "Audit trail: verify, checkpoint, purge, or maintain (daily checkpoints and purge)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        commands = parser.add_subparsers(dest="command", required=True)
+        verify = commands.add_parser(
+            "verify", help="recompute the hash chains and check the signed checkpoints"
+        )
+        verify.add_argument("--business", help="only this business (slug)")
+        checkpoint = commands.add_parser("checkpoint", help="verify, then sign the chain heads")
+        checkpoint.add_argument("--business", help="only this business (slug)")
+        commands.add_parser(
+            "purge",
+            help=f"delete events older than the retention period"
+            f" ({settings.AUDIT_RETENTION_DAYS} days) after a signed checkpoint",
+        )
+        maintain = commands.add_parser(
+            "maintain",
+            help="checkpoint and purge every chain, and erase the addresses of spent"
+            " invitations, now, then once a day",
+        )
+        maintain.add_argument("--once", action="store_true", help="one round, then exit")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        command = options["command"]
+        if command == "verify":
+            if not self._verify(options.get("business")):
+                raise CommandError("The audit trail does not verify (see above).")
+        elif command == "checkpoint":
+            self._checkpoint(options.get("business"), reason="manual")
+        elif command == "purge":
+            self._purge()
+        else:
+            self._maintain(once=options["once"])
+
+    def _label(self, tenant_id: uuid.UUID | None, names: dict[uuid.UUID, str]) -> str:
+        if tenant_id is None:
+            return "platform (sign-ins)"
+        return f"{names.get(tenant_id, 'deleted business')} ({tenant_id})"
+
+    def _verify(self, slug: str | None) -> bool:
+        names = chain_names()
+        all_ok = True
+        total = 0
+        started = time.perf_counter()
+        for tenant_id in business_chains(slug):
+            report = chain.verify_chain(tenant_id)
+            total += report.events
+            label = self._label(tenant_id, names)
+            if report.ok:
+                self.stdout.write(
+                    f"OK      {label}: {report.events} events,"
+                    f" {report.checkpoints} signed checkpoints"
+                )
+                continue
+            all_ok = False
+            self.stdout.write(f"BROKEN  {label}:")
+            for problem in report.problems:
+                self.stdout.write(f"  {problem.message}")
+        elapsed = time.perf_counter() - started
+        self.stdout.write(f"{total} events verified in {elapsed:.2f} s.")
+        return all_ok
+
+    def _checkpoint(self, slug: str | None, *, reason: str) -> None:
+        names = chain_names()
+        failed = []
+        for tenant_id in business_chains(slug):
+            try:
+                with transaction.atomic(using=chain.USING):
+                    checkpoint_id = chain.make_checkpoint(tenant_id, reason=reason)
+                    if checkpoint_id is not None:
+                        _record_maintenance(
+                            AuditAction.AUDIT_CHECKPOINT,
+                            tenant_id,
+                            {"checkpoint": checkpoint_id, "reason": reason},
+                        )
+            except chain.ChainBroken as exc:
+                failed.append(str(exc))
+                self.stderr.write(f"NOT SIGNED  {self._label(tenant_id, names)}: {exc}")
+                continue
+            if checkpoint_id is not None:
+                self.stdout.write(
+                    f"signed checkpoint {checkpoint_id} for {self._label(tenant_id, names)}"
+                )
+        if failed:
+            raise CommandError(f"{len(failed)} chain(s) do not verify and were not signed.")
+
+    def _purge(self) -> None:
+        names = chain_names()
+        failed = 0
+        for tenant_id in chain.chains():
+            try:
+                purged = chain.purge_chain(tenant_id)
+            except chain.ChainBroken as exc:
+                failed += 1
+                self.stderr.write(f"KEPT  {self._label(tenant_id, names)}: {exc}")
+                continue
+            if purged.events:
+                self.stdout.write(
+                    f"purged {purged.events} events of {self._label(tenant_id, names)}"
+                    f" (checkpoint {purged.checkpoint_id})"
+                )
+        if failed:
+            raise CommandError(f"{failed} chain(s) do not verify and were kept whole.")
+
+    @staticmethod
+    def _forget_ended_backends() -> None:
+        forget_ended_backends(using=chain.USING)
+
+    def _erase_invitation_addresses(self) -> None:
+        # Retention of another kind: an invitation's address is kept only while it is pending.
+        erased = do_erase_spent_invitation_addresses(using=chain.USING)
+        if erased:
+            self.stdout.write(f"erased the addresses of {erased} spent invitations")
+
+    def _maintain(self, *, once: bool) -> None:
+        """Beside the server (`custodia serve`): a round at start, then one a day."""
+        steps = (
+            lambda: self._checkpoint(None, reason="daily"),
+            self._purge,
+            # Housekeeping of the same daily round: contexts of backends that have ended.
+            self._forget_ended_backends,
+            self._erase_invitation_addresses,
+            # And of the cache: rate-limit entries and code markers past their lifetime.
+            purge_expired_entries,
+        )
+        run_daily("audit maintenance", steps, once=once, logger=logger)

@@ -1,0 +1,423 @@
+"""`custodia demo`: one demo business to click through, seeded once with the real actions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from custodia.accounts.models import User
+from custodia.clients.actions import do_assign_staff, do_create_client
+from custodia.clients.models import Client
+from custodia.core.actor import Actor, acting_as
+from custodia.core.dbcontext import set_db_context
+from custodia.core.permissions import Role
+from custodia.scheduling.actions import (
+    do_create_service,
+    do_create_visit,
+    do_request_visit,
+    do_update_visit,
+)
+from custodia.scheduling.models import Service, VisitStatus
+from custodia.tenancy.actions import do_create_business
+from custodia.tenancy.actors import console_actor
+from custodia.tenancy.models import Business, Membership
+
+DEMO_SLUG = "demo"
+DEMO_NAME = "Paws & Claws Pet Sitting"
+CREDENTIALS_FILE = "demo-credentials.txt"
+
+# (role, email, full name); the owner comes first.
+PEOPLE = [
+    (Role.OWNER, "olivia.park@example.com", "Olivia Park"),
+    (Role.MANAGER, "marcus.reyes@example.com", "Marcus Reyes"),
+    (Role.STAFF, "priya.shah@example.com", "Priya Shah"),
+    (Role.STAFF, "tom.becker@example.com", "Tom Becker"),
+]
+
+
+@dataclass(frozen=True)
+class DemoClient:
+    name: str
+    email: str
+    phone: str
+    address: str
+    pets: str
+    notes: str
+    instructions: str
+    door_code: str
+    alarm_code: str
+    service: str  # key into SERVICES
+
+
+SERVICES = {
+    "walk": ("Dog walk", 45, 2500),
+    "drop-in": ("Drop-in visit", 30, 2000),
+    "overnight": ("Overnight stay", 720, 9500),
+}
+
+CLIENTS = [
+    DemoClient(
+        "Hannah Lee",
+        "hannah.lee@example.com",
+        "+1 555 0101",
+        "14 Maple Street, Springfield",
+        "Bella",
+        "Bella is a 4-year-old golden retriever. Pulls on the lead near squirrels.",
+        "Key in the lockbox by the side gate.",
+        "4821",
+        "1739",
+        "walk",
+    ),
+    DemoClient(
+        "Daniel Okafor",
+        "daniel.okafor@example.com",
+        "+1 555 0102",
+        "3B Harbour View Apartments, 220 Quay Road, Springfield",
+        "Miso and Tofu",
+        "Two indoor cats. Tofu needs half a pill in wet food every evening.",
+        "Concierge holds a key; show ID.",
+        "0352",
+        "",
+        "drop-in",
+    ),
+    DemoClient(
+        "Sofia Martinez",
+        "sofia.martinez@example.com",
+        "+1 555 0103",
+        "87 Orchard Lane, Springfield",
+        "Pepper",
+        "Beagle, very food-motivated. Keep the bin lid closed.",
+        "Back door; key under the blue planter.",
+        "7710",
+        "2468",
+        "walk",
+    ),
+    DemoClient(
+        "James Whitaker",
+        "james.whitaker@example.com",
+        "+1 555 0104",
+        "5 Church Close, Lower Ashby",
+        "Rufus",
+        "Senior labrador with arthritis: short, slow walks. Joint supplement at breakfast.",
+        "Front door keypad.",
+        "1905",
+        "8080",
+        "walk",
+    ),
+    DemoClient(
+        "Aisha Rahman",
+        "aisha.rahman@example.com",
+        "+1 555 0105",
+        "41 Elm Avenue, Springfield",
+        "Luna",
+        "Shy tabby; hides under the bed. Check she has eaten.",
+        "Key with the neighbour at no. 43 (Mrs Ortiz).",
+        "",
+        "5521",
+        "drop-in",
+    ),
+    DemoClient(
+        "Ethan Brooks",
+        "ethan.brooks@example.com",
+        "+1 555 0106",
+        "9 Willow Court, Springfield",
+        "Max and Ruby",
+        "Two border collies. Walk separately; Ruby is reactive to other dogs.",
+        "Garage side door keypad, then inner door.",
+        "3141",
+        "2718",
+        "walk",
+    ),
+    DemoClient(
+        "Grace Kim",
+        "grace.kim@example.com",
+        "+1 555 0107",
+        "120 Riverside Drive, Flat 6, Springfield",
+        "Clover and Nori",
+        "House rabbit (Clover) and a cat (Nori). Fresh hay daily; keep them apart.",
+        "Buzz flat 6; key in lockbox on the bike rack.",
+        "6006",
+        "",
+        "drop-in",
+    ),
+    DemoClient(
+        "Liam O'Connor",
+        "liam.oconnor@example.com",
+        "+1 555 0108",
+        "2 Mill Cottages, Hedley",
+        "Scout",
+        "Young spaniel, lots of energy. Towel off after muddy walks.",
+        "Key in the key safe by the porch.",
+        "9090",
+        "1122",
+        "walk",
+    ),
+    DemoClient(
+        "Mei Chen",
+        "mei.chen@example.com",
+        "+1 555 0109",
+        "55 Station Road, Springfield",
+        "Sesame",
+        "Elderly cat on a kidney diet: only the food in the labelled tin.",
+        "Front door keypad.",
+        "2580",
+        "0000",
+        "drop-in",
+    ),
+    DemoClient(
+        "Noah Patel",
+        "noah.patel@example.com",
+        "+1 555 0110",
+        "18 Beech Grove, Springfield",
+        "Biscuit",
+        "Anxious rescue greyhound; overnight sitter sleeps in the spare room.",
+        "Key in the lockbox behind the recycling bins.",
+        "7314",
+        "9512",
+        "overnight",
+    ),
+    DemoClient(
+        "Chloe Dubois",
+        "chloe.dubois@example.com",
+        "+1 555 0111",
+        "7 Rue Cottage, Old Town, Springfield",
+        "Kiwi",
+        "African grey parrot. Talks a lot; do not open the cage near open windows.",
+        "Side door; key under the stone frog.",
+        "4455",
+        "",
+        "drop-in",
+    ),
+    DemoClient(
+        "Samuel Adeyemi",
+        "samuel.adeyemi@example.com",
+        "+1 555 0112",
+        "63 Hillcrest Road, Springfield",
+        "Juno",
+        "Husky, escape artist: check the garden gate is latched.",
+        "Front door keypad.",
+        "8642",
+        "1357",
+        "walk",
+    ),
+]
+PORTAL_CLIENT = 0  # Hannah Lee gets the client-portal login
+# Staff (by index into PEOPLE) and the clients (by index into CLIENTS) they are assigned to.
+ASSIGNMENTS = {2: [0, 1, 2, 3, 4, 5], 3: [4, 5, 6, 7, 8, 9]}
+# Daily visit slots per staff member (hour, minute); clients rotate through them.
+SLOTS = {2: [(8, 0), (17, 30)], 3: [(9, 0), (13, 0)]}
+# Overnight stays: Tom (PEOPLE[3]) at Noah's (CLIENTS[9]), two nights, from 20:00.
+OVERNIGHT_STAFF, OVERNIGHT_CLIENT, OVERNIGHT_DAYS, OVERNIGHT_AT = 3, 9, (-2, 1), (20, 0)
+REPORTS = {
+    "walk": "{pets}: {minutes}-minute walk around the park, water refilled, all happy.",
+    "drop-in": "{pets}: fed, litter/hay done, fresh water, some play time. All well.",
+    "overnight": "{pets}: evening walk, settled by 22:00, slept through; breakfast at 7.",
+}
+
+
+def credentials_path() -> Path:
+    """Where the demo logins are kept (mode 0600) so `custodia demo` can show them again."""
+    return Path(settings.VAR_DIR) / CREDENTIALS_FILE
+
+
+def write_credentials(path: Path, rows: list[tuple[str, str, str]]) -> str:
+    """Write the email/password/role table to a file only this user can read; return the text."""
+    width = max(len(email) for email, _password, _role in rows) + 2
+    lines = [
+        f"Custodia demo business: {DEMO_NAME}",
+        f"Log in at {settings.PUBLIC_URL}/accounts/login/",
+        "",
+        f"{'email'.ljust(width)}{'password'.ljust(26)}role",
+        *(f"{email.ljust(width)}{password.ljust(26)}{role}" for email, password, role in rows),
+    ]
+    text = "\n".join(lines) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)  # an older file may have been created with a wider mode
+    return text
+
+
+def demo_business_exists() -> bool:
+    """True once the demo business has been seeded (seen through its owner's memberships)."""
+    owner = User.objects.filter(email__iexact=PEOPLE[0][1]).first()
+    if owner is None:
+        return False
+    with transaction.atomic():
+        set_db_context(user_id=owner.pk)
+        return Business.objects.filter(slug=DEMO_SLUG).exists()
+
+
+def demo_user(email: str, full_name: str, password: str) -> User:
+    """The demo login for `email` with a fresh password and a verified address."""
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        user = User.objects.create_user(email, password, full_name=full_name)
+    else:
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    EmailAddress.objects.update_or_create(
+        user=user, email=user.email, defaults={"verified": True, "primary": True}
+    )
+    return user
+
+
+def at(day: dt.date, hour: int, minute: int) -> dt.datetime:
+    """An aware datetime on `day` in the business's time zone."""
+    return timezone.make_aware(dt.datetime.combine(day, dt.time(hour, minute)))
+
+
+def seed() -> list[tuple[str, str, str]]:
+    """Create the demo business with people, clients, services and a week of visits."""
+    rows: list[tuple[str, str, str]] = []
+    with transaction.atomic():
+        users = []
+        for role, email, full_name in PEOPLE:
+            password = secrets.token_urlsafe(12)
+            users.append(demo_user(email, full_name, password))
+            rows.append((email, password, role.value))
+        created = do_create_business(name=DEMO_NAME, owner=users[0], slug=DEMO_SLUG)
+        owner = console_actor(users[0], created.membership)
+        with acting_as(owner):
+            tenant_id = owner.membership.tenant_id
+            members = [owner.membership] + [
+                Membership.objects.create(tenant_id=tenant_id, user=user, role=role)
+                for (role, _email, _name), user in zip(PEOPLE[1:], users[1:], strict=True)
+            ]
+
+            services = {
+                key: do_create_service(
+                    actor=owner, name=name, duration_minutes=minutes, price_cents=price
+                )
+                for key, (name, minutes, price) in SERVICES.items()
+            }
+            clients = [
+                do_create_client(
+                    actor=owner,
+                    name=c.name,
+                    email=c.email,
+                    phone=c.phone,
+                    address=c.address,
+                    notes=c.notes,
+                    instructions=c.instructions,
+                    door_code=c.door_code,
+                    alarm_code=c.alarm_code,
+                )
+                for c in CLIENTS
+            ]
+            for staff_index, client_indexes in ASSIGNMENTS.items():
+                for client_index in client_indexes:
+                    do_assign_staff(clients[client_index], members[staff_index], actor=owner)
+
+            schedule_week(owner, members, clients, services)
+
+            portal = CLIENTS[PORTAL_CLIENT]
+            password = secrets.token_urlsafe(12)
+            portal_user = demo_user(portal.email, portal.name, password)
+            rows.append((portal.email, password, Role.CLIENT.value))
+            membership = Membership.objects.create(
+                tenant_id=owner.membership.tenant_id,
+                user=portal_user,
+                role=Role.CLIENT,
+                client=clients[PORTAL_CLIENT],
+            )
+            client_actor = console_actor(portal_user, membership)
+            with acting_as(client_actor):
+                do_request_visit(
+                    actor=client_actor,
+                    starts_at=at(timezone.localdate() + dt.timedelta(days=2), 10, 30),
+                    service=services["walk"],
+                    note="Could someone take Bella out mid-morning? I have a long meeting.",
+                )
+        write_credentials(credentials_path(), rows)
+    return rows
+
+
+def schedule_week(
+    owner: Actor, members: list[Membership], clients: list[Client], services: dict[str, Service]
+) -> None:
+    """Visits from three days ago to three days ahead: past ones completed with a report."""
+    today = timezone.localdate()
+    now = timezone.now()
+    plan: list[tuple[int, int, dt.datetime]] = []  # (staff index, client index, start)
+    for offset in range(-3, 4):
+        day = today + dt.timedelta(days=offset)
+        for staff_index, slots in SLOTS.items():
+            assigned = ASSIGNMENTS[staff_index]
+            for slot_number, (hour, minute) in enumerate(slots):
+                client_index = assigned[(offset * len(slots) + slot_number) % len(assigned)]
+                if CLIENTS[client_index].service != "overnight":
+                    plan.append((staff_index, client_index, at(day, hour, minute)))
+        if offset in OVERNIGHT_DAYS:
+            plan.append((OVERNIGHT_STAFF, OVERNIGHT_CLIENT, at(day, *OVERNIGHT_AT)))
+    for staff_index, client_index, starts_at in plan:
+        demo_client = CLIENTS[client_index]
+        service = services[demo_client.service]
+        visit = do_create_visit(
+            actor=owner,
+            client=clients[client_index],
+            staff=members[staff_index],
+            service=service,
+            starts_at=starts_at,
+        )
+        if visit.ends_at <= now:
+            report = REPORTS[demo_client.service].format(
+                pets=demo_client.pets, minutes=service.duration_minutes
+            )
+            do_update_visit(visit, actor=owner, status=VisitStatus.COMPLETED, report=report)
+
+
+def reset_passwords() -> list[tuple[str, str, str]]:
+    """New passwords for the demo logins, when the business exists but the file was lost."""
+    rows: list[tuple[str, str, str]] = []
+    portal = CLIENTS[PORTAL_CLIENT]
+    logins = [
+        *((email, name, role.value) for role, email, name in PEOPLE),
+        (portal.email, portal.name, Role.CLIENT.value),
+    ]
+    with transaction.atomic():
+        for email, full_name, role in logins:
+            password = secrets.token_urlsafe(12)
+            demo_user(email, full_name, password)
+            rows.append((email, password, role))
+        write_credentials(credentials_path(), rows)
+    return rows
+
+
+class Command(BaseCommand):
+    help = f"Seed the demo business “{DEMO_NAME}” once; afterwards, show its logins again."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--reset-passwords",
+            action="store_true",
+            help="give the demo logins new passwords (the old ones stop working)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("The demo business is for trying Custodia out, not for production.")
+        path = credentials_path()
+        if not demo_business_exists():
+            seed()
+            self.stdout.write(f"Seeded the demo business “{DEMO_NAME}”.")
+        elif options["reset_passwords"] or not path.exists():
+            reset_passwords()
+            self.stdout.write("The demo business exists; its logins have new passwords.")
+        else:
+            self.stdout.write("The demo business exists already.")
+        self.stdout.write("")
+        self.stdout.write(path.read_text().rstrip("\n"))
+        self.stdout.write("")
+        self.stdout.write(f"(kept in {path}, readable only by you)")

@@ -1,0 +1,233 @@
+"""`custodia serve`: granian over TLS for the app, and a plain-HTTP listener that only redirects."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from custodia.accounts.hashpool import launch_pool, wait_for_pool
+from custodia.ops.management.commands.setup import ensure_ready
+
+STOP_GRACE_SECONDS = 10
+
+
+def granian_command(*args: str) -> list[str]:
+    """granian from the same environment as this interpreter."""
+    return [sys.executable, "-m", "granian", *args]
+
+
+def app_server_args(
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    certificate: Path,
+    keyfile: Path,
+) -> list[str]:
+    """The granian command line for the Django app over TLS 1.2+."""
+    return granian_command(
+        "--interface",
+        "wsgi",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--blocking-threads",
+        str(threads),
+        "--no-ws",
+        "--respawn-failed-workers",
+        "--ssl-certificate",
+        str(certificate),
+        "--ssl-keyfile",
+        str(keyfile),
+        "--ssl-protocol-min",
+        "tls1.2",
+        "--no-access-log",
+        "custodia.wsgi:application",
+    )
+
+
+def redirect_server_args(*, host: str, port: int) -> list[str]:
+    """The granian command line for the HTTP -> HTTPS redirector."""
+    return granian_command(
+        "--interface",
+        "wsgi",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--blocking-threads",
+        "1",
+        "--no-ws",
+        "--no-access-log",
+        "custodia.ops.redirect:app",
+    )
+
+
+def display_host(host: str) -> str:
+    """The name to print in a URL for a bind address."""
+    wildcard_or_loopback = {"0.0.0.0", "::", "127.0.0.1", "::1", ""}  # noqa: S104
+    return "localhost" if host in wildcard_or_loopback else host
+
+
+def local_public_url(port: int, environ: dict[str, str], *, production: bool) -> str | None:
+    """In development without CUSTODIA_PUBLIC_URL, the public URL follows --port, so that mail
+    links name this server and its Host check (web.middleware.PublicHostMiddleware) accepts it."""
+    if production or environ.get("CUSTODIA_PUBLIC_URL"):
+        return None
+    return f"https://localhost:{port}"
+
+
+class Command(BaseCommand):
+    help = "Serve Custodia over HTTPS with granian (and redirect plain HTTP to it)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")  # noqa: S104
+        parser.add_argument("--port", type=int, default=8443, help="HTTPS port (default 8443)")
+        parser.add_argument(
+            "--http-port",
+            type=int,
+            default=8080,
+            help="plain-HTTP port that redirects to HTTPS (default 8080; 0 turns it off)",
+        )
+        parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+        parser.add_argument(
+            "--threads", type=int, default=2, help="blocking threads per worker (default 2)"
+        )
+        parser.add_argument(
+            "--certificate",
+            type=Path,
+            help="PEM certificate chain to serve instead of the local one under var/tls",
+        )
+        parser.add_argument("--keyfile", type=Path, help="PKCS#8 PEM key for --certificate")
+        parser.add_argument(
+            "--no-audit-maintenance",
+            action="store_true",
+            help="do not run `custodia audit maintain` (daily signed checkpoints and the"
+            " retention purge) beside the server: run it elsewhere, once per database",
+        )
+        parser.add_argument(
+            "--no-key-maintenance",
+            action="store_true",
+            help="do not run `custodia keys maintain` (daily: rotate data keys past their"
+            " rotation period, destroy retired keys past retention) beside the server",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        port, http_port = options["port"], options["http_port"]
+        for name, value, low in (("--port", port, 1), ("--http-port", http_port, 0)):
+            if not low <= value <= 65535:
+                raise CommandError(f"{name} must be between {low} and 65535.")
+        if options["workers"] < 1 or options["threads"] < 1:
+            raise CommandError("--workers and --threads must be at least 1.")
+        if http_port == port:
+            raise CommandError("--http-port must differ from --port.")
+        if bool(options["certificate"]) != bool(options["keyfile"]):
+            raise CommandError("Give both --certificate and --keyfile, or neither.")
+
+        certificate, keyfile = ensure_ready(self.stdout)
+        if options["certificate"]:
+            certificate, keyfile = options["certificate"], options["keyfile"]
+            for path in (certificate, keyfile):
+                if not os.access(path, os.R_OK):
+                    raise CommandError(f"Cannot read {path}.")
+
+        # The children inherit the environment; the redirector learns where to send people from
+        # it: in production always to the public URL, locally to this host's HTTPS port.
+        env = {**os.environ, "CUSTODIA_HTTPS_PORT": str(port)}
+        local = local_public_url(port, env, production=settings.PRODUCTION)
+        if local is not None:
+            env["CUSTODIA_PUBLIC_URL"] = local
+        if settings.PRODUCTION:
+            public = urlsplit(settings.PUBLIC_URL)
+            env["CUSTODIA_REDIRECT_ORIGIN"] = f"{public.scheme}://{public.netloc}"
+        # Password hashes run in a pool of processes beside granian's (accounts/hashpool.py).
+        pool, pool_socket = launch_pool(
+            settings.VAR_DIR / "run",
+            settings.PASSWORD_HASH_CONCURRENCY,
+            settings.PASSWORD_HASH_QUEUE,
+            env,
+        )
+        env["CUSTODIA_HASH_SOCKET"] = str(pool_socket)
+        commands = [
+            app_server_args(
+                host=options["host"],
+                port=port,
+                workers=options["workers"],
+                threads=options["threads"],
+                certificate=certificate,
+                keyfile=keyfile,
+            )
+        ]
+        if http_port:
+            commands.append(redirect_server_args(host=options["host"], port=http_port))
+        if not options["no_audit_maintenance"]:
+            commands.append([sys.executable, "-m", "custodia.cli", "audit", "maintain"])
+        if not options["no_key_maintenance"]:
+            commands.append([sys.executable, "-m", "custodia.cli", "keys", "maintain"])
+        children = [pool, *(subprocess.Popen(command, env=env) for command in commands)]  # noqa: S603
+        # It starts while granian does; a pool that dies is a child that exits (supervise).
+        wait_for_pool(pool, pool_socket)
+
+        url_host = display_host(options["host"])
+        self.stdout.write(f"Custodia is serving https://{url_host}:{port}/")
+        if http_port:
+            self.stdout.write(f"  http://{url_host}:{http_port}/ redirects there")
+        if not options["certificate"]:
+            self.stdout.write(
+                f"  Trust the local CA {settings.TLS_DIR / 'ca.pem'} in your browser,"
+                " or accept the certificate warning once."
+            )
+        self.stdout.write("  Ctrl-C stops it.")
+        self.stdout.flush()
+        sys.exit(supervise(children))
+
+
+def supervise(children: list[subprocess.Popen[bytes]]) -> int:
+    """Forward SIGINT/SIGTERM to the children; when any one exits, stop the rest."""
+    stopping: list[int] = []
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        stopping.append(signum)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.2)
+        first = next(child for child in children if child.poll() is not None)
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stopping:
+        return 0
+    code = first.returncode or 0
+    # A child that died on its own is a failure even if it exited "cleanly".
+    return code if code > 0 else 1

@@ -1,0 +1,190 @@
+"""Every actor is built here: from a browser session, an API token, the console, an invitation
+(or the signup that makes a business), and a background job.
+
+An actor is a membership acting through one door, with what that door proves
+(`core.actor.Actor`); acting is `with acting_as(actor):` (core/actor.py). Nothing else builds
+one, so what each door may claim is decided in this module alone:
+- a browser session acts for the business it chose (`act_for`), with the session's proof of
+  recent authentication (step-up);
+- an API token acts for its membership, narrowed to its scopes, and can never step up;
+- the console (`custodia` commands) acts as the member the operator names, with nothing further
+  to prove (whoever runs commands there holds the database and the keys);
+- an invitation, once accepted, and a business just made act as their new membership;
+- a background job acts as the membership it works for, and can never step up.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import ExitStack
+from typing import TYPE_CHECKING
+
+from django.contrib import messages
+from django.core.management.base import CommandError
+from django.http import HttpRequest
+
+from custodia.accounts.access import TOKEN_PREFIX, TOKEN_PURPOSE
+from custodia.accounts.digests import candidate_digests, is_wellformed_prefix
+from custodia.accounts.models import ApiToken, User
+from custodia.accounts.stepup import ServerConsole, SessionAuthentication
+from custodia.core.actor import Actor, acting_as
+from custodia.core.dbcontext import activate_member, activate_token, set_db_context
+from custodia.core.permissions import Permission
+from custodia.tenancy import access
+from custodia.tenancy.models import Membership
+
+if TYPE_CHECKING:
+    from django.contrib.sessions.backends.base import SessionBase
+
+# --- A browser session -----------------------------------------------------------------------
+
+ACTIVE_BUSINESS_SESSION_KEY = "custodia.business_id"
+# Set when the business a session acted for went away (deleted, or the membership ended): the
+# session acts for no business until the person chooses one, never silently for another.
+CHOOSE_BUSINESS_SESSION_KEY = "custodia.choose_business"
+BUSINESS_GONE = (
+    "The business you were working in is no longer available to you. Choose a business to continue."
+)
+
+
+def act_for(session: SessionBase, business_id: object) -> None:
+    """The session acts for this business from now on (a switch, an accepted invitation)."""
+    session[ACTIVE_BUSINESS_SESSION_KEY] = str(business_id)
+    session.pop(CHOOSE_BUSINESS_SESSION_KEY, None)
+
+
+def forget_business(session: SessionBase) -> None:
+    """The session acts for no business until the person chooses one."""
+    session.pop(ACTIVE_BUSINESS_SESSION_KEY, None)
+    session[CHOOSE_BUSINESS_SESSION_KEY] = True
+
+
+def session_membership(
+    request: HttpRequest, user: User, *, durable: bool = True
+) -> Membership | None:
+    """The membership the session acts for, with the transaction's context set to it (to the
+    user alone without one) in one round trip. When the business it named is no longer the
+    user's, the session forgets it and says so, rather than acting for another of theirs: a
+    form opened for the old business must not submit into a different one."""
+    session = request.session
+    named = session.get(ACTIVE_BUSINESS_SESSION_KEY)
+    if not named and session.get(CHOOSE_BUSINESS_SESSION_KEY):
+        set_db_context(user_id=user.pk, durable=durable)
+        return None
+    try:
+        business_id = uuid.UUID(str(named)) if named else None
+    except ValueError:
+        set_db_context(user_id=user.pk, durable=durable)
+        grant = None
+    else:
+        grant = activate_member(user.pk, business_id, durable=durable)
+    if grant is None:
+        if named:
+            forget_business(session)
+            messages.warning(request, BUSINESS_GONE, fail_silently=True)
+        return None
+    return access.granted_membership(grant)
+
+
+def actor_for_session(request: HttpRequest, *, durable: bool = True) -> Actor | None:
+    """The signed-in person acting for the business their session chose, if any, with the
+    database already filtering for them (`acting_as(actor, context_set=True)` adopts it).
+
+    Runs inside the request's transaction; without a membership it leaves the person's own
+    context (no business) behind: what a member acting for no business, or a person without one,
+    may see.
+    """
+    user = request.user
+    membership = session_membership(request, user, durable=durable)  # type: ignore[arg-type]
+    if membership is None:
+        return None
+    return Actor(user, membership, authentication=SessionAuthentication(request))
+
+
+# --- An API token ----------------------------------------------------------------------------
+
+def actor_for_token(
+    presented: str, *, acting: ExitStack, durable: bool = True
+) -> Actor | None:
+    """The actor behind `cst_<prefix>_<secret>`, acting from here on in `acting`'s scope; None
+    if malformed, unknown, expired or revoked.
+
+    `durable=False` for a GET or HEAD, as for a session (web/middleware.py, docs/audit.md).
+
+    Runs inside the request's transaction, and sets its context: in one round trip, the database
+    checks the secret's digests against the token found by its prefix, the token's expiry and
+    revocation, its membership, login and business, sets that membership's context (an empty
+    one for anything else), keeps the last use to the minute, and returns what the actor is made
+    of (core/dbcontext.py: activate_token). The actor then acts in `acting`'s scope (the
+    request's pipeline holds it open until the request ends) without setting the context again.
+    """
+    parts = presented.split("_", 2)
+    if len(presented) > 200 or len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        return None
+    _, prefix, secret = parts
+    if not is_wellformed_prefix(prefix):
+        return None
+    digests = candidate_digests(TOKEN_PURPOSE, secret)
+    grant = activate_token(prefix, digests, durable=durable)
+    if grant is None:
+        return None
+    membership = access.granted_membership(grant)
+    membership.user = access.from_columns(User, grant.user)
+    known = Permission._value2member_map_
+    scopes = frozenset(Permission(scope) for scope in grant.token["scopes"] if scope in known)
+    actor = Actor(membership.user, membership, scopes)
+    acting.enter_context(acting_as(actor, durable=durable, context_set=True))
+    if not grant.token["digest_current"]:
+        # Digested under a fallback secret key: re-digested under the current one at its first
+        # use after a rotation, so the fallback can be retired (docs/operations.md).
+        ApiToken.objects.filter(pk=grant.token["id"]).update(digest=digests[0])
+    return actor
+
+
+# --- The console -----------------------------------------------------------------------------
+
+
+def find_user(email: str) -> User:
+    """The login with this email, or a CommandError."""
+    user = User.objects.filter(email__iexact=email.strip()).first()
+    if user is None or not user.is_active:
+        raise CommandError(f"No active login has the email {email.strip()!r}.")
+    return user
+
+
+def console_actor(user: User, membership: Membership) -> Actor:
+    """The member an operator names at the server's console (accounts/stepup.py)."""
+    return Actor(user, membership, authentication=ServerConsole())
+
+
+def console_actors(user: User, business: str | None) -> list[Actor]:
+    """The user's active memberships as console actors, narrowed to one business slug if given.
+
+    Must run inside a transaction: it sets the RLS user context to find the memberships.
+    """
+    set_db_context(user_id=user.pk)
+    memberships = list(access.memberships_of(user))
+    if business is not None:
+        memberships = [m for m in memberships if m.tenant.slug == business]
+        if not memberships:
+            raise CommandError(f"{user.email} is not an active member of {business!r}.")
+    if not memberships:
+        raise CommandError(f"{user.email} is not an active member of any business.")
+    return [console_actor(user, membership) for membership in memberships]
+
+
+# --- An invitation, a new business, a background job -----------------------------------------
+
+
+def new_member_actor(user: User, membership: Membership) -> Actor:
+    """The person who just joined (an accepted invitation) or made a business (its owner).
+
+    No proof of recent authentication travels with it: what they do next as this member goes
+    through their session like anything else.
+    """
+    return Actor(user, membership)
+
+
+def job_actor(membership: Membership) -> Actor:
+    """A background job working for this membership; like a token, it can never step up."""
+    return Actor(membership.user, membership)

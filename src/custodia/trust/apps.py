@@ -1,9 +1,0 @@
-from __future__ import annotations
-
-from django.apps import AppConfig
-
-
-class Config(AppConfig):
-    name = "custodia.trust"
-    label = "trust"
-    default_auto_field = "django.db.models.BigAutoField"

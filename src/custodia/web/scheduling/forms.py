@@ -1,0 +1,151 @@
+"""Forms for services and visits; choices come from access functions, the actions re-check."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db.models import QuerySet
+
+from custodia.clients.models import Client
+from custodia.scheduling.actions import EARLIEST_VISIT, LATEST_VISIT, OUT_OF_RANGE
+from custodia.scheduling.models import Service, VisitStatus
+from custodia.tenancy.models import Membership
+from custodia.web.clients.forms import AccessChoiceField, MemberChoiceField
+
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+def datetime_field(
+    label: str, *, required: bool = True, help_text: str = ""
+) -> forms.DateTimeField:
+    """A date and time picker (the browser's own), read in the current time zone."""
+    return forms.DateTimeField(
+        label=label,
+        required=required,
+        help_text=help_text,
+        input_formats=[DATETIME_FORMAT, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_FORMAT),
+        error_messages={"invalid": "Enter a date and time, e.g. 2030-05-17 14:30."},
+    )
+
+
+class ClientChoiceField(AccessChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.name)
+
+
+class ServiceChoiceField(AccessChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.name} ({obj.duration_minutes} min)"
+
+
+class ServiceForm(forms.Form):
+    """What the business sells: a name, how long it takes, what it costs."""
+
+    name = forms.CharField(label="Service name", max_length=120)
+    duration_minutes = forms.IntegerField(label="Duration (minutes)", min_value=5, max_value=1440)
+    price = forms.DecimalField(
+        label="Price",
+        min_value=Decimal(0),
+        max_value=Decimal(100000),
+        decimal_places=2,
+        max_digits=8,
+    )
+
+    def action_fields(self) -> dict[str, Any]:
+        """The cleaned data as the service actions take it (price in cents)."""
+        return {
+            "name": self.cleaned_data["name"],
+            "duration_minutes": self.cleaned_data["duration_minutes"],
+            "price_cents": int(self.cleaned_data["price"] * 100),
+        }
+
+
+class VisitForm(forms.Form):
+    """A manager schedules a visit."""
+
+    client = ClientChoiceField(
+        label="Client", queryset=Client.objects.none(), empty_label="Choose a client"
+    )
+    staff = MemberChoiceField(
+        label="Staff member",
+        queryset=Membership.objects.none(),
+        required=False,
+        empty_label="Nobody yet",
+    )
+    service = ServiceChoiceField(
+        label="Service", queryset=Service.objects.none(), required=False, empty_label="No service"
+    )
+    starts_at = datetime_field("Start")
+    ends_at = datetime_field(
+        "End", required=False, help_text="Leave empty to use the service's duration."
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        clients: QuerySet[Client],
+        staff: QuerySet[Membership],
+        services: QuerySet[Service],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["client"].queryset = clients  # type: ignore[attr-defined]
+        self.fields["staff"].queryset = staff  # type: ignore[attr-defined]
+        self.fields["service"].queryset = services  # type: ignore[attr-defined]
+
+
+class VisitRequestForm(forms.Form):
+    """A client asks for a visit."""
+
+    service = ServiceChoiceField(
+        label="Service", queryset=Service.objects.none(), required=False, empty_label="Not sure yet"
+    )
+    starts_at = datetime_field("Preferred start")
+    note = forms.CharField(
+        label="Note for the business",
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+    def __init__(self, *args: Any, services: QuerySet[Service], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["service"].queryset = services  # type: ignore[attr-defined]
+
+
+class VisitUpdateForm(forms.Form):
+    """Status and report: what staff may change on their own visits."""
+
+    status = forms.ChoiceField(label="Status")
+    report = forms.CharField(
+        label="Visit report",
+        max_length=10000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+    )
+
+    def __init__(self, *args: Any, statuses: list[VisitStatus], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = [  # type: ignore[attr-defined]
+            (s.value, s.value.capitalize()) for s in statuses
+        ]
+
+
+class WeekForm(forms.Form):
+    # Bounded like visits: the calendar's links to the weeks around 9999-12-31 or 0001-01-01
+    # overflowed the date type (a 500).
+    week = forms.DateField(
+        label="Week of",
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": "Give the week as YYYY-MM-DD."},
+        validators=[
+            MinValueValidator(EARLIEST_VISIT.date(), message=OUT_OF_RANGE),
+            MaxValueValidator(LATEST_VISIT.date() - dt.timedelta(days=1), message=OUT_OF_RANGE),
+        ],
+    )

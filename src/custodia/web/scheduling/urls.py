@@ -1,0 +1,21 @@
+"""Services, calendar, visits, staff's day and clients' visit requests (mounted under /app/)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from custodia.web.scheduling import views
+
+urlpatterns = [
+    path("services/", views.service_list, name="service_list"),
+    path("services/new/", views.service_new, name="service_new"),
+    path("services/<str:service_id>/edit/", views.service_edit, name="service_edit"),
+    path("services/<str:service_id>/retire/", views.service_retire, name="service_retire"),
+    path("calendar/", views.calendar, name="calendar"),
+    path("visits/new/", views.visit_new, name="visit_new"),
+    path("visits/<str:visit_id>/", views.visit_detail, name="visit_detail"),
+    path("visits/<str:visit_id>/update/", views.visit_update, name="visit_update"),
+    path("visits/<str:visit_id>/confirm/", views.visit_confirm, name="visit_confirm"),
+    path("today/", views.today, name="today"),
+    path("portal/request/", views.visit_request, name="visit_request"),
+]

@@ -1,0 +1,305 @@
+"""Services, the week calendar, visits, staff's day, and clients' visit requests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from custodia.clients.access import home_access_and_hold, list_clients, read_clients
+from custodia.core.actor import Actor
+from custodia.core.permissions import Permission
+from custodia.scheduling import access
+from custodia.scheduling.actions import (
+    do_confirm_visit,
+    do_create_service,
+    do_create_visit,
+    do_request_visit,
+    do_update_service,
+    do_update_visit,
+)
+from custodia.scheduling.models import Service, Visit, VisitStatus
+from custodia.scheduling.rows import VisitLine, calendar_entries
+from custodia.tenancy.access import list_staff
+from custodia.tenancy.reads import Intent
+from custodia.web.clients.forms import StaffChoiceForm
+from custodia.web.decorators import member_required
+from custodia.web.forms import form_action
+from custodia.web.scheduling.forms import (
+    ServiceForm,
+    VisitForm,
+    VisitRequestForm,
+    VisitUpdateForm,
+    WeekForm,
+)
+from custodia.web.views import day_bounds, week_start
+
+FORM_METHODS = ["GET", "HEAD", "POST"]
+# The action names the price in cents; the form in currency units.
+SERVICE_FIELD_NAMES = {"price_cents": "price"}
+
+# --- Services -----------------------------------------------------------------------------------
+
+
+@require_safe
+@member_required(Permission.SERVICES_READ)
+def service_list(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """What the business sells; managers also see retired services."""
+    can_write = actor.can(Permission.SERVICES_WRITE)
+    rows = [
+        {"service": service, "price": Decimal(service.price_cents) / 100}
+        for service in access.list_services(actor, include_inactive=can_write)
+    ]
+    return render(request, "scheduling/services.html", {"rows": rows, "can_write": can_write})
+
+
+def _service_form_page(
+    request: HttpRequest, form: ServiceForm, service: Service | None, status: int = 200
+) -> HttpResponse:
+    return render(
+        request, "scheduling/service_form.html", {"form": form, "service": service}, status=status
+    )
+
+
+@require_http_methods(FORM_METHODS)
+@member_required(Permission.SERVICES_WRITE)
+def service_new(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """Add a service."""
+    form = ServiceForm(request.POST if request.method == "POST" else None)
+    if request.method != "POST":
+        return _service_form_page(request, form, None)
+    return form_action(
+        request,
+        form,
+        lambda: do_create_service(actor=actor, **form.action_fields()),
+        success="Service created.",
+        done=lambda _: redirect("service_list"),
+        page=lambda status: _service_form_page(request, form, None, status=status),
+        field_names=SERVICE_FIELD_NAMES,
+    )
+
+
+@require_http_methods(FORM_METHODS)
+@member_required(Permission.SERVICES_WRITE)
+def service_edit(request: HttpRequest, actor: Actor, service_id: str) -> HttpResponse:
+    """Rename or re-price a service."""
+    service = access.access_service_by_id(actor, service_id)
+    if request.method != "POST":
+        initial = {
+            "name": service.name,
+            "duration_minutes": service.duration_minutes,
+            "price": Decimal(service.price_cents) / 100,
+        }
+        return _service_form_page(request, ServiceForm(initial=initial), service)
+    form = ServiceForm(request.POST)
+    return form_action(
+        request,
+        form,
+        lambda: do_update_service(service, actor=actor, **form.action_fields()),
+        success="Service saved.",
+        done=lambda _: redirect("service_list"),
+        page=lambda status: _service_form_page(request, form, service, status=status),
+        field_names=SERVICE_FIELD_NAMES,
+    )
+
+
+@require_POST
+@member_required(Permission.SERVICES_WRITE)
+def service_retire(request: HttpRequest, actor: Actor, service_id: str) -> HttpResponse:
+    """Retire a service (it can no longer be chosen), or bring a retired one back."""
+    service = access.access_service_by_id(actor, service_id)
+    do_update_service(service, actor=actor, is_active=not service.is_active)
+    messages.success(request, "Service brought back." if service.is_active else "Service retired.")
+    return redirect("service_list")
+
+
+# --- Calendar and visits ------------------------------------------------------------------------
+
+
+@require_safe
+@member_required(Permission.VISITS_WRITE)
+def calendar(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """A week of visits, one column per day."""
+    form = WeekForm(request.GET)
+    valid = form.is_valid()
+    chosen = (form.cleaned_data.get("week") if valid else None) or timezone.localdate()
+    monday = week_start(chosen)
+    days = [monday + dt.timedelta(days=offset) for offset in range(7)]
+    start, _ = day_bounds(days[0])
+    _, end = day_bounds(days[-1])
+    by_day: dict[dt.date, list[VisitLine]] = {day: [] for day in days}
+    # A busy week has hundreds of visits: lines of what is shown (scheduling/rows.py).
+    [visits] = access.read_visit_lines(actor, access.list_visits(actor, start=start, end=end))
+    for visit in visits:
+        # A visit that began in the previous week shows on Monday.
+        by_day[max(visit.starts_at.date(), monday)].append(visit)
+    context = {
+        "form": form,
+        "monday": monday,
+        "sunday": days[-1],
+        "days": [{"date": day, "visits": calendar_entries(by_day[day])} for day in days],
+        "previous_week": monday - dt.timedelta(days=7),
+        "next_week": monday + dt.timedelta(days=7),
+        "today": timezone.localdate(),
+    }
+    return render(request, "scheduling/calendar.html", context, status=200 if valid else 400)
+
+
+def _visit_form(actor: Actor, data: Any = None, initial: Any = None) -> VisitForm:
+    return VisitForm(
+        data,
+        initial=initial,
+        clients=list_clients(actor),
+        staff=list_staff(actor),
+        services=access.list_services(actor),
+    )
+
+
+@require_http_methods(FORM_METHODS)
+@member_required(Permission.VISITS_WRITE)
+def visit_new(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """Schedule a visit."""
+    if request.method != "POST":
+        initial = {key: request.GET[key] for key in ("client", "starts_at") if key in request.GET}
+        return _visit_form_page(request, actor, _visit_form(actor, initial=initial))
+    form = _visit_form(actor, request.POST)
+    return form_action(
+        request,
+        form,
+        lambda: do_create_visit(actor=actor, **form.cleaned_data),
+        success="Visit scheduled.",
+        done=lambda visit: redirect("visit_detail", visit_id=visit.pk),
+        page=lambda status: _visit_form_page(request, actor, form, status=status),
+    )
+
+
+def _visit_form_page(
+    request: HttpRequest, actor: Actor, form: VisitForm, *, status: int = 200
+) -> HttpResponse:
+    # The client menu lists every client's name: a bulk read.
+    read_clients(actor, form.fields["client"].queryset)  # type: ignore[attr-defined]
+    return render(request, "scheduling/visit_form.html", {"form": form}, status=status)
+
+
+def _statuses_for(actor: Actor) -> list[VisitStatus]:
+    if actor.can(Permission.VISITS_WRITE):
+        return list(VisitStatus)
+    # Staff report on a visit; putting it back to "requested" is a manager's call.
+    return [s for s in VisitStatus if s != VisitStatus.REQUESTED]
+
+
+def _visit_page(
+    request: HttpRequest,
+    actor: Actor,
+    visit: Visit,
+    *,
+    update_form: VisitUpdateForm | None = None,
+    confirm_form: StaffChoiceForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    is_manager = actor.can(Permission.VISITS_WRITE)
+    can_report = is_manager or (
+        actor.can(Permission.VISITS_REPORT) and visit.staff_id == actor.membership.pk
+    )
+    context: dict[str, Any] = {"visit": visit, "can_report": can_report}
+    if can_report:
+        context["update_form"] = update_form or VisitUpdateForm(
+            initial={"status": visit.status, "report": visit.report},
+            statuses=_statuses_for(actor),
+        )
+    # A refused confirmation is shown with its reason even if the visit is no longer requested.
+    if is_manager and (confirm_form is not None or visit.status == VisitStatus.REQUESTED):
+        context["confirm_form"] = confirm_form or StaffChoiceForm(staff=list_staff(actor))
+    return render(request, "scheduling/visit_detail.html", context, status=status)
+
+
+@require_safe
+@member_required(Permission.VISITS_READ)
+def visit_detail(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
+    """One visit: who, when, what, its status and report."""
+    return _visit_page(
+        request, actor, access.access_visit_by_id(actor, visit_id, intent=Intent.SHOW)
+    )
+
+
+@require_POST
+@member_required(Permission.VISITS_REPORT)
+def visit_update(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
+    """Change a visit's status and report (staff: only their own visits)."""
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
+    form = VisitUpdateForm(request.POST, statuses=_statuses_for(actor))
+    # On a refusal the visit, read to be changed, is shown after all.
+    return form_action(
+        request,
+        form,
+        lambda: do_update_visit(visit, actor=actor, **form.cleaned_data),
+        success="Visit saved.",
+        done=lambda _: redirect("visit_detail", visit_id=visit.pk),
+        page=lambda status: _visit_page(
+            request, actor, access.show_visit(actor, visit), update_form=form, status=status
+        ),
+    )
+
+
+@require_POST
+@member_required(Permission.VISITS_WRITE)
+def visit_confirm(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
+    """A manager confirms a requested visit: who goes, and it is scheduled."""
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
+    form = StaffChoiceForm(request.POST, staff=list_staff(actor))
+    # On a refusal the visit, read to be changed, is shown after all.
+    return form_action(
+        request,
+        form,
+        lambda: do_confirm_visit(visit, form.cleaned_data["staff"], actor=actor),
+        success="Visit confirmed.",
+        done=lambda _: redirect("visit_detail", visit_id=visit.pk),
+        page=lambda status: _visit_page(
+            request, actor, access.show_visit(actor, visit), confirm_form=form, status=status
+        ),
+    )
+
+
+@require_safe
+@member_required(Permission.VISITS_REPORT)
+def today(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The actor's own visits today, with home access where it may be seen now."""
+    day = timezone.localdate()
+    start, end = day_bounds(day)
+    [visits] = access.read_visits(
+        actor, access.list_visits(actor, start=start, end=end, staff_id=actor.membership.pk)
+    )
+    rows = []
+    for visit in visits:
+        # Staff: around their own visit. A manager on their own round steps up first, like
+        # anywhere else (clients/access.py, home_access_and_hold).
+        home_access, held_back = home_access_and_hold(actor, visit.client)
+        rows.append({"visit": visit, "home_access": home_access, "needs_step_up": held_back})
+    return render(request, "scheduling/today.html", {"rows": rows, "day": day})
+
+
+@require_http_methods(FORM_METHODS)
+@member_required(Permission.VISITS_REQUEST)
+def visit_request(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """A client asks for a visit; a manager confirms it."""
+    form = VisitRequestForm(
+        request.POST if request.method == "POST" else None, services=access.list_services(actor)
+    )
+    if request.method != "POST":
+        return render(request, "scheduling/request_visit.html", {"form": form})
+    return form_action(
+        request,
+        form,
+        lambda: do_request_visit(actor=actor, **form.cleaned_data),
+        success="Your request was sent. The business will confirm it.",
+        done=lambda _: redirect("portal"),
+        page=lambda status: render(
+            request, "scheduling/request_visit.html", {"form": form}, status=status
+        ),
+    )
