@@ -7,6 +7,7 @@ context in one call, and reads neither the token nor the membership again.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from custodia.tenancy import context
+from custodia.core import dbcontext as context
 from tests.factories import TenantMatrix
 
 AUTH_TABLES = ("accounts_apitoken", "tenancy_membership", "tenancy_business", "accounts_user")
@@ -33,7 +34,9 @@ def round_trips(
 
     monkeypatch.setattr(context, "_fetch_with_key", counting)
     with CaptureQueriesContext(connection) as log:
-        response = request()
+        # As on a server's thread: no actor of the test's around the request (leaving its
+        # acting scope, the request would put that one back, a call a server never makes).
+        response = contextvars.Context().run(request)
     monkeypatch.setattr(context, "_fetch_with_key", real)
     return response, [query["sql"] for query in log.captured_queries], calls
 

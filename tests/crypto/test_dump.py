@@ -23,7 +23,6 @@ from django.utils import timezone
 
 from custodia.clients.access import access_client_by_id
 from custodia.clients.actions import do_update_client
-from custodia.core.actor import activate
 from custodia.core.permissions import Role
 from custodia.ops.management.commands.setup import (
     drop_database,
@@ -33,6 +32,7 @@ from custodia.ops.management.commands.setup import (
 from custodia.scheduling.actions import do_request_visit, do_update_visit
 from custodia.tenancy.actions import do_accept_invitation, do_invite_member, invitation_proof
 from custodia.tenancy.reads import Intent
+from tests.acting import act
 from tests.factories import PASSWORD, build_business
 from tests.pgtools import client_bin_dir
 
@@ -101,18 +101,18 @@ def populate() -> None:
     with transaction.atomic():
         business = build_business("Dumpco")
         owner = business.owner
-        activate(owner)
+        act(owner)
         client = access_client_by_id(owner, business.client.pk, intent=Intent.CHANGE)
         do_update_client(client, actor=owner, name=NAME, **MARKERS)
         do_update_visit(business.visit, actor=owner, report=REPORT)
-        activate(business.client_login)
+        act(business.client_login)
         do_request_visit(
             actor=business.client_login,
             starts_at=timezone.now() + dt.timedelta(days=3),
             note=REQUEST_NOTE,
         )
         # The portal client: invited at the address on their record, as a business would.
-        activate(owner)
+        act(owner)
         portal = access_client_by_id(owner, business.other_client.pk, intent=Intent.CHANGE)
         do_update_client(portal, actor=owner, email=PORTAL_EMAIL)
         do_invite_member(actor=owner, email=PORTAL_EMAIL, role=Role.CLIENT, client=portal)

@@ -10,8 +10,9 @@ to read the order (a test keeps them equal). On the way in:
    Permissions-Policy, CORP, no caching of personal pages, the Content Security Policy.
 4. PublicHostMiddleware: an allowed host name, and no port but the public URL's (else 400).
 5. whitenoise: static files answer here, with the headers above and no database touched.
-6. django sessions, common, CSRF, authentication, messages, clickjacking; allauth's account
-   middleware.
+6. django sessions, common, CSRF, authentication, messages; HashingDoorMiddleware: while the
+   password-hashing pool (accounts/hashpool.py) is full, a login or signup form gets the 503
+   before any work is done for it; clickjacking; allauth's account middleware.
 7. SessionLifetimeMiddleware (accounts/sessions.py): ends idle and over-age sessions before
    anything acts for them; tracks the session's last use at most once a minute.
 8. ApiRateLimitMiddleware (api/ratelimit.py): counts API requests per token or session in a
@@ -22,7 +23,8 @@ to read the order (a test keeps them equal). On the way in:
    answered to a member is an `access.denied` audit event.
 10. MFAPolicyMiddleware (accounts/mfa.py): a business that requires a second factor sends
     members without one to set it up.
-11. BusyMiddleware: a sign-in that found every hashing slot taken gets a 503 with Retry-After.
+11. BusyMiddleware: a sign-in whose hash the pool refused (full, or a process lost) gets a 503
+    with Retry-After.
 12. StepUpMiddleware: an action that needs a fresh proof of identity sends the person to it.
 13. CryptoErrorMiddleware: an unreadable stored value is a 409 or 410 page, not a 500.
 Then the view: a page (web/) or an API operation (api/).
@@ -66,6 +68,7 @@ __all__ = [
     "ApiRateLimitMiddleware",
     "BusyMiddleware",
     "CryptoErrorMiddleware",
+    "HashingDoorMiddleware",
     "MFAPolicyMiddleware",
     "PublicHostMiddleware",
     "RefuseUnsafeMethodsMiddleware",
