@@ -174,7 +174,7 @@ class TenantMiddleware:
         # transaction, the current actor with the scope.
         with ExitStack() as acting, transaction.atomic():
             request.actor = None  # type: ignore[attr-defined]
-            # The API's bearer-token authentication acts in this scope too (api/core.py).
+            # The API's bearer-token authentication acts in this scope too (api/auth.py).
             request.acting = acting  # type: ignore[attr-defined]
             # Each way sets every setting, so nothing of an earlier request can linger.
             pending: AbstractContextManager[None] = nullcontext()
