@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -40,19 +39,10 @@ def issue_secret(purpose: str) -> IssuedSecret:
 def candidate_digests(purpose: str, secret: str) -> list[str]:
     """The digests a stored one may be of this secret: under SECRET_KEY first, then under each
     of SECRET_KEY_FALLBACKS (a key rotation does not void what was issued before). For a check
-    made by the database (an API token, core/actor.py: activate_token), which so compares
+    made by the database (an API token, core/dbcontext.py: activate_token), which so compares
     digests and never sees the secret."""
     keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
     return [digest_secret(purpose, secret, key=key) for key in keys]
-
-
-def secret_matches(purpose: str, secret: str, digest: str) -> bool:
-    """Constant-time comparison of a presented secret with a stored digest made under SECRET_KEY
-    or one of SECRET_KEY_FALLBACKS (so a key rotation does not void what was issued before)."""
-    keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
-    # Every key is tried, matched or not: the time taken does not say which one matched.
-    matches = [hmac.compare_digest(digest_secret(purpose, secret, key=key), digest) for key in keys]
-    return any(matches)
 
 
 def is_wellformed_prefix(prefix: str) -> bool:
