@@ -31,6 +31,7 @@ from custodia.clients.actions import (
     do_update_client,
 )
 from custodia.core.actor import Actor
+from custodia.core.dbcontext import activate_member
 from custodia.core.permissions import Role
 from custodia.scheduling import access as scheduling_access
 from custodia.scheduling.actions import (
@@ -238,13 +239,14 @@ def test_tokens_are_only_ever_your_own(matrix: TenantMatrix, extras: Extras) -> 
 
 def test_the_active_business_is_only_ever_ones_own(matrix: TenantMatrix) -> None:
     user = matrix.a.owner.user
-    act(matrix.a.owner)
-    # Another's, tampered or gone: none (the session is sent to choose; web/middleware.py).
-    for asked in (matrix.b.owner.tenant_id, "garbage", uuid.uuid4()):
-        assert tenancy_access.active_membership(user, asked) is None, asked
+    # Another's or gone: no membership and no business context (the session is sent to choose;
+    # tenancy/actors.py, which refuses a malformed id before asking).
+    for asked in (matrix.b.owner.tenant_id, uuid.uuid4()):
+        assert activate_member(user.pk, asked) is None, asked
     # Naming none (a fresh login): the user's first.
-    for asked in ("", None):
-        assert tenancy_access.active_membership(user, asked) == matrix.a.owner.membership, asked
+    grant = activate_member(user.pk, None)
+    assert grant is not None and grant.membership["id"] == matrix.a.owner.membership.pk
+    act(matrix.a.owner)
     assert list(tenancy_access.memberships_of(user)) == [matrix.a.owner.membership]
 
 

@@ -38,18 +38,6 @@ def memberships_of(user: User) -> QuerySet[Membership]:
     )
 
 
-def active_membership(user: User, business_id: object) -> Membership | None:
-    """The user's membership in the business the session names; naming none (a fresh login),
-    the user's first; None when the named business is not (or no longer) theirs."""
-    memberships = memberships_of(user)
-    if not business_id:
-        return memberships.first()
-    try:
-        return memberships.filter(tenant_id=uuid.UUID(str(business_id))).first()
-    except ValueError:
-        return None
-
-
 def from_columns(model: type[M], columns: dict[str, Any]) -> M:
     """A model instance as if the ORM had read these columns (keyed by field attname); any
     field not among them is deferred."""
