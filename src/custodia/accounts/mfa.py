@@ -39,6 +39,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 
 from custodia.core.permissions import Role
+from custodia.core.requestctx import API_PREFIX, presents_bearer_token
 
 # --- Secrets at rest ---------------------------------------------------------------------------
 
@@ -189,7 +190,6 @@ FACTOR_TYPES = (Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN)
 ALLOWED_URL_NAMES = frozenset(
     {"account_logout", "account_reauthenticate", "switch_business", "security_page", "security_txt"}
 )
-API_PREFIX = "/api/"
 ENROL_API_MESSAGE = (
     "Two-factor authentication is required for your account. Set up an authenticator app or a "
     "passkey in the web app before using the API with this session."
@@ -266,7 +266,7 @@ class MFAPolicyMiddleware:
         is_api = request.path_info.startswith(API_PREFIX)
         # Only the API answers for a token alone (SessionAuth ignores the session then); a web
         # page always acts on the session, so a bearer header there must not skip the check.
-        if is_api and request.headers.get("Authorization", "").lower().startswith("bearer"):
+        if is_api and presents_bearer_token(request):
             return None
         match = request.resolver_match
         url_name = (match.url_name or "") if match is not None else ""

@@ -9,7 +9,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 
 from custodia.accounts.mfa import refuse_token_without_factor
 from custodia.core.actor import Actor
-from custodia.core.requestctx import SAFE_METHODS
+from custodia.core.requestctx import SAFE_METHODS, presents_bearer_token
 from custodia.tenancy.actors import actor_for_token
 
 
@@ -39,7 +39,7 @@ class SessionAuth(APIKeyCookie):
     def __call__(self, request: HttpRequest) -> Actor | None:
         # A request that presents a token is answered for the token alone: a wrong token is a
         # 401, not a fall-back to whatever session cookie rides along (nor a CSRF 403).
-        if request.headers.get("Authorization", "").lower().startswith("bearer"):
+        if presents_bearer_token(request):
             return None
         # Without a session actor there is nothing to protect with CSRF: answer 401, not 403.
         if getattr(request, "actor", None) is None:

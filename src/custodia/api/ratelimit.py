@@ -36,9 +36,9 @@ from custodia.accounts.actions import do_record_security_event
 from custodia.accounts.digests import digest_secret
 from custodia.accounts.models import SecurityEventKind
 from custodia.core.dbcontext import set_db_context
+from custodia.core.requestctx import API_PREFIX
 from custodia.tenancy.actors import actor_for_token
 
-API_PREFIX = "/api/"
 KEY_PURPOSE = "api-rate-limit"
 WINDOW = dt.timedelta(minutes=1)
 # About one request in this many also deletes the rows of callers idle for a window or more.

@@ -28,6 +28,8 @@ from django.http import HttpRequest
 USER_AGENT_LENGTH = 200
 # Methods that change nothing: their transaction need not wait for its WAL flush.
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+# Where the JSON API is mounted (urls.py).
+API_PREFIX = "/api/"
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,11 @@ def client_ip(request: HttpRequest) -> str:
         if hop == proxies or not _is_trusted_proxy(address):
             return address
     return peer
+
+
+def presents_bearer_token(request: HttpRequest) -> bool:
+    """The request carries `Authorization: Bearer ...`: the API answers it for the token alone."""
+    return request.headers.get("Authorization", "").lower().startswith("bearer")
 
 
 def body_too_large_message() -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import TypeVar
 
 from django.db.models import QuerySet
 from django.http import Http404
@@ -22,6 +23,9 @@ from custodia.scheduling.rows import VisitLine, visit_lines
 from custodia.tenancy.access import parse_id
 from custodia.tenancy.paging import Page, keyset_page
 from custodia.tenancy.reads import Intent
+
+# A visit as a page shows it: the model, or a line of plain columns (scheduling/rows.py).
+V = TypeVar("V", Visit, VisitLine)
 
 PER_PAGE = 50
 SERVICE_ORDER = ("name", "id")
@@ -119,18 +123,18 @@ def read_visits(actor: Actor, *queries: QuerySet[Visit]) -> list[list[Visit]]:
     """The visits of each query (narrowed from `list_visits`) about to be shown together on one
     page, fetched and recorded as one bulk read (none when there are none to show; a page of a
     list, even an empty one, is always recorded)."""
-    shown = [list(query) for query in queries]
-    rows = [visit for visits in shown for visit in visits]
-    if rows:
-        _record_list(actor, rows)
-    return shown
+    return _recorded(actor, [list(query) for query in queries])
 
 
 def read_visit_lines(actor: Actor, *queries: QuerySet[Visit]) -> list[list[VisitLine]]:
     """Like `read_visits`, as the lines a list shows (scheduling/rows.py): plain columns, no
     model instances and no encrypted column, for the dashboard, the calendar and visit tables."""
-    shown = [visit_lines(query) for query in queries]
-    rows = [line for lines in shown for line in lines]
+    return _recorded(actor, [visit_lines(query) for query in queries])
+
+
+def _recorded(actor: Actor, shown: list[list[V]]) -> list[list[V]]:
+    """`shown`, after recording everything in it as one bulk read (nothing when it is empty)."""
+    rows = [row for rows in shown for row in rows]
     if rows:
         _record_list(actor, rows)
     return shown

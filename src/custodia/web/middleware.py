@@ -59,7 +59,7 @@ from custodia.core import requestctx
 from custodia.core.actor import Actor, acting_as
 from custodia.core.audit import AuditAction, Outcome, record
 from custodia.core.dbcontext import clear, cleared_unless_set
-from custodia.core.requestctx import SAFE_METHODS
+from custodia.core.requestctx import API_PREFIX, SAFE_METHODS, presents_bearer_token
 from custodia.crypto.errors import CryptoError, public_answer
 from custodia.tenancy.actors import actor_for_session
 
@@ -205,14 +205,9 @@ class TenantMiddleware:
         return response
 
 
-API_PREFIX = "/api/"
-
-
 def presents_token(request: HttpRequest) -> bool:
     """An API request with a bearer token, which the API's authentication answers alone."""
-    return request.path.startswith(API_PREFIX) and request.headers.get(
-        "Authorization", ""
-    ).lower().startswith("bearer")
+    return request.path.startswith(API_PREFIX) and presents_bearer_token(request)
 
 
 REFUSALS = frozenset({403, 404})
