@@ -154,7 +154,8 @@ def python_json(env: dict[str, str], *args: str, timeout: int) -> Any:
 
 @contextmanager
 def server(env: dict[str, str], **extra: str) -> Iterator[str]:
-    """`custodia serve` (granian, 2 workers, 2 threads, TLS) on a free port; yields its URL."""
+    """`custodia serve` (granian, 2 workers, its default threads, TLS) on a free port; yields
+    its URL."""
     port = launcher.free_port()
     url = f"https://localhost:{port}"
     running = launcher.start(
@@ -163,8 +164,6 @@ def server(env: dict[str, str], **extra: str) -> Iterator[str]:
         port=port,
         serve_args=(
             "--workers",
-            "2",
-            "--threads",
             "2",
             # The daily checkpoint would verify whole chains beside the measured load.
             "--no-audit-maintenance",

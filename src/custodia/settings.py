@@ -338,6 +338,14 @@ PASSWORD_HASH_CONCURRENCY = env_int(
 PASSWORD_HASH_QUEUE = env_int(
     "CUSTODIA_HASH_QUEUE", PASSWORD_HASH_CONCURRENCY, minimum=0, maximum=4096
 )
+# Sign-ins (login and signup forms) one web worker works on at once, and how many more may wait
+# for a turn, at most SIGN_IN_WAIT_SECONDS (accounts/hashpool.py: SignInGate). `custodia serve`
+# sets both for its workers from their threads (ops/management/commands/serve.py: sign_in_limits).
+SIGN_IN_SLOTS = env_int(
+    "CUSTODIA_SIGN_IN_SLOTS", 2 * PASSWORD_HASH_CONCURRENCY, minimum=1, maximum=1024
+)
+SIGN_IN_WAITING = env_int("CUSTODIA_SIGN_IN_WAITING", 0, minimum=0, maximum=4096)
+SIGN_IN_WAIT_SECONDS = 3.0
 PASSWORD_HASH_WAIT_MS = env_int("CUSTODIA_HASH_WAIT_MS", 100, minimum=0, maximum=10_000)
 # Set by `custodia serve` for its workers: the hashing pool's Unix socket ("" hashes in-process).
 PASSWORD_HASH_SOCKET = env_str("CUSTODIA_HASH_SOCKET", "")

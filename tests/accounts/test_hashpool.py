@@ -35,10 +35,11 @@ from tests.factories import PASSWORD, UserFactory
 from tests.web.support import anonymous
 
 HASHER = "custodia.accounts.hashers.OwaspArgon2PasswordHasher"
-# A well-formed argon2id hash whose verification costs 10 logins' passes (a few tenths of a second
-# on an idle core, seconds on a loaded one): long enough to fill the pool, or to kill the process
-# hashing it, while it runs.
-SLOW_HASH = "argon2$argon2id$v=19$m=19456,t=20,p=1$c2FsdHNhbHRzYWx0$" + "A" * 43
+# A well-formed argon2id hash whose verification costs 50 logins' passes (about a second on an
+# idle core, several on a loaded one; at 10 passes a quiet machine finished it before the tests
+# that need it running could fill the pool or kill its process): long enough to fill the pool,
+# or to kill the process hashing it, while it runs.
+SLOW_HASH = "argon2$argon2id$v=19$m=19456,t=100,p=1$c2FsdHNhbHRzYWx0$" + "A" * 43
 
 
 @pytest.fixture

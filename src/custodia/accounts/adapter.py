@@ -6,6 +6,7 @@ notice in accounts/notifications.py.
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
 from typing import Any
@@ -14,11 +15,14 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.models import Login
 from allauth.core import context
 from allauth.core.internal import ratelimit as allauth_ratelimit
+from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.http import HttpRequest
+from django.template import TemplateDoesNotExist
+from django.template.loader import render_to_string
 
 from custodia.accounts import challenge, throttle
 from custodia.accounts.links import public_mail_context
@@ -60,6 +64,27 @@ class AccountAdapter(DefaultAccountAdapter):
         links on the public URL, whatever Host the request named (accounts/links.py)."""
         context = public_mail_context({"email": email, **context})
         send_after_commit(self.render_mail(template_prefix, email, context))
+
+    def add_message(
+        self,
+        request: HttpRequest,
+        level: int,
+        message_template: str | None = None,
+        message_context: dict[str, Any] | None = None,
+        extra_tags: str = "",
+        message: str | None = None,
+    ) -> None:
+        """allauth's, but a message template is rendered from its own context alone: with the
+        request, the page's context processors (the business, the menus: database reads) ran
+        for one line of text on every sign-in."""
+        if message is None and message_template:
+            try:
+                rendered = render_to_string(message_template, message_context or {}).strip()
+            except TemplateDoesNotExist:
+                return
+            message = html.unescape(rendered) if rendered else None
+        if message:
+            messages.add_message(request, level, message, extra_tags=extra_tags)
 
     def get_client_ip(self, request: HttpRequest) -> str:
         """The client address as throttle.client_ip sees it (trusted proxies only)."""

@@ -8,6 +8,8 @@ them. A hash beyond that is refused at once: the request gets HashingBusy, a 503
 Retry-After, for the cost of a local socket round trip instead of a hash or a wait. A pool process
 that dies (killed, out of memory) takes the hashes it was running with it: those requests get
 HashingUnavailable, the same 503, never a pass; the pool replaces its processes for the next one.
+Before any of that, each web worker lets only a few sign-ins at a time work towards a hash
+(`SignInGate`, at the door: web.middleware.HashingDoorMiddleware).
 
 What runs in the pool is Django's own Argon2PasswordHasher (argon2-cffi, whose verification
 compares in constant time) at OWASP's parameters: the same bytes as hashing in the request's
@@ -28,7 +30,9 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -128,6 +132,58 @@ def ask(socket_path: str, operation: str, password: str, argument: str) -> bool 
     if operation == "encode" and isinstance(result, str):
         return result
     raise HashingUnavailable
+
+
+class SignInGate:
+    """How many sign-ins (login and signup forms) one web worker works on at once.
+
+    `slots` at a time (as many as the pool has processes: each worker keeps one ready to hash
+    while another hashes); up to `waiting` more wait for a slot, asleep (no CPU, no GIL), for at
+    most `wait_seconds`; the rest are refused at once. So a storm of sign-ins costs a worker one
+    sign-in's work at a time, whatever its size, and the threads left over keep serving pages;
+    a worker's sign-ins reach the pool in turn instead of all at once and being refused there.
+    """
+
+    def __init__(self, slots: int, waiting: int, wait_seconds: float) -> None:
+        self._slots = threading.Semaphore(slots)
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self.max_waiting = waiting
+        self.wait_seconds = wait_seconds
+
+    def _wait_for_slot(self) -> bool:
+        with self._lock:
+            if self._waiting >= self.max_waiting:
+                return False
+            self._waiting += 1
+        try:
+            return self._slots.acquire(timeout=self.wait_seconds)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    @contextlib.contextmanager
+    def entry(self) -> Iterator[bool]:
+        """Whether this sign-in may go on (then it holds a slot until the block ends)."""
+        admitted = self._slots.acquire(blocking=False) or self._wait_for_slot()
+        try:
+            yield admitted
+        finally:
+            if admitted:
+                self._slots.release()
+
+
+_gates: dict[tuple[int, int, float], SignInGate] = {}
+_gates_lock = threading.Lock()
+
+
+def sign_in_gate(slots: int, waiting: int, wait_seconds: float) -> SignInGate:
+    """This process's gate for these limits (one per process: the limits are per worker)."""
+    key = (slots, waiting, wait_seconds)
+    with _gates_lock:
+        if key not in _gates:
+            _gates[key] = SignInGate(slots, waiting, wait_seconds)
+        return _gates[key]
 
 
 # --- In a pool process ----------------------------------------------------------------------

@@ -142,12 +142,33 @@ def purge_stale_sessions(user: AbstractBaseUser) -> None:
 
 
 def track_login(request: HttpRequest, user: AbstractBaseUser) -> None:
-    """List the new session; past MAX_SESSIONS_PER_USER live ones, the least recently used end."""
+    """List the new session; past MAX_SESSIONS_PER_USER live ones, the least recently used end.
+
+    A login's session is new (Django's login gives it a new key): one INSERT lists it (allauth's
+    `create_from_request` takes a savepoint, reads and writes); should the row exist, it is
+    rewritten for this person, address and browser.
+    """
     purge_stale_sessions(user)
-    track(request)
+    listed = _Listed(request.session)
+    now = timezone.now()
+    UserSession.objects.bulk_create(
+        [
+            UserSession(
+                session_key=listed.session_key,
+                user_id=user.pk,
+                ip=get_account_adapter().get_client_ip(request),
+                user_agent=request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_LENGTH],
+                created_at=now,
+                last_seen_at=now,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["session_key"],
+        update_fields=["user", "ip", "user_agent", "created_at", "last_seen_at"],
+    )
     oldest = list(
         UserSession.objects.filter(user_id=user.pk)
-        .exclude(session_key=listed_key(request))
+        .exclude(session_key=listed.session_key)
         .order_by("-last_seen_at")[MAX_SESSIONS_PER_USER - 1 :]
     )
     if oldest:

@@ -26,8 +26,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.contrib.sessions.backends import db
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.core.signing import BadSignature
 from django.utils import timezone
+from django.utils.crypto import get_random_string
 
 _INFO = b"custodia.accounts.session-data.v1"
 
@@ -80,6 +82,11 @@ class SessionStore(db.SessionStore):
                 return found
         self._session_key = None
         return None
+
+    def _get_new_session_key(self) -> str:
+        """A fresh random key, without Django's query for whether it exists: the row is
+        inserted with must_create, so a (190-bit) collision is a CreateError and another key."""
+        return get_random_string(32, VALID_KEY_CHARS)
 
     def exists(self, session_key: str) -> bool:
         return bool(self.model.objects.filter(session_key=stored_key(session_key)).exists())

@@ -10,9 +10,10 @@ to read the order (a test keeps them equal). On the way in:
    Permissions-Policy, CORP, no caching of personal pages, the Content Security Policy.
 4. PublicHostMiddleware: an allowed host name, and no port but the public URL's (else 400).
 5. whitenoise: static files answer here, with the headers above and no database touched.
-6. django sessions, common, CSRF, authentication, messages; HashingDoorMiddleware: while the
-   password-hashing pool (accounts/hashpool.py) is full, a login or signup form gets the 503
-   before any work is done for it; clickjacking; allauth's account middleware.
+6. django sessions, common, CSRF, authentication, messages; HashingDoorMiddleware: a login or
+   signup form waits for one of the worker's few sign-in turns (accounts/hashpool.py:
+   SignInGate) and gets the 503 before any work is done for it when none comes or the
+   password-hashing pool is full; clickjacking; allauth's account middleware.
 7. SessionLifetimeMiddleware (accounts/sessions.py): ends idle and over-age sessions before
    anything acts for them; tracks the session's last use at most once a minute.
 8. ApiRateLimitMiddleware (api/ratelimit.py): counts API requests per token or session in a
@@ -289,13 +290,14 @@ class BusyMiddleware:
 
 
 class HashingDoorMiddleware:
-    """While the server's hashing pool is full, a sign-in or sign-up form is refused at the door.
+    """Sign-in and sign-up forms pass a door before any work is done for them.
 
-    The same 503 as BusyMiddleware's, before the session, the tenant, the form and the database
-    do any work for it: a storm of logins costs the other requests a socket round trip each, not
-    a login's work up to the hash. It asks before any account is looked up, so it tells nothing
-    about one. The pool's bound still holds for every hash (accounts/hashpool.py); this only
-    refuses early the requests that would meet it.
+    The door (accounts/hashpool.py: SignInGate) lets a web worker work on as many at once as the
+    hashing pool has processes; a few more wait there, asleep, for their turn; the rest, and
+    any while the pool itself is full and refusing, get BusyMiddleware's 503 at once. So a storm
+    of sign-ins costs the other requests a few sleeping threads, not a login's work per thread.
+    It decides before any account is looked up, so it tells nothing about one. The pool's bound
+    still holds for every hash; this only keeps the requests that would meet it from piling up.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -303,17 +305,22 @@ class HashingDoorMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         pool = settings.PASSWORD_HASH_SOCKET
-        if (
+        if not (
             pool
             and request.method == "POST"
             and request.path_info in {reverse("account_login"), reverse("account_signup")}
-            and not hashpool.has_room(pool)
         ):
-            # Read the form (bounded by DATA_UPLOAD_MAX_MEMORY_SIZE) before answering: a body left
-            # unread can make granian drop the kept-alive connection under the next request.
-            request.body  # noqa: B018
-            return busy_response(request)
-        return self.get_response(request)
+            return self.get_response(request)
+        gate = hashpool.sign_in_gate(
+            settings.SIGN_IN_SLOTS, settings.SIGN_IN_WAITING, settings.SIGN_IN_WAIT_SECONDS
+        )
+        with gate.entry() as admitted:
+            if admitted and hashpool.has_room(pool):
+                return self.get_response(request)
+        # Read the form (bounded by DATA_UPLOAD_MAX_MEMORY_SIZE) before answering: a body left
+        # unread can make granian drop the kept-alive connection under the next request.
+        request.body  # noqa: B018
+        return busy_response(request)
 
 
 class CryptoErrorMiddleware:

@@ -26,6 +26,21 @@ def granian_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "granian", *args]
 
 
+# Threads per worker. Sign-ins waiting for a hash sleep on theirs (below), so a worker has more
+# threads than cores; its database connections stay CUSTODIA_DB_POOL_SIZE.
+DEFAULT_THREADS = 8
+# Threads of a worker that sign-ins never hold, so pages are served through a storm of them.
+PAGE_THREADS = 2
+
+
+def sign_in_limits(threads: int, slots: int) -> tuple[int, int]:
+    """(sign-ins a worker works on at once, more that may wait for a turn) for `threads` per
+    worker (accounts/hashpool.py: SignInGate): together never more than `threads - PAGE_THREADS`,
+    and always one at least, however few threads."""
+    working = max(1, min(slots, threads - PAGE_THREADS))
+    return working, max(0, threads - PAGE_THREADS - working)
+
+
 def app_server_args(
     *,
     host: str,
@@ -107,7 +122,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
         parser.add_argument(
-            "--threads", type=int, default=2, help="blocking threads per worker (default 2)"
+            "--threads",
+            type=int,
+            default=DEFAULT_THREADS,
+            help=f"blocking threads per worker (default {DEFAULT_THREADS})",
         )
         parser.add_argument(
             "--certificate",
@@ -157,11 +175,15 @@ class Command(BaseCommand):
             public = urlsplit(settings.PUBLIC_URL)
             env["CUSTODIA_REDIRECT_ORIGIN"] = f"{public.scheme}://{public.netloc}"
         # Password hashes run in a pool of processes beside granian's (accounts/hashpool.py).
-        pool, pool_socket = launch_pool(
-            settings.VAR_DIR / "run",
-            settings.PASSWORD_HASH_CONCURRENCY,
+        slots, waiting = sign_in_limits(options["threads"], settings.SIGN_IN_SLOTS)
+        env["CUSTODIA_SIGN_IN_SLOTS"], env["CUSTODIA_SIGN_IN_WAITING"] = str(slots), str(waiting)
+        # Room in the pool's queue for every sign-in the workers let through at once.
+        queue = max(
             settings.PASSWORD_HASH_QUEUE,
-            env,
+            options["workers"] * slots - settings.PASSWORD_HASH_CONCURRENCY,
+        )
+        pool, pool_socket = launch_pool(
+            settings.VAR_DIR / "run", settings.PASSWORD_HASH_CONCURRENCY, queue, env
         )
         env["CUSTODIA_HASH_SOCKET"] = str(pool_socket)
         commands = [
