@@ -231,6 +231,21 @@ def session_cookie(url: str, password: str) -> str:
     return f"__Host-sessionid={session}"
 
 
+def mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Runs of the same load, one figure: the mean rate and percentiles, the summed counts.
+
+    On this shared machine speed drifts by a tenth or more within minutes; measuring the two
+    sides of a ratio in mirrored order (A B B A) and taking each side's mean puts the drift on
+    both (scenarios 1, 6, 8, 9)."""
+    merged: dict[str, Any] = {"runs": len(runs)}
+    for key, value in runs[0].items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        total = sum(run[key] for run in runs)
+        merged[key] = total if isinstance(value, int) else total / len(runs)
+    return merged
+
+
 def wrk(
     url: str,
     paths: list[str],
