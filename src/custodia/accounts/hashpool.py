@@ -137,7 +137,7 @@ def ask(socket_path: str, operation: str, password: str, argument: str) -> bool 
 class SignInGate:
     """How many sign-ins (login and signup forms) one web worker works on at once.
 
-    `slots` at a time (as many as the pool has processes: each worker keeps one ready to hash
+    `slots` at a time (by default twice the pool's processes: a worker keeps one ready to hash
     while another hashes); up to `waiting` more wait for a slot, asleep (no CPU, no GIL), for at
     most `wait_seconds`; the rest are refused at once. So a storm of sign-ins costs a worker one
     sign-in's work at a time, whatever its size, and the threads left over keep serving pages;

@@ -292,10 +292,10 @@ class BusyMiddleware:
 class HashingDoorMiddleware:
     """Sign-in and sign-up forms pass a door before any work is done for them.
 
-    The door (accounts/hashpool.py: SignInGate) lets a web worker work on as many at once as the
-    hashing pool has processes; a few more wait there, asleep, for their turn; the rest, and
-    any while the pool itself is full and refusing, get BusyMiddleware's 503 at once. So a storm
-    of sign-ins costs the other requests a few sleeping threads, not a login's work per thread.
+    The door (accounts/hashpool.py: SignInGate) lets a web worker work on a few at once
+    (SIGN_IN_SLOTS); a few more wait there, asleep, for their turn; the rest, and any while the
+    pool itself is full and refusing, get BusyMiddleware's 503 at once. So a storm of sign-ins
+    costs the other requests a few sleeping threads, not a login's work on every thread.
     It decides before any account is looked up, so it tells nothing about one. The pool's bound
     still holds for every hash; this only keeps the requests that would meet it from piling up.
     """
