@@ -240,15 +240,10 @@ def test_an_unknown_name_costs_a_hash_in_the_pool_too(db: None, through_pool: st
         thread.join(timeout=120)
 
 
-def test_a_full_pool_answers_a_known_and_an_unknown_name_with_the_same_503(
-    db: None, through_pool: str
-) -> None:
-    known = UserFactory(password=make_password(PASSWORD))
-    slow = fill(through_pool)
-    with pytest.raises(HashingBusy):  # one refusal: the pool now sheds at the door
-        hashpool.ask(through_pool, "verify", PASSWORD, SLOW_HASH)
+def assert_refused_alike_at_the_door(known_email: str) -> None:
+    """A login as `known_email` and as a name nobody has: the same 503, no account looked up."""
     answers = []
-    for email in (known.email, "nobody-here@example.test"):
+    for email in (known_email, "nobody-here@example.test"):
         browser = anonymous()
         with CaptureQueriesContext(connection) as queries:
             answer = browser.post(reverse("account_login"), {"login": email, "password": PASSWORD})
@@ -260,6 +255,16 @@ def test_a_full_pool_answers_a_known_and_an_unknown_name_with_the_same_503(
         assert not [q for q in queries.captured_queries if "accounts_" in q["sql"]]
         answers.append(normalised(answer, email))
     assert answers[0] == answers[1]
+
+
+def test_a_full_pool_answers_a_known_and_an_unknown_name_with_the_same_503(
+    db: None, through_pool: str
+) -> None:
+    known = UserFactory(password=make_password(PASSWORD))
+    slow = fill(through_pool)
+    with pytest.raises(HashingBusy):  # one refusal: the pool now sheds at the door
+        hashpool.ask(through_pool, "verify", PASSWORD, SLOW_HASH)
+    assert_refused_alike_at_the_door(known.email)
     for thread, _ in slow:
         thread.join(timeout=120)
 

@@ -15,15 +15,16 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.hashers import make_password
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from custodia.accounts import hashpool
 from custodia.accounts.hashpool import SignInGate
 from custodia.ops.management.commands.serve import PAGE_THREADS, sign_in_limits
-from tests.accounts.test_enumeration import normalised
-from tests.accounts.test_hashpool import pool, through_pool  # noqa: F401 - fixtures
+from tests.accounts.test_hashpool import (  # noqa: F401 - fixtures
+    assert_refused_alike_at_the_door,
+    pool,
+    through_pool,
+)
 from tests.factories import PASSWORD, UserFactory
 from tests.web.support import anonymous
 
@@ -130,17 +131,7 @@ def full_gate(settings: Any) -> Iterator[None]:
 @pytest.mark.usefixtures("through_pool", "full_gate")
 def test_a_full_door_answers_every_name_alike_before_looking_any_up(db: None) -> None:
     known = UserFactory(password=make_password(PASSWORD))
-    answers = []
-    for email in (known.email, "nobody-here@example.test"):
-        browser = anonymous()
-        with CaptureQueriesContext(connection) as queries:
-            answer = browser.post(reverse("account_login"), {"login": email, "password": PASSWORD})
-        assert answer.status_code == 503
-        assert answer["Retry-After"] == "2"
-        assert "_auth_user_id" not in browser.session
-        assert not [q for q in queries.captured_queries if "accounts_" in q["sql"]]
-        answers.append(normalised(answer, email))
-    assert answers[0] == answers[1]
+    assert_refused_alike_at_the_door(known.email)
     # Signing up meets the same door; other pages do not.
     signup = anonymous().post(reverse("account_signup"), {"email": "new@example.test"})
     assert signup.status_code == 503
