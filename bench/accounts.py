@@ -20,7 +20,16 @@ from typing import Any
 
 import pyotp
 
-from bench.harness import Bench, python_json, say, server, session_cookie, tls_context, wrk
+from bench.harness import (
+    Bench,
+    mean_of,
+    python_json,
+    say,
+    server,
+    session_cookie,
+    tls_context,
+    wrk,
+)
 
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
@@ -183,6 +192,5 @@ def scenario_8(bench: Bench, prod: dict[str, str], password: str, seconds: int) 
     bench.results[name] = {
         "runs": {f"{k} {i}": r for k, v in runs.items() for i, r in enumerate(v)}
     }
-    with_rps = sum(r["ok_rps"] for r in runs["with"]) / 2
-    without_rps = sum(r["ok_rps"] for r in runs["without"]) / 2
+    with_rps, without_rps = (mean_of(runs[side])["ok_rps"] for side in ("with", "without"))
     bench.record(name, "signed-in page req/s", with_rps, without_rps, at_least=0.95)

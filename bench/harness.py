@@ -236,7 +236,7 @@ def mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     On this shared machine speed drifts by a tenth or more within minutes; measuring the two
     sides of a ratio in mirrored order (A B B A) and taking each side's mean puts the drift on
-    both (scenarios 1, 6, 8, 9)."""
+    both (scenarios 1, 6 and 8)."""
     merged: dict[str, Any] = {"runs": len(runs)}
     for key, value in runs[0].items():
         if isinstance(value, bool) or not isinstance(value, int | float):

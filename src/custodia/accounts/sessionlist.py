@@ -52,6 +52,14 @@ def listed_key(request: HttpRequest) -> str | None:
 USER_AGENT_LENGTH = UserSession._meta.get_field("user_agent").max_length
 
 
+def _client_of(request: HttpRequest) -> dict[str, str]:
+    """The list row's `ip` and `user_agent` for this request, as allauth stores them."""
+    return {
+        "ip": get_account_adapter().get_client_ip(request),
+        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_LENGTH],
+    }
+
+
 def track(request: HttpRequest) -> None:
     """Create or refresh the session's UserSession row (IP, user agent, last seen).
 
@@ -60,12 +68,8 @@ def track(request: HttpRequest) -> None:
     otherwise allauth lists the session, or updates it and sends `session_client_changed`.
     """
     listed = _Listed(request.session)
-    user_agent = request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_LENGTH]
     refreshed = UserSession.objects.filter(
-        session_key=listed.session_key,
-        user_id=request.user.pk,
-        ip=get_account_adapter().get_client_ip(request),
-        user_agent=user_agent,
+        session_key=listed.session_key, user_id=request.user.pk, **_client_of(request)
     ).update(last_seen_at=timezone.now())
     if not refreshed:
         UserSession.objects.create_from_request(request, session=listed)  # type: ignore[arg-type]
@@ -156,8 +160,7 @@ def track_login(request: HttpRequest, user: AbstractBaseUser) -> None:
             UserSession(
                 session_key=listed.session_key,
                 user_id=user.pk,
-                ip=get_account_adapter().get_client_ip(request),
-                user_agent=request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_LENGTH],
+                **_client_of(request),
                 created_at=now,
                 last_seen_at=now,
             )
