@@ -91,9 +91,13 @@ def _fetch_with_key(
         cursor.execute(sql, params)
         # Whether this request's context is set yet (`cleared_unless_set` below).
         connection.custodia_context_set = True  # type: ignore[attr-defined]
-        if cursor.description is None:
+        result = cursor.pgresult
+        if result is None or not result.nfields:
             return [], None
-        return [column.name for column in cursor.description], cursor.fetchone()
+        # The names straight from the result: `cursor.description` builds a Column per column,
+        # each looking up its type (0.6 ms for the ~30 columns of a grant, on every request).
+        names = [(result.fname(i) or b"").decode() for i in range(result.nfields)]
+        return names, cursor.fetchone()
 
 
 @dataclass(frozen=True)
