@@ -214,6 +214,21 @@ AUDIT_CHECKPOINT_LOG_FILE = Path(
     )
 )
 
+# --- Backups (docs/backups.md) -------------------------------------------------------------------
+# `custodia backup run` writes here: each backup an age-encrypted pg_dump archive and a manifest
+# signed with the audit signing key. Only complete backups have a manifest; only they are listed.
+BACKUP_DIR = Path(env_str("CUSTODIA_BACKUP_DIR", str(VAR_DIR / "backups")))
+# The age public keys (age1...) backups are encrypted to, comma-separated. The matching private
+# keys (identities) stay off this host: a backup can be written here but not read. Development
+# without recipients makes a key pair under var/secrets/ (with a warning); production refuses.
+BACKUP_RECIPIENTS = env_list("CUSTODIA_BACKUP_RECIPIENTS", [])
+BACKUP_DEV_IDENTITY_FILE = VAR_DIR / "secrets" / "backup-identity.txt"
+# Backups older than this are deleted by `custodia backup prune`; nothing newer is.
+BACKUP_RETENTION_DAYS = env_int("CUSTODIA_BACKUP_RETENTION_DAYS", 365, minimum=1, maximum=3650)
+# Where pg_dump and pg_restore are (empty: the embedded server's, or for an external server the
+# machine's own when it has them, whose version matches the server's on Debian).
+PG_BIN_DIR = env_str("CUSTODIA_PG_BIN_DIR", "")
+
 # --- Database -------------------------------------------------------------------------------
 # Two connections to the same database: "default" is the running app as custodia_app (no
 # BYPASSRLS, owns nothing); "owner" runs migrations as custodia_owner, which owns the tables.

@@ -24,6 +24,7 @@ from django.utils import timezone
 from custodia.clients.access import access_client_by_id
 from custodia.clients.actions import do_update_client
 from custodia.core.permissions import Role
+from custodia.lifecycle.backups import pg_programs_dir
 from custodia.ops.management.commands.setup import (
     drop_database,
     point_connections_at,
@@ -34,7 +35,6 @@ from custodia.tenancy.actions import do_accept_invitation, do_invite_member, inv
 from custodia.tenancy.reads import Intent
 from tests.acting import act
 from tests.factories import PASSWORD, build_business
-from tests.pgtools import client_bin_dir
 
 MARKERS = {
     "email": "zq-marker-email-7731@example.test",
@@ -71,7 +71,7 @@ def scratch_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[
 
 
 def pg_dump(database: str) -> str:
-    binary = client_bin_dir() / "pg_dump"
+    binary = pg_programs_dir() / "pg_dump"
     assert binary.exists(), binary
     admin = settings.ADMIN_DATABASE
     command = [

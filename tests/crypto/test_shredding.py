@@ -1,14 +1,14 @@
 """Crypto-shredding: a deleted business's data stays unreadable in a backup taken before the
 deletion, while every other business in the same backup still reads.
 
-The backup is a real `pg_dump` of the test database restored into a new database with
-`pg_restore`; the rows are committed first (as the admin role, outside the test's transaction),
-because a dump sees only committed data.
+The backup is one of `custodia backup run` (lifecycle/backups.py: pg_dump, age encryption, a
+signed manifest) restored into a new database the way `custodia backup restore` does; the rows
+are committed first (as the admin role, outside the test's transaction), because a dump sees
+only committed data.
 """
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,11 +25,11 @@ from custodia.crypto.errors import KeyUnavailable
 from custodia.crypto.fields import open_text, seal_text
 from custodia.crypto.keyring import blind_index, create_keys
 from custodia.embedded import admin_connection
-from tests.pgtools import client_bin_dir
+from custodia.lifecycle.backups import BackupStore, restore_backup, run_backup
+from tests.lifecycle.support import backup_keys
 
 pytestmark = pytest.mark.django_db(databases=["default", "owner"])
 
-BIN = client_bin_dir()
 SEALED = ("email", "phone", "address", "notes")
 HOME = ("instructions", "door_code", "alarm_code")
 VISIT = ("request_note", "report")
@@ -37,12 +37,6 @@ VISIT = ("request_note", "report")
 
 def admin(dbname: str) -> psycopg.Connection[Any]:
     return admin_connection(settings.ADMIN_DATABASE, dbname)
-
-
-def pg_args() -> list[str]:
-    server = settings.ADMIN_DATABASE
-    args = ["--host", str(server["HOST"]), "--username", str(server["USER"])]
-    return args + (["--port", str(server["PORT"])] if server["PORT"] else [])
 
 
 def committed_business(connection: psycopg.Connection[Any], label: str) -> dict[str, Any]:
@@ -137,28 +131,25 @@ def restored_name() -> Iterator[str]:
 
 
 def test_a_backup_from_before_the_deletion_reads_for_everyone_but_the_deleted_business(
-    live: tuple[psycopg.Connection[Any], list[uuid.UUID]], restored_name: str, tmp_path: Path
+    live: tuple[psycopg.Connection[Any], list[uuid.UUID]],
+    restored_name: str,
+    tmp_path: Path,
+    settings: Any,
 ) -> None:
+    identities = backup_keys(settings)
     connection, made = live
     deleted, kept = committed_business(connection, "gone"), committed_business(connection, "kept")
     made += [deleted["id"], kept["id"]]
 
-    # The nightly backup, taken while both businesses exist.
-    dump = tmp_path / "backup.dump"
-    database = str(settings.DATABASES["default"]["NAME"])
-    dump_command = [BIN / "pg_dump", *pg_args(), "--format=custom", "--file", str(dump), database]
-    subprocess.run(dump_command, check=True)  # noqa: S603  (fixed arguments)
+    # The nightly backup, taken while both businesses exist (lifecycle/backups.py).
+    backup = run_backup(BackupStore(tmp_path / "backups"))
 
     # The business is deleted: its keys are destroyed (what do_delete_business does on commit).
     assert do_destroy_business_keys(deleted["id"], reason="business deleted")
     assert not keystore.path_for(deleted["id"]).exists()
 
     # Restore the backup into a new database and read it with the live keystore.
-    with admin("postgres") as server:
-        server.execute(f'CREATE DATABASE "{restored_name}"')
-    subprocess.run(  # noqa: S603  (fixed arguments)
-        [BIN / "pg_restore", *pg_args(), "--dbname", restored_name, str(dump)], check=True
-    )
+    restore_backup(backup, identities, restored_name)
     with admin(restored_name) as restored:
         rows = restored.execute(
             "SELECT tenant_id, id, email, phone, address, notes FROM clients_client"
@@ -211,8 +202,3 @@ def test_a_backup_from_before_the_deletion_reads_for_everyone_but_the_deleted_bu
         ),
         key=str,
     )
-    # Nor is any of it in the dump's bytes.
-    content = dump.read_bytes()
-    for values in deleted["clients"].values():
-        for value in values.values():
-            assert value.encode() not in content
