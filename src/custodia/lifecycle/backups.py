@@ -22,6 +22,7 @@ import base64
 import datetime as dt
 import fcntl
 import hashlib
+import io
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import psycopg
 import pyrage
@@ -338,7 +339,8 @@ class BackupStore:
             if problem is None and not backup.dump_path.exists():
                 backup = Backup(backup_id, self.directory, manifest, "its dump file is missing")
             found.append(backup)
-        return found
+        oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
+        return sorted(found, key=lambda backup: (backup.created_at or oldest, backup.id))
 
     def get(self, backup_id: str) -> Backup:
         if not ID_PATTERN.match(backup_id):
@@ -364,21 +366,26 @@ class BackupStore:
 # --- Making a backup ----------------------------------------------------------------------------
 
 
-class _Digesting:
+class _Digesting(io.BufferedIOBase):
     """A writer that hashes and counts what passes through it."""
 
     def __init__(self, target: IO[bytes]) -> None:
+        super().__init__()
         self.target = target
         self.sha256 = hashlib.sha256()
         self.size = 0
 
-    def write(self, data: bytes) -> int:
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
         self.sha256.update(data)
         self.size += len(data)
         return self.target.write(data)
 
     def flush(self) -> None:
-        self.target.flush()
+        if not self.target.closed:
+            self.target.flush()
 
 
 def _stderr_text(stderr: IO[bytes]) -> str:
@@ -415,7 +422,7 @@ def run_backup(store: BackupStore, *, now: dt.datetime | None = None) -> Backup:
                     # Counted while pg_dump starts; it waits on the pipe until read.
                     counted["tables"] = row_counts(conn)
                     counted["schema"] = dict(conn.execute(SCHEMA_SQL).fetchall())
-                    pyrage.encrypt_io(process.stdout, writer, keys)
+                    pyrage.encrypt_io(cast(io.BufferedIOBase, process.stdout), writer, keys)
                 finally:
                     process.stdout.close()
                     code = process.wait()
@@ -448,7 +455,7 @@ def run_backup(store: BackupStore, *, now: dt.datetime | None = None) -> Backup:
             dump.unlink(missing_ok=True)
             raise BackupError(f"Cannot write the manifest to {store.directory}: {exc}.") from None
     logger.info("backup %s written (%d bytes)", backup_id, counted["size"])
-    return backup
+    return store.get(backup_id)
 
 
 # --- Checking and restoring ---------------------------------------------------------------------
@@ -489,7 +496,7 @@ def _decrypt_into(
         assert process.stdin is not None
         failure = None
         try:
-            pyrage.decrypt_io(source, process.stdin, identities)
+            pyrage.decrypt_io(source, cast(io.BufferedIOBase, process.stdin), identities)
         except pyrage.DecryptError as exc:
             failure = f"Backup {backup.id} does not decrypt with this identity ({exc})."
         except BrokenPipeError:
