@@ -168,6 +168,8 @@ def server(env: dict[str, str], **extra: str) -> Iterator[str]:
             # The daily checkpoint would verify whole chains beside the measured load.
             "--no-audit-maintenance",
             "--no-key-maintenance",
+            # Nor a backup at start beside the first measured runs.
+            "--no-backups",
         ),
         ready_path="/security/",
         timeout_seconds=60,

@@ -11,9 +11,11 @@ connections keep pointing at the test database.
 from __future__ import annotations
 
 import os
+import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -67,11 +69,14 @@ def start_server(
     ca = local_ca()  # made here first, so the server and this process never both create it
     port = free_port()
     base_url = f"https://localhost:{port}"
+    backup_dir = tempfile.mkdtemp(prefix="custodia-test-backups-")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "custodia.settings",
         "CUSTODIA_DB_NAME": db_name,
         "CUSTODIA_PUBLIC_URL": base_url,
+        # The server's daily backup at start goes to a directory of this run, not var/backups.
+        "CUSTODIA_BACKUP_DIR": backup_dir,
         **(env_overrides or {}),
     }
     server = launcher.start(
@@ -82,4 +87,9 @@ def start_server(
         serve_args=("--workers", "1", "--threads", "4"),
         timeout_seconds=START_TIMEOUT_SECONDS,
     )
-    return base_url, server.stop
+
+    def stop() -> None:
+        server.stop()
+        shutil.rmtree(backup_dir, ignore_errors=True)
+
+    return base_url, stop

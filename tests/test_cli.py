@@ -422,3 +422,11 @@ def test_serve_refuses_bad_options_before_doing_anything(args, message):
     with pytest.raises(CommandError) as error:
         run("serve", *args)
     assert str(error.value) == message
+
+
+def test_serve_in_production_refuses_to_start_without_backup_recipients(settings):
+    settings.PRODUCTION = True
+    settings.BACKUP_RECIPIENTS = []
+    with pytest.raises(CommandError, match="Set CUSTODIA_BACKUP_RECIPIENTS") as error:
+        run("serve")
+    assert "--no-backups" in str(error.value)

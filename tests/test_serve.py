@@ -327,8 +327,9 @@ def test_serve_exits_and_stops_the_others_when_one_child_dies(django_db_setup: N
     try:
         pid = _serve_pid(port)
         children = _children(pid)
-        # App server, redirector, audit and key maintenance, and the password hashing pool.
-        assert len(children) == 5, children
+        # App server, redirector, audit and key maintenance, backups, the password hashing pool.
+        assert len(children) == 6, children
+        assert any("backup maintain" in argv for argv in children.values())
         assert any("custodia.accounts.hashpool" in argv for argv in children.values())
         victim = next(child for child, argv in children.items() if "keys maintain" in argv)
         os.kill(victim, signal.SIGKILL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from custodia.lifecycle import backups
 from custodia.lifecycle.backups import BackupError, BackupStore
+from custodia.ops.maintenance import run_daily
+
+logger = logging.getLogger(__name__)
 
 
 def _size(count: int) -> str:
@@ -21,7 +25,7 @@ def _size(count: int) -> str:
 
 
 class Command(BaseCommand):
-    help = "Encrypted backups: run, list, verify ID, restore ID, prune, drill."
+    help = "Encrypted backups: run, list, verify ID, restore ID, prune, drill, maintain."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -49,6 +53,10 @@ class Command(BaseCommand):
             "drill", help="restore the newest backup into a scratch database and check it"
         )
         drill.add_argument("--identity", type=Path, help="an age identity file")
+        maintain = commands.add_parser(
+            "maintain", help="run and prune now, then once a day (`custodia serve` runs it)"
+        )
+        maintain.add_argument("--once", action="store_true", help="one round, then exit")
 
     def handle(self, *args: Any, **options: Any) -> None:
         store = BackupStore(options["dir"])
@@ -117,6 +125,21 @@ class Command(BaseCommand):
             f"{len(result.deleted)} {verb}, {len(result.kept)} kept "
             f"(retention {settings.BACKUP_RETENTION_DAYS} days)"
         )
+
+    def _maintain(self, store: BackupStore, options: dict[str, Any]) -> None:
+        """Beside the server (`custodia serve`): a backup and a prune at start, then daily."""
+        backups.recipients()  # production without recipients stops here, before any round
+
+        def step(command: str) -> Any:
+            def run() -> None:
+                try:
+                    getattr(self, f"_{command}")(store, {"dry_run": False})
+                except BackupError as exc:
+                    raise CommandError(str(exc)) from None
+
+            return run
+
+        run_daily("backups", [step("run"), step("prune")], once=options["once"], logger=logger)
 
     def _drill(self, store: BackupStore, options: dict[str, Any]) -> None:
         result = backups.drill(store, backups.default_identity(options["identity"]))

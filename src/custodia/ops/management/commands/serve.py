@@ -146,6 +146,13 @@ class Command(BaseCommand):
             " rotation period, destroy retired keys past retention) beside the server",
         )
 
+        parser.add_argument(
+            "--no-backups",
+            action="store_true",
+            help="do not run `custodia backup maintain` (a backup and the retention prune, at"
+            " start and daily) beside the server: run it elsewhere, once per database",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         port, http_port = options["port"], options["http_port"]
         for name, value, low in (("--port", port, 1), ("--http-port", http_port, 0)):
@@ -158,6 +165,12 @@ class Command(BaseCommand):
         if bool(options["certificate"]) != bool(options["keyfile"]):
             raise CommandError("Give both --certificate and --keyfile, or neither.")
 
+        if not options["no_backups"] and settings.PRODUCTION and not settings.BACKUP_RECIPIENTS:
+            raise CommandError(
+                "Set CUSTODIA_BACKUP_RECIPIENTS (age public keys whose identities are kept off "
+                "this host) for the daily backups, or run with --no-backups if another host "
+                "makes them."
+            )
         certificate, keyfile = ensure_ready(self.stdout)
         if options["certificate"]:
             certificate, keyfile = options["certificate"], options["keyfile"]
@@ -202,6 +215,8 @@ class Command(BaseCommand):
             commands.append([sys.executable, "-m", "custodia.cli", "audit", "maintain"])
         if not options["no_key_maintenance"]:
             commands.append([sys.executable, "-m", "custodia.cli", "keys", "maintain"])
+        if not options["no_backups"]:
+            commands.append([sys.executable, "-m", "custodia.cli", "backup", "maintain"])
         children = [pool, *(subprocess.Popen(command, env=env) for command in commands)]  # noqa: S603
         # It starts while granian does; a pool that dies is a child that exits (supervise).
         wait_for_pool(pool, pool_socket)
