@@ -12,7 +12,8 @@ from custodia.tenancy.models import Business
 # installed, this test fails on purpose: move the item from "planned" to "in place" and say
 # exactly what now holds.
 PLANNED = {
-    "planned-backups": "custodia.backups",
+    # The weekly drill is a periodic job of the job worker's scheduler.
+    "planned-backups": "procrastinate.contrib.django",
     "planned-export": "custodia.portability",
     "planned-payments": "custodia.payments",
     "planned-alerts": "custodia.monitoring",
@@ -139,3 +140,16 @@ def test_encryption_claims_name_their_limits(page):
     # (docs/keys.md, "Crypto-shredding"), not at once "in a backup or anywhere else".
     assert "backups of the key store made before the deletion have expired" in encryption
     assert "unlocks" in in_place
+
+
+def test_backups_are_in_place_with_their_retention(page):
+    in_place, planned_section = page.split('id="planned"', 1)
+    backups = in_place.split('id="backups"', 1)[1].split('id="audit"', 1)[0]
+    for claim in (
+        "cannot read it back",
+        "signed with Ed25519",
+        "compared with the manifest",
+        f"kept {settings.BACKUP_RETENTION_DAYS} days, then deleted automatically",
+    ):
+        assert claim in backups
+    assert "Encrypted daily backups" not in planned_section

@@ -42,5 +42,6 @@ def security_page(request: HttpRequest) -> HttpResponse:
         "session_days": settings.SESSION_COOKIE_AGE // 86400,
         "token_max_days": 365,
         "key_rotation_days": settings.KEY_ROTATION_DAYS,
+        "backup_retention_days": settings.BACKUP_RETENTION_DAYS,
     }
     return render(request, "trust/security.html", context)
