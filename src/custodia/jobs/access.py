@@ -8,7 +8,7 @@ from django.http import Http404
 
 from custodia.core.actor import Actor
 from custodia.core.audit import note_refusal
-from custodia.core.permissions import Role
+from custodia.core.permissions import Permission, Role
 from custodia.jobs.models import Job
 from custodia.tenancy.access import parse_id
 
@@ -20,6 +20,7 @@ def access_job_by_id(actor: Actor, job_id: object) -> Job:
     the answer never depends on it alone. A job's row holds its kind, progress and result link,
     no customer data, so reading it is not an audit event; a refusal is.
     """
+    actor.require(Permission.JOBS_READ)  # a token without the scope: 403, as for every read
     parsed = parse_id(job_id)
     mine = Q(started_by_id=actor.membership.pk)
     if actor.role == Role.OWNER:

@@ -37,7 +37,7 @@ from custodia.jobs.registry import (
     on_periodic_registered,
     write_progress,
 )
-from custodia.tenancy.access import granted_membership
+from custodia.tenancy.access import from_columns, granted_membership
 from custodia.tenancy.actors import JobActor, job_actor
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,12 @@ def _claim(
             logger.warning("job %s not run: its starter is no longer an active member", job_id)
             return None
         membership = granted_membership(grant)
-        membership.user = User.objects.using(PROGRESS_DATABASE).get(pk=user_id)
+        # Read on this connection, built as a row of `default`'s (where the job works).
+        columns = [field.attname for field in User._meta.concrete_fields]
+        user = User.objects.using(PROGRESS_DATABASE).filter(pk=user_id).values(*columns).first()
+        if user is None or not user["is_active"]:
+            return None
+        membership.user = from_columns(User, user)
         job = (
             Job.objects.using(PROGRESS_DATABASE)
             .select_for_update()
