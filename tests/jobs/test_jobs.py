@@ -12,10 +12,16 @@ from django.db import connections, transaction
 from django.urls import reverse
 
 from custodia.accounts.actions import do_create_api_token
-from custodia.core.actor import Actor, acting_as
+from custodia.clients.models import Client
+from custodia.core.actor import Actor, acting_as, current_actor
+from custodia.core.requestctx import running_job
 from custodia.jobs.models import Job, JobStatus
+from custodia.jobs.registry import for_each_business
 from custodia.jobs.runner import GENERIC_FAILURE, UNKNOWN_KIND, run_job
+from custodia.scheduling.actions import do_create_service
 from custodia.scheduling.models import Service
+from custodia.tenancy.actors import SystemActor
+from custodia.tenancy.models import Business
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix
 from tests.jobs.conftest import queued_run_args, read_job, start_job
@@ -235,3 +241,39 @@ def test_do_start_job_refuses_unknown_kinds_and_bad_parameters(world: TenantMatr
     with connections["owner"].cursor() as cursor:
         cursor.execute("SELECT count(*) FROM jobs_job WHERE kind = 'no-such-kind'")
         assert cursor.fetchone() == (0,)
+
+
+def test_a_periodic_task_works_one_business_at_a_time(world: TenantMatrix) -> None:
+    """`for_each_business`: each business in its own transaction and context, as a system
+    actor that sees that business alone; a failing business is rolled back alone."""
+    seen: dict[Any, dict[str, Any]] = {}
+    a_id, b_id = world.a.owner.tenant_id, world.b.owner.tenant_id
+
+    def sweep(actor: SystemActor) -> None:
+        seen[actor.tenant_id] = {
+            "current": current_actor() is actor,
+            "businesses": set(Business.objects.values_list("id", flat=True)),
+            "clients": set(Client.objects.values_list("tenant_id", flat=True)),
+        }
+        do_create_service(
+            actor=actor, name=f"sweep {actor.tenant_id}", duration_minutes=5, price_cents=0
+        )
+        if actor.tenant_id == b_id:
+            raise ValueError("business B's sweep fails")
+
+    with running_job("task-test-sweep", "test-sweep"):
+        done, failed = for_each_business("test-sweep", sweep)
+    assert (done, failed) == (1, 1)
+    assert seen[a_id] == {"current": True, "businesses": {a_id}, "clients": {a_id}}
+    assert seen[b_id] == {"current": True, "businesses": {b_id}, "clients": {b_id}}
+    with transaction.atomic(), acting_as(world.a.owner):
+        assert Service.objects.filter(name=f"sweep {a_id}").count() == 1
+    with transaction.atomic(), acting_as(world.b.owner):
+        assert not Service.objects.filter(name=f"sweep {b_id}").exists()  # rolled back alone
+    (row,) = audit_rows("request_id = %s", ["task-test-sweep"])
+    assert (row["action"], row["tenant_id"], row["actor_user_id"], row["actor_role"]) == (
+        "service.create",
+        a_id,
+        None,
+        "owner",
+    )
