@@ -4,6 +4,7 @@ its worker, and the periodic tasks are registered and run when a worker starts."
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,21 @@ def test_the_worker_refuses_unknown_tasks_and_backups_without_recipients(setting
         call_command("worker")
     with pytest.raises(CommandError, match="--concurrency"):
         call_command("worker", "--without", "backups", "--concurrency", "0")
+
+
+def test_a_worker_told_to_stop_finishes_its_job_first(
+    world: TenantMatrix, workers: Callable[..., Worker], tmp_path: Path
+) -> None:
+    owner = world.a.owner
+    gate, marker = tmp_path / "gate", tmp_path / "running"
+    worker = workers("--only", "test-beacon")
+    job = start_job(
+        "test-gate", owner, steps=2, pause_at=1, gate=str(gate), running_marker=str(marker)
+    )
+    wait_for(marker.exists, what="the job to start")
+    worker.process.terminate()
+    time.sleep(2)
+    assert worker.process.poll() is None  # still working on the job
+    gate.write_text("go")
+    worker.process.wait(timeout=30)
+    assert read_job(job.pk, owner).status == JobStatus.SUCCEEDED
