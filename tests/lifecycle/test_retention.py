@@ -146,9 +146,7 @@ def test_audit_events_past_retention_go_and_a_broken_chain_is_kept_and_reported(
     assert _event_count(honest) < 4
 
 
-def test_a_failing_rule_is_reported_and_the_others_still_run(
-    settings: Any, tmp_path: Path
-) -> None:
+def test_a_failing_rule_is_reported_and_the_others_still_run(settings: Any, tmp_path: Path) -> None:
     unusable = tmp_path / "a-file-not-a-directory"
     unusable.write_text("")
     settings.BACKUP_DIR = unusable

@@ -80,7 +80,9 @@ def _audit_events(now: dt.datetime) -> int:
 def _backups(now: dt.datetime) -> int:
     result = backups.prune(backups.BackupStore(), now=now)
     if result.unsure:
-        logger.warning("retention: %d backup(s) with an unverifiable manifest kept", len(result.unsure))
+        logger.warning(
+            "retention: %d backup(s) with an unverifiable manifest kept", len(result.unsure)
+        )
     return len(result.deleted)
 
 
