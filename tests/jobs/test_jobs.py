@@ -16,7 +16,7 @@ from custodia.clients.models import Client
 from custodia.core.actor import Actor, acting_as, current_actor
 from custodia.core.requestctx import running_job
 from custodia.jobs.models import Job, JobStatus
-from custodia.jobs.registry import for_each_business
+from custodia.jobs.registry import JobContext, for_each_business
 from custodia.jobs.runner import GENERIC_FAILURE, UNKNOWN_KIND, run_job
 from custodia.scheduling.actions import do_create_service
 from custodia.scheduling.models import Service
@@ -277,3 +277,12 @@ def test_a_periodic_task_works_one_business_at_a_time(world: TenantMatrix) -> No
         None,
         "owner",
     )
+
+
+@pytest.mark.parametrize("url", ["https://evil.test/", "//evil.test/x", "/\\evil.test", "x/y"])
+def test_a_result_link_stays_on_this_site(url: str) -> None:
+    ctx = JobContext(job=Job(), actor=None, params={})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="path on this site"):
+        ctx.finish(result={"label": "Download", "url": url})
+    ctx.finish(result={"label": "Download", "url": "/exports/3f/"})
+    assert ctx.result == {"label": "Download", "url": "/exports/3f/"}

@@ -103,8 +103,10 @@ class JobContext:
         if unknown:
             raise ValueError(f"A job result has a label and a url, not {sorted(unknown)}.")
         url = str(result.get("url", ""))
-        if url and not url.startswith("/"):
-            raise ValueError("A job result's url is a path on this site (starting with /).")
+        # A path on this site only: never another site's address, "//host" and "/\\host"
+        # included (browsers take both for one), so the page's link cannot send people away.
+        if url and (not url.startswith("/") or url[1:2] in ("/", "\\") or "\n" in url):
+            raise ValueError("A job result's url is a path on this site (starting with one /).")
         self.result = {"label": str(result.get("label", ""))[:120], "url": url[:300]}
 
 
