@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.urls import reverse
 
 from custodia.accounts.actions import do_create_api_token
@@ -286,3 +286,27 @@ def test_a_result_link_stays_on_this_site(url: str) -> None:
         ctx.finish(result={"label": "Download", "url": url})
     ctx.finish(result={"label": "Download", "url": "/exports/3f/"})
     assert ctx.result == {"label": "Download", "url": "/exports/3f/"}
+
+
+def test_row_level_security_guards_jobs_below_the_access_functions(world: TenantMatrix) -> None:
+    """Straight to the table, past jobs/access.py: only the starter and the owners read a job,
+    only the starter changes it, no one starts one in another's name, and without a verified
+    context there is nothing at all."""
+    a = world.a
+    job = start_job("test-count", a.manager)
+    for actor, visible in (
+        (a.manager, True),
+        (a.owner, True),
+        (a.staff, False),
+        (a.client_login, False),
+        (world.outsider, False),
+    ):
+        with transaction.atomic(), acting_as(actor):
+            assert Job.objects.filter(pk=job.pk).exists() is visible, actor.role
+    with transaction.atomic(), acting_as(a.owner):
+        assert Job.objects.filter(pk=job.pk).update(stage="owner was here") == 0
+    with transaction.atomic(), connections["default"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM jobs_job")  # no context: the app role sees none
+        assert cursor.fetchone() == (0,)
+    with pytest.raises(DatabaseError), transaction.atomic(), acting_as(a.owner):
+        Job.objects.create(tenant_id=a.owner.tenant_id, kind="x", started_by=a.manager.membership)
