@@ -17,7 +17,7 @@ from custodia.core.actor import Actor, acting_as, current_actor
 from custodia.core.requestctx import running_job
 from custodia.jobs.models import Job, JobStatus
 from custodia.jobs.registry import JobContext, for_each_business
-from custodia.jobs.runner import GENERIC_FAILURE, UNKNOWN_KIND, run_job
+from custodia.jobs.runner import GENERIC_FAILURE, UNKNOWN_KIND, _claim, run_job
 from custodia.scheduling.actions import do_create_service
 from custodia.scheduling.models import Service
 from custodia.tenancy.actors import SystemActor
@@ -26,6 +26,13 @@ from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix
 from tests.jobs.conftest import queued_run_args, read_job, start_job
 from tests.jobs.kinds import PROBES
+
+
+def run_claim(job: Job) -> Any:
+    """The job actor a worker would build for the job (marking it running)."""
+    claimed = _claim(*queued_run_args(job))
+    assert claimed is not None
+    return claimed[1]
 
 
 def run_now(job: Job) -> Job:
@@ -310,3 +317,24 @@ def test_row_level_security_guards_jobs_below_the_access_functions(world: Tenant
         assert cursor.fetchone() == (0,)
     with pytest.raises(DatabaseError), transaction.atomic(), acting_as(a.owner):
         Job.objects.create(tenant_id=a.owner.tenant_id, kind="x", started_by=a.manager.membership)
+
+
+def test_progress_of_every_row_is_written_a_few_times_a_second(world: TenantMatrix) -> None:
+    """A job reporting each of 2,000 rows costs a handful of writes, and the page still gets a
+    new stage at once and the last step."""
+    job = start_job("test-count", world.a.owner)
+    actor = run_claim(job)
+    ctx = JobContext(job=read_job(job.pk, world.a.owner), actor=actor, params={})
+    writes = []
+    with connections["jobs"].execute_wrapper(
+        lambda execute, sql, *rest: writes.append(sql) or execute(sql, *rest)
+    ):
+        ctx.progress(done=0, total=2000, stage="rows")
+        for row in range(1, 2000):
+            ctx.progress(done=row)
+        seen = read_job(job.pk, world.a.owner)
+        assert (seen.total, seen.stage) == (2000, "rows")
+        ctx.progress(done=2000)
+    updates = [sql for sql in writes if sql.startswith("UPDATE")]
+    assert 2 <= len(updates) <= 10
+    assert read_job(job.pk, world.a.owner).done == 2000
