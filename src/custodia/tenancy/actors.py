@@ -173,6 +173,16 @@ def console_actors(user: User, business: str | None) -> list[Actor]:
     return [console_actor(user, membership) for membership in memberships]
 
 
+# --- The platform's own work on one business -------------------------------------------------
+
+
+def system_actor(membership: Membership) -> Actor:
+    """The platform acting for a business on its own schedule (the purge of a closed business,
+    tenancy/closing.py), as the owner membership it names: inside that business's row-level
+    security, recorded under that owner's id, and, like a job, never able to step up."""
+    return Actor(membership.user, membership)
+
+
 # --- An invitation, a new business, a background job -----------------------------------------
 
 
