@@ -37,6 +37,7 @@ GUARDED = {
     "clients_client",
     "clients_homeaccess",
     "clients_assignment",
+    "clients_erasurerequest",
     "scheduling_service",
     "scheduling_visit",
 }
