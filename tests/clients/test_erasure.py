@@ -128,7 +128,7 @@ def test_a_client_asks_and_the_managers_are_told_without_customer_data(
     act(a.owner)
     assert ErasureRequest.objects.filter(client=a.client).count() == 1
     assert len(mail.outbox) == 1
-    assert "You asked on" in text(portal.get("/app/portal/"))
+    assert "Your request of" in text(portal.get("/app/portal/"))
     # The record's page tells the managers.
     assert "asked on" in text(logged_in(a.manager).get(f"/app/clients/{a.client.pk}/"))
     [event] = [e for e in chain_events(a.owner) if e["action"] == "client.erasure_request"]
