@@ -285,3 +285,22 @@ def test_purged_keys_left_behind_are_destroyed_by_the_next_run(matrix: TenantMat
     ClosedBusiness.objects.filter(business_id=business.pk).update(keys_destroyed_at=None)
     assert do_purge_closed_businesses(business.purge_after) == []
     assert not keystore.path_for(business.pk).exists()
+
+
+def test_the_purge_is_a_daily_periodic_task_of_the_scheduler(
+    matrix: TenantMatrix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from custodia.jobs.registry import periodic_tasks
+    from custodia.tenancy import closing
+
+    [task] = [task for task in periodic_tasks() if task.name == "closed-business-purge"]
+    assert task.cron == "30 3 * * *" and task.run_at_start
+    business = close(matrix.a.owner)
+    # The scheduler's run, 31 days on (the clock is the one thing moved).
+    later = business.purge_after + dt.timedelta(days=1)
+    monkeypatch.setattr(closing.timezone, "now", lambda: later)
+    task.function()
+    act(matrix.b.owner)
+    assert not keystore.path_for(business.pk).exists()
+    set_db_context(tenant_id=business.pk)
+    assert ClosedBusiness.objects.get(business_id=business.pk).purged_at == later

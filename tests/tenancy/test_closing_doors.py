@@ -30,6 +30,7 @@ OPEN_WHILE_CLOSED = {
     "audit_checkpoint": "the trail's signed checkpoints",
     "accounts_apitoken": "revoking a token and its last-use stamp (new ones are refused)",
     "custodia_db_context": "describes live transactions, not business data",
+    "jobs_job": "a job's status and progress: an export of a closed business must run",
 }
 GUARDED = {
     "tenancy_membership",

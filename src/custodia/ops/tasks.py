@@ -16,6 +16,7 @@ from custodia.jobs.registry import periodic_task
 AUDIT_MAINTENANCE = "audit-maintenance"
 KEY_MAINTENANCE = "key-maintenance"
 BACKUPS = "backups"
+CLOSED_BUSINESS_PURGE = "closed-business-purge"
 
 
 @periodic_task(BACKUPS, cron="0 1 * * *", run_at_start=True)
@@ -34,3 +35,10 @@ def audit_maintenance() -> None:
 def key_maintenance() -> None:
     """Key rotation and destruction (`custodia keys maintain`)."""
     call_command("keys", "maintain")
+
+
+@periodic_task(CLOSED_BUSINESS_PURGE, cron="30 3 * * *", run_at_start=True)
+def closed_business_purge() -> None:
+    """Closed businesses past their grace period: rows deleted one business at a time, keys
+    destroyed, anonymous counts kept (`custodia closing purge`, tenancy/closing.py)."""
+    call_command("closing", "purge")

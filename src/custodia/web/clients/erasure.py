@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -26,7 +28,10 @@ def client_erase(request: HttpRequest, actor: Actor, client_id: str) -> HttpResp
     """Ask, then erase a client's personal data (a fresh step-up is asked for inside)."""
     intent = Intent.CHANGE if request.method == "POST" else Intent.REFERENCE
     client = access.access_client_by_id(actor, client_id, intent=intent)
-    context = {"client": client, "erasure_request": pending_erasure_request(actor, client)}
+    context: dict[str, Any] = {
+        "client": client,
+        "erasure_request": pending_erasure_request(actor, client),
+    }
     if request.method != "POST":
         return render(request, "clients/confirm_erase.html", context)
     try:
