@@ -120,3 +120,27 @@ def test_close_and_reopen_without_javascript_on_a_phone(
     page.get_by_role("button", name=f"Reopen {BUSINESS}").click()
     expect(page.locator("ul.messages")).to_contain_text("is open again")
     expect(page.locator(".closed-banner")).to_have_count(0)
+
+
+def test_erase_a_client_without_javascript_on_a_phone(
+    owner_login: str, phone: BrowserContext, browser: Browser, e2e_server: str
+) -> None:
+    page = phone.new_page()
+    log_in(page)
+    page.goto("/app/clients/new/")
+    page.get_by_label("Name", exact=True).fill("Erin Erasable")
+    page.get_by_role("button", name="Create client").click()
+    expect(page.locator("h1")).to_have_text("Erin Erasable")
+    record = page.url
+    page.get_by_role("link", name="Erase personal data").click()
+    expect(page.locator("h1")).to_contain_text("Erase this client's personal data?")
+    fits(
+        browser,
+        e2e_server,
+        phone.cookies(),
+        [page.url.removeprefix(e2e_server), record.removeprefix(e2e_server)],
+    )
+    page.get_by_role("button", name="Erase personal data").click()
+    expect(page.locator("ul.messages")).to_contain_text("personal data was erased")
+    expect(page.locator("h1")).to_have_text("Erased client")
+    expect(page.locator("main")).not_to_contain_text("Erin")
