@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -30,6 +31,7 @@ from django.utils import timezone
 from custodia.accounts.models import User
 from custodia.accounts.sessions import current_session_key, end_sessions
 from custodia.accounts.stepup import require_step_up
+from custodia.core import requestctx
 from custodia.core.actor import Actor, acting_as, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.dbcontext import fetch_all_with_key, set_db_context
@@ -40,6 +42,7 @@ from custodia.tenancy.models import Business, ClosedBusiness, Membership
 
 logger = logging.getLogger(__name__)
 
+PURGE = "closed-business-purge"
 WORK_SQL = "SELECT business_id, step, membership_id, user_id FROM custodia_closing_work(%s, %s)"
 
 
@@ -147,18 +150,25 @@ def do_purge_closed_businesses(now: dt.datetime | None = None) -> list[uuid.UUID
     the keys of purged ones. Returns the ids of the businesses purged by this run."""
     now = now or timezone.now()
     purged: list[uuid.UUID] = []
-    for work in closing_work(now):
-        if work.step == "purge":
-            if work.membership_id is None or work.user_id is None:
-                logger.error(
-                    "closed business has no owner to purge it as tenant=%s", work.business_id
-                )
-                continue
-            if not _purge_one(work.business_id, work.membership_id, work.user_id, now):
-                continue
-            purged.append(work.business_id)
-        _destroy_keys(work.business_id)
+    # Audit rows and log lines name the purge where a request's id would stand (the scheduler's
+    # run already has its task's name; a console run gets this one).
+    named = nullcontext() if requestctx.current() else requestctx.running_job(PURGE, PURGE)
+    with named:
+        for work in closing_work(now):
+            _work_on(work, now, purged)
     return purged
+
+
+def _work_on(work: Work, now: dt.datetime, purged: list[uuid.UUID]) -> None:
+    """One step: purge a due business (then its keys), or destroy a purged one's keys."""
+    if work.step == "purge":
+        if work.membership_id is None or work.user_id is None:
+            logger.error("closed business has no owner to purge it as tenant=%s", work.business_id)
+            return
+        if not _purge_one(work.business_id, work.membership_id, work.user_id, now):
+            return
+        purged.append(work.business_id)
+    _destroy_keys(work.business_id)
 
 
 def _purge_one(
@@ -187,7 +197,13 @@ def _purge_one(
                     **counts,
                 },
             )
-            record(AuditAction.BUSINESS_PURGE, actor=actor, target=business, detail=counts)
+            record(
+                AuditAction.BUSINESS_PURGE,
+                actor=actor,
+                target=business,
+                purpose="grace period over: purged by the platform as an owner of the business",
+                detail=counts,
+            )
             delete_business_rows(business, actor=actor)
     logger.info("closed business purged tenant=%s", business_id)
     return True
