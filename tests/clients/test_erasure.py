@@ -129,8 +129,11 @@ def test_a_client_asks_and_the_managers_are_told_without_customer_data(
     assert ErasureRequest.objects.filter(client=a.client).count() == 1
     assert len(mail.outbox) == 1
     assert "Your request of" in text(portal.get("/app/portal/"))
-    # The record's page tells the managers.
+    # The record's page and the client list tell the managers; staff see nothing of it.
     assert "asked on" in text(logged_in(a.manager).get(f"/app/clients/{a.client.pk}/"))
+    listing = logged_in(a.owner).get("/app/clients/").content.decode()
+    assert f"/app/clients/{a.client.pk}/erase/" in listing
+    assert "/erase/" not in logged_in(a.staff).get("/app/clients/").content.decode()
     [event] = [e for e in chain_events(a.owner) if e["action"] == "client.erasure_request"]
     assert event["client_id"] == a.client.pk and event["actor_role"] == "client"
 
