@@ -278,3 +278,26 @@ def test_another_business_owner_cannot_reach_it(matrix: TenantMatrix) -> None:
     browser.post("/app/business/reopen/")
     act(a.owner)
     assert Business.objects.get(pk=a.owner.tenant_id).closed_at is not None
+
+
+def test_reads_are_still_recorded_and_an_owner_can_still_start_a_job(matrix: TenantMatrix) -> None:
+    """Read-only is for the business's data: its trail records reads, and work that only reads
+    (an export, as a job) can be started and report progress."""
+    from custodia.jobs.actions import do_start_job
+    from custodia.jobs.models import Job
+    from tests.audit.support import chain_events
+    from tests.jobs import kinds  # noqa: F401  (registers the test job kinds)
+
+    a = matrix.a
+    close(a.owner)
+    page = logged_in(a.owner).get(f"/app/clients/{a.client.pk}/")
+    assert page.status_code == 200
+    act(a.owner)
+    recorded = [e["action"] for e in chain_events(a.owner)]
+    assert {"client.read", "visit.list"} <= set(recorded[recorded.index("business.close") :])
+    job = do_start_job(
+        "test-probe",
+        params={"other_business": str(matrix.b.owner.tenant_id), "other_client": "x"},
+        actor=a.owner,
+    )
+    assert Job.objects.filter(pk=job.pk).exists()
