@@ -37,7 +37,8 @@ ONE_TRIP = importlib.import_module("custodia.tenancy.migrations.0006_one_trip_co
 # The tables of a business's data, and the commands refused on them while it is closed. Tables
 # not here take writes while closed on purpose (tests/tenancy/test_closing_doors.py keeps the
 # list of every table with a tenant_id honest): the audit trail (reads of a closed business are
-# still recorded), its checkpoints, API tokens' revocation and last use. Tables of apps above
+# still recorded), its checkpoints, API tokens' revocation and last use, jobs' status and
+# progress (an export of a closed business must run). Tables of apps above
 # tenancy add the trigger in their own migrations (clients/0007: erasure requests).
 GUARDED: dict[str, str] = {
     "tenancy_membership": "INSERT OR UPDATE OR DELETE",
