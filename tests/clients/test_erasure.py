@@ -158,7 +158,9 @@ def test_a_manager_erases_on_request_and_nothing_personal_is_left(matrix: Tenant
     done = browser.post(f"/app/clients/{a.client.pk}/erase/")
     assert done.status_code == 302, text(done)[:300]
 
-    assert text_rows_holding(needles, a) == {}
+    # Short codes (door and alarm) are searched among the opened values only: four digits turn
+    # up by chance in the hex of hashes and request ids that text columns hold.
+    assert text_rows_holding([n for n in needles if len(n) >= 7 or not n.isdigit()], a) == {}
     opened = decrypted_values(a)
     for needle in needles:
         assert not any(needle.lower() in value.lower() for value in opened), needle

@@ -155,7 +155,10 @@ def test_an_owner_closes_the_business_and_it_is_purged_after_the_grace_period(
         keys_for(business.pk, refresh=True)
     # The purge is on record, named as the purge, with the counts.
     [purge] = [e for e in chain_events(a.owner) if e["action"] == "business.purge"]
-    assert purge["request_id"] == "closed-business-purge" and "grace period" in purge["purpose"]
+    assert (
+        purge["request_id"] == "task-closed-business-purge" and "grace period" in purge["purpose"]
+    )
+    assert purge["actor_user_id"] is None and purge["actor_role"] == "owner"
     assert json.loads(purge["detail"]) == {"clients": 2, "visits": 1, "members": 5}
     # The audit trail kept for the business holds no name of it, of its people or clients.
     trail = json.dumps(chain_events(a.owner), default=str)

@@ -17,6 +17,7 @@ AUDIT_MAINTENANCE = "audit-maintenance"
 KEY_MAINTENANCE = "key-maintenance"
 BACKUPS = "backups"
 CLOSED_BUSINESS_PURGE = "closed-business-purge"
+RETENTION = "retention"
 
 
 @periodic_task(BACKUPS, cron="0 1 * * *", run_at_start=True)
@@ -35,6 +36,12 @@ def audit_maintenance() -> None:
 def key_maintenance() -> None:
     """Key rotation and destruction (`custodia keys maintain`)."""
     call_command("keys", "maintain")
+
+
+@periodic_task(RETENTION, cron="15 3 * * *", run_at_start=True)
+def retention() -> None:
+    """The retention policy, every rule (`custodia retention run`, docs/retention.md)."""
+    call_command("retention", "run")
 
 
 @periodic_task(CLOSED_BUSINESS_PURGE, cron="30 3 * * *", run_at_start=True)

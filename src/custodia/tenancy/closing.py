@@ -6,8 +6,9 @@
   owners can still export. It is purged `CLOSED_BUSINESS_GRACE_DAYS` later.
 - `do_reopen_business`: an owner, with a fresh step-up, reopens it before then.
 - `do_purge_closed_businesses(now)`: the daily purge (and `custodia closing purge`). One business
-  at a time, each in one transaction acting as one of its owners (a system actor that can never
-  step up, inside that business's row-level security, never a bypass): every row of the business
+  at a time, each in one transaction as the purge's system actor (tenancy/actors.py: an owner's
+  reach inside that one business's row-level security, never a bypass, no login, never a
+  step-up; its audit rows say `task-closed-business-purge`): every row of the business
   is deleted, its members' sessions for it end, then its data keys are destroyed. What is kept is
   `ClosedBusiness`: its id, dates and counts, no names. Killed at any point, it runs again: the
   deletion is one transaction, and purged businesses whose keys are not yet destroyed are listed
@@ -28,7 +29,6 @@ from django.db import connection, transaction
 from django.http import Http404
 from django.utils import timezone
 
-from custodia.accounts.models import User
 from custodia.accounts.sessions import current_session_key, end_sessions
 from custodia.accounts.stepup import require_step_up
 from custodia.core import requestctx
@@ -43,7 +43,7 @@ from custodia.tenancy.models import Business, ClosedBusiness, Membership
 logger = logging.getLogger(__name__)
 
 PURGE = "closed-business-purge"
-WORK_SQL = "SELECT business_id, step, membership_id, user_id FROM custodia_closing_work(%s, %s)"
+WORK_SQL = "SELECT business_id, step FROM custodia_closing_work(%s, %s)"
 
 
 def grace_period() -> dt.timedelta:
@@ -135,8 +135,6 @@ class Work:
 
     business_id: uuid.UUID
     step: str
-    membership_id: uuid.UUID | None
-    user_id: uuid.UUID | None
 
 
 def closing_work(now: dt.datetime) -> list[Work]:
@@ -152,7 +150,9 @@ def do_purge_closed_businesses(now: dt.datetime | None = None) -> list[uuid.UUID
     purged: list[uuid.UUID] = []
     # Audit rows and log lines name the purge where a request's id would stand (the scheduler's
     # run already has its task's name; a console run gets this one).
-    named = nullcontext() if requestctx.current() else requestctx.running_job(PURGE, PURGE)
+    named = (
+        nullcontext() if requestctx.current() else requestctx.running_job(f"task-{PURGE}", PURGE)
+    )
     with named:
         for work in closing_work(now):
             _work_on(work, now, purged)
@@ -162,27 +162,18 @@ def do_purge_closed_businesses(now: dt.datetime | None = None) -> list[uuid.UUID
 def _work_on(work: Work, now: dt.datetime, purged: list[uuid.UUID]) -> None:
     """One step: purge a due business (then its keys), or destroy a purged one's keys."""
     if work.step == "purge":
-        if work.membership_id is None or work.user_id is None:
-            logger.error("closed business has no owner to purge it as tenant=%s", work.business_id)
-            return
-        if not _purge_one(work.business_id, work.membership_id, work.user_id, now):
+        if not _purge_one(work.business_id, now):
             return
         purged.append(work.business_id)
     _destroy_keys(work.business_id)
 
 
-def _purge_one(
-    business_id: uuid.UUID, membership_id: uuid.UUID, user_id: uuid.UUID, now: dt.datetime
-) -> bool:
-    """Delete one due business in one transaction, as the owner membership named; False if it
-    is no longer due."""
+def _purge_one(business_id: uuid.UUID, now: dt.datetime) -> bool:
+    """Delete one due business in one transaction, as the purge's system actor (an owner's
+    reach inside that one business, no login: tenancy/actors.py); False if it is no longer
+    due."""
+    actor = system_actor(business_id, task=PURGE)
     with transaction.atomic():
-        set_db_context(
-            tenant_id=business_id, user_id=user_id, membership_id=membership_id, role="owner"
-        )
-        membership = Membership.objects.get(pk=membership_id, tenant_id=business_id)
-        membership.user = User.objects.get(pk=user_id)
-        actor = system_actor(membership)
         with acting_as(actor):
             business = Business.objects.select_for_update().filter(pk=business_id).first()
             if business is None or business.purge_after is None or business.purge_after > now:
@@ -201,7 +192,7 @@ def _purge_one(
                 AuditAction.BUSINESS_PURGE,
                 actor=actor,
                 target=business,
-                purpose="grace period over: purged by the platform as an owner of the business",
+                purpose="grace period over: purged by the platform",
                 detail=counts,
             )
             delete_business_rows(business, actor=actor)

@@ -15,8 +15,8 @@
 - `tenancy_closedbusiness`, the anonymous record a purge leaves, is read and written only in a
   context naming its business.
 - `custodia_closing_work(key, at)` lists, for the daily purge, the closed businesses due at `at`
-  with an owner membership to act as, and the purged ones whose keys still wait to be destroyed:
-  ids only, and only for the holder of the context key.
+  and the purged ones whose keys still wait to be destroyed: ids only, and only for the holder of
+  the context key.
 - The one-trip context functions (tenancy/0006) return the new business columns too.
 """
 
@@ -104,38 +104,16 @@ CREATE TRIGGER tenancy_business_closed BEFORE UPDATE ON tenancy_business
 
 WORK_SQL = f"""
 CREATE FUNCTION custodia_closing_work(key text, at timestamptz)
-  RETURNS TABLE (business_id uuid, step text, membership_id uuid, user_id uuid)
-  LANGUAGE plpgsql VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+  RETURNS TABLE (business_id uuid, step text)
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL UNSAFE
   SET search_path = pg_catalog, public, pg_temp
 AS $$
-DECLARE
-  due record;
 BEGIN
   PERFORM custodia_check_context_key(key);
-  FOR due IN SELECT b.id FROM public.tenancy_business b
-      WHERE b.closed_at IS NOT NULL AND b.purge_after <= at ORDER BY b.purge_after, b.id
-  LOOP
-    -- The business's owners, read in its own context, as any owner of it would.
-    PERFORM custodia_put_context(due.id, NULL, NULL, NULL, 'owner', NULL);
-    business_id := due.id;
-    step := 'purge';
-    membership_id := NULL;
-    user_id := NULL;
-    SELECT m.id, m.user_id INTO membership_id, user_id FROM public.tenancy_membership m
-      WHERE m.tenant_id = due.id AND m.role = 'owner'
-      ORDER BY m.is_active DESC, m.created_at, m.id LIMIT 1;
-    RETURN NEXT;
-  END LOOP;
-  FOR due IN SELECT c.business_id FROM public.tenancy_closedbusiness c
-      WHERE c.purged_at IS NOT NULL AND c.keys_destroyed_at IS NULL ORDER BY c.business_id
-  LOOP
-    business_id := due.business_id;
-    step := 'keys';
-    membership_id := NULL;
-    user_id := NULL;
-    RETURN NEXT;
-  END LOOP;
-  PERFORM custodia_put_context(NULL, NULL, NULL, NULL, '', NULL);
+  RETURN QUERY SELECT b.id, 'purge'::text FROM public.tenancy_business b
+    WHERE b.closed_at IS NOT NULL AND b.purge_after <= at ORDER BY b.purge_after, b.id;
+  RETURN QUERY SELECT c.business_id, 'keys'::text FROM public.tenancy_closedbusiness c
+    WHERE c.purged_at IS NOT NULL AND c.keys_destroyed_at IS NULL ORDER BY c.business_id;
 END $$;
 REVOKE ALL ON FUNCTION custodia_closing_work(text, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION custodia_closing_work(text, timestamptz) TO {APP};
