@@ -103,10 +103,7 @@ def test_the_periodic_tasks_run_when_a_worker_starts(
     wait_for(lambda: checkpoints("daily") > before, what="the audit maintenance at start")
     wait_for(lambda: "business(es) rotated" in worker.output(), what="the key maintenance")
     output = worker.output()
-    assert (
-        "periodic tasks audit-maintenance, closed-business-purge, key-maintenance, retention,"
-        " test-beacon" in output
-    )
+    assert "periodic tasks audit-maintenance, key-maintenance, retention, test-beacon" in output
     assert "Starting job custodia.periodic.backups" not in output  # left out: never run
 
 
@@ -119,7 +116,6 @@ def test_the_worker_lists_what_it_schedules() -> None:
         "periodic audit-maintenance: cron '30 2 * * *' (UTC), and at start",
         "periodic backups: cron '0 1 * * *' (UTC), and at start",
         "periodic key-maintenance: cron '0 3 * * *' (UTC), and at start",
-        "periodic closed-business-purge: cron '30 3 * * *' (UTC), and at start",
         "periodic retention: cron '15 3 * * *' (UTC), and at start",
     ):
         assert line in listing

@@ -294,19 +294,22 @@ def test_purged_keys_left_behind_are_destroyed_by_the_next_run(matrix: TenantMat
     assert not keystore.path_for(business.pk).exists()
 
 
-def test_the_purge_is_a_daily_periodic_task_of_the_scheduler(
-    matrix: TenantMatrix, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_purge_is_a_rule_of_the_daily_retention_task(matrix: TenantMatrix) -> None:
+    """One scheduler, one policy: the `retention` periodic task (daily and at worker start)
+    enforces the rule `closed-businesses`, which is the purge."""
     from custodia.jobs.registry import periodic_tasks
-    from custodia.tenancy import closing
+    from custodia.lifecycle import retention
 
-    [task] = [task for task in periodic_tasks() if task.name == "closed-business-purge"]
-    assert task.cron == "30 3 * * *" and task.run_at_start
+    [task] = [task for task in periodic_tasks() if task.name == "retention"]
+    assert task.run_at_start and len(task.cron.split()) == 5
+    [rule] = [rule for rule in retention.policy() if rule.key == "closed-businesses"]
+    assert rule.kept.startswith("30 days after closing")
     business = close(matrix.a.owner)
-    # The scheduler's run, 31 days on (the clock is the one thing moved).
+    assert retention.enforce(business.purge_after - dt.timedelta(seconds=1), only={rule.key}) == [
+        retention.Outcome(rule.key, 0)
+    ]
     later = business.purge_after + dt.timedelta(days=1)
-    monkeypatch.setattr(closing.timezone, "now", lambda: later)
-    task.function()
+    assert retention.enforce(later, only={rule.key}) == [retention.Outcome(rule.key, 1)]
     act(matrix.b.owner)
     assert not keystore.path_for(business.pk).exists()
     set_db_context(tenant_id=business.pk)

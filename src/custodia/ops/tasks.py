@@ -16,7 +16,6 @@ from custodia.jobs.registry import periodic_task
 AUDIT_MAINTENANCE = "audit-maintenance"
 KEY_MAINTENANCE = "key-maintenance"
 BACKUPS = "backups"
-CLOSED_BUSINESS_PURGE = "closed-business-purge"
 RETENTION = "retention"
 
 
@@ -42,10 +41,3 @@ def key_maintenance() -> None:
 def retention() -> None:
     """The retention policy, every rule (`custodia retention run`, docs/retention.md)."""
     call_command("retention", "run")
-
-
-@periodic_task(CLOSED_BUSINESS_PURGE, cron="30 3 * * *", run_at_start=True)
-def closed_business_purge() -> None:
-    """Closed businesses past their grace period: rows deleted one business at a time, keys
-    destroyed, anonymous counts kept (`custodia closing purge`, tenancy/closing.py)."""
-    call_command("closing", "purge")

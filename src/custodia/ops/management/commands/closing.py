@@ -1,6 +1,7 @@
 """`custodia closing purge`: purge closed businesses whose grace period is over, now.
 
-The same work the daily periodic task does (lifecycle/tasks.py, tenancy/closing.py): one business
+The same work the daily retention run does as its rule `closed-businesses` (lifecycle/retention.py,
+tenancy/closing.py): one business
 at a time, each in one transaction, then its keys destroyed. Safe to run again at any time, also
 after being killed half-way.
 """
