@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -148,12 +147,9 @@ def do_purge_closed_businesses(now: dt.datetime | None = None) -> list[uuid.UUID
     the keys of purged ones. Returns the ids of the businesses purged by this run."""
     now = now or timezone.now()
     purged: list[uuid.UUID] = []
-    # Audit rows and log lines name the purge where a request's id would stand (the scheduler's
-    # run already has its task's name; a console run gets this one).
-    named = (
-        nullcontext() if requestctx.current() else requestctx.running_job(f"task-{PURGE}", PURGE)
-    )
-    with named:
+    # Audit rows and log lines name the purge where a request's id would stand, however it was
+    # started (the retention task, the console).
+    with requestctx.running_job(f"task-{PURGE}", PURGE):
         for work in closing_work(now):
             _work_on(work, now, purged)
     return purged

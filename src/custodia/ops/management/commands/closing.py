@@ -1,9 +1,8 @@
 """`custodia closing purge`: purge closed businesses whose grace period is over, now.
 
-The same work the daily retention run does as its rule `closed-businesses` (lifecycle/retention.py,
-tenancy/closing.py): one business
-at a time, each in one transaction, then its keys destroyed. Safe to run again at any time, also
-after being killed half-way.
+The same work the daily retention run does as its rule `closed-businesses`
+(lifecycle/retention.py, tenancy/closing.py): one business at a time, each in one transaction,
+then its keys destroyed. Safe to run again at any time, also after being killed half-way.
 """
 
 from __future__ import annotations
