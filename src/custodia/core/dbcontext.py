@@ -103,8 +103,9 @@ def _fetch_with_key(
 def fetch_all_with_key(
     sql: str, params: Sequence[object], *, using: str = "default"
 ) -> list[tuple[Any, ...]]:
-    """Every row of `sql`, a call of a function that takes the context key first (`params[0]`),
-    run like `set_db_context`: the key bound, never logged. Inside a transaction."""
+    """Every row of `sql`, a call of a function whose first argument is the context key (put
+    before `params` here), run like `set_db_context`: the key bound, never logged. Inside a
+    transaction."""
     connection = connections[using]
     if not connection.in_atomic_block:
         raise RuntimeError("The tenant context can only be set inside a transaction.")
