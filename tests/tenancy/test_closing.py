@@ -314,3 +314,20 @@ def test_the_purge_is_a_rule_of_the_daily_retention_task(matrix: TenantMatrix) -
     assert not keystore.path_for(business.pk).exists()
     set_db_context(tenant_id=business.pk)
     assert ClosedBusiness.objects.get(business_id=business.pk).purged_at == later
+
+
+def test_owners_and_managers_are_told_of_closing_and_reopening(matrix: TenantMatrix) -> None:
+    from django.core import mail
+
+    a = matrix.a
+    mail.outbox.clear()
+    business = close(a.owner)
+    [notice] = mail.outbox
+    assert notice.to == sorted([a.owner.user.email, a.manager.user.email])
+    assert notice.subject == "Alpha was closed"
+    assert f"{business.purge_after:%-d %B %Y}" in notice.body
+    assert "/app/business/delete/" in notice.body
+    for secret in (a.client.name, a.client.email, a.staff.user.email):
+        assert secret not in notice.body
+    do_reopen_business(business, actor=a.owner)
+    assert [m.subject for m in mail.outbox] == ["Alpha was closed", "Alpha was reopened"]

@@ -19,22 +19,27 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import smtplib
 import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.http import Http404
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
+from custodia.accounts.links import public_url
 from custodia.accounts.sessions import current_session_key, end_sessions
 from custodia.accounts.stepup import require_step_up
 from custodia.core import requestctx
 from custodia.core.actor import Actor, acting_as, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.dbcontext import fetch_all_with_key, set_db_context
-from custodia.core.permissions import Permission
+from custodia.core.permissions import Permission, Role
 from custodia.crypto.actions import do_destroy_business_keys
 from custodia.tenancy.actors import system_actor
 from custodia.tenancy.models import Business, ClosedBusiness, Membership
@@ -84,6 +89,7 @@ def do_close_business(business: Business, *, actor: Actor, confirm_name: str) ->
             detail={"purge_after": locked.purge_after.isoformat()},
         )
     business.closed_at, business.purge_after = locked.closed_at, locked.purge_after
+    _tell_managers(business, actor=actor, closed=True)
     logger.info("business closed tenant=%s", business.pk)
     return business
 
@@ -101,8 +107,37 @@ def do_reopen_business(business: Business, *, actor: Actor) -> Business:
         ClosedBusiness.objects.filter(business_id=locked.pk).delete()
         record(AuditAction.BUSINESS_REOPEN, actor=actor, target=locked)
     business.closed_at = business.purge_after = None
+    _tell_managers(business, actor=actor, closed=False)
     logger.info("business reopened tenant=%s", business.pk)
     return business
+
+
+def _tell_managers(business: Business, *, actor: Actor, closed: bool) -> None:
+    """Every active owner and manager is told by email that the business was closed (with the
+    purge date) or reopened, and by whom: one owner cannot close it unnoticed. No customer data."""
+    addresses = list(
+        Membership.objects.filter(
+            tenant_id=business.pk, role__in=[Role.OWNER, Role.MANAGER], is_active=True
+        )
+        .select_related("user")
+        .values_list("user__email", flat=True)
+    )
+    if not addresses:
+        return
+    body = render_to_string(
+        "tenancy/email/closing.txt",
+        {
+            "business": business,
+            "closed": closed,
+            "by": actor.user,
+            "link": public_url(reverse("business_delete")),
+        },
+    )
+    subject = f"{business.name} was {'closed' if closed else 'reopened'}"
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, sorted(addresses))
+    except (smtplib.SMTPException, OSError):
+        logger.warning("closing notice could not be sent tenant=%s", business.pk)
 
 
 def delete_business_rows(business: Business, *, actor: Actor) -> None:
