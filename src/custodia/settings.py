@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "custodia.scheduling",
     "custodia.audit",
     "custodia.crypto",
+    "custodia.lifecycle.export",
     "custodia.web",
     # Every `custodia` command (setup, serve, demo, token, keys, audit, ...).
     "custodia.ops",
@@ -228,6 +229,12 @@ BACKUP_RETENTION_DAYS = env_int("CUSTODIA_BACKUP_RETENTION_DAYS", 365, minimum=1
 # Where pg_dump and pg_restore are (empty: the embedded server's, or for an external server the
 # machine's own when it has them, whose version matches the server's on Debian).
 PG_BIN_DIR = env_str("CUSTODIA_PG_BIN_DIR", "")
+
+# --- Exports (docs/export.md) --------------------------------------------------------------------
+# A finished whole-business export waits here, encrypted under the business's data key, until its
+# starter downloads it (once) or it expires; then it is deleted.
+EXPORT_DIR = Path(env_str("CUSTODIA_EXPORT_DIR", str(VAR_DIR / "exports")))
+EXPORT_TTL_HOURS = env_int("CUSTODIA_EXPORT_TTL_HOURS", 24, minimum=1, maximum=168)
 
 # --- Database -------------------------------------------------------------------------------
 # Two connections to the same database: "default" is the running app as custodia_app (no

@@ -77,6 +77,10 @@ class AuditAction(StrEnum):
     AUDIT_EXPORT = "audit.export"
     AUDIT_CHECKPOINT = "audit.checkpoint"
     AUDIT_PURGE = "audit.purge"
+    # Exports of the data (lifecycle/export): started, each bulk read of it, downloaded.
+    EXPORT_START = "export.start"
+    EXPORT_READ = "export.read"
+    EXPORT_DOWNLOAD = "export.download"
     KEY_ROTATE = "crypto.key.rotate"
     KEY_DESTROY = "crypto.key.destroy"
     KEK_ROTATE = "crypto.kek.rotate"

@@ -1,0 +1,283 @@
+"""Reads for exports: every row a business export or a client's own-data download holds, and the
+exports themselves. Each read of customer data records itself as a bulk read (purpose "export")
+with its counts; the clients read are named in `subject_ids`, a batch at a time, so each client's
+"who accessed my record" shows every export that held it.
+
+Values are read as stored and opened here (crypto.fields.open_text) rather than through model
+instances: an export of 200,000 clients is bounded by this loop.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.db.models import Model, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from custodia.audit.access import describe, events_about_own_record
+from custodia.audit.models import AuditEvent
+from custodia.clients.models import Assignment, Client, HomeAccess
+from custodia.core.actor import Actor
+from custodia.core.audit import AuditAction, note_refusal, record
+from custodia.core.permissions import Permission, Role
+from custodia.crypto.fields import EncryptedTextField, Sealed, open_text
+from custodia.lifecycle.export import entities
+from custodia.lifecycle.export.archive import Row, Source
+from custodia.lifecycle.export.entities import Entity
+from custodia.lifecycle.export.models import Export, ExportStatus
+from custodia.scheduling.models import Service, Visit
+from custodia.tenancy.access import parse_id
+from custodia.tenancy.models import Business, Invitation, Membership
+
+BATCH = 2000
+PURPOSE = "export"
+
+
+# --- The exports ------------------------------------------------------------------------------
+
+
+def list_own_exports(actor: Actor) -> QuerySet[Export]:
+    """The exports this owner started in this business, newest first."""
+    actor.require(Permission.BUSINESS_EXPORT)
+    return Export.objects.filter(
+        tenant_id=actor.tenant_id, started_by__user_id=actor.user.pk
+    ).order_by("-created_at")
+
+
+def access_export_by_id(actor: Actor, export_id: object, *, own: bool = True) -> Export:
+    """An export of the actor's business (with `own`, one the actor's login started), or 404.
+    Owners only; anything else is not found, never forbidden (existence is not revealed)."""
+    key = parse_id(export_id)
+    if actor.role != Role.OWNER or not actor.can(Permission.BUSINESS_EXPORT):
+        note_refusal("export", key)
+        raise Http404("No such export.")
+    exports = Export.objects.filter(tenant_id=actor.tenant_id)
+    if own:
+        exports = exports.filter(started_by__user_id=actor.user.pk)
+    try:
+        return exports.get(pk=key)
+    except Export.DoesNotExist:
+        note_refusal("export", key)
+        raise Http404("No such export.") from None
+
+
+def is_gone(export: Export, now: Any = None) -> bool:
+    """Downloaded, expired or failed: there is no file to hand out."""
+    now = now or timezone.now()
+    live = export.status in (ExportStatus.READY, ExportStatus.RUNNING)
+    return not live or export.expires_at <= now
+
+
+# --- Reading rows -------------------------------------------------------------------------------
+
+
+def _opener(model: type[Model], tenant_id: uuid.UUID) -> Callable[[str, Any, Any], Any]:
+    table = model._meta.db_table
+    columns = {
+        field.attname: field.column
+        for field in model._meta.local_fields
+        if isinstance(field, EncryptedTextField)
+    }
+
+    def open_value(name: str, pk: Any, value: Any) -> Any:
+        if name in columns and isinstance(value, Sealed):
+            return open_text(tenant_id, table, columns[name], pk, value.blob)
+        return value
+
+    return open_value
+
+
+def _rows(
+    actor: Actor,
+    query: QuerySet[Any],
+    entity: Entity,
+    fields: list[str],
+    *,
+    pk: str = "id",
+    subjects: str | None = None,
+) -> Source:
+    """A source of `query`'s rows in `fields` order (decrypted), read in batches; each batch is
+    recorded as a bulk read, with the client ids it held when `subjects` names their column."""
+    opener = _opener(query.model, actor.tenant_id)
+    pk_index = fields.index(pk)
+    subject_index = fields.index(subjects) if subjects else None
+
+    def batches() -> Iterator[list[Row]]:
+        rows = query.values_list(*fields).iterator(chunk_size=BATCH)
+        batch: list[Row] = []
+        for row in rows:
+            key = row[pk_index]
+            batch.append(tuple(opener(f, key, v) for f, v in zip(fields, row, strict=True)))
+            if len(batch) == BATCH:
+                _record_batch(actor, entity, batch, subject_index)
+                yield batch
+                batch = []
+        _record_batch(actor, entity, batch, subject_index, last=True)
+        yield batch
+
+    return Source(entity, query.count(), batches)
+
+
+def _record_batch(
+    actor: Actor,
+    entity: Entity,
+    batch: list[Row],
+    subject_index: int | None,
+    *,
+    last: bool = False,
+) -> None:
+    if not batch and not last:
+        return
+    if not batch and subject_index is not None:
+        return  # the empty tail of a list of clients: nobody was read
+    subjects = None if subject_index is None else [row[subject_index] for row in batch]
+    record(
+        AuditAction.EXPORT_READ,
+        actor=actor,
+        subject_ids=subjects,
+        purpose=PURPOSE,
+        detail={"entity": entity.name, "count": len(batch)},
+    )
+
+
+def business_sources(actor: Actor) -> list[Source]:
+    """Everything the business holds, entity by entity (entities.BUSINESS_ENTITIES): owners only."""
+    actor.require(Permission.BUSINESS_EXPORT)
+    tenant = actor.tenant_id
+    members = Membership.objects.filter(tenant_id=tenant).order_by("created_at", "id")
+    return [
+        _rows(
+            actor,
+            Business.objects.filter(pk=tenant),
+            entities.BUSINESS,
+            entities.BUSINESS.column_names,
+        ),
+        _rows(
+            actor,
+            members,
+            entities.MEMBERS,
+            ["id", "user_id", "user__full_name", "user__email", "role", "client_id",
+             "is_active", "created_at"],
+        ),  # fmt: skip
+        _rows(
+            actor,
+            Invitation.objects.filter(tenant_id=tenant).order_by("created_at", "id"),
+            entities.INVITATIONS,
+            ["id", "email", "role", "client_id", "invited_by_id", "created_at", "expires_at",
+             "accepted_at", "revoked_at"],
+        ),  # fmt: skip
+        _rows(
+            actor,
+            Service.objects.filter(tenant_id=tenant).order_by("name", "id"),
+            entities.SERVICES,
+            entities.SERVICES.column_names,
+        ),
+        _rows(
+            actor,
+            Client.objects.filter(tenant_id=tenant).order_by("id"),
+            entities.CLIENTS,
+            entities.CLIENTS.column_names,
+            subjects="id",
+        ),
+        _rows(
+            actor,
+            HomeAccess.objects.filter(tenant_id=tenant).order_by("client_id"),
+            entities.HOME_ACCESS,
+            entities.HOME_ACCESS.column_names,
+            pk="client_id",
+            subjects="client_id",
+        ),
+        _rows(
+            actor,
+            Assignment.objects.filter(tenant_id=tenant).order_by("created_at", "id"),
+            entities.ASSIGNMENTS,
+            entities.ASSIGNMENTS.column_names,
+        ),
+        _rows(
+            actor,
+            Visit.objects.filter(tenant_id=tenant).order_by("starts_at", "id"),
+            entities.VISITS,
+            entities.VISITS.column_names,
+        ),
+        _rows(
+            actor,
+            AuditEvent.objects.filter(tenant_id=tenant).order_by("id"),
+            entities.AUDIT_EVENTS,
+            entities.AUDIT_EVENTS.column_names,
+        ),
+    ]
+
+
+# --- A client's own data ------------------------------------------------------------------------
+
+
+def own_data_sources(actor: Actor) -> list[Source]:
+    """A client login's own record, visits and who accessed the record; the read is one event
+    naming the record. Anyone but a client of this business: 404."""
+    if actor.role != Role.CLIENT or not actor.can(Permission.CLIENTS_SELF_EXPORT):
+        note_refusal("client", actor.membership.client_id)
+        raise Http404("No such record.")
+    own = actor.membership.client_id
+    try:
+        client = Client.objects.get(tenant_id=actor.tenant_id, pk=own)
+    except Client.DoesNotExist:
+        raise Http404("No such record.") from None
+    client_row = tuple(getattr(client, name) for name in entities.OWN_CLIENT.column_names)
+    visits = (
+        Visit.objects.filter(tenant_id=actor.tenant_id, client_id=own)
+        .select_related("service", "staff__user")
+        .order_by("starts_at", "id")
+    )
+    visit_rows = [
+        (
+            visit.pk,
+            visit.service.name if visit.service else "",
+            (visit.staff.user.full_name or "Staff") if visit.staff else "",
+            visit.starts_at,
+            visit.ends_at,
+            visit.status,
+            visit.request_note,
+            visit.report,
+            visit.created_at,
+        )
+        for visit in visits
+    ]
+    events = describe(actor, events_about_own_record(actor).order_by("id"))
+    access_rows = [
+        (
+            line.event.id,
+            line.event.occurred_at,
+            line.person,
+            line.event.actor_role,
+            line.event.action,
+            line.event.outcome,
+            line.event.purpose,
+        )
+        for line in events
+    ]
+    record(
+        AuditAction.EXPORT_READ,
+        actor=actor,
+        target=client,
+        purpose=PURPOSE,
+        detail={
+            "entity": "own_data",
+            "count": 1,
+            "visits": len(visit_rows),
+            "events": len(access_rows),
+        },
+    )
+    return [
+        _fixed(entities.OWN_CLIENT, [client_row]),
+        _fixed(entities.OWN_VISITS, visit_rows),
+        _fixed(entities.OWN_ACCESS, access_rows),
+    ]
+
+
+def _fixed(entity: Entity, rows: list[Row]) -> Source:
+    return Source(entity, len(rows), lambda: iter([rows]))
+
+
