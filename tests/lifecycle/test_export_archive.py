@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,9 @@ def archive(matrix: TenantMatrix, export_env: Path, tmp_path: Path) -> Path:
     return path
 
 
-def test_progress_is_reported_up_to_the_total(matrix: TenantMatrix, export_env: Path, tmp_path: Path):
+def test_progress_is_reported_up_to_the_total(
+    matrix: TenantMatrix, export_env: Path, tmp_path: Path
+):
     calls: list[tuple[int, int, str]] = []
     build(matrix.a.owner, tmp_path / "e.zip", lambda d, t, s: calls.append((d, t, s)))
     assert calls, "no progress reported"
@@ -102,7 +105,8 @@ def test_every_entity_equals_the_database(matrix: TenantMatrix, archive: Path):
         row = members[str(actor.membership.pk)]
         assert row["email"] == actor.user.email and row["role"] == actor.role
     [company] = json_rows(files, "business")
-    assert company["id"] == str(business.owner.tenant_id) and company["slug"] == business.owner.business.slug
+    assert company["id"] == str(business.owner.tenant_id)
+    assert company["slug"] == business.owner.business.slug
     # The audit trail: every event of the business before the export, read as the owner role.
     in_database = set(
         AuditEvent.objects.filter(tenant_id=business.owner.tenant_id).values_list("id", flat=True)
@@ -251,7 +255,7 @@ def test_documented_python_check(archive: Path, tmp_path: Path):
     (tmp_path / "key.pem").write_bytes(key)
     (tmp_path / "check.py").write_text(code)
     ok = subprocess.run(  # noqa: S603
-        ["python", str(tmp_path / "check.py"), str(archive), str(tmp_path / "key.pem")],
+        [sys.executable, str(tmp_path / "check.py"), str(archive), str(tmp_path / "key.pem")],
         capture_output=True,
         text=True,
     )
@@ -259,7 +263,7 @@ def test_documented_python_check(archive: Path, tmp_path: Path):
     files = read_zip(archive.read_bytes())
     bad = rewrite_zip(archive, tmp_path / "bad.zip", {"visits.csv": files["visits.csv"] + b"x"})
     failed = subprocess.run(  # noqa: S603
-        ["python", str(tmp_path / "check.py"), str(bad), str(tmp_path / "key.pem")],
+        [sys.executable, str(tmp_path / "check.py"), str(bad), str(tmp_path / "key.pem")],
         capture_output=True,
         text=True,
     )
