@@ -26,7 +26,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -110,7 +110,7 @@ def safe_cell(value: Any) -> str:
 # --- Writing ------------------------------------------------------------------------------------
 
 
-class _Hashing(io.RawIOBase):
+class _Hashing(io.BufferedIOBase):
     """A writer that hashes and counts what passes through it to `target`."""
 
     def __init__(self, target: IO[bytes]) -> None:
@@ -169,7 +169,9 @@ def _write_rows(
     count = 0
     csv_hashing = _Hashing(csv_entry)
     json_hashing = _Hashing(spooled)
-    text = io.TextIOWrapper(csv_hashing, encoding="utf-8", newline="", write_through=True)
+    text = io.TextIOWrapper(
+        cast(IO[bytes], csv_hashing), encoding="utf-8", newline="", write_through=True
+    )
     writer = csv.writer(text)
     writer.writerow(names)
     json_hashing.write(f'{{"entity": "{entity.name}", "rows": [\n'.encode())
