@@ -208,10 +208,10 @@ def do_download_export(export_id: object, *, actor: Actor) -> Download:
         raise PermissionDenied(
             "An export is downloaded only in the browser session of the owner who started it."
         )
-    require_step_up(actor)
     settle(export, actor=actor)
     if export.status != ExportStatus.READY:
         raise ExportGone(export)
+    require_step_up(actor)
     now = timezone.now()
     claimed = Export.objects.filter(
         pk=export.pk, status=ExportStatus.READY, downloaded_at__isnull=True, expires_at__gt=now
