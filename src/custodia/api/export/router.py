@@ -35,11 +35,11 @@ def _out(export: Export) -> ExportOut:
 
 
 @router.post("", response={202: ExportOut})
-def start_export(request: HttpRequest) -> tuple[int, ExportOut]:
+def start_export(request: HttpRequest) -> ExportOut:
     """Start a whole-business export (owners). A session needs a fresh step-up; a token needs
     the scope `business:export:create`, which tokens get only when it is asked for by name."""
     export = do_start_export(actor=actor_of(request))
-    return 202, _out(export)
+    return _out(export)
 
 
 @router.get("/{export_id}", response=ExportOut)
