@@ -14,6 +14,7 @@ from django.utils import timezone
 from custodia.clients.models import Assignment, Client, HomeAccess
 from custodia.core.actor import Actor
 from custodia.core.permissions import Permission
+from custodia.lifecycle.export.models import Export
 from custodia.scheduling.models import Service, Visit
 from custodia.tenancy.models import Business, Invitation, Membership
 from tests.acting import act
@@ -22,7 +23,9 @@ from tests.factories import TenantMatrix
 API = "/api/v1"
 ROLES = ("outsider", "owner", "manager", "staff", "other_staff", "client")
 # Every tenant-owned table an endpoint here could write (API tokens are not: using one stamps it).
-MODELS = (Business, Membership, Invitation, Client, HomeAccess, Assignment, Service, Visit)
+MODELS = (
+    Business, Membership, Invitation, Client, HomeAccess, Assignment, Service, Visit, Export
+)
 
 
 def actor_for(matrix: TenantMatrix, role: str) -> Actor:

@@ -140,6 +140,17 @@ CASES = [
     Case("audit-events", "GET", "/audit/events", None, (200, 200, 403, 403, 403, 403)),
     Case("audit-events-mine", "GET", "/audit/events/mine", None, (403, 403, 403, 403, 403, 200)),
     Case("audit-feed", "GET", "/audit/feed", None, (200, 200, 403, 403, 403, 403)),
+    # --- /exports (the outsider starts an export of their own business)
+    Case(
+        "exports-start",
+        "POST",
+        "/exports",
+        None,
+        (202, 202, 403, 403, 403, 403),
+        session=True,  # a fresh step-up, or a token holding the scope by name (docs/export.md)
+    ),
+    # No export of A exists: a client's id is no export for anyone.
+    Case("export-get", "GET", "/exports/{client}", None, (404, 404, 404, 404, 404, 404)),
 ]
 
 PARAMS = [
@@ -187,6 +198,6 @@ def test_endpoint_as_role(matrix, caller, web_as, case: Case, role: str, expecte
 
 
 def test_matrix_covers_every_endpoint_and_role() -> None:
-    """25 endpoint-methods (28 cases with the body and target variants), each as all 6 roles."""
-    assert len(ENDPOINTS) == 25
-    assert len(PARAMS) == len(CASES) * len(ROLES) == 168
+    """27 endpoint-methods (30 cases with the body and target variants), each as all 6 roles."""
+    assert len(ENDPOINTS) == 27
+    assert len(PARAMS) == len(CASES) * len(ROLES) == 180
