@@ -23,7 +23,8 @@ from custodia.clients.models import Assignment, Client, HomeAccess
 from custodia.core.actor import Actor
 from custodia.core.audit import AuditAction, note_refusal, record
 from custodia.core.permissions import Permission, Role
-from custodia.crypto.fields import EncryptedTextField, Sealed, open_text
+from custodia.crypto.fields import EncryptedTextField, Sealed, open_text, value_context
+from custodia.crypto.keyring import BusinessKeys, keys_for
 from custodia.lifecycle.export import entities
 from custodia.lifecycle.export.archive import Row, Source
 from custodia.lifecycle.export.entities import Entity
@@ -74,20 +75,38 @@ def is_gone(export: Export, now: Any = None) -> bool:
 # --- Reading rows -------------------------------------------------------------------------------
 
 
-def _opener(model: type[Model], tenant_id: uuid.UUID) -> Callable[[str, Any, Any], Any]:
+def _row_opener(
+    model: type[Model], tenant_id: uuid.UUID, fields: list[str], pk_index: int
+) -> Callable[[tuple[Any, ...], BusinessKeys], Row]:
+    """`open_row(row, keys)`: the row with its sealed values opened. The business's keys are
+    taken once per batch (a rotation reaches the next batch); anything unusual (a key version
+    this process has not seen, a value that does not authenticate) goes the long way, through
+    crypto.fields.open_text, which refreshes, logs and raises as everywhere else."""
     table = model._meta.db_table
-    columns = {
+    by_name = {
         field.attname: field.column
         for field in model._meta.local_fields
         if isinstance(field, EncryptedTextField)
     }
+    positions = [(index, by_name[name]) for index, name in enumerate(fields) if name in by_name]
 
-    def open_value(name: str, pk: Any, value: Any) -> Any:
-        if name in columns and isinstance(value, Sealed):
-            return open_text(tenant_id, table, columns[name], pk, value.blob)
-        return value
+    def open_row(row: tuple[Any, ...], keys: BusinessKeys) -> Row:
+        if not positions:
+            return row
+        values = list(row)
+        pk = values[pk_index]
+        for index, column in positions:
+            value = values[index]
+            if not isinstance(value, Sealed):
+                continue
+            try:
+                context = value_context(tenant_id, table, column, pk)
+                values[index] = keys.open(value.blob, context)
+            except Exception:  # noqa: BLE001 - the long way decides, logs and raises
+                values[index] = open_text(tenant_id, table, column, pk, value.blob)
+        return tuple(values)
 
-    return open_value
+    return open_row
 
 
 def _rows(
@@ -101,20 +120,21 @@ def _rows(
 ) -> Source:
     """A source of `query`'s rows in `fields` order (decrypted), read in batches; each batch is
     recorded as a bulk read, with the client ids it held when `subjects` names their column."""
-    opener = _opener(query.model, actor.tenant_id)
     pk_index = fields.index(pk)
+    open_row = _row_opener(query.model, actor.tenant_id, fields, pk_index)
     subject_index = fields.index(subjects) if subjects else None
 
     def batches() -> Iterator[list[Row]]:
         rows = query.values_list(*fields).iterator(chunk_size=BATCH)
         batch: list[Row] = []
+        keys = keys_for(actor.tenant_id)
         for row in rows:
-            key = row[pk_index]
-            batch.append(tuple(opener(f, key, v) for f, v in zip(fields, row, strict=True)))
+            batch.append(open_row(row, keys))
             if len(batch) == BATCH:
                 _record_batch(actor, entity, batch, subject_index)
                 yield batch
                 batch = []
+                keys = keys_for(actor.tenant_id)
         _record_batch(actor, entity, batch, subject_index, last=True)
         yield batch
 

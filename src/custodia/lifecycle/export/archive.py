@@ -76,7 +76,8 @@ class Built:
 
 def plain(value: Any) -> Any:
     """A value as JSON holds it: times in ISO 8601, ids as text, bytes as hex."""
-    if value is None or isinstance(value, bool | int | float | str):
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None or kind is float:
         return value
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
@@ -91,12 +92,13 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def safe_cell(value: Any) -> str:
-    """A CSV cell a spreadsheet shows as text: formula-like text gets a leading apostrophe."""
-    value = plain(value)
-    if value is None:
+def _cell(value: Any) -> str:
+    """The CSV cell of a value already made plain (see safe_cell)."""
+    if type(value) is str:
+        text = value
+    elif value is None:
         text = ""
-    elif isinstance(value, bool):
+    elif value is True or value is False:
         text = "true" if value else "false"
     elif isinstance(value, list):
         text = " ".join(str(item) for item in value)
@@ -105,6 +107,11 @@ def safe_cell(value: Any) -> str:
     else:
         text = str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def safe_cell(value: Any) -> str:
+    """A CSV cell a spreadsheet shows as text: formula-like text gets a leading apostrophe."""
+    return _cell(plain(value))
 
 
 # --- Writing ------------------------------------------------------------------------------------
@@ -176,12 +183,11 @@ def _write_rows(
     writer.writerow(names)
     json_hashing.write(f'{{"entity": "{entity.name}", "rows": [\n'.encode())
     separator = b""
+    encode = json.JSONEncoder(ensure_ascii=True).encode
     for batch in source.batches():
-        writer.writerows([safe_cell(value) for value in row] for row in batch)
-        chunk = ",\n".join(
-            json.dumps(dict(zip(names, (plain(v) for v in row), strict=True)))
-            for row in batch
-        )
+        rows = [[plain(value) for value in row] for row in batch]
+        writer.writerows([_cell(value) for value in row] for row in rows)
+        chunk = ",\n".join(encode(dict(zip(names, row, strict=True))) for row in rows)
         if chunk:
             json_hashing.write(separator + chunk.encode())
             separator = b",\n"
