@@ -14,7 +14,7 @@ from custodia.tenancy.models import Business
 PLANNED = {
     # The weekly drill is a periodic job of the job worker's scheduler.
     "planned-backups": "procrastinate.contrib.django",
-    "planned-export": "custodia.portability",
+    "planned-erasure": "custodia.portability",
     "planned-payments": "custodia.payments",
     "planned-alerts": "custodia.monitoring",
 }
@@ -153,3 +153,12 @@ def test_backups_are_in_place_with_their_retention(page):
     ):
         assert claim in backups
     assert "Encrypted daily backups" not in planned_section
+
+
+def test_export_is_in_place_and_no_longer_planned(page):
+    in_place, planned_section = page.split('id="planned"', 1)
+    assert 'id="export"' in in_place and 'id="planned-export"' not in page
+    assert "custodia.lifecycle.export" in settings.INSTALLED_APPS
+    for claim in ("downloaded once", f"within {settings.EXPORT_TTL_HOURS} hours", "Ed25519"):
+        assert claim in in_place
+    assert "export" not in planned_section.split("</ul>", 1)[0].lower()

@@ -43,5 +43,6 @@ def security_page(request: HttpRequest) -> HttpResponse:
         "token_max_days": 365,
         "key_rotation_days": settings.KEY_ROTATION_DAYS,
         "backup_retention_days": settings.BACKUP_RETENTION_DAYS,
+        "export_ttl_hours": settings.EXPORT_TTL_HOURS,
     }
     return render(request, "trust/security.html", context)
