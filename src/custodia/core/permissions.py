@@ -41,6 +41,8 @@ class Permission(StrEnum):
     VISITS_REQUEST = "scheduling:visit:request"
     TOKENS_CREATE = "accounts:token:create"
     AUDIT_READ = "audit:event:read"
+    # The status of a background job the member started (owners: any of their business's).
+    JOBS_READ = "jobs:job:read"
     # The whole business's data, exported (lifecycle/export): owners only. An API token holds it
     # only when its scopes name it (EXPLICIT_SCOPES): docs/export.md explains why.
     BUSINESS_EXPORT = "business:export:create"
@@ -67,6 +69,7 @@ _MANAGER = frozenset(
         Permission.VISITS_WRITE,
         Permission.VISITS_REPORT,
         Permission.TOKENS_CREATE,
+        Permission.JOBS_READ,
     }
 )
 
@@ -92,6 +95,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VISITS_READ,
             Permission.VISITS_REPORT,
             Permission.TOKENS_CREATE,
+            Permission.JOBS_READ,
         }
     ),
     Role.CLIENT: frozenset(
@@ -101,6 +105,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.SERVICES_READ,
             Permission.VISITS_READ,
             Permission.VISITS_REQUEST,
+            Permission.JOBS_READ,
         }
     ),
 }

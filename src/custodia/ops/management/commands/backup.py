@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from custodia.lifecycle import backups
 from custodia.lifecycle.backups import BackupError, BackupStore
-from custodia.ops.maintenance import run_daily
+from custodia.ops.maintenance import run_round
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,11 @@ class Command(BaseCommand):
         )
         drill.add_argument("--identity", type=Path, help="an age identity file")
         maintain = commands.add_parser(
-            "maintain", help="run and prune now, then once a day (`custodia serve` runs it)"
+            "maintain",
+            help="run and prune (one round; the job worker runs it at start and daily)",
         )
-        maintain.add_argument("--once", action="store_true", help="one round, then exit")
+        # Accepted for the scripts of the days when `maintain` looped: a round is all it does.
+        maintain.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
         store = BackupStore(options["dir"])
@@ -127,7 +130,7 @@ class Command(BaseCommand):
         )
 
     def _maintain(self, store: BackupStore, options: dict[str, Any]) -> None:
-        """Beside the server (`custodia serve`): a backup and a prune at start, then daily."""
+        """One round; the job worker runs it at start and daily (ops/tasks.py)."""
         backups.recipients()  # production without recipients stops here, before any round
 
         def step(command: str) -> Any:
@@ -139,7 +142,7 @@ class Command(BaseCommand):
 
             return run
 
-        run_daily("backups", [step("run"), step("prune")], once=options["once"], logger=logger)
+        run_round("backups", [step("run"), step("prune")], logger=logger)
 
     def _drill(self, store: BackupStore, options: dict[str, Any]) -> None:
         result = backups.drill(store, backups.default_identity(options["identity"]))
