@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,13 @@ def start_on_page(web_as: Any, owner: Any) -> Export:
     assert response.status_code == 302, response.content[:300]
     act(owner)
     export = Export.objects.get(tenant_id=owner.tenant_id, started_by=owner.membership)
-    assert response["Location"] == f"/app/exports/{export.pk}/"
+    assert response["Location"] == f"/jobs/{export.job_id}/"
     return export
 
 
 def build(owner: Any, export: Export) -> Export:
     """What the job does: act as the starter's membership and build."""
-    worker = act(job_actor(owner.membership))
+    worker = act(job_actor(owner.membership, job_id=uuid.uuid4(), kind="export"))
     return do_build_export(export.pk, actor=worker)
 
 
@@ -107,7 +108,7 @@ def test_start_needs_a_fresh_step_up(matrix: TenantMatrix, web_as: Any, export_e
 
 
 def test_a_job_can_never_start_one(matrix: TenantMatrix, export_env: Path):
-    worker = act(job_actor(matrix.a.owner.membership))
+    worker = act(job_actor(matrix.a.owner.membership, job_id=uuid.uuid4(), kind="export"))
     with pytest.raises(StepUpRequired):
         do_start_export(actor=worker)
 

@@ -13,8 +13,9 @@ from ninja import Router
 from custodia.api.auth import actor_of
 from custodia.api.export.schemas import ExportOut
 from custodia.lifecycle.export import access
-from custodia.lifecycle.export.actions import do_start_export, settle
+from custodia.lifecycle.export.actions import settle
 from custodia.lifecycle.export.models import Export
+from custodia.lifecycle.export.tasks import start_export as start_export_job
 
 router = Router(tags=["exports"])
 
@@ -36,10 +37,10 @@ def _out(export: Export) -> ExportOut:
 
 @router.post("", response={202: ExportOut})
 def start_export(request: HttpRequest) -> ExportOut:
-    """Start a whole-business export (owners). A session needs a fresh step-up; a token needs
-    the scope `business:export:create`, which tokens get only when it is asked for by name."""
-    export = do_start_export(actor=actor_of(request))
-    return _out(export)
+    """Start a whole-business export (owners) as a job (`job_id`: GET /api/v1/jobs/{id} shows
+    its progress). A session needs a fresh step-up; a token needs the scope
+    `business:export:create`, which tokens get only when it is asked for by name."""
+    return _out(start_export_job(actor=actor_of(request)).export)
 
 
 @router.get("/{export_id}", response=ExportOut)

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -16,12 +17,12 @@ from custodia.lifecycle.export import access
 from custodia.lifecycle.export.actions import (
     ExportGone,
     do_download_export,
-    do_start_export,
     gone_message,
     own_data_archive,
     settle,
 )
 from custodia.lifecycle.export.models import Export, ExportStatus
+from custodia.lifecycle.export.tasks import start_export
 from custodia.web.decorators import member_required
 from custodia.web.forms import form_action
 
@@ -48,9 +49,9 @@ def export_list(request: HttpRequest, actor: Actor) -> HttpResponse:
     return form_action(
         request,
         form,
-        lambda: do_start_export(actor=actor),
-        success="The export has started. Its page shows its progress.",
-        done=lambda started: redirect("export_detail", started.pk),
+        lambda: start_export(actor=actor),
+        success="The export has started. This page shows its progress.",
+        done=lambda started: redirect(started.job_url),
         page=page,
     )
 
@@ -64,6 +65,7 @@ def _detail(
         "gone": gone,
         "gone_message": gone_message(export) if gone else "",
         "running": export.status == ExportStatus.RUNNING,
+        "job_url": reverse("jobs:detail", args=[export.job_id]) if export.job_id else "",
     }
     return render(request, "export/detail.html", context, status=410 if gone else status)
 
