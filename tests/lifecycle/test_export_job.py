@@ -19,7 +19,7 @@ from custodia.lifecycle.export.models import Export, ExportStatus
 from custodia.lifecycle.export.storage import stored_path
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix
-from tests.jobs.conftest import (  # noqa: F401 (fixtures)
+from tests.jobs.conftest import (
     Worker,
     jobs_database,
     live,
@@ -28,6 +28,9 @@ from tests.jobs.conftest import (  # noqa: F401 (fixtures)
     workers,
     world,
 )
+
+# The jobs package's fixtures: a committed database of its own and real workers on it.
+__all__ = ["jobs_database", "live", "workers", "world"]
 
 
 @pytest.fixture

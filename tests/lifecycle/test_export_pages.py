@@ -268,3 +268,18 @@ def test_archive_bytes_hold_only_this_business(matrix: TenantMatrix, ready: Expo
     files = read_zip(data)
     assert str(matrix.b.client.pk).encode() not in b"".join(files.values())
     assert io.BytesIO(data).read(4) == ZIP_MAGIC
+
+
+def test_an_altered_stored_file_is_refused_not_served(
+    matrix: TenantMatrix, web_as: Any, ready: Export
+):
+    path = stored_path(ready)
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0x01  # one bit in the last chunk's ciphertext
+    path.write_bytes(bytes(data))
+    response = web_as(matrix.a.owner).post(f"/app/exports/{ready.pk}/download/")
+    assert response.status_code == 410 and ZIP_MAGIC not in response.content
+    assert b"failed" in response.content
+    act(matrix.a.owner)
+    assert Export.objects.get(pk=ready.pk).status == ExportStatus.FAILED
+    assert not path.exists()

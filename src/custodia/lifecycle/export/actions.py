@@ -212,11 +212,21 @@ def do_download_export(export_id: object, *, actor: Actor) -> Download:
     if export.status != ExportStatus.READY:
         raise ExportGone(export)
     require_step_up(actor)
+    try:
+        handle = storage.open_decrypted(export)
+    except ExportError:
+        # Its file is missing or does not decrypt (altered on disk): nothing to hand out, ever.
+        logger.error("export file unreadable tenant=%s export=%s", actor.tenant_id, export.pk)
+        Export.objects.filter(pk=export.pk).update(status=ExportStatus.FAILED)
+        export.status = ExportStatus.FAILED
+        storage.delete_stored(export)
+        raise ExportGone(export) from None
     now = timezone.now()
     claimed = Export.objects.filter(
         pk=export.pk, status=ExportStatus.READY, downloaded_at__isnull=True, expires_at__gt=now
     ).update(status=ExportStatus.DOWNLOADED, downloaded_at=now)
     if not claimed:
+        handle.close()
         export.refresh_from_db(fields=["status", "downloaded_at"])
         raise ExportGone(export)
     export.status, export.downloaded_at = ExportStatus.DOWNLOADED, now
@@ -227,7 +237,6 @@ def do_download_export(export_id: object, *, actor: Actor) -> Download:
         purpose=access.PURPOSE,
         detail={"count": sum(export.rows.values()), "rows": export.rows, "size": export.size},
     )
-    handle = storage.open_decrypted(export)
     # Single use: the stored file goes once the download is committed.
     transaction.on_commit(lambda: storage.delete_stored(export))
     return Download(export, handle, export.size)
