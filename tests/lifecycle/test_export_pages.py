@@ -136,6 +136,7 @@ def test_the_trail_has_the_start_reads_and_download(
     by_entity = {event.detail["entity"]: event for event in reads}
     assert by_entity["clients"].detail["count"] == 2
     assert set(by_entity["clients"].subject_ids) == {matrix.a.client.pk, matrix.a.other_client.pk}
+    assert by_entity["visits"].subject_ids == [matrix.a.client.pk]
     assert {"business", "members", "visits", "home_access", "audit_events"} <= set(by_entity)
     assert all(event.purpose == "export" for event in reads)
     with django_capture_on_commit_callbacks(execute=True):

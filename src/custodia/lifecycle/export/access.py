@@ -153,7 +153,10 @@ def _record_batch(
         return
     if not batch and subject_index is not None:
         return  # the empty tail of a list of clients: nobody was read
-    subjects = None if subject_index is None else [row[subject_index] for row in batch]
+    # The clients concerned, each once (a client's visits name them many times).
+    subjects = None
+    if subject_index is not None:
+        subjects = list(dict.fromkeys(row[subject_index] for row in batch))
     record(
         AuditAction.EXPORT_READ,
         actor=actor,
@@ -215,12 +218,14 @@ def business_sources(actor: Actor) -> list[Source]:
             Assignment.objects.filter(tenant_id=tenant).order_by("created_at", "id"),
             entities.ASSIGNMENTS,
             entities.ASSIGNMENTS.column_names,
+            subjects="client_id",
         ),
         _rows(
             actor,
             Visit.objects.filter(tenant_id=tenant).order_by("starts_at", "id"),
             entities.VISITS,
             entities.VISITS.column_names,
+            subjects="client_id",
         ),
         _rows(
             actor,
