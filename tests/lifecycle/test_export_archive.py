@@ -4,6 +4,7 @@ every column, its manifest verifies, and every kind of tampering is caught."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import json
 import re
@@ -19,6 +20,7 @@ import pytest
 from custodia.audit.models import AuditEvent
 from custodia.clients.actions import do_create_client
 from custodia.clients.models import Client
+from custodia.core.audit import AuditAction, record
 from custodia.lifecycle.export import entities
 from custodia.lifecycle.export.actions import write_business_archive
 from custodia.lifecycle.export.archive import (
@@ -273,3 +275,28 @@ def test_documented_python_check(archive: Path, tmp_path: Path):
 def test_zip_is_readable_by_the_standard_library(archive: Path):
     with zipfile.ZipFile(io.BytesIO(archive.read_bytes())) as opened:
         assert opened.testzip() is None
+
+
+def test_the_trail_written_by_the_database_reads_like_the_rest(
+    matrix: TenantMatrix, export_env: Path, tmp_path: Path
+):
+    """The audit trail's CSV and JSON are made in SQL: the same guard, quoting and values."""
+    owner = matrix.a.owner
+    act(owner)
+    tricky = '=cmd|" /C calc",\nnext line'
+    record(AuditAction.AUDIT_READ, actor=owner, purpose=tricky, detail={"count": 3, "a": "b"})
+    record(AuditAction.CLIENT_LIST, actor=owner, subject_ids=[matrix.a.client.pk], purpose="-x")
+    files = build(owner, tmp_path / "e.zip")
+    rows = {row["purpose"]: row for row in csv_rows(files, "audit_events")}
+    exact = {row["purpose"]: row for row in json_rows(files, "audit_events")}
+    assert "'" + tricky in rows and tricky in exact
+    assert rows["'-x"]["subject_ids"] == str(matrix.a.client.pk)
+    assert exact["-x"]["subject_ids"] == [str(matrix.a.client.pk)]
+    assert exact[tricky]["detail"] == {"count": 3, "a": "b"}
+    assert json.loads(rows["'" + tricky]["detail"]) == {"count": 3, "a": "b"}
+    event = AuditEvent.objects.get(tenant_id=owner.tenant_id, purpose=tricky)
+    assert exact[tricky]["id"] == event.id and rows["'" + tricky]["id"] == str(event.id)
+    assert exact[tricky]["occurred_at"] == event.occurred_at.astimezone(dt.UTC).isoformat()
+    assert exact[tricky]["hash"] == bytes(event.hash).hex() == rows["'" + tricky]["hash"]
+    assert exact[tricky]["actor_user_id"] == str(owner.user.pk)
+    assert exact[tricky]["client_id"] is None and rows["'" + tricky]["client_id"] == ""
