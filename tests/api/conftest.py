@@ -53,6 +53,8 @@ def names(matrix: TenantMatrix) -> dict[str, str]:
         "other_staff": str(a.other_staff.membership.pk),
         "service": str(a.service.pk),
         "visit": str(a.visit.pk),
+        # No export exists in the matrix: an id that is no export's, for anyone.
+        "export": "00000000-0000-4000-8000-000000000001",
         "b_client": str(b.client.pk),
         "b_staff": str(b.staff.membership.pk),
         "b_service": str(b.service.pk),

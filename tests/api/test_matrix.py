@@ -149,8 +149,8 @@ CASES = [
         (202, 202, 403, 403, 403, 403),
         session=True,  # a fresh step-up, or a token holding the scope by name (docs/export.md)
     ),
-    # No export of A exists: a client's id is no export for anyone.
-    Case("export-get", "GET", "/exports/{client}", None, (404, 404, 404, 404, 404, 404)),
+    # No export of A exists: the id is no export for anyone.
+    Case("export-get", "GET", "/exports/{export}", None, (404, 404, 404, 404, 404, 404)),
 ]
 
 PARAMS = [

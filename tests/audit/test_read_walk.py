@@ -132,6 +132,9 @@ def parameters(matrix: TenantMatrix) -> dict[str, str]:
         "membership_id": str(a.staff.membership.pk),
         "token_id": str(token.pk),
         "invitation_id": str(invitation.pk),
+        # No such export or job: their pages show no customer data (tests/lifecycle, tests/jobs).
+        "export_id": NO_SUCH_ID,
+        "job_id": NO_SUCH_ID,
         "session_id": "1",
         "pk": "1",
         "prefix": "walkprefix",
@@ -143,6 +146,7 @@ def parameters(matrix: TenantMatrix) -> dict[str, str]:
     }
 
 
+NO_SUCH_ID = "00000000-0000-4000-8000-000000000001"
 PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>|\(\?P<(\w+)>[^)]*\)")
 
 

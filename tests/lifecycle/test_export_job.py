@@ -3,13 +3,13 @@ progress, the job's result links to the export, and the owner downloads it once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.urls import reverse
 
 from custodia.core.actor import acting_as
@@ -17,20 +17,40 @@ from custodia.jobs.models import Job, JobStatus
 from custodia.lifecycle.export.archive import verify_archive
 from custodia.lifecycle.export.models import Export, ExportStatus
 from custodia.lifecycle.export.storage import stored_path
-from tests.conftest import HttpsClient
-from tests.factories import TenantMatrix
-from tests.jobs.conftest import (
-    Worker,
-    jobs_database,
-    live,
-    read_job,
-    wait_for,
-    workers,
-    world,
+from custodia.ops.management.commands.setup import (
+    drop_database,
+    point_connections_at,
+    prepare_database,
 )
+from tests.conftest import HttpsClient
+from tests.factories import TenantMatrix, build_matrix
+from tests.jobs.conftest import Worker, live, read_job, wait_for, workers
 
-# The jobs package's fixtures: a committed database of its own and real workers on it.
-__all__ = ["jobs_database", "live", "workers", "world"]
+# The jobs package's fixtures (committed data, real workers), on a database of this module's
+# own: `live` and `workers` take the `jobs_database` defined here.
+__all__ = ["live", "workers"]
+
+
+@pytest.fixture(scope="module")
+def jobs_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
+    """A migrated database of this module's own; every connection points at it meanwhile."""
+    original = dict(settings.DATABASES["default"])
+    name = f"{original['NAME']}_export_jobs"
+    with django_db_blocker.unblock():
+        try:
+            prepare_database(name, fresh=True)
+            yield name
+        finally:
+            connections.close_all()
+            drop_database(name)
+            point_connections_at(original["NAME"], original["HOST"])
+
+
+@pytest.fixture
+def world(live: str) -> TenantMatrix:
+    """Two businesses with every role, committed in this module's database."""
+    with transaction.atomic():
+        return build_matrix()
 
 
 @pytest.fixture
