@@ -9,6 +9,7 @@ import sys
 CUSTODIA_COMMANDS: dict[str, str | None] = {
     "setup": None,
     "serve": None,
+    "worker": None,
     "demo": None,
     "createbusiness": None,
     "token": None,
@@ -16,6 +17,7 @@ CUSTODIA_COMMANDS: dict[str, str | None] = {
     "keys": None,
     "backup": None,
     "export": None,
+    "retention": None,
     "migrate": "Apply database migrations, as the owner role custodia_owner.",
     "dbshell": "psql as the app role custodia_app (row-level security applies).",
     "check": "System checks; `check --deploy` with CUSTODIA_ENV=production before going live.",

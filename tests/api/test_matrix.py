@@ -151,6 +151,8 @@ CASES = [
     ),
     # No export of A exists: the id is no export for anyone.
     Case("export-get", "GET", "/exports/{export}", None, (404, 404, 404, 404, 404, 404)),
+    # --- /jobs (started by the manager: theirs and the owners' to see)
+    Case("job-get", "GET", "/jobs/{job}", None, (404, 200, 200, 404, 404, 404)),
 ]
 
 PARAMS = [
@@ -198,6 +200,6 @@ def test_endpoint_as_role(matrix, caller, web_as, case: Case, role: str, expecte
 
 
 def test_matrix_covers_every_endpoint_and_role() -> None:
-    """27 endpoint-methods (30 cases with the body and target variants), each as all 6 roles."""
-    assert len(ENDPOINTS) == 27
-    assert len(PARAMS) == len(CASES) * len(ROLES) == 180
+    """28 endpoint-methods (31 cases with the body and target variants), each as all 6 roles."""
+    assert len(ENDPOINTS) == 28
+    assert len(PARAMS) == len(CASES) * len(ROLES) == 186

@@ -195,6 +195,11 @@ EVENTS: dict[str, dict[tuple[str, ...], list[Ev]]] = {
         ("manager", "staff", "other_staff", "client"): [denied()],
     },
     "export-get": {EVERYONE: [denied("export", "{export}")]},
+    # --- /jobs: a job's status is no customer data, so reading it is no event; a refusal is.
+    "job-get": {
+        ("owner", "manager"): [],
+        ("outsider", "staff", "other_staff", "client"): [denied("job", "{job}")],
+    },
 }
 
 # Body fields whose values are customer data (door codes, notes, reports, a client's note).
@@ -208,6 +213,7 @@ PARAMETERS = {
     "service": "service_id",
     "visit": "visit_id",
     "export": "export_id",
+    "job": "job_id",
 }
 
 

@@ -35,9 +35,7 @@ class Job(TenantOwned):
     started_by = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+")
     # What the starter asked for (ids, options); never shown in logs.
     params = models.JSONField(default=dict)
-    status = models.CharField(
-        max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED
-    )
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     done = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(null=True, blank=True)
     stage = models.CharField(max_length=STAGE_LENGTH, blank=True)

@@ -16,6 +16,7 @@ from custodia.jobs.registry import periodic_task
 AUDIT_MAINTENANCE = "audit-maintenance"
 KEY_MAINTENANCE = "key-maintenance"
 BACKUPS = "backups"
+RETENTION = "retention"
 
 
 @periodic_task(BACKUPS, cron="0 1 * * *", run_at_start=True)
@@ -34,3 +35,9 @@ def audit_maintenance() -> None:
 def key_maintenance() -> None:
     """Key rotation and destruction (`custodia keys maintain`)."""
     call_command("keys", "maintain")
+
+
+@periodic_task(RETENTION, cron="15 3 * * *", run_at_start=True)
+def retention() -> None:
+    """The retention policy, every rule (`custodia retention run`, docs/retention.md)."""
+    call_command("retention", "run")

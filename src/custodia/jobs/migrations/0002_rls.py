@@ -13,8 +13,9 @@ from django.db import migrations
 from custodia.core.rls import IN_TENANT, guard_table, same_tenant
 
 STARTER = f"{IN_TENANT} AND started_by_id = custodia_membership_id()"
-STARTER_OR_OWNER = f"{IN_TENANT} AND (started_by_id = custodia_membership_id()" \
-    " OR custodia_role() = 'owner')"
+STARTER_OR_OWNER = (
+    f"{IN_TENANT} AND (started_by_id = custodia_membership_id() OR custodia_role() = 'owner')"
+)
 
 
 class Migration(migrations.Migration):

@@ -75,6 +75,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not 1 <= options["concurrency"] <= 32:
             raise CommandError("--concurrency must be between 1 and 32.")
+        # Every task module (settings.PROCRASTINATE_IMPORT_PATHS) before choosing among them.
+        app.perform_import_paths()
         chosen = self._chosen(options["without"], options["only"])
         if options["list"]:
             self._list(chosen)
@@ -106,9 +108,7 @@ class Command(BaseCommand):
                 f" there are {', '.join(sorted(known))}."
             )
         return [
-            task
-            for task in tasks
-            if task.name not in without and (not only or task.name in only)
+            task for task in tasks if task.name not in without and (not only or task.name in only)
         ]
 
     def _list(self, chosen: list[PeriodicTask]) -> None:
