@@ -17,7 +17,8 @@ from custodia.accounts.actions import do_create_api_token
 from custodia.accounts.stepup import StepUpRequired
 from custodia.audit.models import AuditEvent
 from custodia.core.permissions import Role
-from custodia.lifecycle.export.actions import do_build_export, do_start_export, expire_exports
+from custodia.lifecycle import retention
+from custodia.lifecycle.export.actions import do_build_export, do_start_export
 from custodia.lifecycle.export.archive import verify_archive
 from custodia.lifecycle.export.models import Export, ExportStatus
 from custodia.lifecycle.export.storage import stored_path
@@ -162,10 +163,12 @@ def test_expiry_deletes_the_file_and_the_link_says_so(
     assert Export.objects.get(pk=ready.pk).status == ExportStatus.EXPIRED
 
 
-def test_the_sweep_deletes_expired_files_nobody_looked_at(ready: Export):
+def test_the_retention_run_deletes_expired_files_nobody_looked_at(ready: Export):
     path = stored_path(ready)
-    assert expire_exports() == 0 and path.exists()
-    assert expire_exports(dt.datetime.now(dt.UTC) + dt.timedelta(hours=25)) == 1
+    [kept] = retention.enforce(only={"exports"})
+    assert kept == retention.Outcome("exports", 0) and path.exists()
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=24, minutes=1)
+    assert retention.enforce(later, only={"exports"}) == [retention.Outcome("exports", 1)]
     assert not path.exists()
 
 

@@ -28,6 +28,7 @@ from custodia.accounts.models import LoginThrottle, SecurityEvent
 from custodia.audit import chain
 from custodia.cache.backend import purge_expired_entries
 from custodia.lifecycle import backups
+from custodia.lifecycle.export import storage as export_storage
 from custodia.tenancy.actions import do_erase_spent_invitation_addresses
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,12 @@ def _backups(now: dt.datetime) -> int:
             "retention: %d backup(s) with an unverifiable manifest kept", len(result.unsure)
         )
     return len(result.deleted)
+
+
+def _exports(now: dt.datetime) -> int:
+    # A file past its time is useless whatever its row says (lifecycle/export/storage.py); an
+    # export looked at after its expiry is marked expired and its file deleted there and then.
+    return export_storage.sweep(now)
 
 
 def _sessions(now: dt.datetime) -> int:
@@ -154,6 +161,12 @@ def policy() -> list[Rule]:
             f"{_days(settings.BACKUP_RETENTION_DAYS)}, then deleted; never one whose signed"
             " manifest does not verify",
             _backups,
+        ),
+        Rule(
+            "exports",
+            "Whole-business exports waiting for their one download (kept encrypted)",
+            f"until downloaded once, or {settings.EXPORT_TTL_HOURS} hours, then deleted",
+            _exports,
         ),
         Rule(
             "sessions",

@@ -281,10 +281,3 @@ def own_data_archive(actor: Actor) -> IO[bytes]:
         raise
     handle.seek(0)
     return handle
-
-
-def expire_exports(now: dt.datetime | None = None) -> int:
-    """Delete stored exports past their lifetime (the scheduler's sweep; see storage.sweep)."""
-    return storage.sweep(now)
-
-

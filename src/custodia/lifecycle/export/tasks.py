@@ -1,4 +1,5 @@
-"""Export jobs (custodia.jobs): building a started export, and the sweep of expired files.
+"""The export job (custodia.jobs): building a started export. Expired files are deleted by the
+retention policy's daily run (lifecycle/retention.py, rule "exports").
 
 `start_export` is what the page and the API call: the export is started (step-up, audit event,
 the other owners told) and its job queued in the same transaction (`do_start_job`).
@@ -13,8 +14,8 @@ from django.urls import reverse
 
 from custodia.core.actor import Actor
 from custodia.jobs.actions import do_start_job
-from custodia.jobs.registry import JobContext, job_task, periodic_task
-from custodia.lifecycle.export.actions import do_build_export, do_start_export, expire_exports
+from custodia.jobs.registry import JobContext, job_task
+from custodia.lifecycle.export.actions import do_build_export, do_start_export
 from custodia.lifecycle.export.models import Export, ExportStatus
 
 KIND = "export"
@@ -50,9 +51,3 @@ def build_export(ctx: JobContext) -> None:
         ctx.finish(result={"label": "Download the export", "url": url})
     else:
         ctx.finish(result={"label": "The export failed: start a new one", "url": url})
-
-
-@periodic_task("export-sweep", cron="*/15 * * * *", run_at_start=True)
-def sweep_exports() -> None:
-    """Delete stored exports past their lifetime, whether or not anyone looked at them."""
-    expire_exports()

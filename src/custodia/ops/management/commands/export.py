@@ -14,7 +14,7 @@ from django.db import transaction
 from custodia.audit.chain import key_id
 from custodia.core.actor import acting_as
 from custodia.core.permissions import Role
-from custodia.lifecycle.export.actions import do_export_to_file, expire_exports
+from custodia.lifecycle.export.actions import do_export_to_file
 from custodia.lifecycle.export.archive import (
     ExportError,
     install_public_key,
@@ -26,7 +26,7 @@ from custodia.tenancy.actors import console_actors, find_user
 
 
 class Command(BaseCommand):
-    help = "Exports: create (a business's data into a file), verify FILE, public-key, sweep."
+    help = "Exports: create (a business's data into a file), verify FILE, public-key."
 
     def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(dest="command", required=True)
@@ -42,7 +42,6 @@ class Command(BaseCommand):
             "--public-key", type=Path, help="a PEM public key (default: this install's)"
         )
         commands.add_parser("public-key", help="print this install's export signing key (PEM)")
-        commands.add_parser("sweep", help="delete stored exports past their lifetime")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -96,6 +95,3 @@ class Command(BaseCommand):
         public = install_public_key()
         self.stdout.write(f"# key id {key_id(public)}")
         self.stdout.write(public_key_pem(public).decode().rstrip())
-
-    def handle_sweep(self, options: dict[str, Any]) -> None:
-        self.stdout.write(f"deleted {expire_exports()} expired export file(s)")
