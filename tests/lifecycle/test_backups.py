@@ -409,7 +409,7 @@ def test_a_drill_restores_the_newest_backup_and_logs_the_result(
     tamper_byte(newest.dump_path, 100)
     failed = backups.drill(store, identities)
     assert not failed.ok and "does not match the manifest" in failed.detail
-    log = [json.loads(line) for line in (store.directory / "drills.jsonl").read_text().splitlines()]
+    log = backups.drill_records()
     assert [(entry["backup_id"], entry["ok"]) for entry in log] == [
         (newest.id, True),
         (newest.id, False),

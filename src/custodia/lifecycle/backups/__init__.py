@@ -1,0 +1,99 @@
+"""Backups (docs/backups.md): encrypted, signed, checked, pruned, drilled.
+
+- `store`: where backups live (a local directory or S3), atomically, one writer at a time;
+- `manifest`: signing and checking manifests (also used by exports: `sign_manifest`,
+  `verify_manifest`);
+- `keys`: the age recipients and identities;
+- `logical`: the `pg_dump` engine, verification and restores;
+- `retention`: what is due (days and optional daily/weekly/monthly tiers) and the prune;
+- `keystore`: the keystore's own backups, with their short retention;
+- `drill`: the restore drill, its signed log and the operators' email.
+
+Everything a caller needs is importable from here.
+"""
+
+from __future__ import annotations
+
+from custodia.lifecycle.backups.drill import (
+    DrillResult,
+    DrillStatus,
+    drill,
+    drill_records,
+    latest_drill,
+)
+from custodia.lifecycle.backups.keys import (
+    default_identity,
+    development_identity,
+    load_identity,
+    recipients,
+    uses_development_key,
+)
+from custodia.lifecycle.backups.keystore import (
+    restore_keystore,
+    run_keystore_backup,
+    unreadable_everywhere_days,
+    verify_keystore_backup,
+)
+from custodia.lifecycle.backups.logical import (
+    ENGINE,
+    database_name,
+    drop_database,
+    restore_backup,
+    row_counts,
+    run_backup,
+    verify_backup,
+)
+from custodia.lifecycle.backups.manifest import BackupError, sign_manifest, verify_manifest
+from custodia.lifecycle.backups.retention import Policy, PruneResult, prune
+from custodia.lifecycle.backups.store import (
+    DUMP_SUFFIX,
+    FORMAT,
+    MANIFEST_SUFFIX,
+    Backup,
+    BackupStore,
+    LocalStore,
+    S3Store,
+    Store,
+    database_store,
+    keystore_store,
+)
+
+__all__ = [
+    "DUMP_SUFFIX",
+    "ENGINE",
+    "FORMAT",
+    "MANIFEST_SUFFIX",
+    "Backup",
+    "BackupError",
+    "BackupStore",
+    "DrillResult",
+    "DrillStatus",
+    "LocalStore",
+    "Policy",
+    "PruneResult",
+    "S3Store",
+    "Store",
+    "database_name",
+    "database_store",
+    "default_identity",
+    "development_identity",
+    "drill",
+    "drill_records",
+    "drop_database",
+    "keystore_store",
+    "latest_drill",
+    "load_identity",
+    "prune",
+    "recipients",
+    "restore_backup",
+    "restore_keystore",
+    "row_counts",
+    "run_backup",
+    "run_keystore_backup",
+    "sign_manifest",
+    "unreadable_everywhere_days",
+    "uses_development_key",
+    "verify_backup",
+    "verify_keystore_backup",
+    "verify_manifest",
+]
