@@ -15,84 +15,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pyrage
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import connections, transaction
 
-from custodia.embedded import admin_connection
 from custodia.lifecycle import backups
 from custodia.lifecycle.backups import Backup, BackupError, BackupStore
-from custodia.ops.management.commands.setup import (
-    drop_database,
-    point_connections_at,
-    prepare_database,
-)
-from tests.factories import build_business
-from tests.lifecycle.support import backup_keys, write_identity
-
-
-@pytest.fixture(scope="module")
-def scratch_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
-    """A migrated database of this module's own (its business is added by `database`)."""
-    original = dict(settings.DATABASES["default"])
-    name = f"{original['NAME']}_backups"
-    with django_db_blocker.unblock():
-        try:
-            prepare_database(name, fresh=True)
-            yield name
-        finally:
-            connections.close_all()
-            drop_database(name)
-            point_connections_at(original["NAME"], original["HOST"])
-
-
-@pytest.fixture
-def database(scratch_database: str, django_db_blocker: Any) -> Iterator[str]:
-    """The scratch database, with one committed business from the first test on."""
-    with django_db_blocker.unblock():
-        with admin(scratch_database) as conn:
-            populated = conn.execute("SELECT count(*) FROM tenancy_business").fetchone()
-        if populated == (0,):
-            with transaction.atomic():
-                build_business("Backedup")
-        yield scratch_database
-
-
-@pytest.fixture
-def identities(settings: Any) -> list[pyrage.x25519.Identity]:
-    return backup_keys(settings)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> BackupStore:
-    return BackupStore(tmp_path / "backups")
-
-
-@pytest.fixture
-def restored(database: str) -> Iterator[str]:
-    """The name of a database to restore into; dropped after the test."""
-    name = f"{database}_restored"
-    yield name
-    backups.drop_database(name)
-
-
-def admin(name: str) -> psycopg.Connection[Any]:
-    return admin_connection(settings.ADMIN_DATABASE, name)
-
-
-def database_exists(name: str) -> bool:
-    with admin("postgres") as conn:
-        return (
-            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-            is not None
-        )
+from tests.lifecycle.conftest import admin, database_exists
+from tests.lifecycle.support import write_identity
 
 
 def leftovers(store: BackupStore) -> list[str]:
