@@ -3,7 +3,6 @@ drill results in a log of the test's own, and a local S3 (moto's server, real bo
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys

@@ -79,8 +79,8 @@ D = dt.date
 DAILY = {D(2026, 11, 28) + dt.timedelta(days=n) for n in range(7)}  # younger than 7 days
 WEEKLY = {D(2026, 10, 18), D(2026, 10, 25), D(2026, 11, 1), D(2026, 11, 8), D(2026, 11, 15),
           D(2026, 11, 22)}  # fmt: skip  # the Sundays ending ISO weeks 42 to 47 (48, 49: daily)
-MONTHLY = {D(2026, 1, 31), D(2026, 2, 28), D(2026, 3, 31), D(2026, 4, 30), D(2026, 5, 31),
-           D(2026, 6, 30), D(2026, 7, 31), D(2026, 8, 31), D(2026, 9, 30), D(2026, 10, 31)}  # fmt: skip
+# The last day of each month of 2026 but December and November (whose newest are daily ones).
+MONTHLY = {D(2026, month + 1, 1) - dt.timedelta(days=1) for month in range(1, 11)}
 
 
 @pytest.mark.django_db
