@@ -14,6 +14,7 @@ Everything a caller needs is importable from here.
 
 from __future__ import annotations
 
+from custodia.lifecycle.backups import drill as drill_module
 from custodia.lifecycle.backups.drill import (
     DrillResult,
     DrillStatus,
@@ -78,6 +79,7 @@ __all__ = [
     "default_identity",
     "development_identity",
     "drill",
+    "drill_module",
     "drill_records",
     "drop_database",
     "keystore_store",

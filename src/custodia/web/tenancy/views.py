@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from allauth.account.utils import perform_login
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
@@ -19,6 +20,7 @@ from custodia.accounts.sessions import rotate_session
 from custodia.core.actor import Actor, activate
 from custodia.core.dbcontext import clear, set_db_context
 from custodia.core.permissions import Permission, Role
+from custodia.lifecycle.backups import unreadable_everywhere_days
 from custodia.tenancy import access
 from custodia.tenancy.actions import (
     INVALID_INVITATION,
@@ -180,8 +182,13 @@ def business_delete(request: HttpRequest, actor: Actor) -> HttpResponse:
     """The owner deletes the business: every record, and its encryption keys."""
     business = actor.business
     form = DeleteBusinessForm(request.POST if request.method == "POST" else None)
+    context = {
+        "form": form,
+        "keystore_backup_retention_days": settings.KEYSTORE_BACKUP_RETENTION_DAYS,
+        "unreadable_after_days": unreadable_everywhere_days(),
+    }
     if request.method != "POST":
-        return render(request, "tenancy/business_delete.html", {"form": form})
+        return render(request, "tenancy/business_delete.html", context)
     return form_action(
         request,
         form,
@@ -190,9 +197,7 @@ def business_delete(request: HttpRequest, actor: Actor) -> HttpResponse:
         ),
         success=f"{business.name} was deleted and its encryption keys destroyed.",
         done=lambda _: _business_gone(request),
-        page=lambda status: render(
-            request, "tenancy/business_delete.html", {"form": form}, status=status
-        ),
+        page=lambda status: render(request, "tenancy/business_delete.html", context, status=status),
     )
 
 
