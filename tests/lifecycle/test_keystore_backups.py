@@ -82,6 +82,9 @@ def test_a_keystore_backup_holds_every_key_file_encrypted_and_signed(
     directory = ["--dir", str(key_store.label)]
     call_command("backup", *directory, "keystore", "list")
     call_command("backup", *directory, "keystore", "verify", backup.id, "--identity", str(identity))
+    # Pruned by its own retention, not the database backups'.
+    call_command("backup", *directory, "keystore", "prune", "--dry-run")
+    assert key_store.backups() == [backup]
     # A keystore backup is never taken for a database backup (nor restored as one).
     [mistaken] = backups.LocalStore(Path(key_store.label)).backups()
     assert mistaken.problem == "unknown backup format 'custodia-keystore-backup/1'"

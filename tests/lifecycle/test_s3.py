@@ -6,6 +6,7 @@ bucket is a clear error; a tampered object is detected; prune deletes what is du
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -154,3 +155,20 @@ def test_an_upload_killed_mid_way_is_never_listed_and_the_next_run_succeeds(
         f"{s3_store.prefix}{name}" for name in (backup.payload_name, backup.manifest_name)
     )
     backups.verify_backup(backup, identities)
+
+
+def test_a_dump_without_a_manifest_is_removed_once_it_cannot_be_an_upload_in_progress(
+    s3_store: S3Store, s3: LocalS3
+) -> None:
+    """A killed run (or prune) can leave a dump whose manifest never came; on S3 another host's
+    run may be between its dump and its manifest, so the dump goes only once a day old."""
+    orphan = "20261204T031500Z-1a2b3c4d.dump.age"
+    s3.client().put_object(Bucket=s3_store.bucket, Key=s3_store.prefix + orphan, Body=b"age")
+    with s3_store.locked():
+        pass
+    assert orphan in s3_store.objects(), "a fresh one may be another host's: kept"
+    assert s3_store.backups() == [], "and never listed"
+    s3_store.leftover_age = dt.timedelta(0)
+    with s3_store.locked():
+        pass
+    assert orphan not in s3_store.objects()
