@@ -1,6 +1,7 @@
 """Backups (lifecycle/backups/, the logical engine in a directory): what a restore brings back
-is what the manifest promised; a backup altered anywhere, a wrong key, a killed run or an unusable directory is detected and
-leaves nothing half-made; retention deletes exactly what is due.
+is what the manifest promised; a backup altered anywhere, a wrong key, a killed run or an
+unusable directory is detected and leaves nothing half-made; retention deletes exactly what is
+due.
 
 A dump sees only committed data, so these tests build a business in a scratch database of their
 module (as tests/crypto/test_dump.py does), back it up and restore it into new databases.
