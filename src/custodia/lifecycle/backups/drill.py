@@ -27,6 +27,7 @@ from django.db import connections
 from psycopg import sql
 
 from custodia.audit import chain
+from custodia.audit.chain import ChainBroken
 from custodia.crypto.errors import CryptoError, KekError, KeyUnavailable
 from custodia.crypto.fields import open_text
 from custodia.crypto.rows import sealed_tables
@@ -41,7 +42,12 @@ from custodia.lifecycle.backups.logical import (
     drop_database,
     restore_backup,
 )
-from custodia.lifecycle.backups.manifest import BackupError, sign_manifest, verify_manifest
+from custodia.lifecycle.backups.manifest import (
+    BackupError,
+    public_key,
+    sign_manifest,
+    verify_manifest,
+)
 from custodia.lifecycle.backups.store import Backup, Store
 
 logger = logging.getLogger(__name__)
@@ -162,6 +168,12 @@ def _drill(backup: Backup, identities: list[pyrage.x25519.Identity], at: str) ->
         opened, shredded = open_sample(scratch)
     except (BackupError, DrillFailure) as exc:
         return DrillResult(backup.id, False, str(exc), at=at)
+    except Exception as exc:  # noqa: BLE001 (a drill that crashes has failed: record and tell)
+        first_line = (str(exc).splitlines() or [""])[0][:200]  # never a DETAIL line (row values)
+        logger.error("restore drill of %s stopped: %s", backup.id, exc.__class__.__name__)
+        return DrillResult(
+            backup.id, False, f"the drill stopped: {exc.__class__.__name__}: {first_line}", at=at
+        )
     finally:
         drop_database(scratch)
     rows = sum(counts.values())
@@ -182,6 +194,10 @@ def _lines() -> list[str]:
         return [line for line in path.read_text().splitlines() if line.strip()]
     except FileNotFoundError:
         return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BackupError(
+            f"The drill log {path} cannot be read: {exc.__class__.__name__}."
+        ) from None
 
 
 def record_drill(result: DrillResult) -> None:
@@ -212,8 +228,13 @@ class DrillStatus:
 def drill_records() -> list[dict[str, object]]:
     """Every drill result, oldest first; BackupError if a line was altered, removed or added."""
     records, previous = [], ""
-    for number, line in enumerate(_lines(), start=1):
-        record, problem = verify_manifest(line.encode())
+    lines = _lines()
+    try:
+        public = public_key() if lines else None
+    except ChainBroken as exc:
+        raise BackupError(f"The drill log cannot be checked: {exc}") from None
+    for number, line in enumerate(lines, start=1):
+        record, problem = verify_manifest(line.encode(), public=public)
         if problem is None and record.get("previous") != previous:
             problem = "a line before it was altered or removed"
         if problem is not None:

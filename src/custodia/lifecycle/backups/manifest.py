@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from custodia.audit.chain import ChainBroken, key_id, signing_key
 
@@ -34,11 +35,20 @@ def sign_manifest(manifest: Mapping[str, Any]) -> bytes:
     return json.dumps({"manifest": signed, "signature": signature}, indent=2).encode() + b"\n"
 
 
+def public_key() -> Ed25519PublicKey:
+    """The key manifests are checked with (ChainBroken if this host has none)."""
+    return signing_key(create=False).public_key()
+
+
 def verify_manifest(
-    content: bytes, *, expected_format: str | None = None
+    content: bytes,
+    *,
+    expected_format: str | None = None,
+    public: Ed25519PublicKey | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """A manifest file's content and what is wrong with it (None: signed by this install's key,
-    unaltered, and of `expected_format` when one is given)."""
+    unaltered, and of `expected_format` when one is given). Give `public` (`public_key()`) to
+    check many without reading the key file each time."""
     try:
         document = json.loads(content)
         manifest = document["manifest"]
@@ -47,10 +57,11 @@ def verify_manifest(
             raise TypeError
     except (ValueError, KeyError, TypeError):
         return {}, "the manifest is unreadable"
-    try:
-        public = signing_key(create=False).public_key()
-    except ChainBroken as exc:
-        return manifest, str(exc)
+    if public is None:
+        try:
+            public = public_key()
+        except ChainBroken as exc:
+            return manifest, str(exc)
     if manifest.get("signing_key_id") != key_id(public):
         return manifest, "the manifest is signed by another key"
     try:

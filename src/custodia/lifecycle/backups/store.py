@@ -28,7 +28,8 @@ from typing import IO, Any
 
 from django.conf import settings
 
-from custodia.lifecycle.backups.manifest import BackupError, verify_manifest
+from custodia.audit.chain import ChainBroken
+from custodia.lifecycle.backups.manifest import BackupError, public_key, verify_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ MANIFEST_SUFFIX = ".manifest.json"
 PARTIAL_SUFFIX = ".partial"
 ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 LOCK_NAME = ".lock"
-# S3 parts: at least 5 MiB but the last; 10,000 parts at most (80 GiB at this size).
+# S3 parts: at least 5 MiB but the last; 10,000 parts at most (see _Upload._part_size).
 PART_SIZE = 8 << 20
 
 Produce = Callable[[IO[bytes]], object]
@@ -149,6 +150,10 @@ class Store(ABC):
     def backups(self) -> list[Backup]:
         """Every backup with a manifest, oldest first."""
         objects = self.objects()
+        try:
+            public = public_key()
+        except ChainBroken:
+            public = None  # each manifest then says why it cannot be checked
         found = []
         for name in sorted(objects):
             if not name.endswith(MANIFEST_SUFFIX):
@@ -161,7 +166,9 @@ class Store(ABC):
             except BackupError as exc:
                 found.append(Backup(backup_id, self, {}, str(exc)))
                 continue
-            manifest, problem = verify_manifest(content, expected_format=self.manifest_format)
+            manifest, problem = verify_manifest(
+                content, expected_format=self.manifest_format, public=public
+            )
             if problem is None and manifest.get("id") != backup_id:
                 problem = "the manifest names another backup"
             backup = Backup(backup_id, self, manifest, problem)
@@ -305,11 +312,15 @@ class _Upload(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
+    def _part_size(self) -> int:
+        # S3 takes 10,000 parts: growing every 1,000 parts, they carry 440 GB.
+        return PART_SIZE * (1 + len(self.parts) // 1000)
+
     def write(self, data: Any) -> int:
         self.buffer += data
-        while len(self.buffer) >= PART_SIZE:
-            self._send(bytes(self.buffer[:PART_SIZE]))
-            del self.buffer[:PART_SIZE]
+        while len(self.buffer) >= (size := self._part_size()):
+            self._send(bytes(self.buffer[:size]))
+            del self.buffer[:size]
         return len(data)
 
     def _send(self, part: bytes) -> None:
