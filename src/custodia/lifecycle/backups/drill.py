@@ -11,6 +11,7 @@ emailed to CUSTODIA_OPERATOR_EMAILS.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
@@ -145,17 +146,31 @@ def drill(
 ) -> DrillResult:
     """Restore the newest backup into a scratch database, check it, drop it; record the result
     and, if it failed, email the operators."""
-    at = dt.datetime.now(dt.UTC).isoformat()
-    try:
-        backup = store.newest()
-    except BackupError as exc:
-        result = DrillResult("", False, str(exc), at=at)
-    else:
-        result = _drill(backup, identities, at)
-    record_drill(result)
+    with _drill_lock():
+        at = dt.datetime.now(dt.UTC).isoformat()
+        try:
+            backup = store.newest()
+        except BackupError as exc:
+            result = DrillResult("", False, str(exc), at=at)
+        else:
+            result = _drill(backup, identities, at)
+        record_drill(result)
     if not result.ok and notify:
         notify_operators(result, store.label)
     return result
+
+
+@contextmanager
+def _drill_lock() -> Iterator[None]:
+    """One drill at a time on this host: they share the scratch database and the log's chain."""
+    path = Path(settings.BACKUP_DRILL_LOG_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def _drill(backup: Backup, identities: list[pyrage.x25519.Identity], at: str) -> DrillResult:
