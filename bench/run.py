@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import accounts, audit, crypto
+from bench import accounts, audit, backups, crypto, retention
 from bench.harness import (
     DB_NAME,
     FULL,
@@ -146,7 +146,7 @@ def explain(env: dict[str, str], data: dict[str, Any]) -> dict[str, Any]:
     return dict(python_json(env, "-m", "bench.explain", json.dumps(queries), timeout=300))
 
 
-ALL_SCENARIOS = frozenset({str(n) for n in range(1, 14)})
+ALL_SCENARIOS = frozenset({str(n) for n in range(1, 17)})
 # The generated businesses' data keys: a keystore of the benchmark's own, emptied with each fresh
 # database (a run adds up to 10,000 businesses, whose keys must not pile up in var/keys).
 KEYSTORE = Path(os.environ.get("CUSTODIA_VAR_DIR", ROOT / "var")) / "bench-keys"
@@ -275,6 +275,10 @@ def run(profile: Profile, only: frozenset[str] = ALL_SCENARIOS) -> Bench:
         crypto.scenario_12(bench, prod, env, bearer, seconds)
     if "13" in only:
         crypto.scenario_13(bench, prod, env, bearer, data["tenant"], seconds)
+    if "14" in only:
+        backups.scenario_14(bench, env)
+    if "16" in only:
+        retention.scenario_16(bench, env)
     if "1" in only:
         with server(env, CUSTODIA_BENCH_BASELINE="1", CUSTODIA_SMTP_HOST="smtp.invalid") as url:
             scenario_1(bench, url, bearer, data, seconds)
@@ -599,7 +603,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("wrk is missing: apt-get install wrk (make bench does it)")
     only = frozenset(options.only.split(",")) if options.only else ALL_SCENARIOS
     if not only <= ALL_SCENARIOS:
-        raise SystemExit(f"--only: unknown scenarios {sorted(only - ALL_SCENARIOS)}; use 1-13")
+        raise SystemExit(f"--only: unknown scenarios {sorted(only - ALL_SCENARIOS)}; use 1-14")
     bench = run(FULL if options.full else SMOKE if options.smoke else QUICK, only)
     save(bench)
     charts(bench)

@@ -1,153 +1,177 @@
-"""Retention (lifecycle/backups/retention.py): given backups at many dates, a prune deletes
-exactly what is due, nothing older than the retention survives, nothing the tiers keep is
-deleted, and a backup whose manifest does not verify is never deleted on a guess: in a local
-directory and on S3 (moto's server) alike.
-
-The backups here are a signed manifest and a one-byte payload each, made at chosen dates: the
-prune reads manifests only (test_backups.py prunes real backups too).
-"""
+"""The retention policy: each rule deletes exactly what is past its time, and nothing newer;
+one failing rule never stops the others; the policy shown is the one enforced."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import os
+import uuid
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
+from allauth.usersessions.models import UserSession
+from django.contrib.sessions.models import Session
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
-from custodia.lifecycle import backups
-from custodia.lifecycle.backups import Backup, Policy, Store
-from custodia.lifecycle.backups.logical import new_backup_id
-from custodia.lifecycle.backups.store import FORMAT
+from custodia.accounts.models import LoginThrottle, SecurityEvent, SecurityEventKind, User
+from custodia.lifecycle import retention
+from tests.audit.test_chain import _age, _event_count, _events, _tamper
 
-NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)  # a Friday, ISO week 49
-FIRST = dt.date(2025, 10, 31)  # a backup every day at 03:00 from here to NOW: 400 backups
+pytestmark = pytest.mark.django_db(databases=["default", "owner"])
+
+OWNER = retention.USING
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 
 
-def fake_backup(store: Store, created: dt.datetime) -> Backup:
-    """A complete backup as far as retention can tell: payload and signed manifest."""
-    backup_id = new_backup_id(created)
-    payload = f"{backup_id}{store.payload_suffix}"
-    store.write(payload, lambda handle: handle.write(b"x"))
-    manifest = {
-        "format": store.manifest_format,
-        "id": backup_id,
-        "engine": "logical",
-        "created_at": created.isoformat(),
-        "dump": {"file": payload, "sha256": "", "size": 1},
+def _user(email: str) -> User:
+    user = User(email=email)
+    user.set_unusable_password()
+    user.save(using=OWNER)
+    return user
+
+
+def _session(key: str, expires: dt.datetime, user: User | None = None) -> None:
+    Session.objects.using(OWNER).create(session_key=key, session_data="x", expire_date=expires)
+    if user is not None:
+        _listed(key, user)
+
+
+def _listed(key: str, user: User) -> None:
+    UserSession.objects.using(OWNER).create(
+        user=user, session_key=key, ip="192.0.2.1", user_agent="test",
+        created_at=NOW, last_seen_at=NOW, data={},
+    )  # fmt: skip
+
+
+def test_sessions_go_when_they_end_and_their_list_entries_with_them() -> None:
+    user = _user("sessions@example.com")
+    _session("live", NOW + dt.timedelta(seconds=1), user)
+    _session("ended", NOW - dt.timedelta(seconds=1), user)
+    _session("just-ended", NOW, user)  # expiry is exclusive: at NOW it is over
+    _listed("signed-out", user)  # its session row is already gone
+
+    assert retention.enforce(NOW, only={"sessions"}) == [retention.Outcome("sessions", 5)]
+    assert list(Session.objects.using(OWNER).values_list("session_key", flat=True)) == ["live"]
+    listed = UserSession.objects.using(OWNER).values_list("session_key", flat=True)
+    assert list(listed) == ["live"]
+
+
+def test_failed_sign_in_counters_go_a_series_after_the_last_failure_unless_paused() -> None:
+    forget = dt.timedelta(seconds=retention.settings.LOGIN_LOCKOUT_FORGET_SECONDS)
+    rows = {
+        "stale": (NOW - forget - dt.timedelta(seconds=1), None),
+        "at-the-limit": (NOW - forget, None),
+        "recent": (NOW - forget + dt.timedelta(minutes=1), None),
+        "stale-but-paused": (NOW - forget - dt.timedelta(days=1), NOW + dt.timedelta(minutes=5)),
+        "stale-pause-over": (NOW - forget - dt.timedelta(days=1), NOW - dt.timedelta(minutes=5)),
     }
-    store.write(
-        f"{backup_id}.manifest.json",
-        lambda handle: handle.write(backups.sign_manifest(manifest)),
+    for key, (last_failure, locked_until) in rows.items():
+        LoginThrottle.objects.using(OWNER).create(
+            key=key, failures=3, last_failure_at=last_failure, locked_until=locked_until
+        )
+
+    outcome = retention.enforce(NOW, only={"login-throttles"})
+
+    assert outcome == [retention.Outcome("login-throttles", 3)]
+    kept = set(LoginThrottle.objects.using(OWNER).values_list("key", flat=True))
+    assert kept == {"recent", "stale-but-paused"}
+
+
+def test_security_events_go_after_a_year_and_not_a_moment_sooner() -> None:
+    user = _user("events@example.com")
+    year = dt.timedelta(days=retention.SECURITY_EVENT_DAYS)
+    for name, at in {
+        "old": NOW - year - dt.timedelta(days=1),
+        "due": NOW - year,
+        "young": NOW - year + dt.timedelta(seconds=1),
+    }.items():
+        SecurityEvent.objects.using(OWNER).create(
+            user=user, kind=SecurityEventKind.LOGIN, at=at, detail=name
+        )
+
+    assert retention.enforce(NOW, only={"security-events"}) == [
+        retention.Outcome("security-events", 2)
+    ]
+    assert list(SecurityEvent.objects.using(OWNER).values_list("detail", flat=True)) == ["young"]
+
+
+def test_development_mail_files_go_after_two_weeks(settings: Any, tmp_path: Path) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path)
+    ages = {"old.log": retention.DEV_MAIL_DAYS + 1, "new.log": retention.DEV_MAIL_DAYS - 1}
+    for name, days in ages.items():
+        path = tmp_path / name
+        path.write_text("Subject: test\n")
+        stamp = (NOW - dt.timedelta(days=days)).timestamp()
+        os.utime(path, (stamp, stamp))
+
+    assert retention.enforce(NOW, only={"development-mail"}) == [
+        retention.Outcome("development-mail", 1)
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.log"]
+
+
+def test_with_a_mail_server_no_file_is_touched(settings: Any, tmp_path: Path) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path)
+    old = tmp_path / "not-mail.txt"
+    old.write_text("kept")
+    os.utime(old, (0, 0))
+    assert retention.enforce(NOW, only={"development-mail"}) == [
+        retention.Outcome("development-mail", 0)
+    ]
+    assert old.exists()
+
+
+def test_audit_events_past_retention_go_and_a_broken_chain_is_kept_and_reported() -> None:
+    honest, tampered = uuid.uuid4(), uuid.uuid4()
+    for tenant in (honest, tampered):
+        _events(tenant, 4)
+        _age(tenant, retention.settings.AUDIT_RETENTION_DAYS + 30)
+    _tamper(
+        "UPDATE audit_auditevent SET outcome = 'denied' WHERE id = "
+        "(SELECT min(id) FROM audit_auditevent WHERE tenant_id = %s)",
+        [tampered],
     )
-    return Backup(backup_id, store, manifest)
+
+    [outcome] = retention.enforce(only={"audit"})
+
+    assert outcome.error is not None and "kept whole" in outcome.error
+    assert "4 events purged" in outcome.error
+    assert _event_count(tampered) == 4
+    # What is left of the honest chain is the purge's own record, not the old events.
+    assert _event_count(honest) < 4
 
 
-def daily_backups(store: Store) -> dict[dt.date, Backup]:
-    made = {}
-    day = FIRST
-    with store.locked():
-        while day <= NOW.date():
-            created = dt.datetime.combine(day, dt.time(3), tzinfo=dt.UTC)
-            made[day] = fake_backup(store, created)
-            day += dt.timedelta(days=1)
-    return made
+def test_a_failing_rule_is_reported_and_the_others_still_run(settings: Any, tmp_path: Path) -> None:
+    unusable = tmp_path / "a-file-not-a-directory"
+    unusable.write_text("")
+    settings.BACKUP_DIR = unusable
+    user = _user("isolation@example.com")
+    _session("ended", NOW - dt.timedelta(days=1), user)
+
+    outcomes = {o.key: o for o in retention.enforce(NOW, only={"backups", "sessions"})}
+
+    assert outcomes["backups"].error is not None
+    assert outcomes["sessions"] == retention.Outcome("sessions", 2)
 
 
-def dates(found: list[Backup], made: dict[dt.date, Backup]) -> set[dt.date]:
-    by_id = {backup.id: day for day, backup in made.items()}
-    return {by_id[backup.id] for backup in found}
+def test_every_rule_is_enforced_and_named_once(settings: Any, tmp_path: Path) -> None:
+    settings.BACKUP_DIR = tmp_path / "backups"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
+    rules = retention.policy()
+    keys = [rule.key for rule in rules]
+    assert len(keys) == len(set(keys))
+    assert [o.key for o in retention.enforce(NOW)] == keys
 
 
-def tamper(backup: Backup) -> None:
-    """Edit the manifest's date (as one would to make a backup look due)."""
-    content = json.loads(backup.store.read_bytes(backup.manifest_name))
-    content["manifest"]["created_at"] = "2020-01-01T00:00:00+00:00"
-    backup.store.write(backup.manifest_name, lambda h: h.write(json.dumps(content).encode()))
-
-
-@pytest.fixture(params=["directory", "s3"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "directory":
-        return backups.LocalStore(tmp_path / "backups")
-    request.getfixturevalue("s3")
-    return backups.database_store()
-
-
-D = dt.date
-DAILY = {D(2026, 11, 28) + dt.timedelta(days=n) for n in range(7)}  # younger than 7 days
-WEEKLY = {D(2026, 10, 18), D(2026, 10, 25), D(2026, 11, 1), D(2026, 11, 8), D(2026, 11, 15),
-          D(2026, 11, 22)}  # fmt: skip  # the Sundays ending ISO weeks 42 to 47 (48, 49: daily)
-# The last day of each month of 2026 but December and November (whose newest are daily ones).
-MONTHLY = {D(2026, month + 1, 1) - dt.timedelta(days=1) for month in range(1, 11)}
-
-
-@pytest.mark.django_db
-def test_tiers_keep_exactly_the_daily_weekly_and_monthly_backups(any_store: Store) -> None:
-    made = daily_backups(any_store)
-    policy = Policy(days=365, daily_days=7, weekly_weeks=8, monthly_months=12)
-
-    dry = backups.prune(any_store, policy, now=NOW, dry_run=True)
-    assert len(any_store.backups()) == len(made) == 400, "a dry run deletes nothing"
-    result = backups.prune(any_store, policy, now=NOW)
-    assert [b.id for b in dry.deleted] == [b.id for b in result.deleted]
-
-    kept = DAILY | WEEKLY | MONTHLY
-    assert len(kept) == 23
-    assert dates(any_store.backups(), made) == kept
-    assert dates(result.kept, made) == kept
-    assert dates(result.deleted, made) == set(made) - kept
-    assert result.unsure == []
-    # Deleted means gone: neither manifest nor payload is left.
-    names = set(any_store.objects())
-    for backup in result.deleted:
-        assert backup.manifest_name not in names and backup.payload_name not in names
-
-
-@pytest.mark.django_db
-def test_no_tier_keeps_anything_beyond_the_retention_days(tmp_path: Path) -> None:
-    store = backups.LocalStore(tmp_path / "backups")
-    made = daily_backups(store)
-    # Monthly for two years, but retention is 365 days: October and November 2025 go.
-    policy = Policy(days=365, daily_days=7, weekly_weeks=8, monthly_months=24)
-    backups.prune(store, policy, now=NOW)
-    assert dates(store.backups(), made) == DAILY | WEEKLY | MONTHLY | {D(2025, 12, 31)}
-    oldest = min(backup.created_at for backup in store.backups() if backup.created_at)
-    assert NOW - oldest <= dt.timedelta(days=365)
-
-
-@pytest.mark.django_db
-def test_without_tiers_every_backup_of_the_retention_days_is_kept(tmp_path: Path) -> None:
-    store = backups.LocalStore(tmp_path / "backups")
-    made = daily_backups(store)
-    result = backups.prune(store, Policy(days=365), now=NOW)
-    # 2025-12-04 03:00 is 365 days and 9 hours old; 2025-12-05 03:00, 364 days and 9 hours.
-    assert dates(result.deleted, made) == {day for day in made if day <= D(2025, 12, 4)}
-    assert min(dates(store.backups(), made)) == D(2025, 12, 5)
-    assert len(store.backups()) == 365
-
-
-@pytest.mark.django_db
-def test_a_tampered_manifest_is_never_deleted_nor_counted_as_the_newest(tmp_path: Path) -> None:
-    store = backups.LocalStore(tmp_path / "backups")
-    made = daily_backups(store)
-    tamper(made[D(2026, 10, 31)])  # October's newest: its date can no longer be trusted
-    tamper(made[D(2025, 11, 2)])  # an old one: looks due, but only by a date nobody signed
-    policy = Policy(days=365, daily_days=7, weekly_weeks=8, monthly_months=12)
-    result = backups.prune(store, policy, now=NOW)
-    assert {b.id for b in result.unsure} == {made[D(2026, 10, 31)].id, made[D(2025, 11, 2)].id}
-    left = {b.id for b in store.backups()}
-    assert made[D(2026, 10, 31)].id in left and made[D(2025, 11, 2)].id in left
-    # October's newest trusted backup is now the 30th.
-    kept = dates([b for b in store.backups() if b.problem is None], made)
-    assert kept == (DAILY | WEEKLY | MONTHLY | {D(2026, 10, 30)}) - {D(2026, 10, 31)}
-
-
-@pytest.mark.django_db
-def test_the_keystore_policy_is_its_own_short_retention(settings: Any) -> None:
-    settings.KEYSTORE_BACKUP_RETENTION_DAYS = 30
-    settings.BACKUP_KEEP_DAILY_DAYS = 7  # the database's tiers do not apply to the keystore
-    assert backups.retention.keystore_policy() == Policy(days=30)
-    assert backups.retention.database_policy().daily_days == 7
-    assert FORMAT != backups.keystore_store().manifest_format
+def test_the_command_shows_the_policy_and_refuses_an_unknown_rule() -> None:
+    out = StringIO()
+    call_command("retention", "show", stdout=out)
+    for rule in retention.policy():
+        assert rule.key in out.getvalue() and rule.kept in out.getvalue()
+    with pytest.raises(CommandError, match="No retention rule named nope"):
+        call_command("retention", "run", "--only", "nope", stdout=StringIO())

@@ -37,8 +37,11 @@ from custodia.lifecycle.backups.keystore import (
 )
 from custodia.lifecycle.backups.logical import (
     ENGINE,
+    connect,
     database_name,
     drop_database,
+    pg_programs_dir,
+    program,
     restore_backup,
     row_counts,
     run_backup,
@@ -59,6 +62,10 @@ from custodia.lifecycle.backups.store import (
     keystore_store,
 )
 
+# The names the module had before it became a package (bench/backups.py, other engines).
+_program = program
+_connect = connect
+
 __all__ = [
     "DUMP_SUFFIX",
     "ENGINE",
@@ -76,6 +83,7 @@ __all__ = [
     "Store",
     "database_name",
     "database_store",
+    "connect",
     "default_identity",
     "development_identity",
     "drill",
@@ -85,6 +93,8 @@ __all__ = [
     "keystore_store",
     "latest_drill",
     "load_identity",
+    "pg_programs_dir",
+    "program",
     "prune",
     "recipients",
     "restore_backup",

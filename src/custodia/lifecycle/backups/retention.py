@@ -32,15 +32,19 @@ class Policy:
     def tiered(self) -> bool:
         return bool(self.daily_days or self.weekly_weeks or self.monthly_months)
 
-    def describe(self) -> str:
+    def tiers(self) -> str:
+        """The tiers in words ("" when none is set)."""
         tiers = []
         if self.daily_days:
             tiers.append(f"every backup {self.daily_days} days")
         if self.weekly_weeks:
-            tiers.append(f"weekly {self.weekly_weeks} weeks")
+            tiers.append(f"the newest of each week {self.weekly_weeks} weeks")
         if self.monthly_months:
-            tiers.append(f"monthly {self.monthly_months} months")
-        return f"{self.days} days" + (f" ({', '.join(tiers)})" if tiers else "")
+            tiers.append(f"the newest of each month {self.monthly_months} months")
+        return ", ".join(tiers)
+
+    def describe(self) -> str:
+        return f"{self.days} days" + (f" ({self.tiers()})" if self.tiered else "")
 
 
 def database_policy() -> Policy:

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
+from custodia.lifecycle import retention
 from custodia.lifecycle.backups import latest_drill, unreadable_everywhere_days
 from custodia.tenancy.models import Business
 
@@ -47,5 +48,6 @@ def security_page(request: HttpRequest) -> HttpResponse:
         "keystore_backup_retention_days": settings.KEYSTORE_BACKUP_RETENTION_DAYS,
         "unreadable_after_days": unreadable_everywhere_days(),
         "drill": latest_drill(),
+        "retention_policy": retention.policy(),
     }
     return render(request, "trust/security.html", context)
