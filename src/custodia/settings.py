@@ -101,6 +101,9 @@ INSTALLED_APPS = [
     "custodia.scheduling",
     "custodia.audit",
     "custodia.crypto",
+    # Background jobs (docs/operations.md, "Jobs"): procrastinate's tables and the job pages.
+    "procrastinate.contrib.django",
+    "custodia.jobs",
     "custodia.web",
     # Every `custodia` command (setup, serve, demo, token, keys, audit, ...).
     "custodia.ops",
@@ -213,6 +216,25 @@ AUDIT_CHECKPOINT_LOG_FILE = Path(
         str(AUDIT_SIGNING_KEY_FILE.parent / "audit_checkpoints.jsonl"),
     )
 )
+
+# --- Background jobs (docs/operations.md, "Jobs") ------------------------------------------------
+# procrastinate keeps its queue in PostgreSQL (no broker); `custodia worker` runs the jobs and the
+# periodic tasks, and `custodia serve` starts one. Only ids travel through procrastinate's table:
+# a job's parameters stay in its own row (jobs.Job), under the business's row-level security.
+PROCRASTINATE_DATABASE_ALIAS = "default"
+# Modules whose tasks (jobs/registry.py) the worker and the pages load besides each installed
+# app's `tasks.py`.
+PROCRASTINATE_IMPORT_PATHS = ["custodia.jobs.builtin", "custodia.lifecycle.tasks"]
+# A running worker says it is alive this often; one silent for JOB_STALLED_SECONDS is taken for
+# dead (kill -9, a lost host) and its jobs start again on a live worker.
+JOB_HEARTBEAT_SECONDS = env_int("CUSTODIA_JOB_HEARTBEAT_SECONDS", 10, minimum=1, maximum=600)
+JOB_STALLED_SECONDS = env_int("CUSTODIA_JOB_STALLED_SECONDS", 60, minimum=2, maximum=3600)
+if JOB_STALLED_SECONDS <= JOB_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        "CUSTODIA_JOB_STALLED_SECONDS must be longer than CUSTODIA_JOB_HEARTBEAT_SECONDS."
+    )
+# How often a worker looks for new jobs besides being told by LISTEN/NOTIFY.
+JOB_POLL_SECONDS = env_int("CUSTODIA_JOB_POLL_SECONDS", 5, minimum=1, maximum=300)
 
 # --- Backups (docs/backups.md) -------------------------------------------------------------------
 # `custodia backup run` writes here: each backup an age-encrypted pg_dump archive and a manifest
@@ -334,6 +356,9 @@ DATABASES = {
         ADMIN_DATABASE["PASSWORD"],
         {"options": f"-c role={OWNER_DB_ROLE}"},
     ),
+    # A job's progress (jobs/progress.py), committed beside the job's own transaction, as the
+    # same app role under the same row-level security: the page sees it while the job works.
+    "jobs": _database(APP_DB_ROLE, APP_DB_PASSWORD, {}),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Emails are unique case-insensitively by a functional constraint (accounts.User.Meta).

@@ -360,9 +360,9 @@ def test_the_daily_round_backs_up_and_prunes(
     database: str, store: BackupStore, identities: Any, settings: Any
 ) -> None:
     old = old_backup(store, 400, dt.datetime.now(dt.UTC))
-    call_command("backup", "--dir", str(store.directory), "maintain", "--once")
+    call_command("backup", "--dir", str(store.directory), "maintain")
     [fresh] = store.backups()
     assert fresh.id != old.id and fresh.created_at is not None
     settings.PRODUCTION, settings.BACKUP_RECIPIENTS = True, []
     with pytest.raises(CommandError, match="Set CUSTODIA_BACKUP_RECIPIENTS"):
-        call_command("backup", "--dir", str(store.directory), "maintain", "--once")
+        call_command("backup", "--dir", str(store.directory), "maintain")

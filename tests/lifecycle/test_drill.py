@@ -204,14 +204,14 @@ def test_the_daily_round_drills_weekly_with_the_drill_identity(
     database: str, store: BackupStore, identities: Any, settings: Any, tmp_path: Path
 ) -> None:
     settings.BACKUP_DRILL_IDENTITY_FILE = str(write_identity(tmp_path / "drill.txt", identities[0]))
-    call_command("backup", "--dir", str(store.directory), "maintain", "--once")
+    call_command("backup", "--dir", str(store.directory), "maintain")
     [record] = backups.drill_records()
     assert record["ok"] is True
     assert [b.id for b in store.backups()] == [record["backup_id"]]
     keystore_backups = backups.keystore_store(store.directory / "keystore").backups()
     assert len(keystore_backups) == 1 and keystore_backups[0].problem is None
     # A week has not passed: the next round backs up again but does not drill.
-    call_command("backup", "--dir", str(store.directory), "maintain", "--once")
+    call_command("backup", "--dir", str(store.directory), "maintain")
     assert len(backups.drill_records()) == 1
     assert len(store.backups()) == 2
     # Production with no identity on this host: no drill, no failure.

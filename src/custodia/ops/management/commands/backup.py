@@ -3,6 +3,7 @@ backups (`custodia backup keystore run|list|verify|restore|prune`); docs/backups
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from custodia.lifecycle import backups
 from custodia.lifecycle.backups import BackupError, Store
 from custodia.lifecycle.backups.drill import drill_identity, weekly_drill_due
 from custodia.lifecycle.backups.retention import database_policy, keystore_policy
-from custodia.ops.maintenance import run_daily
+from custodia.ops.maintenance import run_round
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +65,11 @@ class Command(BaseCommand):
         drill.add_argument("--identity", type=Path, help="an age identity file")
         maintain = commands.add_parser(
             "maintain",
-            help="back up the database and the keystore and prune both now, then daily; drill "
-            "weekly (`custodia serve` runs it until the job worker does)",
+            help="one round: back up the database and the keystore, prune both, and drill if a "
+            "week has passed (the job worker runs these as periodic tasks: lifecycle/tasks.py)",
         )
-        maintain.add_argument("--once", action="store_true", help="one round, then exit")
+        # Accepted for the scripts of the days when `maintain` looped: a round is all it does.
+        maintain.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
         keystore = commands.add_parser(
             "keystore", help="the keystore's own backups (short retention: docs/keys.md)"
         )
@@ -176,8 +178,8 @@ class Command(BaseCommand):
         self.stdout.write(f"restore drill of {result.backup_id}: OK, {result.detail}")
 
     def _maintain(self, store: Store, options: dict[str, Any]) -> None:
-        """Beside the server (`custodia serve`): backups and prunes at start, then daily; the
-        drill when a week has passed since the last one and an identity is at hand."""
+        """One round by hand: backups and prunes, and the drill when a week has passed since the
+        last one and an identity is at hand (the worker's periodic tasks do the same)."""
         backups.recipients()  # production without recipients stops here, before any round
         keystore_store = backups.keystore_store(options["dir"] and options["dir"] / "keystore")
 
@@ -202,7 +204,7 @@ class Command(BaseCommand):
             step(lambda: self._keystore_prune(keystore_store, {"dry_run": False})),
             step(weekly_drill),
         ]
-        run_daily("backups", steps, once=options["once"], logger=logger)
+        run_round("backups", steps, logger=logger)
 
     def _drill_with(self, store: Store, identities: Any) -> None:
         result = backups.drill(store, identities)
