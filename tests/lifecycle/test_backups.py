@@ -366,3 +366,23 @@ def test_the_daily_round_backs_up_and_prunes(
     settings.PRODUCTION, settings.BACKUP_RECIPIENTS = True, []
     with pytest.raises(CommandError, match="Set CUSTODIA_BACKUP_RECIPIENTS"):
         call_command("backup", "--dir", str(store.directory), "maintain")
+
+
+def test_the_names_other_engines_and_the_export_use_still_sign_and_check(tmp_path: Path) -> None:
+    """The pgbackrest engine's manifests and the export's signature use these names."""
+    from custodia.lifecycle.backups import (
+        _canonical,
+        _read_manifest,
+        _signed,
+        _write_atomically,
+    )
+
+    manifest = {"format": backups.FORMAT, "id": "x", "engine": "pgbackrest"}
+    path = tmp_path / "x.manifest.json"
+    _write_atomically(path, lambda handle: handle.write(_signed(manifest)))
+    read, problem = _read_manifest(path)
+    assert problem is None and read["engine"] == "pgbackrest"
+    assert _canonical(read) == backups.canonical(read)
+    path.write_bytes(path.read_bytes().replace(b"pgbackrest", b"pgbackresT"))
+    assert "altered" in str(_read_manifest(path)[1])
+    assert _read_manifest(tmp_path / "missing.json") == ({}, "the manifest is unreadable")

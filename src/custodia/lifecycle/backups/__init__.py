@@ -37,6 +37,8 @@ from custodia.lifecycle.backups.keystore import (
 )
 from custodia.lifecycle.backups.logical import (
     ENGINE,
+    SCHEMA_SQL,
+    TABLES_SQL,
     connect,
     database_name,
     drop_database,
@@ -47,7 +49,12 @@ from custodia.lifecycle.backups.logical import (
     run_backup,
     verify_backup,
 )
-from custodia.lifecycle.backups.manifest import BackupError, sign_manifest, verify_manifest
+from custodia.lifecycle.backups.manifest import (
+    BackupError,
+    canonical,
+    sign_manifest,
+    verify_manifest,
+)
 from custodia.lifecycle.backups.retention import Policy, PruneResult, prune
 from custodia.lifecycle.backups.store import (
     DUMP_SUFFIX,
@@ -60,20 +67,32 @@ from custodia.lifecycle.backups.store import (
     Store,
     database_store,
     keystore_store,
+    read_manifest_file,
+    write_file_atomically,
 )
 
-# The names the module had before it became a package (bench/backups.py, other engines).
+# The names the module had before it became a package (bench/backups.py, the pgbackrest
+# engine's manifests, the export's signature): kept so that their code needs no change.
 _program = program
 _connect = connect
+_signed = sign_manifest
+_canonical = canonical
+_write_atomically = write_file_atomically
+_read_manifest = read_manifest_file
 
 __all__ = [
     "DUMP_SUFFIX",
     "ENGINE",
+    "SCHEMA_SQL",
+    "TABLES_SQL",
     "FORMAT",
     "MANIFEST_SUFFIX",
     "Backup",
     "BackupError",
     "BackupStore",
+    "canonical",
+    "read_manifest_file",
+    "write_file_atomically",
     "DrillResult",
     "DrillStatus",
     "LocalStore",

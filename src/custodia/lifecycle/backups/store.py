@@ -210,6 +210,35 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
+def write_file_atomically(path: Path, produce: Produce) -> None:
+    """`produce(handle)` into `path`.partial (0600), flushed to disk, renamed to `path`, the
+    directory fsynced; on any failure the partial file is removed (OSError as raised)."""
+    partial = path.with_name(path.name + PARTIAL_SUFFIX)
+    try:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            produce(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+        _fsync_directory(path.parent)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def read_manifest_file(
+    path: Path, expected_format: str = FORMAT
+) -> tuple[dict[str, Any], str | None]:
+    """A manifest file's content and what is wrong with it (None: signed by this install's key,
+    unaltered, of this format)."""
+    try:
+        content = path.read_bytes()
+    except OSError:
+        return {}, "the manifest is unreadable"
+    return verify_manifest(content, expected_format=expected_format)
+
+
 class LocalStore(Store):
     """A local directory (0700) of backups, files 0600."""
 
@@ -252,22 +281,10 @@ class LocalStore(Store):
 
     def write(self, name: str, produce: Produce) -> None:
         """Into `name`.partial, flushed to disk, renamed, the directory fsynced."""
-        path = self.directory / name
-        partial = path.with_name(path.name + PARTIAL_SUFFIX)
         try:
-            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as handle:
-                produce(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(partial, path)
-            _fsync_directory(self.directory)
+            write_file_atomically(self.directory / name, produce)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
             raise BackupError(f"Cannot write {name} to {self.label}: {exc}.") from None
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
 
     def remove(self, name: str) -> None:
         (self.directory / name).unlink(missing_ok=True)
