@@ -12,8 +12,9 @@ from custodia.tenancy.models import Business
 # installed, this test fails on purpose: move the item from "planned" to "in place" and say
 # exactly what now holds.
 PLANNED = {
-    # The weekly drill is a periodic job of the job worker's scheduler.
-    "planned-backups": "procrastinate.contrib.django",
+    # Point-in-time recovery comes with the pgbackrest engine (lifecycle/pgbackrest.py), not an
+    # app: whoever merges it moves this item (the weekly drill is in place: test below).
+    "planned-pitr": "custodia.lifecycle.pgbackrest",
     "planned-export": "custodia.portability",
     "planned-payments": "custodia.payments",
     "planned-alerts": "custodia.monitoring",
@@ -154,3 +155,10 @@ def test_backups_are_in_place_with_their_retention(page):
     ):
         assert claim in backups
     assert "Encrypted daily backups" not in planned_section
+
+
+def test_the_weekly_restore_drill_is_in_place(page):
+    in_place, planned_section = page.split('id="planned"', 1)
+    assert "procrastinate.contrib.django" in settings.INSTALLED_APPS  # its scheduler
+    assert "Every week a restore drill restores the newest backup" in in_place
+    assert "restore drill" not in planned_section
