@@ -12,8 +12,9 @@ from django.http import HttpResponse
 from django.utils import timezone
 
 from custodia.clients.models import Assignment, Client, HomeAccess
-from custodia.core.actor import Actor
+from custodia.core.actor import Actor, acting_as
 from custodia.core.permissions import Permission
+from custodia.jobs.models import Job
 from custodia.scheduling.models import Service, Visit
 from custodia.tenancy.models import Business, Invitation, Membership
 from tests.acting import act
@@ -54,8 +55,21 @@ def names(matrix: TenantMatrix) -> dict[str, str]:
         "b_staff": str(b.staff.membership.pk),
         "b_service": str(b.service.pk),
         "b_visit": str(b.visit.pk),
+        "job": str(managers_job(matrix).pk),
         "soon": soon(),
     }
+
+
+def managers_job(matrix: TenantMatrix) -> Job:
+    """A background job business A's manager started (the same one on every call)."""
+    manager = matrix.a.manager
+    with acting_as(manager):
+        job = Job.objects.filter(started_by=manager.membership).first()
+        if job is None:
+            job = Job.objects.create(
+                tenant_id=manager.tenant_id, kind="export", started_by=manager.membership
+            )
+    return job
 
 
 def fill(template: Any, values: dict[str, str]) -> Any:

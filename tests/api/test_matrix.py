@@ -140,6 +140,8 @@ CASES = [
     Case("audit-events", "GET", "/audit/events", None, (200, 200, 403, 403, 403, 403)),
     Case("audit-events-mine", "GET", "/audit/events/mine", None, (403, 403, 403, 403, 403, 200)),
     Case("audit-feed", "GET", "/audit/feed", None, (200, 200, 403, 403, 403, 403)),
+    # --- /jobs (started by the manager: theirs and the owners' to see)
+    Case("job-get", "GET", "/jobs/{job}", None, (404, 200, 200, 404, 404, 404)),
 ]
 
 PARAMS = [
@@ -187,6 +189,6 @@ def test_endpoint_as_role(matrix, caller, web_as, case: Case, role: str, expecte
 
 
 def test_matrix_covers_every_endpoint_and_role() -> None:
-    """25 endpoint-methods (28 cases with the body and target variants), each as all 6 roles."""
-    assert len(ENDPOINTS) == 25
-    assert len(PARAMS) == len(CASES) * len(ROLES) == 168
+    """26 endpoint-methods (29 cases with the body and target variants), each as all 6 roles."""
+    assert len(ENDPOINTS) == 26
+    assert len(PARAMS) == len(CASES) * len(ROLES) == 174

@@ -186,6 +186,11 @@ EVENTS: dict[str, dict[tuple[str, ...], list[Ev]]] = {
         ],
         ("manager", "staff", "other_staff", "client"): [denied()],
     },
+    # --- /jobs: a job's status is no customer data, so reading it is no event; a refusal is.
+    "job-get": {
+        ("owner", "manager"): [],
+        ("outsider", "staff", "other_staff", "client"): [denied("job", "{job}")],
+    },
 }
 
 # Body fields whose values are customer data (door codes, notes, reports, a client's note).
@@ -198,6 +203,7 @@ PARAMETERS = {
     "other_staff": "membership_id",
     "service": "service_id",
     "visit": "visit_id",
+    "job": "job_id",
 }
 
 

@@ -29,6 +29,7 @@ from custodia.clients.models import Client
 from custodia.core.actor import Actor
 from custodia.core.audit import AuditAction as A
 from custodia.core.permissions import Permission, Role
+from custodia.jobs.models import Job
 from custodia.scheduling.actions import do_create_visit, do_update_visit
 from custodia.tenancy.actions import do_invite_member
 from custodia.tenancy.models import Invitation
@@ -132,6 +133,11 @@ def parameters(matrix: TenantMatrix) -> dict[str, str]:
         "membership_id": str(a.staff.membership.pk),
         "token_id": str(token.pk),
         "invitation_id": str(invitation.pk),
+        "job_id": str(
+            Job.objects.create(
+                tenant_id=a.owner.tenant_id, kind="export", started_by=a.owner.membership
+            ).pk
+        ),
         "session_id": "1",
         "pk": "1",
         "prefix": "walkprefix",

@@ -7,14 +7,21 @@ import logging
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connections, transaction
 from django.urls import reverse
 
 from custodia.accounts.actions import do_create_api_token
-from custodia.core.actor import Actor, acting_as
+from custodia.clients.models import Client
+from custodia.core.actor import Actor, acting_as, current_actor
+from custodia.core.requestctx import running_job
 from custodia.jobs.models import Job, JobStatus
-from custodia.jobs.runner import GENERIC_FAILURE, run_job
+from custodia.jobs.registry import for_each_business
+from custodia.jobs.runner import GENERIC_FAILURE, UNKNOWN_KIND, run_job
+from custodia.scheduling.actions import do_create_service
 from custodia.scheduling.models import Service
+from custodia.tenancy.actors import SystemActor
+from custodia.tenancy.models import Business
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix
 from tests.jobs.conftest import queued_run_args, read_job, start_job
@@ -194,3 +201,79 @@ def test_a_client_sees_their_own_job(world: TenantMatrix) -> None:
     assert page(world.a.client_login, job).status_code == 200
     assert page(world.a.owner, job).status_code == 200
     assert page(world.a.manager, job).status_code == 404
+
+
+def test_a_job_of_a_kind_no_worker_knows_fails_plainly(world: TenantMatrix) -> None:
+    job = start_job("test-count", world.a.owner)
+    with transaction.atomic(), acting_as(world.a.owner):
+        Job.objects.filter(pk=job.pk).update(kind="retired-kind")
+    run_now(job)
+    failed = read_job(job.pk, world.a.owner)
+    assert failed.status == JobStatus.FAILED
+    assert failed.error == UNKNOWN_KIND
+
+
+def test_a_finished_job_is_not_run_again(world: TenantMatrix) -> None:
+    """A duplicate delivery of the queue's message (or a late retry) changes nothing."""
+    job = run_now(
+        start_job(
+            "test-probe",
+            world.a.owner,
+            other_business=str(world.b.owner.tenant_id),
+            other_client=str(world.b.client.pk),
+        )
+    )
+    run_now(job)
+    again = read_job(job.pk, world.a.owner)
+    assert again.attempts == 1 and again.status == JobStatus.SUCCEEDED
+    with transaction.atomic(), acting_as(world.a.owner):
+        assert Service.objects.filter(name=f"probe {job.pk}").count() == 1
+
+
+def test_do_start_job_refuses_unknown_kinds_and_bad_parameters(world: TenantMatrix) -> None:
+    with pytest.raises(LookupError):
+        start_job("no-such-kind", world.a.owner)
+    with pytest.raises(ValidationError, match="plain JSON"):
+        start_job("test-count", world.a.owner, when=object())
+    with pytest.raises(ValidationError, match="too large"):
+        start_job("test-count", world.a.owner, blob="x" * 20_000)
+    # Nothing was queued or recorded for them.
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM jobs_job WHERE kind = 'no-such-kind'")
+        assert cursor.fetchone() == (0,)
+
+
+def test_a_periodic_task_works_one_business_at_a_time(world: TenantMatrix) -> None:
+    """`for_each_business`: each business in its own transaction and context, as a system
+    actor that sees that business alone; a failing business is rolled back alone."""
+    seen: dict[Any, dict[str, Any]] = {}
+    a_id, b_id = world.a.owner.tenant_id, world.b.owner.tenant_id
+
+    def sweep(actor: SystemActor) -> None:
+        seen[actor.tenant_id] = {
+            "current": current_actor() is actor,
+            "businesses": set(Business.objects.values_list("id", flat=True)),
+            "clients": set(Client.objects.values_list("tenant_id", flat=True)),
+        }
+        do_create_service(
+            actor=actor, name=f"sweep {actor.tenant_id}", duration_minutes=5, price_cents=0
+        )
+        if actor.tenant_id == b_id:
+            raise ValueError("business B's sweep fails")
+
+    with running_job("task-test-sweep", "test-sweep"):
+        done, failed = for_each_business("test-sweep", sweep)
+    assert (done, failed) == (1, 1)
+    assert seen[a_id] == {"current": True, "businesses": {a_id}, "clients": {a_id}}
+    assert seen[b_id] == {"current": True, "businesses": {b_id}, "clients": {b_id}}
+    with transaction.atomic(), acting_as(world.a.owner):
+        assert Service.objects.filter(name=f"sweep {a_id}").count() == 1
+    with transaction.atomic(), acting_as(world.b.owner):
+        assert not Service.objects.filter(name=f"sweep {b_id}").exists()  # rolled back alone
+    (row,) = audit_rows("request_id = %s", ["task-test-sweep"])
+    assert (row["action"], row["tenant_id"], row["actor_user_id"], row["actor_role"]) == (
+        "service.create",
+        a_id,
+        None,
+        "owner",
+    )

@@ -4,6 +4,7 @@ its worker, and the periodic tasks are registered and run when a worker starts."
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def test_the_periodic_tasks_run_when_a_worker_starts(
     wait_for(lambda: checkpoints("daily") > before, what="the audit maintenance at start")
     wait_for(lambda: "business(es) rotated" in worker.output(), what="the key maintenance")
     output = worker.output()
-    assert "periodic tasks audit-maintenance, key-maintenance, test-beacon" in output
+    assert "periodic tasks audit-maintenance, key-maintenance, retention, test-beacon" in output
     assert "Starting job custodia.periodic.backups" not in output  # left out: never run
 
 
@@ -122,6 +123,7 @@ def test_the_worker_lists_what_it_schedules() -> None:
         "periodic keystore-backups: cron '15 1 * * *' (UTC), and at start",
         "periodic backup-drill: cron '30 4 * * *' (UTC)\n",
         "periodic key-maintenance: cron '0 3 * * *' (UTC), and at start",
+        "periodic retention: cron '15 3 * * *' (UTC), and at start",
     ):
         assert line in listing
     out = io.StringIO()
@@ -138,3 +140,21 @@ def test_the_worker_refuses_unknown_tasks_and_backups_without_recipients(setting
         call_command("worker")
     with pytest.raises(CommandError, match="--concurrency"):
         call_command("worker", "--without", "backups", "--concurrency", "0")
+
+
+def test_a_worker_told_to_stop_finishes_its_job_first(
+    world: TenantMatrix, workers: Callable[..., Worker], tmp_path: Path
+) -> None:
+    owner = world.a.owner
+    gate, marker = tmp_path / "gate", tmp_path / "running"
+    worker = workers("--only", "test-beacon")
+    job = start_job(
+        "test-gate", owner, steps=2, pause_at=1, gate=str(gate), running_marker=str(marker)
+    )
+    wait_for(marker.exists, what="the job to start")
+    worker.process.terminate()
+    time.sleep(2)
+    assert worker.process.poll() is None  # still working on the job
+    gate.write_text("go")
+    worker.process.wait(timeout=30)
+    assert read_job(job.pk, owner).status == JobStatus.SUCCEEDED

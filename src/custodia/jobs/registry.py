@@ -19,7 +19,8 @@ while the work goes on; if the job fails or its worker dies, its transaction rol
 and a worker starts it again from the beginning (procrastinate's stalled jobs, `custodia worker`).
 
 A periodic task is platform-wide work with no actor of its own: when it touches businesses it
-does so one business at a time, each in its own transaction and context. The worker defers
+does so one business at a time, each in its own transaction and context (`for_each_business`,
+as the system actor of tenancy/actors.py). The worker defers
 `run_at_start` ones once when it starts, and every one at its cron times (UTC); procrastinate
 makes sure a tick is deferred once however many workers run.
 
@@ -29,6 +30,7 @@ Task modules are each installed app's `tasks.py` and the modules in
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -38,9 +40,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from custodia.core.actor import activate
+from custodia.core.actor import acting_as, activate
 from custodia.jobs.models import ERROR_LENGTH, STAGE_LENGTH, Job
-from custodia.tenancy.actors import JobActor
+from custodia.tenancy.access import business_slugs
+from custodia.tenancy.actors import JobActor, SystemActor, system_actor
+
+logger = logging.getLogger(__name__)
 
 # Where progress is written: the same app role, its own connection (settings.DATABASES).
 PROGRESS_DATABASE = "jobs"
@@ -166,6 +171,33 @@ def periodic_task(
         return function
 
     return register
+
+
+def for_each_business(
+    task: str, work: Callable[[SystemActor], None], *, using_for_list: str = "owner"
+) -> tuple[int, int]:
+    """Run `work` for every business, one at a time, each in a transaction of its own inside
+    `acting_as(system_actor(...))`: that one business's row-level security, never a bypass.
+
+    For periodic tasks that must touch several businesses. The list of businesses is read on
+    the operator's connection (`using_for_list`), which may see them all; nothing else is. A
+    business whose work fails is logged (by id and exception type) and rolled back alone; the
+    others go on. Returns (businesses done, businesses failed).
+    """
+    done = failed = 0
+    for business_id in sorted(business_slugs(using_for_list)):
+        actor = system_actor(business_id, task=task)
+        try:
+            with transaction.atomic(), acting_as(actor):
+                work(actor)
+        except Exception as exc:
+            failed += 1
+            logger.error(
+                "periodic task %s failed for business %s: %s", task, business_id, type(exc).__name__
+            )
+        else:
+            done += 1
+    return done, failed
 
 
 def job_function(kind: str) -> JobFunction:

@@ -46,6 +46,7 @@ RUN_TASK = "custodia.jobs.run"
 PERIODIC_PREFIX = "custodia.periodic."
 GENERIC_FAILURE = "The job failed. The operators have been told; try again later."
 RESTARTED = "started again after an interruption"
+UNKNOWN_KIND = "This kind of job cannot run here any more. Start it again."
 
 
 @app.task(name=RUN_TASK)
@@ -65,8 +66,14 @@ def run_job(job_id: uuid.UUID, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None
     if claimed is None:
         return
     job, actor = claimed
-    function = job_function(job.kind)
     ctx = JobContext(job=job, actor=actor, params=dict(job.params))
+    try:
+        function = job_function(job.kind)
+    except LookupError:
+        # Queued by a version that had this kind (or a worker missing a task module).
+        logger.error("job %s: no job of kind %s is registered on this worker", job.pk, job.kind)
+        _end(ctx, JobStatus.FAILED, error=UNKNOWN_KIND)
+        return
     with running_job(actor.name, job.kind):
         try:
             with transaction.atomic():

@@ -16,8 +16,9 @@ from custodia.lifecycle.tasks import BACKUP_TASKS, BACKUPS
 
 AUDIT_MAINTENANCE = "audit-maintenance"
 KEY_MAINTENANCE = "key-maintenance"
+RETENTION = "retention"
 
-__all__ = ["AUDIT_MAINTENANCE", "BACKUPS", "BACKUP_TASKS", "KEY_MAINTENANCE"]
+__all__ = ["AUDIT_MAINTENANCE", "BACKUPS", "BACKUP_TASKS", "KEY_MAINTENANCE", "RETENTION"]
 
 
 @periodic_task(AUDIT_MAINTENANCE, cron="30 2 * * *", run_at_start=True)
@@ -30,3 +31,9 @@ def audit_maintenance() -> None:
 def key_maintenance() -> None:
     """Key rotation and destruction (`custodia keys maintain`)."""
     call_command("keys", "maintain")
+
+
+@periodic_task(RETENTION, cron="15 3 * * *", run_at_start=True)
+def retention() -> None:
+    """The retention policy, every rule (`custodia retention run`, docs/retention.md)."""
+    call_command("retention", "run")

@@ -10,7 +10,9 @@ one, so what each door may claim is decided in this module alone:
 - the console (`custodia` commands) acts as the member the operator names, with nothing further
   to prove (whoever runs commands there holds the database and the keys);
 - an invitation, once accepted, and a business just made act as their new membership;
-- a background job acts as the membership it works for, and can never step up.
+- a background job acts as the membership it works for, and can never step up;
+- a periodic platform task acts in one business at a time, with an owner's reach there and no
+  person behind it (`system_actor`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from custodia.accounts.models import ApiToken, User
 from custodia.accounts.stepup import ServerConsole, SessionAuthentication
 from custodia.core.actor import Actor, acting_as
 from custodia.core.dbcontext import activate_member, activate_token, set_db_context
-from custodia.core.permissions import Permission
+from custodia.core.permissions import Permission, Role
 from custodia.tenancy import access
 from custodia.tenancy.models import Membership
 
@@ -208,3 +210,39 @@ class JobActor(Actor):
 def job_actor(membership: Membership, *, job_id: uuid.UUID, kind: str) -> JobActor:
     """The job `job_id` of `kind`, working for this membership (its starter)."""
     return JobActor(membership.user, membership, job_id=job_id, kind=kind)
+
+
+class NoLogin:
+    """The `user` of a system actor: no login stands behind it (its audit rows name none)."""
+
+    pk = None
+    is_authenticated = False
+    display_name = "Custodia (a scheduled task)"
+
+    def __repr__(self) -> str:
+        return "NoLogin()"
+
+
+NO_LOGIN = NoLogin()
+
+
+@dataclass(frozen=True)
+class SystemActor(Actor):
+    """A periodic platform task (jobs/registry.py: for_each_business) working in one business.
+
+    No person stands behind it: it acts with an owner's reach inside that one business's
+    row-level security (never beyond it), with no login and no membership, so its audit rows
+    carry no user id, the owner role, and `task-<name>` as their request id. It never steps up.
+    """
+
+    task: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"task-{self.task}"
+
+
+def system_actor(business_id: uuid.UUID, *, task: str) -> SystemActor:
+    """The periodic task `task` working inside the business `business_id` (one at a time)."""
+    membership = Membership(id=None, tenant_id=business_id, user=None, role=Role.OWNER)
+    return SystemActor(NO_LOGIN, membership, task=task)
