@@ -104,6 +104,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# moto takes any credentials; this one is distinctive, so tests can look for it in messages.
+SECRET_ACCESS_KEY = "custodia-test-secret-access-key-5f1e"
+
+
 @dataclass
 class LocalS3:
     url: str
@@ -116,8 +120,8 @@ class LocalS3:
     def env(self) -> dict[str, str]:
         """What a `custodia` subprocess needs to reach it."""
         return {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ACCESS_KEY_ID": "AKIACUSTODIATEST0001",
+            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
             "AWS_DEFAULT_REGION": "us-east-1",
             "CUSTODIA_BACKUP_S3_ENDPOINT_URL": self.url,
             "CUSTODIA_BACKUP_S3_REGION": "us-east-1",

@@ -21,7 +21,7 @@ from django.core.management import CommandError, call_command
 
 from custodia.lifecycle import backups
 from custodia.lifecycle.backups import BackupError, S3Store
-from tests.lifecycle.conftest import LocalS3, admin, database_exists
+from tests.lifecycle.conftest import SECRET_ACCESS_KEY, LocalS3, admin, database_exists
 from tests.lifecycle.support import write_identity
 
 
@@ -81,8 +81,9 @@ def test_a_missing_bucket_is_a_clear_error_and_older_backups_stay(
 ) -> None:
     older = backups.run_backup(s3_store)
     settings.BACKUP_S3_BUCKET = "no-such-bucket-here"
-    with pytest.raises(CommandError, match=r"s3://no-such-bucket-here/.*NoSuchBucket"):
+    with pytest.raises(CommandError, match=r"s3://no-such-bucket-here/.*NoSuchBucket") as error:
         call_command("backup", "run")
+    assert SECRET_ACCESS_KEY not in str(error.value) and "AKIA" not in str(error.value)
     assert s3_store.backups() == [older]
 
 
@@ -91,8 +92,9 @@ def test_an_unreachable_endpoint_is_a_clear_error(
 ) -> None:
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     settings.BACKUP_S3_ENDPOINT_URL = "http://127.0.0.1:9"
-    with pytest.raises(CommandError, match=r"Cannot list s3://.*EndpointConnectionError"):
+    with pytest.raises(CommandError, match=r"Cannot list s3://.*EndpointConnectionError") as error:
         call_command("backup", "list")
+    assert SECRET_ACCESS_KEY not in str(error.value)
 
 
 def wait_for(condition: Any, seconds: float = 60) -> None:
