@@ -11,6 +11,7 @@ other business's values open; and within N days a keystore restore does bring th
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ import pyrage
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.db import connections
 
 from custodia.crypto import keyring, keystore
 from custodia.crypto.actions import do_destroy_business_keys
@@ -90,6 +92,16 @@ def test_a_keystore_backup_holds_every_key_file_encrypted_and_signed(
     assert mistaken.problem == "unknown backup format 'custodia-keystore-backup/1'"
 
 
+def restore_events() -> list[tuple[str, str]]:
+    with connections["owner"].cursor() as cursor:
+        cursor.execute(
+            "SELECT target_id, detail::text FROM audit_auditevent"
+            " WHERE action = 'crypto.key.restore' AND tenant_id IS NULL ORDER BY id"
+        )
+        return [(target, json.loads(detail)["backup"]) for target, detail in cursor.fetchall()]
+
+
+@pytest.mark.django_db(databases=["default", "owner"])
 def test_a_restore_brings_a_destroyed_key_back_and_never_overwrites_one(
     sandbox: Path, key_store: Store, identities: Any, tmp_path: Path
 ) -> None:
@@ -111,6 +123,8 @@ def test_a_restore_brings_a_destroyed_key_back_and_never_overwrites_one(
     )  # fmt: skip
     assert opens(gone, value) == "door code 4821"
     assert keystore.path_for(gone).stat().st_mode & 0o777 == 0o600
+    # Recorded on the platform chain: which business's keys came back, from which backup.
+    assert restore_events() == [(str(gone), backup.id)]
 
     # A key file that exists may be newer (a rotation since): it is kept, never overwritten.
     keystore.add_version(kept, keyring.provider())
@@ -119,6 +133,7 @@ def test_a_restore_brings_a_destroyed_key_back_and_never_overwrites_one(
     result = backups.restore_keystore(backup, identities)
     assert result.kept == sorted([str(gone), str(kept)]) and result.restored == []
     assert keystore.path_for(kept).read_bytes() == rotated
+    assert len(restore_events()) == 1, "nothing restored, nothing recorded"
 
     # Into a new directory: every file, as it was in the backup.
     into = tmp_path / "elsewhere"

@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import pyrage
 from django.conf import settings
 
 from custodia.crypto import keystore
+from custodia.crypto.actions import do_restore_business_keys
 from custodia.lifecycle.backups.keys import recipients
 from custodia.lifecycle.backups.logical import Digesting, check_payload, new_backup_id
 from custodia.lifecycle.backups.manifest import BackupError, sign_manifest
@@ -169,14 +169,7 @@ def restore_keystore(
         for name in wanted:
             keystore.replace_file(into / f"{name}.json", files[name])
         return KeystoreRestore(wanted, [])
-    restored, kept = [], []
-    with keystore.locked():
-        for name in wanted:
-            path = keystore.path_for(name)
-            if path.exists():
-                kept.append(name)
-                continue
-            keystore.replace_file(path, files[name])
-            os.chmod(path, 0o600)
-            restored.append(name)
+    restored, kept = do_restore_business_keys(
+        {name: files[name] for name in wanted}, source=backup.id
+    )
     return KeystoreRestore(restored, kept)
