@@ -222,8 +222,8 @@ AUDIT_CHECKPOINT_LOG_FILE = Path(
 # periodic tasks, and `custodia serve` starts one. Only ids travel through procrastinate's table:
 # a job's parameters stay in its own row (jobs.Job), under the business's row-level security.
 PROCRASTINATE_DATABASE_ALIAS = "default"
-# Modules whose tasks (jobs/registry.py) the worker and the pages load besides each installed
-# app's `tasks.py`.
+# Modules that define jobs and periodic tasks (jobs/registry.py) besides each installed app's
+# `tasks.py`; every process loads them at start (jobs/apps.py), the worker and the pages alike.
 PROCRASTINATE_IMPORT_PATHS = ["custodia.jobs.builtin", "custodia.lifecycle.tasks"]
 # A running worker says it is alive this often; one silent for JOB_STALLED_SECONDS is taken for
 # dead (kill -9, a lost host) and its jobs start again on a live worker.

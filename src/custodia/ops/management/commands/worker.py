@@ -26,8 +26,8 @@ from custodia.jobs.runner import PERIODIC_PREFIX, requeue_stalled_jobs, task_loc
 from custodia.ops.tasks import BACKUP_TASKS
 
 logger = logging.getLogger(__name__)
-# A job still running when the worker is told to stop gets this long before it is left to be
-# started again by the next worker (its transaction rolls back).
+# Told to stop, the worker takes no new job and asks running ones to stop after this long; a
+# job (run in a thread) cannot be interrupted and is finished first (tests/jobs/test_worker.py).
 SHUTDOWN_GRACE_SECONDS = 5
 
 
