@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.urls import reverse
 
 from custodia.accounts.actions import do_create_api_token
@@ -16,8 +16,8 @@ from custodia.clients.models import Client
 from custodia.core.actor import Actor, acting_as, current_actor
 from custodia.core.requestctx import running_job
 from custodia.jobs.models import Job, JobStatus
-from custodia.jobs.registry import for_each_business
-from custodia.jobs.runner import GENERIC_FAILURE, UNKNOWN_KIND, run_job
+from custodia.jobs.registry import JobContext, for_each_business
+from custodia.jobs.runner import GENERIC_FAILURE, UNKNOWN_KIND, _claim, run_job
 from custodia.scheduling.actions import do_create_service
 from custodia.scheduling.models import Service
 from custodia.tenancy.actors import SystemActor
@@ -26,6 +26,13 @@ from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix
 from tests.jobs.conftest import queued_run_args, read_job, start_job
 from tests.jobs.kinds import PROBES
+
+
+def run_claim(job: Job) -> Any:
+    """The job actor a worker would build for the job (marking it running)."""
+    claimed = _claim(*queued_run_args(job))
+    assert claimed is not None
+    return claimed[1]
 
 
 def run_now(job: Job) -> Job:
@@ -277,3 +284,57 @@ def test_a_periodic_task_works_one_business_at_a_time(world: TenantMatrix) -> No
         None,
         "owner",
     )
+
+
+@pytest.mark.parametrize("url", ["https://evil.test/", "//evil.test/x", "/\\evil.test", "x/y"])
+def test_a_result_link_stays_on_this_site(url: str) -> None:
+    ctx = JobContext(job=Job(), actor=None, params={})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="path on this site"):
+        ctx.finish(result={"label": "Download", "url": url})
+    ctx.finish(result={"label": "Download", "url": "/exports/3f/"})
+    assert ctx.result == {"label": "Download", "url": "/exports/3f/"}
+
+
+def test_row_level_security_guards_jobs_below_the_access_functions(world: TenantMatrix) -> None:
+    """Straight to the table, past jobs/access.py: only the starter and the owners read a job,
+    only the starter changes it, no one starts one in another's name, and without a verified
+    context there is nothing at all."""
+    a = world.a
+    job = start_job("test-count", a.manager)
+    for actor, visible in (
+        (a.manager, True),
+        (a.owner, True),
+        (a.staff, False),
+        (a.client_login, False),
+        (world.outsider, False),
+    ):
+        with transaction.atomic(), acting_as(actor):
+            assert Job.objects.filter(pk=job.pk).exists() is visible, actor.role
+    with transaction.atomic(), acting_as(a.owner):
+        assert Job.objects.filter(pk=job.pk).update(stage="owner was here") == 0
+    with transaction.atomic(), connections["default"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM jobs_job")  # no context: the app role sees none
+        assert cursor.fetchone() == (0,)
+    with pytest.raises(DatabaseError), transaction.atomic(), acting_as(a.owner):
+        Job.objects.create(tenant_id=a.owner.tenant_id, kind="x", started_by=a.manager.membership)
+
+
+def test_progress_of_every_row_is_written_a_few_times_a_second(world: TenantMatrix) -> None:
+    """A job reporting each of 2,000 rows costs a handful of writes, and the page still gets a
+    new stage at once and the last step."""
+    job = start_job("test-count", world.a.owner)
+    actor = run_claim(job)
+    ctx = JobContext(job=read_job(job.pk, world.a.owner), actor=actor, params={})
+    writes = []
+    with connections["jobs"].execute_wrapper(
+        lambda execute, sql, *rest: writes.append(sql) or execute(sql, *rest)
+    ):
+        ctx.progress(done=0, total=2000, stage="rows")
+        for row in range(1, 2000):
+            ctx.progress(done=row)
+        seen = read_job(job.pk, world.a.owner)
+        assert (seen.total, seen.stage) == (2000, "rows")
+        ctx.progress(done=2000)
+    updates = [sql for sql in writes if sql.startswith("UPDATE")]
+    assert 2 <= len(updates) <= 10
+    assert read_job(job.pk, world.a.owner).done == 2000

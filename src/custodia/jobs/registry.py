@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 # Where progress is written: the same app role, its own connection (settings.DATABASES).
 PROGRESS_DATABASE = "jobs"
+# The shortest time between two progress writes that change only `done`.
+PROGRESS_INTERVAL = 0.25
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 
@@ -73,13 +76,17 @@ class JobContext:
     actor: JobActor
     params: dict[str, Any]
     result: dict[str, str] = field(default_factory=dict)
+    _written_at: float = field(default=0.0, repr=False)
 
     def progress(self, *, done: int, total: int | None = None, stage: str = "") -> None:
         """Record how far the job is, committed at once (the page shows it on its next look).
 
         `total` None keeps the total given before; `stage` is a short phrase (what is being
-        worked on, never a customer's data).
+        worked on, never a customer's data). A job may call it for every row: a change of
+        `done` alone is written at most every PROGRESS_INTERVAL seconds, a new stage or total
+        and the last step always.
         """
+        before = (self.job.total, self.job.stage)
         if total is not None:
             self.job.total = max(0, int(total))
         done = max(0, int(done))
@@ -88,6 +95,14 @@ class JobContext:
         self.job.done = done
         if stage:
             self.job.stage = stage[:STAGE_LENGTH]
+        now = time.monotonic()
+        if (
+            (self.job.total, self.job.stage) == before
+            and done != self.job.total
+            and now - self._written_at < PROGRESS_INTERVAL
+        ):
+            return
+        self._written_at = now
         write_progress(
             self.actor,
             self.job.pk,
@@ -103,8 +118,10 @@ class JobContext:
         if unknown:
             raise ValueError(f"A job result has a label and a url, not {sorted(unknown)}.")
         url = str(result.get("url", ""))
-        if url and not url.startswith("/"):
-            raise ValueError("A job result's url is a path on this site (starting with /).")
+        # A path on this site only: never another site's address, "//host" and "/\\host"
+        # included (browsers take both for one), so the page's link cannot send people away.
+        if url and (not url.startswith("/") or url[1:2] in ("/", "\\") or "\n" in url):
+            raise ValueError("A job result's url is a path on this site (starting with one /).")
         self.result = {"label": str(result.get("label", ""))[:120], "url": url[:300]}
 
 

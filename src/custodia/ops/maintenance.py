@@ -13,9 +13,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError
 
 
-def run_round(
-    name: str, steps: Sequence[Callable[[], object]], *, logger: logging.Logger
-) -> None:
+def run_round(name: str, steps: Sequence[Callable[[], object]], *, logger: logging.Logger) -> None:
     """Run each of `steps` once. A failing step is logged, and never stops the others."""
     for step in steps:
         try:

@@ -3,7 +3,7 @@
 A zip holding, for each entity (entities.py), `<name>.csv` and `<name>.json`; `README.md`
 describing every file and column; `signing-key.pem`, the public half of the key that signed it;
 and `MANIFEST.json`, the sha256 and size of every other file, signed with Ed25519 by the audit
-signing key in the same way as a backup's manifest (lifecycle/backups.py): the signature covers
+signing key by the same code as a backup's manifest (lifecycle/backups/manifest.py): it covers
 the manifest's canonical JSON (sorted keys, no spaces, ASCII), so `jq -cjS .manifest` and
 `openssl pkeyutl -verify` check it without Custodia.
 
@@ -13,7 +13,6 @@ return) get a leading apostrophe; the JSON files hold every value exactly.
 
 from __future__ import annotations
 
-import base64
 import csv
 import datetime as dt
 import hashlib
@@ -28,12 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from custodia.audit.chain import ChainBroken, key_id, signing_key
-from custodia.lifecycle.backups import _canonical, _signed
+from custodia.audit.chain import ChainBroken, signing_key
+from custodia.lifecycle.backups import sign_manifest, verify_manifest
 from custodia.lifecycle.export.entities import Entity
 
 FORMAT = "custodia-export/1"
@@ -309,7 +307,7 @@ def write_archive(
             "created_at": (now or dt.datetime.now(dt.UTC)).isoformat(),
             "files": files,
         }
-        document = _signed(manifest)
+        document = sign_manifest(manifest)
         archive.writestr(MANIFEST, document)
         built.manifest = json.loads(document)["manifest"]
     if progress is not None:
@@ -354,25 +352,14 @@ def _verify_open(archive: zipfile.ZipFile, public: Ed25519PublicKey) -> dict[str
         raise ExportError("The archive holds two files of the same name: it was altered.")
     if MANIFEST not in names:
         raise ExportError(f"The archive has no {MANIFEST}.")
-    try:
-        document = json.loads(archive.read(MANIFEST))
-        manifest = document["manifest"]
-        signature = base64.b64decode(document["signature"], validate=True)
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        raise ExportError(f"{MANIFEST} is unreadable.") from None
-    if manifest.get("signing_key_id") != key_id(public):
-        raise ExportError(
-            f"{MANIFEST} is signed by key {manifest.get('signing_key_id')!r}, not by this "
-            f"install's key {key_id(public)}."
-        )
-    try:
-        public.verify(signature, _canonical(manifest))
-    except InvalidSignature:
-        raise ExportError(f"{MANIFEST}'s signature does not match: it was altered.") from None
+    # The signature as every signed manifest is checked (backups' manifest module).
+    manifest, problem = verify_manifest(archive.read(MANIFEST), public=public)
+    if problem is not None:
+        raise ExportError(f"{MANIFEST}: {problem}.")
     if manifest.get("format") != FORMAT:
         raise ExportError(f"Unknown export format {manifest.get('format')!r}.")
+    if not isinstance(manifest.get("files"), dict):
+        raise ExportError(f"{MANIFEST} lists no files.")
     listed: dict[str, Any] = manifest["files"]
     for name, expected in sorted(listed.items()):
         if name not in names:
