@@ -240,3 +240,21 @@ def test_nobody_else_gets_a_clients_download(matrix: TenantMatrix, web_as: Any, 
     [me] = json_rows(files, "client")
     assert me["id"] == str(a.other_client.pk)
     assert str(a.client.pk).encode() not in b"".join(files.values())
+
+
+def test_a_console_export_tells_the_other_owners_before_the_command_ends(
+    matrix: TenantMatrix,
+    export_env: Path,
+    tmp_path: Path,
+    smtp_server: Any,
+    django_capture_on_commit_callbacks: Any,
+):
+    a = matrix.a
+    second = add_member(a.owner, UserFactory(), Role.OWNER)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command(
+            "export", "create", "--business", a.owner.business.slug, "--email",
+            a.owner.user.email, "--out", str(tmp_path / "x.zip"), stdout=io.StringIO(),
+        )  # fmt: skip
+    # Sent in the commit's callback itself, not by a thread the process might not wait for.
+    assert [m.recipients for m in smtp_server.messages] == [[second.user.email]]

@@ -8,6 +8,7 @@ that an export was started, without any customer data in it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -121,7 +122,11 @@ def _tell_other_owners(actor: Actor, export: Export) -> None:
             settings.DEFAULT_FROM_EMAIL,
             [owner.user.email],
         )
-        mail.send_after_commit(message)
+        if isinstance(actor.authentication, ServerConsole):
+            # A command ends right after its commit: a background sender would die with it.
+            transaction.on_commit(functools.partial(mail.send_quietly, message))
+        else:
+            mail.send_after_commit(message)
 
 
 def do_build_export(export_id: object, *, actor: Actor, progress: Progress | None = None) -> Export:
