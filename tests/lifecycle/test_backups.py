@@ -386,3 +386,28 @@ def test_the_names_other_engines_and_the_export_use_still_sign_and_check(tmp_pat
     path.write_bytes(path.read_bytes().replace(b"pgbackrest", b"pgbackresT"))
     assert "altered" in str(_read_manifest(path)[1])
     assert _read_manifest(tmp_path / "missing.json") == ({}, "the manifest is unreadable")
+
+
+def test_tables_with_types_without_a_hash_are_checksummed_by_their_text(
+    database: str, store: BackupStore, identities: Any, restored: str
+) -> None:
+    """json, point and a domain have no hash of their own: such a table's checksum hashes its
+    rows' text, and a restore still reproduces it."""
+    with admin(database) as conn:
+        conn.execute("CREATE DOMAIN zz_positive AS integer CHECK (VALUE > 0)")
+        conn.execute(
+            "CREATE TABLE zz_mixed (id int PRIMARY KEY, j json, p point, d zz_positive,"
+            " at timestamptz, b bytea)"
+        )
+        conn.execute(
+            "INSERT INTO zz_mixed VALUES (1, '{\"a\": [1, 2]}', '(1.5,2)', 7, now(), '\\x00ff'),"
+            " (2, 'null', '(0,0)', 1, '2026-01-01T00:00:00+05', '')"
+        )
+    try:
+        backup = backups.run_backup(store)
+        assert backup.manifest["checksums"]["public.zz_mixed"] != "0"
+        backups.restore_backup(backup, identities, restored)
+    finally:
+        with admin(database) as conn:
+            conn.execute("DROP TABLE zz_mixed")
+            conn.execute("DROP DOMAIN zz_positive")
