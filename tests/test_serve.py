@@ -295,6 +295,10 @@ def test_serve_leaves_periodic_tasks_to_other_hosts_on_request() -> None:
         "audit-maintenance",
         "--without",
         "backups",
+        "--without",
+        "keystore-backups",
+        "--without",
+        "backup-drill",
     ]
     assert worker_args({"no_key_maintenance": True})[-2:] == ["--without", "key-maintenance"]
 

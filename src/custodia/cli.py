@@ -17,6 +17,7 @@ CUSTODIA_COMMANDS: dict[str, str | None] = {
     "keys": None,
     "backup": None,
     "closing": None,
+    "export": None,
     "retention": None,
     "migrate": "Apply database migrations, as the owner role custodia_owner.",
     "dbshell": "psql as the app role custodia_app (row-level security applies).",

@@ -15,6 +15,7 @@ from custodia.clients.models import Assignment, Client, HomeAccess
 from custodia.core.actor import Actor, acting_as
 from custodia.core.permissions import Permission
 from custodia.jobs.models import Job
+from custodia.lifecycle.export.models import Export
 from custodia.scheduling.models import Service, Visit
 from custodia.tenancy.models import Business, Invitation, Membership
 from tests.acting import act
@@ -23,7 +24,9 @@ from tests.factories import TenantMatrix
 API = "/api/v1"
 ROLES = ("outsider", "owner", "manager", "staff", "other_staff", "client")
 # Every tenant-owned table an endpoint here could write (API tokens are not: using one stamps it).
-MODELS = (Business, Membership, Invitation, Client, HomeAccess, Assignment, Service, Visit)
+MODELS = (
+    Business, Membership, Invitation, Client, HomeAccess, Assignment, Service, Visit, Export
+)
 
 
 def actor_for(matrix: TenantMatrix, role: str) -> Actor:
@@ -51,6 +54,8 @@ def names(matrix: TenantMatrix) -> dict[str, str]:
         "other_staff": str(a.other_staff.membership.pk),
         "service": str(a.service.pk),
         "visit": str(a.visit.pk),
+        # No export exists in the matrix: an id that is no export's, for anyone.
+        "export": "00000000-0000-4000-8000-000000000001",
         "b_client": str(b.client.pk),
         "b_staff": str(b.staff.membership.pk),
         "b_service": str(b.service.pk),

@@ -140,6 +140,17 @@ CASES = [
     Case("audit-events", "GET", "/audit/events", None, (200, 200, 403, 403, 403, 403)),
     Case("audit-events-mine", "GET", "/audit/events/mine", None, (403, 403, 403, 403, 403, 200)),
     Case("audit-feed", "GET", "/audit/feed", None, (200, 200, 403, 403, 403, 403)),
+    # --- /exports (the outsider starts an export of their own business)
+    Case(
+        "exports-start",
+        "POST",
+        "/exports",
+        None,
+        (202, 202, 403, 403, 403, 403),
+        session=True,  # a fresh step-up, or a token holding the scope by name (docs/export.md)
+    ),
+    # No export of A exists: the id is no export for anyone.
+    Case("export-get", "GET", "/exports/{export}", None, (404, 404, 404, 404, 404, 404)),
     # --- /jobs (started by the manager: theirs and the owners' to see)
     Case("job-get", "GET", "/jobs/{job}", None, (404, 200, 200, 404, 404, 404)),
 ]
@@ -189,6 +200,6 @@ def test_endpoint_as_role(matrix, caller, web_as, case: Case, role: str, expecte
 
 
 def test_matrix_covers_every_endpoint_and_role() -> None:
-    """26 endpoint-methods (29 cases with the body and target variants), each as all 6 roles."""
-    assert len(ENDPOINTS) == 26
-    assert len(PARAMS) == len(CASES) * len(ROLES) == 174
+    """28 endpoint-methods (31 cases with the body and target variants), each as all 6 roles."""
+    assert len(ENDPOINTS) == 28
+    assert len(PARAMS) == len(CASES) * len(ROLES) == 186

@@ -186,6 +186,15 @@ EVENTS: dict[str, dict[tuple[str, ...], list[Ev]]] = {
         ],
         ("manager", "staff", "other_staff", "client"): [denied()],
     },
+    # --- /exports ("{new}": the export started, "{job}": the job that builds it)
+    "exports-start": {
+        ("outsider", "owner"): [
+            on_record(A.EXPORT_START, "export", "{new}", kind="business", via="session"),
+            on_record(A.JOB_START, "job", "{job}", kind="export"),
+        ],
+        ("manager", "staff", "other_staff", "client"): [denied()],
+    },
+    "export-get": {EVERYONE: [denied("export", "{export}")]},
     # --- /jobs: a job's status is no customer data, so reading it is no event; a refusal is.
     "job-get": {
         ("owner", "manager"): [],
@@ -203,6 +212,7 @@ PARAMETERS = {
     "other_staff": "membership_id",
     "service": "service_id",
     "visit": "visit_id",
+    "export": "export_id",
     "job": "job_id",
 }
 
@@ -247,6 +257,8 @@ def test_endpoint_writes_exactly_its_events(
     assert response.status_code == expected, response.content
     if expected == 201:
         values["new"] = response.json()["id"]
+    if expected == 202:
+        values["new"], values["job"] = response.json()["id"], response.json()["job_id"]
     if expected == 200 and case.method == "GET":
         values["shown"] = items_shown(response)
     values["b_other_client"] = str(matrix.b.other_client.pk)

@@ -133,6 +133,8 @@ def parameters(matrix: TenantMatrix) -> dict[str, str]:
         "membership_id": str(a.staff.membership.pk),
         "token_id": str(token.pk),
         "invitation_id": str(invitation.pk),
+        # No such export: its page shows no customer data (tests/lifecycle).
+        "export_id": NO_SUCH_ID,
         "job_id": str(
             Job.objects.create(
                 tenant_id=a.owner.tenant_id, kind="export", started_by=a.owner.membership
@@ -149,6 +151,7 @@ def parameters(matrix: TenantMatrix) -> dict[str, str]:
     }
 
 
+NO_SUCH_ID = "00000000-0000-4000-8000-000000000001"
 PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>|\(\?P<(\w+)>[^)]*\)")
 
 

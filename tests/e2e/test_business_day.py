@@ -419,6 +419,7 @@ def _pages_of(story: Story) -> dict[str, dict[str, str]]:
             "audit": "/app/audit/",
             "business security": "/app/business/security/",
             "retention": "/app/business/retention/",
+            "export": "/app/business/export/",
             "delete business": "/app/business/delete/",
             "services": "/app/services/",
             "new visit": "/app/visits/new/",

@@ -18,6 +18,7 @@ from django.urls import reverse
 from custodia.accounts.actions import do_create_api_token
 from custodia.core.actor import acting_as
 from custodia.jobs.models import JobStatus
+from custodia.lifecycle.tasks import BACKUP_TASKS
 from custodia.scheduling.models import Service
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix
@@ -92,12 +93,16 @@ def checkpoints(reason: str) -> int:
     return int(count)
 
 
+# The backups' tasks (lifecycle/tasks.py), left out as `custodia serve --no-backups` does.
+WITHOUT_BACKUPS = [arg for task in BACKUP_TASKS for arg in ("--without", task)]
+
+
 def test_the_periodic_tasks_run_when_a_worker_starts(
     world: TenantMatrix, workers: Callable[..., Worker], tmp_path: Path
 ) -> None:
     beacon = tmp_path / "beacon"
     before = checkpoints("daily")
-    worker = workers("--without", "backups", env={BEACON_ENV: str(beacon)})
+    worker = workers(*WITHOUT_BACKUPS, env={BEACON_ENV: str(beacon)})
     wait_for(beacon.exists, what="the test beacon at start")
     # The audit maintenance at start signs a checkpoint of each chain; key maintenance reports.
     wait_for(lambda: checkpoints("daily") > before, what="the audit maintenance at start")
@@ -115,13 +120,15 @@ def test_the_worker_lists_what_it_schedules() -> None:
     for line in (
         "periodic audit-maintenance: cron '30 2 * * *' (UTC), and at start",
         "periodic backups: cron '0 1 * * *' (UTC), and at start",
+        "periodic keystore-backups: cron '15 1 * * *' (UTC), and at start",
+        "periodic backup-drill: cron '30 4 * * *' (UTC)\n",
         "periodic key-maintenance: cron '0 3 * * *' (UTC), and at start",
         "periodic retention: cron '15 3 * * *' (UTC), and at start",
     ):
         assert line in listing
     out = io.StringIO()
-    call_command("worker", "--list", "--without", "backups", stdout=out)
-    assert "backups" not in out.getvalue()
+    call_command("worker", "--list", *WITHOUT_BACKUPS, stdout=out)
+    assert "backup" not in out.getvalue()
 
 
 def test_the_worker_refuses_unknown_tasks_and_backups_without_recipients(settings: Any) -> None:

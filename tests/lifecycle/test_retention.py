@@ -162,6 +162,7 @@ def test_a_failing_rule_is_reported_and_the_others_still_run(settings: Any, tmp_
 def test_every_rule_is_enforced_and_named_once(settings: Any, tmp_path: Path) -> None:
     settings.BACKUP_DIR = tmp_path / "backups"
     settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
+    settings.EXPORT_DIR = tmp_path / "exports"
     rules = retention.policy()
     keys = [rule.key for rule in rules]
     assert len(keys) == len(set(keys))

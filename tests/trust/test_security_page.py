@@ -12,9 +12,10 @@ from custodia.tenancy.models import Business
 # installed, this test fails on purpose: move the item from "planned" to "in place" and say
 # exactly what now holds.
 PLANNED = {
-    # The weekly drill is a periodic job of the job worker's scheduler.
-    "planned-backups": "procrastinate.contrib.django",
-    "planned-export": "custodia.portability",
+    # Point-in-time recovery comes with the pgbackrest engine (lifecycle/pgbackrest.py), not an
+    # app: whoever merges it moves this item (the weekly drill is in place: test below).
+    "planned-pitr": "custodia.lifecycle.pgbackrest",
+    "planned-erasure": "custodia.portability",
     "planned-payments": "custodia.payments",
     "planned-alerts": "custodia.monitoring",
 }
@@ -137,8 +138,9 @@ def test_encryption_claims_name_their_limits(page):
         encryption
     )
     # ... and a deleted business is unreadable only once its keystore backups have expired
-    # (docs/keys.md, "Crypto-shredding"), not at once "in a backup or anywhere else".
-    assert "backups of the key store made before the deletion have expired" in encryption
+    # (docs/keys.md, "Crypto-shredding"), N days later, not at once "in a backup or anywhere else".
+    days = settings.KEYSTORE_BACKUP_RETENTION_DAYS + 1
+    assert f"unreadable everywhere, backups included, {days} days after deletion" in encryption
     assert "unlocks" in in_place
 
 
@@ -153,3 +155,19 @@ def test_backups_are_in_place_with_their_retention(page):
     ):
         assert claim in backups
     assert "Encrypted daily backups" not in planned_section
+
+
+def test_export_is_in_place_and_no_longer_planned(page):
+    in_place, planned_section = page.split('id="planned"', 1)
+    assert 'id="export"' in in_place and 'id="planned-export"' not in page
+    assert "custodia.lifecycle.export" in settings.INSTALLED_APPS
+    for claim in ("downloaded once", f"within {settings.EXPORT_TTL_HOURS} hours", "Ed25519"):
+        assert claim in in_place
+    assert "export" not in planned_section.split("</ul>", 1)[0].lower()
+
+
+def test_the_weekly_restore_drill_is_in_place(page):
+    in_place, planned_section = page.split('id="planned"', 1)
+    assert "procrastinate.contrib.django" in settings.INSTALLED_APPS  # its scheduler
+    assert "Every week a restore drill restores the newest backup" in in_place
+    assert "restore drill" not in planned_section

@@ -19,7 +19,7 @@ from custodia.accounts.stepup import require_step_up
 from custodia.accounts.throttle import user_agent_summary
 from custodia.core.actor import Actor, require_active
 from custodia.core.audit import AuditAction, record
-from custodia.core.permissions import ROLE_PERMISSIONS, Permission
+from custodia.core.permissions import EXPLICIT_SCOPES, ROLE_PERMISSIONS, Permission
 from custodia.core.requestctx import client_ip
 
 
@@ -31,7 +31,10 @@ def do_create_api_token(
     actor.require(Permission.TOKENS_CREATE)
     require_step_up(actor)
     allowed = ROLE_PERMISSIONS[actor.role]
-    wanted = {p.value for p in allowed} if scopes is None else set(scopes)
+    if scopes is None:
+        wanted = {p.value for p in allowed if p not in EXPLICIT_SCOPES}
+    else:
+        wanted = set(scopes)
     if not wanted:
         raise ValidationError({"scopes": "Choose at least one scope, or leave scopes out for all."})
     unknown = sorted(scope for scope in wanted if scope not in Permission._value2member_map_)

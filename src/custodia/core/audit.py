@@ -82,8 +82,14 @@ class AuditAction(StrEnum):
     AUDIT_EXPORT = "audit.export"
     AUDIT_CHECKPOINT = "audit.checkpoint"
     AUDIT_PURGE = "audit.purge"
+    # Exports of the data (lifecycle/export): started, each bulk read of it, downloaded.
+    EXPORT_START = "export.start"
+    EXPORT_READ = "export.read"
+    EXPORT_DOWNLOAD = "export.download"
     KEY_ROTATE = "crypto.key.rotate"
     KEY_DESTROY = "crypto.key.destroy"
+    # A business's key file put back from a keystore backup (lifecycle/backups/keystore.py).
+    KEY_RESTORE = "crypto.key.restore"
     KEK_ROTATE = "crypto.kek.rotate"
     # Background work one person started (jobs/actions.py); what the job then does is recorded
     # by its own events, each naming the job (core/requestctx.py: running_job).

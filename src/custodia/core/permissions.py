@@ -46,6 +46,16 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:event:read"
     # The status of a background job the member started (owners: any of their business's).
     JOBS_READ = "jobs:job:read"
+    # The whole business's data, exported (lifecycle/export): owners only. An API token holds it
+    # only when its scopes name it (EXPLICIT_SCOPES): docs/export.md explains why.
+    BUSINESS_EXPORT = "business:export:create"
+    # A client's own data, downloaded from the portal.
+    CLIENTS_SELF_EXPORT = "clients:self:export"
+
+
+# Scopes a token gets only when they are asked for by name, never from "everything the role
+# allows": a token that may start a whole-business export is a deliberate grant.
+EXPLICIT_SCOPES = frozenset({Permission.BUSINESS_EXPORT})
 
 
 _MANAGER = frozenset(
@@ -76,6 +86,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.BUSINESS_CLOSE,
         Permission.STAFF_ROLE_WRITE,
         Permission.AUDIT_READ,
+        Permission.BUSINESS_EXPORT,
     },
     Role.MANAGER: _MANAGER,
     # Staff read clients (RLS narrows them to assigned ones) and home access (RLS narrows it to
@@ -96,6 +107,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         {
             Permission.CLIENTS_SELF_READ,
             Permission.CLIENTS_SELF_ERASURE,
+            Permission.CLIENTS_SELF_EXPORT,
             Permission.SERVICES_READ,
             Permission.VISITS_READ,
             Permission.VISITS_REQUEST,

@@ -250,6 +250,37 @@ def do_destroy_business_keys(
     return destroyed
 
 
+def do_restore_business_keys(
+    files: dict[str, bytes], *, source: str, using: str | None = None
+) -> tuple[list[str], list[str]]:
+    """Put key files from a keystore backup (`source`: its id) back into the keystore, each only
+    where its business has none: a file that exists may be newer (a rotation since) and is never
+    overwritten. Each restored file is recorded on the platform chain. Returns (restored, kept).
+
+    A restored business that is not in the database is an orphan to `keys maintain`, which
+    destroys it after an hour: restore the business's rows first (docs/backups.md)."""
+    restored, kept = [], []
+    with keystore.locked():
+        for business, content in sorted(files.items()):
+            path = keystore.path_for(business)
+            if path.exists():
+                kept.append(business)
+                continue
+            keystore.replace_file(path, content)
+            restored.append(business)
+    for business in restored:
+        keyring.forget(uuid.UUID(business))
+        record(
+            AuditAction.KEY_RESTORE,
+            target_type="business",
+            target_id=business,
+            detail={"backup": source},
+            using=using or rows.USING,
+        )
+        logger.info("business keys restored tenant=%s backup=%s", business, source)
+    return restored, kept
+
+
 ORPHAN_GRACE_SECONDS = 60 * 60
 ORPHAN_LIMIT = 3
 

@@ -28,6 +28,7 @@ from custodia.accounts.models import LoginThrottle, SecurityEvent
 from custodia.audit import chain
 from custodia.cache.backend import purge_expired_entries
 from custodia.lifecycle import backups
+from custodia.lifecycle.export import storage as export_storage
 from custodia.tenancy.actions import do_erase_spent_invitation_addresses
 from custodia.tenancy.closing import do_purge_closed_businesses
 
@@ -79,12 +80,29 @@ def _audit_events(now: dt.datetime) -> int:
 
 
 def _backups(now: dt.datetime) -> int:
-    result = backups.prune(backups.BackupStore(), now=now)
+    result = backups.prune(backups.database_store(), now=now)
     if result.unsure:
         logger.warning(
             "retention: %d backup(s) with an unverifiable manifest kept", len(result.unsure)
         )
     return len(result.deleted)
+
+
+def _keystore_backups(now: dt.datetime) -> int:
+    policy = backups.retention.keystore_policy()
+    result = backups.prune(backups.keystore_store(), policy, now=now)
+    if result.unsure:
+        logger.warning(
+            "retention: %d keystore backup(s) with an unverifiable manifest kept",
+            len(result.unsure),
+        )
+    return len(result.deleted)
+
+
+def _exports(now: dt.datetime) -> int:
+    # A file past its time is useless whatever its row says (lifecycle/export/storage.py); an
+    # export looked at after its expiry is marked expired and its file deleted there and then.
+    return export_storage.sweep(now)
 
 
 def _sessions(now: dt.datetime) -> int:
@@ -158,9 +176,28 @@ def policy() -> list[Rule]:
         Rule(
             "backups",
             "Encrypted database backups",
-            f"{_days(settings.BACKUP_RETENTION_DAYS)}, then deleted; never one whose signed"
-            " manifest does not verify",
+            f"{_days(settings.BACKUP_RETENTION_DAYS)}, then deleted"
+            + (
+                f" (within that, {backups.retention.database_policy().tiers()})"
+                if backups.retention.database_policy().tiered
+                else ""
+            )
+            + "; never one whose signed manifest does not verify",
             _backups,
+        ),
+        Rule(
+            "keystore-backups",
+            "Backups of the keystore (each business's wrapped data keys)",
+            f"{_days(settings.KEYSTORE_BACKUP_RETENTION_DAYS)}, then deleted: a deleted"
+            " business's data is unreadable everywhere, backups included,"
+            f" {_days(backups.unreadable_everywhere_days())} after deletion",
+            _keystore_backups,
+        ),
+        Rule(
+            "exports",
+            "Whole-business exports waiting for their one download (kept encrypted)",
+            f"until downloaded once, or {settings.EXPORT_TTL_HOURS} hours, then deleted",
+            _exports,
         ),
         Rule(
             "sessions",

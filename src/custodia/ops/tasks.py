@@ -3,8 +3,8 @@ which `custodia serve` starts): each at start and once a day (UTC times below).
 
 Each is one round of its operator command, so a round by hand (`custodia audit maintain`) and
 the scheduled one are the same code. Each command works through the businesses one at a time:
-the audit chains and backups as the operator role that owns them (as before), key rotation
-business by business.
+the audit chains as the operator role that owns them (as before), key rotation business by
+business. The backups' tasks (database, keystore, drill) are lifecycle/tasks.py's.
 """
 
 from __future__ import annotations
@@ -12,17 +12,13 @@ from __future__ import annotations
 from django.core.management import call_command
 
 from custodia.jobs.registry import periodic_task
+from custodia.lifecycle.tasks import BACKUP_TASKS, BACKUPS
 
 AUDIT_MAINTENANCE = "audit-maintenance"
 KEY_MAINTENANCE = "key-maintenance"
-BACKUPS = "backups"
 RETENTION = "retention"
 
-
-@periodic_task(BACKUPS, cron="0 1 * * *", run_at_start=True)
-def backups() -> None:
-    """An encrypted backup and the backup retention (`custodia backup maintain`)."""
-    call_command("backup", "maintain")
+__all__ = ["AUDIT_MAINTENANCE", "BACKUPS", "BACKUP_TASKS", "KEY_MAINTENANCE", "RETENTION"]
 
 
 @periodic_task(AUDIT_MAINTENANCE, cron="30 2 * * *", run_at_start=True)

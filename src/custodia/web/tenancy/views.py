@@ -21,6 +21,7 @@ from custodia.core.actor import Actor, activate
 from custodia.core.dbcontext import clear, set_db_context
 from custodia.core.permissions import Permission, Role
 from custodia.lifecycle import retention
+from custodia.lifecycle.backups import unreadable_everywhere_days
 from custodia.tenancy import access
 from custodia.tenancy.actions import (
     INVALID_INVITATION,
@@ -199,6 +200,8 @@ def _closing_page(
         "close_form": close_form or CloseBusinessForm(prefix="close"),
         "delete_form": delete_form or DeleteBusinessForm(),
         "grace_days": settings.CLOSED_BUSINESS_GRACE_DAYS,
+        "keystore_backup_retention_days": settings.KEYSTORE_BACKUP_RETENTION_DAYS,
+        "unreadable_after_days": unreadable_everywhere_days(),
         "errors": errors or [],
     }
     return render(request, "tenancy/business_delete.html", context, status=status)

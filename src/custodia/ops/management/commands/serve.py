@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from custodia.accounts.hashpool import launch_pool, wait_for_pool
 from custodia.ops.management.commands.setup import ensure_ready
 from custodia.ops.management.commands.worker import backup_recipients_problem
-from custodia.ops.tasks import AUDIT_MAINTENANCE, BACKUPS, KEY_MAINTENANCE
+from custodia.ops.tasks import AUDIT_MAINTENANCE, BACKUP_TASKS, KEY_MAINTENANCE
 
 STOP_GRACE_SECONDS = 10
 
@@ -101,12 +101,13 @@ def worker_args(options: dict[str, Any]) -> list[str]:
     """The `custodia worker` command line: jobs and the periodic tasks not left to others."""
     left_out = [
         task
-        for option, task in (
-            ("no_audit_maintenance", AUDIT_MAINTENANCE),
-            ("no_key_maintenance", KEY_MAINTENANCE),
-            ("no_backups", BACKUPS),
+        for option, tasks in (
+            ("no_audit_maintenance", (AUDIT_MAINTENANCE,)),
+            ("no_key_maintenance", (KEY_MAINTENANCE,)),
+            ("no_backups", BACKUP_TASKS),
         )
         if options.get(option)
+        for task in tasks
     ]
     without = [arg for task in left_out for arg in ("--without", task)]
     return [sys.executable, "-m", "custodia.cli", "worker", *without]
@@ -168,8 +169,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-backups",
             action="store_true",
-            help="leave the backups (a backup and the retention prune, at start and daily) out"
-            " of this server's job worker: another host makes them",
+            help="leave the backups (database and keystore backups and their prunes, at start and"
+            " daily, and the weekly restore drill) out of this server's job worker: another host"
+            " makes them",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

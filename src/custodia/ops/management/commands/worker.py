@@ -23,7 +23,7 @@ from procrastinate.contrib.django.django_connector import DjangoConnector
 
 from custodia.jobs.registry import PeriodicTask, job_kinds, periodic_tasks
 from custodia.jobs.runner import PERIODIC_PREFIX, requeue_stalled_jobs, task_lock
-from custodia.ops.tasks import BACKUPS
+from custodia.ops.tasks import BACKUP_TASKS
 
 logger = logging.getLogger(__name__)
 # Told to stop, the worker takes no new job and asks running ones to stop after this long; a
@@ -36,7 +36,8 @@ def backup_recipients_problem() -> str | None:
     if settings.PRODUCTION and not settings.BACKUP_RECIPIENTS:
         return (
             "Set CUSTODIA_BACKUP_RECIPIENTS (age public keys whose identities are kept off "
-            "this host) for the daily backups, or leave them out (--without backups; "
+            "this host) for the daily backups, or leave them out (--without backups --without "
+            "keystore-backups --without backup-drill; "
             "`custodia serve --no-backups`) if another host makes them."
         )
     return None
@@ -81,7 +82,7 @@ class Command(BaseCommand):
         if options["list"]:
             self._list(chosen)
             return
-        if any(task.name == BACKUPS for task in chosen):
+        if any(task.name in BACKUP_TASKS for task in chosen):
             problem = backup_recipients_problem()
             if problem is not None:
                 raise CommandError(problem)
