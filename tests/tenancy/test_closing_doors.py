@@ -31,6 +31,7 @@ OPEN_WHILE_CLOSED = {
     "accounts_apitoken": "revoking a token and its last-use stamp (new ones are refused)",
     "custodia_db_context": "describes live transactions, not business data",
     "jobs_job": "a job's status and progress: an export of a closed business must run",
+    "export_export": "an export of a closed business is made, stored and downloaded",
 }
 GUARDED = {
     "tenancy_membership",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 
 from custodia.lifecycle import retention
@@ -16,7 +18,7 @@ def test_the_owner_sees_every_rule_of_the_enforced_policy(matrix, settings):
     settings.BACKUP_RETENTION_DAYS = 200
     page = logged_in(matrix.a.owner).get(URL)
     assert page.status_code == 200
-    shown = text(page)
+    shown = html.unescape(text(page))
     for rule in retention.policy():
         assert rule.what in shown
     assert "200 days, then deleted" in shown  # the installation's setting, not a fixed claim
@@ -35,6 +37,6 @@ def test_signed_out_visitors_are_sent_to_sign_in(web):
 
 
 def test_the_security_page_states_the_same_policy(web):
-    page = " ".join(web.get("/security/").content.decode().split())
+    page = html.unescape(" ".join(web.get("/security/").content.decode().split()))
     for rule in retention.policy():
         assert rule.kept[0].upper() + rule.kept[1:40] in page
