@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import accounts, audit, backups, crypto, retention
+from bench import accounts, audit, backups, crypto, export, retention
 from bench.harness import (
     DB_NAME,
     FULL,
@@ -277,6 +277,8 @@ def run(profile: Profile, only: frozenset[str] = ALL_SCENARIOS) -> Bench:
         crypto.scenario_13(bench, prod, env, bearer, data["tenant"], seconds)
     if "14" in only:
         backups.scenario_14(bench, env)
+    if "15" in only:
+        export.scenario_15(bench, env)
     if "16" in only:
         retention.scenario_16(bench, env)
     if "1" in only:
@@ -603,7 +605,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("wrk is missing: apt-get install wrk (make bench does it)")
     only = frozenset(options.only.split(",")) if options.only else ALL_SCENARIOS
     if not only <= ALL_SCENARIOS:
-        raise SystemExit(f"--only: unknown scenarios {sorted(only - ALL_SCENARIOS)}; use 1-14")
+        raise SystemExit(f"--only: unknown scenarios {sorted(only - ALL_SCENARIOS)}; use 1-16")
     bench = run(FULL if options.full else SMOKE if options.smoke else QUICK, only)
     save(bench)
     charts(bench)

@@ -712,5 +712,6 @@ LOGGING = {
         # procrastinate announces each periodic task at INFO whenever the registry is imported
         # (every `custodia` command): noise; its job records stay.
         "procrastinate.periodic": {"level": "WARNING"},
+        "procrastinate.blueprints": {"level": "WARNING"},
     },
 }
