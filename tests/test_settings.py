@@ -194,6 +194,14 @@ def test_other_secrets_are_not_echoed_either(tmp_path):
         ({"CUSTODIA_MAIL_FROM": "Custodia"}, "CUSTODIA_MAIL_FROM must be an email address"),
         ({"CUSTODIA_INVITATION_TTL_HOURS": "0"}, "CUSTODIA_INVITATION_TTL_HOURS must be between"),
         (
+            {"CUSTODIA_CLOSED_BUSINESS_GRACE_DAYS": "0"},
+            "CUSTODIA_CLOSED_BUSINESS_GRACE_DAYS must be between 1 and 365",
+        ),
+        (
+            {"CUSTODIA_CLOSED_BUSINESS_GRACE_DAYS": "a month"},
+            "CUSTODIA_CLOSED_BUSINESS_GRACE_DAYS must be an integer",
+        ),
+        (
             {
                 "CUSTODIA_SMTP_HOST": "smtp.example.com",
                 "CUSTODIA_SMTP_SSL": "1",
@@ -205,6 +213,12 @@ def test_other_secrets_are_not_echoed_either(tmp_path):
 )
 def test_malformed_values_fail_loudly_in_any_environment(tmp_path, env, message):
     assert refused(tmp_path, env).startswith(message)
+
+
+def test_the_closed_business_grace_period_is_configurable(tmp_path):
+    assert read_settings(tmp_path, {}, "CLOSED_BUSINESS_GRACE_DAYS") == "[30]"
+    env = {"CUSTODIA_CLOSED_BUSINESS_GRACE_DAYS": "7"}
+    assert read_settings(tmp_path, env, "CLOSED_BUSINESS_GRACE_DAYS") == "[7]"
 
 
 def test_malformed_value_message_names_the_variable_not_a_traceback_of_the_value(tmp_path):

@@ -16,6 +16,7 @@ CUSTODIA_COMMANDS: dict[str, str | None] = {
     "audit": None,
     "keys": None,
     "backup": None,
+    "closing": None,
     "retention": None,
     "migrate": "Apply database migrations, as the owner role custodia_owner.",
     "dbshell": "psql as the app role custodia_app (row-level security applies).",

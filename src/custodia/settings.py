@@ -145,6 +145,7 @@ MIDDLEWARE = [
     "custodia.web.middleware.BusyMiddleware",
     "custodia.web.middleware.StepUpMiddleware",
     "custodia.web.middleware.CryptoErrorMiddleware",
+    "custodia.web.middleware.BusinessClosedMiddleware",
 ]
 
 ROOT_URLCONF = "custodia.urls"
@@ -647,6 +648,11 @@ DEFAULT_FROM_EMAIL = env_email_address("CUSTODIA_MAIL_FROM", "Custodia <no-reply
 
 # --- Product --------------------------------------------------------------------------------
 INVITATION_TTL_HOURS = env_int("CUSTODIA_INVITATION_TTL_HOURS", 72, minimum=1, maximum=720)
+# A closed business stays read-only (and can be reopened) this long, then is purged
+# (tenancy/closing.py).
+CLOSED_BUSINESS_GRACE_DAYS = env_int(
+    "CUSTODIA_CLOSED_BUSINESS_GRACE_DAYS", 30, minimum=1, maximum=365
+)
 API_TOKEN_DEFAULT_DAYS = env_int("CUSTODIA_API_TOKEN_DAYS", 90, minimum=1, maximum=365)
 # API requests a minute per token or signed-in session (api/ratelimit.py): up to this many at
 # once after a quiet minute, then one every 60/N seconds; past that a 429 with Retry-After.

@@ -135,7 +135,7 @@ def test_the_outsider_reaches_only_their_own_business(matrix):
     act(matrix.a.owner)
     slug = Business.objects.get(pk=matrix.a.owner.tenant_id).slug
     page = browser.get(URL)
-    assert page.status_code == 200 and "Delete Bravo" in text(page)
+    assert page.status_code == 200 and "Close or delete Bravo" in text(page)
     assert browser.post(URL, {"confirm": slug}).status_code == 400
     assert snapshot(matrix) == before
     assert keystore.path_for(matrix.a.owner.tenant_id).exists()

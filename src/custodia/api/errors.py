@@ -21,6 +21,7 @@ from ninja.renderers import JSONRenderer
 
 from custodia.api.inputs import MalformedBody
 from custodia.core import requestctx
+from custodia.core.closed import BusinessClosed
 from custodia.core.requestctx import body_too_large_message
 from custodia.crypto.errors import CryptoError, public_answer
 from custodia.crypto.fields import request_failure
@@ -36,6 +37,8 @@ ERROR_RESPONSES = {
     "401": "No valid session or bearer token.",
     "403": "The role, the token's scopes or the CSRF check do not allow it.",
     "404": "No such record within your reach (or no such endpoint).",
+    "409": "A write to a business that is closed (read-only until its purge; an owner can reopen"
+    " it): `code` is `closed`.",
     "422": "Invalid input; `errors` names the fields.",
     "429": "Over the rate limit of the token or session; `Retry-After` says when to try again.",
 }
@@ -125,6 +128,12 @@ def forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
     return _refuse(request, 403, {"detail": message})
 
 
+def business_closed(request: HttpRequest, exc: BusinessClosed) -> HttpResponse:
+    """A write to a closed business, refused by the database (core/closed.py): 409, saying
+    until when and that an owner can reopen it."""
+    return _refuse(request, BusinessClosed.status_code, {"detail": str(exc), "code": "closed"})
+
+
 def unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     """No valid session or token: 401."""
     response = _refuse(
@@ -182,6 +191,7 @@ HANDLERS: dict[type[Exception], Callable[[HttpRequest, Any], HttpResponse]] = {
     ValidationError: validation_failed,
     RequestInvalid: request_invalid,
     Http404: not_found,
+    BusinessClosed: business_closed,
     PermissionDenied: forbidden,
     AuthenticationError: unauthenticated,
     HttpError: http_error,

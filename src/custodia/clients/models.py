@@ -43,6 +43,9 @@ class Client(TenantOwned):
     phone_search = models.BinaryField(null=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Set when the client's personal data was erased (clients/erasure.py); the record stays, as
+    # an anonymous row the visits' statistics still count.
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -95,3 +98,26 @@ class Assignment(TenantOwned):
         indexes = [
             models.Index(fields=["tenant", "staff", "client"], name="assignment_tenant_staff")
         ]
+
+
+class ErasureRequest(TenantOwned):
+    """A client's request, from the portal, that the business erase their personal data; a
+    manager or owner confirms it (clients/erasure.py). Ids and times only."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="erasure_requests")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+    erased_by = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "client"],
+                condition=models.Q(erased_at__isnull=True),
+                name="erasure_one_pending_per_client",
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "requested_at"], name="erasure_tenant_requested")]

@@ -34,6 +34,8 @@ class AuditAction(StrEnum):
     CLIENT_CREATE = "client.create"
     CLIENT_UPDATE = "client.update"
     CLIENT_DELETE = "client.delete"
+    CLIENT_ERASE = "client.erase"
+    CLIENT_ERASURE_REQUEST = "client.erasure_request"
     ACCESS_CODES_REVEAL = "client.access_codes.reveal"
     ASSIGNMENT_CREATE = "assignment.create"
     ASSIGNMENT_DELETE = "assignment.delete"
@@ -58,6 +60,9 @@ class AuditAction(StrEnum):
     # Configuration.
     BUSINESS_CREATE = "business.create"
     BUSINESS_DELETE = "business.delete"
+    BUSINESS_CLOSE = "business.close"
+    BUSINESS_REOPEN = "business.reopen"
+    BUSINESS_PURGE = "business.purge"
     SECURITY_POLICY_UPDATE = "business.security_policy.update"
     # Authentication (the platform chain: a login belongs to no single business).
     LOGIN = "auth.login"

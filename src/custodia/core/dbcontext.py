@@ -100,6 +100,22 @@ def _fetch_with_key(
         return names, cursor.fetchone()
 
 
+def fetch_all_with_key(
+    sql: str, params: Sequence[object], *, using: str = "default"
+) -> list[tuple[Any, ...]]:
+    """Every row of `sql`, a call of a function whose first argument is the context key (put
+    before `params` here), run like `set_db_context`: the key bound, never logged. Inside a
+    transaction."""
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        raise RuntimeError("The tenant context can only be set inside a transaction.")
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, [settings.DB_CONTEXT_KEY, *params])
+        connection.custodia_context_set = True  # type: ignore[attr-defined]
+        return list(cursor.fetchall())
+
+
 @dataclass(frozen=True)
 class ContextGrant:
     """What `activate_token` or `activate_member` established: the column values of the

@@ -25,11 +25,14 @@ class Permission(StrEnum):
     BUSINESS_SETTINGS_WRITE = "business:settings:write"
     BUSINESS_SECURITY_WRITE = "business:security:write"
     BUSINESS_DELETE = "business:record:delete"
+    BUSINESS_CLOSE = "business:record:close"
     CLIENTS_RECORD_READ = "clients:record:read"
     CLIENTS_RECORD_WRITE = "clients:record:write"
     CLIENTS_ACCESS_READ = "clients:access:read"
     CLIENTS_ASSIGNMENT_WRITE = "clients:assignment:write"
     CLIENTS_SELF_READ = "clients:self:read"
+    CLIENTS_RECORD_ERASE = "clients:record:erase"
+    CLIENTS_SELF_ERASURE = "clients:self:erasure"
     STAFF_MEMBER_READ = "staff:member:read"
     STAFF_MEMBER_INVITE = "staff:member:invite"
     STAFF_ROLE_WRITE = "staff:role:write"
@@ -51,6 +54,7 @@ _MANAGER = frozenset(
         Permission.CLIENTS_RECORD_WRITE,
         Permission.CLIENTS_ACCESS_READ,
         Permission.CLIENTS_ASSIGNMENT_WRITE,
+        Permission.CLIENTS_RECORD_ERASE,
         Permission.STAFF_MEMBER_READ,
         Permission.STAFF_MEMBER_INVITE,
         Permission.SERVICES_READ,
@@ -69,6 +73,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.BUSINESS_SETTINGS_WRITE,
         Permission.BUSINESS_SECURITY_WRITE,
         Permission.BUSINESS_DELETE,
+        Permission.BUSINESS_CLOSE,
         Permission.STAFF_ROLE_WRITE,
         Permission.AUDIT_READ,
     },
@@ -90,6 +95,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CLIENT: frozenset(
         {
             Permission.CLIENTS_SELF_READ,
+            Permission.CLIENTS_SELF_ERASURE,
             Permission.SERVICES_READ,
             Permission.VISITS_READ,
             Permission.VISITS_REQUEST,

@@ -29,6 +29,7 @@ from custodia.audit import chain
 from custodia.cache.backend import purge_expired_entries
 from custodia.lifecycle import backups
 from custodia.tenancy.actions import do_erase_spent_invitation_addresses
+from custodia.tenancy.closing import do_purge_closed_businesses
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,12 @@ def _cache_entries(now: dt.datetime) -> int:
     return purge_expired_entries()
 
 
+def _closed_businesses(now: dt.datetime) -> int:
+    # As the purge's system actor inside each business (tenancy/closing.py), not the owner
+    # connection: its rows are deleted under that business's own row-level security.
+    return len(do_purge_closed_businesses(now))
+
+
 def _development_mail(now: dt.datetime) -> int:
     if settings.EMAIL_BACKEND != "django.core.mail.backends.filebased.EmailBackend":
         return 0
@@ -173,9 +180,9 @@ def policy() -> list[Rule]:
         ),
         Rule(
             "keystore-backups",
-            "Backups of the keystore (each business's wrapped data keys)",
-            f"{_days(settings.KEYSTORE_BACKUP_RETENTION_DAYS)}, then deleted: a deleted"
-            " business's data is unreadable everywhere, backups included,"
+            "Backups of the keystore (the wrapped data keys of every business)",
+            f"{_days(settings.KEYSTORE_BACKUP_RETENTION_DAYS)}, then deleted: the data of a"
+            " deleted business is unreadable everywhere, backups included,"
             f" {_days(backups.unreadable_everywhere_days())} after deletion",
             _keystore_backups,
         ),
@@ -204,6 +211,13 @@ def policy() -> list[Rule]:
             f"until accepted, revoked or expired (at most {settings.INVITATION_TTL_HOURS} hours),"
             " then erased",
             _invitation_addresses,
+        ),
+        Rule(
+            "closed-businesses",
+            "Businesses their owners closed (read-only meanwhile; an owner can reopen them)",
+            f"{_days(settings.CLOSED_BUSINESS_GRACE_DAYS)} after closing, then every record"
+            " deleted and the encryption keys destroyed; only anonymous counts are kept",
+            _closed_businesses,
         ),
         Rule(
             "cache",

@@ -15,7 +15,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import Http404
 from django.template.loader import render_to_string
@@ -35,7 +35,14 @@ from custodia.core.permissions import MANAGING_ROLES, Permission, Role, may_gran
 from custodia.crypto.actions import do_destroy_business_keys
 from custodia.crypto.keyring import create_keys
 from custodia.tenancy.actors import new_member_actor
-from custodia.tenancy.models import Business, Invitation, Membership, TenantOwned
+from custodia.tenancy.closing import delete_business_rows
+from custodia.tenancy.models import (
+    Business,
+    ClosedBusiness,
+    Invitation,
+    Membership,
+    TenantOwned,
+)
 
 logger = logging.getLogger(__name__)
 INVITATION_PURPOSE = "invitation"
@@ -90,17 +97,9 @@ def do_delete_business(business: Business, *, actor: Actor, confirm_slug: str) -
         # In the business's own chain, and in the owner's platform chain, which outlives it.
         record(AuditAction.BUSINESS_DELETE, actor=actor, target=business)
         record(AuditAction.BUSINESS_DELETE, user=actor.user, target=business)
-        # Every member's API tokens; the owner may see only their own (accounts/0005).
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT custodia_delete_business_tokens(%s)", [business_id])
-        # And their sessions acting for it (the owner's own request keeps its session, which
-        # the view sends to choose a business).
-        signed_in = Membership.objects.filter(
-            tenant_id=business_id, user__usersession__isnull=False
-        ).distinct()
-        for member in signed_in.select_related("user"):
-            _end_member_sessions(member)
-        Business.objects.filter(pk=business_id).delete()
+        # Closed and waiting for its purge: deleted now instead, leaving no record of counts.
+        ClosedBusiness.objects.filter(business_id=business_id).delete()
+        delete_business_rows(business, actor=actor)
         transaction.on_commit(lambda: _destroy_keys(business_id, actor.user))
     logger.info("business deleted tenant=%s", business_id)
 

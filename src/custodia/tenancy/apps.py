@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from custodia.core import closed
+
 
 class Config(AppConfig):
     name = "custodia.tenancy"
@@ -11,3 +13,6 @@ class Config(AppConfig):
     def ready(self) -> None:
         # Registers the `prefix` lookup on CharField (tenancy/lookups.py).
         from custodia.tenancy import lookups  # noqa: F401
+
+        # A closed business's write refusal, raised as BusinessClosed on every connection.
+        closed.install()

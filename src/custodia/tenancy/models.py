@@ -27,9 +27,21 @@ class Business(models.Model):
     mfa_required_managers = models.BooleanField(default=False, db_default=False)
     mfa_required_staff = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Closing (tenancy/closing.py): closed, the business is read-only until `purge_after`, when
+    # the daily purge deletes it; the database refuses every write meanwhile (tenancy/0007).
+    # `purging` is set only inside the purge's (or deletion's) own transaction, the one change a
+    # closed business's rows accept: their deletion.
+    closed_at = models.DateTimeField(null=True, blank=True)
+    purge_after = models.DateTimeField(null=True, blank=True)
+    purging = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [
+            models.CheckConstraint(
+                condition=models.Q(closed_at__isnull=True, purge_after__isnull=True)
+                | models.Q(closed_at__isnull=False, purge_after__isnull=False),
+                name="business_closed_has_purge_date",
+            ),
             models.CheckConstraint(
                 condition=models.Q(access_window_before_hours__lte=168)
                 & models.Q(access_window_after_hours__lte=168),
@@ -117,3 +129,24 @@ class Invitation(TenantOwned):
 
     def __str__(self) -> str:
         return f"invitation {self.prefix} ({self.role})"
+
+
+class ClosedBusiness(models.Model):
+    """What is kept of a closed business once it is purged: its id, dates and counts, no names.
+
+    Written when the business closes, completed by the purge, and left behind by it; the id is
+    not a foreign key (the business goes). Row-level security: only a context naming that
+    business reads or writes its row (tenancy/0007).
+    """
+
+    business_id = models.UUIDField(primary_key=True)
+    closed_at = models.DateTimeField()
+    purge_after = models.DateTimeField()
+    purged_at = models.DateTimeField(null=True, blank=True)
+    keys_destroyed_at = models.DateTimeField(null=True, blank=True)
+    clients = models.PositiveIntegerField(null=True, blank=True)
+    visits = models.PositiveIntegerField(null=True, blank=True)
+    members = models.PositiveIntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"closed business {self.business_id}"

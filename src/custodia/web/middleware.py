@@ -28,6 +28,8 @@ to read the order (a test keeps them equal). On the way in:
     with Retry-After.
 12. StepUpMiddleware: an action that needs a fresh proof of identity sends the person to it.
 13. CryptoErrorMiddleware: an unreadable stored value is a 409 or 410 page, not a 500.
+14. BusinessClosedMiddleware: a write the database refused because the business is closed
+    (core/closed.py) is a 409 page saying until when, not a 500 or a bare 403.
 Then the view: a page (web/) or an API operation (api/).
 """
 
@@ -46,6 +48,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.http.request import split_domain_port
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import urlencode
 
@@ -59,7 +62,8 @@ from custodia.api.ratelimit import ApiRateLimitMiddleware
 from custodia.core import requestctx
 from custodia.core.actor import Actor, acting_as
 from custodia.core.audit import AuditAction, Outcome, record
-from custodia.core.dbcontext import clear, cleared_unless_set
+from custodia.core.closed import BusinessClosed
+from custodia.core.dbcontext import clear, cleared_unless_set, transaction_failed
 from custodia.core.requestctx import API_PREFIX, SAFE_METHODS, presents_bearer_token
 from custodia.crypto.errors import CryptoError, public_answer
 from custodia.tenancy.actors import actor_for_session
@@ -67,6 +71,7 @@ from custodia.tenancy.actors import actor_for_session
 # Middleware of other modules, listed in the pipeline from here (settings.MIDDLEWARE).
 __all__ = [
     "ApiRateLimitMiddleware",
+    "BusinessClosedMiddleware",
     "BusyMiddleware",
     "CryptoErrorMiddleware",
     "HashingDoorMiddleware",
@@ -343,6 +348,35 @@ class CryptoErrorMiddleware:
         context = {"title": "Cannot show this record", "message": message}
         response = render(request, "web/error.html", context, status=status)
         # After rendering (the page's menus read the database too).
+        transaction.set_rollback(True)
+        return response
+
+
+class BusinessClosedMiddleware:
+    """A write to a closed business, refused by the database (core/closed.py): a 409 page
+    that says until when and that an owner can reopen it; the request's writes are undone.
+
+    When the refusal left the transaction unusable (a write outside an action's own atomic
+    block), the page is rendered without the layout's database reads.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, BusinessClosed):
+            return None
+        if request.path.startswith("/api/"):
+            return None  # the API answers it in its own JSON shape (api/errors.py)
+        context = {"title": "This business is closed", "message": str(exception)}
+        if transaction_failed():
+            transaction.set_rollback(True)
+            html = render_to_string("web/error_plain.html", context)
+            return HttpResponse(html, status=BusinessClosed.status_code)
+        response = render(request, "web/error.html", context, status=BusinessClosed.status_code)
         transaction.set_rollback(True)
         return response
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from custodia.web.clients import views
+from custodia.web.clients import erasure, views
 
 urlpatterns = [
     path("clients/", views.client_list, name="client_list"),
@@ -19,5 +19,7 @@ urlpatterns = [
         name="client_unassign",
     ),
     path("clients/<str:client_id>/invite/", views.client_invite, name="client_invite"),
+    path("clients/<str:client_id>/erase/", erasure.client_erase, name="client_erase"),
     path("portal/", views.portal, name="portal"),
+    path("portal/erasure/", erasure.portal_erasure_request, name="portal_erasure_request"),
 ]

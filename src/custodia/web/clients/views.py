@@ -20,6 +20,7 @@ from custodia.clients.actions import (
 )
 from custodia.core.actor import Actor
 from custodia.core.permissions import Permission, Role
+from custodia.lifecycle.erasure import pending_erasure_request, pending_erasure_requests
 from custodia.scheduling.access import list_services, list_visits, read_visit_lines
 from custodia.tenancy.access import access_member_by_id, list_staff
 from custodia.tenancy.actions import do_invite_member
@@ -52,6 +53,12 @@ def client_list(request: HttpRequest, actor: Actor) -> HttpResponse:
         "query": query,
         "page": page,
         "can_write": actor.can(Permission.CLIENTS_RECORD_WRITE),
+        # Ids and dates only (no client read): links to the records that asked for erasure.
+        "erasure_requests": (
+            list(pending_erasure_requests(actor)[:20])
+            if actor.can(Permission.CLIENTS_RECORD_ERASE)
+            else []
+        ),
     }
     return render(request, "clients/list.html", context, status=200 if search.is_valid() else 400)
 
@@ -98,6 +105,8 @@ def _detail_page(
         "can_assign": can_assign,
         "can_invite": can_invite,
         "can_schedule": actor.can(Permission.VISITS_WRITE),
+        "can_erase": actor.can(Permission.CLIENTS_RECORD_ERASE) and client.erased_at is None,
+        "erasure_request": pending_erasure_request(actor, client),
     }
     if can_assign:
         context["assign_form"] = assign_form or StaffChoiceForm(staff=list_staff(actor))
@@ -243,5 +252,6 @@ def portal(request: HttpRequest, actor: Actor) -> HttpResponse:
         "past": past,
         "request_form": VisitRequestForm(services=list_services(actor)),
         "record_access": access.own_record_access(actor),
+        "erasure_request": pending_erasure_request(actor, client),
     }
     return render(request, "clients/portal.html", context)

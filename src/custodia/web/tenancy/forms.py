@@ -115,6 +115,12 @@ class AcceptInvitationForm(forms.Form):
         return cleaned
 
 
+class CloseBusinessForm(forms.Form):
+    """The owner types the business's name to confirm closing it."""
+
+    confirm = forms.CharField(label="Type the business's name to confirm", max_length=120)
+
+
 class DeleteBusinessForm(forms.Form):
     """The owner types the business's slug to confirm its deletion."""
 

@@ -25,6 +25,8 @@ urlpatterns = [
     path("app/business/security/", views.business_security, name="business_security"),
     path("app/business/retention/", views.business_retention, name="business_retention"),
     path("app/business/delete/", views.business_delete, name="business_delete"),
+    path("app/business/close/", views.business_close, name="business_close"),
+    path("app/business/reopen/", views.business_reopen, name="business_reopen"),
     # The accept page comes first: "accept" must never be read as a secret.
     path("invite/<str:prefix>/accept/", views.invitation_accept, name="invitation_accept"),
     path("invite/<str:prefix>/<str:secret>/", views.invitation_open, name="invitation_open"),

@@ -36,11 +36,13 @@ from custodia.tenancy.actions import (
     open_invitation,
 )
 from custodia.tenancy.actors import act_for, forget_business
+from custodia.tenancy.closing import do_close_business, do_reopen_business
 from custodia.tenancy.models import Invitation
 from custodia.web.decorators import member_required
 from custodia.web.forms import add_action_errors, form_action
 from custodia.web.tenancy.forms import (
     AcceptInvitationForm,
+    CloseBusinessForm,
     DeleteBusinessForm,
     InviteForm,
     RoleForm,
@@ -186,19 +188,34 @@ def business_retention(request: HttpRequest, actor: Actor) -> HttpResponse:
     )
 
 
-@require_http_methods(["GET", "HEAD", "POST"])
-@member_required(Permission.BUSINESS_DELETE)
-def business_delete(request: HttpRequest, actor: Actor) -> HttpResponse:
-    """The owner deletes the business: every record, and its encryption keys."""
-    business = actor.business
-    form = DeleteBusinessForm(request.POST if request.method == "POST" else None)
+def _closing_page(
+    request: HttpRequest,
+    *,
+    close_form: CloseBusinessForm | None = None,
+    delete_form: DeleteBusinessForm | None = None,
+    errors: list[str] | None = None,
+    status: int = 200,
+) -> HttpResponse:
     context = {
-        "form": form,
+        "close_form": close_form or CloseBusinessForm(prefix="close"),
+        "delete_form": delete_form or DeleteBusinessForm(),
+        "grace_days": settings.CLOSED_BUSINESS_GRACE_DAYS,
+        "errors": errors or [],
         "keystore_backup_retention_days": settings.KEYSTORE_BACKUP_RETENTION_DAYS,
         "unreadable_after_days": unreadable_everywhere_days(),
     }
+    return render(request, "tenancy/business_delete.html", context, status=status)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@member_required(Permission.BUSINESS_DELETE)
+def business_delete(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The owner's page to close the business (reversible for a while), reopen it, or delete it
+    now: every record, and its encryption keys."""
+    business = actor.business
     if request.method != "POST":
-        return render(request, "tenancy/business_delete.html", context)
+        return _closing_page(request)
+    form = DeleteBusinessForm(request.POST)
     return form_action(
         request,
         form,
@@ -207,8 +224,36 @@ def business_delete(request: HttpRequest, actor: Actor) -> HttpResponse:
         ),
         success=f"{business.name} was deleted and its encryption keys destroyed.",
         done=lambda _: _business_gone(request),
-        page=lambda status: render(request, "tenancy/business_delete.html", context, status=status),
+        page=lambda status: _closing_page(request, delete_form=form, status=status),
     )
+
+
+@require_POST
+@member_required(Permission.BUSINESS_CLOSE)
+def business_close(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The owner closes the business: read-only now, deleted after the grace period."""
+    business = actor.business
+    form = CloseBusinessForm(request.POST, prefix="close")
+    return form_action(
+        request,
+        form,
+        lambda: do_close_business(business, actor=actor, confirm_name=form.cleaned_data["confirm"]),
+        success=f"{business.name} is closed.",
+        done=lambda _: redirect("business_delete"),
+        page=lambda status: _closing_page(request, close_form=form, status=status),
+    )
+
+
+@require_POST
+@member_required(Permission.BUSINESS_CLOSE)
+def business_reopen(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The owner reopens a closed business before its purge."""
+    try:
+        do_reopen_business(actor.business, actor=actor)
+    except ValidationError as exc:
+        return _closing_page(request, errors=exc.messages, status=400)
+    messages.success(request, f"{actor.business.name} is open again.")
+    return redirect("business_delete")
 
 
 def _business_gone(request: HttpRequest) -> HttpResponse:

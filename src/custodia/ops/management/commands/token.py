@@ -13,6 +13,7 @@ from custodia.accounts.access import list_tokens
 from custodia.accounts.actions import do_create_api_token, do_revoke_api_token
 from custodia.accounts.models import ApiToken
 from custodia.core.actor import Actor, acting_as
+from custodia.core.closed import BusinessClosed
 from custodia.tenancy.actors import console_actors, find_user
 
 
@@ -75,6 +76,8 @@ class Command(BaseCommand):
                 )
         except ValidationError as exc:
             raise CommandError(messages_of(exc)) from None
+        except BusinessClosed as exc:
+            raise CommandError(f"{actor.business.slug}: {exc}") from None
         except PermissionDenied:
             raise CommandError(
                 f"A {actor.role} of {actor.business.slug} cannot create API tokens."
