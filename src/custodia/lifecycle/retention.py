@@ -187,9 +187,9 @@ def policy() -> list[Rule]:
         ),
         Rule(
             "keystore-backups",
-            "Backups of the keystore (each business's wrapped data keys)",
-            f"{_days(settings.KEYSTORE_BACKUP_RETENTION_DAYS)}, then deleted: a deleted"
-            " business's data is unreadable everywhere, backups included,"
+            "Backups of the keystore (the wrapped data keys of every business)",
+            f"{_days(settings.KEYSTORE_BACKUP_RETENTION_DAYS)}, then deleted: the data of a"
+            " deleted business is unreadable everywhere, backups included,"
             f" {_days(backups.unreadable_everywhere_days())} after deletion",
             _keystore_backups,
         ),
