@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from custodia.lifecycle import backups
 from custodia.lifecycle.backups import BackupError, BackupStore
+from custodia.ops import backup_pgbackrest
 from custodia.ops.maintenance import run_daily
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,10 @@ def _size(count: int) -> str:
 
 
 class Command(BaseCommand):
-    help = "Encrypted backups: run, list, verify ID, restore ID, prune, drill, maintain."
+    help = (
+        "Encrypted backups: run, list, verify ID, restore ID, prune, drill, maintain; "
+        "pgbackrest ACTION (the production engine)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -57,8 +61,15 @@ class Command(BaseCommand):
             "maintain", help="run and prune now, then once a day (`custodia serve` runs it)"
         )
         maintain.add_argument("--once", action="store_true", help="one round, then exit")
+        backup_pgbackrest.add_parser(commands)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        engine_command = options["command"] in backup_pgbackrest.ENGINE_COMMANDS
+        if options["command"] == "pgbackrest" or (
+            settings.BACKUP_ENGINE == "pgbackrest" and engine_command
+        ):
+            backup_pgbackrest.handle(self, options)
+            return
         store = BackupStore(options["dir"])
         try:
             getattr(self, "_" + options["command"])(store, options)

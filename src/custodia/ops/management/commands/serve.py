@@ -165,7 +165,11 @@ class Command(BaseCommand):
         if bool(options["certificate"]) != bool(options["keyfile"]):
             raise CommandError("Give both --certificate and --keyfile, or neither.")
 
-        if not options["no_backups"] and settings.PRODUCTION and not settings.BACKUP_RECIPIENTS:
+        logical = settings.BACKUP_ENGINE == "logical"  # pgbackrest's checks: its own maintain
+        if (
+            not options["no_backups"] and logical and settings.PRODUCTION
+            and not settings.BACKUP_RECIPIENTS
+        ):  # fmt: skip
             raise CommandError(
                 "Set CUSTODIA_BACKUP_RECIPIENTS (age public keys whose identities are kept off "
                 "this host) for the daily backups, or run with --no-backups if another host "
