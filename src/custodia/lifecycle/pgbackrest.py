@@ -348,7 +348,8 @@ def info(setup: Setup) -> dict[str, Any]:
     """The stanza's part of `pgbackrest info`: its backups (oldest first), archive and status."""
     text = run(setup, "info", "--output=json")
     try:
-        stanzas = json.loads(text)
+        # strict=False: with a wrong passphrase pgbackrest quotes undecryptable bytes.
+        stanzas = json.loads(text, strict=False)
         found = next(item for item in stanzas if item.get("name") == setup.stanza)
     except (ValueError, StopIteration, AttributeError, TypeError):
         raise BackupError(f"pgbackrest info said nothing about stanza {setup.stanza}.") from None
