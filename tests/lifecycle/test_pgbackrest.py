@@ -167,8 +167,7 @@ def history() -> Iterator[History]:
         database=DATABASE,
         manifest_dir=root / "backups" / pgbackrest.ENGINE,
         retention_days=365,
-        admin={"USER": "postgres", "PASSWORD": "", "HOST": str(live.socket_dir),
-               "PORT": str(live.port)},  # fmt: skip
+        admin={"USER": "postgres", "PASSWORD": "", "HOST": str(live.socket_dir), "PORT": "5432"},
         os_user=user,
         # Uncompressed, so that only the encryption stands between the marker and the bytes.
         compress_type="none",
