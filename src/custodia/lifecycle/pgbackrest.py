@@ -271,7 +271,9 @@ def postgresql_conf(setup: Setup) -> str:
         "wal_level = replica\n"
         "archive_mode = on\n"
         f"archive_command = '{quoted}'\n"
-        "max_wal_senders = 3\n"
+        # A partly filled WAL segment is archived after a minute: at most a minute of writes
+        # is not yet in the repository.
+        "archive_timeout = 60\n"
     )
 
 
