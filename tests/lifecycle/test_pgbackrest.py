@@ -25,18 +25,22 @@ from typing import Any
 
 import psycopg
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
+from django.db import connections
 
 from custodia.embedded import EMBEDDED_USER
 from custodia.lifecycle import backups, pgbackrest
 from custodia.lifecycle.backups import BackupError
 from custodia.lifecycle.pgbackrest import PgbackrestBackup, Setup
+from custodia.ops.management.commands.setup import point_connections_at, prepare_database
 
 DEBIAN_POSTGRES = Path("/usr/lib/postgresql")
 INSTALL_POSTGRES = "apt-get install -y postgresql-15"
 # Written into the table; it must never appear in the repository's bytes.
 MARKER = "custodia-pitr-marker-5f1c2e9a"
 DATABASE = "custodia_pitr"
+APP_DATABASE = "custodia_pgbackrest"  # Custodia's, migrated, for the command's test
 
 
 def postgres_bin() -> Path:
@@ -290,6 +294,20 @@ def test_point_in_time_restore_brings_back_a_row_deleted_after_t_and_not_one_ins
     restored.stop()
 
 
+def test_a_restore_of_a_backup_without_target_time_matches_its_manifest(
+    history: History,
+) -> None:
+    restored = restored_cluster(history, "immediate")
+    pgbackrest.restore(history.setup, into=restored.data, label=history.diff.label)
+    restored.start()
+    wait_promoted(restored)
+    # Nothing wrote during the backup: the restored cluster holds what its manifest counted.
+    with restored.connect() as conn:
+        assert backups.row_counts(conn) == history.diff.manifest["tables"]
+    assert restored.sql("SELECT count(*) FROM probe WHERE note = 'changed before incr'") == [(0,)]
+    restored.stop()
+
+
 def test_the_repository_is_encrypted(history: History) -> None:
     marker = MARKER.encode()
     # The control: the marker is there in plain bytes in the live cluster's files.
@@ -366,8 +384,9 @@ def test_a_tampered_manifest_is_seen(history: History) -> None:
 
 
 @pytest.fixture
-def engine_settings(history: History, settings: Any) -> Setup:
-    """Custodia's settings pointed at the throwaway cluster, with the pgbackrest engine."""
+def engine_settings(history: History, settings: Any, django_db_blocker: Any) -> Iterator[Setup]:
+    """Custodia's settings pointed at the throwaway cluster, with the pgbackrest engine, and
+    Custodia's database made and migrated in it (what a manifest counts)."""
     setup = history.setup
     settings.BACKUP_ENGINE = "pgbackrest"
     settings.PGBACKREST_STANZA = setup.stanza
@@ -376,14 +395,17 @@ def engine_settings(history: History, settings: Any) -> Setup:
     settings.PGBACKREST_PASSPHRASE_FILE = setup.passphrase_file
     settings.PGBACKREST_PG_DATA = str(setup.pg_data)
     settings.PGBACKREST_PG_SOCKET_DIR = ""  # from the admin connection's host
-    settings.ADMIN_DATABASE = {**setup.admin, "NAME": "postgres"}
     settings.BACKUP_DIR = setup.manifest_dir.parent
-    # The manifest counts the rows of the app's database: that name, in the throwaway cluster.
-    name = backups.database_name()
-    if not history.live.sql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'", "postgres"):
-        history.live.sql(f'CREATE DATABASE "{name}"', "postgres")
-        history.live.sql("CREATE TABLE things (id int); INSERT INTO things VALUES (1), (2)", name)
-    return Setup.from_settings()
+    settings.EMBEDDED_DATABASE = False
+    settings.ADMIN_DATABASE = {**setup.admin, "NAME": "postgres"}
+    original = dict(django_settings.DATABASES["owner"])
+    with django_db_blocker.unblock():
+        try:
+            prepare_database(APP_DATABASE, fresh=True)
+            yield Setup.from_settings()
+        finally:
+            connections.close_all()
+            point_connections_at(original["NAME"], original["HOST"])
 
 
 def test_the_command_drives_the_engine(engine_settings: Setup, history: History) -> None:
@@ -396,12 +418,18 @@ def test_the_command_drives_the_engine(engine_settings: Setup, history: History)
     # With CUSTODIA_BACKUP_ENGINE=pgbackrest, `run` makes the scheduled backup: a diff, as the
     # newest full one is younger than CUSTODIA_PGBACKREST_FULL_EVERY_DAYS.
     out = run_command("run")
-    assert out.startswith("pgbackrest diff backup ") and "2 rows" in out
+    assert out.startswith("pgbackrest diff backup ")
     label = out.split()[3].rstrip(":")
     listing = run_command("list")
     assert f"{label}  diff" in listing and "PROBLEM" not in listing
     manifest = json.loads((engine_settings.manifest_dir / f"{label}.manifest.json").read_text())
-    assert manifest["manifest"]["tables"] == {"public.things": 2}
+    # Custodia's own tables and migrations, counted in the throwaway cluster's copy.
+    content = manifest["manifest"]
+    assert content["database"] == APP_DATABASE and content["engine"] == "pgbackrest"
+    assert content["schema"]["clients"].startswith("0") and "audit" in content["schema"]
+    applied = history.live.sql("SELECT count(*) FROM django_migrations", APP_DATABASE)
+    assert content["tables"]["public.django_migrations"] == applied[0][0]
+    assert "public.clients_client" in content["tables"]
     occupied = make_dir(history.root / "occupied-too", history.setup.os_user)
     (occupied / "keep.txt").write_text("not ours")
     with pytest.raises(CommandError, match="is not empty"):
