@@ -238,6 +238,10 @@ def test_full_diff_and_incr_backups_with_signed_manifests(history: History) -> N
     assert incr.manifest["tables"]["public.probe"] == 1051
     # An incremental backup copies less than the full one it rests on.
     assert incr.manifest["sizes"]["backed_up"] < full.manifest["sizes"]["backed_up"]
+    # The daily round: a differential backup, a full one once the newest full is a week old.
+    assert pgbackrest.scheduled_type(history.setup) == "diff"
+    week_later = dt.datetime.fromisoformat(full.manifest["created_at"]) + dt.timedelta(days=7)
+    assert pgbackrest.scheduled_type(history.setup, now=week_later) == "full"
     # No secret in the generated configuration; the archive_command reads the passphrase file.
     config = history.setup.config_file.read_text()
     assert "cipher-pass" not in config and "repo1-cipher-type=aes-256-cbc" in config
@@ -452,3 +456,16 @@ def test_without_pgbackrest_the_error_names_the_install(monkeypatch: pytest.Monk
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(BackupError, match="apt-get install -y pgbackrest"):
         pgbackrest.program()
+
+
+def test_pgbackrest_never_runs_as_root(settings: Any, tmp_path: Path) -> None:
+    settings.PGBACKREST_PG_DATA = str(tmp_path)  # owned by whoever runs the tests
+    settings.PGBACKREST_OS_USER = ""
+    if os.geteuid() != 0:
+        assert Setup.from_settings().os_user is None  # this user runs it
+        return
+    with pytest.raises(BackupError, match="not root"):
+        Setup.from_settings()
+    settings.PGBACKREST_OS_USER = "root"
+    with pytest.raises(BackupError, match="not root"):
+        Setup.from_settings()

@@ -118,15 +118,22 @@ def _default_os_user(pg_data: Path) -> str | None:
     """As root: CUSTODIA_PGBACKREST_OS_USER, else the data directory's owner. Otherwise None."""
     if os.geteuid() != 0:
         return None
-    if settings.PGBACKREST_OS_USER:
-        return str(settings.PGBACKREST_OS_USER)
-    try:
-        return pwd.getpwuid(pg_data.stat().st_uid).pw_name
-    except (OSError, KeyError):
+    user = str(settings.PGBACKREST_OS_USER)
+    if not user:
+        try:
+            user = pwd.getpwuid(pg_data.stat().st_uid).pw_name
+        except (OSError, KeyError):
+            raise BackupError(
+                f"Cannot find the owner of {pg_data}: set CUSTODIA_PGBACKREST_PG_DATA to the live "
+                "cluster's data directory, or CUSTODIA_PGBACKREST_OS_USER."
+            ) from None
+    if user == "root":
         raise BackupError(
-            f"Cannot find the owner of {pg_data}: set CUSTODIA_PGBACKREST_PG_DATA to the live "
-            "cluster's data directory, or CUSTODIA_PGBACKREST_OS_USER."
-        ) from None
+            "pgbackrest must run as PostgreSQL's OS user, not root: set "
+            "CUSTODIA_PGBACKREST_OS_USER "
+            "(or CUSTODIA_PGBACKREST_PG_DATA to the live data directory)."
+        )
+    return user
 
 
 def program() -> str:
