@@ -469,3 +469,15 @@ def test_pgbackrest_never_runs_as_root(settings: Any, tmp_path: Path) -> None:
     settings.PGBACKREST_OS_USER = "root"
     with pytest.raises(BackupError, match="not root"):
         Setup.from_settings()
+
+
+def test_serve_in_production_with_pgbackrest_needs_its_passphrase_not_recipients(
+    settings: Any, tmp_path: Path
+) -> None:
+    settings.PRODUCTION = True
+    settings.BACKUP_ENGINE = "pgbackrest"
+    settings.BACKUP_RECIPIENTS = []
+    settings.PGBACKREST_PASSPHRASE_FILE = tmp_path / "missing"
+    with pytest.raises(CommandError, match="No pgbackrest passphrase at") as error:
+        call_command("serve")
+    assert "--no-backups" in str(error.value) and "RECIPIENTS" not in str(error.value)

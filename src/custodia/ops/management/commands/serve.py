@@ -165,7 +165,7 @@ class Command(BaseCommand):
         if bool(options["certificate"]) != bool(options["keyfile"]):
             raise CommandError("Give both --certificate and --keyfile, or neither.")
 
-        logical = settings.BACKUP_ENGINE == "logical"  # pgbackrest's checks: its own maintain
+        logical = settings.BACKUP_ENGINE == "logical"
         if (
             not options["no_backups"] and logical and settings.PRODUCTION
             and not settings.BACKUP_RECIPIENTS
@@ -175,6 +175,14 @@ class Command(BaseCommand):
                 "this host) for the daily backups, or run with --no-backups if another host "
                 "makes them."
             )
+        passphrase = settings.PGBACKREST_PASSPHRASE_FILE
+        if not options["no_backups"] and not logical and settings.PRODUCTION:
+            if not passphrase.exists():
+                raise CommandError(
+                    f"No pgbackrest passphrase at {passphrase} for the daily backups "
+                    "(CUSTODIA_PGBACKREST_PASSPHRASE_FILE, docs/backups.md), or run with "
+                    "--no-backups if another host makes them."
+                )
         certificate, keyfile = ensure_ready(self.stdout)
         if options["certificate"]:
             certificate, keyfile = options["certificate"], options["keyfile"]
