@@ -342,6 +342,10 @@ def test_a_wrong_passphrase_fails_with_a_clear_error(history: History) -> None:
         assert str(wrong_file) in str(caught.value) and wrong not in str(caught.value)
     assert not (history.root / "wrong-restore").exists(), "a failed restore leaves nothing"
     assert sorted(p.name for p in history.setup.manifest_dir.iterdir()) == before
+    # A stanza never created is named, with the command that creates it.
+    with pytest.raises(BackupError, match="no stanza other: run `custodia backup pgbackrest"):
+        other = history.root / "other"  # its own pgbackrest.conf: the live one stays
+        pgbackrest.run_backup(replace(history.setup, stanza="other", base_dir=other), "full")
     # A passphrase too short or readable by others is refused before pgbackrest runs.
     wrong_file.write_text("short\n")
     with pytest.raises(BackupError, match="at least 32"):

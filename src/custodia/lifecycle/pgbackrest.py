@@ -53,6 +53,8 @@ STANZA_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 LABEL_PATTERN = re.compile(r"^\d{8}-\d{6}F(_\d{8}-\d{6}[DI])?$")
 # pgbackrest's words when an info file or a WAL segment does not decrypt with the passphrase.
 WRONG_KEY_SIGNS = ("CryptoError", "is or was the repo encrypted", "FormatError")
+# `pgbackrest info` status codes: missing stanza path, missing stanza data.
+STANZA_MISSING = (1, 3)
 
 
 # --- The setup: where everything is -------------------------------------------------------------
@@ -366,6 +368,15 @@ def info(setup: Setup) -> dict[str, Any]:
         message = str(repo.get("status", {}).get("message", ""))
         if "unable to load info file" in message and any(s in message for s in WRONG_KEY_SIGNS):
             raise _wrong_key(setup)
+    status = found.get("status", {})
+    if status.get("code") in STANZA_MISSING:
+        raise BackupError(
+            f"The repository {setup.repo_path} has no stanza {setup.stanza}: run "
+            "`custodia backup pgbackrest stanza-create` (docs/backups.md)."
+        )
+    if status.get("code") == 99:  # "other": pgbackrest's message says what
+        details = " ".join(str(repo.get("status", {}).get("message", "")) for repo in found["repo"])
+        raise BackupError(f"pgbackrest info: {_readable(details) or status.get('message')}")
     return dict(found)
 
 
