@@ -15,8 +15,10 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -485,3 +487,58 @@ def test_serve_in_production_with_pgbackrest_needs_its_passphrase_not_recipients
     with pytest.raises(CommandError, match="No pgbackrest passphrase at") as error:
         call_command("serve")
     assert "--no-backups" in str(error.value) and "RECIPIENTS" not in str(error.value)
+
+
+def pgbackrest_pids(config: Path, action: str) -> list[int]:
+    """The processes running `pgbackrest --config=CONFIG ... ACTION`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"--config={config}".encode() in argv and action.encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_backup_killed_with_sigkill_is_never_listed_and_the_next_one_succeeds(
+    history: History,
+) -> None:
+    setup = history.setup
+    labels = [backup.label for backup in pgbackrest.list_backups(setup)]
+    manifests = sorted(path.name for path in setup.manifest_dir.iterdir())
+    failure: list[str] = []
+
+    def back_up() -> None:
+        try:
+            pgbackrest.run_backup(setup, "full")
+        except BackupError as exc:
+            failure.append(str(exc))
+
+    thread = threading.Thread(target=back_up)
+    thread.start()
+    # Killed once it copies files: its backup's directory is in the repository.
+    stanza_dir = setup.repo_path / "backup" / setup.stanza
+    deadline = time.monotonic() + 60
+    while not (
+        (pids := pgbackrest_pids(setup.config_file.resolve(), "backup"))
+        and {path.name for path in stanza_dir.glob("2*F")} - set(labels)
+    ):
+        assert thread.is_alive() and time.monotonic() < deadline, "the copy never started"
+        time.sleep(0.002)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    thread.join(120)
+    assert failure and "pgbackrest backup failed" in failure[0]
+    assert [backup.label for backup in pgbackrest.list_backups(setup)] == labels
+    assert sorted(path.name for path in setup.manifest_dir.iterdir()) == manifests
+    # The next backup runs (pgbackrest clears what the killed one left) and is listed.
+    made = pgbackrest.run_backup(setup, "incr")
+    listed = pgbackrest.list_backups(setup)
+    assert [backup.label for backup in listed] == [*labels, made.label]
+    assert listed[-1].problem is None
+    on_disk = {path.name for path in stanza_dir.glob("2*") if not path.is_symlink()}
+    assert on_disk == {backup.label for backup in listed}, "the killed backup's files are gone"
