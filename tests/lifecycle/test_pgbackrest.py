@@ -349,9 +349,10 @@ def test_a_wrong_passphrase_fails_with_a_clear_error(history: History) -> None:
         other = history.root / "other"  # its own pgbackrest.conf: the live one stays
         pgbackrest.run_backup(replace(history.setup, stanza="other", base_dir=other), "full")
     # A passphrase too short or readable by others is refused before pgbackrest runs.
-    wrong_file.write_text("short\n")
-    with pytest.raises(BackupError, match="at least 32"):
-        pgbackrest.info(wrong_setup)
+    for bad in ("short\n", f" {wrong}\n", f"{wrong}\n{wrong}\n"):
+        wrong_file.write_text(bad)
+        with pytest.raises(BackupError, match="one line of at least 32"):
+            pgbackrest.info(wrong_setup)
     wrong_file.chmod(0o644)
     with pytest.raises(BackupError, match="chmod 600"):
         pgbackrest.info(wrong_setup)
@@ -474,6 +475,9 @@ def test_pgbackrest_never_runs_as_root(settings: Any, tmp_path: Path) -> None:
         Setup.from_settings()
     settings.PGBACKREST_OS_USER = "root"
     with pytest.raises(BackupError, match="not root"):
+        Setup.from_settings()
+    settings.PGBACKREST_OS_USER = "no-such-user-here"
+    with pytest.raises(BackupError, match="no OS user 'no-such-user-here'"):
         Setup.from_settings()
 
 

@@ -129,6 +129,10 @@ def _default_os_user(pg_data: Path) -> str | None:
                 f"Cannot find the owner of {pg_data}: set CUSTODIA_PGBACKREST_PG_DATA to the live "
                 "cluster's data directory, or CUSTODIA_PGBACKREST_OS_USER."
             ) from None
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise BackupError(f"There is no OS user {user!r} to run pgbackrest as.") from None
     if user == "root":
         raise BackupError(
             "pgbackrest must run as PostgreSQL's OS user, not root: set "
@@ -171,13 +175,14 @@ def passphrase(setup: Setup) -> str:
     if path.stat().st_mode & 0o077:
         raise BackupError(f"{path} is readable by others: chmod 600 {path}.")
     try:
-        text = path.read_text().strip()
+        # As the archive_command's `$(cat FILE)` reads it: without the final newlines.
+        text = path.read_text().rstrip("\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise BackupError(f"Cannot read {path}: {exc.__class__.__name__}.") from None
-    if len(text) < MIN_PASSPHRASE or "\n" in text:
+    if len(text) < MIN_PASSPHRASE or "\n" in text or text != text.strip():
         raise BackupError(
-            f"{path} must hold one line of at least {MIN_PASSPHRASE} random characters "
-            "(openssl rand -base64 48)."
+            f"{path} must hold one line of at least {MIN_PASSPHRASE} random characters, "
+            "without spaces around them (openssl rand -base64 48)."
         )
     return text
 
