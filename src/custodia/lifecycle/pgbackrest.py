@@ -304,7 +304,9 @@ def _readable(output: str) -> str:
     """pgbackrest's ERROR and HINT lines, printable characters only (a wrong key makes it quote
     undecryptable bytes)."""
     lines = [line.strip() for line in output.splitlines()]
-    kept = [line for line in lines if line.startswith(("ERROR", "HINT", "WARN"))] or lines
+    # "2026-12-04 15:09:56.478 P00  ERROR: [056]: ..." or "ERROR: [056]: ...": without the time.
+    found = [re.search(r"\b(?:ERROR|WARN|HINT):.*", line) for line in lines]
+    kept = [match.group(0) for match in found if match] or lines
     text = " ".join(line for line in kept if line)
     return re.sub(r"[^\x20-\x7e]+", "?", text)[:800]
 
@@ -346,6 +348,12 @@ def run(
         output = result.stderr + "\n" + result.stdout
         if "unable to load info file" in output and any(s in output for s in WRONG_KEY_SIGNS):
             raise _wrong_key(setup)
+        if "VersionNotSupportedError" in output:
+            raise BackupError(
+                f"This pgbackrest does not support the cluster's PostgreSQL version (Debian 12's "
+                "2.45 supports up to 15, so not the embedded server; docs/backups.md, "
+                f"Requirements): {_readable(output)}"
+            )
         raise BackupError(f"pgbackrest {action} failed ({result.returncode}): {_readable(output)}")
     return result.stdout
 
