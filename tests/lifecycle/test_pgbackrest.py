@@ -436,6 +436,12 @@ def test_the_command_drives_the_engine(engine_settings: Setup, history: History)
     label = out.split()[3].rstrip(":")
     listing = run_command("list")
     assert f"{label}  diff" in listing and "PROBLEM" not in listing
+    assert f"Restorable to any moment from {history.full.manifest['created_at']}" in listing
+    # The daily round (`custodia serve` runs it): one more backup, with its manifest.
+    run_command("maintain", "--once")
+    labels = [backup.label for backup in pgbackrest.list_backups(engine_settings)]
+    assert len(labels) == len(set(labels)) and labels[-1] != label
+    assert (engine_settings.manifest_dir / f"{labels[-1]}.manifest.json").exists()
     manifest = json.loads((engine_settings.manifest_dir / f"{label}.manifest.json").read_text())
     # Custodia's own tables and migrations, counted in the throwaway cluster's copy.
     content = manifest["manifest"]

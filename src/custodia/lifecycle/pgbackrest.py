@@ -428,7 +428,8 @@ def _counts(setup: Setup) -> tuple[dict[str, int], dict[str, str], str]:
     return tables, schema, str(version[0]) if version else ""
 
 
-def _timestamp(seconds: Any) -> str:
+def timestamp(seconds: Any) -> str:
+    """pgbackrest's epoch seconds as an ISO 8601 UTC time."""
     return dt.datetime.fromtimestamp(int(seconds), dt.UTC).isoformat()
 
 
@@ -451,8 +452,8 @@ def run_backup(setup: Setup, kind: str) -> PgbackrestBackup:
         "format": backups.FORMAT,
         "id": item["label"],
         "engine": ENGINE,
-        "created_at": _timestamp(item["timestamp"]["stop"]),
-        "started_at": _timestamp(item["timestamp"]["start"]),
+        "created_at": timestamp(item["timestamp"]["stop"]),
+        "started_at": timestamp(item["timestamp"]["start"]),
         "stanza": setup.stanza,
         "type": item["type"],
         "prior": item.get("prior"),

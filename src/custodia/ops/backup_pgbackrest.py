@@ -102,6 +102,12 @@ def _info(command: BaseCommand, setup: Setup, options: dict[str, Any]) -> None:
             f"{backup.label}  {backup.type:4}  {backup.info['info']['repository']['delta']:>14,} B"
             f"  {rows:>10,} rows  {state}"
         )
+    if found:
+        oldest = pgbackrest.timestamp(found[0].info["timestamp"]["stop"])
+        command.stdout.write(
+            f"Restorable to any moment from {oldest} up to the newest archived WAL "
+            "(`custodia backup pgbackrest check` archives the current one)."
+        )
 
 
 def _restore(command: BaseCommand, setup: Setup, options: dict[str, Any]) -> None:
