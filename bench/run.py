@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import accounts, audit, backups, crypto
+from bench import accounts, audit, backups, crypto, retention
 from bench.harness import (
     DB_NAME,
     FULL,
@@ -146,7 +146,7 @@ def explain(env: dict[str, str], data: dict[str, Any]) -> dict[str, Any]:
     return dict(python_json(env, "-m", "bench.explain", json.dumps(queries), timeout=300))
 
 
-ALL_SCENARIOS = frozenset({str(n) for n in range(1, 15)})
+ALL_SCENARIOS = frozenset({str(n) for n in range(1, 17)})
 # The generated businesses' data keys: a keystore of the benchmark's own, emptied with each fresh
 # database (a run adds up to 10,000 businesses, whose keys must not pile up in var/keys).
 KEYSTORE = Path(os.environ.get("CUSTODIA_VAR_DIR", ROOT / "var")) / "bench-keys"
@@ -277,6 +277,8 @@ def run(profile: Profile, only: frozenset[str] = ALL_SCENARIOS) -> Bench:
         crypto.scenario_13(bench, prod, env, bearer, data["tenant"], seconds)
     if "14" in only:
         backups.scenario_14(bench, env)
+    if "16" in only:
+        retention.scenario_16(bench, env)
     if "1" in only:
         with server(env, CUSTODIA_BENCH_BASELINE="1", CUSTODIA_SMTP_HOST="smtp.invalid") as url:
             scenario_1(bench, url, bearer, data, seconds)

@@ -60,11 +60,12 @@ def start_server(
     env_overrides: Mapping[str, str] | None = None,
     *,
     http_port: int = 0,
-) -> tuple[str, Callable[[], None]]:
+) -> tuple[str, Callable[..., None]]:
     """Run `custodia serve` on a free port against `db_name`; returns (base_url, stop).
 
     `http_port` > 0 also runs the plain-HTTP redirector there. The server's public URL is its
-    own address unless `env_overrides` says otherwise.
+    own address unless `env_overrides` says otherwise. `stop(kill=True)` is a crash: SIGKILL to
+    every process of the server at once.
     """
     ca = local_ca()  # made here first, so the server and this process never both create it
     port = free_port()
@@ -88,8 +89,54 @@ def start_server(
         timeout_seconds=START_TIMEOUT_SECONDS,
     )
 
-    def stop() -> None:
-        server.stop()
+    def stop(*, kill: bool = False) -> None:
+        if kill:
+            server.kill()
+        else:
+            server.stop()
         shutil.rmtree(backup_dir, ignore_errors=True)
 
     return base_url, stop
+
+
+def run_django(db_name: str, code: str) -> str:
+    """Python with Django set up against `db_name`, in a subprocess (this process's connections
+    stay on the test database); what it printed."""
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", "import django; django.setup()\n" + code],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "custodia.settings",
+            "CUSTODIA_DB_NAME": db_name,
+        },
+        timeout=120,
+    )
+    return done.stdout
+
+
+def custodia(db_name: str, *args: str, stdin: str | None = None) -> str:
+    """`custodia ARGS` against database `db_name`; its output (a failure raises)."""
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "custodia.cli", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env={**os.environ, "CUSTODIA_DB_NAME": db_name},
+        timeout=120,
+    )
+    return done.stdout
+
+
+def create_business(db_name: str, name: str, email: str, password: str) -> None:
+    """A business named `name` whose owner signs in with `email` and `password`."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as password_file:
+        password_file.write(password + "\n")
+        password_file.flush()
+        custodia(
+            db_name, "createbusiness", "--name", name, "--owner-email", email,
+            "--password-file", password_file.name,
+        )  # fmt: skip

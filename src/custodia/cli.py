@@ -15,6 +15,7 @@ CUSTODIA_COMMANDS: dict[str, str | None] = {
     "audit": None,
     "keys": None,
     "backup": None,
+    "retention": None,
     "migrate": "Apply database migrations, as the owner role custodia_owner.",
     "dbshell": "psql as the app role custodia_app (row-level security applies).",
     "check": "System checks; `check --deploy` with CUSTODIA_ENV=production before going live.",

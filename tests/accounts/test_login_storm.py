@@ -11,9 +11,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -26,7 +23,13 @@ import pytest
 from django.conf import settings
 
 from custodia import embedded
-from tests.servers import prepare_server_database, start_server, tls_client_context
+from tests.servers import (
+    create_business,
+    prepare_server_database,
+    run_django,
+    start_server,
+    tls_client_context,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 OWNER = "owner@storm.example.test"
@@ -38,45 +41,6 @@ SLOW_HASH = "argon2$argon2id$v=19$m=19456,t=200,p=1$c2FsdHNhbHRzYWx0$" + "A" * 4
 STORM_THREADS = 12
 QUIET_REQUESTS = 30
 BUSY = "Too many sign-ins are being checked right now"
-
-
-def run_django(db_name: str, code: str) -> None:
-    """Python with Django set up against `db_name`, in a subprocess (this process's connections
-    stay on the test database)."""
-    subprocess.run(  # noqa: S603
-        [sys.executable, "-c", "import django; django.setup()\n" + code],
-        check=True,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "custodia.settings",
-            "CUSTODIA_DB_NAME": db_name,
-        },
-        timeout=120,
-    )
-
-
-def create_business(db_name: str, slug: str, email: str) -> None:
-    with tempfile.NamedTemporaryFile("w", suffix=".txt") as password_file:
-        password_file.write(PASSWORD + "\n")
-        password_file.flush()
-        subprocess.run(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "custodia.cli",
-                "createbusiness",
-                "--name",
-                slug,
-                "--owner-email",
-                email,
-                "--password-file",
-                password_file.name,
-            ],
-            check=True,
-            env={**os.environ, "CUSTODIA_DB_NAME": db_name},
-            stdout=subprocess.DEVNULL,
-            timeout=120,
-        )
 
 
 @dataclass
@@ -96,7 +60,7 @@ def server(django_db_setup: None) -> Iterator[Server]:
     prepare_server_database(name)
     try:
         for slug, email in (("Storm", OWNER), ("Other", OTHER), ("Slow", SLOW)):
-            create_business(name, slug, email)
+            create_business(name, slug, email, PASSWORD)
         run_django(
             name,
             "from custodia.accounts.models import User\n"

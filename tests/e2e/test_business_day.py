@@ -401,3 +401,56 @@ def test_08_screenshots_for_a_person_to_look_at(story: Story) -> None:
                 person.page.goto(target)
                 story.snap(person, name)
         assert not story.csp_violations, story.csp_violations
+
+
+# Each person's pages, checked at a phone's and a desktop's width.
+WIDTHS = (390, 1280)
+
+
+def _pages_of(story: Story) -> dict[str, dict[str, str]]:
+    return {
+        "owner": {
+            "dashboard": "/app/",
+            "calendar": "/app/calendar/",
+            "clients": "/app/clients/",
+            "client": story.urls["client1"],
+            "visit": story.urls["visit"],
+            "staff": "/app/staff/",
+            "audit": "/app/audit/",
+            "business security": "/app/business/security/",
+            "retention": "/app/business/retention/",
+            "delete business": "/app/business/delete/",
+            "services": "/app/services/",
+            "new visit": "/app/visits/new/",
+            "account security": "/app/security/",
+            "tokens": "/app/tokens/",
+            "security page": "/security/",
+        },
+        "staff": {
+            "today": "/app/today/",
+            "client": story.urls["client1"],
+            "visit": story.urls["visit"],
+        },
+        "client": {"portal": "/app/portal/", "request a visit": "/app/portal/request/"},
+    }
+
+
+def test_09_every_page_fits_a_phone_and_a_desktop(story: Story) -> None:
+    """No page is wider than the screen (no sideways scrolling) at 390 px or at 1280 px."""
+    with story.step("widths", after=("portal",)):
+        too_wide = []
+        for label, pages in _pages_of(story).items():
+            page = story.people[label].page
+            for width in WIDTHS:
+                page.set_viewport_size({"width": width, "height": 900})
+                for name, target in pages.items():
+                    response = page.goto(target)
+                    assert response is not None and response.ok, (label, name, target)
+                    scroll = page.evaluate("document.documentElement.scrollWidth")
+                    if scroll > width:
+                        too_wide.append(f"{label} {name} ({target}) at {width}: {scroll} px")
+                    if width < 1280:
+                        story.snap(story.people[label], f"{width}-{label}-{name.replace(' ', '-')}")
+            page.set_viewport_size({"width": 1280, "height": 900})
+        assert not too_wide, "\n".join(too_wide)
+        assert not story.csp_violations, story.csp_violations

@@ -266,12 +266,14 @@ class PostgresCache(BaseCache):
         """Nothing to do per request: the pool keeps its connections."""
 
 
-def purge_expired_entries() -> None:
-    """Delete the expired rows of every cache kept in PostgreSQL (the daily maintenance; Redis
-    expires its keys itself)."""
+def purge_expired_entries() -> int:
+    """Delete the expired rows of every cache kept in PostgreSQL (the daily retention run; Redis
+    expires its keys itself); how many."""
     from django.core.cache import caches
 
+    purged = 0
     for alias in caches.settings:
         backend = caches[alias]
         if isinstance(backend, PostgresCache):
-            backend.purge_expired()
+            purged += backend.purge_expired()
+    return purged

@@ -14,7 +14,7 @@ RETRY_SECONDS = 60 * 60
 
 
 def run_daily(
-    name: str, steps: Sequence[Callable[[], None]], *, once: bool, logger: logging.Logger
+    name: str, steps: Sequence[Callable[[], object]], *, once: bool, logger: logging.Logger
 ) -> None:
     """A round of `steps` now, then one a day. A failing step is logged (a database outage
     retried in an hour); it never stops the others or the server this runs beside."""

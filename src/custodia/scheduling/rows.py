@@ -130,7 +130,10 @@ def calendar_entries(lines: list[VisitLine]) -> SafeString:
     return mark_safe("".join(entries))  # noqa: S308 (every value escaped above)
 
 
-TABLE_ROW = '<tr><td><a href="{}">{}</a></td>{}{}<td>{}</td><td>{}</td></tr>'
+TABLE_ROW = (
+    '<tr><td data-label="When"><a href="{}">{}</a></td>{}{}'
+    '<td data-label="Service">{}</td><td data-label="Status">{}</td></tr>'
+)
 TABLE_STATUS = '<span class="status status-{}">{}</span>'
 NOBODY = '<span class="muted">Nobody yet</span>'
 
@@ -140,8 +143,12 @@ def table_rows(lines: list[VisitLine], *, show_client: bool, show_staff: bool) -
     for, service, status."""
     rows = []
     for line in lines:
-        client = f"<td>{escape(line.client)}</td>" if show_client else ""
-        staff = f"<td>{escape(line.staff) if line.staff else NOBODY}</td>" if show_staff else ""
+        client = f'<td data-label="Client">{escape(line.client)}</td>' if show_client else ""
+        staff = (
+            f'<td data-label="Staff">{escape(line.staff) if line.staff else NOBODY}</td>'
+            if show_staff
+            else ""
+        )
         rows.append(
             TABLE_ROW.format(
                 escape(line.url),

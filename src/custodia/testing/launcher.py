@@ -62,6 +62,11 @@ class Server:
         except OSError:
             return ""
 
+    def kill(self) -> None:
+        """SIGKILL to the server's whole group at once (a crash: no request finishes)."""
+        _signal_group(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
     def stop(self, grace_seconds: float = 5) -> None:
         """SIGTERM to the server's group, SIGKILL to whatever is left after the grace time."""
         _signal_group(self.process.pid, signal.SIGTERM)

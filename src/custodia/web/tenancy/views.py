@@ -19,6 +19,7 @@ from custodia.accounts.sessions import rotate_session
 from custodia.core.actor import Actor, activate
 from custodia.core.dbcontext import clear, set_db_context
 from custodia.core.permissions import Permission, Role
+from custodia.lifecycle import retention
 from custodia.tenancy import access
 from custodia.tenancy.actions import (
     INVALID_INVITATION,
@@ -171,6 +172,15 @@ def business_security(request: HttpRequest, actor: Actor) -> HttpResponse:
         page=lambda status: render(
             request, "tenancy/business_security.html", {"form": form}, status=status
         ),
+    )
+
+
+@require_safe
+@member_required(Permission.BUSINESS_SECURITY_WRITE)
+def business_retention(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The retention policy the owner's business is kept under (lifecycle/retention.py)."""
+    return render(
+        request, "tenancy/business_retention.html", {"retention_policy": retention.policy()}
     )
 
 

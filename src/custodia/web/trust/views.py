@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
+from custodia.lifecycle import retention
 from custodia.tenancy.models import Business
 
 # RFC 9116 recommends an Expires less than a year ahead. The file is generated from the
@@ -43,5 +44,6 @@ def security_page(request: HttpRequest) -> HttpResponse:
         "token_max_days": 365,
         "key_rotation_days": settings.KEY_ROTATION_DAYS,
         "backup_retention_days": settings.BACKUP_RETENTION_DAYS,
+        "retention_policy": retention.policy(),
     }
     return render(request, "trust/security.html", context)
