@@ -5,7 +5,7 @@ archived WAL, in a repository encrypted with aes-256-cbc, restorable to any mome
 oldest kept full backup. Custodia generates pgbackrest's configuration from its settings, runs
 pgbackrest as PostgreSQL's OS user (never as root: it reads the data directory, and the
 `archive_command` that PostgreSQL runs as that user writes the same repository), and writes a
-manifest per backup signed like the logical engine's (lifecycle/backups.py).
+manifest per backup signed like the logical engine's (pgbackrest_manifest.py).
 
 The repository's passphrase is read from its own 0600 file and handed to pgbackrest in the
 environment (PGBACKREST_REPO1_CIPHER_PASS), so it is in no configuration file, command line,
@@ -32,12 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from django.conf import settings
 
 from custodia.core.config import create_private_file
-from custodia.embedded import admin_connection
-from custodia.lifecycle import backups
+from custodia.lifecycle import pgbackrest_manifest as manifests
 from custodia.lifecycle.backups import BackupError
 
 logger = logging.getLogger(__name__)
@@ -104,7 +102,7 @@ class Setup:
             pg_socket_dir=socket_dir,
             pg_port=int(admin.get("PORT") or 5432),
             pg_user=admin.get("USER") or "postgres",
-            database=backups.database_name(),
+            database=manifests.database_name(),
             manifest_dir=Path(settings.BACKUP_DIR) / ENGINE,
             retention_days=settings.BACKUP_RETENTION_DAYS,
             admin=admin,
@@ -408,24 +406,7 @@ class PgbackrestBackup:
 
 
 def _manifest_path(setup: Setup, label: str) -> Path:
-    return setup.manifest_dir / f"{label}{backups.MANIFEST_SUFFIX}"
-
-
-def _counts(setup: Setup) -> tuple[dict[str, int], dict[str, str], str]:
-    """Row counts, applied migrations and server version, in one snapshot of the database."""
-    try:
-        conn = admin_connection(setup.admin, setup.database)
-    except psycopg.OperationalError as exc:
-        raise BackupError(f"Cannot connect to database {setup.database!r}: {exc}".strip()) from None
-    with conn:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        tables = backups.row_counts(conn)
-        schema: dict[str, str] = {}
-        if "public.django_migrations" in tables:
-            schema = dict(conn.execute(backups.SCHEMA_SQL).fetchall())
-        version = conn.execute("SHOW server_version").fetchone()
-        conn.rollback()
-    return tables, schema, str(version[0]) if version else ""
+    return setup.manifest_dir / f"{label}{manifests.SUFFIX}"
 
 
 def timestamp(seconds: Any) -> str:
@@ -441,7 +422,7 @@ def run_backup(setup: Setup, kind: str) -> PgbackrestBackup:
     key = passphrase(setup)
     before = {item["label"] for item in info(setup).get("backup", [])}
     counted_at = dt.datetime.now(dt.UTC)
-    tables, schema, version = _counts(setup)
+    tables, schema, version = manifests.count(setup.admin, setup.database)
     run(setup, "backup", f"--type={kind}", passphrase_text=key, timeout=None)
     state = info(setup)
     made = [item for item in state.get("backup", []) if item["label"] not in before]
@@ -449,7 +430,7 @@ def run_backup(setup: Setup, kind: str) -> PgbackrestBackup:
         raise BackupError("pgbackrest backup succeeded but no new backup is listed.")
     item = made[-1]
     manifest = {
-        "format": backups.FORMAT,
+        "format": manifests.FORMAT,
         "id": item["label"],
         "engine": ENGINE,
         "created_at": timestamp(item["timestamp"]["stop"]),
@@ -481,13 +462,12 @@ def run_backup(setup: Setup, kind: str) -> PgbackrestBackup:
     path = _manifest_path(setup, item["label"])
     try:
         setup.manifest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        signed = backups._signed(manifest)
-        backups._write_atomically(path, lambda handle: handle.write(signed))
+        manifests.write(path, manifest)
     except OSError as exc:
         raise BackupError(f"Cannot write the manifest to {setup.manifest_dir}: {exc}.") from None
     kept = {entry["label"] for entry in state.get("backup", [])}
-    for old in setup.manifest_dir.glob(f"*{backups.MANIFEST_SUFFIX}"):
-        if old.name[: -len(backups.MANIFEST_SUFFIX)] not in kept:
+    for old in setup.manifest_dir.glob(f"*{manifests.SUFFIX}"):
+        if old.name[: -len(manifests.SUFFIX)] not in kept:
             old.unlink(missing_ok=True)  # its backup was expired by the retention
     logger.info("pgbackrest %s backup %s written", item["type"], item["label"])
     return _with_manifest(setup, item)
@@ -498,7 +478,7 @@ def _with_manifest(setup: Setup, item: dict[str, Any]) -> PgbackrestBackup:
     path = _manifest_path(setup, label)
     if not path.exists():
         return PgbackrestBackup(label, item["type"], item, {}, "no manifest")
-    manifest, problem = backups._read_manifest(path)
+    manifest, problem = manifests.read(path)
     if problem is None and (manifest.get("id") != label or manifest.get("engine") != ENGINE):
         problem = "the manifest names another backup"
     return PgbackrestBackup(label, item["type"], item, manifest, problem)
