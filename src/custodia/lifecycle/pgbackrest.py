@@ -501,6 +501,12 @@ def scheduled_type(setup: Setup, *, now: dt.datetime | None = None) -> str:
     return "full" if age >= dt.timedelta(days=settings.PGBACKREST_FULL_EVERY_DAYS) else "diff"
 
 
+def scheduled_backup(setup: Setup | None = None) -> PgbackrestBackup:
+    """The daily round's backup with Custodia's settings (what a scheduler calls)."""
+    setup = setup or Setup.from_settings()
+    return run_backup(setup, scheduled_type(setup))
+
+
 # --- Point-in-time restore ----------------------------------------------------------------------
 
 

@@ -88,7 +88,7 @@ def _backup(command: BaseCommand, setup: Setup, options: dict[str, Any]) -> None
 
 
 def _scheduled(command: BaseCommand, setup: Setup, options: dict[str, Any]) -> None:
-    _report(command, pgbackrest.run_backup(setup, pgbackrest.scheduled_type(setup)))
+    _report(command, pgbackrest.scheduled_backup(setup))
 
 
 def _info(command: BaseCommand, setup: Setup, options: dict[str, Any]) -> None:
