@@ -76,8 +76,9 @@ def start_server(
         "DJANGO_SETTINGS_MODULE": "custodia.settings",
         "CUSTODIA_DB_NAME": db_name,
         "CUSTODIA_PUBLIC_URL": base_url,
-        # The server's daily backup at start goes to a directory of this run, not var/backups.
+        # The server's daily backups at start go to a directory of this run, not var/.
         "CUSTODIA_BACKUP_DIR": backup_dir,
+        "CUSTODIA_KEYSTORE_BACKUP_DIR": os.path.join(backup_dir, "keystore"),
         **(env_overrides or {}),
     }
     server = launcher.start(

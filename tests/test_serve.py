@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from custodia.ops.management.commands.serve import local_public_url
+from custodia.ops.management.commands.serve import local_public_url, worker_args
 from tests.servers import free_port, start_server, tls_client_context
 
 
@@ -285,6 +285,24 @@ def test_locally_the_public_url_follows_the_port_unless_it_is_set() -> None:
     assert local_public_url(9000, {}, production=True) is None
 
 
+def test_serve_leaves_periodic_tasks_to_other_hosts_on_request() -> None:
+    """The job worker serve starts keeps every periodic task unless told to leave one out
+    (bench/harness.py passes --no-backups)."""
+    assert worker_args({})[-1] == "worker"
+    left_out = worker_args({"no_backups": True, "no_audit_maintenance": True})
+    assert left_out[left_out.index("worker") + 1 :] == [
+        "--without",
+        "audit-maintenance",
+        "--without",
+        "backups",
+        "--without",
+        "keystore-backups",
+        "--without",
+        "backup-drill",
+    ]
+    assert worker_args({"no_key_maintenance": True})[-2:] == ["--without", "key-maintenance"]
+
+
 # --- Supervision: `custodia serve` exits when any of its processes dies ---------------------
 
 
@@ -327,11 +345,13 @@ def test_serve_exits_and_stops_the_others_when_one_child_dies(django_db_setup: N
     try:
         pid = _serve_pid(port)
         children = _children(pid)
-        # App server, redirector, audit and key maintenance, backups, the password hashing pool.
-        assert len(children) == 6, children
-        assert any("backup maintain" in argv for argv in children.values())
+        # App server, redirector, the job worker (with every periodic task: the harness's
+        # server keeps its backups), the password hashing pool.
+        assert len(children) == 4, children
+        (worker,) = [argv for argv in children.values() if "custodia.cli worker" in argv]
+        assert "--without" not in worker
         assert any("custodia.accounts.hashpool" in argv for argv in children.values())
-        victim = next(child for child, argv in children.items() if "keys maintain" in argv)
+        victim = next(child for child, argv in children.items() if "custodia.cli worker" in argv)
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 20
         while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:

@@ -9,6 +9,7 @@ import sys
 CUSTODIA_COMMANDS: dict[str, str | None] = {
     "setup": None,
     "serve": None,
+    "worker": None,
     "demo": None,
     "createbusiness": None,
     "token": None,

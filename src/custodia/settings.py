@@ -101,6 +101,9 @@ INSTALLED_APPS = [
     "custodia.scheduling",
     "custodia.audit",
     "custodia.crypto",
+    # Background jobs (docs/operations.md, "Jobs"): procrastinate's tables and the job pages.
+    "procrastinate.contrib.django",
+    "custodia.jobs",
     "custodia.web",
     # Every `custodia` command (setup, serve, demo, token, keys, audit, ...).
     "custodia.ops",
@@ -214,6 +217,25 @@ AUDIT_CHECKPOINT_LOG_FILE = Path(
     )
 )
 
+# --- Background jobs (docs/operations.md, "Jobs") ------------------------------------------------
+# procrastinate keeps its queue in PostgreSQL (no broker); `custodia worker` runs the jobs and the
+# periodic tasks, and `custodia serve` starts one. Only ids travel through procrastinate's table:
+# a job's parameters stay in its own row (jobs.Job), under the business's row-level security.
+PROCRASTINATE_DATABASE_ALIAS = "default"
+# Modules whose tasks (jobs/registry.py) the worker and the pages load besides each installed
+# app's `tasks.py`.
+PROCRASTINATE_IMPORT_PATHS = ["custodia.jobs.builtin", "custodia.lifecycle.tasks"]
+# A running worker says it is alive this often; one silent for JOB_STALLED_SECONDS is taken for
+# dead (kill -9, a lost host) and its jobs start again on a live worker.
+JOB_HEARTBEAT_SECONDS = env_int("CUSTODIA_JOB_HEARTBEAT_SECONDS", 10, minimum=1, maximum=600)
+JOB_STALLED_SECONDS = env_int("CUSTODIA_JOB_STALLED_SECONDS", 60, minimum=2, maximum=3600)
+if JOB_STALLED_SECONDS <= JOB_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        "CUSTODIA_JOB_STALLED_SECONDS must be longer than CUSTODIA_JOB_HEARTBEAT_SECONDS."
+    )
+# How often a worker looks for new jobs besides being told by LISTEN/NOTIFY.
+JOB_POLL_SECONDS = env_int("CUSTODIA_JOB_POLL_SECONDS", 5, minimum=1, maximum=300)
+
 # --- Backups (docs/backups.md) -------------------------------------------------------------------
 # `custodia backup run` writes here: each backup an age-encrypted pg_dump archive and a manifest
 # signed with the audit signing key. Only complete backups have a manifest; only they are listed.
@@ -225,6 +247,40 @@ BACKUP_RECIPIENTS = env_list("CUSTODIA_BACKUP_RECIPIENTS", [])
 BACKUP_DEV_IDENTITY_FILE = VAR_DIR / "secrets" / "backup-identity.txt"
 # Backups older than this are deleted by `custodia backup prune`; nothing newer is.
 BACKUP_RETENTION_DAYS = env_int("CUSTODIA_BACKUP_RETENTION_DAYS", 365, minimum=1, maximum=3650)
+# S3-compatible storage instead of BACKUP_DIR when a bucket is set (boto3, `custodia[aws]`);
+# credentials come the usual AWS way (AWS_ACCESS_KEY_ID..., AWS_PROFILE, an instance role).
+BACKUP_S3_BUCKET = env_str("CUSTODIA_BACKUP_S3_BUCKET", "")
+BACKUP_S3_PREFIX = env_str("CUSTODIA_BACKUP_S3_PREFIX", "custodia/backups/")
+BACKUP_S3_ENDPOINT_URL = env_str("CUSTODIA_BACKUP_S3_ENDPOINT_URL", "")
+BACKUP_S3_REGION = env_str("CUSTODIA_BACKUP_S3_REGION", os.environ.get("AWS_REGION", ""))
+# Optional retention tiers within BACKUP_RETENTION_DAYS (all 0: keep every backup that long):
+# every backup for KEEP_DAILY_DAYS, then the newest of each ISO week for KEEP_WEEKLY_WEEKS and
+# the newest of each month for KEEP_MONTHLY_MONTHS.
+BACKUP_KEEP_DAILY_DAYS = env_int("CUSTODIA_BACKUP_KEEP_DAILY_DAYS", 0, minimum=0, maximum=3650)
+BACKUP_KEEP_WEEKLY_WEEKS = env_int("CUSTODIA_BACKUP_KEEP_WEEKLY_WEEKS", 0, minimum=0, maximum=530)
+BACKUP_KEEP_MONTHLY_MONTHS = env_int(
+    "CUSTODIA_BACKUP_KEEP_MONTHLY_MONTHS", 0, minimum=0, maximum=120
+)
+# The keystore's own backups (docs/keys.md): a directory of their own, or this prefix of the
+# bucket above, kept this many days. A deleted business's keys survive in them that long, so
+# this (plus the day between two prunes) is how long until its data is unreadable everywhere.
+KEYSTORE_BACKUP_DIR = Path(
+    env_str("CUSTODIA_KEYSTORE_BACKUP_DIR", str(VAR_DIR / "keystore-backups"))
+)
+KEYSTORE_BACKUP_S3_PREFIX = env_str("CUSTODIA_KEYSTORE_BACKUP_S3_PREFIX", "custodia/keystore/")
+KEYSTORE_BACKUP_RETENTION_DAYS = env_int(
+    "CUSTODIA_KEYSTORE_BACKUP_RETENTION_DAYS", 30, minimum=1, maximum=365
+)
+# The restore drill's signed, append-only results; the newest is shown on /security/.
+BACKUP_DRILL_LOG_FILE = Path(
+    env_str("CUSTODIA_BACKUP_DRILL_LOG_FILE", str(VAR_DIR / "backup-drills.jsonl"))
+)
+# The age identity the scheduled drill decrypts with (development: the development key). Empty
+# in production: the weekly drill is skipped with a warning, and the host that keeps an identity
+# runs `custodia backup drill --identity FILE` (docs/backups.md, "Restore drills").
+BACKUP_DRILL_IDENTITY_FILE = env_str("CUSTODIA_BACKUP_DRILL_IDENTITY_FILE", "")
+# Who is emailed when a restore drill fails (comma-separated addresses).
+OPERATOR_EMAILS = env_list("CUSTODIA_OPERATOR_EMAILS", [])
 # Where pg_dump and pg_restore are (empty: the embedded server's, or for an external server the
 # machine's own when it has them, whose version matches the server's on Debian).
 PG_BIN_DIR = env_str("CUSTODIA_PG_BIN_DIR", "")
@@ -333,6 +389,9 @@ DATABASES = {
         ADMIN_DATABASE["PASSWORD"],
         {"options": f"-c role={OWNER_DB_ROLE}"},
     ),
+    # A job's progress (jobs/progress.py), committed beside the job's own transaction, as the
+    # same app role under the same row-level security: the page sees it while the job works.
+    "jobs": _database(APP_DB_ROLE, APP_DB_PASSWORD, {}),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Emails are unique case-insensitively by a functional constraint (accounts.User.Meta).

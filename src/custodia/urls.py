@@ -22,6 +22,7 @@ urlpatterns = [
     path("app/", include("custodia.web.clients.urls")),
     path("app/", include("custodia.web.scheduling.urls")),
     path("app/", include("custodia.web.audit.urls")),
+    path("jobs/", include("custodia.web.jobs.urls")),
     path("api/v1/", api.urls),
     path(".well-known/security.txt", trust_views.security_txt, name="security_txt"),
     path("security/", trust_views.security_page, name="security_page"),

@@ -1,7 +1,7 @@
 """Crypto-shredding: a deleted business's data stays unreadable in a backup taken before the
 deletion, while every other business in the same backup still reads.
 
-The backup is one of `custodia backup run` (lifecycle/backups.py: pg_dump, age encryption, a
+The backup is one of `custodia backup run` (lifecycle/backups/: pg_dump, age encryption, a
 signed manifest) restored into a new database the way `custodia backup restore` does; the rows
 are committed first (as the admin role, outside the test's transaction), because a dump sees
 only committed data.
@@ -141,7 +141,7 @@ def test_a_backup_from_before_the_deletion_reads_for_everyone_but_the_deleted_bu
     deleted, kept = committed_business(connection, "gone"), committed_business(connection, "kept")
     made += [deleted["id"], kept["id"]]
 
-    # The nightly backup, taken while both businesses exist (lifecycle/backups.py).
+    # The nightly backup, taken while both businesses exist (lifecycle/backups/).
     backup = run_backup(BackupStore(tmp_path / "backups"))
 
     # The business is deleted: its keys are destroyed (what do_delete_business does on commit).

@@ -1,6 +1,7 @@
-"""Backups (lifecycle/backups.py): what a restore brings back is what the manifest promised; a
-backup altered anywhere, a wrong key, a killed run or an unusable directory is detected and
-leaves nothing half-made; retention deletes exactly what is due.
+"""Backups (lifecycle/backups/, the logical engine in a directory): what a restore brings back
+is what the manifest promised; a backup altered anywhere, a wrong key, a killed run or an
+unusable directory is detected and leaves nothing half-made; retention deletes exactly what is
+due.
 
 A dump sees only committed data, so these tests build a business in a scratch database of their
 module (as tests/crypto/test_dump.py does), back it up and restore it into new databases.
@@ -15,84 +16,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pyrage
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import connections, transaction
 
-from custodia.embedded import admin_connection
 from custodia.lifecycle import backups
 from custodia.lifecycle.backups import Backup, BackupError, BackupStore
-from custodia.ops.management.commands.setup import (
-    drop_database,
-    point_connections_at,
-    prepare_database,
-)
-from tests.factories import build_business
-from tests.lifecycle.support import backup_keys, write_identity
-
-
-@pytest.fixture(scope="module")
-def scratch_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
-    """A migrated database of this module's own (its business is added by `database`)."""
-    original = dict(settings.DATABASES["default"])
-    name = f"{original['NAME']}_backups"
-    with django_db_blocker.unblock():
-        try:
-            prepare_database(name, fresh=True)
-            yield name
-        finally:
-            connections.close_all()
-            drop_database(name)
-            point_connections_at(original["NAME"], original["HOST"])
-
-
-@pytest.fixture
-def database(scratch_database: str, django_db_blocker: Any) -> Iterator[str]:
-    """The scratch database, with one committed business from the first test on."""
-    with django_db_blocker.unblock():
-        with admin(scratch_database) as conn:
-            populated = conn.execute("SELECT count(*) FROM tenancy_business").fetchone()
-        if populated == (0,):
-            with transaction.atomic():
-                build_business("Backedup")
-        yield scratch_database
-
-
-@pytest.fixture
-def identities(settings: Any) -> list[pyrage.x25519.Identity]:
-    return backup_keys(settings)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> BackupStore:
-    return BackupStore(tmp_path / "backups")
-
-
-@pytest.fixture
-def restored(database: str) -> Iterator[str]:
-    """The name of a database to restore into; dropped after the test."""
-    name = f"{database}_restored"
-    yield name
-    backups.drop_database(name)
-
-
-def admin(name: str) -> psycopg.Connection[Any]:
-    return admin_connection(settings.ADMIN_DATABASE, name)
-
-
-def database_exists(name: str) -> bool:
-    with admin("postgres") as conn:
-        return (
-            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-            is not None
-        )
+from tests.lifecycle.conftest import admin, database_exists
+from tests.lifecycle.support import write_identity
 
 
 def leftovers(store: BackupStore) -> list[str]:
@@ -409,7 +344,7 @@ def test_a_drill_restores_the_newest_backup_and_logs_the_result(
     tamper_byte(newest.dump_path, 100)
     failed = backups.drill(store, identities)
     assert not failed.ok and "does not match the manifest" in failed.detail
-    log = [json.loads(line) for line in (store.directory / "drills.jsonl").read_text().splitlines()]
+    log = backups.drill_records()
     assert [(entry["backup_id"], entry["ok"]) for entry in log] == [
         (newest.id, True),
         (newest.id, False),
@@ -425,9 +360,29 @@ def test_the_daily_round_backs_up_and_prunes(
     database: str, store: BackupStore, identities: Any, settings: Any
 ) -> None:
     old = old_backup(store, 400, dt.datetime.now(dt.UTC))
-    call_command("backup", "--dir", str(store.directory), "maintain", "--once")
+    call_command("backup", "--dir", str(store.directory), "maintain")
     [fresh] = store.backups()
     assert fresh.id != old.id and fresh.created_at is not None
     settings.PRODUCTION, settings.BACKUP_RECIPIENTS = True, []
     with pytest.raises(CommandError, match="Set CUSTODIA_BACKUP_RECIPIENTS"):
-        call_command("backup", "--dir", str(store.directory), "maintain", "--once")
+        call_command("backup", "--dir", str(store.directory), "maintain")
+
+
+def test_the_names_other_engines_and_the_export_use_still_sign_and_check(tmp_path: Path) -> None:
+    """The pgbackrest engine's manifests and the export's signature use these names."""
+    from custodia.lifecycle.backups import (
+        _canonical,
+        _read_manifest,
+        _signed,
+        _write_atomically,
+    )
+
+    manifest = {"format": backups.FORMAT, "id": "x", "engine": "pgbackrest"}
+    path = tmp_path / "x.manifest.json"
+    _write_atomically(path, lambda handle: handle.write(_signed(manifest)))
+    read, problem = _read_manifest(path)
+    assert problem is None and read["engine"] == "pgbackrest"
+    assert _canonical(read) == backups.canonical(read)
+    path.write_bytes(path.read_bytes().replace(b"pgbackrest", b"pgbackresT"))
+    assert "altered" in str(_read_manifest(path)[1])
+    assert _read_manifest(tmp_path / "missing.json") == ({}, "the manifest is unreadable")

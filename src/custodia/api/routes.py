@@ -8,6 +8,7 @@ from ninja import Router
 from custodia.api.app import api
 from custodia.api.audit.router import router as audit_router
 from custodia.api.clients.router import router as clients_router
+from custodia.api.jobs.router import router as jobs_router
 from custodia.api.scheduling.router import services_router, visits_router
 from custodia.api.tenancy.router import router as staff_router
 
@@ -16,6 +17,7 @@ api.add_router("/staff", staff_router)
 api.add_router("/services", services_router)
 api.add_router("/visits", visits_router)
 api.add_router("/audit", audit_router)
+api.add_router("/jobs", jobs_router)
 
 # Mounted last: URL patterns are tried in order, so this only catches what nothing else did.
 fallback_router = Router(auth=None)

@@ -167,7 +167,9 @@ class Anchor:
     retention: bool
 
 
-def _checkpoints(tenant_id: uuid.UUID | None, report: ChainReport) -> dict[int, dict[int, Anchor]]:
+def _checkpoints(
+    tenant_id: uuid.UUID | None, report: ChainReport, logged_before: dt.datetime | None = None
+) -> dict[int, dict[int, Anchor]]:
     """Signed heads by lane and seq, from every checkpoint whose signature holds.
 
     Checkpoints form a chain of their own (each statement names the digest of the one before),
@@ -213,6 +215,8 @@ def _checkpoints(tenant_id: uuid.UUID | None, report: ChainReport) -> dict[int, 
         for lane, seq, hex_hash in body["heads"]:
             anchors.setdefault(lane, {})[seq] = Anchor(bytes.fromhex(hex_hash), retention)
     for entry in _logged_checkpoints(chain_name):
+        if logged_before is not None and _made_at(entry) >= logged_before:
+            continue  # a copy restored from a backup of that time cannot hold it
         if (entry["statement"], entry["signature"]) not in stored:
             report.problems.append(
                 Problem(
@@ -230,6 +234,13 @@ def _checkpoints(tenant_id: uuid.UUID | None, report: ChainReport) -> dict[int, 
 def checkpoint_digest(statement: str, signature: bytes) -> str:
     """What the next checkpoint of the chain names as its predecessor."""
     return hashlib.sha256(statement.encode() + signature).hexdigest()
+
+
+def _made_at(entry: dict[str, Any]) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(json.loads(entry["statement"])["made_at"])
+    except (KeyError, TypeError, ValueError):
+        return dt.datetime.min.replace(tzinfo=dt.UTC)  # expected in every copy: checked
 
 
 def _logged_checkpoints(chain_name: str | None) -> Iterator[dict[str, Any]]:
@@ -265,8 +276,13 @@ def _log_checkpoint(
 # --- Verifying ------------------------------------------------------------------------------
 
 
-def verify_chain(tenant_id: uuid.UUID | None) -> ChainReport:
-    """Recompute one chain; the report lists the first problem of each lane, if any."""
+def verify_chain(
+    tenant_id: uuid.UUID | None, *, logged_before: dt.datetime | None = None
+) -> ChainReport:
+    """Recompute one chain; the report lists the first problem of each lane, if any.
+
+    `logged_before`: the database is a copy restored from a backup taken then (the restore
+    drill), so checkpoints logged since are not expected in it."""
     report = ChainReport(tenant_id)
     # One snapshot for checkpoints and events (unless a caller's transaction already has one).
     snapshot = not connections[USING].in_atomic_block
@@ -275,7 +291,7 @@ def verify_chain(tenant_id: uuid.UUID | None) -> ChainReport:
             with connections[USING].cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         try:
-            anchors = _checkpoints(tenant_id, report)
+            anchors = _checkpoints(tenant_id, report, logged_before)
         except ChainBroken as exc:
             report.problems.append(Problem("checkpoint", None, None, None, str(exc)))
             anchors = {}

@@ -80,6 +80,9 @@ class AuditAction(StrEnum):
     KEY_ROTATE = "crypto.key.rotate"
     KEY_DESTROY = "crypto.key.destroy"
     KEK_ROTATE = "crypto.kek.rotate"
+    # Background work one person started (jobs/actions.py); what the job then does is recorded
+    # by its own events, each naming the job (core/requestctx.py: running_job).
+    JOB_START = "job.start"
     # Refused: a 403 or 404 answered to a signed-in person (someone else's object, a forbidden
     # action); the path names only ids.
     ACCESS_DENIED = "access.denied"

@@ -41,6 +41,8 @@ class Permission(StrEnum):
     VISITS_REQUEST = "scheduling:visit:request"
     TOKENS_CREATE = "accounts:token:create"
     AUDIT_READ = "audit:event:read"
+    # The status of a background job the member started (owners: any of their business's).
+    JOBS_READ = "jobs:job:read"
 
 
 _MANAGER = frozenset(
@@ -57,6 +59,7 @@ _MANAGER = frozenset(
         Permission.VISITS_WRITE,
         Permission.VISITS_REPORT,
         Permission.TOKENS_CREATE,
+        Permission.JOBS_READ,
     }
 )
 
@@ -81,6 +84,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VISITS_READ,
             Permission.VISITS_REPORT,
             Permission.TOKENS_CREATE,
+            Permission.JOBS_READ,
         }
     ),
     Role.CLIENT: frozenset(
@@ -89,6 +93,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.SERVICES_READ,
             Permission.VISITS_READ,
             Permission.VISITS_REQUEST,
+            Permission.JOBS_READ,
         }
     ),
 }

@@ -2,8 +2,8 @@
 
 `RequestContextMiddleware` (first in the pipeline, web/middleware.py) makes one `RequestInfo`
 per request with `serving`, answers with its id in `X-Request-ID`, and the context variable here
-is what `core.audit.record` and the log formatter (core/logs.py) read. Outside a request
-(commands, jobs) there is none.
+is what `core.audit.record` and the log formatter (core/logs.py) read. A background job has
+one of its own (`running_job`); outside both (commands) there is none.
 
 The client address is the TCP peer unless `CUSTODIA_TRUSTED_PROXIES` proxies stand in front of
 Custodia; then it is read from the right of X-Forwarded-For (each proxy appends the address it
@@ -62,6 +62,19 @@ def serving(request: HttpRequest) -> Iterator[RequestInfo]:
     agent = str(request.META.get("HTTP_USER_AGENT", ""))[:USER_AGENT_LENGTH]
     info = RequestInfo(uuid.uuid4().hex, client_ip(request), agent)
     request.request_id = info.request_id  # type: ignore[attr-defined]
+    token = CURRENT.set(info)
+    try:
+        yield info
+    finally:
+        CURRENT.reset(token)
+
+
+@contextmanager
+def running_job(name: str, kind: str) -> Iterator[RequestInfo]:
+    """A background job's information, current for the duration of the block: its name
+    (`job-<id>`, or a periodic task's) stands where a request's id would, so that each audit
+    row and log line it writes says which job; no address, and the kind as the agent."""
+    info = RequestInfo(name[:64], None, f"custodia job: {kind}"[:USER_AGENT_LENGTH])
     token = CURRENT.set(info)
     try:
         yield info

@@ -13,6 +13,8 @@ import psycopg
 from custodia.embedded import admin_connection
 from custodia.lifecycle import backups
 from custodia.lifecycle.backups import BackupError
+from custodia.lifecycle.backups.logical import SCHEMA_SQL
+from custodia.lifecycle.backups.store import read_manifest_file, write_file_atomically
 
 FORMAT = backups.FORMAT
 SUFFIX = backups.MANIFEST_SUFFIX
@@ -34,7 +36,7 @@ def count(admin: Mapping[str, str], database: str) -> tuple[dict[str, int], dict
         tables = backups.row_counts(conn)
         schema: dict[str, str] = {}
         if "public.django_migrations" in tables:
-            schema = dict(conn.execute(backups.SCHEMA_SQL).fetchall())
+            schema = dict(conn.execute(SCHEMA_SQL).fetchall())
         version = conn.execute("SHOW server_version").fetchone()
         conn.rollback()
     return tables, schema, str(version[0]) if version else ""
@@ -42,11 +44,11 @@ def count(admin: Mapping[str, str], database: str) -> tuple[dict[str, int], dict
 
 def write(path: Path, manifest: dict[str, Any]) -> None:
     """Sign `manifest` and write it to `path` atomically (a .partial file, fsync, rename)."""
-    signed = backups._signed(manifest)
-    backups._write_atomically(path, lambda handle: handle.write(signed))
+    signed = backups.sign_manifest(manifest)
+    write_file_atomically(path, lambda handle: handle.write(signed))
 
 
 def read(path: Path) -> tuple[dict[str, Any], str | None]:
     """A manifest file's content and what is wrong with it (None: signed by this install's key,
     unaltered, of this format)."""
-    return backups._read_manifest(path)
+    return read_manifest_file(path, FORMAT)

@@ -78,10 +78,21 @@ def _audit_events(now: dt.datetime) -> int:
 
 
 def _backups(now: dt.datetime) -> int:
-    result = backups.prune(backups.BackupStore(), now=now)
+    result = backups.prune(backups.database_store(), now=now)
     if result.unsure:
         logger.warning(
             "retention: %d backup(s) with an unverifiable manifest kept", len(result.unsure)
+        )
+    return len(result.deleted)
+
+
+def _keystore_backups(now: dt.datetime) -> int:
+    policy = backups.retention.keystore_policy()
+    result = backups.prune(backups.keystore_store(), policy, now=now)
+    if result.unsure:
+        logger.warning(
+            "retention: %d keystore backup(s) with an unverifiable manifest kept",
+            len(result.unsure),
         )
     return len(result.deleted)
 
@@ -151,9 +162,22 @@ def policy() -> list[Rule]:
         Rule(
             "backups",
             "Encrypted database backups",
-            f"{_days(settings.BACKUP_RETENTION_DAYS)}, then deleted; never one whose signed"
-            " manifest does not verify",
+            f"{_days(settings.BACKUP_RETENTION_DAYS)}, then deleted"
+            + (
+                f" (within that, {backups.retention.database_policy().tiers()})"
+                if backups.retention.database_policy().tiered
+                else ""
+            )
+            + "; never one whose signed manifest does not verify",
             _backups,
+        ),
+        Rule(
+            "keystore-backups",
+            "Backups of the keystore (each business's wrapped data keys)",
+            f"{_days(settings.KEYSTORE_BACKUP_RETENTION_DAYS)}, then deleted: a deleted"
+            " business's data is unreadable everywhere, backups included,"
+            f" {_days(backups.unreadable_everywhere_days())} after deletion",
+            _keystore_backups,
         ),
         Rule(
             "sessions",

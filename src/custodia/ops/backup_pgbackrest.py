@@ -1,4 +1,4 @@
-"""`custodia backup pgbackrest ...`, and `custodia backup run|list|maintain` when
+"""`custodia backup pgbackrest ...`, and `custodia backup run|list` when
 CUSTODIA_BACKUP_ENGINE=pgbackrest (docs/backups.md, "Production: pgbackrest")."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from django.core.management.base import BaseCommand, CommandError
 from custodia.lifecycle import pgbackrest
 from custodia.lifecycle.backups import BackupError
 from custodia.lifecycle.pgbackrest import Setup
-from custodia.ops.maintenance import run_daily
 
 logger = logging.getLogger(__name__)
 
-# The `custodia backup` subcommands that go to this engine when it is the configured one.
-ENGINE_COMMANDS = {"run", "list", "maintain"}
+# The `custodia backup` subcommands that go to this engine when it is the configured one
+# (`maintain` and the worker's `backups` task call it for the database's part of their round).
+ENGINE_COMMANDS = {"run", "list"}
 
 
 def add_parser(commands: Any) -> None:
@@ -123,20 +123,6 @@ def _restore(command: BaseCommand, setup: Setup, options: dict[str, Any]) -> Non
     )
 
 
-def _maintain(command: BaseCommand, setup: Setup, options: dict[str, Any]) -> None:
-    """Beside the server: the scheduled backup at start and then daily (pgbackrest expires what
-    the retention lets go after each backup)."""
-    pgbackrest.passphrase(setup)  # production without a passphrase stops here
-
-    def step() -> None:
-        try:
-            _scheduled(command, setup, options)
-        except BackupError as exc:
-            raise CommandError(str(exc)) from None
-
-    run_daily("pgbackrest backups", [step], once=options.get("once", False), logger=logger)
-
-
 ACTIONS = {
     "configure": _configure,
     "stanza-create": _stanza_create,
@@ -145,5 +131,4 @@ ACTIONS = {
     "scheduled": _scheduled,
     "info": _info,
     "restore": _restore,
-    "maintain": _maintain,
 }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.contrib import messages
@@ -185,6 +186,25 @@ def new_member_actor(user: User, membership: Membership) -> Actor:
     return Actor(user, membership)
 
 
-def job_actor(membership: Membership) -> Actor:
-    """A background job working for this membership; like a token, it can never step up."""
-    return Actor(membership.user, membership)
+@dataclass(frozen=True)
+class JobActor(Actor):
+    """A background job (jobs/registry.py) working for the membership that started it.
+
+    A named system actor: what it does is recorded by the starter's unique user id and role,
+    each audit row naming the job (`job-<id>` as its request id, the kind as its agent:
+    core/requestctx.py, `running_job`), inside that one business's row-level security; like a
+    token, it can never step up.
+    """
+
+    job_id: uuid.UUID | None = None
+    kind: str = ""
+
+    @property
+    def name(self) -> str:
+        """How logs and the audit trail name it: `job-<id>`."""
+        return f"job-{self.job_id.hex}" if self.job_id is not None else "job"
+
+
+def job_actor(membership: Membership, *, job_id: uuid.UUID, kind: str) -> JobActor:
+    """The job `job_id` of `kind`, working for this membership (its starter)."""
+    return JobActor(membership.user, membership, job_id=job_id, kind=kind)

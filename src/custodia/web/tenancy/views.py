@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from allauth.account.utils import perform_login
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
@@ -20,6 +21,7 @@ from custodia.core.actor import Actor, activate
 from custodia.core.dbcontext import clear, set_db_context
 from custodia.core.permissions import Permission, Role
 from custodia.lifecycle import retention
+from custodia.lifecycle.backups import unreadable_everywhere_days
 from custodia.tenancy import access
 from custodia.tenancy.actions import (
     INVALID_INVITATION,
@@ -190,8 +192,13 @@ def business_delete(request: HttpRequest, actor: Actor) -> HttpResponse:
     """The owner deletes the business: every record, and its encryption keys."""
     business = actor.business
     form = DeleteBusinessForm(request.POST if request.method == "POST" else None)
+    context = {
+        "form": form,
+        "keystore_backup_retention_days": settings.KEYSTORE_BACKUP_RETENTION_DAYS,
+        "unreadable_after_days": unreadable_everywhere_days(),
+    }
     if request.method != "POST":
-        return render(request, "tenancy/business_delete.html", {"form": form})
+        return render(request, "tenancy/business_delete.html", context)
     return form_action(
         request,
         form,
@@ -200,9 +207,7 @@ def business_delete(request: HttpRequest, actor: Actor) -> HttpResponse:
         ),
         success=f"{business.name} was deleted and its encryption keys destroyed.",
         done=lambda _: _business_gone(request),
-        page=lambda status: render(
-            request, "tenancy/business_delete.html", {"form": form}, status=status
-        ),
+        page=lambda status: render(request, "tenancy/business_delete.html", context, status=status),
     )
 
 

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from custodia.lifecycle import retention
+from custodia.lifecycle.backups import latest_drill, unreadable_everywhere_days
 from custodia.tenancy.models import Business
 
 # RFC 9116 recommends an Expires less than a year ahead. The file is generated from the
@@ -44,6 +45,9 @@ def security_page(request: HttpRequest) -> HttpResponse:
         "token_max_days": 365,
         "key_rotation_days": settings.KEY_ROTATION_DAYS,
         "backup_retention_days": settings.BACKUP_RETENTION_DAYS,
+        "keystore_backup_retention_days": settings.KEYSTORE_BACKUP_RETENTION_DAYS,
+        "unreadable_after_days": unreadable_everywhere_days(),
+        "drill": latest_drill(),
         "retention_policy": retention.policy(),
     }
     return render(request, "trust/security.html", context)

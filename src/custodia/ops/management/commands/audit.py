@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 import uuid
@@ -15,7 +16,7 @@ from custodia.audit import chain
 from custodia.cache.backend import purge_expired_entries
 from custodia.core.audit import AuditAction, record
 from custodia.core.dbcontext import forget_ended_backends
-from custodia.ops.maintenance import run_daily
+from custodia.ops.maintenance import run_round
 from custodia.tenancy.access import business_id_by_slug, business_slugs
 from custodia.tenancy.actions import do_erase_spent_invitation_addresses
 
@@ -62,9 +63,10 @@ class Command(BaseCommand):
         maintain = commands.add_parser(
             "maintain",
             help="checkpoint and purge every chain, and erase the addresses of spent"
-            " invitations, now, then once a day",
+            " invitations (one round; the job worker runs it at start and daily)",
         )
-        maintain.add_argument("--once", action="store_true", help="one round, then exit")
+        # Accepted for the scripts of the days when `maintain` looped: a round is all it does.
+        maintain.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
         command = options["command"]
@@ -76,7 +78,7 @@ class Command(BaseCommand):
         elif command == "purge":
             self._purge()
         else:
-            self._maintain(once=options["once"])
+            self._maintain()
 
     def _label(self, tenant_id: uuid.UUID | None, names: dict[uuid.UUID, str]) -> str:
         if tenant_id is None:
@@ -158,8 +160,8 @@ class Command(BaseCommand):
         if erased:
             self.stdout.write(f"erased the addresses of {erased} spent invitations")
 
-    def _maintain(self, *, once: bool) -> None:
-        """Beside the server (`custodia serve`): a round at start, then one a day."""
+    def _maintain(self) -> None:
+        """One round; the job worker runs it at start and daily (ops/tasks.py)."""
         steps = (
             lambda: self._checkpoint(None, reason="daily"),
             self._purge,
@@ -169,4 +171,4 @@ class Command(BaseCommand):
             # And of the cache: rate-limit entries and code markers past their lifetime.
             purge_expired_entries,
         )
-        run_daily("audit maintenance", steps, once=once, logger=logger)
+        run_round("audit maintenance", steps, logger=logger)

@@ -1,7 +1,9 @@
-"""`custodia backup`: run, list, verify, restore, prune, drill (docs/backups.md)."""
+"""`custodia backup`: run, list, verify, restore, prune, drill, maintain, and the keystore's own
+backups (`custodia backup keystore run|list|verify|restore|prune`); docs/backups.md."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,9 +12,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from custodia.lifecycle import backups
-from custodia.lifecycle.backups import BackupError, BackupStore
+from custodia.lifecycle.backups import BackupError, Store
+from custodia.lifecycle.backups.drill import drill_identity, weekly_drill_due
+from custodia.lifecycle.backups.retention import database_policy, keystore_policy
 from custodia.ops import backup_pgbackrest
-from custodia.ops.maintenance import run_daily
+from custodia.ops.maintenance import run_round
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +32,15 @@ def _size(count: int) -> str:
 class Command(BaseCommand):
     help = (
         "Encrypted backups: run, list, verify ID, restore ID, prune, drill, maintain; "
-        "pgbackrest ACTION (the production engine)."
+        "keystore run|list|verify|restore|prune; pgbackrest ACTION (the production engine)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--dir", type=Path, help="the backup directory (default CUSTODIA_BACKUP_DIR)"
+            "--dir",
+            type=Path,
+            help="a local backup directory (default CUSTODIA_BACKUP_DIR, or the S3 bucket "
+            "CUSTODIA_BACKUP_S3_BUCKET; for `keystore`, CUSTODIA_KEYSTORE_BACKUP_DIR)",
         )
         commands = parser.add_subparsers(dest="command", required=True)
         commands.add_parser("run", help="back the database up now (encrypted, signed manifest)")
@@ -50,7 +57,7 @@ class Command(BaseCommand):
         restore.add_argument("--into", required=True, help="the new database's name")
         restore.add_argument("--identity", type=Path, help="an age identity file")
         prune = commands.add_parser(
-            "prune", help="delete backups older than CUSTODIA_BACKUP_RETENTION_DAYS"
+            "prune", help="delete backups past CUSTODIA_BACKUP_RETENTION_DAYS and its tiers"
         )
         prune.add_argument("--dry-run", action="store_true", help="say what would go")
         drill = commands.add_parser(
@@ -58,9 +65,36 @@ class Command(BaseCommand):
         )
         drill.add_argument("--identity", type=Path, help="an age identity file")
         maintain = commands.add_parser(
-            "maintain", help="run and prune now, then once a day (`custodia serve` runs it)"
+            "maintain",
+            help="one round: back up the database and the keystore, prune both, and drill if a "
+            "week has passed (the job worker runs these as periodic tasks: lifecycle/tasks.py)",
         )
-        maintain.add_argument("--once", action="store_true", help="one round, then exit")
+        # Accepted for the scripts of the days when `maintain` looped: a round is all it does.
+        maintain.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
+        keystore = commands.add_parser(
+            "keystore", help="the keystore's own backups (short retention: docs/keys.md)"
+        )
+        actions = keystore.add_subparsers(dest="keystore_command", required=True)
+        actions.add_parser("run", help="back the keystore up now (under its lock)")
+        actions.add_parser("list", help="the keystore backups, oldest first")
+        kverify = actions.add_parser("verify", help="check a keystore backup")
+        kverify.add_argument("id")
+        kverify.add_argument("--identity", type=Path, help="an age identity file")
+        krestore = actions.add_parser(
+            "restore",
+            help="put key files back into the live keystore (never over an existing file), or "
+            "--into a new directory",
+        )
+        krestore.add_argument("id")
+        krestore.add_argument("--identity", type=Path, help="an age identity file")
+        krestore.add_argument(
+            "--business", action="append", help="only this business's keys (its id; repeatable)"
+        )
+        krestore.add_argument("--into", type=Path, help="a new directory instead of the keystore")
+        kprune = actions.add_parser(
+            "prune", help="delete keystore backups past CUSTODIA_KEYSTORE_BACKUP_RETENTION_DAYS"
+        )
+        kprune.add_argument("--dry-run", action="store_true", help="say what would go")
         backup_pgbackrest.add_parser(commands)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -70,9 +104,13 @@ class Command(BaseCommand):
         ):
             backup_pgbackrest.handle(self, options)
             return
-        store = BackupStore(options["dir"])
         try:
-            getattr(self, "_" + options["command"])(store, options)
+            if options["command"] == "keystore":
+                store = backups.keystore_store(options["dir"])
+                getattr(self, "_keystore_" + options["keystore_command"])(store, options)
+            else:
+                store = backups.database_store(options["dir"])
+                getattr(self, "_" + options["command"])(store, options)
         except BackupError as exc:
             raise CommandError(str(exc)) from None
 
@@ -85,20 +123,20 @@ class Command(BaseCommand):
                 "give recipients whose identities are kept elsewhere."
             )
 
-    def _run(self, store: BackupStore, options: dict[str, Any]) -> None:
+    def _run(self, store: Store, options: dict[str, Any]) -> None:
         self._warn_development_key()
         backup = backups.run_backup(store)
         manifest = backup.manifest
         rows = sum(manifest["tables"].values())
         self.stdout.write(
             f"backup {backup.id}: {_size(manifest['dump']['size'])}, "
-            f"{len(manifest['tables'])} tables, {rows:,} rows, in {store.directory}"
+            f"{len(manifest['tables'])} tables, {rows:,} rows, in {store.label}"
         )
 
-    def _list(self, store: BackupStore, options: dict[str, Any]) -> None:
+    def _list(self, store: Store, options: dict[str, Any]) -> None:
         found = store.backups()
         if not found:
-            self.stdout.write(f"No backups in {store.directory}.")
+            self.stdout.write(f"No backups in {store.label}.")
         for backup in found:
             if backup.problem is not None:
                 self.stdout.write(f"{backup.id}  PROBLEM: {backup.problem}")
@@ -109,51 +147,132 @@ class Command(BaseCommand):
                 f"{sum(manifest['tables'].values()):>10,} rows  {manifest['database']}"
             )
 
-    def _verify(self, store: BackupStore, options: dict[str, Any]) -> None:
+    def _verify(self, store: Store, options: dict[str, Any]) -> None:
         backup = store.get(options["id"])
         identity = options["identity"]
         backups.verify_backup(backup, backups.load_identity(identity) if identity else None)
         checked = "signature, checksum and archive" if identity else "signature and checksum"
         self.stdout.write(f"backup {backup.id}: {checked} OK")
 
-    def _restore(self, store: BackupStore, options: dict[str, Any]) -> None:
+    def _restore(self, store: Store, options: dict[str, Any]) -> None:
         backup = store.get(options["id"])
         identities = backups.default_identity(options["identity"])
         counts = backups.restore_backup(backup, identities, options["into"])
         self.stdout.write(
             f"backup {backup.id} restored into {options['into']}: {len(counts)} tables, "
-            f"{sum(counts.values()):,} rows, as its manifest says"
+            f"{sum(counts.values()):,} rows, with its manifest's counts and checksums"
         )
 
-    def _prune(self, store: BackupStore, options: dict[str, Any]) -> None:
-        result = backups.prune(store, dry_run=options["dry_run"])
+    def _prune(self, store: Store, options: dict[str, Any]) -> None:
+        policy = database_policy()
+        self._report_prune(
+            backups.prune(store, policy, dry_run=options["dry_run"]), policy, options
+        )
+
+    def _report_prune(self, result: Any, policy: Any, options: dict[str, Any]) -> None:
         verb = "would delete" if options["dry_run"] else "deleted"
         for backup in result.deleted:
             self.stdout.write(f"{verb} {backup.id}")
         for backup in result.unsure:
             self.stderr.write(f"kept {backup.id}: {backup.problem}; check it by hand")
         self.stdout.write(
-            f"{len(result.deleted)} {verb}, {len(result.kept)} kept "
-            f"(retention {settings.BACKUP_RETENTION_DAYS} days)"
+            f"{len(result.deleted)} {verb}, {len(result.kept)} kept (retention {policy.describe()})"
         )
 
-    def _maintain(self, store: BackupStore, options: dict[str, Any]) -> None:
-        """Beside the server (`custodia serve`): a backup and a prune at start, then daily."""
-        backups.recipients()  # production without recipients stops here, before any round
-
-        def step(command: str) -> Any:
-            def run() -> None:
-                try:
-                    getattr(self, f"_{command}")(store, {"dry_run": False})
-                except BackupError as exc:
-                    raise CommandError(str(exc)) from None
-
-            return run
-
-        run_daily("backups", [step("run"), step("prune")], once=options["once"], logger=logger)
-
-    def _drill(self, store: BackupStore, options: dict[str, Any]) -> None:
+    def _drill(self, store: Store, options: dict[str, Any]) -> None:
         result = backups.drill(store, backups.default_identity(options["identity"]))
         if not result.ok:
             raise CommandError(f"restore drill of {result.backup_id} FAILED: {result.detail}")
         self.stdout.write(f"restore drill of {result.backup_id}: OK, {result.detail}")
+
+    def _maintain(self, store: Store, options: dict[str, Any]) -> None:
+        """One round by hand: backups and prunes, and the drill when a week has passed since the
+        last one and an identity is at hand (the worker's periodic tasks do the same)."""
+        backups.recipients()  # production without recipients stops here, before any round
+        keystore_store = backups.keystore_store(options["dir"] and options["dir"] / "keystore")
+
+        def step(run: Any) -> Any:
+            def guarded() -> None:
+                try:
+                    run()
+                except BackupError as exc:
+                    raise CommandError(str(exc)) from None
+
+            return guarded
+
+        def weekly_drill() -> None:
+            identities = drill_identity()
+            if identities is not None and weekly_drill_due():
+                self._drill_with(store, identities)
+
+        if settings.BACKUP_ENGINE == "pgbackrest":
+            # pgbackrest expires its own backups; the drill restores logical backups only.
+            database_steps = [step(lambda: backup_pgbackrest.handle(self, {"command": "run"}))]
+        else:
+            database_steps = [
+                step(lambda: self._run(store, {})),
+                step(lambda: self._prune(store, {"dry_run": False})),
+                step(weekly_drill),
+            ]
+        steps = [
+            *database_steps,
+            step(lambda: self._keystore_run(keystore_store, {})),
+            step(lambda: self._keystore_prune(keystore_store, {"dry_run": False})),
+        ]
+        run_round("backups", steps, logger=logger)
+
+    def _drill_with(self, store: Store, identities: Any) -> None:
+        result = backups.drill(store, identities)
+        if not result.ok:
+            raise CommandError(f"restore drill of {result.backup_id} FAILED: {result.detail}")
+        self.stdout.write(f"restore drill of {result.backup_id}: OK")
+
+    # --- The keystore's backups ---
+
+    def _keystore_run(self, store: Store, options: dict[str, Any]) -> None:
+        backup = backups.run_keystore_backup(store)
+        self.stdout.write(
+            f"keystore backup {backup.id}: {len(backup.manifest['businesses'])} businesses, "
+            f"in {store.label} (kept {settings.KEYSTORE_BACKUP_RETENTION_DAYS} days)"
+        )
+
+    def _keystore_list(self, store: Store, options: dict[str, Any]) -> None:
+        found = store.backups()
+        if not found:
+            self.stdout.write(f"No keystore backups in {store.label}.")
+        for backup in found:
+            if backup.problem is not None:
+                self.stdout.write(f"{backup.id}  PROBLEM: {backup.problem}")
+                continue
+            self.stdout.write(
+                f"{backup.id}  {len(backup.manifest['businesses']):>6} businesses  "
+                f"{_size(backup.manifest['dump']['size']):>11}"
+            )
+
+    def _keystore_verify(self, store: Store, options: dict[str, Any]) -> None:
+        backup = store.get(options["id"])
+        identity = options["identity"]
+        held = backups.verify_keystore_backup(
+            backup, backups.load_identity(identity) if identity else None
+        )
+        checked = "signature, checksum and key files" if identity else "signature and checksum"
+        self.stdout.write(f"keystore backup {backup.id}: {checked} OK ({held} businesses)")
+
+    def _keystore_restore(self, store: Store, options: dict[str, Any]) -> None:
+        backup = store.get(options["id"])
+        result = backups.restore_keystore(
+            backup,
+            backups.default_identity(options["identity"]),
+            businesses=options["business"],
+            into=options["into"],
+        )
+        where = options["into"] or settings.KEYSTORE_DIR
+        for name in result.kept:
+            self.stderr.write(f"kept {name}: its key file exists in {where} (never overwritten)")
+        self.stdout.write(f"restored the keys of {len(result.restored)} businesses into {where}")
+
+    def _keystore_prune(self, store: Store, options: dict[str, Any]) -> None:
+        policy = keystore_policy()
+        self._report_prune(
+            backups.prune(store, policy, dry_run=options["dry_run"]), policy, options
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import logging
 import uuid
@@ -14,7 +15,7 @@ from custodia.crypto import actions, keyring, keystore, rows
 from custodia.crypto.access import key_status
 from custodia.crypto.errors import CryptoError, KekError, RotationInProgress
 from custodia.crypto.kek import add_file_kek, prune_file_keks
-from custodia.ops.maintenance import run_daily
+from custodia.ops.maintenance import run_round
 from custodia.tenancy.access import business_id_by_slug
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,11 @@ class Command(BaseCommand):
         )
         rotate.add_argument("slug")
         maintain = commands.add_parser(
-            "maintain", help="rotate-all now, then once a day (`custodia serve` runs it)"
+            "maintain",
+            help="rotate-all (one round; the job worker runs it at start and daily)",
         )
-        maintain.add_argument("--once", action="store_true", help="one round, then exit")
+        # Accepted for the scripts of the days when `maintain` looped: a round is all it does.
+        maintain.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
         commands.add_parser(
             "rotate-all",
             help="rotate every data key older than CUSTODIA_KEY_ROTATION_DAYS, finish "
@@ -145,7 +148,7 @@ class Command(BaseCommand):
             except (KekError, CryptoError, RotationInProgress) as exc:
                 raise CommandError(str(exc)) from None
 
-        run_daily("key maintenance", [rotate_all], once=options["once"], logger=logger)
+        run_round("key maintenance", [rotate_all], logger=logger)
 
     def _rotate_all(self, options: dict[str, Any]) -> None:
         due = actions.businesses_due()

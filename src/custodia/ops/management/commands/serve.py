@@ -1,4 +1,5 @@
-"""`custodia serve`: granian over TLS for the app, and a plain-HTTP listener that only redirects."""
+"""`custodia serve`: granian over TLS for the app, a plain-HTTP listener that only redirects,
+and the job worker (`custodia worker`: background jobs and the periodic maintenance)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from custodia.accounts.hashpool import launch_pool, wait_for_pool
 from custodia.ops.management.commands.setup import ensure_ready
+from custodia.ops.management.commands.worker import backup_recipients_problem
+from custodia.ops.tasks import AUDIT_MAINTENANCE, BACKUP_TASKS, KEY_MAINTENANCE
 
 STOP_GRACE_SECONDS = 10
 
@@ -94,6 +97,22 @@ def redirect_server_args(*, host: str, port: int) -> list[str]:
     )
 
 
+def worker_args(options: dict[str, Any]) -> list[str]:
+    """The `custodia worker` command line: jobs and the periodic tasks not left to others."""
+    left_out = [
+        task
+        for option, tasks in (
+            ("no_audit_maintenance", (AUDIT_MAINTENANCE,)),
+            ("no_key_maintenance", (KEY_MAINTENANCE,)),
+            ("no_backups", BACKUP_TASKS),
+        )
+        if options.get(option)
+        for task in tasks
+    ]
+    without = [arg for task in left_out for arg in ("--without", task)]
+    return [sys.executable, "-m", "custodia.cli", "worker", *without]
+
+
 def display_host(host: str) -> str:
     """The name to print in a URL for a bind address."""
     wildcard_or_loopback = {"0.0.0.0", "::", "127.0.0.1", "::1", ""}  # noqa: S104
@@ -133,24 +152,26 @@ class Command(BaseCommand):
             help="PEM certificate chain to serve instead of the local one under var/tls",
         )
         parser.add_argument("--keyfile", type=Path, help="PKCS#8 PEM key for --certificate")
+        # The job worker (`custodia worker`) runs beside the server, with the periodic tasks
+        # of ops/tasks.py; these leave one of them to another host.
         parser.add_argument(
             "--no-audit-maintenance",
             action="store_true",
-            help="do not run `custodia audit maintain` (daily signed checkpoints and the"
-            " retention purge) beside the server: run it elsewhere, once per database",
+            help="leave the daily audit maintenance (signed checkpoints and the retention purge)"
+            " out of this server's job worker: run it elsewhere",
         )
         parser.add_argument(
             "--no-key-maintenance",
             action="store_true",
-            help="do not run `custodia keys maintain` (daily: rotate data keys past their"
-            " rotation period, destroy retired keys past retention) beside the server",
+            help="leave the daily key maintenance (rotate data keys past their rotation period,"
+            " destroy retired keys past retention) out of this server's job worker",
         )
-
         parser.add_argument(
             "--no-backups",
             action="store_true",
-            help="do not run `custodia backup maintain` (a backup and the retention prune, at"
-            " start and daily) beside the server: run it elsewhere, once per database",
+            help="leave the backups (database and keystore backups and their prunes, at start and"
+            " daily, and the weekly restore drill) out of this server's job worker: another host"
+            " makes them",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -165,24 +186,10 @@ class Command(BaseCommand):
         if bool(options["certificate"]) != bool(options["keyfile"]):
             raise CommandError("Give both --certificate and --keyfile, or neither.")
 
-        logical = settings.BACKUP_ENGINE == "logical"
-        if (
-            not options["no_backups"] and logical and settings.PRODUCTION
-            and not settings.BACKUP_RECIPIENTS
-        ):  # fmt: skip
-            raise CommandError(
-                "Set CUSTODIA_BACKUP_RECIPIENTS (age public keys whose identities are kept off "
-                "this host) for the daily backups, or run with --no-backups if another host "
-                "makes them."
-            )
-        passphrase = settings.PGBACKREST_PASSPHRASE_FILE
-        if not options["no_backups"] and not logical and settings.PRODUCTION:
-            if not passphrase.exists():
-                raise CommandError(
-                    f"No pgbackrest passphrase at {passphrase} for the daily backups "
-                    "(CUSTODIA_PGBACKREST_PASSPHRASE_FILE, docs/backups.md), or run with "
-                    "--no-backups if another host makes them."
-                )
+        if not options["no_backups"]:
+            problem = backup_recipients_problem()
+            if problem is not None:
+                raise CommandError(problem)
         certificate, keyfile = ensure_ready(self.stdout)
         if options["certificate"]:
             certificate, keyfile = options["certificate"], options["keyfile"]
@@ -223,12 +230,7 @@ class Command(BaseCommand):
         ]
         if http_port:
             commands.append(redirect_server_args(host=options["host"], port=http_port))
-        if not options["no_audit_maintenance"]:
-            commands.append([sys.executable, "-m", "custodia.cli", "audit", "maintain"])
-        if not options["no_key_maintenance"]:
-            commands.append([sys.executable, "-m", "custodia.cli", "keys", "maintain"])
-        if not options["no_backups"]:
-            commands.append([sys.executable, "-m", "custodia.cli", "backup", "maintain"])
+        commands.append(worker_args(options))
         children = [pool, *(subprocess.Popen(command, env=env) for command in commands)]  # noqa: S603
         # It starts while granian does; a pool that dies is a child that exits (supervise).
         wait_for_pool(pool, pool_socket)
