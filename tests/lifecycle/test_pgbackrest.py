@@ -451,6 +451,13 @@ def test_the_command_drives_the_engine(engine_settings: Setup, history: History)
     applied = history.live.sql("SELECT count(*) FROM django_migrations", APP_DATABASE)
     assert content["tables"]["public.django_migrations"] == applied[0][0]
     assert "public.clients_client" in content["tables"]
+    # A restore through the command: into a new directory, as of T.
+    into = history.root / "by-command"
+    out = run_command("pgbackrest", "restore", "--to", str(into), "--target-time",
+                      history.target.isoformat())  # fmt: skip
+    assert out.startswith(f"restored into {into} (as of {history.target.isoformat()})")
+    assert (into / "PG_VERSION").exists() and (into / "recovery.signal").exists()
+    assert "recovery_target_time" in (into / "postgresql.auto.conf").read_text()
     occupied = make_dir(history.root / "occupied-too", history.setup.os_user)
     (occupied / "keep.txt").write_text("not ours")
     with pytest.raises(CommandError, match="is not empty"):
