@@ -48,7 +48,21 @@ $(CHROMIUM):
 	  || { echo "Could not install Chromium. Run: sudo apt-get update && sudo $(CHROMIUM_INSTALL)" >&2; exit 1; }
 	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is still missing. Run: sudo $(CHROMIUM_INSTALL)" >&2; exit 1; }
 
-test: install $(OLD_PG_BIN)/postgres $(CHROMIUM)
+# The pgbackrest engine's test (tests/lifecycle/test_pgbackrest.py) drives Debian's pgbackrest
+# against a throwaway cluster of Debian's PostgreSQL 15 programs (Debian 12's pgbackrest 2.45
+# supports up to 15); never skipped, so a machine without them gets them here, as Chromium.
+PGBACKREST := /usr/bin/pgbackrest
+PG15_SERVER := /usr/lib/postgresql/15/bin/postgres
+PGBACKREST_INSTALL := apt-get install -y --no-install-recommends pgbackrest postgresql-15
+$(PGBACKREST) $(PG15_SERVER):
+	@echo "Installing pgbackrest and PostgreSQL 15 for the backup tests ($(PGBACKREST_INSTALL))"
+	@as_root=; [ "$$(id -u)" -eq 0 ] || as_root="sudo -n"; export DEBIAN_FRONTEND=noninteractive; \
+	  $$as_root $(PGBACKREST_INSTALL) -qq >/dev/null 2>&1 \
+	  || { $$as_root apt-get update -qq && $$as_root $(PGBACKREST_INSTALL) -qq >/dev/null; } \
+	  || { echo "Could not install them. Run: sudo apt-get update && sudo $(PGBACKREST_INSTALL)" >&2; exit 1; }
+	@test -x $@ || { echo "$@ is still missing. Run: sudo $(PGBACKREST_INSTALL)" >&2; exit 1; }
+
+test: install $(OLD_PG_BIN)/postgres $(CHROMIUM) $(PGBACKREST) $(PG15_SERVER)
 	$(BIN)/custodia setup
 	CUSTODIA_OLD_PG_BIN=$(CURDIR)/$(OLD_PG_BIN) $(BIN)/pytest
 

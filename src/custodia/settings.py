@@ -286,6 +286,39 @@ OPERATOR_EMAILS = env_list("CUSTODIA_OPERATOR_EMAILS", [])
 # Where pg_dump and pg_restore are (empty: the embedded server's, or for an external server the
 # machine's own when it has them, whose version matches the server's on Debian).
 PG_BIN_DIR = env_str("CUSTODIA_PG_BIN_DIR", "")
+# Which engine `custodia backup run|list|maintain` use: "logical" (pg_dump + age, above) or
+# "pgbackrest" (physical backups, WAL archiving and point-in-time recovery; lifecycle/pgbackrest.py,
+# docs/backups.md "Production: pgbackrest"). `custodia backup pgbackrest ...` works with either.
+BACKUP_ENGINE = env_str("CUSTODIA_BACKUP_ENGINE", "logical")
+if BACKUP_ENGINE not in {"logical", "pgbackrest"}:
+    raise ImproperlyConfigured(
+        f"CUSTODIA_BACKUP_ENGINE must be 'logical' or 'pgbackrest', not {BACKUP_ENGINE!r}."
+    )
+# The pgbackrest stanza (the name of this cluster in the repository), the directory of the
+# generated pgbackrest.conf and its lock, spool and log directories, and the repository.
+PGBACKREST_STANZA = env_str("CUSTODIA_PGBACKREST_STANZA", "custodia")
+PGBACKREST_DIR = Path(env_str("CUSTODIA_PGBACKREST_DIR", str(VAR_DIR / "pgbackrest")))
+PGBACKREST_REPO_PATH = Path(env_str("CUSTODIA_PGBACKREST_REPO_PATH", str(PGBACKREST_DIR / "repo")))
+# The repository's encryption passphrase, one line in a 0600 file owned by PostgreSQL's OS user:
+# never in the repository, the data directory, postgresql.conf or pgbackrest.conf. Development
+# makes one here; production refuses to run without it.
+PGBACKREST_PASSPHRASE_FILE = Path(
+    env_str(
+        "CUSTODIA_PGBACKREST_PASSPHRASE_FILE", str(VAR_DIR / "secrets" / "pgbackrest-passphrase")
+    )
+)
+# The live cluster's data directory (empty: the embedded server's; required with DATABASE_URL),
+# and the unix socket directory pgbackrest connects through (empty: DATABASE_URL's host when it
+# is a directory, else /var/run/postgresql).
+PGBACKREST_PG_DATA = env_str("CUSTODIA_PGBACKREST_PG_DATA", "")
+PGBACKREST_PG_SOCKET_DIR = env_str("CUSTODIA_PGBACKREST_PG_SOCKET_DIR", "")
+# The OS user that runs pgbackrest when Custodia runs as root (empty: the data directory's owner).
+PGBACKREST_OS_USER = env_str("CUSTODIA_PGBACKREST_OS_USER", "")
+# `custodia backup run` (and the daily round) makes a full backup when the newest is older than
+# this, otherwise a differential one.
+PGBACKREST_FULL_EVERY_DAYS = env_int(
+    "CUSTODIA_PGBACKREST_FULL_EVERY_DAYS", 7, minimum=1, maximum=365
+)
 
 # --- Exports (docs/export.md) --------------------------------------------------------------------
 # A finished whole-business export waits here, encrypted under the business's data key, until its

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+
 from custodia.jobs.registry import periodic_task
-from custodia.lifecycle import backups
+from custodia.lifecycle import backups, pgbackrest
 from custodia.lifecycle.backups.drill import drill_identity, weekly_drill_due
 from custodia.lifecycle.backups.retention import database_policy, keystore_policy
 
@@ -27,7 +29,12 @@ BACKUP_TASKS = (BACKUPS, KEYSTORE_BACKUPS, BACKUP_DRILL)
 
 @periodic_task(BACKUPS, cron="0 1 * * *", run_at_start=True)
 def backup_database() -> None:
-    """The daily database backup, then the prune of what is due."""
+    """The daily database backup, then the prune of what is due; with
+    CUSTODIA_BACKUP_ENGINE=pgbackrest, its scheduled backup (pgbackrest expires its own)."""
+    if settings.BACKUP_ENGINE == "pgbackrest":
+        made = pgbackrest.scheduled_backup()
+        logger.info("pgbackrest %s backup %s written", made.type, made.label)
+        return
     store = backups.database_store()
     backup = backups.run_backup(store)
     logger.info("backup %s written to %s", backup.id, store.label)
@@ -51,8 +58,8 @@ def restore_drill() -> None:
     """The restore drill of the newest backup, checked daily, run when a week has passed since
     the last one (so a day the worker was down is caught up); skipped without an identity on
     this host. Not at start: a restore is too heavy to add to every start."""
-    if not weekly_drill_due():
-        return
+    if settings.BACKUP_ENGINE == "pgbackrest" or not weekly_drill_due():
+        return  # the drill restores logical backups only
     identities = drill_identity()
     if identities is None:
         return

@@ -15,6 +15,7 @@ from custodia.lifecycle import backups
 from custodia.lifecycle.backups import BackupError, Store
 from custodia.lifecycle.backups.drill import drill_identity, weekly_drill_due
 from custodia.lifecycle.backups.retention import database_policy, keystore_policy
+from custodia.ops import backup_pgbackrest
 from custodia.ops.maintenance import run_round
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def _size(count: int) -> str:
 class Command(BaseCommand):
     help = (
         "Encrypted backups: run, list, verify ID, restore ID, prune, drill, maintain; "
-        "keystore run|list|verify|restore|prune."
+        "keystore run|list|verify|restore|prune; pgbackrest ACTION (the production engine)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -94,8 +95,15 @@ class Command(BaseCommand):
             "prune", help="delete keystore backups past CUSTODIA_KEYSTORE_BACKUP_RETENTION_DAYS"
         )
         kprune.add_argument("--dry-run", action="store_true", help="say what would go")
+        backup_pgbackrest.add_parser(commands)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        engine_command = options["command"] in backup_pgbackrest.ENGINE_COMMANDS
+        if options["command"] == "pgbackrest" or (
+            settings.BACKUP_ENGINE == "pgbackrest" and engine_command
+        ):
+            backup_pgbackrest.handle(self, options)
+            return
         try:
             if options["command"] == "keystore":
                 store = backups.keystore_store(options["dir"])
@@ -197,12 +205,19 @@ class Command(BaseCommand):
             if identities is not None and weekly_drill_due():
                 self._drill_with(store, identities)
 
+        if settings.BACKUP_ENGINE == "pgbackrest":
+            # pgbackrest expires its own backups; the drill restores logical backups only.
+            database_steps = [step(lambda: backup_pgbackrest.handle(self, {"command": "run"}))]
+        else:
+            database_steps = [
+                step(lambda: self._run(store, {})),
+                step(lambda: self._prune(store, {"dry_run": False})),
+                step(weekly_drill),
+            ]
         steps = [
-            step(lambda: self._run(store, {})),
-            step(lambda: self._prune(store, {"dry_run": False})),
+            *database_steps,
             step(lambda: self._keystore_run(keystore_store, {})),
             step(lambda: self._keystore_prune(keystore_store, {"dry_run": False})),
-            step(weekly_drill),
         ]
         run_round("backups", steps, logger=logger)
 

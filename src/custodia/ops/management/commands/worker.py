@@ -40,6 +40,13 @@ def backup_recipients_problem() -> str | None:
             "keystore-backups --without backup-drill; "
             "`custodia serve --no-backups`) if another host makes them."
         )
+    passphrase = settings.PGBACKREST_PASSPHRASE_FILE
+    if settings.PRODUCTION and settings.BACKUP_ENGINE == "pgbackrest" and not passphrase.exists():
+        return (
+            f"No pgbackrest passphrase at {passphrase} for the daily backups "
+            "(CUSTODIA_PGBACKREST_PASSPHRASE_FILE, docs/backups.md), or leave them out "
+            "(--without backups; `custodia serve --no-backups`) if another host makes them."
+        )
     return None
 
 
