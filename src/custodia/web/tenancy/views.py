@@ -203,8 +203,6 @@ def _closing_page(
         "keystore_backup_retention_days": settings.KEYSTORE_BACKUP_RETENTION_DAYS,
         "unreadable_after_days": unreadable_everywhere_days(),
         "errors": errors or [],
-        "keystore_backup_retention_days": settings.KEYSTORE_BACKUP_RETENTION_DAYS,
-        "unreadable_after_days": unreadable_everywhere_days(),
     }
     return render(request, "tenancy/business_delete.html", context, status=status)
 
