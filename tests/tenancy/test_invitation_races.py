@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from io import StringIO
 from typing import Any, TypeVar
 
 import pytest
@@ -311,7 +312,7 @@ def test_daily_maintenance_erases_the_addresses_of_spent_invitations(
         admin.execute(
             "UPDATE tenancy_invitation SET revoked_at = now() WHERE id = %s", [legacy_revoked.pk]
         )
-    call_command("audit", "maintain", "--once")
+    call_command("retention", "run", "--only", "invitation-addresses", stdout=StringIO())
 
     def email_of(invitation: Invitation) -> str:
         stored = row(

@@ -3,9 +3,11 @@ transaction with the audit event, so a job is queued exactly when it is recorded
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -48,3 +50,22 @@ def do_start_job(kind: str, *, params: dict[str, Any] | None = None, actor: Acto
         job.save(update_fields=["queue_job_id"])
         record(AuditAction.JOB_START, actor=actor, target=job, detail={"kind": kind})
     return job
+
+
+def do_forget_finished_jobs(before: dt.datetime, *, actor: Actor) -> int:
+    """Delete the actor's business's jobs that finished before `before` (the retention run, as
+    the periodic task's system actor inside that one business); how many. A job's row holds ids,
+    counts and a safe message only, so no audit event: the count is the retention run's report."""
+    require_active(actor)
+    with transaction.atomic():
+        deleted, _ = Job.objects.filter(tenant_id=actor.tenant_id, finished_at__lt=before).delete()
+    return deleted
+
+
+def forget_finished_queue_entries(before: dt.datetime) -> None:
+    """Delete procrastinate's own rows of jobs that reached a final state before `before` (ids
+    and task names only; platform-wide, no business context)."""
+    hours = max(1, int((dt.datetime.now(dt.UTC) - before).total_seconds() // 3600))
+    async_to_sync(app.job_manager.delete_old_jobs)(
+        nb_hours=hours, include_failed=True, include_cancelled=True, include_aborted=True
+    )

@@ -27,6 +27,9 @@ from django.db import DatabaseError, transaction
 from custodia.accounts.models import LoginThrottle, SecurityEvent
 from custodia.audit import chain
 from custodia.cache.backend import purge_expired_entries
+from custodia.core.actor import Actor
+from custodia.jobs.actions import do_forget_finished_jobs, forget_finished_queue_entries
+from custodia.jobs.registry import for_each_business
 from custodia.lifecycle import backups
 from custodia.lifecycle.export import storage as export_storage
 from custodia.tenancy.actions import do_erase_spent_invitation_addresses
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 USING = chain.USING
 SECURITY_EVENT_DAYS = 365
+JOB_DAYS = 30
 DEV_MAIL_DAYS = 14
 DAY = dt.timedelta(days=1)
 
@@ -143,6 +147,21 @@ def _closed_businesses(now: dt.datetime) -> int:
     return len(do_purge_closed_businesses(now))
 
 
+def _jobs(now: dt.datetime) -> int:
+    before = now - dt.timedelta(days=JOB_DAYS)
+    removed = 0
+
+    def forget(actor: Actor) -> None:
+        nonlocal removed
+        removed += do_forget_finished_jobs(before, actor=actor)
+
+    _, failed = for_each_business("retention", forget)
+    forget_finished_queue_entries(before)
+    if failed:
+        raise CommandError(f"finished jobs of {failed} business(es) could not be deleted")
+    return removed
+
+
 def _development_mail(now: dt.datetime) -> int:
     if settings.EMAIL_BACKEND != "django.core.mail.backends.filebased.EmailBackend":
         return 0
@@ -231,6 +250,12 @@ def policy() -> list[Rule]:
             f"{_days(settings.CLOSED_BUSINESS_GRACE_DAYS)} after closing, then every record"
             " deleted and the encryption keys destroyed; only anonymous counts are kept",
             _closed_businesses,
+        ),
+        Rule(
+            "jobs",
+            "Background jobs' status pages (what ran, progress, a safe error message)",
+            f"{_days(JOB_DAYS)} after the job finished, then deleted with its queue entry",
+            _jobs,
         ),
         Rule(
             "cache",

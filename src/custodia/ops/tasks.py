@@ -23,7 +23,7 @@ __all__ = ["AUDIT_MAINTENANCE", "BACKUPS", "BACKUP_TASKS", "KEY_MAINTENANCE", "R
 
 @periodic_task(AUDIT_MAINTENANCE, cron="30 2 * * *", run_at_start=True)
 def audit_maintenance() -> None:
-    """Signed checkpoints, the audit retention purge and housekeeping (`audit maintain`)."""
+    """Signed checkpoints and housekeeping (`audit maintain`); the purge is the retention task's."""
     call_command("audit", "maintain")
 
 

@@ -13,12 +13,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from custodia.audit import chain
-from custodia.cache.backend import purge_expired_entries
 from custodia.core.audit import AuditAction, record
 from custodia.core.dbcontext import forget_ended_backends
 from custodia.ops.maintenance import run_round
 from custodia.tenancy.access import business_id_by_slug, business_slugs
-from custodia.tenancy.actions import do_erase_spent_invitation_addresses
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +43,7 @@ def _record_maintenance(
 
 
 class Command(BaseCommand):
-    help = "Audit trail: verify, checkpoint, purge, or maintain (daily checkpoints and purge)."
+    help = "Audit trail: verify, checkpoint, purge, or maintain (the daily checkpoints)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(dest="command", required=True)
@@ -62,8 +60,9 @@ class Command(BaseCommand):
         )
         maintain = commands.add_parser(
             "maintain",
-            help="checkpoint and purge every chain, and erase the addresses of spent"
-            " invitations (one round; the job worker runs it at start and daily)",
+            help="sign a checkpoint of every chain and forget ended connections' contexts (one"
+            " round; the job worker runs it at start and daily; deletions are the retention"
+            " run's, `custodia retention run`)",
         )
         # Accepted for the scripts of the days when `maintain` looped: a round is all it does.
         maintain.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
@@ -154,21 +153,13 @@ class Command(BaseCommand):
     def _forget_ended_backends() -> None:
         forget_ended_backends(using=chain.USING)
 
-    def _erase_invitation_addresses(self) -> None:
-        # Retention of another kind: an invitation's address is kept only while it is pending.
-        erased = do_erase_spent_invitation_addresses(using=chain.USING)
-        if erased:
-            self.stdout.write(f"erased the addresses of {erased} spent invitations")
-
     def _maintain(self) -> None:
         """One round; the job worker runs it at start and daily (ops/tasks.py)."""
+        # What is deleted when (the audit purge, spent invitations' addresses, the cache) is
+        # the retention policy's, applied by its own daily task (lifecycle/retention.py).
         steps = (
             lambda: self._checkpoint(None, reason="daily"),
-            self._purge,
             # Housekeeping of the same daily round: contexts of backends that have ended.
             self._forget_ended_backends,
-            self._erase_invitation_addresses,
-            # And of the cache: rate-limit entries and code markers past their lifetime.
-            purge_expired_entries,
         )
         run_round("audit maintenance", steps, logger=logger)
