@@ -12,10 +12,6 @@ from custodia.tenancy.models import Business
 # installed, this test fails on purpose: move the item from "planned" to "in place" and say
 # exactly what now holds.
 PLANNED = {
-    # Point-in-time recovery comes with the pgbackrest engine (lifecycle/pgbackrest.py), not an
-    # app: whoever merges it moves this item (the weekly drill is in place: test below).
-    "planned-pitr": "custodia.lifecycle.pgbackrest",
-    "planned-erasure": "custodia.portability",
     "planned-payments": "custodia.payments",
     "planned-alerts": "custodia.monitoring",
 }
@@ -171,3 +167,22 @@ def test_the_weekly_restore_drill_is_in_place(page):
     assert "procrastinate.contrib.django" in settings.INSTALLED_APPS  # its scheduler
     assert "Every week a restore drill restores the newest backup" in in_place
     assert "restore drill" not in planned_section
+
+
+def test_point_in_time_recovery_is_claimed_only_with_the_engine_that_gives_it(web, settings):
+    """The default (logical) engine makes daily backups: PITR stays planned. With pgbackrest the
+    page says what that engine does, and no longer calls PITR planned."""
+    logical = " ".join(web.get("/security/").content.decode().split())
+    assert 'id="planned-pitr"' in logical.split('id="planned"', 1)[1]
+    assert "age: X25519" in logical and "point-in-time recovery" not in logical
+    settings.BACKUP_ENGINE = "pgbackrest"
+    pgbackrest = " ".join(web.get("/security/").content.decode().split())
+    assert 'id="planned-pitr"' not in pgbackrest
+    assert "(point-in-time recovery)" in pgbackrest and "age: X25519" not in pgbackrest
+
+
+def test_erasure_and_closing_are_in_place(page):
+    in_place, planned_section = page.split('id="planned"', 1)
+    assert 'id="erasure"' in in_place and 'id="closing"' in in_place
+    assert "erase" not in planned_section
+    assert f"after {settings.CLOSED_BUSINESS_GRACE_DAYS} days every record is deleted" in in_place

@@ -49,6 +49,8 @@ def security_page(request: HttpRequest) -> HttpResponse:
         "unreadable_after_days": unreadable_everywhere_days(),
         "drill": latest_drill(),
         "retention_policy": retention.policy(),
+        "backup_engine": settings.BACKUP_ENGINE,
+        "grace_days": settings.CLOSED_BUSINESS_GRACE_DAYS,
         "export_ttl_hours": settings.EXPORT_TTL_HOURS,
     }
     return render(request, "trust/security.html", context)
