@@ -18,13 +18,13 @@ from custodia.audit.access import EventFilters, events_after, list_events
 from custodia.audit.models import AuditEvent
 from custodia.core.actor import Actor
 from custodia.core.audit import AuditAction, record
+from custodia.core.cells import as_text_cell
 
 # One export holds at most this many events (about 30 MB of CSV); a longer trail is exported
 # in date ranges. A truncated export says so (`truncated`, and the X-Export-Truncated header).
 EXPORT_MAX_ROWS = 100_000
 COLUMNS = list(AuditEventOut.model_fields)
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP, CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 Format = Literal["csv", "json"]
 
@@ -89,7 +89,7 @@ def safe_cell(value: Any) -> str:
         text = json.dumps(value, sort_keys=True)
     else:
         text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return as_text_cell(text)
 
 
 class _Counted:

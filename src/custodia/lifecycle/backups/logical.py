@@ -173,14 +173,19 @@ class Digesting(io.BufferedIOBase):
         return True
 
     def write(self, data: Any) -> int:
+        size = memoryview(data).nbytes
         self.sha256.update(data)
-        self.size += len(data)
+        self.size += size
         self.target.write(data)
-        return len(data)
+        return size
 
     def flush(self) -> None:
         if not self.target.closed:
             self.target.flush()
+
+    def digest(self) -> dict[str, Any]:
+        """What a manifest records of the bytes written: their SHA-256 and size."""
+        return {"sha256": self.sha256.hexdigest(), "size": self.size}
 
 
 def stderr_text(stderr: IO[bytes]) -> str:

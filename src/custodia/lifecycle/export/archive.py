@@ -31,7 +31,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from custodia.audit.chain import ChainBroken, signing_key
+from custodia.core.cells import as_text_cell
 from custodia.lifecycle.backups import sign_manifest, verify_manifest
+from custodia.lifecycle.backups.logical import Digesting
 from custodia.lifecycle.export.entities import Entity
 
 FORMAT = "custodia-export/1"
@@ -39,7 +41,6 @@ MANIFEST = "MANIFEST.json"
 README = "README.md"
 PUBLIC_KEY = "signing-key.pem"
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP, CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 COMPRESS_LEVEL = 1  # deflate's fastest: the archive is mostly text, and time is the budget
 SPOOL_BYTES = 16 << 20
 
@@ -107,7 +108,7 @@ def _cell(value: Any) -> str:
         text = json.dumps(value, sort_keys=True)
     else:
         text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return as_text_cell(text)
 
 
 def safe_cell(value: Any) -> str:
@@ -116,29 +117,6 @@ def safe_cell(value: Any) -> str:
 
 
 # --- Writing ------------------------------------------------------------------------------------
-
-
-class _Hashing(io.BufferedIOBase):
-    """A writer that hashes and counts what passes through it to `target`."""
-
-    def __init__(self, target: IO[bytes]) -> None:
-        super().__init__()
-        self.target = target
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        data = bytes(data)
-        self.sha256.update(data)
-        self.size += len(data)
-        self.target.write(data)
-        return len(data)
-
-    def digest(self) -> dict[str, Any]:
-        return {"sha256": self.sha256.hexdigest(), "size": self.size}
 
 
 def _add_bytes(archive: zipfile.ZipFile, name: str, data: bytes, files: dict[str, Any]) -> None:
@@ -175,8 +153,8 @@ def _write_rows(
     entity = source.entity
     names = entity.column_names
     count = 0
-    csv_hashing = _Hashing(csv_entry)
-    json_hashing = _Hashing(spooled)
+    csv_hashing = Digesting(csv_entry)
+    json_hashing = Digesting(spooled)
     # Each batch is written as one piece: per-row writes would compress and hash row by row.
     text = io.StringIO()
     writer = csv.writer(text)
