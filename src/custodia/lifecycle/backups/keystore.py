@@ -30,8 +30,8 @@ from django.conf import settings
 from custodia.crypto import keystore
 from custodia.crypto.actions import do_restore_business_keys
 from custodia.lifecycle.backups.keys import recipients
-from custodia.lifecycle.backups.logical import Digesting, check_payload, new_backup_id
-from custodia.lifecycle.backups.manifest import BackupError, sign_manifest
+from custodia.lifecycle.backups.logical import Digesting, check_payload, new_backup_id, publish
+from custodia.lifecycle.backups.manifest import BackupError
 from custodia.lifecycle.backups.store import KEYSTORE_FORMAT, Backup, Store
 
 ARCHIVE_FORMAT = "custodia-keystore-archive/1"
@@ -94,13 +94,7 @@ def run_keystore_backup(store: Store, *, now: dt.datetime | None = None) -> Back
             "dump": {"file": payload, **digest},
             "recipients": sorted(str(key) for key in keys),
         }
-        backup = Backup(backup_id, store, manifest)
-        try:
-            store.write(backup.manifest_name, lambda handle: handle.write(sign_manifest(manifest)))
-        except BackupError:
-            store.remove(payload)
-            raise
-    return store.get(backup_id)
+        return publish(store, manifest, payload)
 
 
 def read_archive(backup: Backup, identities: list[pyrage.x25519.Identity]) -> dict[str, bytes]:

@@ -265,14 +265,21 @@ def run_backup(store: Store, *, now: dt.datetime | None = None) -> Backup:
             "dump": {"file": payload, "sha256": counted["sha256"], "size": counted["size"]},
             "recipients": sorted(str(key) for key in keys),
         }
-        backup = Backup(backup_id, store, manifest)
-        try:
-            store.write(backup.manifest_name, lambda handle: handle.write(sign_manifest(manifest)))
-        except BackupError:
-            store.remove(payload)
-            raise
+        backup = publish(store, manifest, payload)
     logger.info("backup %s written (%d bytes)", backup_id, counted["size"])
-    return store.get(backup_id)
+    return backup
+
+
+def publish(store: Store, manifest: dict[str, Any], payload: str) -> Backup:
+    """Write a backup's signed manifest, last: that is what lists it. If it cannot be written,
+    the payload goes too, so nothing half-made stays behind (BackupError)."""
+    backup = Backup(manifest["id"], store, manifest)
+    try:
+        store.write(backup.manifest_name, lambda handle: handle.write(sign_manifest(manifest)))
+    except BackupError:
+        store.remove(payload)
+        raise
+    return store.get(backup.id)
 
 
 # --- Checking and restoring ---------------------------------------------------------------------
