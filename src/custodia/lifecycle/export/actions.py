@@ -25,6 +25,7 @@ from django.utils import timezone
 from custodia.accounts import adapter as mail
 from custodia.accounts.links import public_url
 from custodia.accounts.stepup import ServerConsole, require_step_up
+from custodia.clients.models import Client
 from custodia.core.actor import Actor, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission, Role
@@ -193,15 +194,24 @@ class Download:
 
 def settle(export: Export, *, actor: Actor) -> Export:
     """An export past its time is marked expired and its file deleted (lazily, when looked at;
-    `storage.sweep` deletes files no one looks at)."""
+    `storage.sweep` deletes files no one looks at). So is one that holds a client erased since
+    it was started (lifecycle/erasure.py): their data is not handed out after their erasure."""
     require_active(actor)
-    if export.status == ExportStatus.READY and export.expires_at <= timezone.now():
+    if export.status == ExportStatus.READY and (
+        export.expires_at <= timezone.now() or _erasure_since(export)
+    ):
         Export.objects.filter(pk=export.pk, status=ExportStatus.READY).update(
             status=ExportStatus.EXPIRED
         )
         export.status = ExportStatus.EXPIRED
         storage.delete_stored(export)
     return export
+
+
+def _erasure_since(export: Export) -> bool:
+    return Client.objects.filter(
+        tenant_id=export.tenant_id, erased_at__gte=export.created_at
+    ).exists()
 
 
 def do_download_export(export_id: object, *, actor: Actor) -> Download:
