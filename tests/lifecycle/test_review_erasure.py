@@ -22,7 +22,6 @@ from tests.lifecycle.test_export_pages import build, start_on_page
 __all__ = ["export_env"]
 
 
-
 def test_an_export_made_before_an_erasure_is_not_handed_out_after_it(
     matrix: TenantMatrix, web_as: Any, export_env: Path
 ) -> None:
