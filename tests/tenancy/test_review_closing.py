@@ -11,8 +11,8 @@ from django.utils import timezone
 from custodia.core.actor import Actor
 from custodia.core.permissions import Role
 from custodia.crypto.keyring import keys_for
-from custodia.tenancy.closing import closing_work, do_close_business, do_purge_closed_businesses
 from custodia.tenancy.actions import do_create_business
+from custodia.tenancy.closing import closing_work, do_close_business, do_purge_closed_businesses
 from custodia.tenancy.models import Business
 from tests.acting import act
 from tests.factories import TenantMatrix, UserFactory, add_member, authenticated
