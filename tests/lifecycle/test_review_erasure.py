@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from custodia.clients.models import Client
+from custodia.jobs.models import Job
 from custodia.lifecycle.erasure import do_erase_client
 from custodia.lifecycle.export.actions import ExportGone, do_download_export
 from custodia.lifecycle.export.models import Export, ExportStatus
@@ -42,3 +43,18 @@ def test_an_export_made_before_an_erasure_is_not_handed_out_after_it(
     act(b.owner)
     assert Export.objects.get(pk=other.pk).status == ExportStatus.READY
     assert stored_path(other).exists()
+
+
+def test_erasing_a_client_who_started_a_job_is_not_a_500(matrix: TenantMatrix) -> None:
+    """A job's row cascades from its starter's membership, which erasure deletes; the manager
+    erasing cannot see the client's job (jobs/0002: starter or owner), so Django's cascade
+    would miss it and the database refuse the deletion."""
+    a = matrix.a
+    act(a.client_login)
+    job = Job.objects.create(
+        tenant_id=a.client_login.tenant_id, kind="export", started_by=a.client_login.membership
+    )
+    act(a.manager)
+    do_erase_client(Client.objects.get(pk=a.client.pk), actor=a.manager)
+    act(a.owner)
+    assert not Job.objects.filter(pk=job.pk).exists()
