@@ -17,7 +17,7 @@ from typing import IO
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -74,12 +74,21 @@ def do_start_export(*, actor: Actor) -> Export:
     if actor.scopes is None:
         require_step_up(actor)
     now = timezone.now()
-    running = access.list_own_exports(actor).filter(
-        status=ExportStatus.RUNNING, created_at__gt=now - RUNNING_FOR_AT_MOST
-    )
-    if running.exists():
-        raise ValidationError("An export you started is still being made; wait for it to finish.")
     with transaction.atomic():
+        # Two starts at once (a double click, two tabs) take turns here, so the second sees the
+        # first's export and is refused.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"export-start:{actor.membership.pk}"],
+            )
+        running = access.list_own_exports(actor).filter(
+            status=ExportStatus.RUNNING, created_at__gt=now - RUNNING_FOR_AT_MOST
+        )
+        if running.exists():
+            raise ValidationError(
+                "An export you started is still being made; wait for it to finish."
+            )
         export = Export.objects.create(
             tenant_id=actor.tenant_id,
             started_by=actor.membership,
