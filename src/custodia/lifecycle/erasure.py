@@ -27,7 +27,7 @@ from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -62,6 +62,13 @@ def do_request_erasure(*, actor: Actor) -> ErasureRequest:
     if actor.role != Role.CLIENT or client_id is None:
         raise PermissionDenied("Only a client can ask for their own data to be erased.")
     with transaction.atomic():
+        # Two requests at once (a double click) take turns here, so the second finds the first
+        # instead of meeting the one-pending-request constraint (a 500).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"erasure-request:{actor.tenant_id}:{client_id}"],
+            )
         pending = ErasureRequest.objects.filter(
             tenant_id=actor.tenant_id, client_id=client_id, erased_at__isnull=True
         ).first()

@@ -56,7 +56,9 @@ EXISTING_ACCOUNT = "An account with this email already exists: log in, then open
 
 def do_create_business(*, name: str, owner: User, slug: str | None = None) -> Actor:
     """A new business with `owner` as its first owner; returns the owner's actor."""
-    name = name.strip()
+    # One line: the name goes into mail subjects (a header holds no line break) and is typed
+    # back to confirm closing the business.
+    name = " ".join(name.split())
     if not name:
         raise ValidationError({"name": "Give the business a name."})
     business_id = uuid.uuid4()

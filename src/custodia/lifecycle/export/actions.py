@@ -17,7 +17,7 @@ from typing import IO
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -25,6 +25,7 @@ from django.utils import timezone
 from custodia.accounts import adapter as mail
 from custodia.accounts.links import public_url
 from custodia.accounts.stepup import ServerConsole, require_step_up
+from custodia.clients.models import Client
 from custodia.core.actor import Actor, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission, Role
@@ -73,12 +74,21 @@ def do_start_export(*, actor: Actor) -> Export:
     if actor.scopes is None:
         require_step_up(actor)
     now = timezone.now()
-    running = access.list_own_exports(actor).filter(
-        status=ExportStatus.RUNNING, created_at__gt=now - RUNNING_FOR_AT_MOST
-    )
-    if running.exists():
-        raise ValidationError("An export you started is still being made; wait for it to finish.")
     with transaction.atomic():
+        # Two starts at once (a double click, two tabs) take turns here, so the second sees the
+        # first's export and is refused.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"export-start:{actor.membership.pk}"],
+            )
+        running = access.list_own_exports(actor).filter(
+            status=ExportStatus.RUNNING, created_at__gt=now - RUNNING_FOR_AT_MOST
+        )
+        if running.exists():
+            raise ValidationError(
+                "An export you started is still being made; wait for it to finish."
+            )
         export = Export.objects.create(
             tenant_id=actor.tenant_id,
             started_by=actor.membership,
@@ -193,15 +203,24 @@ class Download:
 
 def settle(export: Export, *, actor: Actor) -> Export:
     """An export past its time is marked expired and its file deleted (lazily, when looked at;
-    `storage.sweep` deletes files no one looks at)."""
+    `storage.sweep` deletes files no one looks at). So is one that holds a client erased since
+    it was started (lifecycle/erasure.py): their data is not handed out after their erasure."""
     require_active(actor)
-    if export.status == ExportStatus.READY and export.expires_at <= timezone.now():
+    if export.status == ExportStatus.READY and (
+        export.expires_at <= timezone.now() or _erasure_since(export)
+    ):
         Export.objects.filter(pk=export.pk, status=ExportStatus.READY).update(
             status=ExportStatus.EXPIRED
         )
         export.status = ExportStatus.EXPIRED
         storage.delete_stored(export)
     return export
+
+
+def _erasure_since(export: Export) -> bool:
+    return Client.objects.filter(
+        tenant_id=export.tenant_id, erased_at__gte=export.created_at
+    ).exists()
 
 
 def do_download_export(export_id: object, *, actor: Actor) -> Download:
