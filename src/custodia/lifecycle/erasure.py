@@ -19,20 +19,20 @@ Here, above clients and scheduling (pyproject.toml's layers), because it reaches
 from __future__ import annotations
 
 import logging
-import smtplib
 from typing import Any
 
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from custodia.accounts import adapter as mail
 from custodia.accounts.links import public_url
 from custodia.accounts.models import SecurityEvent, User
 from custodia.accounts.sessions import end_sessions
@@ -97,16 +97,16 @@ def _send_notice(actor: Actor, client_id: Any, addresses: list[str]) -> None:
             "link": public_url(reverse("client_detail", args=[client_id])),
         },
     )
-    try:
-        send_mail(
+    # Once the request commits; a failed send is logged by type only, and the request stands
+    # (the client list shows it).
+    mail.send_after_commit(
+        EmailMessage(
             f"{actor.business.name}: a client asked for their data to be erased",
             body,
             settings.DEFAULT_FROM_EMAIL,
             addresses,
         )
-    except (smtplib.SMTPException, OSError):
-        # The request stands (the client list shows it); the mail is logged without a name.
-        logger.warning("erasure notice could not be sent tenant=%s", actor.tenant_id)
+    )
 
 
 def pending_erasure_request(actor: Actor, client: Client) -> ErasureRequest | None:

@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import smtplib
 import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.http import Http404
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from custodia.accounts import adapter as mail
 from custodia.accounts.links import public_url
 from custodia.accounts.sessions import current_session_key, end_sessions
 from custodia.accounts.stepup import require_step_up
@@ -134,10 +134,10 @@ def _tell_managers(business: Business, *, actor: Actor, closed: bool) -> None:
         },
     )
     subject = f"{business.name} was {'closed' if closed else 'reopened'}"
-    try:
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, sorted(addresses))
-    except (smtplib.SMTPException, OSError):
-        logger.warning("closing notice could not be sent tenant=%s", business.pk)
+    # Once the close (or reopening) commits: a notice of a change rolled back is never sent.
+    mail.send_after_commit(
+        EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, sorted(addresses))
+    )
 
 
 def delete_business_rows(business: Business, *, actor: Actor) -> None:
