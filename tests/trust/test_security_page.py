@@ -176,7 +176,9 @@ def test_point_in_time_recovery_is_claimed_only_with_the_engine_that_gives_it(we
     assert 'id="planned-pitr"' in logical.split('id="planned"', 1)[1]
     assert "age: X25519" in logical and "point-in-time recovery" not in logical
     settings.BACKUP_ENGINE = "pgbackrest"
+    settings.PGBACKREST_FULL_EVERY_DAYS = 5
     pgbackrest = " ".join(web.get("/security/").content.decode().split())
+    assert "a full backup every 5 days" in pgbackrest
     assert 'id="planned-pitr"' not in pgbackrest
     assert "(point-in-time recovery)" in pgbackrest and "age: X25519" not in pgbackrest
 

@@ -50,6 +50,7 @@ def security_page(request: HttpRequest) -> HttpResponse:
         "drill": latest_drill(),
         "retention_policy": retention.policy(),
         "backup_engine": settings.BACKUP_ENGINE,
+        "pgbackrest_full_days": settings.PGBACKREST_FULL_EVERY_DAYS,
         "grace_days": settings.CLOSED_BUSINESS_GRACE_DAYS,
         "export_ttl_hours": settings.EXPORT_TTL_HOURS,
     }
