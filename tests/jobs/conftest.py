@@ -22,11 +22,7 @@ from custodia.core.actor import Actor, acting_as
 from custodia.jobs.actions import do_start_job
 from custodia.jobs.models import Job
 from custodia.jobs.registry import PROGRESS_DATABASE
-from custodia.ops.management.commands.setup import (
-    drop_database,
-    point_connections_at,
-    prepare_database,
-)
+from tests import scratch
 from tests.factories import TenantMatrix, build_matrix
 from tests.jobs import kinds  # noqa: F401  (the test job kinds, registered)
 
@@ -37,17 +33,11 @@ _world: dict[str, TenantMatrix] = {}
 @pytest.fixture(scope="package")
 def jobs_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     """A migrated database of this package's own; every connection points at it meanwhile."""
-    original = dict(settings.DATABASES["default"])
-    name = f"{original['NAME']}_jobs"
-    with django_db_blocker.unblock():
+    with scratch.database("jobs", django_db_blocker) as name:
         try:
-            prepare_database(name, fresh=True)
             yield name
         finally:
             _world.clear()
-            connections.close_all()
-            drop_database(name)
-            point_connections_at(original["NAME"], original["HOST"])
 
 
 @pytest.fixture

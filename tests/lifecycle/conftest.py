@@ -17,16 +17,12 @@ import psycopg
 import pyrage
 import pytest
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 
 from custodia.embedded import admin_connection
 from custodia.lifecycle import backups
 from custodia.lifecycle.backups import BackupStore, S3Store
-from custodia.ops.management.commands.setup import (
-    drop_database,
-    point_connections_at,
-    prepare_database,
-)
+from tests import scratch
 from tests.factories import build_business
 from tests.lifecycle.support import backup_keys
 
@@ -53,16 +49,8 @@ def database_exists(name: str) -> bool:
 @pytest.fixture(scope="module")
 def scratch_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     """A migrated database of this module's own (its business is added by `database`)."""
-    original = dict(settings.DATABASES["default"])
-    name = f"{original['NAME']}_backups"
-    with django_db_blocker.unblock():
-        try:
-            prepare_database(name, fresh=True)
-            yield name
-        finally:
-            connections.close_all()
-            drop_database(name)
-            point_connections_at(original["NAME"], original["HOST"])
+    with scratch.database("backups", django_db_blocker) as name:
+        yield name
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.urls import reverse
 
 from custodia.core.actor import acting_as
@@ -17,11 +17,7 @@ from custodia.jobs.models import Job, JobStatus
 from custodia.lifecycle.export.archive import verify_archive
 from custodia.lifecycle.export.models import Export, ExportStatus
 from custodia.lifecycle.export.storage import stored_path
-from custodia.ops.management.commands.setup import (
-    drop_database,
-    point_connections_at,
-    prepare_database,
-)
+from tests import scratch
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix, build_matrix
 from tests.jobs.conftest import Worker, live, read_job, wait_for, workers
@@ -34,16 +30,8 @@ __all__ = ["live", "workers"]
 @pytest.fixture(scope="module")
 def jobs_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     """A migrated database of this module's own; every connection points at it meanwhile."""
-    original = dict(settings.DATABASES["default"])
-    name = f"{original['NAME']}_export_jobs"
-    with django_db_blocker.unblock():
-        try:
-            prepare_database(name, fresh=True)
-            yield name
-        finally:
-            connections.close_all()
-            drop_database(name)
-            point_connections_at(original["NAME"], original["HOST"])
+    with scratch.database("export_jobs", django_db_blocker) as name:
+        yield name
 
 
 @pytest.fixture
@@ -84,8 +72,9 @@ def test_page_to_worker_to_single_download(
     quiet = ["backups", "audit-maintenance", "key-maintenance", "retention"]
     worker = workers(*[arg for task in quiet for arg in ("--without", task)], env=shared_paths)
     finished = wait_for(
-        lambda: (j := read_job(job.pk, owner)).status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
-        and j,
+        lambda: (
+            (j := read_job(job.pk, owner)).status in (JobStatus.SUCCEEDED, JobStatus.FAILED) and j
+        ),
         timeout=90,
         what="the export job to finish",
     )

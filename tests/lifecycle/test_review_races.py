@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections, transaction
 
@@ -19,11 +18,7 @@ from custodia.core.actor import acting_as
 from custodia.lifecycle.erasure import do_request_erasure
 from custodia.lifecycle.export.models import Export
 from custodia.lifecycle.export.tasks import start_export
-from custodia.ops.management.commands.setup import (
-    drop_database,
-    point_connections_at,
-    prepare_database,
-)
+from tests import scratch
 from tests.factories import TenantMatrix, build_matrix
 from tests.jobs.conftest import live
 
@@ -33,16 +28,8 @@ __all__ = ["live"]
 @pytest.fixture(scope="module")
 def jobs_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     """A migrated database of this module's own (committed data, several connections)."""
-    original = dict(settings.DATABASES["default"])
-    name = f"{original['NAME']}_review_race"
-    with django_db_blocker.unblock():
-        try:
-            prepare_database(name, fresh=True)
-            yield name
-        finally:
-            connections.close_all()
-            drop_database(name)
-            point_connections_at(original["NAME"], original["HOST"])
+    with scratch.database("review_race", django_db_blocker) as name:
+        yield name
 
 
 def test_a_second_start_while_the_first_is_uncommitted_is_refused(
