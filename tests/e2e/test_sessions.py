@@ -7,15 +7,13 @@ request and the laptop stays logged in.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import expect
+
+from tests.servers import create_business
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -28,34 +26,10 @@ BUSINESS = "Two Browsers Grooming"
 
 
 @pytest.fixture(scope="module")
-def owner_login(e2e_database: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+def owner_login(e2e_database: str) -> str:
     """An owner with a verified address in the server's database, made with `custodia
     createbusiness` (the password read from a file, never from the command line)."""
-    password_file = Path(tmp_path_factory.mktemp("sessions")) / "password"
-    password_file.write_text(PASSWORD + "\n")
-    password_file.chmod(0o600)
-    subprocess.run(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "custodia.cli",
-            "createbusiness",
-            "--name",
-            BUSINESS,
-            "--owner-email",
-            EMAIL,
-            "--password-file",
-            str(password_file),
-        ],
-        check=True,
-        capture_output=True,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "custodia.settings",
-            "CUSTODIA_DB_NAME": e2e_database,
-        },
-        timeout=120,
-    )
+    create_business(e2e_database, BUSINESS, EMAIL, PASSWORD)
     return EMAIL
 
 

@@ -19,17 +19,13 @@ from typing import Any
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 
 from custodia.crypto import keyring, keystore
 from custodia.embedded import admin_connection
-from custodia.ops.management.commands.setup import (
-    drop_database,
-    point_connections_at,
-    prepare_database,
-)
 from custodia.tenancy.closing import do_close_business
 from custodia.tenancy.models import Business
+from tests import scratch
 from tests.acting import act
 from tests.factories import build_business
 from tests.tenancy.test_closing import KEPT_AFTER_PURGE
@@ -40,21 +36,15 @@ def scratch_database(
     django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A migrated database of this module's own, where tests commit, and a keystore for it."""
-    original = dict(settings.DATABASES["default"])
     original_keystore = settings.KEYSTORE_DIR
-    name = f"{original['NAME']}_purge"
-    with django_db_blocker.unblock():
-        try:
-            settings.KEYSTORE_DIR = tmp_path_factory.mktemp("purge-keys")
-            keyring.reset()
-            prepare_database(name, fresh=True)
+    settings.KEYSTORE_DIR = tmp_path_factory.mktemp("purge-keys")
+    keyring.reset()
+    try:
+        with scratch.database("purge", django_db_blocker) as name:
             yield name
-        finally:
-            connections.close_all()
-            drop_database(name)
-            point_connections_at(original["NAME"], original["HOST"])
-            settings.KEYSTORE_DIR = original_keystore
-            keyring.reset()
+    finally:
+        settings.KEYSTORE_DIR = original_keystore
+        keyring.reset()
 
 
 def superuser(name: str) -> psycopg.Connection[Any]:

@@ -24,11 +24,6 @@ from custodia import embedded
 from custodia.core.actor import Actor, acting_as
 from custodia.core.permissions import Role
 from custodia.crypto import keyring
-from custodia.ops.management.commands.setup import (
-    drop_database,
-    point_connections_at,
-    prepare_database,
-)
 from custodia.tenancy.actions import (
     ALREADY_ACCEPTED,
     EXISTING_ACCOUNT,
@@ -39,6 +34,7 @@ from custodia.tenancy.actions import (
     invitation_proof,
 )
 from custodia.tenancy.models import Invitation
+from tests import scratch
 from tests.acting import act
 from tests.factories import TenantMatrix, build_matrix
 from tests.mail import SmtpServer
@@ -52,21 +48,15 @@ def scratch_database(
     django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A migrated database of this module's own, where tests commit, and a keystore for it."""
-    original = dict(settings.DATABASES["default"])
     original_keystore = settings.KEYSTORE_DIR
-    name = f"{original['NAME']}_races"
-    with django_db_blocker.unblock():
-        try:
-            settings.KEYSTORE_DIR = tmp_path_factory.mktemp("race-keys")
-            keyring.reset()
-            prepare_database(name, fresh=True)
+    settings.KEYSTORE_DIR = tmp_path_factory.mktemp("race-keys")
+    keyring.reset()
+    try:
+        with scratch.database("races", django_db_blocker) as name:
             yield name
-        finally:
-            connections.close_all()
-            drop_database(name)
-            point_connections_at(original["NAME"], original["HOST"])
-            settings.KEYSTORE_DIR = original_keystore
-            keyring.reset()
+    finally:
+        settings.KEYSTORE_DIR = original_keystore
+        keyring.reset()
 
 
 @pytest.fixture
