@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import connections
 
+from custodia.crypto import keyring
 from custodia.ops.management.commands.setup import (
     drop_database,
     point_connections_at,
@@ -18,16 +20,24 @@ from custodia.ops.management.commands.setup import (
 
 
 @contextmanager
-def database(suffix: str, django_db_blocker: Any) -> Iterator[str]:
+def database(suffix: str, django_db_blocker: Any, *, keystore: Path | None = None) -> Iterator[str]:
     """The test database's name plus `_suffix`, created fresh and migrated; afterwards dropped,
-    and the connections pointed back at the test database."""
+    and the connections pointed back at the test database. With `keystore`, the businesses made
+    meanwhile keep their data keys in that directory."""
     original = dict(settings.DATABASES["default"])
+    original_keystore = settings.KEYSTORE_DIR
     name = f"{original['NAME']}_{suffix}"
     with django_db_blocker.unblock():
         try:
+            if keystore is not None:
+                settings.KEYSTORE_DIR = keystore
+                keyring.reset()
             prepare_database(name, fresh=True)
             yield name
         finally:
             connections.close_all()
             drop_database(name)
             point_connections_at(original["NAME"], original["HOST"])
+            if keystore is not None:
+                settings.KEYSTORE_DIR = original_keystore
+                keyring.reset()

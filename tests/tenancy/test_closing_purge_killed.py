@@ -21,7 +21,7 @@ import pytest
 from django.conf import settings
 from django.db import transaction
 
-from custodia.crypto import keyring, keystore
+from custodia.crypto import keystore
 from custodia.embedded import admin_connection
 from custodia.tenancy.closing import do_close_business
 from custodia.tenancy.models import Business
@@ -36,15 +36,9 @@ def scratch_database(
     django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A migrated database of this module's own, where tests commit, and a keystore for it."""
-    original_keystore = settings.KEYSTORE_DIR
-    settings.KEYSTORE_DIR = tmp_path_factory.mktemp("purge-keys")
-    keyring.reset()
-    try:
-        with scratch.database("purge", django_db_blocker) as name:
-            yield name
-    finally:
-        settings.KEYSTORE_DIR = original_keystore
-        keyring.reset()
+    keys = tmp_path_factory.mktemp("purge-keys")
+    with scratch.database("purge", django_db_blocker, keystore=keys) as name:
+        yield name
 
 
 def superuser(name: str) -> psycopg.Connection[Any]:

@@ -23,7 +23,6 @@ from django.db import connections, transaction
 from custodia import embedded
 from custodia.core.actor import Actor, acting_as
 from custodia.core.permissions import Role
-from custodia.crypto import keyring
 from custodia.tenancy.actions import (
     ALREADY_ACCEPTED,
     EXISTING_ACCOUNT,
@@ -48,15 +47,9 @@ def scratch_database(
     django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A migrated database of this module's own, where tests commit, and a keystore for it."""
-    original_keystore = settings.KEYSTORE_DIR
-    settings.KEYSTORE_DIR = tmp_path_factory.mktemp("race-keys")
-    keyring.reset()
-    try:
-        with scratch.database("races", django_db_blocker) as name:
-            yield name
-    finally:
-        settings.KEYSTORE_DIR = original_keystore
-        keyring.reset()
+    keys = tmp_path_factory.mktemp("race-keys")
+    with scratch.database("races", django_db_blocker, keystore=keys) as name:
+        yield name
 
 
 @pytest.fixture
