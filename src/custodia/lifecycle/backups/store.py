@@ -21,7 +21,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -116,7 +116,7 @@ class Store(ABC):
     def remove(self, name: str) -> None: ...
 
     @abstractmethod
-    def _lock(self) -> Any:
+    def _lock(self) -> AbstractContextManager[None]:
         """A context manager holding this store's writer lock."""
 
     @abstractmethod
@@ -289,23 +289,29 @@ class LocalStore(Store):
     def remove(self, name: str) -> None:
         (self.directory / name).unlink(missing_ok=True)
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            handle = open(self.directory / LOCK_NAME, "a")  # noqa: SIM115 (held to the end)
-        except OSError as exc:
-            raise BackupError(
-                f"Cannot use the backup directory {self.directory}: {exc.strerror}."
-            ) from None
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
+    def _lock(self) -> AbstractContextManager[None]:
+        return _flocked(
+            self.directory, LOCK_NAME, f"Cannot use the backup directory {self.directory}"
+        )
 
     def _remove_partials(self) -> None:
         for path in self.directory.glob(f"*{PARTIAL_SUFFIX}"):
             logger.warning("removing %s, left by an interrupted backup", path.name)
             path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _flocked(directory: Path, name: str, cannot: str) -> Iterator[None]:
+    """An exclusive lock on the file `name` in `directory` (made 0700 if missing), held while
+    the block runs; a BackupError that starts with `cannot` if the file cannot be opened."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle = open(directory / name, "a")  # noqa: SIM115 (held to the end)
+    except OSError as exc:
+        raise BackupError(f"{cannot}: {exc.strerror}.") from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 # Kept under its first name: `BackupStore(directory)` is a local directory of database backups.
@@ -461,18 +467,10 @@ class S3Store(Store):
         with _s3_errors(self, f"delete {name} from"):
             self.client.delete_object(Bucket=self.bucket, Key=self.prefix + name)
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _lock(self) -> AbstractContextManager[None]:
         digest = hashlib.sha256(self.label.encode()).hexdigest()[:16]
         directory = Path(settings.VAR_DIR) / "locks"
-        try:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            handle = open(directory / f"s3-{digest}.lock", "a")  # noqa: SIM115 (held)
-        except OSError as exc:
-            raise BackupError(f"Cannot lock {self.label} in {directory}: {exc.strerror}.") from None
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
+        return _flocked(directory, f"s3-{digest}.lock", f"Cannot lock {self.label} in {directory}")
 
     def _remove_partials(self) -> None:
         """Multipart uploads a killed writer began (after `leftover_age`: another host's may
