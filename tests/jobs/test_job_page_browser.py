@@ -54,7 +54,7 @@ def server(live: str) -> Iterator[str]:
 def test_the_job_page_fits_a_phone_and_reloads_itself_until_done(
     world: TenantMatrix, server: str
 ) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     manager = world.a.manager
     # A job row as a worker leaves it mid-way (no worker here runs the test's kinds).
@@ -90,16 +90,14 @@ def test_the_job_page_fits_a_phone_and_reloads_itself_until_done(
         page.on("load", lambda: loads.append(time.strftime("%X")))
         page.goto(f"/jobs/{job.pk}/")
         assert page.locator("h1").inner_text().startswith("Export")
-        assert "3 of 10 done (30%)" in page.content()
+        expect(page.locator("main")).to_contain_text("3 of 10 done (30%)")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the page is {width} px wide at a 390 px viewport"
 
         # It reloads itself while running, and shows the progress committed meanwhile.
         in_thread(lambda: set_job(manager, job.pk, done=7, stage="visits"))
-        deadline = time.monotonic() + 15
-        while "7 of 10 done" not in page.content() and time.monotonic() < deadline:
-            page.wait_for_timeout(250)
-        assert "7 of 10 done (70%)" in page.content()
+        # expect() retries across the reloads; page.content() fails when it lands on one.
+        expect(page.locator("main")).to_contain_text("7 of 10 done (70%)", timeout=15_000)
         assert len(loads) >= 2
 
         # Done: the next reload shows the result link, and the reloading stops.
