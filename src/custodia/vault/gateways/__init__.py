@@ -1,0 +1,1 @@
+"""Payment gateways behind one adapter (base.py): the sandbox (default) and Stripe."""
