@@ -5,8 +5,8 @@ OpenAPI fixtures show them, and its documented error bodies), filled in per requ
 Stripe's documented test cards, keeps Stripe's idempotency (the same `Idempotency-Key` with the
 same parameters replays the first answer, with other parameters is a 400), checks the bearer key
 (401), and records every request it received. A test can make it hang (before or after acting)
-to time the client out, and make it echo the card number in its error messages, as an attacker's
-or a careless API's would.
+to time the client out, and make it echo the card number in its error messages
+(`echo_card_number` in declines, `refuse_card_echoing_it` in a 400), as a careless API would.
 """
 
 from __future__ import annotations
@@ -31,13 +31,34 @@ API_KEY = "sk_test_custodiaFake0000000000000000"
 APPROVED = "4242424242424242"
 DECLINES = {
     "4000000000000002": ("card_declined", "generic_decline", "Your card was declined."),
-    "4000000000009995": ("card_declined", "insufficient_funds", "Your card has insufficient funds."),
+    "4000000000009995": (
+        "card_declined", "insufficient_funds", "Your card has insufficient funds."
+    ),
     "4000000000000069": ("expired_card", "expired_card", "Your card has expired."),
-    "4000000000000127": ("incorrect_cvc", "incorrect_cvc", "Your card's security code is incorrect."),
+    "4000000000000127": (
+        "incorrect_cvc", "incorrect_cvc", "Your card's security code is incorrect."
+    ),
 }
 # Insufficient funds moves no money in a card check: a SetupIntent with that card succeeds.
 SETUP_SUCCEEDS = {"4000000000009995"}
 AUTHENTICATION_REQUIRED = "4000002500003155"
+# The parameters each endpoint takes here (Stripe answers any other with a 400), "metadata[...]"
+# standing for every metadata key; a rename in Stripe's API (e.g. 2026's
+# `allowed_payment_method_types`) shows up as a refusal, as it would against Stripe.
+PARAMETERS = {
+    "/v1/payment_methods": {
+        "type", "card[number]", "card[exp_month]", "card[exp_year]", "card[cvc]",
+        "billing_details[name]",
+    },
+    "/v1/payment_intents": {
+        "amount", "currency", "payment_method", "confirm", "allowed_payment_method_types[0]",
+        "metadata[...]",
+    },
+    "/v1/setup_intents": {
+        "payment_method", "confirm", "allowed_payment_method_types[0]", "usage", "metadata[...]",
+    },
+    "/v1/refunds": {"payment_intent", "amount", "metadata[...]"},
+}
 SEARCH_BY_KEY = re.compile(r"metadata\['idempotency_key'\]:'([^']*)'")
 
 
@@ -103,6 +124,7 @@ class StripeState:
         self.idempotent: dict[str, tuple[tuple[str, str, tuple[tuple[str, str], ...]], Answer]] = {}
         self.hangs: list[Hang] = []
         self.echo_card_number = False
+        self.refuse_card_echoing_it = False
         self.release = threading.Event()
 
     # --- requests ---------------------------------------------------------------------------
@@ -113,6 +135,12 @@ class StripeState:
         return self.get(path, params)
 
     def post(self, path: str, params: dict[str, str]) -> Answer:
+        known = PARAMETERS.get(path, set())
+        for name in params:
+            if re.sub(r"^metadata\[.*\]$", "metadata[...]", name) not in known:
+                return self.invalid(
+                    name, "parameter_unknown", f"Received unknown parameter: {name}"
+                )
         if path == "/v1/payment_methods":
             return self.create_payment_method(params)
         if path == "/v1/payment_intents":
@@ -155,8 +183,13 @@ class StripeState:
 
     def create_payment_method(self, params: dict[str, str]) -> Answer:
         number = params.get("card[number]", "")
+        if self.refuse_card_echoing_it:
+            return self.invalid(
+                "card[number]", "parameter_invalid_string", f"Invalid card number: {number}"
+            )
         if not luhn_valid(number):
-            return self.card_error("incorrect_number", None, "Your card number is incorrect.", number)
+            message = "Your card number is incorrect."
+            return self.card_error("incorrect_number", None, message, number)
         method = recorded("payment_method")
         method.update(id=stripe_id("pm"), created=int(time.time()), metadata={}, customer=None)
         method["billing_details"].update(
@@ -214,6 +247,9 @@ class StripeState:
             )
         store = self.setup_intents if setup else self.payment_intents
         store[intent_id] = intent
+        if params.get("confirm") != "true":
+            intent["status"] = "requires_confirmation"
+            return Answer(200, intent)
         declined = DECLINES.get(number)
         if declined and not (setup and number in SETUP_SUCCEEDS):
             code, decline_code, message = declined

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import stripe
+from stripe.params import PaymentMethodCreateParamsCard
 
 from custodia.vault.gateways.base import (
     CardDetails,
@@ -159,7 +160,8 @@ def _refund_result(refund: Mapping[str, Any]) -> GatewayResult:
 def _card_error_result(error: stripe.CardError) -> GatewayResult:
     """A declined card: Stripe's codes, the intent it left behind, a message of our own."""
     body = error.json_body if isinstance(error.json_body, dict) else {}
-    details = body.get("error") if isinstance(body.get("error"), dict) else {}
+    found = body.get("error")
+    details: Mapping[str, Any] = found if isinstance(found, dict) else {}
     reference = _reference(details.get("payment_intent")) or _reference(
         details.get("setup_intent")
     )
@@ -214,7 +216,7 @@ class StripeGateway:
                 params={
                     "payment_method": method,
                     "confirm": True,
-                    "payment_method_types": ["card"],
+                    "allowed_payment_method_types": ["card"],
                     "usage": "off_session",
                     "metadata": {METADATA_KEY: idempotency_key},
                 },
@@ -238,7 +240,7 @@ class StripeGateway:
                     "amount": amount,
                     "currency": currency.lower(),
                     "payment_method": method,
-                    "payment_method_types": ["card"],
+                    "allowed_payment_method_types": ["card"],
                     "confirm": True,
                     "metadata": {METADATA_KEY: idempotency_key},
                 },
@@ -300,7 +302,7 @@ class StripeGateway:
 
     def _payment_method(self, card: CardDetails, idempotency_key: str) -> str:
         """A PaymentMethod made from the card; a repeat with the same key gets the same one."""
-        details: dict[str, Any] = {
+        details: PaymentMethodCreateParamsCard = {
             "number": card.number,
             "exp_month": card.exp_month,
             "exp_year": card.exp_year,
@@ -310,7 +312,7 @@ class StripeGateway:
         method = self._client.v1.payment_methods.create(
             params={
                 "type": "card",
-                "card": details,  # type: ignore[typeddict-item]
+                "card": details,
                 "billing_details": {"name": card.holder_name},
             },
             options={"idempotency_key": idempotency_key + PAYMENT_METHOD_KEY_SUFFIX},
@@ -344,24 +346,26 @@ class StripeGateway:
 
     def _send(self, operation: str, send: Callable[[], R]) -> R:
         """Send, turning Stripe's errors into the gateway's: no answer is a `GatewayTimeout`,
-        a refusal a `GatewayError`, each with a message of our own (never Stripe's)."""
+        a refusal a `GatewayError`, each with a message of our own. They are raised outside
+        the handler, so that they carry no Stripe exception (whose text may echo the card)."""
+        failure: GatewayError
         try:
             return send()
         except stripe.APIConnectionError:
             logger.warning("no answer from stripe", extra={"operation": operation})
-            raise GatewayTimeout(
+            failure = GatewayTimeout(
                 f"Stripe did not answer the {operation} in time: resolve it with lookup"
-            ) from None
+            )
         except stripe.APIError as error:
             # A 5xx: Stripe may or may not have acted, as with no answer at all.
             logger.warning(
                 "stripe failed",
                 extra={"operation": operation, "stripe_request_id": error.request_id},
             )
-            raise GatewayTimeout(
+            failure = GatewayTimeout(
                 f"Stripe failed on the {operation} (HTTP {error.http_status}): resolve it with "
                 "lookup"
-            ) from None
+            )
         except stripe.StripeError as error:
             logger.warning(
                 "stripe refused a request",
@@ -371,7 +375,8 @@ class StripeGateway:
                     "stripe_request_id": error.request_id,
                 },
             )
-            raise GatewayError(_refusal(operation, error)) from None
+            failure = GatewayError(_refusal(operation, error))
+        raise failure
 
 
 def _refusal(operation: str, error: stripe.StripeError) -> str:
@@ -390,5 +395,6 @@ def _refusal(operation: str, error: stripe.StripeError) -> str:
     details = getattr(error, "error", None)
     code = _code(getattr(details, "code", None)) or "no code"
     param = getattr(details, "param", None)
-    where = f", parameter {param}" if isinstance(param, str) and STRIPE_PARAM.fullmatch(param) else ""
+    named = isinstance(param, str) and STRIPE_PARAM.fullmatch(param)
+    where = f", parameter {param}" if named else ""
     return f"Stripe refused the {operation} as invalid ({code}{where})"
