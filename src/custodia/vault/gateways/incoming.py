@@ -174,29 +174,49 @@ def _stripe_event(event_id: str, event: Mapping[str, Any]) -> VerifiedEvent:
     )
 
 
+def _signature_holds(payload: str, header: str, secret: str) -> bool:
+    """Whether the header signs the payload with the secret (the stripe package's check)."""
+    try:
+        # The signature only: the package checks the past alone and against the clock; the
+        # time is checked by the caller, both ways, against its `now`.
+        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance=None)
+    except stripe.SignatureVerificationError:
+        return False
+    return True
+
+
+def _text_of(raw_body: bytes) -> str | None:
+    """The body as text, or None when it is not UTF-8 (never a gateway's event)."""
+    try:
+        return raw_body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _json(payload: str) -> object:
+    """The body's JSON, or None when it is not JSON."""
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return None
+
+
 def _verify_stripe(
     raw_body: bytes, headers: Mapping[str, str], secret: str, now: datetime
 ) -> VerifiedEvent:
-    """Check a Stripe webhook's signature and time, and read its event."""
+    """Check a Stripe webhook's signature and time, and read its event. Refusals are raised
+    outside any handler, so that they carry nothing of the request along."""
     header = _header(headers, STRIPE_SIGNATURE_HEADER)
     if not header:
         raise WebhookRefused(RefusalReason.MISSING_SIGNATURE)
-    try:
-        payload = raw_body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise WebhookRefused(RefusalReason.MALFORMED_BODY) from None
-    try:
-        # The signature only: the package checks the past alone and against the clock; the
-        # time is checked below, both ways, against `now`.
-        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance=None)
-    except stripe.SignatureVerificationError:
-        raise WebhookRefused(RefusalReason.BAD_SIGNATURE) from None
+    payload = _text_of(raw_body)
+    if payload is None:
+        raise WebhookRefused(RefusalReason.MALFORMED_BODY)
+    if not _signature_holds(payload, header, secret):
+        raise WebhookRefused(RefusalReason.BAD_SIGNATURE)
     if abs(now.timestamp() - _signed_at(header)) > TOLERANCE_SECONDS:
         raise WebhookRefused(RefusalReason.OUTSIDE_TOLERANCE)
-    try:
-        event = json.loads(payload)
-    except ValueError:
-        raise WebhookRefused(RefusalReason.MALFORMED_BODY) from None
+    event = _json(payload)
     if not isinstance(event, dict) or event.get("object") != "event":
         raise WebhookRefused(RefusalReason.MALFORMED_BODY)
     event_id = _text(event.get("id"))
