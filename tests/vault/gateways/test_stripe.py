@@ -354,6 +354,26 @@ def test_the_package_printing_requests_to_stderr_is_refused(
         StripeGateway(API_KEY)
 
 
+@pytest.mark.parametrize(
+    "base",
+    [
+        "http://api.stripe.example",
+        "ftp://127.0.0.1",
+        "127.0.0.1:8000",
+        "https://user:secret@api.stripe.example",
+    ],
+)
+def test_an_api_base_other_than_https_or_this_machine_is_refused(base: str) -> None:
+    with pytest.raises(GatewayError, match="CUSTODIA_STRIPE_API_BASE"):
+        StripeGateway(API_KEY, api_base=base)
+
+
+@pytest.mark.parametrize("base", ["https://stripe.internal.example:8443", "", None])
+def test_an_https_api_base_or_none_is_accepted(base: str | None) -> None:
+    """None or empty (an unset CUSTODIA_STRIPE_API_BASE) is Stripe's own address."""
+    assert StripeGateway(API_KEY, api_base=base).name == "stripe"
+
+
 def test_an_empty_key_is_refused() -> None:
     with pytest.raises(GatewayError, match="CUSTODIA_STRIPE_API_KEY"):
         StripeGateway("")

@@ -23,6 +23,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import stripe
 from stripe.params import PaymentMethodCreateParamsCard
@@ -99,6 +100,16 @@ def _refuse_console_logging() -> None:
                 f"{source} is {value!r}: the stripe package would print request bodies (card "
                 "numbers) to stderr; unset it"
             )
+
+
+def _acceptable_base(address: str) -> bool:
+    """HTTPS, or plain HTTP to this machine only (the tests' local Stripe)."""
+    parts = urlsplit(address)
+    if not parts.netloc or parts.username or parts.password:
+        return False
+    return parts.scheme == "https" or (
+        parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")
+    )
 
 
 def _code(value: object) -> str | None:
@@ -192,6 +203,11 @@ class StripeGateway:
     ) -> None:
         if not api_key:
             raise GatewayError("the Stripe API key is empty (CUSTODIA_STRIPE_API_KEY)")
+        if api_base and not _acceptable_base(api_base):
+            raise GatewayError(
+                "the Stripe API base must be an https:// address (or http:// on this machine, "
+                "for a local test server) (CUSTODIA_STRIPE_API_BASE)"
+            )
         if timeout_seconds <= 0:
             raise GatewayError("the Stripe timeout must be a positive number of seconds")
         _refuse_console_logging()
