@@ -123,6 +123,7 @@ class StripeState:
         self.refunds: dict[str, dict[str, Any]] = {}
         self.idempotent: dict[str, tuple[tuple[str, str, tuple[tuple[str, str], ...]], Answer]] = {}
         self.hangs: list[Hang] = []
+        self.failures: list[str] = []  # paths whose next POST gets a 500
         self.echo_card_number = False
         self.refuse_card_echoing_it = False
         self.release = threading.Event()
@@ -397,7 +398,12 @@ class Handler(BaseHTTPRequestHandler):
                 replay = copy.deepcopy(answer)
                 replay.headers["Idempotent-Replayed"] = "true"
                 return replay
-            answer = state.answer(method, path, params)
+            if method == "POST" and path in state.failures:
+                state.failures.remove(path)
+                # Stripe keeps a 500 under its idempotency key too (it began executing).
+                answer = Answer(500, recorded("error_api"))
+            else:
+                answer = state.answer(method, path, params)
             answer = Answer(answer.status, copy.deepcopy(answer.body))
             if key is not None and method == "POST":
                 state.idempotent[key] = (fingerprint, copy.deepcopy(answer))
@@ -458,6 +464,11 @@ class FakeStripe:
         operation happens first (a late success), without it never."""
         with self.state.lock:
             self.state.hangs.append(Hang(path, seconds, after_acting))
+
+    def fail(self, path: str) -> None:
+        """The next POST to `path` gets a 500 (an `api_error`) without acting."""
+        with self.state.lock:
+            self.state.failures.append(path)
 
     def start(self) -> FakeStripe:
         self.thread.start()

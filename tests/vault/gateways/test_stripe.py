@@ -189,6 +189,19 @@ def test_lookup_finds_refunds_and_card_checks(gateway: StripeGateway) -> None:
     assert gateway.lookup(idempotency_key="c-1") == charged
 
 
+def test_a_stripe_server_error_is_an_unknown_outcome(
+    gateway: StripeGateway, fake_stripe: FakeStripe
+) -> None:
+    """A 5xx may come after Stripe acted: like no answer, it is resolved by lookup."""
+    fake_stripe.fail("/v1/payment_intents")
+
+    with pytest.raises(GatewayTimeout, match="HTTP 500"):
+        gateway.charge(card(), amount=700, currency="USD", idempotency_key="broken")
+
+    assert len(fake_stripe.posts("/v1/payment_intents")) == 1
+    assert gateway.lookup(idempotency_key="broken") is None
+
+
 def test_no_answer_at_all_is_a_timeout(fake_stripe: FakeStripe) -> None:
     fake_stripe.stop()
     gateway = StripeGateway(API_KEY, api_base=fake_stripe.url, timeout_seconds=TIMEOUT_SECONDS)
