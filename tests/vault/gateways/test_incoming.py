@@ -301,6 +301,14 @@ def test_an_empty_secret_is_a_configuration_error(seen: SqlSeenEvents) -> None:
         verify_gateway_event("stripe", body, signed(body, NOW), "", seen, now=NOW)
 
 
+def test_a_naive_now_is_a_programming_error(seen: SqlSeenEvents) -> None:
+    body = event("payment_intent.succeeded", succeeded_intent())
+    naive = NOW.replace(tzinfo=None)
+
+    with pytest.raises(ValueError, match="aware"):
+        verify_gateway_event("stripe", body, signed(body, NOW), SECRET, seen, now=naive)
+
+
 def test_a_refusal_message_holds_nothing_of_the_request(seen: SqlSeenEvents) -> None:
     body = event("payment_intent.succeeded", succeeded_intent("secret-key-of-ours"))
     headers = signed(body, NOW, secret="whsec_forger")

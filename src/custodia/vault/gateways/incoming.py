@@ -242,6 +242,8 @@ def verify_gateway_event(
     with, once every other check has passed."""
     if not secret:
         raise ValueError(f"the {gateway_name} webhook secret is empty")
+    if now is not None and now.tzinfo is None:
+        raise ValueError("now must be an aware datetime")
     if gateway_name not in GATEWAYS:
         raise WebhookRefused(RefusalReason.UNKNOWN_GATEWAY)
     received_at = now or datetime.now(UTC)
