@@ -202,6 +202,31 @@ def test_a_stripe_server_error_is_an_unknown_outcome(
     assert gateway.lookup(idempotency_key="broken") is None
 
 
+@pytest.mark.parametrize("path", ["/v1/refunds", "/v1/setup_intents"])
+def test_a_late_refund_or_card_check_is_found_by_lookup(
+    gateway: StripeGateway, fake_stripe: FakeStripe, path: str
+) -> None:
+    charged = gateway.charge(card(), amount=1000, currency="USD", idempotency_key="base")
+    assert charged.reference is not None
+    fake_stripe.hang(path, TIMEOUT_SECONDS * 5, after_acting=True)
+
+    with pytest.raises(GatewayTimeout):
+        if path == "/v1/refunds":
+            gateway.refund(
+                charge_reference=charged.reference,
+                amount=400,
+                currency="USD",
+                idempotency_key="late-op",
+            )
+        else:
+            gateway.verify_card(card(), idempotency_key="late-op")
+
+    found = gateway.lookup(idempotency_key="late-op")
+    assert found is not None and found.outcome is Outcome.APPROVED
+    made = fake_stripe.state.refunds if path == "/v1/refunds" else fake_stripe.state.setup_intents
+    assert list(made) == [found.reference]
+
+
 def test_no_answer_at_all_is_a_timeout(fake_stripe: FakeStripe) -> None:
     fake_stripe.stop()
     gateway = StripeGateway(API_KEY, api_base=fake_stripe.url, timeout_seconds=TIMEOUT_SECONDS)
