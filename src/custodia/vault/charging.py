@@ -12,7 +12,6 @@ again, under the same gateway idempotency key.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import uuid
@@ -26,6 +25,7 @@ from custodia.vault.actions import new_id
 from custodia.vault.errors import Conflict, Gone, Refusal
 from custodia.vault.gateways import gateway
 from custodia.vault.gateways.base import CardDetails, GatewayError, GatewayResult, GatewayTimeout
+from custodia.vault.idempotency import gateway_key
 from custodia.vault.models import Charge, ChargeStatus, Refund
 
 logger = logging.getLogger(__name__)
@@ -34,17 +34,6 @@ CURRENCY = re.compile(r"[A-Z]{3}")
 MAX_KEY_LENGTH = 255
 ClaimedRow = TypeVar("ClaimedRow", Charge, Refund)
 NO_ANSWER = "The gateway did not answer: retry with the same Idempotency-Key to learn the outcome."
-
-
-def request_digest(path: str, body: bytes) -> str:
-    """What identifies a request's content under its idempotency key."""
-    return hashlib.sha256(path.encode() + b"\n" + body).hexdigest()
-
-
-def gateway_key(kind: str, business_id: uuid.UUID, idempotency_key: str) -> str:
-    """The key the gateway sees: the same for every retry of one request, distinct per business."""
-    digest = hashlib.sha256(f"{business_id}\n{idempotency_key}".encode()).hexdigest()[:40]
-    return f"{kind}_{digest}"
 
 
 def check_idempotency_key(key: str) -> str:

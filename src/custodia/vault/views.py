@@ -29,6 +29,7 @@ from custodia.vault.access import card_by_token, charge_by_id, open_form, requir
 from custodia.vault.auth import signed_request
 from custodia.vault.cards import CardErrors
 from custodia.vault.errors import NotFound, Refusal
+from custodia.vault.idempotency import request_digest
 from custodia.vault.models import Card, Charge, Refund
 
 STATIC = Path(__file__).resolve().parent / "static" / "vault"
@@ -147,7 +148,7 @@ def charges(request: HttpRequest, business_id: uuid.UUID) -> JsonResponse:
         amount=data.get("amount"),
         currency=data.get("currency"),
         idempotency_key=request.headers.get("Idempotency-Key", ""),
-        digest=charging.request_digest(request.path, request.body),
+        digest=request_digest(request.path, request.body),
     )
     return JsonResponse(charge_data(charge), status=status_of(charge))
 
@@ -166,7 +167,7 @@ def refunds(request: HttpRequest, business_id: uuid.UUID, charge_id: str) -> Jso
         charge_id,
         amount=data.get("amount"),
         idempotency_key=request.headers.get("Idempotency-Key", ""),
-        digest=charging.request_digest(request.path, request.body),
+        digest=request_digest(request.path, request.body),
     )
     return JsonResponse(refund_data(refund), status=status_of(refund))
 
