@@ -162,7 +162,8 @@ SECURE_SSL_REDIRECT = False  # the vault speaks TLS only: there is no plain port
 SECURE_HSTS_SECONDS = 31536000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "no-referrer"  # the form's URL is a one-time secret
+SECURE_REFERRER_POLICY = "same-origin"  # the form URL (a one-time secret) never leaves; the
+# form POST still carries its Origin, which CSRF checks (no-referrer would make it "null")
 SECURE_CROSS_ORIGIN_OPENER_POLICY = None  # the form redirects the app's top window
 # The hosted form is framed by the app's page (another origin, often another site): its CSRF
 # cookie must travel in that frame, so SameSite=None (with Secure and the __Host- prefix).
