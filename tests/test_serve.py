@@ -345,9 +345,15 @@ def test_serve_exits_and_stops_the_others_when_one_child_dies(django_db_setup: N
     try:
         pid = _serve_pid(port)
         children = _children(pid)
+        vault_port = int(next(
+            argv.split("--port ")[1].split()[0]
+            for argv in children.values() if "custodia.vault.wsgi" in argv
+        ))  # fmt: skip
         # App server, redirector, the job worker (with every periodic task: the harness's
-        # server keeps its backups), the password hashing pool.
-        assert len(children) == 4, children
+        # server keeps its backups), the password hashing pool, the card vault.
+        assert len(children) == 5, children
+        (vault,) = [argv for argv in children.values() if "custodia.vault.wsgi" in argv]
+        assert "--ssl-certificate" in vault
         (worker,) = [argv for argv in children.values() if "custodia.cli worker" in argv]
         assert "--without" not in worker
         assert any("custodia.accounts.hashpool" in argv for argv in children.values())
@@ -363,8 +369,9 @@ def test_serve_exits_and_stops_the_others_when_one_child_dies(django_db_setup: N
             time.sleep(0.2)
         else:
             raise AssertionError("custodia serve kept running after a child died")
-        # Nothing is left serving: neither the app nor the redirector.
+        # Nothing is left serving: neither the app, the redirector nor the vault.
         assert not _listening(port) and not _listening(http_port)
+        assert not _listening(vault_port)
         for child in children:
             assert not Path(f"/proc/{child}").exists(), children[child]
     finally:

@@ -113,7 +113,9 @@ class LiveVault:
             return list(cursor.fetchall()) if cursor.description else []
 
     def sandbox_calls(self, kind: str) -> int:
-        rows = self.sql("SELECT coalesce(sum(calls), 0) FROM vault_sandboxoperation WHERE kind = %s", (kind,))
+        rows = self.sql(
+            "SELECT coalesce(sum(calls), 0) FROM vault_sandboxoperation WHERE kind = %s", (kind,)
+        )
         return int(rows[0][0])
 
     def submit_card(

@@ -118,7 +118,12 @@ def test_malformed_expiry_text(text: str) -> None:
 def test_security_code_length_by_brand() -> None:
     assert check_security_code("1234", Brand.AMEX) == "1234"
     assert check_security_code("123", Brand.VISA) == "123"
-    for code, brand in (("123", Brand.AMEX), ("1234", Brand.VISA), ("12a", Brand.VISA), ("", Brand.MASTERCARD)):
+    for code, brand in (
+        ("123", Brand.AMEX),
+        ("1234", Brand.VISA),
+        ("12a", Brand.VISA),
+        ("", Brand.MASTERCARD),
+    ):
         with pytest.raises(CardInvalid) as caught:
             check_security_code(code, brand)
         assert caught.value.field == "security_code"

@@ -86,7 +86,9 @@ def test_gateway_and_rule_declines_show_on_the_form(
     form = vault.client().create_form(business, f"{vault.app_origin}/done")
     answer = vault.submit_card(form.form_url, number=number, security_code=code)
     assert answer.status == 400 and field_message in answer.data.decode()
-    assert vault.sql("SELECT count(*) FROM vault_card WHERE business_id = %s", (business,)) == [(0,)]
+    assert vault.sql("SELECT count(*) FROM vault_card WHERE business_id = %s", (business,)) == [
+        (0,)
+    ]
 
 
 def test_the_form_post_needs_its_csrf_token(vault: LiveVault, business: uuid.UUID) -> None:
@@ -96,7 +98,9 @@ def test_the_form_post_needs_its_csrf_token(vault: LiveVault, business: uuid.UUI
         "holder_name": "X"}, encode_multipart=False, headers={"Origin": vault.url},
     )  # fmt: skip
     assert answer.status == 403
-    assert vault.sql("SELECT used_at FROM vault_formsession WHERE form_id = %s", (form.form_id,)) == [(None,)]
+    assert vault.sql(
+        "SELECT used_at FROM vault_formsession WHERE form_id = %s", (form.form_id,)
+    ) == [(None,)]
 
 
 @pytest.mark.parametrize(
@@ -140,7 +144,9 @@ def test_another_business_gets_404_for_tokens_and_references(
         lambda: client.get_card(other_business, card.token),
         lambda: client.delete_card(other_business, card.token),
         lambda: client.redeem_reference(other_business, ref),
-        lambda: client.charge(other_business, card.token, amount=100, currency="EUR", idempotency_key="x"),
+        lambda: client.charge(
+            other_business, card.token, amount=100, currency="EUR", idempotency_key="x"
+        ),
     ):
         with pytest.raises(VaultRefused) as refused:
             attempt()
@@ -153,14 +159,20 @@ def test_another_business_gets_404_for_tokens_and_references(
 def test_deleting_a_card_destroys_its_sealed_number(vault: LiveVault, business: uuid.UUID) -> None:
     client = vault.client()
     card = vault.add_card(business, VISA)
-    before = vault.sql("SELECT number_sealed, holder_sealed FROM vault_card WHERE token = %s", (card.token,))
+    before = vault.sql(
+        "SELECT number_sealed, holder_sealed FROM vault_card WHERE token = %s", (card.token,)
+    )
     assert all(value is not None for value in before[0])
     client.delete_card(business, card.token)
-    after = vault.sql("SELECT number_sealed, holder_sealed FROM vault_card WHERE token = %s", (card.token,))
+    after = vault.sql(
+        "SELECT number_sealed, holder_sealed FROM vault_card WHERE token = %s", (card.token,)
+    )
     assert after == [(None, None)]
     for attempt in (
         lambda: client.get_card(business, card.token),
-        lambda: client.charge(business, card.token, amount=100, currency="EUR", idempotency_key="d"),
+        lambda: client.charge(
+            business, card.token, amount=100, currency="EUR", idempotency_key="d"
+        ),
     ):
         with pytest.raises(VaultRefused) as refused:
             attempt()
@@ -174,4 +186,6 @@ def test_bad_json_is_a_clear_400(vault: LiveVault, business: uuid.UUID) -> None:
     answer = vault.http().request("POST", f"{vault.url}/v1/forms", body=body, headers=headers)
     assert answer.status == 400 and b"JSON object" in answer.data
     with pytest.raises(VaultRefused, match="business_id must be"):
-        client.request("POST", "/v1/forms", business, {"business_id": str(uuid.uuid4()), "return_url": "x"})
+        client.request(
+            "POST", "/v1/forms", business, {"business_id": str(uuid.uuid4()), "return_url": "x"}
+        )

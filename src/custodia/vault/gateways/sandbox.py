@@ -1,9 +1,10 @@
 """The sandbox gateway: a simulator that answers from documented test card numbers
 (docs/payments.md, "Test cards"). No money moves and nothing leaves the vault.
 
-Its state lives in the vault's database (SandboxOperation, through a connection of its own), so `lookup` answers the same in
-every vault worker process. An idempotency key seen before gets the first answer again (and is
-counted in `calls`, so tests can prove a charge was sent once).
+Its state lives in the vault's database (SandboxOperation, through a connection of its own),
+so `lookup` answers the same in every vault worker process. An idempotency key seen before
+gets the first answer again (and is counted in `calls`, so tests can prove a charge was sent
+once).
 """
 
 from __future__ import annotations
@@ -67,8 +68,10 @@ class SandboxGateway:
 
     def _repeat(self, idempotency_key: str) -> GatewayResult | None:
         """The first answer for a key seen before (its call counted), else None."""
-        updated = SandboxOperation.objects.using(DB).filter(idempotency_key=idempotency_key).update(
-            calls=F("calls") + 1
+        updated = (
+            SandboxOperation.objects.using(DB)
+            .filter(idempotency_key=idempotency_key)
+            .update(calls=F("calls") + 1)
         )
         if not updated:
             return None
@@ -139,9 +142,11 @@ class SandboxGateway:
         repeated = self._repeat(idempotency_key)
         if repeated is not None:
             return repeated
-        charged = SandboxOperation.objects.using(DB).filter(
-            kind="charge", reference=charge_reference, outcome=Outcome.APPROVED
-        ).first()
+        charged = (
+            SandboxOperation.objects.using(DB)
+            .filter(kind="charge", reference=charge_reference, outcome=Outcome.APPROVED)
+            .first()
+        )
         if charged is None:
             raise GatewayError("no approved sandbox charge has this reference")
         if amount <= 0 or amount > charged.amount or currency != charged.currency:
@@ -158,5 +163,7 @@ class SandboxGateway:
 
     def lookup(self, *, idempotency_key: str) -> GatewayResult | None:
         """What became of the operation sent with this key, or None if it never arrived."""
-        operation = SandboxOperation.objects.using(DB).filter(idempotency_key=idempotency_key).first()
+        operation = (
+            SandboxOperation.objects.using(DB).filter(idempotency_key=idempotency_key).first()
+        )
         return None if operation is None else _result(operation)

@@ -13,6 +13,7 @@ from django.db import connections
 from custodia import embedded
 from custodia.crypto import keyring, keystore
 from custodia.crypto.errors import KekError
+from custodia.vault import settings as vault_settings
 
 
 def verify_vault_kek() -> str:
@@ -24,7 +25,9 @@ def verify_vault_kek() -> str:
     return f"vault KEK {kek.primary_id} ({kek.name}); {len(businesses)} businesses have cards keys"
 
 
-def ensure_vault_ready(out: OutputWrapper | None = None, *, fresh: bool = False) -> tuple[Path, Path]:
+def ensure_vault_ready(
+    out: OutputWrapper | None = None, *, fresh: bool = False
+) -> tuple[Path, Path]:
     """Everything `custodia vault serve` needs, quick when done already; returns cert and key."""
     try:
         kek = verify_vault_kek()
@@ -35,7 +38,10 @@ def ensure_vault_ready(out: OutputWrapper | None = None, *, fresh: bool = False)
                 database["HOST"] = socket_dir
         embedded.check_server_version(settings.ADMIN_DATABASE)
         embedded.provision_vault_database(
-            settings.ADMIN_DATABASE, settings.VAULT_DB_NAME, settings.VAULT_DB_PASSWORD, fresh=fresh
+            settings.ADMIN_DATABASE,
+            vault_settings.VAULT_DB_NAME,
+            vault_settings.VAULT_DB_PASSWORD,
+            fresh=fresh,
         )
     except (KekError, embedded.DatabaseServerError) as exc:
         raise CommandError(str(exc)) from None
@@ -45,7 +51,7 @@ def ensure_vault_ready(out: OutputWrapper | None = None, *, fresh: bool = False)
     cert, key = embedded.ensure_tls(settings.TLS_DIR)
     if out is not None:
         out.write(kek)
-        out.write(f"vault database {settings.VAULT_DB_NAME} ready (role custodia_vault)")
+        out.write(f"vault database {vault_settings.VAULT_DB_NAME} ready (role custodia_vault)")
     return cert, key
 
 
