@@ -112,9 +112,9 @@ def print_help() -> None:
     width = max(len(name) for name in CUSTODIA_COMMANDS) + 2
     lines = ["usage: custodia <command> [options]", "", "Custodia commands:"]
     for name, description in CUSTODIA_COMMANDS.items():
-        if name not in available:
-            continue
         if description is None:
+            if name not in available:
+                continue
             description = str(load_command_class(available[name], name).help)
         lines.append(f"  {name.ljust(width)}{description}")
     lines += [
