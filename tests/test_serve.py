@@ -9,6 +9,7 @@ import socket
 import ssl
 import struct
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from django.conf import settings
 
 from custodia.ops.management.commands.serve import local_public_url, worker_args
+from custodia.vault.client import VaultClient, VaultRefused
 from tests.servers import free_port, start_server, tls_client_context
 
 
@@ -356,6 +358,23 @@ def test_serve_exits_and_stops_the_others_when_one_child_dies(django_db_setup: N
         assert "--ssl-certificate" in vault
         (worker,) = [argv for argv in children.values() if "custodia.cli worker" in argv]
         assert "--without" not in worker
+        # The vault answers the app's signed requests (the secret they share, the app's origin as
+        # the form's return) and nobody else's.
+        vault = VaultClient(
+            f"https://localhost:{vault_port}",
+            settings.VAULT_SIGNING_SECRET,
+            ca_file=settings.VAULT_CA_FILE,
+        )
+        form = vault.create_form(uuid.uuid4(), f"{base_url}/cards/added")
+        assert form.form_url.startswith(f"https://localhost:{vault_port}/form/")
+        stranger = VaultClient(
+            f"https://localhost:{vault_port}",
+            "x" * 40 + "another secret",
+            ca_file=settings.VAULT_CA_FILE,
+        )
+        with pytest.raises(VaultRefused) as refused:
+            stranger.create_form(uuid.uuid4(), f"{base_url}/cards/added")
+        assert refused.value.status == 401
         assert any("custodia.accounts.hashpool" in argv for argv in children.values())
         victim = next(child for child, argv in children.items() if "custodia.cli worker" in argv)
         os.kill(victim, signal.SIGKILL)

@@ -37,6 +37,16 @@ def test_a_card_added_gives_a_reference_that_redeems_once(
     assert client.get_card(business, card.token) == card
 
 
+def test_an_expired_reference_is_gone(vault: LiveVault, business: uuid.UUID) -> None:
+    client = vault.client()
+    form = client.create_form(business, f"{vault.app_origin}/done")
+    ref = reference_of(vault.submit_card(form.form_url, number=VISA).headers["Location"])
+    vault.sql("UPDATE vault_reference SET expires_at = now() WHERE ref = %s", (ref,))
+    with pytest.raises(VaultRefused) as refused:
+        client.redeem_reference(business, ref)
+    assert refused.value.status == 410 and "expired" in refused.value.message
+
+
 def test_the_form_is_used_up_and_unknown_forms_are_not_found(
     vault: LiveVault, business: uuid.UUID
 ) -> None:

@@ -22,7 +22,7 @@ def verify_vault_kek() -> str:
     businesses = keystore.business_ids()
     if businesses:
         keyring.keys_for(businesses[0], refresh=True)
-    return f"vault KEK {kek.primary_id} ({kek.name}); {len(businesses)} businesses have cards keys"
+    return f"vault KEK {kek.primary_id} ({kek.name}); {len(businesses)} businesses have vault keys"
 
 
 def ensure_vault_ready(
