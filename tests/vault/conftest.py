@@ -31,19 +31,11 @@ from django.conf import settings
 from custodia import embedded
 from custodia.testing.launcher import free_port
 from custodia.vault.client import VaultClient
-from tests.servers import local_ca
+from tests.servers import admin_database, local_ca
 
 START_TIMEOUT_SECONDS = 60
 # Every card number and security code the tests type: none may ever leave the vault.
 SECRETS_TYPED: set[str] = set()
-
-
-def admin_settings() -> dict[str, str]:
-    """The superuser connection of the PostgreSQL server the tests use."""
-    admin = dict(settings.ADMIN_DATABASE)
-    if settings.EMBEDDED_DATABASE:
-        admin["HOST"] = str(embedded.embedded_socket_dir(settings.EMBEDDED_PGDATA))
-    return admin
 
 
 class PageHandler(BaseHTTPRequestHandler):
@@ -54,7 +46,12 @@ class PageHandler(BaseHTTPRequestHandler):
         query = parse_qs(parts.query)
         if parts.path == "/embed":
             src = html.escape(query.get("src", [""])[0])
-            body = f'<!doctype html><title>app</title><iframe id="vault" src="{src}"></iframe>'
+            body = (
+                '<!doctype html><meta name="viewport" content="width=device-width">'
+                "<title>app</title><style>body{margin:0}</style>"
+                f'<iframe id="vault" src="{src}" style="width:100%;height:640px;border:0">'
+                "</iframe>"
+            )
         elif parts.path == "/done":
             body = "<!doctype html><title>done</title><p id='done'>card saved</p>"
         else:
@@ -108,7 +105,7 @@ class LiveVault:
 
     def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """A query as the superuser on the vault's database (row security does not apply)."""
-        with embedded.admin_connection(admin_settings(), self.db_name) as conn:
+        with embedded.admin_connection(admin_database(), self.db_name) as conn:
             cursor = conn.execute(query, params)  # type: ignore[arg-type]
             return list(cursor.fetchall()) if cursor.description else []
 
@@ -246,7 +243,7 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveVault]:
             process.wait(timeout=10)
         app_pages.shutdown()
         other_pages.shutdown()
-        embedded.drop_database(admin_settings(), db_name)
+        embedded.drop_database(admin_database(), db_name)
 
 
 @pytest.fixture
@@ -261,7 +258,7 @@ def other_business() -> uuid.UUID:
 
 def connect_as(role: str, password: str, dbname: str) -> psycopg.Connection:
     """A connection as `role` (not the superuser) to `dbname` on the tests' server."""
-    admin = admin_settings()
+    admin = admin_database()
     return psycopg.connect(
         dbname=dbname,
         user=role,

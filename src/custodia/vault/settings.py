@@ -154,7 +154,10 @@ DATABASES = {
 }
 # The sandbox gateway's own connection (vault/gateways/sandbox.py): its writes commit at once,
 # apart from the vault's transaction, like a gateway outside the vault.
-DATABASES["gateway"] = {**DATABASES["default"], "OPTIONS": {}}
+DATABASES["gateway"] = {
+    **DATABASES["default"],
+    "OPTIONS": {"pool": {"min_size": 1, "max_size": 4, "timeout": 10}},
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Transport and headers -------------------------------------------------------------------
