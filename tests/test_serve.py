@@ -16,10 +16,13 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from custodia.ops.management.commands.serve import local_public_url, worker_args
+from custodia.testing import launcher
 from custodia.vault.client import VaultClient, VaultRefused
-from tests.servers import free_port, start_server, tls_client_context
+from tests.servers import free_port, local_ca, start_server, tls_client_context
 
 
 @pytest.fixture(scope="module")
@@ -395,3 +398,36 @@ def test_serve_exits_and_stops_the_others_when_one_child_dies(django_db_setup: N
             assert not Path(f"/proc/{child}").exists(), children[child]
     finally:
         stop()
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--port", "9443", "--vault-port", "9443"],
+        ["--port", "9443", "--http-port", "9080", "--vault-port", "9080"],
+        ["--vault-port", "0"],
+    ],
+)
+def test_serve_refuses_a_vault_port_it_cannot_use(arguments: list[str]) -> None:
+    with pytest.raises(CommandError, match="--vault-port must"):
+        call_command("serve", *arguments)
+
+
+def test_serve_without_a_vault_starts_none(django_db_setup: None) -> None:
+    """`--no-vault`: the vault runs on another host; nothing listens for it here."""
+    server = launcher.start(
+        {
+            **os.environ,
+            "CUSTODIA_DB_NAME": settings.DATABASES["default"]["NAME"],
+            "CUSTODIA_PUBLIC_URL": "https://localhost:1",
+        },
+        ca=local_ca(),
+        serve_args=("--workers", "1", "--threads", "2", "--no-vault", "--no-backups"),
+        timeout_seconds=60,
+    )
+    try:
+        children = _children(_serve_pid(server.port))
+        assert len(children) == 3, children  # app server, worker, hashing pool
+        assert not [argv for argv in children.values() if "custodia.vault" in argv]
+    finally:
+        server.stop()

@@ -10,8 +10,9 @@ counts as ready once it completes a TLS handshake (verified against the given lo
 card vault it starts beside the app does too, the plain-HTTP redirector accepts a connection
 when there is one, and `ready_path`, when given, answers a GET.
 
-Every server gets a card vault of its own: a free port, and a database named after the app's
-(`<CUSTODIA_DB_NAME>_vault`), so servers run side by side.
+Every server gets a card vault of its own (unless `--no-vault` is among its options): a free
+port, and a database named after the app's (`<CUSTODIA_DB_NAME>_vault`, unless the environment
+names one), so servers run side by side.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class Server:
     http_port: int
     log: Path
     keep_log: bool
-    vault_port: int
+    vault_port: int  # 0: started with --no-vault
 
     @property
     def vault_url(self) -> str:
@@ -112,14 +113,16 @@ def start(
     or does not answer within `timeout_seconds`; it is stopped then.
     """
     port = port or free_port(host)
-    vault_port = free_port(host)
-    while vault_port in {port, http_port}:
+    # `--no-vault` in serve_args: no vault here (0), nothing to wait for.
+    vault_port = 0 if "--no-vault" in serve_args else free_port(host)
+    while vault_port and vault_port in {port, http_port}:
         vault_port = free_port(host)
-    env = {
-        "CUSTODIA_VAULT_DB_NAME": f"{env.get('CUSTODIA_DB_NAME') or 'custodia'}_vault",
-        **env,
-        "CUSTODIA_VAULT_URL": f"https://{SERVER_NAME}:{vault_port}",
-    }
+    if vault_port:
+        env = {
+            "CUSTODIA_VAULT_DB_NAME": f"{env.get('CUSTODIA_DB_NAME') or 'custodia'}_vault",
+            **env,
+            "CUSTODIA_VAULT_URL": f"https://{SERVER_NAME}:{vault_port}",
+        }
     if log is None:
         handle, name = tempfile.mkstemp(prefix="custodia-serve-", suffix=".log")
         os.close(handle)
@@ -128,7 +131,8 @@ def start(
     else:
         keep_log = True
     arguments = ["serve", "--host", host, "--port", str(port), "--http-port", str(http_port)]
-    arguments += ["--vault-port", str(vault_port)]
+    if vault_port:
+        arguments += ["--vault-port", str(vault_port)]
     with log.open("wb") as output:
         process = subprocess.Popen(  # noqa: S603  # our own program, arguments built here
             [*command, *arguments, *serve_args],
@@ -156,7 +160,7 @@ def _signal_group(group: int, sig: signal.Signals) -> None:
 
 def _answers(server: Server, context: ssl.SSLContext, ready_path: str | None) -> bool:
     try:
-        for port in (server.port, server.vault_port):
+        for port in (server.port, server.vault_port) if server.vault_port else (server.port,):
             with socket.create_connection((server.host, port), timeout=1) as raw:
                 with context.wrap_socket(raw, server_hostname=SERVER_NAME):
                     pass
