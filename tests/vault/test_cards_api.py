@@ -96,9 +96,22 @@ def test_gateway_and_rule_declines_show_on_the_form(
     form = vault.client().create_form(business, f"{vault.app_origin}/done")
     answer = vault.submit_card(form.form_url, number=number, security_code=code)
     assert answer.status == 400 and field_message in answer.data.decode()
-    assert vault.sql("SELECT count(*) FROM vault_card WHERE business_id = %s", (business,)) == [
-        (0,)
-    ]
+    cards = vault.sql("SELECT count(*) FROM vault_card WHERE business_id = %s", (business,))
+    assert cards == [(0,)]
+
+
+def test_a_form_closes_after_five_failed_tries(vault: LiveVault, business: uuid.UUID) -> None:
+    """Card testing (trying stolen numbers one after another) needs many tries: a form gives
+    five, declines included."""
+    form = vault.client().create_form(business, f"{vault.app_origin}/done")
+    for attempt in range(4):
+        number = "4000000000000127" if attempt % 2 else "4242424242424241"
+        assert vault.submit_card(form.form_url, number=number).status == 400
+    last = vault.submit_card(form.form_url, number="4242424242424241")
+    assert last.status == 400 and "Too many tries" in last.data.decode()
+    assert vault.submit_card(form.form_url, number=VISA).status == 410
+    cards = vault.sql("SELECT count(*) FROM vault_card WHERE business_id = %s", (business,))
+    assert cards == [(0,)]
 
 
 def test_the_form_post_needs_its_csrf_token(vault: LiveVault, business: uuid.UUID) -> None:

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 MAX_RETURN_URL = 2000
 # Which field a verification decline belongs to on the form.
 DECLINE_FIELDS = {"incorrect_cvc": "security_code", "expired_card": "expiry"}
+# Failed tries a hosted form takes before it closes (card testing needs many).
+MAX_FORM_ATTEMPTS = 5
+TOO_MANY_ATTEMPTS = "Too many tries with this form: it is closed. Start again from the app."
 
 
 def new_id(prefix: str, nbytes: int = 18) -> str:
@@ -100,49 +103,66 @@ def do_add_card(
 ) -> AddedCard:
     """Check the card, verify it with the gateway, seal it, and hand back a one-time reference.
 
-    The form is used up only when the card is added; wrong details leave it open for another
-    try (CardErrors), a used or expired form is Gone.
+    The form is used up when the card is added. Wrong details or a declined card leave it open
+    for another try (CardErrors), MAX_FORM_ATTEMPTS times at most: then it closes, so a form
+    cannot be used to test stolen card numbers one after another. A used, closed or expired
+    form is Gone.
     """
-    checked = check_card(
-        number=number, expiry=expiry, security_code=security_code, holder_name=holder_name
-    )
+    failed: CardErrors | None = None
     with transaction.atomic():
         form = open_form(form_id, for_update=True)
         require_live_business(form.business_id)
-        business = form.business_id
         token = new_id("card")
-        _verify(checked, token)
-        fingerprint = keys.fingerprint(business, checked.number)
-        same = (
-            Card.objects.filter(
-                business_id=business, fingerprint=fingerprint, deleted_at__isnull=True
+        try:
+            checked = check_card(
+                number=number, expiry=expiry, security_code=security_code, holder_name=holder_name
             )
-            .order_by("created_at")
-            .first()
-        )
-        card = Card.objects.create(
-            token=token,
-            business_id=business,
-            brand=checked.brand,
-            last4=checked.last4,
-            exp_month=checked.exp_month,
-            exp_year=checked.exp_year,
-            fingerprint=fingerprint,
-            number_sealed=keys.seal(business, "number", token, checked.number),
-            holder_sealed=keys.seal(business, "holder", token, checked.holder_name),
-        )
-        now = timezone.now()
-        form.used_at = now
-        form.save(update_fields=["used_at"])
-        reference = Reference.objects.create(
-            ref=new_id("ref", 24),
-            business_id=business,
-            card=card,
-            duplicate_of=same.token if same else "",
-            expires_at=now + dt.timedelta(seconds=vault_settings.REFERENCE_TTL_SECONDS),
-        )
-    logger.info("card %s added for business %s", token, business)
+            _verify(checked, token)
+        except CardErrors as exc:
+            failed = exc
+            form.attempts += 1
+            if form.attempts >= MAX_FORM_ATTEMPTS:
+                form.used_at = timezone.now()
+                failed.by_field["form"] = TOO_MANY_ATTEMPTS
+            form.save(update_fields=["attempts", "used_at"])
+        else:
+            reference = _store_card(form, checked, token)
+    if failed is not None:
+        raise failed
+    logger.info("card %s added for business %s", token, form.business_id)
     return AddedCard(reference=reference, return_url=form.return_url)
+
+
+def _store_card(form: FormSession, checked: CheckedCard, token: str) -> Reference:
+    """The sealed card, the form used up, and the one-time reference to it."""
+    business = form.business_id
+    fingerprint = keys.fingerprint(business, checked.number)
+    same = (
+        Card.objects.filter(business_id=business, fingerprint=fingerprint, deleted_at__isnull=True)
+        .order_by("created_at")
+        .first()
+    )
+    card = Card.objects.create(
+        token=token,
+        business_id=business,
+        brand=checked.brand,
+        last4=checked.last4,
+        exp_month=checked.exp_month,
+        exp_year=checked.exp_year,
+        fingerprint=fingerprint,
+        number_sealed=keys.seal(business, "number", token, checked.number),
+        holder_sealed=keys.seal(business, "holder", token, checked.holder_name),
+    )
+    now = timezone.now()
+    form.used_at = now
+    form.save(update_fields=["used_at"])
+    return Reference.objects.create(
+        ref=new_id("ref", 24),
+        business_id=business,
+        card=card,
+        duplicate_of=same.token if same else "",
+        expires_at=now + dt.timedelta(seconds=vault_settings.REFERENCE_TTL_SECONDS),
+    )
 
 
 def do_redeem_reference(business_id: uuid.UUID, ref: str) -> Reference:

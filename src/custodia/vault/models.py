@@ -43,6 +43,8 @@ class FormSession(models.Model):
     form_id = models.CharField(primary_key=True, max_length=64)
     business_id = models.UUIDField()
     return_url = models.CharField(max_length=2000)
+    # Failed tries (wrong details, declines): the form closes after a few (vault/actions.py).
+    attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True)
