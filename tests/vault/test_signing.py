@@ -120,3 +120,19 @@ def test_a_malformed_business_is_refused_like_a_bad_signature(vault: LiveVault) 
     client = vault.client()
     headers = client.signed_headers("GET", "/v1/cards/card_a", "not-a-uuid", "", b"")
     assert send(vault, "GET", "/v1/cards/card_a", headers) == (401, REFUSAL)
+
+
+def test_a_fractional_timestamp_is_read_not_a_500(vault: LiveVault, business: uuid.UUID) -> None:
+    body = form_body(vault, business)
+    moment = dt.datetime.now(dt.UTC)
+    payload = signed_payload("POST", "/v1/forms", str(business), "", body)
+    message_id = f"msg_{uuid.uuid4().hex}"
+    headers = {
+        "webhook-id": message_id,
+        "webhook-timestamp": f"{moment.timestamp():.3f}",
+        "webhook-signature": Webhook(vault.secret.encode()).sign(message_id, moment, payload),
+        "Custodia-Business": str(business),
+    }
+    assert send(vault, "POST", "/v1/forms", headers, body)[0] == 201
+    headers["webhook-timestamp"] = "soon"
+    assert send(vault, "POST", "/v1/forms", headers, body) == (401, REFUSAL)

@@ -59,7 +59,7 @@ def verify_signature(request: HttpRequest) -> uuid.UUID | None:
     except (WebhookVerificationError, ValueError):
         return None
     # Kept until no timestamp that could carry it is accepted any more.
-    sent = dt.datetime.fromtimestamp(int(headers["webhook-timestamp"]), tz=dt.UTC)
+    sent = dt.datetime.fromtimestamp(float(headers["webhook-timestamp"]), tz=dt.UTC)
     try:
         with transaction.atomic():
             SeenNonce.objects.create(
