@@ -92,6 +92,7 @@ def start_server(
         "CUSTODIA_KEYSTORE_BACKUP_DIR": os.path.join(backup_dir, "keystore"),
         # Servers of one database may run side by side: each vault has a database of its own.
         "CUSTODIA_VAULT_DB_NAME": f"{db_name}_vault_{port}",
+        "CUSTODIA_VAULT_KEYSTORE_DIR": os.path.join(backup_dir, "vault-keys"),
         **(env_overrides or {}),
     }
     server = launcher.start(
