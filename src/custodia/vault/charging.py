@@ -7,7 +7,8 @@ second waits and gets the first one's answer. The same key with another body is 
 When the gateway does not answer (GatewayTimeout) the charge is stored as `unknown` and
 answered 202. A retry with the same key asks the gateway's `lookup` first: if the money moved
 (late success) that is the answer; only if the gateway never received it is the charge sent
-again, under the same gateway idempotency key.
+again, under the same gateway idempotency key. A `pending` charge (the gateway has not decided
+yet) is asked about the same way when retried.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ logger = logging.getLogger(__name__)
 MAX_AMOUNT = 100_000_000  # a million in major units: beyond it, a typing mistake
 CURRENCY = re.compile(r"[A-Z]{3}")
 MAX_KEY_LENGTH = 255
+# Outcomes a retry with the same key asks the gateway about again (lookup first, never a
+# second charge for money that moved).
+UNSETTLED = {ChargeStatus.UNKNOWN, ChargeStatus.PENDING}
 ClaimedRow = TypeVar("ClaimedRow", Charge, Refund)
 NO_ANSWER = "The gateway did not answer: retry with the same Idempotency-Key to learn the outcome."
 
@@ -126,7 +130,7 @@ def do_charge(
                 "This Idempotency-Key was used for a different request: use a new key for a new"
                 " charge."
             )
-        if not created and charge.status != ChargeStatus.UNKNOWN:
+        if not created and charge.status not in UNSETTLED:
             return charge  # the first answer, again
         sent_before = not created
         _send_charge(charge, sent_before=sent_before)
@@ -188,7 +192,7 @@ def do_refund(
                 "This Idempotency-Key was used for a different request: use a new key for a new"
                 " refund."
             )
-        if not created and refund.status != ChargeStatus.UNKNOWN:
+        if not created and refund.status not in UNSETTLED:
             return refund
         if created:
             if charge.status != ChargeStatus.APPROVED:
