@@ -91,6 +91,7 @@ class LiveVault:
     other_origin: str
     ca: Path
     answers: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # the vault process's environment
 
     def client(self, secret: str | None = None) -> VaultClient:
         """A client of the vault; every answer it gets is kept in `answers`."""
@@ -109,11 +110,31 @@ class LiveVault:
             cursor = conn.execute(query, params)  # type: ignore[arg-type]
             return list(cursor.fetchall()) if cursor.description else []
 
-    def sandbox_calls(self, kind: str) -> int:
-        rows = self.sql(
-            "SELECT coalesce(sum(calls), 0) FROM vault_sandboxoperation WHERE kind = %s", (kind,)
+    def open_card(self, business: uuid.UUID, token: str) -> str:
+        """Try to open a card's sealed number with the vault's own keys, in a process with the
+        vault's settings: "last4 <digits>" when it opens, "unreadable" when it cannot."""
+        code = (
+            "import sys, uuid, django; django.setup()\n"
+            "from custodia.vault import keys\n"
+            "from custodia.vault.models import Card\n"
+            "card = Card.objects.get(token=sys.argv[2])\n"
+            "try:\n"
+            "    number = keys.open_sealed(uuid.UUID(sys.argv[1]), 'number', card.token,"
+            " card.number_sealed)\n"
+            "except keys.CardUnreadable:\n"
+            "    print('unreadable')\n"
+            "else:\n"
+            "    print('last4', number[-4:])\n"
         )
-        return int(rows[0][0])
+        done = subprocess.run(  # noqa: S603
+            [sys.executable, "-c", code, str(business), token],
+            env={**self.env, "DJANGO_SETTINGS_MODULE": "custodia.vault.settings"},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return done.stdout.strip()
 
     def submit_card(
         self,
@@ -221,6 +242,7 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveVault]:
         "CUSTODIA_LOG_LEVEL": "DEBUG",
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    live.env = env
     cli = [sys.executable, "-m", "custodia.cli", "vault"]
     subprocess.run([*cli, "setup", "--fresh"], env=env, check=True, timeout=120)  # noqa: S603
     with live.log.open("wb") as output:

@@ -60,7 +60,10 @@ def test_destroying_a_business_makes_its_cards_unreadable(
     card = vault.add_card(business, VISA)
     kept = vault.add_card(other_business, VISA)
     assert (vault.keystore / f"{business}.json").exists()
+    assert vault.open_card(business, card.token) == "last4 4242"
     client.destroy_business(business)
+    assert vault.open_card(business, card.token) == "unreadable"
+    assert vault.open_card(other_business, kept.token) == "last4 4242"
     assert not (vault.keystore / f"{business}.json").exists()
     # The sealed values are still there, but nothing can open them; every request is refused.
     assert vault.sql(
