@@ -121,6 +121,9 @@ def test_the_form_post_needs_its_csrf_token(vault: LiveVault, business: uuid.UUI
         "holder_name": "X"}, encode_multipart=False, headers={"Origin": vault.url},
     )  # fmt: skip
     assert answer.status == 403
+    # Django logs the refusal with the path: the form's id (a one-time secret) is redacted.
+    log = vault.log.read_text()
+    assert "Forbidden (CSRF" in log and form.form_id not in log
     assert vault.sql(
         "SELECT used_at FROM vault_formsession WHERE form_id = %s", (form.form_id,)
     ) == [(None,)]
