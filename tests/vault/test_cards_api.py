@@ -65,6 +65,27 @@ def test_an_expired_form_is_gone(vault: LiveVault, business: uuid.UUID) -> None:
     assert answer.status == 410
 
 
+def test_forms_and_references_a_day_past_expiry_are_purged(
+    vault: LiveVault, business: uuid.UUID
+) -> None:
+    client = vault.client()
+    old = client.create_form(business, f"{vault.app_origin}/done")
+    ref = reference_of(vault.submit_card(old.form_url, number=VISA).headers["Location"])
+    vault.sql(
+        "UPDATE vault_formsession SET expires_at = now() - interval '25 hours' WHERE form_id = %s",
+        (old.form_id,),
+    )
+    vault.sql(
+        "UPDATE vault_reference SET expires_at = now() - interval '25 hours' WHERE ref = %s",
+        (ref,),
+    )
+    client.create_form(business, f"{vault.app_origin}/done")
+    assert vault.sql("SELECT 1 FROM vault_formsession WHERE form_id = %s", (old.form_id,)) == []
+    assert vault.sql("SELECT 1 FROM vault_reference WHERE ref = %s", (ref,)) == []
+    cards = vault.sql("SELECT count(*) FROM vault_card WHERE business_id = %s", (business,))
+    assert cards == [(1,)]  # the card itself stays
+
+
 def test_bad_details_rerender_with_messages_and_never_echo_the_number(
     vault: LiveVault, business: uuid.UUID
 ) -> None:

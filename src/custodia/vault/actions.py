@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 MAX_RETURN_URL = 2000
 # Which field a verification decline belongs to on the form.
 DECLINE_FIELDS = {"incorrect_cvc": "security_code", "expired_card": "expiry"}
+# How long a used or expired form or reference is kept (to answer 410 rather than 404).
+EXPIRED_KEPT = dt.timedelta(days=1)
 # Failed tries a hosted form takes before it closes (card testing needs many).
 MAX_FORM_ATTEMPTS = 5
 TOO_MANY_ATTEMPTS = "Too many tries with this form: it is closed. Start again from the app."
@@ -58,12 +60,20 @@ def do_create_form(business_id: uuid.UUID, return_url: str) -> FormSession:
     return_url = check_return_url(return_url)
     keys.ensure_business_keys(business_id)
     now = timezone.now()
+    purge_expired(now)
     return FormSession.objects.create(
         form_id=new_id("form", 24),
         business_id=business_id,
         return_url=return_url,
         expires_at=now + dt.timedelta(seconds=vault_settings.FORM_TTL_SECONDS),
     )
+
+
+def purge_expired(now: dt.datetime) -> None:
+    """Forms and references a day past their expiry go (a used one answers 410 until then)."""
+    before = now - EXPIRED_KEPT
+    FormSession.objects.filter(expires_at__lt=before).delete()
+    Reference.objects.filter(expires_at__lt=before).delete()
 
 
 class GatewayUnavailable(Refusal):
