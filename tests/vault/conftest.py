@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -212,15 +213,16 @@ def _wait_for_tls(port: int, ca: Path, process: subprocess.Popen[bytes], log: Pa
     raise RuntimeError(f"the vault did not answer:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveVault]:
-    """The live vault of this test session."""
+@contextmanager
+def running_vault(
+    work: Path, name: str, app_origin: str, other_origin: str, **settings_env: str
+) -> Iterator[LiveVault]:
+    """A live vault: database `custodia_vault_<name>_<pid>`, keys under `work`, two workers;
+    `settings_env` adds to its environment (another gateway, say). Stopped and its database
+    dropped on leaving."""
     ca = local_ca()
-    app_origin, app_pages = start_page_server()
-    other_origin, other_pages = start_page_server()
-    work = tmp_path_factory.mktemp("vault")
     port = free_port()
-    db_name = f"custodia_vault_test_{os.getpid()}"
+    db_name = f"custodia_vault_{name}_{os.getpid()}"
     live = LiveVault(
         url=f"https://localhost:{port}",
         secret=secrets.token_urlsafe(40),
@@ -240,6 +242,7 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveVault]:
         "CUSTODIA_VAULT_URL": live.url,
         "CUSTODIA_PUBLIC_URL": app_origin,
         "CUSTODIA_LOG_LEVEL": "DEBUG",
+        **settings_env,
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     live.env = env
@@ -263,9 +266,26 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveVault]:
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
-        app_pages.shutdown()
-        other_pages.shutdown()
         embedded.drop_database(admin_database(), db_name)
+
+
+@pytest.fixture(scope="session")
+def page_origins() -> Iterator[tuple[str, str]]:
+    """Two HTTPS page servers: the app's origin (the one the vault trusts) and a stranger's."""
+    app_origin, app_pages = start_page_server()
+    other_origin, other_pages = start_page_server()
+    yield app_origin, other_origin
+    app_pages.shutdown()
+    other_pages.shutdown()
+
+
+@pytest.fixture(scope="session")
+def vault(
+    tmp_path_factory: pytest.TempPathFactory, page_origins: tuple[str, str]
+) -> Iterator[LiveVault]:
+    """The live vault of this test session, with the sandbox gateway."""
+    with running_vault(tmp_path_factory.mktemp("vault"), "test", *page_origins) as live:
+        yield live
 
 
 @pytest.fixture
@@ -276,6 +296,11 @@ def business() -> uuid.UUID:
 @pytest.fixture
 def other_business() -> uuid.UUID:
     return uuid.uuid4()
+
+
+def vault_db_password() -> str:
+    """The vault role's password (the development secret, which the tests' vaults use too)."""
+    return (Path(settings.VAR_DIR) / "secrets" / "vault_db_password").read_text().strip()
 
 
 def connect_as(role: str, password: str, dbname: str) -> psycopg.Connection:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,7 +14,7 @@ from django.conf import settings
 from django.db import connection
 
 from custodia.vault.client import VaultRefused
-from tests.vault.conftest import SECRETS_TYPED, LiveVault, connect_as
+from tests.vault.conftest import SECRETS_TYPED, LiveVault, connect_as, vault_db_password
 
 AMEX = "378282246310005"
 AMEX_CODE = "7391"
@@ -25,10 +24,6 @@ VISA = "4242424242424242"
 CODE_ALONE = re.compile(rf"(?<![0-9A-Za-z_-]){AMEX_CODE}(?![0-9A-Za-z_-])")
 # Columns of free text, where a code would be written if anything wrote it.
 TEXT_COLUMNS = {"message", "decline_code", "return_url", "brand", "currency"}
-
-
-def vault_db_password() -> str:
-    return (Path(settings.VAR_DIR) / "secrets" / "vault_db_password").read_text().strip()
 
 
 def test_the_app_role_cannot_connect_to_the_vault_database(vault: LiveVault) -> None:

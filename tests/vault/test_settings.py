@@ -51,6 +51,10 @@ def test_production_settings_load(tmp_path: Path) -> None:
         ({"CUSTODIA_VAULT_SANDBOX": None}, "CUSTODIA_VAULT_GATEWAY is the sandbox in production"),
         ({"CUSTODIA_VAULT_URL": "http://vault.example.com"}, "must be an https:// URL"),
         ({"CUSTODIA_VAULT_KEK_PROVIDER": "vault"}, "must be file, env or aws-kms"),
+        (
+            {"CUSTODIA_VAULT_GATEWAY": "stripe"},
+            "CUSTODIA_VAULT_GATEWAY=stripe needs CUSTODIA_STRIPE_API_KEY",
+        ),
     ],
 )
 def test_production_refuses(tmp_path: Path, change: dict[str, str | None], message: str) -> None:
@@ -69,4 +73,4 @@ def test_an_unknown_gateway_is_named(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode != 0
-    assert "CUSTODIA_VAULT_GATEWAY must be one of sandbox, not 'acme'" in done.stderr
+    assert "CUSTODIA_VAULT_GATEWAY must be one of sandbox, stripe, not 'acme'" in done.stderr

@@ -70,6 +70,13 @@ if PRODUCTION and VAULT_GATEWAY == "sandbox" and not env_bool("CUSTODIA_VAULT_SA
         "CUSTODIA_VAULT_GATEWAY is the sandbox in production: name a real gateway, or set"
         " CUSTODIA_VAULT_SANDBOX=true to run a demonstration install on purpose."
     )
+# The Stripe gateway (CUSTODIA_VAULT_GATEWAY=stripe; docs/stripe-gateway.md): its API key, its
+# API's address (empty: Stripe's own) and the signing secret of the webhook endpoint.
+STRIPE_API_KEY = env_str("CUSTODIA_STRIPE_API_KEY", "")
+STRIPE_API_BASE = env_str("CUSTODIA_STRIPE_API_BASE", "")
+STRIPE_WEBHOOK_SECRET = env_str("CUSTODIA_STRIPE_WEBHOOK_SECRET", "")
+if VAULT_GATEWAY == "stripe" and not STRIPE_API_KEY:
+    raise ImproperlyConfigured("CUSTODIA_VAULT_GATEWAY=stripe needs CUSTODIA_STRIPE_API_KEY.")
 # Lifetimes: the hosted form, and the one-time reference it hands back to the app.
 FORM_TTL_SECONDS = env_int("CUSTODIA_VAULT_FORM_TTL_SECONDS", 900, minimum=60, maximum=3600)
 REFERENCE_TTL_SECONDS = 600
