@@ -6,14 +6,57 @@ vault's database."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import json
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from custodia.vault.gateways.incoming import SqlSeenEvents
+from custodia.vault.idempotency import gateway_key
 from tests.vault.conftest import LiveVault, connect_as, running_vault, vault_db_password
 from tests.vault.gateways.fake_stripe import API_KEY, FakeStripe
+
+WEBHOOK_SECRET = "whsec_custodiaTestEndpointSecret0000"
+
+
+def stripe_event(event_type: str, thing: dict[str, Any]) -> bytes:
+    """A Stripe event as its webhooks send it."""
+    return json.dumps(
+        {
+            "id": f"evt_{uuid.uuid4().hex}",
+            "object": "event",
+            "type": event_type,
+            "created": int(dt.datetime.now(dt.UTC).timestamp()),
+            "data": {"object": thing},
+        }
+    ).encode()
+
+
+def post_event(
+    vault: LiveVault,
+    body: bytes,
+    *,
+    secret: str = WEBHOOK_SECRET,
+    age_seconds: int = 0,
+    gateway: str = "stripe",
+) -> tuple[int, dict[str, Any]]:
+    """POST an event signed as Stripe signs (HMAC-SHA256 over "timestamp.body")."""
+    timestamp = int(dt.datetime.now(dt.UTC).timestamp()) - age_seconds
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    answer = vault.http().request(
+        "POST",
+        f"{vault.url}/gateway-events/{gateway}/",
+        body=body,
+        headers={
+            "Stripe-Signature": f"t={timestamp},v1={mac.hexdigest()}",
+            "Content-Type": "application/json",
+        },
+    )
+    return answer.status, json.loads(answer.data or b"{}")
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +79,7 @@ def stripe_vault(
         CUSTODIA_VAULT_GATEWAY="stripe",
         CUSTODIA_STRIPE_API_KEY=API_KEY,
         CUSTODIA_STRIPE_API_BASE=stripe_api.url,
+        CUSTODIA_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
     ) as live:
         yield live
 
@@ -85,3 +129,64 @@ def test_the_webhook_replay_table_is_the_vaults(vault: LiveVault) -> None:
         assert seen.first_time("stripe", event, now) is True
         assert seen.first_time("stripe", event, now) is False
         assert seen.first_time("stripe", f"evt_{uuid.uuid4().hex}", now) is True
+
+
+def test_a_charge_left_unknown_is_settled_by_stripe_s_webhook(stripe_vault: LiveVault) -> None:
+    business = uuid.uuid4()
+    client = stripe_vault.client()
+    card = stripe_vault.add_card(business, "4242424242424242")
+    charge = client.charge(business, card.token, amount=900, currency="EUR", idempotency_key="w1")
+    # As if the answer had been lost: the vault knows nothing but that it asked.
+    stripe_vault.sql(
+        "UPDATE vault_charge SET status = 'unknown', gateway_reference = '' WHERE charge_id = %s",
+        (charge.charge_id,),
+    )
+    body = stripe_event(
+        "payment_intent.succeeded",
+        {
+            "id": charge.gateway_reference,
+            "object": "payment_intent",
+            "amount": 900,
+            "metadata": {"idempotency_key": gateway_key("ch", business, "w1")},
+        },
+    )
+    assert post_event(stripe_vault, body) == (200, {"received": True})
+    settled = client.get_charge(business, charge.charge_id)
+    assert (settled.status, settled.gateway_reference) == ("approved", charge.gateway_reference)
+    # The same event again is acknowledged and changes nothing; a decline after approval
+    # cannot undo a settled charge.
+    assert post_event(stripe_vault, body) == (200, {"received": True, "replayed": True})
+    failed = stripe_event(
+        "payment_intent.payment_failed",
+        {
+            "id": charge.gateway_reference,
+            "object": "payment_intent",
+            "metadata": {"idempotency_key": gateway_key("ch", business, "w1")},
+            "last_payment_error": {"code": "card_declined"},
+        },
+    )
+    assert post_event(stripe_vault, failed)[0] == 200
+    assert client.get_charge(business, charge.charge_id).status == "approved"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"secret": "whsec_notTheEndpointSecret"}, "bad signature"),
+        ({"age_seconds": 400}, "timestamp outside tolerance"),
+    ],
+)
+def test_forged_or_stale_gateway_events_are_refused(
+    stripe_vault: LiveVault, change: dict[str, Any], reason: str
+) -> None:
+    body = stripe_event("payment_intent.succeeded", {"id": "pi_x", "object": "payment_intent"})
+    status, answer = post_event(stripe_vault, body, **change)
+    assert (status, answer) == (400, {"error": f"webhook refused: {reason}"})
+
+
+def test_a_gateway_without_a_webhook_secret_has_no_endpoint(
+    stripe_vault: LiveVault, vault: LiveVault
+) -> None:
+    body = stripe_event("payment_intent.succeeded", {"id": "pi_x", "object": "payment_intent"})
+    assert post_event(vault, body)[0] == 404  # the sandbox vault: no Stripe secret
+    assert post_event(stripe_vault, body, gateway="acme")[0] == 404

@@ -24,7 +24,14 @@ from custodia.vault import keys
 from custodia.vault.access import card_by_token, charge_by_id, require_live_business
 from custodia.vault.actions import new_id
 from custodia.vault.errors import Conflict, Gone, Refusal
-from custodia.vault.gateways.base import CardDetails, GatewayError, GatewayResult, GatewayTimeout
+from custodia.vault.gateways.base import (
+    CardDetails,
+    GatewayError,
+    GatewayResult,
+    GatewayTimeout,
+    Outcome,
+)
+from custodia.vault.gateways.incoming import VerifiedEvent
 from custodia.vault.gateways.registry import gateway
 from custodia.vault.idempotency import gateway_key
 from custodia.vault.models import Charge, ChargeStatus, Refund
@@ -120,6 +127,7 @@ def do_charge(
             key,
             charge_id=new_id("ch"),
             request_digest=digest,
+            gateway_key=gateway_key("ch", business_id, key),
             card=card,
             amount=amount,
             currency=currency,
@@ -144,7 +152,7 @@ def do_charge(
 def _send_charge(charge: Charge, *, sent_before: bool) -> None:
     """Ask the gateway (lookup first when it may have been sent before) and record the answer."""
     gw = gateway()
-    key = gateway_key("ch", charge.business_id, charge.idempotency_key)
+    key = charge.gateway_key
     if sent_before:
         known = gw.lookup(idempotency_key=key)
         if known is not None:
@@ -235,3 +243,37 @@ def _send_refund(refund: Refund, charge: Charge, *, sent_before: bool) -> None:
     except GatewayError as exc:
         raise Refusal(f"The gateway refused the refund: {exc}", status=502) from None
     _apply(refund, result)
+
+
+# Gateway events that settle a charge (docs/payments.md, "Gateway webhooks"); the others (a
+# refund's, say) are acknowledged and change nothing.
+CHARGE_EVENTS = {"payment_intent.succeeded", "payment_intent.payment_failed"}
+EVENT_MESSAGES = {
+    Outcome.APPROVED: "Approved (the gateway's notification).",
+    Outcome.DECLINED: "The card was declined (the gateway's notification).",
+}
+
+
+def do_apply_gateway_event(event: VerifiedEvent) -> Charge | None:
+    """Settle the unknown or pending charge a verified gateway event is about (found by the key
+    the gateway knows it by, else by its reference); a settled charge never changes. Runs in the
+    caller's transaction, the one that recorded the event's id. The charge changed, or None."""
+    if event.type not in CHARGE_EVENTS or event.outcome not in EVENT_MESSAGES:
+        return None
+    charges = Charge.objects.select_for_update()
+    charge = None
+    if event.idempotency_key:
+        charge = charges.filter(gateway_key=event.idempotency_key).first()
+    if charge is None and event.reference:
+        charge = charges.filter(gateway_reference=event.reference).first()
+    if charge is None or charge.status not in UNSETTLED:
+        return None
+    charge.status = event.outcome.value
+    charge.decline_code = event.decline_code or ""
+    charge.message = EVENT_MESSAGES[event.outcome]
+    charge.gateway_reference = event.reference or charge.gateway_reference
+    charge.save(
+        update_fields=["status", "decline_code", "message", "gateway_reference", "updated_at"]
+    )
+    logger.info("charge %s settled by gateway event: %s", charge.charge_id, charge.status)
+    return charge

@@ -82,6 +82,8 @@ class Charge(models.Model):
     idempotency_key = models.CharField(max_length=255)
     # SHA-256 of the request body: the same key with another body is refused.
     request_digest = models.CharField(max_length=64)
+    # The key the gateway knows the charge by (vault/idempotency.py): its webhooks name it.
+    gateway_key = models.CharField(max_length=100, db_index=True)
     card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="+")
     amount = models.PositiveBigIntegerField()
     currency = models.CharField(max_length=3)

@@ -75,6 +75,9 @@ if PRODUCTION and VAULT_GATEWAY == "sandbox" and not env_bool("CUSTODIA_VAULT_SA
 STRIPE_API_KEY = env_str("CUSTODIA_STRIPE_API_KEY", "")
 STRIPE_API_BASE = env_str("CUSTODIA_STRIPE_API_BASE", "")
 STRIPE_WEBHOOK_SECRET = env_str("CUSTODIA_STRIPE_WEBHOOK_SECRET", "")
+# Incoming gateway webhooks (POST /gateway-events/<gateway>/): each gateway's signing secret; a
+# gateway without one has no endpoint (404).
+GATEWAY_WEBHOOK_SECRETS = {"stripe": STRIPE_WEBHOOK_SECRET} if STRIPE_WEBHOOK_SECRET else {}
 if VAULT_GATEWAY == "stripe" and not STRIPE_API_KEY:
     raise ImproperlyConfigured("CUSTODIA_VAULT_GATEWAY=stripe needs CUSTODIA_STRIPE_API_KEY.")
 # Lifetimes: the hosted form, and the one-time reference it hands back to the app.

@@ -1,4 +1,5 @@
-"""The vault's URLs: the signed JSON API under /v1/, the hosted card form under /form/."""
+"""The vault's URLs: the signed JSON API under /v1/, the hosted card form under /form/, the
+gateways' webhooks under /gateway-events/ (signed by the gateway)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ urlpatterns = [
     path("v1/charges/<str:charge_id>/refunds", views.refunds),
     path("v1/businesses/<str:business>/destroy", views.destroy),
     path("form/<str:form_id>/", views.hosted_form, name="hosted-form"),
+    path("gateway-events/<str:gateway_name>/", views.gateway_events),
     path("static/vault/form.css", views.form_css),
 ]
 handler404 = "custodia.vault.views.not_found"

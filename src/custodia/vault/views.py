@@ -12,15 +12,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from django.db import connection, transaction
 from django.http import (
     FileResponse,
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
     JsonResponse,
 )
 from django.shortcuts import render
-from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
+from django.views.decorators.csrf import csrf_exempt, csrf_protect, ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 
 from custodia.vault import actions, charging
@@ -29,6 +31,12 @@ from custodia.vault.access import card_by_token, charge_by_id, open_form, requir
 from custodia.vault.auth import signed_request
 from custodia.vault.cards import CardErrors
 from custodia.vault.errors import NotFound, Refusal
+from custodia.vault.gateways.incoming import (
+    RefusalReason,
+    SqlSeenEvents,
+    WebhookRefused,
+    verify_gateway_event,
+)
 from custodia.vault.idempotency import request_digest
 from custodia.vault.models import Card, Charge, Refund
 
@@ -245,6 +253,29 @@ def hosted_form(request: HttpRequest, form_id: str) -> HttpResponse:
     response = HttpResponseRedirect(with_reference(added.return_url, added.reference.ref))
     response.status_code = 303
     return response
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def gateway_events(request: HttpRequest, gateway_name: str) -> JsonResponse:
+    """A gateway's webhook: verified (its signature, a 5-minute window, an id seen once) and
+    applied in one transaction, so an event whose handling fails is not remembered and the
+    gateway's retry is accepted. A replay is acknowledged (200) and does nothing; any other
+    refusal is a 400 naming the check that failed."""
+    secret = vault_settings.GATEWAY_WEBHOOK_SECRETS.get(gateway_name)
+    if not secret:
+        raise Http404
+    try:
+        with transaction.atomic():
+            event = verify_gateway_event(
+                gateway_name, request.body, request.headers, secret, SqlSeenEvents(connection)
+            )
+            charging.do_apply_gateway_event(event)
+    except WebhookRefused as exc:
+        if exc.reason == RefusalReason.REPLAYED:
+            return JsonResponse({"received": True, "replayed": True})
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse({"received": True})
 
 
 def form_css(request: HttpRequest) -> FileResponse:
