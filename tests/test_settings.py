@@ -18,6 +18,7 @@ PRODUCTION = {
     "CUSTODIA_PUBLIC_URL": "https://custodia.example.com",
     "CUSTODIA_SMTP_HOST": "smtp.example.com",
     "CUSTODIA_APP_DB_PASSWORD": APP_DB_PASSWORD,
+    "CUSTODIA_VAULT_SIGNING_SECRET": "vault-signing-secret-" + SECRET[:30],
 }
 
 # PATH, and PYTHONPATH when set, so the fresh interpreter imports the code under test.
@@ -78,6 +79,18 @@ def test_development_needs_no_configuration(tmp_path):
             "Mail must travel over TLS in production: CUSTODIA_SMTP_SSL or CUSTODIA_SMTP_STARTTLS.",
         ),
         ({"CUSTODIA_APP_DB_PASSWORD": None}, "CUSTODIA_APP_DB_PASSWORD must be set in production."),
+        (
+            {"CUSTODIA_VAULT_SIGNING_SECRET": None},
+            "CUSTODIA_VAULT_SIGNING_SECRET (or CUSTODIA_VAULT_SIGNING_SECRET_FILE) must be set.",
+        ),
+        (
+            {"CUSTODIA_VAULT_SIGNING_SECRET": "a" * 40},
+            "CUSTODIA_VAULT_SIGNING_SECRET must be at least 32 random characters.",
+        ),
+        (
+            {"CUSTODIA_VAULT_URL": "http://vault.example.com"},
+            "CUSTODIA_VAULT_URL must be an https:// URL.",
+        ),
         (
             {"CUSTODIA_SSL_REDIRECT": "0"},
             "CUSTODIA_SSL_REDIRECT cannot be off when CUSTODIA_ENV=production.",

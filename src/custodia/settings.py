@@ -662,6 +662,29 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# --- The card vault (docs/payments.md) ----------------------------------------------------------
+# A process of its own (`custodia vault serve`, started by `custodia serve`); the app reaches it
+# only through custodia.vault.client, with requests signed by VAULT_SIGNING_SECRET (the vault
+# holds the same secret), and trusts its certificate through VAULT_CA_FILE (empty: the system's
+# CAs).
+VAULT_PORT = env_int("CUSTODIA_VAULT_PORT", 8444, minimum=1, maximum=65535)
+VAULT_URL = env_str("CUSTODIA_VAULT_URL", f"https://localhost:{VAULT_PORT}").rstrip("/")
+if not VAULT_URL.startswith("https://"):
+    raise ImproperlyConfigured("CUSTODIA_VAULT_URL must be an https:// URL.")
+if PRODUCTION:
+    VAULT_SIGNING_SECRET = env_str("CUSTODIA_VAULT_SIGNING_SECRET")
+else:
+    VAULT_SIGNING_SECRET = env_str("CUSTODIA_VAULT_SIGNING_SECRET", "") or generated_secret(
+        VAR_DIR / "secrets" / "vault_signing_secret"
+    )
+if len(VAULT_SIGNING_SECRET) < 32 or len(set(VAULT_SIGNING_SECRET)) < 10:
+    raise ImproperlyConfigured(
+        "CUSTODIA_VAULT_SIGNING_SECRET must be at least 32 random characters."
+    )
+VAULT_CA_FILE = env_str(
+    "CUSTODIA_VAULT_CA_FILE", "" if PRODUCTION else str(VAR_DIR / "tls" / "ca.pem")
+)
+
 # --- Mail -----------------------------------------------------------------------------------
 EMAIL_HOST = env_str("CUSTODIA_SMTP_HOST", "")
 if EMAIL_HOST:
