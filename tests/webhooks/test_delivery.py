@@ -19,8 +19,11 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from custodia.audit.models import AuditEvent
+from custodia.core.closed import BusinessClosed
 from custodia.scheduling.actions import do_create_visit, do_delete_visit, do_update_visit
 from custodia.tenancy.actors import system_actor
+from custodia.tenancy.closing import do_close_business
+from custodia.tenancy.models import Business
 from custodia.webhooks.actions import (
     do_resend_delivery,
     do_rotate_endpoint_secret,
@@ -368,3 +371,23 @@ def test_no_secret_in_logs_or_the_audit_trail(
             for column in row:
                 assert secret.encode() not in bytes(column)
                 assert rotated.encode() not in bytes(column)
+
+
+def test_a_closed_business_sends_nothing_and_its_endpoints_are_read_only(
+    matrix: TenantMatrix, receiver: Receiver
+) -> None:
+    owner = matrix.a.owner
+    endpoint, _ = add_endpoint(owner, receiver.url)
+    complete_visit(matrix)
+    [delivery] = deliveries_of(owner)
+    business = Business.objects.get(pk=owner.tenant_id)
+    do_close_business(business, actor=owner, confirm_name=business.name)
+
+    delivery = attempt(owner, delivery)
+    assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 0
+    assert receiver.received == []
+    sweeper = act(system_actor(owner.tenant_id, task="webhooks"))
+    assert do_sweep_webhooks(actor=sweeper, now=timezone.now()) == (0, 0)
+    act(owner)
+    with pytest.raises(BusinessClosed), transaction.atomic():
+        do_update_endpoint(endpoint, actor=owner, description="Changed")

@@ -30,7 +30,7 @@ from custodia.accounts.links import public_url
 from custodia.core.actor import Actor, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Role
-from custodia.tenancy.models import Membership
+from custodia.tenancy.models import Business, Membership
 from custodia.webhooks import sender
 from custodia.webhooks.models import Delivery, DeliveryStatus, Endpoint, EventType
 from custodia.webhooks.queue import queue_delivery
@@ -95,10 +95,19 @@ def _start(delivery: Delivery, endpoint: Endpoint, now: dt.datetime) -> Attempt:
     return Attempt(delivery.pk, endpoint.url, body, headers)
 
 
+def is_closed(actor: Actor) -> bool:
+    """Whether the actor's business is closed: its rows are read-only until its purge
+    (tenancy/closing.py), so nothing is attempted, counted or erased meanwhile; a reopened
+    business's overdue deliveries are queued again by the sweep."""
+    return Business.objects.filter(pk=actor.tenant_id, closed_at__isnull=False).exists()
+
+
 def do_claim_delivery(delivery_id: uuid.UUID, *, actor: Actor) -> Claim:
     """Take the delivery's next attempt if it is due and no one else holds it."""
     require_active(actor)
     now = timezone.now()
+    if is_closed(actor):
+        return Claim()
     with transaction.atomic():
         delivery = (
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
@@ -214,6 +223,8 @@ def do_sweep_webhooks(*, actor: Actor, now: dt.datetime) -> tuple[int, int]:
     """Queue the business's overdue deliveries again and erase expired previous secrets;
     (deliveries queued, secrets erased)."""
     require_active(actor)
+    if is_closed(actor):
+        return 0, 0
     overdue = list(
         Delivery.objects.filter(
             tenant_id=actor.tenant_id,
