@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections, transaction
 
 from custodia.embedded import ensure_tls
+from tests import scratch
+from tests.factories import TenantMatrix, build_matrix
 from tests.webhooks.receiver import Receiver, start_receiver
 
 
@@ -35,3 +38,20 @@ def receiver(receiver_tls: tuple[Path, Path, Path]) -> Iterator[Receiver]:
     started = start_receiver(receiver_tls[1], receiver_tls[2])
     yield started
     started.stop()
+
+
+@pytest.fixture(scope="module")
+def webhooks_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
+    """A migrated database of the module's own, for real workers and servers (committed data)."""
+    with scratch.database("webhooks", django_db_blocker) as name:
+        yield name
+
+
+@pytest.fixture
+def world(webhooks_database: str, django_db_blocker: Any) -> Iterator[TenantMatrix]:
+    """Two businesses, committed (each test its own: the module's tests do not share rows)."""
+    with django_db_blocker.unblock():
+        with transaction.atomic():
+            matrix = build_matrix()
+        yield matrix
+        connections.close_all()

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
@@ -25,27 +25,10 @@ from custodia.lifecycle import retention
 from custodia.scheduling.actions import do_update_visit
 from custodia.webhooks.actions import do_create_endpoint
 from custodia.webhooks.models import Delivery, DeliveryStatus
-from tests import scratch
-from tests.factories import TenantMatrix, build_matrix
+from tests.factories import TenantMatrix
 from tests.webhooks.receiver import Answer, Receiver
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def webhooks_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
-    with scratch.database("webhooks", django_db_blocker) as name:
-        yield name
-
-
-@pytest.fixture
-def world(webhooks_database: str, django_db_blocker: Any) -> Iterator[TenantMatrix]:
-    """Two businesses, committed (each test its own: the module's tests do not share rows)."""
-    with django_db_blocker.unblock():
-        with transaction.atomic():
-            matrix = build_matrix()
-        yield matrix
-        connections.close_all()
 
 
 def as_owner(owner: Actor, work: Callable[[], Any]) -> Any:
