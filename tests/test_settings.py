@@ -214,6 +214,10 @@ def test_other_secrets_are_not_echoed_either(tmp_path):
             "CUSTODIA_WEBHOOKS_RETRY_SCHEDULE is a comma-separated list of 1 to 604800 seconds.",
         ),
         (
+            {"CUSTODIA_WEBHOOKS_CA_FILE": "/nonexistent/ca.pem"},
+            "CUSTODIA_WEBHOOKS_CA_FILE must name a readable CA file.",
+        ),
+        (
             {"CUSTODIA_WEBHOOKS_TIMEOUT_SECONDS": "600"},
             "CUSTODIA_WEBHOOKS_TIMEOUT_SECONDS must be between 1 and 60",
         ),

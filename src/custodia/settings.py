@@ -339,6 +339,8 @@ if PRODUCTION and WEBHOOKS_ALLOW_PRIVATE:
     )
 # A CA file trusted for deliveries besides the system's (development: the local CA).
 WEBHOOKS_CA_FILE = env_str("CUSTODIA_WEBHOOKS_CA_FILE", "")
+if WEBHOOKS_CA_FILE and not Path(WEBHOOKS_CA_FILE).is_file():
+    raise ImproperlyConfigured("CUSTODIA_WEBHOOKS_CA_FILE must name a readable CA file.")
 WEBHOOKS_TIMEOUT_SECONDS = env_int("CUSTODIA_WEBHOOKS_TIMEOUT_SECONDS", 10, minimum=1, maximum=60)
 # Seconds to wait before each retry; after the last one a delivery has failed.
 _RETRY_SCHEDULE = env_list(
