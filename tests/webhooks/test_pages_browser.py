@@ -4,6 +4,7 @@ delivery log; nothing is wider than the screen."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,13 @@ def server(
         stop()
 
 
-def fits(page: Any, width: int) -> None:
+def fits(page: Any, width: int, name: str) -> None:
     scroll = page.evaluate("document.documentElement.scrollWidth")
     assert scroll <= width, f"{page.url} is {scroll} px wide at a {width} px viewport"
+    # Screenshots are for a person to look at (as tests/e2e's); nothing asserts on them.
+    wanted = os.environ.get("CUSTODIA_E2E_SCREENSHOTS")
+    if wanted:
+        page.screenshot(path=str(Path(wanted) / f"webhooks-{name}-{width}.png"), full_page=True)
 
 
 def test_the_webhook_pages_work_without_javascript_at_phone_and_desktop_widths(
@@ -66,26 +71,26 @@ def test_the_webhook_pages_work_without_javascript_at_phone_and_desktop_widths(
         page.wait_for_url("**/app/")
 
         page.goto("/app/business/webhooks/")
-        fits(page, 390)
+        fits(page, 390, "list")
         page.get_by_role("link", name="Add an endpoint").click()
         page.get_by_label("URL").fill(receiver.url + "?a-rather-long-query=" + "x" * 60)
         page.get_by_label("Description").fill("Our CRM")
         page.get_by_label("visit.completed").check()
         page.get_by_label("visit.cancelled").check()
-        fits(page, 390)
+        fits(page, 390, "add")
         page.get_by_role("button", name="Add the endpoint").click()
         secret = page.locator("#signing-secret").inner_text()
         assert secret.startswith("whsec_")
-        fits(page, 390)
+        fits(page, 390, "secret")
 
         page.get_by_role("link", name="Done").click()
         assert secret not in page.content()
         page.get_by_role("button", name="Send a test event").click()
         expect(page.locator(".messages")).to_contain_text("The test event was delivered")
         expect(page.locator("table")).to_contain_text("webhook.test")
-        fits(page, 390)
+        fits(page, 390, "detail")
         page.set_viewport_size({"width": 1280, "height": 900})
-        fits(page, 1280)
+        fits(page, 1280, "detail")
         context.close()
         browser.close()
     assert [r.headers["webhook-signature"].startswith("v1,") for r in receiver.received] == [True]

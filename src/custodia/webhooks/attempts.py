@@ -62,7 +62,8 @@ class Claim:
 
 
 def lease() -> dt.timedelta:
-    """Longer than an attempt can take: connect, send and answer, each up to the timeout."""
+    """Longer than an attempt takes: a refused address and the next one's connect, send and
+    answer, each up to the timeout (sender.py tries at most two addresses)."""
     return dt.timedelta(seconds=4 * settings.WEBHOOKS_TIMEOUT_SECONDS + 5)
 
 

@@ -21,6 +21,9 @@ from custodia.webhooks.destinations import Refused, parse_url, resolve_public
 USER_AGENT = "Custodia-Webhooks/1.0"
 # Read at most this much of an answer (to let the connection end cleanly); it is not kept.
 DRAIN_BYTES = 4096
+# Addresses of one name tried in turn when one refuses: a bound on an attempt's length, which
+# the lease of attempts.py must outlast.
+MAX_ADDRESSES = 2
 TIMED_OUT = "timed out"
 CONNECTION_FAILED = "could not connect"
 TLS_FAILED = "TLS handshake or certificate check failed"
@@ -87,7 +90,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     }
     context = tls_context()
     error = CONNECTION_FAILED
-    for address in addresses:
+    for address in addresses[:MAX_ADDRESSES]:
         connection = PinnedHTTPSConnection(
             destination.host,
             destination.port,
