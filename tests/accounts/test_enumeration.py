@@ -43,12 +43,20 @@ def timed(call: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def assert_similar_timing(known: list[float], unknown: list[float]) -> None:
-    """Medians of interleaved runs within 35 % (a password hash, ~20-40 ms, is what would show)."""
-    a, b = statistics.median(known), statistics.median(unknown)
+    """The fastest quarter of interleaved runs within 35 % (a password hash, ~20-40 ms, is what
+    would show). A busy machine only ever adds time, to either side at random; the quickest runs
+    are the ones it left alone, so they compare the work itself (medians flaked at load 10)."""
+    a, b = quickest_quarter(known), quickest_quarter(unknown)
     slower, faster = max(a, b), min(a, b)
     assert slower - faster <= max(0.010, 0.35 * slower), (
         f"known {a * 1000:.1f} ms vs unknown {b * 1000:.1f} ms"
     )
+
+
+def quickest_quarter(times: list[float]) -> float:
+    """The mean of the fastest quarter of `times`."""
+    quickest = sorted(times)[: max(1, len(times) // 4)]
+    return statistics.fmean(quickest)
 
 
 @pytest.fixture
