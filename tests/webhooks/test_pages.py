@@ -9,11 +9,21 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
+from custodia.accounts.actions import do_create_api_token
 from custodia.audit.models import AuditEvent
+from custodia.core.permissions import Permission
+from custodia.webhooks.actions import (
+    do_create_endpoint,
+    do_delete_endpoint,
+    do_rotate_endpoint_secret,
+    do_send_test_event,
+    do_update_endpoint,
+)
 from custodia.webhooks.models import Delivery, DeliveryStatus, Endpoint
-from tests.acting import act
+from tests.acting import act, resolve_token
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix
 from tests.webhooks.receiver import Receiver
@@ -219,3 +229,49 @@ def test_test_send_again_rotate_change_and_delete_through_the_pages(
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"webhook.test", "webhook.resend", "webhook.rotate", "webhook.update"} <= actions
     assert "webhook.delete" in actions
+
+
+def test_rotating_and_changing_the_url_need_a_fresh_step_up(
+    matrix: TenantMatrix, web_as: Any, receiver: Receiver
+) -> None:
+    owner = matrix.a.owner
+    endpoint, _ = add_endpoint(owner, receiver.url)
+    page = web_as(owner)
+    base = f"/app/business/webhooks/{endpoint.pk}"
+    moved = {"url": receiver.url + "/elsewhere", "event_types": ["visit.created"]}
+    renamed = {"url": receiver.url, "description": "Renamed", "event_types": ["visit.created"]}
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=30), tick=False):
+        for url, form in ((f"{base}/rotate/", {}), (f"{base}/", moved)):
+            response = page.post(url, form)
+            assert response.status_code == 302 and "/step-up/" in response["Location"], url
+        # What changes neither where events go nor how they are signed needs none.
+        assert page.post(f"{base}/", renamed).status_code == 302
+    act(owner)
+    endpoint.refresh_from_db()
+    assert (endpoint.url, endpoint.description) == (receiver.url, "Renamed")
+    assert endpoint.previous_expires_at is None
+
+
+def test_an_api_token_cannot_manage_webhooks_through_any_door(
+    matrix: TenantMatrix, receiver: Receiver
+) -> None:
+    owner = matrix.a.owner
+    endpoint, _ = add_endpoint(owner, receiver.url)
+    act(owner)
+    _token, plain = do_create_api_token(actor=owner, name="integration")
+    token = resolve_token(plain)
+    assert token is not None and token.can(Permission.WEBHOOKS_MANAGE)
+    for attempt_it in (
+        lambda: do_update_endpoint(endpoint, actor=token, description="Hijacked"),
+        lambda: do_update_endpoint(endpoint, actor=token, is_active=False),
+        lambda: do_send_test_event(endpoint, actor=token),
+        lambda: do_delete_endpoint(endpoint, actor=token),
+        lambda: do_rotate_endpoint_secret(endpoint, actor=token),
+        lambda: do_create_endpoint(actor=token, url=receiver.url, event_types=["visit.created"]),
+    ):
+        with pytest.raises(PermissionDenied):
+            attempt_it()
+    act(owner)
+    endpoint.refresh_from_db()
+    assert (endpoint.description, endpoint.is_active) == ("CRM", True)
+    assert receiver.received == []

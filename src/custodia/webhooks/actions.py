@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -62,6 +62,10 @@ def _host(url: str) -> str:
 def _manage(actor: Actor, *records: object) -> None:
     require_active(actor)
     actor.require(Permission.WEBHOOKS_MANAGE)
+    if actor.authentication is None:
+        # An API token (or a job) carries no proof of a person: whichever door it came
+        # through, it never manages where the business's events go.
+        raise PermissionDenied("Webhooks are managed in a browser session, not with a token.")
     ensure_in_business(actor, *records)
 
 
