@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import ProgrammingError, connection, transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -396,3 +396,24 @@ def test_a_closed_business_sends_nothing_and_its_endpoints_are_read_only(
     assert len(deliveries_of(owner)) == 2
     with pytest.raises(BusinessClosed), transaction.atomic():
         do_update_endpoint(endpoint, actor=owner, description="Changed")
+
+
+@pytest.mark.parametrize("key", ["", "wrong", None])
+def test_the_outbox_function_refuses_a_caller_without_the_context_key(
+    matrix: TenantMatrix, receiver: Receiver, key: str | None
+) -> None:
+    """SQL injection or a leaked app password, with a business's context set: no outbox row
+    can be written (and so nothing sent) without the key the app holds."""
+    add_endpoint(matrix.a.owner, receiver.url)
+    act(matrix.a.staff)
+    with pytest.raises(ProgrammingError, match="context key"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT * FROM custodia_webhook_enqueue(%s, 'visit.completed',"
+                " gen_random_uuid(), '{\"type\": \"visit.completed\"}'::jsonb)",
+                [key],
+            )
+    assert deliveries_of(matrix.a.owner) == []
+    # Sanity: with the key (the app's own call), the same context writes the row.
+    complete_visit(matrix)
+    assert len(deliveries_of(matrix.a.owner)) == 1
