@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -170,8 +171,7 @@ def _settle(delivery: Delivery, outcome: sender.Outcome, *, actor: Actor, retry:
     if outcome.delivered:
         _finish(delivery, DeliveryStatus.DELIVERED, now, error="")
         if counts and endpoint.consecutive_failures:
-            endpoint.consecutive_failures = 0
-            endpoint.save(update_fields=["consecutive_failures"])
+            Endpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=0)
         return
     schedule = settings.WEBHOOKS_RETRY_SCHEDULE
     if retry and delivery.attempts <= len(schedule):
@@ -181,8 +181,11 @@ def _settle(delivery: Delivery, outcome: sender.Outcome, *, actor: Actor, retry:
         return
     _finish(delivery, DeliveryStatus.FAILED, now, error=outcome.error)
     if counts:
-        endpoint.consecutive_failures += 1
-        endpoint.save(update_fields=["consecutive_failures"])
+        # In the database: deliveries to one endpoint may settle at the same moment.
+        Endpoint.objects.filter(pk=endpoint.pk).update(
+            consecutive_failures=F("consecutive_failures") + 1
+        )
+        endpoint.refresh_from_db(fields=["consecutive_failures", "is_active"])
         if endpoint.is_active and endpoint.consecutive_failures >= settings.WEBHOOKS_DISABLE_AFTER:
             _disable(endpoint, now, actor=actor)
 
