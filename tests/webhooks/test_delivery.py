@@ -270,6 +270,12 @@ def test_private_and_loopback_destinations_are_refused_at_save_and_at_delivery(
         ("fe80::1", False),
         ("fd00::1", False),
         ("::ffff:127.0.0.1", False),
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),  # Teredo to 10.0.0.1
+        ("::ffff:93.184.215.14", True),
+        ("64:ff9b::5db8:d70e", True),  # NAT64 of 93.184.215.14
         ("93.184.215.14", True),
         ("2606:4700::6810:84e5", True),
     ],

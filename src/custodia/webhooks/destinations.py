@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from custodia.webhooks.models import URL_LENGTH
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class Refused(Exception):
@@ -64,8 +65,18 @@ def parse_url(url: str) -> Destination:
 def is_public(address: IPAddress) -> bool:
     """Whether connecting to `address` reaches the public internet (not this host, a private
     network, a link-local or cloud metadata address, a reserved or multicast range)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return is_public(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address):
+        # An IPv4 address carried inside an IPv6 one (mapped, NAT64, 6to4, Teredo) is reached
+        # through it: that IPv4 address must be public too.
+        embedded = [address.ipv4_mapped, address.sixtofour]
+        if address in NAT64:
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if address.teredo is not None:
+            embedded.extend(address.teredo)
+        if any(inner is not None and not is_public(inner) for inner in embedded):
+            return False
+        if address.ipv4_mapped is not None:
+            return True
     return address.is_global and not address.is_multicast
 
 
