@@ -42,6 +42,8 @@ GUARDED = {
     "clients_erasurerequest",
     "scheduling_service",
     "scheduling_visit",
+    "webhooks_endpoint",
+    "webhooks_delivery",
 }
 
 

@@ -95,6 +95,16 @@ class AuditAction(StrEnum):
     # Background work one person started (jobs/actions.py); what the job then does is recorded
     # by its own events, each naming the job (core/requestctx.py: running_job).
     JOB_START = "job.start"
+    # Outgoing webhooks (custodia.webhooks): endpoints managed by owners, their delivery log read,
+    # a delivery sent again, an endpoint disabled after failing deliveries. Never a secret.
+    WEBHOOK_CREATE = "webhook.create"
+    WEBHOOK_UPDATE = "webhook.update"
+    WEBHOOK_ROTATE = "webhook.rotate"
+    WEBHOOK_DELETE = "webhook.delete"
+    WEBHOOK_TEST = "webhook.test"
+    WEBHOOK_RESEND = "webhook.resend"
+    WEBHOOK_DISABLE = "webhook.disable"
+    WEBHOOK_LOG_READ = "webhook.log.read"
     # Refused: a 403 or 404 answered to a signed-in person (someone else's object, a forbidden
     # action); the path names only ids.
     ACCESS_DENIED = "access.denied"

@@ -239,6 +239,13 @@ def run_backup(store: Store, *, now: dt.datetime | None = None) -> Backup:
                 counter.start()
                 try:
                     pyrage.encrypt_io(cast(io.BufferedIOBase, process.stdout), writer, keys)
+                except pyrage.EncryptError as exc:
+                    # A write of ours that failed inside pyrage (a full disk, a file-size
+                    # limit) comes back as pyrage's error with the OSError's text: the store
+                    # reports it as the write failure it is, like one outside pyrage.
+                    if str(exc).startswith("OSError"):
+                        raise OSError(str(exc).removeprefix("OSError: ")) from None
+                    raise
                 finally:
                     process.stdout.close()
                     code = process.wait()
