@@ -155,6 +155,17 @@ def read_memberships_of(actor: Actor, client: Client) -> list[ClientMembership]:
     )
 
 
+def access_membership_by_id(actor: Actor, membership_id: object) -> ClientMembership:
+    """One client membership the actor may change, or 404 (it is then changed, not shown)."""
+    actor.require(Permission.PAYMENTS_PASS_WRITE)
+    key = parse_id(membership_id)
+    try:
+        return ClientMembership.objects.get(tenant_id=actor.tenant_id, id=key)
+    except ClientMembership.DoesNotExist:
+        note_refusal("clientmembership", key)
+        raise Http404("No such membership.") from None
+
+
 # --- Invoices ------------------------------------------------------------------------------------
 
 
