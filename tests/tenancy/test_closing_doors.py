@@ -42,6 +42,15 @@ GUARDED = {
     "clients_erasurerequest",
     "scheduling_service",
     "scheduling_visit",
+    "payments_passtype",
+    "payments_membershipplan",
+    "payments_clientpass",
+    "payments_credituse",
+    "payments_clientmembership",
+    "payments_invoicecounter",
+    "payments_invoice",
+    "payments_invoiceline",
+    "payments_payment",
 }
 
 
