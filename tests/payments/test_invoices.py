@@ -23,12 +23,14 @@ from custodia.payments.actions.invoices import (
     do_void_invoice,
 )
 from custodia.payments.actions.passes import do_sell_pass, do_start_membership
-from custodia.payments.models import Invoice, InvoiceLine, InvoiceStatus, PassType
+from custodia.payments.models import CreditUse, Invoice, InvoiceLine, InvoiceStatus, PassType
 from custodia.payments.totals import totals_of
+from custodia.scheduling.actions import do_delete_visit
 from custodia.tenancy.models import Business
 from tests.acting import act
 from tests.factories import TenantMatrix
 from tests.payments.support import catalog, catalogs, complete, new_visit
+from tests.security.support import check_as_at_commit
 
 pytestmark = pytest.mark.django_db
 
@@ -270,3 +272,23 @@ def test_another_business_objects_are_not_found(matrix: TenantMatrix) -> None:
             attempt()
     act(a.owner)
     assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.DRAFT
+
+
+def test_deleting_a_visit_keeps_its_invoice_line_and_credit_use(matrix: TenantMatrix) -> None:
+    a = matrix.a
+    kinds = catalog(a)
+    act(a.owner)
+    do_sell_pass(a.client, kinds.ten, actor=a.owner)
+    complete(a.visit, a.staff)  # a credit use
+    second = new_visit(a)
+    complete(second, a.owner)  # another use, taken back below: the visit is invoiceable
+    act(a.owner)
+    CreditUse.objects.filter(visit=second).delete()
+    invoice = do_create_invoice(a.client, actor=a.owner)  # a line naming `second`
+    do_delete_visit(a.visit, actor=a.owner)
+    do_delete_visit(second, actor=a.owner)
+    check_as_at_commit()
+    assert list(CreditUse.objects.values_list("visit_id", flat=True)) == [None]
+    assert list(InvoiceLine.objects.filter(invoice=invoice).values_list("visit_id", flat=True)) == [
+        None
+    ]

@@ -123,8 +123,12 @@ class ClientPass(TenantOwned):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="passes")
+    # Pass types, plans, passes and memberships are never deleted on their own (they are
+    # deactivated, voided or cancelled): only with their client or business, which takes the
+    # rows naming them too. DO_NOTHING keeps such deletes plain (a closed business's purge may
+    # delete, never update: tenancy/0008); the foreign keys are checked at commit.
     pass_type = models.ForeignKey(
-        PassType, null=True, blank=True, on_delete=models.SET_NULL, related_name="sold"
+        PassType, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="sold"
     )
     name = models.CharField(max_length=NAME_LENGTH)
     credits_total = models.PositiveIntegerField()
@@ -165,9 +169,15 @@ class CreditUse(TenantOwned):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client_pass = models.ForeignKey(ClientPass, on_delete=models.CASCADE, related_name="uses")
-    # A deleted visit leaves its use in the pass's history, without the visit.
+    # A deleted visit leaves its use in the pass's history, without the visit: the database's
+    # ON DELETE SET NULL (payments/0002), so that deleting visits stays one plain DELETE.
     visit = models.ForeignKey(
-        Visit, null=True, blank=True, on_delete=models.SET_NULL, related_name="credit_uses"
+        Visit,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="credit_uses",
     )
     change = models.SmallIntegerField()
     reason = models.CharField(max_length=DESCRIPTION_LENGTH)
@@ -196,7 +206,7 @@ class ClientMembership(TenantOwned):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="memberships")
     plan = models.ForeignKey(
-        MembershipPlan, null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
+        MembershipPlan, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="members"
     )
     name = models.CharField(max_length=NAME_LENGTH)
     monthly_price_minor = models.PositiveIntegerField()
@@ -298,17 +308,23 @@ class InvoiceLine(TenantOwned):
     quantity = models.PositiveIntegerField(default=1)
     unit_price_minor = models.PositiveIntegerField()
     amount_minor = models.PositiveBigIntegerField()
+    # A deleted visit leaves its line, without the visit (ON DELETE SET NULL, as for uses).
     visit = models.ForeignKey(
-        Visit, null=True, blank=True, on_delete=models.SET_NULL, related_name="invoice_lines"
+        Visit,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="invoice_lines",
     )
     client_pass = models.ForeignKey(
-        ClientPass, null=True, blank=True, on_delete=models.SET_NULL, related_name="invoice_lines"
+        ClientPass, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="invoice_lines"
     )
     membership = models.ForeignKey(
         ClientMembership,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         related_name="invoice_lines",
     )
     voided = models.BooleanField(default=False)

@@ -65,12 +65,45 @@ DROP FUNCTION IF EXISTS custodia_pass_staff_guard();
 """
 
 
+# Tables whose rows name a visit: deleting the visit sets it NULL in the database.
+NAME_VISITS = ("payments_credituse", "payments_invoiceline")
+# A row losing its deleted visit and changing nothing else: what the purge of a closed business
+# does to these rows when its visits go before them (the closed guard lets it through).
+LOSES_ITS_VISIT = """OLD.visit_id IS NOT NULL AND NEW.visit_id IS NULL
+    AND (to_jsonb(NEW) - 'visit_id') = (to_jsonb(OLD) - 'visit_id')"""
+
+
 def closed_guard(table: str) -> migrations.RunSQL:
     """A closed business's rows of `table` refuse every write (tenancy/0008)."""
+    if table in NAME_VISITS:
+        forward = [
+            f"CREATE TRIGGER {table}_closed BEFORE INSERT OR DELETE ON {table}"
+            " FOR EACH ROW EXECUTE FUNCTION custodia_refuse_closed_write()",
+            f"CREATE TRIGGER {table}_closed_update BEFORE UPDATE ON {table}"
+            f" FOR EACH ROW WHEN (NOT ({LOSES_ITS_VISIT}))"
+            " EXECUTE FUNCTION custodia_refuse_closed_write()",
+        ]
+    else:
+        forward = [
+            f"CREATE TRIGGER {table}_closed BEFORE INSERT OR UPDATE OR DELETE ON {table}"
+            " FOR EACH ROW EXECUTE FUNCTION custodia_refuse_closed_write()"
+        ]
     return migrations.RunSQL(
-        f"CREATE TRIGGER {table}_closed BEFORE INSERT OR UPDATE OR DELETE ON {table}"
-        " FOR EACH ROW EXECUTE FUNCTION custodia_refuse_closed_write()",
-        f"DROP TRIGGER IF EXISTS {table}_closed ON {table}",
+        forward,
+        [
+            f"DROP TRIGGER IF EXISTS {table}_closed_update ON {table}",
+            f"DROP TRIGGER IF EXISTS {table}_closed ON {table}",
+        ],
+    )
+
+
+def visit_set_null(table: str) -> migrations.RunSQL:
+    """`table.visit_id` points at a visit; deleting the visit sets it NULL."""
+    name = f"{table}_visit_id_fk"
+    return migrations.RunSQL(
+        f"ALTER TABLE {table} ADD CONSTRAINT {name} FOREIGN KEY (visit_id)"
+        " REFERENCES scheduling_visit (id) ON DELETE SET NULL",
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}",
     )
 
 
@@ -160,5 +193,6 @@ class Migration(migrations.Migration):
         same_tenant("payments_invoiceline", "membership_id", "payments_clientmembership"),
         same_tenant("payments_payment", "invoice_id", "payments_invoice"),
         same_tenant("payments_payment", "recorded_by_id", "tenancy_membership"),
+        *(visit_set_null(table) for table in NAME_VISITS),
         *(closed_guard(table) for table in TABLES),
     ]
