@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import migrations
 
 from custodia.core.rls import CLIENT_OF_ACTOR, IN_TENANT, guard_table, same_tenant, tenant_key
@@ -75,6 +77,7 @@ LOSES_ITS_VISIT = """OLD.visit_id IS NOT NULL AND NEW.visit_id IS NULL
 
 def closed_guard(table: str) -> migrations.RunSQL:
     """A closed business's rows of `table` refuse every write (tenancy/0008)."""
+    forward: list[Any]
     if table in NAME_VISITS:
         forward = [
             f"CREATE TRIGGER {table}_closed BEFORE INSERT OR DELETE ON {table}"
