@@ -396,10 +396,12 @@ def sell_demo_pass(owner: Actor, client: Client) -> tuple[ClientPass, Invoice]:
     """Two punch passes and a membership plan on sale; the portal client bought the larger
     pass ten days ago (its invoice still open)."""
     passes = [
-        do_create_pass_type(actor=owner, **fields)
-        for fields in (
-            {"name": "Five walks", "credits": 5, "price_minor": 11000, "validity_days": 60},
-            {"name": "Ten walks", "credits": 10, "price_minor": 20000, "validity_days": 90},
+        do_create_pass_type(
+            actor=owner, name=name, credits=credits, price_minor=price, validity_days=days
+        )
+        for name, credits, price, days in (
+            ("Five walks", 5, 11000, 60),
+            ("Ten walks", 10, 20000, 90),
         )
     ]
     do_create_plan(
