@@ -1,9 +1,11 @@
 """On committed rows in a scratch database, over real concurrent connections: two invoices issued
-at once take numbers 1 and 2 (no gap, no duplicate), and a connection of the app role that sets
-the context settings by hand reads no invoice of any business."""
+at once take numbers 1 and 2 (no gap, no duplicate); a connection of the app role that sets
+the context settings by hand reads no invoice of any business; the daily expiry task works
+through every business."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,15 +15,19 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.db import connections, transaction
+from django.utils import timezone
 
 from custodia import embedded
 from custodia.core.actor import Actor, acting_as
+from custodia.payments.actions.catalog import do_create_pass_type
 from custodia.payments.actions.invoices import (
     do_add_invoice_line,
     do_create_invoice,
     do_issue_invoice,
 )
+from custodia.payments.actions.passes import do_sell_pass
 from custodia.payments.models import Invoice
+from custodia.payments.tasks import expire_passes
 from tests import scratch
 from tests.factories import TenantMatrix, build_matrix
 
@@ -149,3 +155,25 @@ def test_hand_set_settings_read_no_invoice(database: str, world: TenantMatrix) -
         with attacker.transaction():
             attacker.execute(verified, [settings.DB_CONTEXT_KEY, str(owner.tenant_id)])
             assert attacker.execute("SELECT count(*) FROM payments_invoice").fetchone() == (1,)
+
+
+def test_the_daily_task_expires_passes_in_every_business(
+    database: str, world: TenantMatrix
+) -> None:
+    sold = {}
+    for key, business in (("a", world.a), ("b", world.b)):
+        with transaction.atomic(), acting_as(business.owner):
+            kind = do_create_pass_type(
+                actor=business.owner, name="Three", credits=3, price_minor=0, validity_days=1
+            )
+            started = timezone.now() - dt.timedelta(days=2)
+            sold[key], _ = do_sell_pass(
+                business.client, kind, actor=business.owner, starts_at=started
+            )
+    expire_passes()
+    with embedded.admin_connection(settings.ADMIN_DATABASE, database) as admin:
+        statuses = admin.execute(
+            "SELECT status FROM payments_clientpass WHERE id = ANY(%s)",
+            [[client_pass.pk for client_pass in sold.values()]],
+        ).fetchall()
+    assert [row[0] for row in statuses] == ["expired", "expired"]
