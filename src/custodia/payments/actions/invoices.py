@@ -58,7 +58,8 @@ def invoiceable_visits(actor: Actor, client: Client) -> QuerySet[Visit]:
     )
 
 
-def _currency(actor: Actor) -> str:
+def business_currency(actor: Actor) -> str:
+    """The currency the actor's business sells and invoices in now."""
     return Business.objects.values_list("currency", flat=True).get(pk=actor.tenant_id)
 
 
@@ -76,7 +77,7 @@ def _require_draft(invoice: Invoice) -> None:
 def new_invoice(actor: Actor, client: Client) -> Invoice:
     """A draft for `client` in the business's currency (inside an action's transaction)."""
     return Invoice.objects.create(
-        tenant_id=actor.tenant_id, client=client, currency=_currency(actor)
+        tenant_id=actor.tenant_id, client=client, currency=business_currency(actor)
     )
 
 

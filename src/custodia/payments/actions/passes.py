@@ -21,7 +21,12 @@ from custodia.clients.models import Client
 from custodia.core.actor import Actor, ensure_in_business, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission
-from custodia.payments.actions.invoices import add_line, do_issue_invoice, new_invoice
+from custodia.payments.actions.invoices import (
+    add_line,
+    business_currency,
+    do_issue_invoice,
+    new_invoice,
+)
 from custodia.payments.models import (
     ClientMembership,
     ClientPass,
@@ -37,10 +42,6 @@ from custodia.scheduling.models import Visit
 from custodia.tenancy.models import Business
 
 MEMBERSHIP_PERIOD = dt.timedelta(days=30)
-
-
-def _currency(actor: Actor) -> str:
-    return Business.objects.values_list("currency", flat=True).get(pk=actor.tenant_id)
 
 
 def do_sell_pass(
@@ -65,7 +66,7 @@ def do_sell_pass(
             credits_total=pass_type.credits,
             credits_left=pass_type.credits,
             price_minor=pass_type.price_minor,
-            currency=_currency(actor),
+            currency=business_currency(actor),
             starts_at=start,
             expires_at=start + dt.timedelta(days=pass_type.validity_days),
         )
@@ -241,7 +242,7 @@ def do_start_membership(
             name=plan.name,
             monthly_price_minor=plan.monthly_price_minor,
             credits_per_month=plan.credits_per_month,
-            currency=_currency(actor),
+            currency=business_currency(actor),
             current_period_start=start,
             current_period_end=start + MEMBERSHIP_PERIOD,
             credits_this_period=plan.credits_per_month,
