@@ -239,6 +239,11 @@ def run_backup(store: Store, *, now: dt.datetime | None = None) -> Backup:
                 counter.start()
                 try:
                     pyrage.encrypt_io(cast(io.BufferedIOBase, process.stdout), writer, keys)
+                except pyrage.EncryptError as exc:
+                    # A write that failed inside the encryption (a full disk, depending on where
+                    # the dump's size puts the failing write) comes back wrapped: the store
+                    # answers it like any other failed write.
+                    raise OSError(str(exc)) from None
                 finally:
                     process.stdout.close()
                     code = process.wait()
