@@ -172,6 +172,12 @@ def run(profile: Profile, only: frozenset[str] = ALL_SCENARIOS) -> Bench:
         "CUSTODIA_ENV": "production",
         "CUSTODIA_SMTP_HOST": "smtp.invalid",
         "CUSTODIA_APP_DB_PASSWORD": secrets.token_urlsafe(24),
+        # The card vault that `custodia serve` starts beside the app (docs/payments.md): its
+        # production settings want their secrets, and the sandbox gateway said on purpose.
+        "CUSTODIA_VAULT_SIGNING_SECRET": secrets.token_urlsafe(40),
+        "CUSTODIA_VAULT_SECRET_KEY": secrets.token_urlsafe(40),
+        "CUSTODIA_VAULT_DB_PASSWORD": secrets.token_urlsafe(24),
+        "CUSTODIA_VAULT_SANDBOX": "true",
     }
     bench = Bench(profile, env)
     seconds = profile.seconds

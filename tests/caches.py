@@ -15,7 +15,8 @@ import pytest
 from django.conf import settings
 from django.core.cache import caches
 
-from custodia.cache.backend import PostgresCache
+from custodia.accounts.models import LoginThrottle
+from custodia.cache.backend import PostgresCache, outside_the_request
 
 REDIS_URL = os.environ.get("CUSTODIA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_PREFIX = f"custodia-test-{os.getpid()}-{secrets.token_hex(4)}"
@@ -61,6 +62,13 @@ def redis_keys(backend: Any) -> list[bytes]:
     """The keys under the Redis backend's prefix (this run's)."""
     client = backend._cache.get_client(None, write=True)
     return list(client.scan_iter(match=f"{backend.key_prefix}:*", count=1000))
+
+
+def forget_sign_in_failures() -> None:
+    """The sign-in throttle's rows, which are written outside the test's transaction too
+    (accounts/throttle.py), deleted so that no count or pause carries over."""
+    with outside_the_request() as connection:
+        connection.execute(f"DELETE FROM {LoginThrottle._meta.db_table}")  # noqa: S608
 
 
 def empty_cache() -> None:

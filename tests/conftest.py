@@ -86,14 +86,16 @@ def private_redis_prefix() -> None:
 
 @pytest.fixture(autouse=True)
 def empty_cache_after(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The cache is written outside the test's transaction (as outside a request's): what a
-    test counted is removed after it, so that no limit carries over to the next test."""
+    """The cache and the sign-in throttle are written outside the test's transaction (as
+    outside a request's): what a test counted is removed after it, so that no limit or pause
+    carries over to the next test."""
     yield
     uses_database = request.node.get_closest_marker("django_db") is not None or bool(
         DATABASE_FIXTURES & set(request.fixturenames)
     )
     if uses_database:
         caches_for_tests.empty_cache()
+        caches_for_tests.forget_sign_in_failures()
 
 
 @pytest.fixture(params=["postgres", "redis"])

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from custodia import embedded
 from custodia.embedded import ensure_tls
 from custodia.testing import launcher
 from custodia.testing.launcher import free_port
@@ -33,6 +34,15 @@ def local_ca() -> Path:
     """The local CA that signs the server certificate `custodia serve` uses (made if missing)."""
     ensure_tls(Path(settings.TLS_DIR))
     return Path(settings.TLS_DIR) / "ca.pem"
+
+
+def admin_database() -> dict[str, str]:
+    """The superuser connection of the tests' PostgreSQL server (the embedded one's socket as
+    it is now)."""
+    admin = dict(settings.ADMIN_DATABASE)
+    if settings.EMBEDDED_DATABASE:
+        admin["HOST"] = str(embedded.embedded_socket_dir(settings.EMBEDDED_PGDATA))
+    return admin
 
 
 def tls_client_context() -> ssl.SSLContext:
@@ -64,8 +74,9 @@ def start_server(
     """Run `custodia serve` on a free port against `db_name`; returns (base_url, stop).
 
     `http_port` > 0 also runs the plain-HTTP redirector there. The server's public URL is its
-    own address unless `env_overrides` says otherwise. `stop(kill=True)` is a crash: SIGKILL to
-    every process of the server at once.
+    own address unless `env_overrides` says otherwise. Its card vault has a database of its own,
+    dropped by `stop`. `stop(kill=True)` is a crash: SIGKILL to every process of the server at
+    once.
     """
     ca = local_ca()  # made here first, so the server and this process never both create it
     port = free_port()
@@ -79,6 +90,9 @@ def start_server(
         # The server's daily backups at start go to a directory of this run, not var/.
         "CUSTODIA_BACKUP_DIR": backup_dir,
         "CUSTODIA_KEYSTORE_BACKUP_DIR": os.path.join(backup_dir, "keystore"),
+        # Servers of one database may run side by side: each vault has a database of its own.
+        "CUSTODIA_VAULT_DB_NAME": f"{db_name}_vault_{port}",
+        "CUSTODIA_VAULT_KEYSTORE_DIR": os.path.join(backup_dir, "vault-keys"),
         **(env_overrides or {}),
     }
     server = launcher.start(
@@ -96,6 +110,7 @@ def start_server(
         else:
             server.stop()
         shutil.rmtree(backup_dir, ignore_errors=True)
+        embedded.drop_database(admin_database(), env["CUSTODIA_VAULT_DB_NAME"])
 
     return base_url, stop
 

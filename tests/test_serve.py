@@ -9,15 +9,20 @@ import socket
 import ssl
 import struct
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from custodia.ops.management.commands.serve import local_public_url, worker_args
-from tests.servers import free_port, start_server, tls_client_context
+from custodia.testing import launcher
+from custodia.vault.client import VaultClient, VaultRefused
+from tests.servers import free_port, local_ca, start_server, tls_client_context
 
 
 @pytest.fixture(scope="module")
@@ -345,11 +350,34 @@ def test_serve_exits_and_stops_the_others_when_one_child_dies(django_db_setup: N
     try:
         pid = _serve_pid(port)
         children = _children(pid)
+        vault_port = int(next(
+            argv.split("--port ")[1].split()[0]
+            for argv in children.values() if "custodia.vault.wsgi" in argv
+        ))  # fmt: skip
         # App server, redirector, the job worker (with every periodic task: the harness's
-        # server keeps its backups), the password hashing pool.
-        assert len(children) == 4, children
+        # server keeps its backups), the password hashing pool, the card vault.
+        assert len(children) == 5, children
+        (vault,) = [argv for argv in children.values() if "custodia.vault.wsgi" in argv]
+        assert "--ssl-certificate" in vault
         (worker,) = [argv for argv in children.values() if "custodia.cli worker" in argv]
         assert "--without" not in worker
+        # The vault answers the app's signed requests (the secret they share, the app's origin as
+        # the form's return) and nobody else's.
+        vault = VaultClient(
+            f"https://localhost:{vault_port}",
+            settings.VAULT_SIGNING_SECRET,
+            ca_file=settings.VAULT_CA_FILE,
+        )
+        form = vault.create_form(uuid.uuid4(), f"{base_url}/cards/added")
+        assert form.form_url.startswith(f"https://localhost:{vault_port}/form/")
+        stranger = VaultClient(
+            f"https://localhost:{vault_port}",
+            "x" * 40 + "another secret",
+            ca_file=settings.VAULT_CA_FILE,
+        )
+        with pytest.raises(VaultRefused) as refused:
+            stranger.create_form(uuid.uuid4(), f"{base_url}/cards/added")
+        assert refused.value.status == 401
         assert any("custodia.accounts.hashpool" in argv for argv in children.values())
         victim = next(child for child, argv in children.items() if "custodia.cli worker" in argv)
         os.kill(victim, signal.SIGKILL)
@@ -363,9 +391,43 @@ def test_serve_exits_and_stops_the_others_when_one_child_dies(django_db_setup: N
             time.sleep(0.2)
         else:
             raise AssertionError("custodia serve kept running after a child died")
-        # Nothing is left serving: neither the app nor the redirector.
+        # Nothing is left serving: neither the app, the redirector nor the vault.
         assert not _listening(port) and not _listening(http_port)
+        assert not _listening(vault_port)
         for child in children:
             assert not Path(f"/proc/{child}").exists(), children[child]
     finally:
         stop()
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--port", "9443", "--vault-port", "9443"],
+        ["--port", "9443", "--http-port", "9080", "--vault-port", "9080"],
+        ["--vault-port", "0"],
+    ],
+)
+def test_serve_refuses_a_vault_port_it_cannot_use(arguments: list[str]) -> None:
+    with pytest.raises(CommandError, match="--vault-port must"):
+        call_command("serve", *arguments)
+
+
+def test_serve_without_a_vault_starts_none(django_db_setup: None) -> None:
+    """`--no-vault`: the vault runs on another host; nothing listens for it here."""
+    server = launcher.start(
+        {
+            **os.environ,
+            "CUSTODIA_DB_NAME": settings.DATABASES["default"]["NAME"],
+            "CUSTODIA_PUBLIC_URL": "https://localhost:1",
+        },
+        ca=local_ca(),
+        serve_args=("--workers", "1", "--threads", "2", "--no-vault", "--no-backups"),
+        timeout_seconds=60,
+    )
+    try:
+        children = _children(_serve_pid(server.port))
+        assert len(children) == 3, children  # app server, worker, hashing pool
+        assert not [argv for argv in children.values() if "custodia.vault" in argv]
+    finally:
+        server.stop()

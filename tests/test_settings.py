@@ -18,6 +18,7 @@ PRODUCTION = {
     "CUSTODIA_PUBLIC_URL": "https://custodia.example.com",
     "CUSTODIA_SMTP_HOST": "smtp.example.com",
     "CUSTODIA_APP_DB_PASSWORD": APP_DB_PASSWORD,
+    "CUSTODIA_VAULT_SIGNING_SECRET": "vault-signing-secret-" + SECRET[:30],
 }
 
 # PATH, and PYTHONPATH when set, so the fresh interpreter imports the code under test.
@@ -79,10 +80,26 @@ def test_development_needs_no_configuration(tmp_path):
         ),
         ({"CUSTODIA_APP_DB_PASSWORD": None}, "CUSTODIA_APP_DB_PASSWORD must be set in production."),
         (
+            {"CUSTODIA_VAULT_SIGNING_SECRET": None},
+            "CUSTODIA_VAULT_SIGNING_SECRET (or CUSTODIA_VAULT_SIGNING_SECRET_FILE) must be set.",
+        ),
+        (
+            {"CUSTODIA_VAULT_SIGNING_SECRET": "a" * 40},
+            "CUSTODIA_VAULT_SIGNING_SECRET must be at least 32 random characters.",
+        ),
+        (
+            {"CUSTODIA_VAULT_URL": "http://vault.example.com"},
+            "CUSTODIA_VAULT_URL must be an https:// URL.",
+        ),
+        (
             {"CUSTODIA_SSL_REDIRECT": "0"},
             "CUSTODIA_SSL_REDIRECT cannot be off when CUSTODIA_ENV=production.",
         ),
         ({"CUSTODIA_ALLOWED_HOSTS": "*"}, "CUSTODIA_ALLOWED_HOSTS cannot be '*' in production."),
+        (
+            {"CUSTODIA_WEBHOOKS_ALLOW_PRIVATE": "1"},
+            "CUSTODIA_WEBHOOKS_ALLOW_PRIVATE cannot be on when CUSTODIA_ENV=production.",
+        ),
         ({"CUSTODIA_ENV": "prod"}, "CUSTODIA_ENV must be 'development' or 'production'."),
     ],
 )
@@ -204,6 +221,22 @@ def test_other_secrets_are_not_echoed_either(tmp_path):
             "CUSTODIA_CLOSED_BUSINESS_GRACE_DAYS must be an integer",
         ),
         (
+            {"CUSTODIA_WEBHOOKS_RETRY_SCHEDULE": "30,soon"},
+            "CUSTODIA_WEBHOOKS_RETRY_SCHEDULE is a comma-separated list of 1 to 604800 seconds.",
+        ),
+        (
+            {"CUSTODIA_WEBHOOKS_RETRY_SCHEDULE": "0"},
+            "CUSTODIA_WEBHOOKS_RETRY_SCHEDULE is a comma-separated list of 1 to 604800 seconds.",
+        ),
+        (
+            {"CUSTODIA_WEBHOOKS_CA_FILE": "/nonexistent/ca.pem"},
+            "CUSTODIA_WEBHOOKS_CA_FILE must name a readable CA file.",
+        ),
+        (
+            {"CUSTODIA_WEBHOOKS_TIMEOUT_SECONDS": "600"},
+            "CUSTODIA_WEBHOOKS_TIMEOUT_SECONDS must be between 1 and 60",
+        ),
+        (
             {
                 "CUSTODIA_SMTP_HOST": "smtp.example.com",
                 "CUSTODIA_SMTP_SSL": "1",
@@ -215,6 +248,15 @@ def test_other_secrets_are_not_echoed_either(tmp_path):
 )
 def test_malformed_values_fail_loudly_in_any_environment(tmp_path, env, message):
     assert refused(tmp_path, env).startswith(message)
+
+
+def test_the_webhook_defaults_are_the_documented_ones(tmp_path):
+    assert read_settings(tmp_path, {}, "WEBHOOKS_ALLOW_PRIVATE") == "[False]"
+    assert read_settings(tmp_path, {}, "WEBHOOKS_RETRY_SCHEDULE") == (
+        "[[30, 300, 1800, 7200, 28800, 86400]]"
+    )
+    env = {"CUSTODIA_WEBHOOKS_RETRY_SCHEDULE": "5, 60"}
+    assert read_settings(tmp_path, env, "WEBHOOKS_RETRY_SCHEDULE") == "[[5, 60]]"
 
 
 def test_the_closed_business_grace_period_is_configurable(tmp_path):

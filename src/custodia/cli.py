@@ -19,6 +19,7 @@ CUSTODIA_COMMANDS: dict[str, str | None] = {
     "closing": None,
     "export": None,
     "retention": None,
+    "vault": "The card vault's own commands: `custodia vault setup`, `custodia vault serve`.",
     "migrate": "Apply database migrations, as the owner role custodia_owner.",
     "dbshell": "psql as the app role custodia_app (row-level security applies).",
     "check": "System checks; `check --deploy` with CUSTODIA_ENV=production before going live.",
@@ -33,10 +34,18 @@ OWNER_COMMANDS = {"migrate", "showmigrations"}
 HYPHENATED = {"bench-data": "bench_data", "upgrade-embedded": "upgrade_embedded"}
 
 
+# `custodia vault <command>`: the vault's commands, under the vault's own settings.
+VAULT_SETTINGS = "custodia.vault.settings"
+VAULT_SELF_STARTING = {"setup", "serve"}  # they start the embedded server themselves
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run a management command; `migrate` defaults to the owner connection."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "custodia.settings")
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "vault":
+        main_vault(args[1:])
+        return
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "custodia.settings")
     # The command's name, or the name after `help`, may be a hyphenated one.
     for position in (0, 1) if args and args[0] in HELP_WORDS else (0,):
         if len(args) > position and args[position] in HYPHENATED:
@@ -68,6 +77,33 @@ def main(argv: list[str] | None = None) -> None:
     execute_from_command_line(["custodia", *args])
 
 
+def main_vault(args: list[str]) -> None:
+    """`custodia vault ARGS`: a management command of the vault process, with its settings (the
+    app's apps and settings are never loaded)."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = VAULT_SETTINGS
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        import django
+
+        django.setup()
+    except ImproperlyConfigured as exc:
+        sys.stderr.write(f"custodia vault: configuration error: {exc}\n")
+        raise SystemExit(2) from None
+    if not args or (len(args) == 1 and args[0] in HELP_WORDS):
+        sys.stdout.write(
+            "usage: custodia vault <command> [options]\n\n"
+            "  setup   make the vault's key, role, database and tables (safe to run again)\n"
+            "  serve   serve the vault over HTTPS (port CUSTODIA_VAULT_PORT, default 8444)\n"
+        )
+        return
+    if args[0] not in VAULT_SELF_STARTING | HELP_WORDS:
+        start_embedded_database()
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["custodia vault", *args])
+
+
 def print_help() -> None:
     """Custodia's own commands first, then where to find the rest."""
     from django.core.management import get_commands, load_command_class
@@ -76,9 +112,9 @@ def print_help() -> None:
     width = max(len(name) for name in CUSTODIA_COMMANDS) + 2
     lines = ["usage: custodia <command> [options]", "", "Custodia commands:"]
     for name, description in CUSTODIA_COMMANDS.items():
-        if name not in available:
-            continue
         if description is None:
+            if name not in available:
+                continue
             description = str(load_command_class(available[name], name).help)
         lines.append(f"  {name.ljust(width)}{description}")
     lines += [

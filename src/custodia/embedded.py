@@ -412,6 +412,69 @@ def _ensure_roles(conn: psycopg.Connection, app_password: str) -> None:
         conn.execute(sql.SQL("GRANT {} TO current_user").format(sql.Identifier(OWNER_ROLE)))
 
 
+VAULT_ROLE = "custodia_vault"
+VAULT_ROLE_CLAUSE = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT"
+
+
+def provision_vault_database(
+    admin: Mapping[str, str], name: str, password: str, *, fresh: bool = False
+) -> None:
+    """The card vault's role and database (docs/payments.md); idempotent.
+
+    The database is owned by and used as `custodia_vault`, which may log in and nothing more;
+    no other role may connect to it (CONNECT revoked from PUBLIC), and the app's database grants
+    `custodia_vault` nothing (provision_database grants CONNECT to the app role alone).
+    """
+    with admin_connection(admin, "postgres") as conn:
+        # Test servers provision their vaults side by side: one at a time on this server.
+        conn.execute("SELECT pg_advisory_lock(hashtext('custodia vault provisioning'))")
+        row = conn.execute(
+            "SELECT rolsuper, rolbypassrls, rolcreatedb, rolcreaterole, rolinherit, rolcanlogin"
+            " FROM pg_roles WHERE rolname = %s",
+            [VAULT_ROLE],
+        ).fetchone()
+        if row is None:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} " + VAULT_ROLE_CLAUSE).format(sql.Identifier(VAULT_ROLE))
+            )
+        elif tuple(row) != ROLE_ATTRIBUTES[APP_ROLE][0]:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} " + VAULT_ROLE_CLAUSE).format(sql.Identifier(VAULT_ROLE))
+            )
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(VAULT_ROLE), sql.Literal(password) if password else sql.SQL("NULL")
+            )
+        )
+        superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        is_superuser = superuser.fetchone()
+        if not (is_superuser and is_superuser[0]):
+            conn.execute(sql.SQL("GRANT {} TO current_user").format(sql.Identifier(VAULT_ROLE)))
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and fresh:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+            exists = None
+        if not exists:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
+                    sql.Identifier(name), sql.Identifier(VAULT_ROLE)
+                )
+            )
+            logger.info("created database %s", name)
+    with admin_connection(admin, name) as conn:
+        for statement in (
+            "ALTER SCHEMA public OWNER TO {vault}",
+            "REVOKE ALL ON SCHEMA public FROM PUBLIC",
+            "REVOKE CONNECT, TEMPORARY ON DATABASE {db} FROM PUBLIC",
+            "GRANT CONNECT ON DATABASE {db} TO {vault}",
+        ):
+            conn.execute(
+                sql.SQL(statement).format(
+                    vault=sql.Identifier(VAULT_ROLE), db=sql.Identifier(name)
+                )
+            )
+
+
 # --- Local TLS ------------------------------------------------------------------------------
 
 

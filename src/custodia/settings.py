@@ -106,6 +106,8 @@ INSTALLED_APPS = [
     # Background jobs (docs/operations.md, "Jobs"): procrastinate's tables and the job pages.
     "procrastinate.contrib.django",
     "custodia.jobs",
+    # Outgoing webhooks of a business's own integrations (docs/webhooks.md).
+    "custodia.webhooks",
     "custodia.lifecycle.export",
     "custodia.web",
     # Every `custodia` command (setup, serve, demo, token, keys, audit, ...).
@@ -327,6 +329,41 @@ PGBACKREST_FULL_EVERY_DAYS = env_int(
 # starter downloads it (once) or it expires; then it is deleted.
 EXPORT_DIR = Path(env_str("CUSTODIA_EXPORT_DIR", str(VAR_DIR / "exports")))
 EXPORT_TTL_HOURS = env_int("CUSTODIA_EXPORT_TTL_HOURS", 24, minimum=1, maximum=168)
+
+# --- Outgoing webhooks (docs/webhooks.md) --------------------------------------------------------
+# Destinations must resolve to public addresses, checked when an endpoint is saved and again at
+# each delivery against the address connected to. Allowing loopback and private addresses is for
+# development and tests only (a receiver on this machine); production refuses it.
+WEBHOOKS_ALLOW_PRIVATE = env_bool("CUSTODIA_WEBHOOKS_ALLOW_PRIVATE", False)
+if PRODUCTION and WEBHOOKS_ALLOW_PRIVATE:
+    raise ImproperlyConfigured(
+        "CUSTODIA_WEBHOOKS_ALLOW_PRIVATE cannot be on when CUSTODIA_ENV=production."
+    )
+# A CA file trusted for deliveries besides the system's (development: the local CA).
+WEBHOOKS_CA_FILE = env_str("CUSTODIA_WEBHOOKS_CA_FILE", "")
+if WEBHOOKS_CA_FILE and not Path(WEBHOOKS_CA_FILE).is_file():
+    raise ImproperlyConfigured("CUSTODIA_WEBHOOKS_CA_FILE must name a readable CA file.")
+WEBHOOKS_TIMEOUT_SECONDS = env_int("CUSTODIA_WEBHOOKS_TIMEOUT_SECONDS", 10, minimum=1, maximum=60)
+# Seconds to wait before each retry; after the last one a delivery has failed.
+_RETRY_SCHEDULE = env_list(
+    "CUSTODIA_WEBHOOKS_RETRY_SCHEDULE", ["30", "300", "1800", "7200", "28800", "86400"]
+)
+if not _RETRY_SCHEDULE or not all(
+    item.isdigit() and 1 <= int(item) <= 7 * 86400 for item in _RETRY_SCHEDULE
+):
+    raise ImproperlyConfigured(
+        "CUSTODIA_WEBHOOKS_RETRY_SCHEDULE is a comma-separated list of 1 to 604800 seconds."
+    )
+WEBHOOKS_RETRY_SCHEDULE = [int(item) for item in _RETRY_SCHEDULE]
+# After a rotation the old secret signs too (a second signature) for this long, then is erased.
+WEBHOOKS_ROTATION_OVERLAP_HOURS = env_int(
+    "CUSTODIA_WEBHOOKS_ROTATION_OVERLAP_HOURS", 24, minimum=0, maximum=168
+)
+# An endpoint whose deliveries failed this many times in a row is disabled, its owners told.
+WEBHOOKS_DISABLE_AFTER = env_int("CUSTODIA_WEBHOOKS_DISABLE_AFTER", 5, minimum=1, maximum=1000)
+WEBHOOKS_DELIVERY_RETENTION_DAYS = env_int(
+    "CUSTODIA_WEBHOOKS_DELIVERY_RETENTION_DAYS", 90, minimum=1, maximum=3650
+)
 
 # --- Database -------------------------------------------------------------------------------
 # Two connections to the same database: "default" is the running app as custodia_app (no
@@ -663,6 +700,29 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
     }
 }
+
+# --- The card vault (docs/payments.md) ----------------------------------------------------------
+# A process of its own (`custodia vault serve`, started by `custodia serve`); the app reaches it
+# only through custodia.vault.client, with requests signed by VAULT_SIGNING_SECRET (the vault
+# holds the same secret), and trusts its certificate through VAULT_CA_FILE (empty: the system's
+# CAs).
+VAULT_PORT = env_int("CUSTODIA_VAULT_PORT", 8444, minimum=1, maximum=65535)
+VAULT_URL = env_str("CUSTODIA_VAULT_URL", f"https://localhost:{VAULT_PORT}").rstrip("/")
+if not VAULT_URL.startswith("https://"):
+    raise ImproperlyConfigured("CUSTODIA_VAULT_URL must be an https:// URL.")
+if PRODUCTION:
+    VAULT_SIGNING_SECRET = env_str("CUSTODIA_VAULT_SIGNING_SECRET")
+else:
+    VAULT_SIGNING_SECRET = env_str("CUSTODIA_VAULT_SIGNING_SECRET", "") or generated_secret(
+        VAR_DIR / "secrets" / "vault_signing_secret"
+    )
+if len(VAULT_SIGNING_SECRET) < 32 or len(set(VAULT_SIGNING_SECRET)) < 10:
+    raise ImproperlyConfigured(
+        "CUSTODIA_VAULT_SIGNING_SECRET must be at least 32 random characters."
+    )
+VAULT_CA_FILE = env_str(
+    "CUSTODIA_VAULT_CA_FILE", "" if PRODUCTION else str(VAR_DIR / "tls" / "ca.pem")
+)
 
 # --- Mail -----------------------------------------------------------------------------------
 EMAIL_HOST = env_str("CUSTODIA_SMTP_HOST", "")

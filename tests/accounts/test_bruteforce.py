@@ -548,8 +548,11 @@ def test_lockout_notices_do_not_flood_the_owner(db, smtp_server, settings):
 
 
 @pytest.mark.mail_after_commit  # the notice waits for the commit, beside the answer
-def test_a_rolled_back_pause_sends_no_notice(db, smtp_server):
-    """The notice leaves only once the pause is committed."""
+def test_a_request_that_fails_after_wrong_passwords_keeps_their_count_and_pause(db, smtp_server):
+    """The count is committed on its own connection: a request answered with an error after a
+    wrong password rolls back its own transaction, not the count, so an attacker who can make
+    requests fail cannot guess without end. The failed request's notice (sent with its commit)
+    does not leave; the pause is short, and the next one is noticed."""
     user = UserFactory()
     request = RequestFactory().post("/accounts/login/", REMOTE_ADDR="192.0.2.5")
     with TestCase.captureOnCommitCallbacks(execute=True), time_machine.travel(START, tick=False):
@@ -562,6 +565,8 @@ def test_a_rolled_back_pause_sends_no_notice(db, smtp_server):
                 raise RuntimeError("the request failed after the pause began")
         except RuntimeError:
             pass
+        row = LoginThrottle.objects.get(key=throttle_key(user.email))
+        assert row.lockouts == 1 and row.locked_until == timezone.now() + dt.timedelta(minutes=1)
+        assert not logs_in(user.email)
     time.sleep(0.3)
     assert smtp_server.messages == []
-    assert not LoginThrottle.objects.exists()

@@ -25,6 +25,8 @@ def own_hash_slots(settings: Any, tmp_path: Any) -> None:
 
 
 ROUNDS = 9
+# Measurements a timing comparison may take before it fails (assert_similar_timing).
+ATTEMPTS = 3
 
 
 def normalised(response: Any, *emails: str) -> tuple[int, str, str]:
@@ -42,13 +44,27 @@ def timed(call: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def assert_similar_timing(known: list[float], unknown: list[float]) -> None:
-    """Medians of interleaved runs within 35 % (a password hash, ~20-40 ms, is what would show)."""
-    a, b = statistics.median(known), statistics.median(unknown)
-    slower, faster = max(a, b), min(a, b)
-    assert slower - faster <= max(0.010, 0.35 * slower), (
-        f"known {a * 1000:.1f} ms vs unknown {b * 1000:.1f} ms"
-    )
+def assert_similar_timing(measure: Callable[[], tuple[list[float], list[float]]]) -> None:
+    """The fastest quarter of interleaved runs within 35 % (a password hash, ~20-40 ms, is what
+    would show). A busy machine only ever adds time, to either side at random; the quickest runs
+    are the ones it left alone, so they compare the work itself. A leak shows in every
+    measurement, noise only now and then: `measure` runs again, up to ATTEMPTS times, and the
+    test fails only when every one differs."""
+    seen = []
+    for _ in range(ATTEMPTS):
+        known, unknown = measure()
+        a, b = quickest_quarter(known), quickest_quarter(unknown)
+        slower, faster = max(a, b), min(a, b)
+        if slower - faster <= max(0.010, 0.35 * slower):
+            return
+        seen.append(f"known {a * 1000:.1f} ms vs unknown {b * 1000:.1f} ms")
+    raise AssertionError("; ".join(seen))
+
+
+def quickest_quarter(times: list[float]) -> float:
+    """The mean of the fastest quarter of `times`."""
+    quickest = sorted(times)[: max(1, len(times) // 4)]
+    return statistics.fmean(quickest)
 
 
 @pytest.fixture
@@ -137,19 +153,17 @@ def fresh_addresses(tag: str) -> list[str]:
 def test_login_takes_as_long_for_an_unknown_email(db, no_rate_limits):
     # A fresh account each round, so no name reaches its lockout during the sample.
     known = [UserFactory().email for _ in range(ROUNDS)]
-    assert_similar_timing(*run_interleaved(login, known, fresh_addresses("nobody")))
+    assert_similar_timing(lambda: run_interleaved(login, known, fresh_addresses("nobody")))
 
 
 def test_signup_takes_as_long_for_a_taken_email(db, smtp_server, no_rate_limits):
     taken = [UserFactory().email for _ in range(ROUNDS)]
-    fresh = fresh_addresses("new")
-    taken_times, fresh_times = run_interleaved(signup, taken, fresh)
-    assert_similar_timing(taken_times, fresh_times)
+    assert_similar_timing(lambda: run_interleaved(signup, taken, fresh_addresses("new")))
 
 
 def test_reset_takes_as_long_for_an_unknown_email(db, smtp_server, no_rate_limits):
     known = [UserFactory().email for _ in range(ROUNDS)]
-    assert_similar_timing(*run_interleaved(reset, known, fresh_addresses("nobody")))
+    assert_similar_timing(lambda: run_interleaved(reset, known, fresh_addresses("nobody")))
 
 
 @pytest.mark.mail_after_commit  # the notice waits for the commit, beside the answer
@@ -167,12 +181,19 @@ def test_the_failure_that_starts_a_lockout_takes_as_long_for_an_unknown_email(
         return await handle(server, session, envelope)
 
     smtp_server.handler.handle_DATA = slow_relay  # type: ignore[method-assign]
-    known = [UserFactory().email for _ in range(ROUNDS)]
-    unknown = fresh_addresses("nobody")
-    for email in known + unknown:
-        for _ in range(4):
-            login(email)
-    # Only the fifth failure, the one that starts the pause, is timed.
-    known_times, unknown_times = run_interleaved(login, known, unknown)
-    assert_similar_timing(known_times, unknown_times)
-    assert len(smtp_server.wait_for(ROUNDS)) == ROUNDS  # the notices did go out (to the known)
+    measured = 0
+
+    def measure() -> tuple[list[float], list[float]]:
+        nonlocal measured
+        measured += 1
+        known = [UserFactory().email for _ in range(ROUNDS)]
+        unknown = fresh_addresses("nobody")
+        for email in known + unknown:
+            for _ in range(4):
+                login(email)
+        # Only the fifth failure, the one that starts the pause, is timed.
+        return run_interleaved(login, known, unknown)
+
+    assert_similar_timing(measure)
+    # The notices did go out (to the known names only).
+    assert len(smtp_server.wait_for(ROUNDS * measured)) == ROUNDS * measured

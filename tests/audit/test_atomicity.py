@@ -34,10 +34,11 @@ def events_of(matrix: TenantMatrix) -> list[tuple[str, Any]]:
 
 
 def break_trail(monkeypatch: pytest.MonkeyPatch) -> None:
-    """From now on the trail cannot be written (a column that does not exist)."""
-    monkeypatch.setattr(
-        audit_actions, "INSERT_SQL", audit_actions.INSERT_SQL.replace("purpose", "no_such_column")
-    )
+    """From now on the trail cannot be written (a column that does not exist), by either of
+    its statements (an event alone, or a row read and recorded together)."""
+    for statement in ("INSERT_SQL", "INSERT_FOUND_SQL"):
+        broken = getattr(audit_actions, statement).replace("purpose", "no_such_column")
+        monkeypatch.setattr(audit_actions, statement, broken)
 
 
 def test_a_refused_write_leaves_no_event(matrix: TenantMatrix) -> None:
@@ -101,17 +102,21 @@ def test_reads_commit_without_waiting_for_the_disk_and_writes_wait(
     """GET and HEAD (session or token) set synchronous_commit off for their transaction;
     anything else keeps it on (docs/audit.md, the durability trade-off)."""
     seen: dict[str, str] = {}
-    original = audit_actions.record
 
-    def spy(*args: Any, **kwargs: Any) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT current_setting('synchronous_commit')")
-            seen[kwargs["actor"].user.email if "actor" in kwargs else "-"] = cursor.fetchone()[0]
-        original(*args, **kwargs)
+    def spying_on(original: Any) -> Any:
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT current_setting('synchronous_commit')")
+                who = kwargs["actor"].user.email if "actor" in kwargs else "-"
+                seen[who] = cursor.fetchone()[0]
+            return original(*args, **kwargs)
+
+        return spy
 
     api = api_as(matrix.a.owner)
-    monkeypatch.setattr("custodia.clients.access.record", spy)
-    monkeypatch.setattr("custodia.clients.actions.record", spy)
+    # The write records an event; the read is read and recorded by one statement.
+    monkeypatch.setattr("custodia.clients.actions.record", spying_on(audit_actions.record))
+    monkeypatch.setattr("custodia.clients.access.read_one", spying_on(audit_actions.read_one))
     # The write first: in a test both requests share the test's transaction, where a setting
     # made for the transaction outlives the request that made it.
     send(api, "PATCH", f"/clients/{matrix.a.client.pk}", {"notes": "Changed"})

@@ -44,6 +44,8 @@ from custodia.tenancy.actions import do_invite_member
 from custodia.tenancy.models import Invitation
 from custodia.web.decorators import member_required
 from custodia.web.views import day_bounds
+from custodia.webhooks.models import Endpoint
+from custodia.webhooks.signing import new_secret
 from tests.acting import act
 from tests.audit.support import chain_events
 from tests.conftest import HttpsClient
@@ -172,6 +174,16 @@ def parameters(matrix: TenantMatrix) -> dict[str, str]:
                 tenant_id=a.owner.tenant_id, kind="export", started_by=a.owner.membership
             ).pk
         ),
+        # A real endpoint: its page shows its delivery log (ids, statuses), no customer data.
+        "endpoint_id": str(
+            Endpoint.objects.create(
+                tenant_id=a.owner.tenant_id,
+                url="https://hooks.example.com/walk",
+                event_types=["visit.created"],
+                secret=new_secret(),
+            ).pk
+        ),
+        "delivery_id": NO_SUCH_ID,
         "session_id": "1",
         "pk": "1",
         "prefix": "walkprefix",

@@ -246,6 +246,7 @@ def test_baseline_views_are_refused_in_production() -> None:
         "CUSTODIA_PUBLIC_URL": "https://custodia.example.com",
         "CUSTODIA_SMTP_HOST": "smtp.example.com",
         "CUSTODIA_APP_DB_PASSWORD": "not-used-here",
+        "CUSTODIA_VAULT_SIGNING_SECRET": "v" * 30 + "abcdefghijklmnopqrstuvwxyz",
         "CUSTODIA_BENCH_BASELINE": "1",
     }
     code = "import django; django.setup(); import bench.urls"

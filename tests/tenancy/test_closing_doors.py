@@ -51,6 +51,8 @@ GUARDED = {
     "payments_invoice",
     "payments_invoiceline",
     "payments_payment",
+    "webhooks_endpoint",
+    "webhooks_delivery",
 }
 
 

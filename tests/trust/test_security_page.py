@@ -188,3 +188,18 @@ def test_erasure_and_closing_are_in_place(page):
     assert 'id="erasure"' in in_place and 'id="closing"' in in_place
     assert "erase" not in planned_section
     assert f"after {settings.CLOSED_BUSINESS_GRACE_DAYS} days every record is deleted" in in_place
+
+
+def test_signed_webhooks_are_in_place_with_their_limits(page):
+    in_place, planned_section = page.split('id="planned"', 1)
+    assert "custodia.webhooks" in settings.INSTALLED_APPS
+    assert 'id="webhooks"' in in_place and "webhook" not in planned_section
+    for claim in (
+        "HTTPS only",
+        "HMAC-SHA256",
+        f"for {settings.WEBHOOKS_ROTATION_OVERLAP_HOURS} hours, then is erased",
+        "public internet addresses only",
+        "redirects are not followed",
+    ):
+        assert claim in in_place
+    assert not settings.WEBHOOKS_ALLOW_PRIVATE  # "public addresses only" is the default

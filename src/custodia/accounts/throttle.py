@@ -22,14 +22,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db import transaction
-from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 from user_agents import parse as parse_user_agent
 
 from custodia.accounts.digests import digest_secret
 from custodia.accounts.models import LoginThrottle, User, normalize_email
+from custodia.cache.backend import outside_the_request
 from custodia.core.requestctx import client_ip
 
 LOCKOUT_KEY_PURPOSE = "login-throttle"
@@ -68,6 +67,33 @@ def device_fingerprint(request: HttpRequest | None) -> str:
 
 
 # --- Per-account lockout -------------------------------------------------------------------
+
+# The throttle's writes, on a connection apart from the request's (`outside_the_request`).
+TABLE = LoginThrottle._meta.db_table
+INSERT_ROW_SQL = (
+    f"INSERT INTO {TABLE} (key, failures, lockouts, generation)"  # noqa: S608 (a model's table)
+    " VALUES (%(key)s, 0, 0, 0) ON CONFLICT (key) DO NOTHING"
+)
+LOCK_ROW_SQL = (
+    "SELECT failures, lockouts, last_failure_at, generation, locked_until"  # noqa: S608
+    f" FROM {TABLE} WHERE key = %(key)s FOR UPDATE"
+)
+UPDATE_ROW_SQL = (
+    f"UPDATE {TABLE} SET failures = %(failures)s, lockouts = %(lockouts)s,"  # noqa: S608
+    " last_failure_at = %(last_failure_at)s, locked_until = %(locked_until)s"
+    " WHERE key = %(key)s"
+)
+# Only a row with a series to end is written: no write per sign-in.
+SUCCESS_SQL = (
+    f"UPDATE {TABLE} SET failures = 0, lockouts = 0, locked_until = NULL,"  # noqa: S608
+    " generation = generation + 1"
+    " WHERE key = %(key)s AND (failures <> 0 OR lockouts <> 0 OR locked_until IS NOT NULL)"
+)
+# Once: the link's generation is the next one, and redeeming makes it the current one.
+UNLOCK_SQL = (
+    f"UPDATE {TABLE} SET generation = %(generation)s, failures = 0,"  # noqa: S608
+    " locked_until = NULL WHERE key = %(key)s AND generation + 1 = %(generation)s RETURNING true"
+)
 
 
 def throttle_key(login: str) -> str:
@@ -129,23 +155,34 @@ class Lockout:
 
 
 def _record_failure(key: str) -> Lockout | None:
+    # On a connection of its own, committed at once: a request answered with an error after a
+    # wrong password rolls its own transaction back, and must not take the count with it.
     now = timezone.now()
-    with transaction.atomic():
-        row, _ = LoginThrottle.objects.select_for_update().get_or_create(key=key)
-        if row.last_failure_at is not None and now - row.last_failure_at > dt.timedelta(
-            seconds=settings.LOGIN_LOCKOUT_FORGET_SECONDS
-        ):
-            row.failures = 0
-            row.lockouts = 0
-        row.failures += 1
-        row.last_failure_at = now
+    with outside_the_request() as connection, connection.transaction():
+        connection.execute(INSERT_ROW_SQL, {"key": key})
+        row = connection.execute(LOCK_ROW_SQL, {"key": key}).fetchone()
+        assert row is not None  # inserted above, and rows are only deleted when long quiet
+        failures, lockouts, last_failure_at, generation, locked_until = row
+        forget = dt.timedelta(seconds=settings.LOGIN_LOCKOUT_FORGET_SECONDS)
+        if last_failure_at is not None and now - last_failure_at > forget:
+            failures = lockouts = 0
+        failures += 1
         lockout = None
-        if row.failures >= settings.LOGIN_LOCKOUT_THRESHOLD:
-            row.failures = 0
-            row.lockouts += 1
-            row.locked_until = now + _backoff(row.lockouts)
-            lockout = Lockout(key, row.generation, row.locked_until, row.lockouts)
-        row.save()
+        if failures >= settings.LOGIN_LOCKOUT_THRESHOLD:
+            failures = 0
+            lockouts += 1
+            locked_until = now + _backoff(lockouts)
+            lockout = Lockout(key, generation, locked_until, lockouts)
+        connection.execute(
+            UPDATE_ROW_SQL,
+            {
+                "key": key,
+                "failures": failures,
+                "lockouts": lockouts,
+                "last_failure_at": now,
+                "locked_until": locked_until,
+            },
+        )
     return lockout
 
 
@@ -160,9 +197,10 @@ def record_code_failure(user: Any) -> Lockout | None:
 
 
 def _record_success(key: str) -> None:
-    LoginThrottle.objects.filter(key=key).exclude(failures=0, lockouts=0, locked_until=None).update(
-        failures=0, lockouts=0, locked_until=None, generation=F("generation") + 1
-    )
+    # Outside the request too: a success in the request's transaction would hold the row's lock
+    # until the request ends, and a failure counted outside it would wait for that.
+    with outside_the_request() as connection:
+        connection.execute(SUCCESS_SQL, {"key": key})
 
 
 def record_success(login: str) -> None:
@@ -203,14 +241,10 @@ def redeem_unlock_token(request: HttpRequest, token: str) -> str | None:
         key, generation, user_id = str(payload["k"]), int(payload["g"]), str(payload["u"])
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         return None
-    with transaction.atomic():
-        row = LoginThrottle.objects.select_for_update().filter(key=key).first()
-        if row is None or row.generation + 1 != generation:
+    with outside_the_request() as connection:
+        redeemed = connection.execute(UNLOCK_SQL, {"key": key, "generation": generation})
+        if redeemed.fetchone() is None:
             return None
-        row.generation = generation
-        row.failures = 0
-        row.locked_until = None
-        row.save(update_fields=["generation", "failures", "locked_until"])
     unlocked = dict(request.session.get(UNLOCKED_SESSION_KEY, {}))
     unlocked[key] = timezone.now().timestamp() + settings.LOGIN_UNLOCK_TOKEN_SECONDS
     request.session[UNLOCKED_SESSION_KEY] = unlocked

@@ -29,7 +29,8 @@ import json
 import os
 import secrets
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -43,6 +44,8 @@ from custodia.cache.keys import dump_value
 
 # About one write in this many also deletes expired rows (besides the daily maintenance).
 PURGE_ONE_IN = 1000
+# Connections per process of `outside_the_request` when it makes the pool (the cache's default).
+OUTSIDE_POOL_SIZE = 4
 # Longest lifetime honoured (a timeout of None keeps a key for ever): timestamps stay in range.
 MAX_TIMEOUT_SECONDS = 100 * 365 * 24 * 3600
 
@@ -105,6 +108,18 @@ def _pool_for(alias: str, size: int) -> ConnectionPool:
             )
             _pools[identity] = pool
     return pool
+
+
+@contextmanager
+def outside_the_request(alias: str = "default") -> Iterator[psycopg.Connection[Any]]:
+    """A connection of this process's pool for `alias` (its role, autocommit), apart from the
+    request's: for a count that must outlive a request whose own transaction is rolled back (a
+    failed sign-in's, accounts/throttle.py). Errors come out as django.db's."""
+    try:
+        with _pool_for(alias, OUTSIDE_POOL_SIZE).connection() as connection:
+            yield connection
+    except psycopg.Error as error:
+        raise _django_error(error) from error
 
 
 def close_pools() -> None:

@@ -20,7 +20,7 @@ from custodia.accounts.stepup import has_fresh_step_up, require_step_up
 from custodia.audit import access as audit_access
 from custodia.clients.models import Assignment, Client, HomeAccess, email_key, name_key, phone_key
 from custodia.core.actor import Actor
-from custodia.core.audit import AuditAction, note_refusal, record
+from custodia.core.audit import AuditAction, note_refusal, read_one, record
 from custodia.core.permissions import Permission, Role
 from custodia.crypto.keyring import blind_index
 from custodia.tenancy.access import parse_id
@@ -117,13 +117,14 @@ def access_client_by_id(actor: Actor, client_id: object, *, intent: Intent) -> C
     referred to, it is not (the action's own event says what was done). A refusal is noted.
     """
     key = parse_id(client_id)
-    try:
-        client = _visible_clients(actor).get(id=key)
-    except Client.DoesNotExist:
-        note_refusal("client", key)
-        raise Http404("No such client.") from None
+    found = _visible_clients(actor).filter(id=key)
     if intent is Intent.SHOW:
-        record(AuditAction.CLIENT_READ, actor=actor, target=client)
+        client = read_one(found, AuditAction.CLIENT_READ, actor=actor)
+    else:
+        client = found.first()
+    if client is None:
+        note_refusal("client", key)
+        raise Http404("No such client.")
     return client
 
 

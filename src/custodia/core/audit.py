@@ -15,10 +15,11 @@ import json
 import uuid
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models import Model, QuerySet
 
 from custodia.core import requestctx
 from custodia.core.actor import Actor
@@ -117,6 +118,16 @@ class AuditAction(StrEnum):
     # Background work one person started (jobs/actions.py); what the job then does is recorded
     # by its own events, each naming the job (core/requestctx.py: running_job).
     JOB_START = "job.start"
+    # Outgoing webhooks (custodia.webhooks): endpoints managed by owners, their delivery log read,
+    # a delivery sent again, an endpoint disabled after failing deliveries. Never a secret.
+    WEBHOOK_CREATE = "webhook.create"
+    WEBHOOK_UPDATE = "webhook.update"
+    WEBHOOK_ROTATE = "webhook.rotate"
+    WEBHOOK_DELETE = "webhook.delete"
+    WEBHOOK_TEST = "webhook.test"
+    WEBHOOK_RESEND = "webhook.resend"
+    WEBHOOK_DISABLE = "webhook.disable"
+    WEBHOOK_LOG_READ = "webhook.log.read"
     # Refused: a 403 or 404 answered to a signed-in person (someone else's object, a forbidden
     # action); the path names only ids.
     ACCESS_DENIED = "access.denied"
@@ -137,6 +148,18 @@ INSERT_SQL = """INSERT INTO audit_auditevent (id, tenant_id, lane, seq, occurred
     ip, user_agent, request_id, purpose, detail, hash)
     VALUES (0, %s, 0, 0, now(), %s, %s, %s, %s, %s, %s, %s, %s::uuid[], %s::inet, %s, %s, %s,
     %s::jsonb, '')"""
+# The same event for a row that one statement reads and records together (`read_one`): its
+# target and client come from the row found, and no row found records nothing.
+INSERT_FOUND_SQL = """INSERT INTO audit_auditevent (id, tenant_id, lane, seq, occurred_at,
+    actor_user_id, actor_role, action, outcome, target_type, target_id, client_id, subject_ids,
+    ip, user_agent, request_id, purpose, detail, hash)
+    SELECT 0, %s, 0, 0, now(), %s, %s, %s, %s, %s, found.{pk}::text, {client}, %s::uuid[],
+    %s::inet, %s, %s, %s, %s::jsonb, '' FROM found"""
+READ_ONE_SQL = "WITH found AS MATERIALIZED ({select}), recorded AS ({insert}) SELECT * FROM found"
+# The positions of the target id and the client id in `_event_values`.
+TARGET_VALUES = slice(6, 8)
+
+M = TypeVar("M", bound=Model)
 
 
 def record(
@@ -162,6 +185,108 @@ def record(
     """
     if not settings.AUDIT_ENABLED:
         return
+    values = _event_values(
+        action,
+        actor=actor,
+        user=user,
+        tenant_id=tenant_id,
+        target=target,
+        target_type=target_type,
+        target_id=target_id,
+        client_id=client_id,
+        subject_ids=subject_ids,
+        outcome=outcome,
+        purpose=purpose,
+        detail=detail,
+    )
+    tenant_id = values[0]
+    if tenant_id is not None:
+        # A business's chain takes events only in that business's context, which only a
+        # verified context can name (core/dbcontext.py).
+        with connections[using].cursor() as cursor:
+            cursor.execute(INSERT_SQL, values)
+        return
+    # The platform chain takes events only in a verified context too (a session with the app
+    # role's password alone cannot forge sign-ins): this transaction's, else an empty one.
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        ensure_context(using=using)
+        cursor.execute(INSERT_SQL, values)
+
+
+def read_one(queryset: QuerySet[M], action: AuditAction, *, actor: Actor) -> M | None:
+    """The one row of `queryset` (narrowed to one primary key by the caller), or None.
+
+    A row found is recorded as `action` by `actor` in the statement that reads it: one round trip
+    where `get` and `record` make two, and no way to read without the event (a data-modifying
+    WITH runs whatever the outer query fetches). The target and its client are the row's own.
+    One table's columns only: a `select_related` join would name columns twice.
+    """
+    if not settings.AUDIT_ENABLED:
+        return queryset.first()
+    model = queryset.model
+    meta = model._meta
+    if queryset.query.select_related:
+        raise ValueError("read_one reads one table: drop select_related")
+    # The queryset's own compiler: its select list is the row layout of `found`, and its
+    # converters (decryption included) turn the row into the model as a plain `get` would.
+    compiler = queryset[:2].query.get_compiler(using=queryset.db)
+    select, select_params = compiler.as_sql()
+    if meta.model_name == "client":
+        client = f"found.{meta.pk.column}"
+    else:
+        field = next((f for f in meta.concrete_fields if f.attname == "client_id"), None)
+        client = "NULL" if field is None else f"found.{field.column}"
+    values = _event_values(
+        action,
+        actor=actor,
+        user=None,
+        tenant_id=None,
+        target=None,
+        target_type=meta.model_name or "",
+        target_id="",
+        client_id=None,
+        subject_ids=None,
+        outcome=Outcome.OK,
+        purpose="",
+        detail=None,
+    )
+    del values[TARGET_VALUES]
+    insert = INSERT_FOUND_SQL.format(pk=meta.pk.column, client=client)
+    sql = READ_ONE_SQL.format(select=select, insert=insert)
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, [*select_params, *values])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    if len(rows) > 1:
+        raise model.MultipleObjectsReturned(  # type: ignore[attr-defined]
+            f"more than one {meta.model_name} read as one"
+        )
+    columns = [column for column, _sql, _alias in compiler.select]
+    if len(columns) != len(compiler.klass_info["select_fields"]):
+        raise ValueError("read_one reads one model's fields: no annotations or extra columns")
+    converters = compiler.get_converters(columns)
+    row = next(iter(compiler.apply_converters(rows, converters))) if converters else rows[0]
+    names = [column.target.attname for column in columns]
+    return model.from_db(queryset.db, names, row)
+
+
+def _event_values(
+    action: AuditAction,
+    *,
+    actor: Actor | None,
+    user: Any,
+    tenant_id: uuid.UUID | None,
+    target: Any,
+    target_type: str,
+    target_id: object,
+    client_id: object,
+    subject_ids: Iterable[object] | None,
+    outcome: Outcome,
+    purpose: str,
+    detail: dict[str, Any] | None,
+) -> list[Any]:
+    """The parameters of INSERT_SQL for one event (see `record`)."""
     if actor is not None:
         user = actor.user
         tenant_id = actor.tenant_id
@@ -171,7 +296,7 @@ def record(
         if client_id is None:
             client_id = target.pk if target_type == "client" else getattr(target, "client_id", None)
     info = requestctx.current()
-    values = [
+    return [
         tenant_id,
         getattr(user, "pk", None),
         actor.role.value if actor is not None else "",
@@ -187,17 +312,6 @@ def record(
         purpose[:200],
         json.dumps(detail or {}, sort_keys=True, default=str),
     ]
-    if tenant_id is not None:
-        # A business's chain takes events only in that business's context, which only a
-        # verified context can name (core/dbcontext.py).
-        with connections[using].cursor() as cursor:
-            cursor.execute(INSERT_SQL, values)
-        return
-    # The platform chain takes events only in a verified context too (a session with the app
-    # role's password alone cannot forge sign-ins): this transaction's, else an empty one.
-    with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        ensure_context(using=using)
-        cursor.execute(INSERT_SQL, values)
 
 
 def note_refusal(target_type: str, target_id: object) -> None:

@@ -61,9 +61,12 @@ def _exception_name(error: type[BaseException]) -> str:
 
 
 # Paths that carry a secret in the URL: an invitation link, an unlock link, a password-reset
-# key. Django names the path in some messages ("Internal Server Error: /invite/..."); the
+# key, the card vault's one-time form (vault/urls.py). Django names the path in some messages
+# ("Internal Server Error: /invite/...", "Forbidden (CSRF cookie not set.): /form/..."); the
 # secret part is replaced before any line is written.
-SECRET_PATHS = re.compile(r"(/invite/[^/\s]+/|/app/unlock/|/accounts/password/reset/key/)[^/\s?]+")
+SECRET_PATHS = re.compile(
+    r"(/invite/[^/\s]+/|/app/unlock/|/accounts/password/reset/key/|/form/)[^/\s?]+"
+)
 
 
 def redact(text: str) -> str:

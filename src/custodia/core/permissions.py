@@ -61,6 +61,9 @@ class Permission(StrEnum):
     PAYMENTS_INVOICE_READ = "payments:invoice:read"
     PAYMENTS_INVOICE_WRITE = "payments:invoice:write"
     PAYMENTS_PAYMENT_RECORD = "payments:payment:record"
+    # Outgoing webhooks (custodia.webhooks): owners only, and never through an API token (no
+    # route exists): an endpoint sends the business's events to a third party.
+    WEBHOOKS_MANAGE = "business:webhooks:write"
 
 
 # Scopes a token gets only when they are asked for by name, never from "everything the role
@@ -104,6 +107,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.STAFF_ROLE_WRITE,
         Permission.AUDIT_READ,
         Permission.BUSINESS_EXPORT,
+        Permission.WEBHOOKS_MANAGE,
     },
     Role.MANAGER: _MANAGER,
     # Staff read clients (RLS narrows them to assigned ones) and home access (RLS narrows it to

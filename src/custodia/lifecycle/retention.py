@@ -34,6 +34,7 @@ from custodia.lifecycle import backups
 from custodia.lifecycle.export import storage as export_storage
 from custodia.tenancy.actions import do_erase_spent_invitation_addresses
 from custodia.tenancy.closing import do_purge_closed_businesses
+from custodia.webhooks.attempts import do_forget_old_deliveries
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +163,20 @@ def _jobs(now: dt.datetime) -> int:
     return removed
 
 
+def _webhook_deliveries(now: dt.datetime) -> int:
+    before = now - dt.timedelta(days=settings.WEBHOOKS_DELIVERY_RETENTION_DAYS)
+    removed = 0
+
+    def forget(actor: Actor) -> None:
+        nonlocal removed
+        removed += do_forget_old_deliveries(before, actor=actor)
+
+    _, failed = for_each_business("retention", forget)
+    if failed:
+        raise CommandError(f"webhook deliveries of {failed} business(es) could not be deleted")
+    return removed
+
+
 def _development_mail(now: dt.datetime) -> int:
     if settings.EMAIL_BACKEND != "django.core.mail.backends.filebased.EmailBackend":
         return 0
@@ -256,6 +271,12 @@ def policy() -> list[Rule]:
             "Background jobs' status pages (what ran, progress, a safe error message)",
             f"{_days(JOB_DAYS)} after the job finished, then deleted with its queue entry",
             _jobs,
+        ),
+        Rule(
+            "webhook-deliveries",
+            "Webhook delivery log entries (event id and type, attempts, HTTP status; no secret)",
+            f"{_days(settings.WEBHOOKS_DELIVERY_RETENTION_DAYS)} after the event, then deleted",
+            _webhook_deliveries,
         ),
         Rule(
             "cache",

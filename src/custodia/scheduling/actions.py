@@ -16,6 +16,8 @@ from custodia.core.permissions import Permission, Role
 from custodia.scheduling.models import Service, Visit, VisitStatus
 from custodia.scheduling.signals import visit_cancelled, visit_completed
 from custodia.tenancy.models import Membership
+from custodia.webhooks.events import emit_event
+from custodia.webhooks.models import EventType
 
 MAX_VISIT = dt.timedelta(hours=24)
 # Visits happen in [EARLIEST_VISIT, LATEST_VISIT). Far beyond it, `starts_at + duration`
@@ -28,6 +30,27 @@ STAFF_EDITABLE = frozenset({"status", "report"})
 STAFF_STATUS_MOVES = frozenset(
     {(VisitStatus.SCHEDULED, VisitStatus.COMPLETED)} | {(s, s) for s in VisitStatus}
 )
+
+
+def _announce(
+    event: EventType, visit: Visit, *, actor: Actor, changed: list[str] | None = None
+) -> None:
+    """Tell the business's webhook endpoints, in the action's transaction: ids, times and the
+    status only, never the request note, the report or anything about the client
+    (docs/webhooks.md)."""
+    data: dict[str, object] = {
+        "id": str(visit.pk),
+        "business_id": str(visit.tenant_id),
+        "client_id": str(visit.client_id),
+        "staff_id": str(visit.staff_id) if visit.staff_id else None,
+        "service_id": str(visit.service_id) if visit.service_id else None,
+        "starts_at": visit.starts_at.isoformat(),
+        "ends_at": visit.ends_at.isoformat(),
+        "status": str(visit.status),
+    }
+    if changed is not None:
+        data["changed"] = changed
+    emit_event(event, data, actor=actor)
 
 
 def _check_service(name: str, duration_minutes: int, price_cents: int) -> dict[str, str]:
@@ -175,6 +198,7 @@ def do_create_visit(
             status=status,
         )
         record(AuditAction.VISIT_CREATE, actor=actor, target=visit)
+        _announce(EventType.VISIT_CREATED, visit, actor=actor)
     return visit
 
 
@@ -205,6 +229,7 @@ def do_request_visit(
             request_note=note.strip(),
         )
         record(AuditAction.VISIT_REQUEST, actor=actor, target=visit)
+        _announce(EventType.VISIT_CREATED, visit, actor=actor)
     return visit
 
 
@@ -256,6 +281,8 @@ def _change_visit(
             setattr(visit, field, value)
         visit.save(update_fields=[*changes, "updated_at"])
         record(action, actor=actor, target=visit, detail={"fields": changed})
+        if changed:
+            _announce(_change_event(visit, changed), visit, actor=actor, changed=changed)
         if "status" in changed:
             _tell_status_change(visit, actor, previous_status)
     return visit
@@ -269,6 +296,14 @@ def _tell_status_change(visit: Visit, actor: Actor, previous_status: str) -> Non
         visit_cancelled.send(
             sender=Visit, visit=visit, actor=actor, previous_status=VisitStatus(previous_status)
         )
+
+
+def _change_event(visit: Visit, changed: list[str]) -> EventType:
+    if "status" in changed and visit.status == VisitStatus.COMPLETED:
+        return EventType.VISIT_COMPLETED
+    if "status" in changed and visit.status == VisitStatus.CANCELLED:
+        return EventType.VISIT_CANCELLED
+    return EventType.VISIT_CHANGED
 
 
 def do_confirm_visit(visit: Visit, staff: Membership, *, actor: Actor) -> Visit:
@@ -288,4 +323,5 @@ def do_delete_visit(visit: Visit, *, actor: Actor) -> None:
     ensure_in_business(actor, visit)
     with transaction.atomic():
         record(AuditAction.VISIT_DELETE, actor=actor, target=visit)
+        _announce(EventType.VISIT_DELETED, visit, actor=actor)
         visit.delete()

@@ -7,8 +7,12 @@ reads its own from the environment it is given.
 
 The server runs in a process group of its own, so that stopping it also ends granian's workers. It
 counts as ready once it completes a TLS handshake (verified against the given local CA), the
-plain-HTTP redirector accepts a connection when there is one, and `ready_path`, when given,
-answers a GET.
+card vault it starts beside the app does too, the plain-HTTP redirector accepts a connection
+when there is one, and `ready_path`, when given, answers a GET.
+
+Every server gets a card vault of its own (unless `--no-vault` is among its options): a free
+port, and a database named after the app's (`<CUSTODIA_DB_NAME>_vault`, unless the environment
+names one), so servers run side by side.
 """
 
 from __future__ import annotations
@@ -49,6 +53,12 @@ class Server:
     http_port: int
     log: Path
     keep_log: bool
+    vault_port: int  # 0: started with --no-vault
+
+    @property
+    def vault_url(self) -> str:
+        """The HTTPS origin of its card vault."""
+        return f"https://{SERVER_NAME}:{self.vault_port}"
 
     @property
     def url(self) -> str:
@@ -103,6 +113,16 @@ def start(
     or does not answer within `timeout_seconds`; it is stopped then.
     """
     port = port or free_port(host)
+    # `--no-vault` in serve_args: no vault here (0), nothing to wait for.
+    vault_port = 0 if "--no-vault" in serve_args else free_port(host)
+    while vault_port and vault_port in {port, http_port}:
+        vault_port = free_port(host)
+    if vault_port:
+        env = {
+            "CUSTODIA_VAULT_DB_NAME": f"{env.get('CUSTODIA_DB_NAME') or 'custodia'}_vault",
+            **env,
+            "CUSTODIA_VAULT_URL": f"https://{SERVER_NAME}:{vault_port}",
+        }
     if log is None:
         handle, name = tempfile.mkstemp(prefix="custodia-serve-", suffix=".log")
         os.close(handle)
@@ -111,6 +131,8 @@ def start(
     else:
         keep_log = True
     arguments = ["serve", "--host", host, "--port", str(port), "--http-port", str(http_port)]
+    if vault_port:
+        arguments += ["--vault-port", str(vault_port)]
     with log.open("wb") as output:
         process = subprocess.Popen(  # noqa: S603  # our own program, arguments built here
             [*command, *arguments, *serve_args],
@@ -120,7 +142,7 @@ def start(
             start_new_session=True,
             cwd=cwd,
         )
-    server = Server(process, host, port, http_port, log, keep_log)
+    server = Server(process, host, port, http_port, log, keep_log, vault_port)
     try:
         _wait_until_serving(server, ca, ready_path, timeout_seconds)
     except BaseException:
@@ -138,9 +160,10 @@ def _signal_group(group: int, sig: signal.Signals) -> None:
 
 def _answers(server: Server, context: ssl.SSLContext, ready_path: str | None) -> bool:
     try:
-        with socket.create_connection((server.host, server.port), timeout=1) as raw:
-            with context.wrap_socket(raw, server_hostname=SERVER_NAME):
-                pass
+        for port in (server.port, server.vault_port) if server.vault_port else (server.port,):
+            with socket.create_connection((server.host, port), timeout=1) as raw:
+                with context.wrap_socket(raw, server_hostname=SERVER_NAME):
+                    pass
         if server.http_port:
             socket.create_connection((server.host, server.http_port), timeout=1).close()
         if ready_path is not None:

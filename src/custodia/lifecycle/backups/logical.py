@@ -240,10 +240,12 @@ def run_backup(store: Store, *, now: dt.datetime | None = None) -> Backup:
                 try:
                     pyrage.encrypt_io(cast(io.BufferedIOBase, process.stdout), writer, keys)
                 except pyrage.EncryptError as exc:
-                    # A write that failed inside the encryption (a full disk, depending on where
-                    # the dump's size puts the failing write) comes back wrapped: the store
-                    # answers it like any other failed write.
-                    raise OSError(str(exc)) from None
+                    # A write of ours that failed inside pyrage (a full disk, a file-size
+                    # limit) comes back as pyrage's error with the OSError's text: the store
+                    # reports it as the write failure it is, like one outside pyrage.
+                    if str(exc).startswith("OSError"):
+                        raise OSError(str(exc).removeprefix("OSError: ")) from None
+                    raise
                 finally:
                     process.stdout.close()
                     code = process.wait()

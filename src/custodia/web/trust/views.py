@@ -53,5 +53,6 @@ def security_page(request: HttpRequest) -> HttpResponse:
         "pgbackrest_full_days": settings.PGBACKREST_FULL_EVERY_DAYS,
         "grace_days": settings.CLOSED_BUSINESS_GRACE_DAYS,
         "export_ttl_hours": settings.EXPORT_TTL_HOURS,
+        "webhook_overlap_hours": settings.WEBHOOKS_ROTATION_OVERLAP_HOURS,
     }
     return render(request, "trust/security.html", context)

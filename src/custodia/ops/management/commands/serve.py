@@ -1,5 +1,6 @@
 """`custodia serve`: granian over TLS for the app, a plain-HTTP listener that only redirects,
-and the job worker (`custodia worker`: background jobs and the periodic maintenance)."""
+the job worker (`custodia worker`: background jobs and the periodic maintenance), and the card
+vault (`custodia vault serve`, a process of its own with its own settings: docs/payments.md)."""
 
 from __future__ import annotations
 
@@ -113,6 +114,14 @@ def worker_args(options: dict[str, Any]) -> list[str]:
     return [sys.executable, "-m", "custodia.cli", "worker", *without]
 
 
+def vault_args(*, host: str, port: int, workers: int) -> list[str]:
+    """The `custodia vault serve` command line (the vault loads its own settings, not ours)."""
+    return [
+        sys.executable, "-m", "custodia.cli", "vault", "serve",
+        "--host", host, "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
+
+
 def display_host(host: str) -> str:
     """The name to print in a URL for a bind address."""
     wildcard_or_loopback = {"0.0.0.0", "::", "127.0.0.1", "::1", ""}  # noqa: S104
@@ -138,6 +147,18 @@ class Command(BaseCommand):
             type=int,
             default=8080,
             help="plain-HTTP port that redirects to HTTPS (default 8080; 0 turns it off)",
+        )
+        parser.add_argument(
+            "--vault-port",
+            type=int,
+            default=settings.VAULT_PORT,
+            help="HTTPS port of the card vault started beside the app (default"
+            " CUSTODIA_VAULT_PORT, 8444)",
+        )
+        parser.add_argument(
+            "--no-vault",
+            action="store_true",
+            help="start no card vault here: it runs elsewhere, at CUSTODIA_VAULT_URL",
         )
         parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
         parser.add_argument(
@@ -175,10 +196,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        port, http_port = options["port"], options["http_port"]
-        for name, value, low in (("--port", port, 1), ("--http-port", http_port, 0)):
+        port, http_port, vault_port = options["port"], options["http_port"], options["vault_port"]
+        for name, value, low in (
+            ("--port", port, 1),
+            ("--http-port", http_port, 0),
+            ("--vault-port", vault_port, 1),
+        ):
             if not low <= value <= 65535:
                 raise CommandError(f"{name} must be between {low} and 65535.")
+        if not options["no_vault"] and vault_port in {port, http_port}:
+            raise CommandError("--vault-port must differ from --port and --http-port.")
         if options["workers"] < 1 or options["threads"] < 1:
             raise CommandError("--workers and --threads must be at least 1.")
         if http_port == port:
@@ -203,6 +230,10 @@ class Command(BaseCommand):
         local = local_public_url(port, env, production=settings.PRODUCTION)
         if local is not None:
             env["CUSTODIA_PUBLIC_URL"] = local
+        if not options["no_vault"]:
+            env["CUSTODIA_VAULT_PORT"] = str(vault_port)
+            if not settings.PRODUCTION and not os.environ.get("CUSTODIA_VAULT_URL"):
+                env["CUSTODIA_VAULT_URL"] = f"https://localhost:{vault_port}"
         if settings.PRODUCTION:
             public = urlsplit(settings.PUBLIC_URL)
             env["CUSTODIA_REDIRECT_ORIGIN"] = f"{public.scheme}://{public.netloc}"
@@ -231,6 +262,10 @@ class Command(BaseCommand):
         if http_port:
             commands.append(redirect_server_args(host=options["host"], port=http_port))
         commands.append(worker_args(options))
+        if not options["no_vault"]:
+            commands.append(
+                vault_args(host=options["host"], port=vault_port, workers=options["workers"])
+            )
         children = [pool, *(subprocess.Popen(command, env=env) for command in commands)]  # noqa: S603
         # It starts while granian does; a pool that dies is a child that exits (supervise).
         wait_for_pool(pool, pool_socket)
@@ -244,6 +279,8 @@ class Command(BaseCommand):
                 f"  Trust the local CA {settings.TLS_DIR / 'ca.pem'} in your browser,"
                 " or accept the certificate warning once."
             )
+        if not options["no_vault"]:
+            self.stdout.write(f"  the card vault serves https://{url_host}:{vault_port}/")
         self.stdout.write("  Ctrl-C stops it.")
         self.stdout.flush()
         sys.exit(supervise(children))

@@ -1,8 +1,11 @@
-"""`custodia setup`: database server, roles, database, migrations, TLS certificate, static files."""
+"""`custodia setup`: database server, roles, database, migrations, TLS certificate, static files,
+and the card vault (`custodia vault setup`)."""
 
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +134,23 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         ensure_ready(self.stdout)
+        setup_vault(self.stdout)
         if options["demo"]:
             call_command("demo", stdout=self.stdout)
+
+
+def setup_vault(out: OutputWrapper) -> None:
+    """`custodia vault setup` in a process of its own: the vault's settings are not ours."""
+    done = subprocess.run(  # noqa: S603  (our own program, fixed arguments)
+        [sys.executable, "-m", "custodia.cli", "vault", "setup"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        raise CommandError(f"the card vault's setup failed: {done.stderr.strip()[-2000:]}")
+    out.write(done.stdout.rstrip())
 
 
 def drop_database(name: str) -> None:

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: a business's own integrations told of its events (docs/webhooks.md)."""
