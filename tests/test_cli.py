@@ -26,6 +26,8 @@ from custodia.core.dbcontext import set_db_context
 from custodia.core.permissions import Permission, Role
 from custodia.embedded import postgres_bin_dir
 from custodia.ops.management.commands import demo
+from custodia.payments import access as payments_access
+from custodia.payments.models import ClientPass, Invoice, Payment
 from custodia.scheduling.access import list_services, list_visits
 from custodia.tenancy.access import memberships_of
 from tests.acting import act, resolve_token
@@ -367,6 +369,17 @@ def test_demo_seeds_one_business_once(db, demo_var):
     assert all(v.report and v.ends_at <= started + dt.timedelta(minutes=1) for v in completed)
     assert all(v.ends_at > started for v in scheduled)
     assert [v.client.name for v in visits if v.status == "requested"] == ["Hannah Lee"]
+
+    # Money: two passes and a plan on sale; Hannah's pass took credits for her completed visits;
+    # its invoice is paid in cash, and another client's visits are invoiced, open.
+    assert len(payments_access.list_pass_types(owner)) == 2
+    assert len(payments_access.list_plans(owner)) == 1
+    [hannah_pass] = ClientPass.objects.filter(client__name="Hannah Lee")
+    hannah_completed = [v for v in completed if v.client.name == "Hannah Lee"]
+    assert hannah_pass.credits_left == 10 - len(hannah_completed) < 10
+    statuses = sorted(Invoice.objects.values_list("status", flat=True))
+    assert statuses == ["open", "paid"]
+    assert Payment.objects.get().method == "cash"
 
     # The seeded roles see what their role allows, through the same RLS as everyone else.
     staff = actor_of("priya.shah@example.com")

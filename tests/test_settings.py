@@ -209,6 +209,8 @@ def test_other_secrets_are_not_echoed_either(tmp_path):
             "CUSTODIA_CSRF_TRUSTED_ORIGINS must be comma-separated origins",
         ),
         ({"CUSTODIA_MAIL_FROM": "Custodia"}, "CUSTODIA_MAIL_FROM must be an email address"),
+        ({"CUSTODIA_DEFAULT_CURRENCY": "XYZ"}, "CUSTODIA_DEFAULT_CURRENCY must be an ISO 4217"),
+        ({"CUSTODIA_DEFAULT_CURRENCY": "dollars"}, "CUSTODIA_DEFAULT_CURRENCY must be an ISO"),
         ({"CUSTODIA_INVITATION_TTL_HOURS": "0"}, "CUSTODIA_INVITATION_TTL_HOURS must be between"),
         (
             {"CUSTODIA_CLOSED_BUSINESS_GRACE_DAYS": "0"},
@@ -261,6 +263,13 @@ def test_the_closed_business_grace_period_is_configurable(tmp_path):
     assert read_settings(tmp_path, {}, "CLOSED_BUSINESS_GRACE_DAYS") == "[30]"
     env = {"CUSTODIA_CLOSED_BUSINESS_GRACE_DAYS": "7"}
     assert read_settings(tmp_path, env, "CLOSED_BUSINESS_GRACE_DAYS") == "[7]"
+
+
+def test_the_default_currency_is_configurable(tmp_path):
+    assert read_settings(tmp_path, {}, "DEFAULT_CURRENCY") == "['USD']"
+    assert read_settings(tmp_path, {"CUSTODIA_DEFAULT_CURRENCY": "eur"}, "DEFAULT_CURRENCY") == (
+        "['EUR']"
+    )
 
 
 def test_malformed_value_message_names_the_variable_not_a_traceback_of_the_value(tmp_path):

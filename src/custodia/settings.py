@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from babel.numbers import is_currency
 from django.core.exceptions import ImproperlyConfigured
 
 from custodia.core.config import (
@@ -99,6 +100,7 @@ INSTALLED_APPS = [
     "custodia.accounts",
     "custodia.clients",
     "custodia.scheduling",
+    "custodia.payments",
     "custodia.audit",
     "custodia.crypto",
     # Background jobs (docs/operations.md, "Jobs"): procrastinate's tables and the job pages.
@@ -753,6 +755,13 @@ INVITATION_TTL_HOURS = env_int("CUSTODIA_INVITATION_TTL_HOURS", 72, minimum=1, m
 CLOSED_BUSINESS_GRACE_DAYS = env_int(
     "CUSTODIA_CLOSED_BUSINESS_GRACE_DAYS", 30, minimum=1, maximum=365
 )
+# A new business's currency (ISO 4217, e.g. USD, EUR); each business can change its own
+# (payments/, docs/payments-domain.md). Amounts are stored in its minor units.
+DEFAULT_CURRENCY = env_str("CUSTODIA_DEFAULT_CURRENCY", "USD").strip().upper()
+if not is_currency(DEFAULT_CURRENCY):
+    raise ImproperlyConfigured(
+        "CUSTODIA_DEFAULT_CURRENCY must be an ISO 4217 currency code such as USD or EUR."
+    )
 API_TOKEN_DEFAULT_DAYS = env_int("CUSTODIA_API_TOKEN_DAYS", 90, minimum=1, maximum=365)
 # API requests a minute per token or signed-in session (api/ratelimit.py): up to this many at
 # once after a quiet minute, then one every 60/N seconds; past that a 429 with Retry-After.

@@ -21,6 +21,7 @@ urlpatterns = [
     path("app/", include("custodia.web.accounts.urls")),
     path("app/", include("custodia.web.clients.urls")),
     path("app/", include("custodia.web.scheduling.urls")),
+    path("app/", include("custodia.web.payments.urls")),
     path("app/", include("custodia.web.audit.urls")),
     path("app/", include("custodia.web.export.urls")),
     path("app/", include("custodia.web.webhooks.urls")),

@@ -16,6 +16,9 @@ from custodia.core.actor import Actor, acting_as
 from custodia.core.permissions import Permission
 from custodia.jobs.models import Job
 from custodia.lifecycle.export.models import Export
+from custodia.payments.actions.catalog import do_create_pass_type
+from custodia.payments.actions.passes import do_sell_pass
+from custodia.payments.models import ClientPass, Invoice
 from custodia.scheduling.models import Service, Visit
 from custodia.tenancy.models import Business, Invitation, Membership
 from tests.acting import act
@@ -61,6 +64,7 @@ def names(matrix: TenantMatrix) -> dict[str, str]:
         "b_service": str(b.service.pk),
         "b_visit": str(b.visit.pk),
         "job": str(managers_job(matrix).pk),
+        **sold_pass(matrix),
         "soon": soon(),
     }
 
@@ -75,6 +79,20 @@ def managers_job(matrix: TenantMatrix) -> Job:
                 tenant_id=manager.tenant_id, kind="export", started_by=manager.membership
             )
     return job
+
+
+def sold_pass(matrix: TenantMatrix) -> dict[str, str]:
+    """A pass sold to business A's client, and its invoice (the same ones on every call)."""
+    owner = matrix.a.owner
+    with acting_as(owner):
+        sold = ClientPass.objects.filter(client=matrix.a.client).first()
+        if sold is None:
+            pass_type = do_create_pass_type(
+                actor=owner, name="Five walks", credits=5, price_minor=10000, validity_days=30
+            )
+            sold, _invoice = do_sell_pass(matrix.a.client, pass_type, actor=owner)
+        invoice = Invoice.objects.get(lines__client_pass=sold)
+    return {"pass": str(sold.pk), "invoice": str(invoice.pk)}
 
 
 def fill(template: Any, values: dict[str, str]) -> Any:

@@ -153,6 +153,11 @@ CASES = [
     Case("export-get", "GET", "/exports/{export}", None, (404, 404, 404, 404, 404, 404)),
     # --- /jobs (started by the manager: theirs and the owners' to see)
     Case("job-get", "GET", "/jobs/{job}", None, (404, 200, 200, 404, 404, 404)),
+    # --- /passes, /invoices (read-only; staff have no payment permission at all)
+    Case("passes-list", "GET", "/passes", None, (200, 200, 200, 403, 403, 200)),
+    Case("pass-get", "GET", "/passes/{pass}", None, (404, 200, 200, 403, 403, 200)),
+    Case("invoices-list", "GET", "/invoices", None, (200, 200, 200, 403, 403, 200)),
+    Case("invoice-get", "GET", "/invoices/{invoice}", None, (404, 200, 200, 403, 403, 200)),
 ]
 
 PARAMS = [
@@ -200,6 +205,6 @@ def test_endpoint_as_role(matrix, caller, web_as, case: Case, role: str, expecte
 
 
 def test_matrix_covers_every_endpoint_and_role() -> None:
-    """28 endpoint-methods (31 cases with the body and target variants), each as all 6 roles."""
-    assert len(ENDPOINTS) == 28
-    assert len(PARAMS) == len(CASES) * len(ROLES) == 186
+    """32 endpoint-methods (35 cases with the body and target variants), each as all 6 roles."""
+    assert len(ENDPOINTS) == 32
+    assert len(PARAMS) == len(CASES) * len(ROLES) == 210

@@ -200,6 +200,35 @@ EVENTS: dict[str, dict[tuple[str, ...], list[Ev]]] = {
         ("owner", "manager"): [],
         ("outsider", "staff", "other_staff", "client"): [denied("job", "{job}")],
     },
+    # --- /passes, /invoices: A's client bought a pass (its invoice issued); B has none.
+    "passes-list": {
+        ("outsider",): [Ev(A.PASS_LIST, subject_ids=[], detail={"count": 0, "ids": []})],
+        ("owner", "manager", "client"): [
+            Ev(A.PASS_LIST, subject_ids=["{client}"], detail={"count": 1, "ids": ["{pass}"]})
+        ],
+        ("staff", "other_staff"): [denied()],
+    },
+    "pass-get": {
+        ("outsider",): [denied("clientpass", "{pass}")],
+        ("owner", "manager", "client"): [Ev(A.PASS_READ, "clientpass", "{pass}", "{client}")],
+        ("staff", "other_staff"): [denied("", "{pass}")],
+    },
+    "invoices-list": {
+        ("outsider",): [Ev(A.INVOICE_LIST, subject_ids=[], detail={"count": 0, "ids": []})],
+        ("owner", "manager", "client"): [
+            Ev(
+                A.INVOICE_LIST,
+                subject_ids=["{client}"],
+                detail={"count": 1, "ids": ["{invoice}"]},
+            )
+        ],
+        ("staff", "other_staff"): [denied()],
+    },
+    "invoice-get": {
+        ("outsider",): [denied("invoice", "{invoice}")],
+        ("owner", "manager", "client"): [Ev(A.INVOICE_READ, "invoice", "{invoice}", "{client}")],
+        ("staff", "other_staff"): [denied("", "{invoice}")],
+    },
 }
 
 # Body fields whose values are customer data (door codes, notes, reports, a client's note).
@@ -214,6 +243,8 @@ PARAMETERS = {
     "visit": "visit_id",
     "export": "export_id",
     "job": "job_id",
+    "pass": "pass_id",
+    "invoice": "invoice_id",
 }
 
 

@@ -30,6 +30,15 @@ from custodia.core.actor import Actor
 from custodia.core.audit import AuditAction as A
 from custodia.core.permissions import Permission, Role
 from custodia.jobs.models import Job
+from custodia.payments.actions.invoices import do_create_invoice
+from custodia.payments.actions.passes import do_sell_pass, do_start_membership
+from custodia.payments.models import (
+    ClientPass,
+    Invoice,
+    InvoiceLine,
+    MembershipPlan,
+    PassType,
+)
 from custodia.scheduling.actions import do_create_visit, do_update_visit
 from custodia.tenancy.actions import do_invite_member
 from custodia.tenancy.models import Invitation
@@ -41,6 +50,7 @@ from tests.acting import act
 from tests.audit.support import chain_events
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix
+from tests.payments.support import catalog
 from tests.web.support import logged_in
 
 ROLES = ("owner", "manager", "staff", "client_login")
@@ -50,7 +60,16 @@ NOT_WALKED = {
     "accounts/logout/": "a GET asks to confirm, but allauth may log out at once",
 }
 # Reads that name a client (its id as `client_id`, or among `subject_ids`).
-CLIENT_READS = {A.CLIENT_READ, A.CLIENT_LIST, A.VISIT_READ, A.VISIT_LIST}
+CLIENT_READS = {
+    A.CLIENT_READ,
+    A.CLIENT_LIST,
+    A.VISIT_READ,
+    A.VISIT_LIST,
+    A.PASS_READ,
+    A.PASS_LIST,
+    A.INVOICE_READ,
+    A.INVOICE_LIST,
+}
 VISIT_READS = {A.VISIT_READ, A.VISIT_LIST}
 
 
@@ -99,6 +118,12 @@ def seed(matrix: TenantMatrix) -> list[Marker]:
         starts_at=day_bounds(timezone.localdate())[0],
     )
     markers.append(Marker("walk report of the visit", a.client, frozenset(VISIT_READS)))
+    # A pass sold to the client (its invoice issued), a membership, and a draft of the visits.
+    kinds = catalog(a)
+    act(a.owner)
+    do_sell_pass(a.client, kinds.ten, actor=a.owner)
+    do_start_membership(a.client, kinds.plan, actor=a.owner)
+    do_create_invoice(a.client, actor=a.owner)
     # The staff page lists pending invitations with their address: here, the client's own.
     do_invite_member(
         actor=a.owner, email="walk-second@alpha.test", role=Role.CLIENT, client=a.other_client
@@ -132,6 +157,13 @@ def parameters(matrix: TenantMatrix) -> dict[str, str]:
         "client_id": str(a.client.pk),
         "visit_id": str(a.visit.pk),
         "service_id": str(a.service.pk),
+        "pass_id": str(ClientPass.objects.filter(client=a.client).values_list("pk", flat=True)[0]),
+        "invoice_id": str(
+            Invoice.objects.filter(client=a.client, number=1).values_list("pk", flat=True)[0]
+        ),
+        "pass_type_id": str(PassType.objects.values_list("pk", flat=True)[0]),
+        "plan_id": str(MembershipPlan.objects.values_list("pk", flat=True)[0]),
+        "line_id": str(InvoiceLine.objects.values_list("pk", flat=True)[0]),
         "membership_id": str(a.staff.membership.pk),
         "token_id": str(token.pk),
         "invitation_id": str(invitation.pk),
@@ -292,6 +324,12 @@ def test_every_route_that_shows_customer_data_records_the_read(matrix: TenantMat
         "api/v1/clients/<client_id>",
         "api/v1/visits",
         "api/v1/visits/<visit_id>",
+        "app/clients/<str:client_id>/passes/",
+        "app/passes/",
+        "app/passes/<str:pass_id>/",
+        "app/invoices/",
+        "app/invoices/<str:invoice_id>/",
+        "app/invoices/<str:invoice_id>/print/",
     ):
         assert route in shown, f"{route} never showed customer data: is the walk still walking?"
 

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.conf import settings
 from django.contrib.auth.hashers import get_hasher
 
+import custodia
 from custodia.tenancy.models import Business
 
 # Each planned item and the app whose arrival would make it (partly) true. When one of these is
 # installed, this test fails on purpose: move the item from "planned" to "in place" and say
 # exactly what now holds.
 PLANNED = {
-    "planned-payments": "custodia.payments",
     "planned-alerts": "custodia.monitoring",
 }
+# The app's modules that could take a card payment: the day one of them calls the card vault's
+# client, "planned-payments" must move to "in place" and say what holds.
+CARD_PAYMENT_DOORS = ("payments", "web", "api")
 
 
 @pytest.fixture
@@ -44,6 +49,20 @@ def test_planned_items_are_not_claimed_as_present(page, marker, app):
     assert app not in settings.INSTALLED_APPS, (
         f"{app} is installed: update the security page ({marker}) to say what is true now."
     )
+
+
+def test_card_payments_stay_planned_while_nothing_charges_a_card(page):
+    planned_section = page.split('id="planned"', 1)[1]
+    assert 'id="planned-payments"' in planned_section
+    assert "paid in cash or by other means the business records by hand" in planned_section
+    source = Path(custodia.__file__).parent
+    callers = [
+        str(path.relative_to(source))
+        for door in CARD_PAYMENT_DOORS
+        for path in (source / door).rglob("*.py")
+        if "custodia.vault.client" in path.read_text()
+    ]
+    assert callers == [], f"{callers} call the card vault: update the security page"
 
 
 def test_mfa_is_in_place_and_no_longer_planned(page):

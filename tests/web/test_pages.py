@@ -119,6 +119,8 @@ def test_navigation_shows_what_each_role_may_use(matrix):
         "/app/today/",
         "/app/clients/",
         "/app/services/",
+        "/app/invoices/",
+        "/app/payments/catalog/",
         "/app/staff/",
         "/app/tokens/",
         "/app/security/",
@@ -133,6 +135,8 @@ def test_navigation_shows_what_each_role_may_use(matrix):
     }
     assert nav(matrix.a.client_login) == {
         "/app/portal/",
+        "/app/passes/",
+        "/app/invoices/",
         "/app/portal/request/",
         "/app/security/",
     }

@@ -10,6 +10,7 @@ from custodia.api.audit.router import router as audit_router
 from custodia.api.clients.router import router as clients_router
 from custodia.api.export.router import router as export_router
 from custodia.api.jobs.router import router as jobs_router
+from custodia.api.payments.router import invoices_router, passes_router
 from custodia.api.scheduling.router import services_router, visits_router
 from custodia.api.tenancy.router import router as staff_router
 
@@ -17,6 +18,8 @@ api.add_router("/clients", clients_router)
 api.add_router("/staff", staff_router)
 api.add_router("/services", services_router)
 api.add_router("/visits", visits_router)
+api.add_router("/passes", passes_router)
+api.add_router("/invoices", invoices_router)
 api.add_router("/audit", audit_router)
 api.add_router("/exports", export_router)
 api.add_router("/jobs", jobs_router)

@@ -50,6 +50,29 @@ class AuditAction(StrEnum):
     SERVICE_CREATE = "service.create"
     SERVICE_UPDATE = "service.update"
     SERVICE_DELETE = "service.delete"
+    # Money without cards (payments/): reads of invoices and passes name their client.
+    PASS_TYPE_CREATE = "pass_type.create"  # noqa: S105
+    PASS_TYPE_UPDATE = "pass_type.update"  # noqa: S105
+    PLAN_CREATE = "membership_plan.create"
+    PLAN_UPDATE = "membership_plan.update"
+    PASS_READ = "pass.read"  # noqa: S105
+    PASS_LIST = "pass.list"  # noqa: S105
+    PASS_SELL = "pass.sell"  # noqa: S105
+    PASS_VOID = "pass.void"  # noqa: S105
+    PASS_EXPIRE = "pass.expire"  # noqa: S105
+    CREDIT_USE = "pass.credit_use"
+    CREDIT_RETURN = "pass.credit_return"
+    MEMBERSHIP_START = "client_membership.start"
+    MEMBERSHIP_CANCEL = "client_membership.cancel"
+    INVOICE_READ = "invoice.read"
+    INVOICE_LIST = "invoice.list"
+    INVOICE_CREATE = "invoice.create"
+    INVOICE_LINE_ADD = "invoice.line_add"
+    INVOICE_LINE_REMOVE = "invoice.line_remove"
+    INVOICE_ISSUE = "invoice.issue"
+    INVOICE_VOID = "invoice.void"
+    PAYMENT_RECORD = "payment.record"
+    PAYMENT_SETTINGS_UPDATE = "business.payment_settings.update"
     # People and permissions.
     MEMBER_INVITE = "member.invite"
     MEMBER_JOIN = "member.join"

@@ -51,6 +51,16 @@ class Permission(StrEnum):
     BUSINESS_EXPORT = "business:export:create"
     # A client's own data, downloaded from the portal.
     CLIENTS_SELF_EXPORT = "clients:self:export"
+    # Money without cards (payments/): what the business sells (pass types, membership plans),
+    # clients' passes and memberships, invoices and the payments recorded against them. A
+    # client reads only their own passes and invoices (access.py and row-level security).
+    PAYMENTS_CATALOG_READ = "payments:catalog:read"
+    PAYMENTS_CATALOG_WRITE = "payments:catalog:write"
+    PAYMENTS_PASS_READ = "payments:pass:read"  # noqa: S105
+    PAYMENTS_PASS_WRITE = "payments:pass:write"  # noqa: S105
+    PAYMENTS_INVOICE_READ = "payments:invoice:read"
+    PAYMENTS_INVOICE_WRITE = "payments:invoice:write"
+    PAYMENTS_PAYMENT_RECORD = "payments:payment:record"
     # Outgoing webhooks (custodia.webhooks): owners only, and never through an API token (no
     # route exists): an endpoint sends the business's events to a third party.
     WEBHOOKS_MANAGE = "business:webhooks:write"
@@ -77,6 +87,13 @@ _MANAGER = frozenset(
         Permission.VISITS_REPORT,
         Permission.TOKENS_CREATE,
         Permission.JOBS_READ,
+        Permission.PAYMENTS_CATALOG_READ,
+        Permission.PAYMENTS_CATALOG_WRITE,
+        Permission.PAYMENTS_PASS_READ,
+        Permission.PAYMENTS_PASS_WRITE,
+        Permission.PAYMENTS_INVOICE_READ,
+        Permission.PAYMENTS_INVOICE_WRITE,
+        Permission.PAYMENTS_PAYMENT_RECORD,
     }
 )
 
@@ -116,6 +133,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VISITS_READ,
             Permission.VISITS_REQUEST,
             Permission.JOBS_READ,
+            Permission.PAYMENTS_CATALOG_READ,
+            Permission.PAYMENTS_PASS_READ,
+            Permission.PAYMENTS_INVOICE_READ,
         }
     ),
 }

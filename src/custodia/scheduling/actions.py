@@ -14,6 +14,7 @@ from custodia.core.actor import Actor, ensure_in_business, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission, Role
 from custodia.scheduling.models import Service, Visit, VisitStatus
+from custodia.scheduling.signals import visit_cancelled, visit_completed
 from custodia.tenancy.models import Membership
 from custodia.webhooks.events import emit_event
 from custodia.webhooks.models import EventType
@@ -272,6 +273,7 @@ def _change_visit(
     if "staff" in changes:
         _check_staff(actor, visit.client, changes["staff"])
     with transaction.atomic():
+        previous_status = visit.status
         changed = sorted(
             field for field, value in changes.items() if getattr(visit, field) != value
         )
@@ -281,7 +283,19 @@ def _change_visit(
         record(action, actor=actor, target=visit, detail={"fields": changed})
         if changed:
             _announce(_change_event(visit, changed), visit, actor=actor, changed=changed)
+        if "status" in changed:
+            _tell_status_change(visit, actor, previous_status)
     return visit
+
+
+def _tell_status_change(visit: Visit, actor: Actor, previous_status: str) -> None:
+    """The apps above hear of a completion or cancellation inside this transaction."""
+    if visit.status == VisitStatus.COMPLETED:
+        visit_completed.send(sender=Visit, visit=visit, actor=actor)
+    elif visit.status == VisitStatus.CANCELLED:
+        visit_cancelled.send(
+            sender=Visit, visit=visit, actor=actor, previous_status=VisitStatus(previous_status)
+        )
 
 
 def _change_event(visit: Visit, changed: list[str]) -> EventType:

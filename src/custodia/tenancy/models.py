@@ -12,6 +12,11 @@ from custodia.core.permissions import Role
 ROLE_CHOICES = [(role.value, role.label) for role in Role]
 
 
+def default_currency() -> str:
+    """A new business's currency: CUSTODIA_DEFAULT_CURRENCY (checked at start-up)."""
+    return str(settings.DEFAULT_CURRENCY)
+
+
 class Business(models.Model):
     """A tenant. Every tenant-owned row points here through `tenant_id`."""
 
@@ -26,6 +31,10 @@ class Business(models.Model):
     mfa_required_owners = models.BooleanField(default=False, db_default=False)
     mfa_required_managers = models.BooleanField(default=False, db_default=False)
     mfa_required_staff = models.BooleanField(default=False, db_default=False)
+    # Money (payments/): amounts are integers in this currency's minor units (ISO 4217); a
+    # cancelled visit that had used a pass credit gives it back when `credit_back_on_cancel`.
+    currency = models.CharField(max_length=3, default=default_currency, db_default="USD")
+    credit_back_on_cancel = models.BooleanField(default=True, db_default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Closing (tenancy/closing.py): closed, the business is read-only until `purge_after`, when
     # the daily purge deletes it; the database refuses every write meanwhile (tenancy/0007).
@@ -46,6 +55,9 @@ class Business(models.Model):
                 condition=models.Q(access_window_before_hours__lte=168)
                 & models.Q(access_window_after_hours__lte=168),
                 name="business_access_window_bounded",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(currency__regex=r"^[A-Z]{3}$"), name="business_currency_code"
             ),
             models.CheckConstraint(
                 condition=models.Q(session_idle_minutes__gte=5)

@@ -21,6 +21,15 @@ from custodia.clients.models import Client
 from custodia.core.actor import Actor, acting_as
 from custodia.core.dbcontext import set_db_context
 from custodia.core.permissions import Role
+from custodia.payments.actions.catalog import do_create_pass_type, do_create_plan
+from custodia.payments.actions.invoices import (
+    do_add_invoice_line,
+    do_create_invoice,
+    do_issue_invoice,
+    do_record_payment,
+)
+from custodia.payments.actions.passes import do_sell_pass
+from custodia.payments.models import ClientPass, Invoice, PaymentMethod
 from custodia.scheduling.actions import (
     do_create_service,
     do_create_visit,
@@ -212,6 +221,7 @@ CLIENTS = [
     ),
 ]
 PORTAL_CLIENT = 0  # Hannah Lee gets the client-portal login
+OPEN_INVOICE_CLIENT = 1  # her completed visits are invoiced (an open invoice)
 # Staff (by index into PEOPLE) and the clients (by index into CLIENTS) they are assigned to.
 ASSIGNMENTS = {2: [0, 1, 2, 3, 4, 5], 3: [4, 5, 6, 7, 8, 9]}
 # Daily visit slots per staff member (hour, minute); clients rotate through them.
@@ -279,7 +289,8 @@ def at(day: dt.date, hour: int, minute: int) -> dt.datetime:
 
 
 def seed() -> list[tuple[str, str, str]]:
-    """Create the demo business with people, clients, services and a week of visits."""
+    """Create the demo business with people, clients, services, a week of visits, passes and
+    invoices."""
     rows: list[tuple[str, str, str]] = []
     with transaction.atomic():
         users = []
@@ -320,7 +331,10 @@ def seed() -> list[tuple[str, str, str]]:
                 for client_index in client_indexes:
                     do_assign_staff(clients[client_index], members[staff_index], actor=owner)
 
+            # Sold before the week's visits are completed, so that they take its credits.
+            demo_pass = sell_demo_pass(owner, clients[PORTAL_CLIENT])
             schedule_week(owner, members, clients, services)
+            settle_demo_invoices(owner, demo_pass, clients[OPEN_INVOICE_CLIENT])
 
             portal = CLIENTS[PORTAL_CLIENT]
             password = secrets.token_urlsafe(12)
@@ -376,6 +390,38 @@ def schedule_week(
                 pets=demo_client.pets, minutes=service.duration_minutes
             )
             do_update_visit(visit, actor=owner, status=VisitStatus.COMPLETED, report=report)
+
+
+def sell_demo_pass(owner: Actor, client: Client) -> tuple[ClientPass, Invoice]:
+    """Two punch passes and a membership plan on sale; the portal client bought the larger
+    pass ten days ago (its invoice still open)."""
+    passes = [
+        do_create_pass_type(
+            actor=owner, name=name, credits=credits, price_minor=price, validity_days=days
+        )
+        for name, credits, price, days in (
+            ("Five walks", 5, 11000, 60),
+            ("Ten walks", 10, 20000, 90),
+        )
+    ]
+    do_create_plan(
+        actor=owner, name="Daily walker", monthly_price_minor=38000, credits_per_month=20
+    )
+    bought = timezone.now() - dt.timedelta(days=10)
+    return do_sell_pass(client, passes[1], actor=owner, starts_at=bought)
+
+
+def settle_demo_invoices(owner: Actor, sold: tuple[ClientPass, Invoice], other: Client) -> None:
+    """The pass's invoice paid in cash; another client's completed visits invoiced, open."""
+    _pass, invoice = sold
+    do_record_payment(
+        invoice, actor=owner, amount_minor=20000, method=PaymentMethod.CASH, reference="Till"
+    )
+    draft = do_create_invoice(other, actor=owner)
+    do_add_invoice_line(
+        draft, actor=owner, description="Spare key cut", quantity=1, unit_price_minor=800
+    )
+    do_issue_invoice(draft, actor=owner)
 
 
 def reset_passwords() -> list[tuple[str, str, str]]:

@@ -1,0 +1,385 @@
+"""Money without cards: what a business sells (pass types, membership plans), clients' passes and
+memberships, invoices, and the payments recorded against them.
+
+Every amount is an integer in the minor units of the business's currency (`Business.currency`);
+`money.py` formats it. An invoice's total is the sum of its lines, never stored a second time;
+a line's amount is its quantity times its unit price, which the database checks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from django.db import models
+
+from custodia.clients.models import Client
+from custodia.scheduling.models import Visit
+from custodia.tenancy.models import Membership, TenantOwned
+
+NAME_LENGTH = 120
+DESCRIPTION_LENGTH = 200
+REFERENCE_LENGTH = 120
+# Bounds the actions, forms and API schemas share (limits a business could mean; beyond them a
+# typing slip, and far beyond them an overflow).
+MAX_PRICE = 10_000_000  # 100,000.00 in a currency of two decimals
+MAX_CREDITS = 1000
+MAX_VALIDITY_DAYS = 3650
+MAX_QUANTITY = 1000
+
+
+def _choices(enum: type[StrEnum]) -> list[tuple[str, str]]:
+    return [(member.value, member.value.replace("_", " ").capitalize()) for member in enum]
+
+
+def _valid(field: str, enum: type[StrEnum]) -> models.Q:
+    return models.Q(**{f"{field}__in": [member.value for member in enum]})
+
+
+class PassStatus(StrEnum):
+    ACTIVE = "active"
+    USED_UP = "used_up"
+    EXPIRED = "expired"
+    VOID = "void"
+
+
+class MembershipStatus(StrEnum):
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    CANCELLED = "cancelled"
+
+
+class InvoiceStatus(StrEnum):
+    DRAFT = "draft"
+    OPEN = "open"
+    PAID = "paid"
+    VOID = "void"
+
+
+class PaymentMethod(StrEnum):
+    CARD = "card"
+    CASH = "cash"
+    OTHER = "other"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class PassType(TenantOwned):
+    """A punch pass the business sells: N credits for a price, valid so many days."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=NAME_LENGTH)
+    credits = models.PositiveIntegerField()
+    price_minor = models.PositiveIntegerField()
+    validity_days = models.PositiveIntegerField()
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "name"], name="passtype_tenant_name")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(credits__gte=1, credits__lte=MAX_CREDITS)
+                & models.Q(validity_days__gte=1, validity_days__lte=MAX_VALIDITY_DAYS)
+                & models.Q(price_minor__lte=MAX_PRICE),
+                name="passtype_bounded",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MembershipPlan(TenantOwned):
+    """A monthly membership: a price a month and the credits it includes each month."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=NAME_LENGTH)
+    monthly_price_minor = models.PositiveIntegerField()
+    credits_per_month = models.PositiveIntegerField()
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "name"], name="plan_tenant_name")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(credits_per_month__lte=MAX_CREDITS)
+                & models.Q(monthly_price_minor__lte=MAX_PRICE),
+                name="plan_bounded",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ClientPass(TenantOwned):
+    """A pass sold to a client: a snapshot of its type (name, credits, price) and its balance."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="passes")
+    # Pass types, plans, passes and memberships are never deleted on their own (they are
+    # deactivated, voided or cancelled): only with their client or business, which takes the
+    # rows naming them too. DO_NOTHING keeps such deletes plain (a closed business's purge may
+    # delete, never update: tenancy/0008); the foreign keys are checked at commit.
+    pass_type = models.ForeignKey(
+        PassType, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="sold"
+    )
+    name = models.CharField(max_length=NAME_LENGTH)
+    credits_total = models.PositiveIntegerField()
+    credits_left = models.PositiveIntegerField()
+    price_minor = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    starts_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=10, choices=_choices(PassStatus), default=PassStatus.ACTIVE
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "client", "expires_at"], name="pass_tenant_client"),
+            models.Index(fields=["tenant", "status", "expires_at"], name="pass_tenant_status"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(credits_left__lte=models.F("credits_total")),
+                name="pass_credits_within_total",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("starts_at")),
+                name="pass_expires_after_start",
+            ),
+            models.CheckConstraint(condition=_valid("status", PassStatus), name="pass_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"pass {self.pk}"
+
+
+class CreditUse(TenantOwned):
+    """One credit taken from a pass for a visit (-1) or given back (+1); a visit takes at most
+    one credit and gets at most one back, ever (the two partial unique constraints)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client_pass = models.ForeignKey(ClientPass, on_delete=models.CASCADE, related_name="uses")
+    # A deleted visit leaves its use in the pass's history, without the visit: the database's
+    # ON DELETE SET NULL (payments/0002), so that deleting visits stays one plain DELETE.
+    visit = models.ForeignKey(
+        Visit,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="credit_uses",
+    )
+    change = models.SmallIntegerField()
+    reason = models.CharField(max_length=DESCRIPTION_LENGTH)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "client_pass", "created_at"], name="use_pass")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(change__in=[-1, 1]), name="use_change_one"),
+            models.UniqueConstraint(
+                fields=["visit"], condition=models.Q(change=-1), name="use_one_credit_per_visit"
+            ),
+            models.UniqueConstraint(
+                fields=["visit"], condition=models.Q(change=1), name="use_one_return_per_visit"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"credit use {self.pk}"
+
+
+class ClientMembership(TenantOwned):
+    """A client's membership of a plan, with its current period. Renewal charges come with
+    cards; the schedule is here already."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="memberships")
+    plan = models.ForeignKey(
+        MembershipPlan, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="members"
+    )
+    name = models.CharField(max_length=NAME_LENGTH)
+    monthly_price_minor = models.PositiveIntegerField()
+    credits_per_month = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=10, choices=_choices(MembershipStatus), default=MembershipStatus.ACTIVE
+    )
+    current_period_start = models.DateTimeField()
+    current_period_end = models.DateTimeField()
+    credits_this_period = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "client"], name="membership_tenant_client"),
+            models.Index(
+                fields=["tenant", "status", "current_period_end"], name="membership_renewal"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(current_period_end__gt=models.F("current_period_start")),
+                name="membership_period_ordered",
+            ),
+            models.CheckConstraint(
+                condition=_valid("status", MembershipStatus), name="membership_status"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"client membership {self.pk}"
+
+
+class InvoiceCounter(TenantOwned):
+    """The last invoice number a business issued: locked FOR UPDATE while the next is issued, so
+    numbers are gapless and never repeat (a rolled-back issue rolls the counter back too)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    last_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="invoicecounter_one")]
+
+    def __str__(self) -> str:
+        return f"invoice counter {self.pk}"
+
+
+class Invoice(TenantOwned):
+    """A bill to one client: a draft until issued (which numbers it), then open, paid or void."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="invoices")
+    number = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=_choices(InvoiceStatus), default=InvoiceStatus.DRAFT
+    )
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "created_at"], name="invoice_tenant_created"),
+            models.Index(fields=["tenant", "client", "created_at"], name="invoice_tenant_client"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "number"], name="invoice_number_unique"),
+            models.CheckConstraint(
+                condition=_valid("status", InvoiceStatus), name="invoice_status"
+            ),
+            # Issued means numbered; a draft (or a draft voided unissued) has no number.
+            models.CheckConstraint(
+                condition=~models.Q(status__in=["open", "paid"]) | models.Q(number__isnull=False),
+                name="invoice_issued_numbered",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="draft")
+                | models.Q(number__isnull=True, issued_at__isnull=True),
+                name="invoice_draft_unnumbered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"invoice {self.pk}"
+
+
+class InvoiceLine(TenantOwned):
+    """One line of an invoice. A visit is invoiced at most once across invoices that are not
+    void: `voided` mirrors the invoice's voiding (set in the same transaction), so the partial
+    unique constraint on `visit` can say it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    description = models.CharField(max_length=DESCRIPTION_LENGTH)
+    quantity = models.PositiveIntegerField(default=1)
+    unit_price_minor = models.PositiveIntegerField()
+    amount_minor = models.PositiveBigIntegerField()
+    # A deleted visit leaves its line, without the visit (ON DELETE SET NULL, as for uses).
+    visit = models.ForeignKey(
+        Visit,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="invoice_lines",
+    )
+    client_pass = models.ForeignKey(
+        ClientPass, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="invoice_lines"
+    )
+    membership = models.ForeignKey(
+        ClientMembership,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="invoice_lines",
+    )
+    voided = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "invoice"], name="line_tenant_invoice")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount_minor=models.F("quantity") * models.F("unit_price_minor"))
+                & models.Q(quantity__gte=1, quantity__lte=MAX_QUANTITY),
+                name="line_amount_is_quantity_times_price",
+            ),
+            models.UniqueConstraint(
+                fields=["visit"],
+                condition=models.Q(visit__isnull=False, voided=False),
+                name="line_visit_invoiced_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"invoice line {self.pk}"
+
+
+class Payment(TenantOwned):
+    """Money received against an invoice: cash or other by hand now; a card payment's vault
+    charge id is for the card payments to come."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="payments")
+    amount_minor = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    method = models.CharField(max_length=10, choices=_choices(PaymentMethod))
+    status = models.CharField(
+        max_length=10, choices=_choices(PaymentStatus), default=PaymentStatus.SUCCEEDED
+    )
+    reference = models.CharField(max_length=REFERENCE_LENGTH, blank=True)
+    # NULL, not "", for no charge: the card payments will make it unique where it is set.
+    vault_charge_id = models.CharField(max_length=120, null=True, blank=True)  # noqa: DJ001
+    recorded_by = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "invoice"], name="payment_tenant_invoice")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="payment_positive"),
+            models.CheckConstraint(
+                condition=_valid("method", PaymentMethod), name="payment_method"
+            ),
+            models.CheckConstraint(
+                condition=_valid("status", PaymentStatus), name="payment_status"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"payment {self.pk}"
