@@ -170,6 +170,9 @@ def server(env: dict[str, str], **extra: str) -> Iterator[str]:
             "--no-key-maintenance",
             # Nor a backup at start beside the first measured runs.
             "--no-backups",
+            # Nor a card vault: no scenario of the app's pages calls it, and its process would
+            # take a share of the two cores (the vault's own scenarios start one of their own).
+            "--no-vault",
         ),
         ready_path="/security/",
         timeout_seconds=60,
