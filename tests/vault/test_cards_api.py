@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from custodia.vault.client import VaultRefused
-from tests.vault.conftest import LiveVault
+from tests.vaults import LiveVault
 
 VISA = "4242424242424242"
 MASTERCARD = "5555555555554444"

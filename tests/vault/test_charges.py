@@ -10,7 +10,7 @@ import pytest
 
 from custodia.vault.client import ChargeResult, VaultRefused
 from custodia.vault.idempotency import gateway_key
-from tests.vault.conftest import LiveVault
+from tests.vaults import LiveVault
 
 VISA = "4242424242424242"
 DECLINE = "4000000000000002"

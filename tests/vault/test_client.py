@@ -9,7 +9,7 @@ import pytest
 
 from custodia.testing.launcher import free_port
 from custodia.vault.client import VaultClient, VaultRefused, VaultUnavailable
-from tests.vault.conftest import LiveVault
+from tests.vaults import LiveVault
 
 
 def test_a_certificate_not_from_the_configured_ca_is_refused(vault: LiveVault) -> None:

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from tests.vault.conftest import SECRETS_TYPED, LiveVault
+from tests.vaults import SECRETS_TYPED, LiveVault
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

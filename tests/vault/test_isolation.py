@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connection
 
 from custodia.vault.client import VaultRefused
-from tests.vault.conftest import SECRETS_TYPED, LiveVault, connect_as, vault_db_password
+from tests.vaults import SECRETS_TYPED, LiveVault, connect_as, vault_db_password
 
 AMEX = "378282246310005"
 AMEX_CODE = "7391"

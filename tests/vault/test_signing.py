@@ -10,7 +10,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from custodia.vault.client import VaultClient, signed_payload
-from tests.vault.conftest import LiveVault
+from tests.vaults import LiveVault
 
 REFUSAL = {"error": "The request is not correctly signed."}
 

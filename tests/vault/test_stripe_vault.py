@@ -17,8 +17,8 @@ import pytest
 
 from custodia.vault.gateways.incoming import SqlSeenEvents
 from custodia.vault.idempotency import gateway_key
-from tests.vault.conftest import LiveVault, connect_as, running_vault, vault_db_password
 from tests.vault.gateways.fake_stripe import API_KEY, FakeStripe
+from tests.vaults import LiveVault, connect_as, running_vault, vault_db_password
 
 WEBHOOK_SECRET = "whsec_custodiaTestEndpointSecret0000"
 

@@ -19,7 +19,12 @@ from custodia.accounts.stepup import require_step_up
 from custodia.accounts.throttle import user_agent_summary
 from custodia.core.actor import Actor, require_active
 from custodia.core.audit import AuditAction, record
-from custodia.core.permissions import EXPLICIT_SCOPES, ROLE_PERMISSIONS, Permission
+from custodia.core.permissions import (
+    EXPLICIT_SCOPES,
+    NEVER_TOKEN_SCOPES,
+    ROLE_PERMISSIONS,
+    Permission,
+)
 from custodia.core.requestctx import client_ip
 
 
@@ -32,7 +37,7 @@ def do_create_api_token(
     require_step_up(actor)
     allowed = ROLE_PERMISSIONS[actor.role]
     if scopes is None:
-        wanted = {p.value for p in allowed if p not in EXPLICIT_SCOPES}
+        wanted = {p.value for p in allowed if p not in EXPLICIT_SCOPES | NEVER_TOKEN_SCOPES}
     else:
         wanted = set(scopes)
     if not wanted:
@@ -40,6 +45,11 @@ def do_create_api_token(
     unknown = sorted(scope for scope in wanted if scope not in Permission._value2member_map_)
     if unknown:
         raise ValidationError({"scopes": f"Unknown scopes: {', '.join(unknown)}."})
+    never = sorted(scope for scope in wanted if Permission(scope) in NEVER_TOKEN_SCOPES)
+    if never:
+        raise ValidationError(
+            {"scopes": f"No API token may hold card permissions: {', '.join(never)}."}
+        )
     beyond = sorted(scope for scope in wanted if Permission(scope) not in allowed)
     if beyond:
         raise ValidationError({"scopes": f"Your role cannot grant: {', '.join(beyond)}."})

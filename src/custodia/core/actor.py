@@ -24,7 +24,13 @@ from django.db import connections
 from django.http import Http404
 
 from custodia.core.dbcontext import set_db_context, transaction_failed
-from custodia.core.permissions import MANAGING_ROLES, ROLE_PERMISSIONS, Permission, Role
+from custodia.core.permissions import (
+    MANAGING_ROLES,
+    NEVER_TOKEN_SCOPES,
+    Permission,
+    Role,
+    role_allows,
+)
 
 
 class Authentication(Protocol):
@@ -75,8 +81,15 @@ class Actor:
         return self.role in MANAGING_ROLES
 
     def can(self, permission: Permission) -> bool:
-        """The role grants it and, for a token, the token's scopes include it."""
-        if permission not in ROLE_PERMISSIONS[self.role]:
+        """The role (with a manager's cards grant) allows it and, for a token, the token's scopes
+        include it; card permissions never for a token."""
+        if self.scopes is not None and permission in NEVER_TOKEN_SCOPES:
+            return False
+        if permission in NEVER_TOKEN_SCOPES:
+            granted = bool(getattr(self.membership, "cards_granted", False))
+        else:
+            granted = False
+        if not role_allows(self.role, permission, cards_granted=granted):
             return False
         return self.scopes is None or permission in self.scopes
 

@@ -73,10 +73,16 @@ class AuditAction(StrEnum):
     INVOICE_VOID = "invoice.void"
     PAYMENT_RECORD = "payment.record"
     PAYMENT_SETTINGS_UPDATE = "business.payment_settings.update"
+    PAYMENT_METHOD_ADD = "payment_method.add"
+    PAYMENT_METHOD_REMOVE = "payment_method.remove"
+    PAYMENT_METHOD_LIST = "payment_method.list"
+    PAYMENT_CHARGE = "payment.charge"
+    PAYMENT_REFUND = "payment.refund"
     # People and permissions.
     MEMBER_INVITE = "member.invite"
     MEMBER_JOIN = "member.join"
     MEMBER_ROLE_CHANGE = "member.role_change"
+    MEMBER_CARDS_GRANT = "member.cards_grant"
     MEMBER_DEACTIVATE = "member.deactivate"
     INVITATION_REVOKE = "invitation.revoke"
     TOKEN_CREATE = "token.create"  # noqa: S105

@@ -61,6 +61,13 @@ class Permission(StrEnum):
     PAYMENTS_INVOICE_READ = "payments:invoice:read"
     PAYMENTS_INVOICE_WRITE = "payments:invoice:write"
     PAYMENTS_PAYMENT_RECORD = "payments:payment:record"
+    # Card payments (through the vault, docs/payments-domain.md "Cards"): add and remove saved
+    # cards, charge them, refund card payments. Owners hold them; a manager only when an owner
+    # granted cards to their membership (`Membership.cards_granted`); a client for their own cards
+    # and invoices (access.py and row-level security). Never staff, never an API token.
+    PAYMENTS_CARD_WRITE = "payments:card:write"
+    PAYMENTS_CARD_CHARGE = "payments:card:charge"
+    PAYMENTS_CARD_REFUND = "payments:card:refund"
     # Outgoing webhooks (custodia.webhooks): owners only, and never through an API token (no
     # route exists): an endpoint sends the business's events to a third party.
     WEBHOOKS_MANAGE = "business:webhooks:write"
@@ -69,6 +76,17 @@ class Permission(StrEnum):
 # Scopes a token gets only when they are asked for by name, never from "everything the role
 # allows": a token that may start a whole-business export is a deliberate grant.
 EXPLICIT_SCOPES = frozenset({Permission.BUSINESS_EXPORT})
+
+CARD_PERMISSIONS = frozenset(
+    {
+        Permission.PAYMENTS_CARD_WRITE,
+        Permission.PAYMENTS_CARD_CHARGE,
+        Permission.PAYMENTS_CARD_REFUND,
+    }
+)
+# Scopes no API token may ever hold, asked for by name or not: card work needs a browser
+# session that confirmed the password recently (accounts/stepup.py), which a token never has.
+NEVER_TOKEN_SCOPES = CARD_PERMISSIONS
 
 
 _MANAGER = frozenset(
@@ -108,6 +126,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.AUDIT_READ,
         Permission.BUSINESS_EXPORT,
         Permission.WEBHOOKS_MANAGE,
+        *CARD_PERMISSIONS,
     },
     Role.MANAGER: _MANAGER,
     # Staff read clients (RLS narrows them to assigned ones) and home access (RLS narrows it to
@@ -136,9 +155,22 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PAYMENTS_CATALOG_READ,
             Permission.PAYMENTS_PASS_READ,
             Permission.PAYMENTS_INVOICE_READ,
+            # Their own cards: add, remove, pay their own invoices and passes with them.
+            Permission.PAYMENTS_CARD_WRITE,
+            Permission.PAYMENTS_CARD_CHARGE,
         }
     ),
 }
+
+# What an owner may grant a manager, one boolean on the manager's membership.
+MANAGER_CARD_GRANT = CARD_PERMISSIONS
+
+
+def role_allows(role: Role, permission: Permission, *, cards_granted: bool = False) -> bool:
+    """Whether a membership of `role` (with or without the cards grant) holds `permission`."""
+    if permission in ROLE_PERMISSIONS[role]:
+        return True
+    return role == Role.MANAGER and cards_granted and permission in MANAGER_CARD_GRANT
 
 
 def may_grant(granter: Role, role: Role) -> bool:

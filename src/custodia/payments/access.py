@@ -10,7 +10,7 @@ nothing (row-level security says the same underneath: payments/migrations/0002_r
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
 from django.http import Http404
@@ -29,6 +29,9 @@ from custodia.payments.models import (
     MembershipPlan,
     PassType,
     Payment,
+    PaymentMethod,
+    PaymentType,
+    Refund,
 )
 from custodia.payments.totals import Totals, totals_of
 from custodia.tenancy.access import parse_id
@@ -222,6 +225,7 @@ class InvoiceView:
     lines: list[InvoiceLine]
     payments: list[Payment]
     totals: Totals
+    refunds: list[Refund] = field(default_factory=list)
 
 
 def view_invoice(actor: Actor, invoice_id: object) -> InvoiceView:
@@ -240,11 +244,16 @@ def invoice_view(actor: Actor, invoice: Invoice, *, shown_again: bool = False) -
         )
     )
     payments = list(
-        Payment.objects.filter(tenant_id=invoice.tenant_id, invoice_id=invoice.pk).order_by(
+        Payment.objects.filter(tenant_id=invoice.tenant_id, invoice_id=invoice.pk)
+        .select_related("payment_method")
+        .order_by("created_at", "id")
+    )
+    refunds = list(
+        Refund.objects.filter(tenant_id=invoice.tenant_id, payment__invoice_id=invoice.pk).order_by(
             "created_at", "id"
         )
     )
-    return InvoiceView(invoice, lines, payments, totals_of(invoice))
+    return InvoiceView(invoice, lines, payments, totals_of(invoice), refunds)
 
 
 def access_invoice_line_by_id(actor: Actor, invoice: Invoice, line_id: object) -> InvoiceLine:
@@ -256,6 +265,65 @@ def access_invoice_line_by_id(actor: Actor, invoice: Invoice, line_id: object) -
         )
     except InvoiceLine.DoesNotExist:
         raise Http404("No such invoice line.") from None
+
+
+# --- Cards --------------------------------------------------------------------------------------
+
+
+def _visible_cards(actor: Actor, permission: Permission) -> QuerySet[PaymentMethod]:
+    """Saved cards (not removed) the actor may use for `permission`: a client only their own."""
+    actor.require(permission)
+    cards = PaymentMethod.objects.filter(tenant_id=actor.tenant_id, removed_at__isnull=True)
+    if actor.role == Role.CLIENT:
+        own = actor.membership.client_id
+        return cards.none() if own is None else cards.filter(client_id=own)
+    return cards
+
+
+def read_cards_of(actor: Actor, client: Client) -> list[PaymentMethod]:
+    """A client's saved cards (brand, last four, expiry), oldest first: a read of the client's
+    cards, recorded (a client's page, the portal). Staff never."""
+    cards = list(
+        _visible_cards(actor, Permission.PAYMENTS_INVOICE_READ)
+        .filter(client_id=client.pk)
+        .order_by("created_at", "id")
+    )
+    record(
+        AuditAction.PAYMENT_METHOD_LIST,
+        actor=actor,
+        subject_ids=[client.pk],
+        detail={"count": len(cards), "ids": [str(card.pk) for card in cards]},
+    )
+    return cards
+
+
+def access_card_by_id(actor: Actor, card_id: object, *, permission: Permission) -> PaymentMethod:
+    """One saved card the actor may use for `permission` (to remove it, to charge it), or 404.
+    A refusal is noted."""
+    key = parse_id(card_id)
+    try:
+        return _visible_cards(actor, permission).select_related("client").get(id=key)
+    except PaymentMethod.DoesNotExist:
+        note_refusal("paymentmethod", key)
+        raise Http404("No such card.") from None
+
+
+def access_card_payment_by_id(
+    actor: Actor, payment_id: object, *, permission: Permission
+) -> Payment:
+    """One card payment the actor may act on (retry its charge, refund it), or 404."""
+    actor.require(permission)
+    key = parse_id(payment_id)
+    payments = Payment.objects.filter(
+        tenant_id=actor.tenant_id, method=PaymentType.CARD
+    ).select_related("invoice", "payment_method")
+    if actor.role == Role.CLIENT:
+        payments = payments.filter(invoice__client_id=actor.membership.client_id)
+    try:
+        return payments.get(id=key)
+    except Payment.DoesNotExist:
+        note_refusal("payment", key)
+        raise Http404("No such payment.") from None
 
 
 # --- Recording -----------------------------------------------------------------------------------

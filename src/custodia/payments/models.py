@@ -56,13 +56,19 @@ class InvoiceStatus(StrEnum):
     VOID = "void"
 
 
-class PaymentMethod(StrEnum):
+class PaymentType(StrEnum):
     CARD = "card"
     CASH = "cash"
     OTHER = "other"
 
 
 class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class RefundStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -349,21 +355,75 @@ class InvoiceLine(TenantOwned):
         return f"invoice line {self.pk}"
 
 
+class PaymentMethod(TenantOwned):
+    """A client's card saved in the vault: the vault's token and what may be shown of the card
+    (brand, last four, expiry), never its number. Removed cards keep their row (their payments
+    name them) with `removed_at` set; the vault has destroyed the number by then."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="payment_methods")
+    # The vault's opaque token: sent back to the vault to charge, never shown on a page.
+    vault_token = models.CharField(max_length=120)
+    brand = models.CharField(max_length=40)
+    last4 = models.CharField(max_length=4)
+    exp_month = models.PositiveSmallIntegerField()
+    exp_year = models.PositiveSmallIntegerField()
+    # The vault's keyed fingerprint of the number: the same card twice in one business.
+    fingerprint = models.CharField(max_length=64)
+    added_by = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "client"], name="paymentmethod_tenant_client"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "fingerprint"],
+                condition=models.Q(removed_at__isnull=True),
+                name="paymentmethod_card_once",
+            ),
+            models.UniqueConstraint(fields=["tenant", "vault_token"], name="paymentmethod_token"),
+            models.CheckConstraint(
+                condition=models.Q(exp_month__gte=1, exp_month__lte=12), name="paymentmethod_month"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.brand} ending {self.last4}"
+
+    @property
+    def label(self) -> str:
+        """What a page or an email shows of the card."""
+        return f"{self.brand} ending {self.last4}, expires {self.exp_month:02d}/{self.exp_year}"
+
+
 class Payment(TenantOwned):
-    """Money received against an invoice: cash or other by hand now; a card payment's vault
-    charge id is for the card payments to come."""
+    """Money received against an invoice: cash or other recorded by hand, or a card charged
+    through the vault (`payment_method`, `idempotency_key`, `vault_charge_id`)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="payments")
     amount_minor = models.PositiveBigIntegerField()
     currency = models.CharField(max_length=3)
-    method = models.CharField(max_length=10, choices=_choices(PaymentMethod))
+    method = models.CharField(max_length=10, choices=_choices(PaymentType))
     status = models.CharField(
         max_length=10, choices=_choices(PaymentStatus), default=PaymentStatus.SUCCEEDED
     )
     reference = models.CharField(max_length=REFERENCE_LENGTH, blank=True)
-    # NULL, not "", for no charge: the card payments will make it unique where it is set.
+    # NULL, not "", for no charge: unique where it is set.
     vault_charge_id = models.CharField(max_length=120, null=True, blank=True)  # noqa: DJ001
+    # A card payment: the card, and the key the vault charges it under (stored before the vault
+    # is asked, so a retry sends the same key and never charges twice).
+    payment_method = models.ForeignKey(
+        PaymentMethod, null=True, blank=True, on_delete=models.RESTRICT, related_name="payments"
+    )
+    idempotency_key = models.CharField(max_length=80, null=True, blank=True)  # noqa: DJ001
+    # Why a card charge failed (the vault's message: no card data), or that it is not confirmed.
+    message = models.CharField(max_length=200, blank=True)
     recorded_by = models.ForeignKey(
         Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -373,13 +433,62 @@ class Payment(TenantOwned):
         indexes = [models.Index(fields=["tenant", "invoice"], name="payment_tenant_invoice")]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="payment_positive"),
-            models.CheckConstraint(
-                condition=_valid("method", PaymentMethod), name="payment_method"
-            ),
+            models.CheckConstraint(condition=_valid("method", PaymentType), name="payment_method"),
             models.CheckConstraint(
                 condition=_valid("status", PaymentStatus), name="payment_status"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="payment_idempotency_once",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "vault_charge_id"],
+                condition=models.Q(vault_charge_id__isnull=False),
+                name="payment_charge_once",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(method=PaymentType.CARD)
+                | models.Q(payment_method__isnull=False, idempotency_key__isnull=False),
+                name="payment_card_has_key",
             ),
         ]
 
     def __str__(self) -> str:
         return f"payment {self.pk}"
+
+    @property
+    def is_card(self) -> bool:
+        return self.method == PaymentType.CARD
+
+
+class Refund(TenantOwned):
+    """Money given back from a card payment through the vault, under a key stored first."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="refunds")
+    amount_minor = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=10, choices=_choices(RefundStatus), default=RefundStatus.PENDING
+    )
+    idempotency_key = models.CharField(max_length=80)
+    vault_refund_id = models.CharField(max_length=120, null=True, blank=True)  # noqa: DJ001
+    message = models.CharField(max_length=200, blank=True)
+    recorded_by = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "payment"], name="refund_tenant_payment")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="refund_positive"),
+            models.CheckConstraint(condition=_valid("status", RefundStatus), name="refund_status"),
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"], name="refund_idempotency_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"refund {self.pk}"

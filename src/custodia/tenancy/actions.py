@@ -399,10 +399,32 @@ def do_change_role(member: Membership, role: Role, *, actor: Actor) -> Membershi
             _ensure_another_owner(member)
         detail = {"from": member.role, "to": str(role)}
         member.role = role
-        member.save(update_fields=["role"])
+        # A grant of cards is to a manager: any change of role ends it.
+        member.cards_granted = False
+        member.save(update_fields=["role", "cards_granted"])
         record(AuditAction.MEMBER_ROLE_CHANGE, actor=actor, target=member, detail=detail)
         _revoke_invitations_sent_by(member, actor=actor, reason="sender's role changed")
         _end_member_sessions(member)
+    return member
+
+
+def do_grant_cards(member: Membership, granted: bool, *, actor: Actor) -> Membership:
+    """An owner lets a manager take card payments (add cards, charge, refund), or stops it."""
+    require_active(actor)
+    actor.require(Permission.STAFF_ROLE_WRITE)
+    ensure_in_business(actor, member)
+    require_step_up(actor)
+    if member.role != Role.MANAGER:
+        raise ValidationError("Cards are granted to managers only: owners have them, others never.")
+    with transaction.atomic():
+        member.cards_granted = granted
+        member.save(update_fields=["cards_granted"])
+        record(
+            AuditAction.MEMBER_CARDS_GRANT,
+            actor=actor,
+            target=member,
+            detail={"granted": granted},
+        )
     return member
 
 

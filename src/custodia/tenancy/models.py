@@ -96,6 +96,8 @@ class Membership(TenantOwned):
         related_name="portal_membership",
     )
     is_active = models.BooleanField(default=True)
+    # An owner's grant of card work (payments:card:*) to a manager; meaningless for other roles.
+    cards_granted = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -30,15 +30,15 @@ from custodia.payments.models import (
     InvoiceLine,
     InvoiceStatus,
     Payment,
-    PaymentMethod,
     PaymentStatus,
+    PaymentType,
 )
 from custodia.payments.money import format_money
 from custodia.payments.totals import totals_of
 from custodia.scheduling.models import Visit, VisitStatus
 from custodia.tenancy.models import Business
 
-MANUAL_METHODS = (PaymentMethod.CASH, PaymentMethod.OTHER)
+MANUAL_METHODS = (PaymentType.CASH, PaymentType.OTHER)
 ALREADY_INVOICED = "This visit is already on an invoice that is not void."
 
 

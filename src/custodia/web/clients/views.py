@@ -106,6 +106,7 @@ def _detail_page(
         "can_invite": can_invite,
         "can_schedule": actor.can(Permission.VISITS_WRITE),
         "can_erase": actor.can(Permission.CLIENTS_RECORD_ERASE) and client.erased_at is None,
+        "can_use_cards": actor.can(Permission.PAYMENTS_CARD_WRITE),
         "erasure_request": pending_erasure_request(actor, client),
     }
     if can_assign:

@@ -17,7 +17,7 @@ from custodia.payments.models import (
     NAME_LENGTH,
     REFERENCE_LENGTH,
     InvoiceStatus,
-    PaymentMethod,
+    PaymentType,
 )
 from custodia.payments.money import to_minor
 from custodia.tenancy.paging import MAX_CURSOR_LENGTH
@@ -125,7 +125,7 @@ class PaymentForm(AmountForm):
     amount = amount_field("Amount received")
     method = forms.ChoiceField(
         label="Method",
-        choices=[(PaymentMethod.CASH, "Cash"), (PaymentMethod.OTHER, "Other (bank transfer, …)")],
+        choices=[(PaymentType.CASH, "Cash"), (PaymentType.OTHER, "Other (bank transfer, …)")],
     )
     reference = forms.CharField(label="Reference", max_length=REFERENCE_LENGTH, required=False)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from custodia.web.payments import views
+from custodia.web.payments import cards, views
 
 urlpatterns = [
     path("payments/catalog/", views.catalog, name="payments_catalog"),
@@ -49,4 +49,14 @@ urlpatterns = [
     path("invoices/<str:invoice_id>/issue/", views.invoice_issue, name="invoice_issue"),
     path("invoices/<str:invoice_id>/void/", views.invoice_void, name="invoice_void"),
     path("invoices/<str:invoice_id>/payments/", views.invoice_payment, name="invoice_payment"),
+    # Cards (web/payments/cards.py): never in the API.
+    path("cards/", cards.cards, name="my_cards"),
+    path("cards/add/", cards.card_form, name="my_card_form"),
+    path("cards/added/<str:state>/", cards.card_added, name="card_added"),
+    path("cards/<str:card_id>/remove/", cards.card_remove, name="card_remove"),
+    path("clients/<str:client_id>/cards/", cards.cards, name="client_cards"),
+    path("clients/<str:client_id>/cards/add/", cards.card_form, name="client_card_form"),
+    path("invoices/<str:invoice_id>/charge/", cards.invoice_charge, name="invoice_charge"),
+    path("payments/<str:payment_id>/retry/", cards.payment_retry, name="payment_retry"),
+    path("payments/<str:payment_id>/refund/", cards.payment_refund, name="payment_refund"),
 ]

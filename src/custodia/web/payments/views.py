@@ -430,6 +430,10 @@ def _invoice_page(
     context: dict[str, Any] = {"view": view, "invoice": invoice, "can_write": can_write}
     if can_write and invoice.status == InvoiceStatus.DRAFT:
         context["line_form"] = line_form or InvoiceLineForm(currency=invoice.currency)
+    context["can_charge"] = actor.can(Permission.PAYMENTS_CARD_CHARGE)
+    context["can_refund"] = actor.can(Permission.PAYMENTS_CARD_REFUND)
+    if context["can_charge"] and invoice.status == InvoiceStatus.OPEN and view.totals.due:
+        context["cards"] = access.read_cards_of(actor, invoice.client)
     if (
         can_write
         and actor.can(Permission.PAYMENTS_PAYMENT_RECORD)

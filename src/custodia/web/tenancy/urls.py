@@ -15,6 +15,7 @@ urlpatterns = [
         name="invitation_revoke",
     ),
     path("app/staff/<str:membership_id>/role/", views.member_role, name="member_role"),
+    path("app/staff/<str:membership_id>/cards/", views.member_cards, name="member_cards"),
     path(
         "app/staff/<str:membership_id>/deactivate/",
         views.member_deactivate,

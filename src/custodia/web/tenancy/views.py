@@ -29,6 +29,7 @@ from custodia.tenancy.actions import (
     do_change_role,
     do_deactivate_member,
     do_delete_business,
+    do_grant_cards,
     do_invite_member,
     do_revoke_invitation,
     do_update_security_policy,
@@ -132,6 +133,20 @@ def member_role(request: HttpRequest, actor: Actor, membership_id: str) -> HttpR
     except ValidationError as exc:
         return _staff_page(request, actor, errors=exc.messages, status=400)
     messages.success(request, "Role changed.")
+    return redirect("staff_list")
+
+
+@require_POST
+@member_required(Permission.STAFF_ROLE_WRITE)
+def member_cards(request: HttpRequest, actor: Actor, membership_id: str) -> HttpResponse:
+    """An owner grants a manager card payments, or takes the grant back."""
+    member = access.access_member_by_id(actor, membership_id)
+    granted = request.POST.get("granted") == "on"
+    try:
+        do_grant_cards(member, granted, actor=actor)
+    except ValidationError as exc:
+        return _staff_page(request, actor, errors=exc.messages, status=400)
+    messages.success(request, "Card payments granted." if granted else "Card payments withdrawn.")
     return redirect("staff_list")
 
 

@@ -29,7 +29,7 @@ from custodia.payments.actions.invoices import (
     do_record_payment,
 )
 from custodia.payments.actions.passes import do_sell_pass
-from custodia.payments.models import ClientPass, Invoice, PaymentMethod
+from custodia.payments.models import ClientPass, Invoice, PaymentType
 from custodia.scheduling.actions import (
     do_create_service,
     do_create_visit,
@@ -415,7 +415,7 @@ def settle_demo_invoices(owner: Actor, sold: tuple[ClientPass, Invoice], other: 
     """The pass's invoice paid in cash; another client's completed visits invoiced, open."""
     _pass, invoice = sold
     do_record_payment(
-        invoice, actor=owner, amount_minor=20000, method=PaymentMethod.CASH, reference="Till"
+        invoice, actor=owner, amount_minor=20000, method=PaymentType.CASH, reference="Till"
     )
     draft = do_create_invoice(other, actor=owner)
     do_add_invoice_line(

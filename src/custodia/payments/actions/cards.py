@@ -1,0 +1,411 @@
+"""Cards: saving a client's card through the vault's hosted form, removing it, charging an open
+invoice with it (and retrying a charge not confirmed), refunding a card payment.
+
+Every action here calls `require_card_window(actor)` first (accounts/stepup.py: the password
+again after 15 minutes without card work), and talks to the vault only through `vault()`.
+
+A charge is two transactions around one vault call. The first writes the payment `pending` with
+the idempotency key the vault will charge it under, and commits; only then is the vault asked
+(`transaction.on_commit`: in a request, once the request's transaction committed). The answer is
+written in a second transaction: approved -> `succeeded` (and the invoice settled), declined ->
+`failed` with the vault's message, no answer or `unknown`/`pending` -> still `pending`, shown as
+not confirmed; retrying sends the same key again, which the vault answers without charging twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from custodia.accounts import adapter as mail
+from custodia.accounts.stepup import require_card_window
+from custodia.clients.models import Client
+from custodia.core.actor import Actor, acting_as, ensure_in_business, require_active
+from custodia.core.audit import AuditAction, record
+from custodia.core.permissions import Permission, Role
+from custodia.payments.actions.invoices import settle_if_covered
+from custodia.payments.models import (
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    PaymentType,
+    Refund,
+    RefundStatus,
+)
+from custodia.payments.money import format_money
+from custodia.payments.totals import refunded_of, totals_of
+from custodia.payments.vault import vault
+from custodia.vault.client import ChargeResult, HostedForm, VaultRefused, VaultUnavailable
+
+logger = logging.getLogger(__name__)
+
+VAULT_DOWN = "The card vault cannot be reached just now: nothing was charged or saved. Try again."
+NOT_CONFIRMED = "Not confirmed yet: the card network did not answer. Retry to confirm."
+ALREADY_ON_FILE = "This card is already on file."
+MESSAGE_LENGTH = 200
+
+
+def _require_card_work(actor: Actor, permission: Permission, *records: object) -> None:
+    """The actor, its permission, its business, the client's own records for a client, and
+    the card window (StepUpRequired when it closed)."""
+    require_active(actor)
+    actor.require(permission)
+    ensure_in_business(actor, *records)
+    if actor.role == Role.CLIENT:
+        for item in records:
+            client_id = (
+                getattr(item, "client_id", None) if not isinstance(item, Client) else item.pk
+            )
+            if client_id is not None and client_id != actor.membership.client_id:
+                raise ValidationError("Clients act on their own cards and invoices only.")
+    require_card_window(actor)
+
+
+# --- Saving and removing cards -------------------------------------------------------------------
+
+
+def do_start_card_form(client: Client, *, actor: Actor, return_url: str) -> HostedForm:
+    """A one-time hosted card form of the vault for `client`, coming back to `return_url`."""
+    _require_card_work(actor, Permission.PAYMENTS_CARD_WRITE, client)
+    try:
+        return vault().create_form(actor.tenant_id, return_url)
+    except VaultUnavailable:
+        raise ValidationError(VAULT_DOWN) from None
+    except VaultRefused as exc:
+        logger.warning("the vault refused a card form (%s)", exc.status)
+        raise ValidationError("The card form could not be opened. Try again.") from None
+
+
+def do_add_card(client: Client, ref: str, *, actor: Actor) -> tuple[PaymentMethod, bool]:
+    """Redeem the hosted form's one-time reference and save the card for `client`: the card and
+    whether it is new (False: the same card was already on file for this client)."""
+    _require_card_work(actor, Permission.PAYMENTS_CARD_WRITE, client)
+    try:
+        info = vault().redeem_reference(actor.tenant_id, ref)
+    except VaultUnavailable:
+        raise ValidationError(VAULT_DOWN) from None
+    except VaultRefused:
+        raise ValidationError(
+            "This card form was already used or has expired: add the card again."
+        ) from None
+    same = PaymentMethod.objects.filter(
+        tenant_id=actor.tenant_id, fingerprint=info.fingerprint, removed_at__isnull=True
+    ).first()
+    if same is None:
+        try:
+            with transaction.atomic():
+                card = PaymentMethod.objects.create(
+                    tenant_id=actor.tenant_id,
+                    client=client,
+                    vault_token=info.token,
+                    brand=info.brand,
+                    last4=info.last4,
+                    exp_month=info.exp_month,
+                    exp_year=info.exp_year,
+                    fingerprint=info.fingerprint,
+                    added_by_id=actor.membership.pk,
+                )
+                record(
+                    AuditAction.PAYMENT_METHOD_ADD,
+                    actor=actor,
+                    target=card,
+                    subject_ids=[client.pk],
+                    detail={"client": str(client.pk)},
+                )
+            return card, True
+        except IntegrityError:
+            same = None  # on file for a client this actor cannot see (another client's)
+    # The vault made a second token for a card already on file: it is not kept.
+    _delete_quietly(actor.tenant_id, info.token)
+    if same is not None and same.client_id == client.pk:
+        return same, False
+    raise ValidationError(ALREADY_ON_FILE)
+
+
+def _delete_quietly(business_id: uuid.UUID, token: str) -> None:
+    try:
+        vault().delete_card(business_id, token)
+    except (VaultUnavailable, VaultRefused) as exc:
+        logger.warning(
+            "a duplicate card token was not deleted at the vault (%s)", type(exc).__name__
+        )
+
+
+def do_remove_card(card: PaymentMethod, *, actor: Actor) -> PaymentMethod:
+    """The vault destroys the card's number, then the card is marked removed (its payments keep
+    naming it)."""
+    _require_card_work(actor, Permission.PAYMENTS_CARD_WRITE, card)
+    if card.removed_at is not None:
+        return card
+    try:
+        vault().delete_card(actor.tenant_id, card.vault_token)
+    except VaultUnavailable:
+        raise ValidationError(VAULT_DOWN) from None
+    except VaultRefused as exc:
+        if exc.status not in (404, 410):  # already gone at the vault: remove it here too
+            raise ValidationError("The vault refused to delete this card.") from None
+    with transaction.atomic():
+        card.removed_at = timezone.now()
+        card.save(update_fields=["removed_at"])
+        record(
+            AuditAction.PAYMENT_METHOD_REMOVE,
+            actor=actor,
+            target=card,
+            subject_ids=[card.client_id],
+            detail={"client": str(card.client_id)},
+        )
+    return card
+
+
+def delete_cards_at_vault(business_id: uuid.UUID, tokens: list[str]) -> int:
+    """Delete these cards' numbers at the vault (a client erased); how many it deleted. One the
+    vault cannot be asked about now is logged by id only."""
+    deleted = 0
+    for token in tokens:
+        try:
+            vault().delete_card(business_id, token)
+            deleted += 1
+        except VaultRefused:
+            deleted += 1  # already gone
+        except VaultUnavailable:
+            logger.warning("a card of an erased client is not deleted at the vault yet")
+    return deleted
+
+
+# --- Charging ------------------------------------------------------------------------------------
+
+
+def do_charge_invoice(invoice: Invoice, method: PaymentMethod, *, actor: Actor) -> Payment:
+    """Charge what is due on an open invoice to a saved card of its client.
+
+    The payment is committed `pending` under a fresh idempotency key before the vault is asked;
+    the answer settles it (see the module's docstring). Returns the payment (still pending when
+    the caller's transaction has not committed yet)."""
+    _require_card_work(actor, Permission.PAYMENTS_CARD_CHARGE, invoice, method)
+    if method.client_id != invoice.client_id or method.removed_at is not None:
+        raise ValidationError({"card": "Choose a saved card of this invoice's client."})
+    with transaction.atomic():
+        locked = Invoice.objects.select_for_update().get(tenant_id=actor.tenant_id, pk=invoice.pk)
+        if locked.status != InvoiceStatus.OPEN:
+            raise ValidationError("Only an open invoice can be paid.")
+        unconfirmed = Payment.objects.filter(
+            tenant_id=actor.tenant_id,
+            invoice_id=locked.pk,
+            method=PaymentType.CARD,
+            status=PaymentStatus.PENDING,
+        ).exists()
+        if unconfirmed:
+            raise ValidationError(
+                "A card payment of this invoice is not confirmed yet: retry it instead."
+            )
+        due = totals_of(locked).due
+        if due <= 0:
+            raise ValidationError("Nothing is due on this invoice.")
+        payment = Payment.objects.create(
+            tenant_id=actor.tenant_id,
+            invoice=locked,
+            amount_minor=due,
+            currency=locked.currency,
+            method=PaymentType.CARD,
+            status=PaymentStatus.PENDING,
+            payment_method=method,
+            idempotency_key=f"pay_{uuid.uuid4().hex}",
+            message=NOT_CONFIRMED,
+            recorded_by_id=actor.membership.pk,
+        )
+        record(
+            AuditAction.PAYMENT_CHARGE,
+            actor=actor,
+            target=locked,
+            detail={"payment": str(payment.pk), "amount_minor": due, "status": "pending"},
+        )
+    transaction.on_commit(lambda: send_charge(payment, actor=actor))
+    return payment
+
+
+def do_retry_charge(payment: Payment, *, actor: Actor) -> Payment:
+    """Ask the vault again about a card payment not confirmed, under the same idempotency key:
+    the vault answers the first charge's outcome and never charges twice."""
+    _require_card_work(actor, Permission.PAYMENTS_CARD_CHARGE, payment.invoice)
+    if not payment.is_card or payment.status != PaymentStatus.PENDING:
+        raise ValidationError("Only a card payment not confirmed yet can be retried.")
+    return send_charge(payment, actor=actor)
+
+
+def send_charge(payment: Payment, *, actor: Actor) -> Payment:
+    """The vault call of a pending card payment and the write of its answer (its own
+    transaction; the payment's row is already committed)."""
+    card = payment.payment_method
+    assert card is not None and payment.idempotency_key  # a card payment (the constraint)
+    result: ChargeResult | None
+    try:
+        result = vault().charge(
+            payment.tenant_id,
+            card.vault_token,
+            amount=payment.amount_minor,
+            currency=payment.currency,
+            idempotency_key=payment.idempotency_key,
+        )
+    except VaultUnavailable:
+        result = None
+    except VaultRefused as exc:
+        result = ChargeResult(
+            "", "declined", payment.amount_minor, payment.currency, 0, None, exc.message, None
+        )
+    with transaction.atomic(), acting_as(actor):
+        locked = Payment.objects.select_for_update().get(tenant_id=payment.tenant_id, pk=payment.pk)
+        if locked.status == PaymentStatus.PENDING and result is not None:
+            _apply(locked, result, actor=actor)
+    payment.refresh_from_db(fields=["status", "message", "vault_charge_id"])
+    return payment
+
+
+def _apply(payment: Payment, result: ChargeResult, *, actor: Actor) -> None:
+    """Write the vault's answer to a locked pending payment (unknown or pending: unchanged)."""
+    if result.status == "approved":
+        payment.status = PaymentStatus.SUCCEEDED
+        payment.message = ""
+    elif result.status == "declined":
+        payment.status = PaymentStatus.FAILED
+        payment.message = (result.message or "The card was declined.")[:MESSAGE_LENGTH]
+    else:
+        payment.message = NOT_CONFIRMED
+    payment.vault_charge_id = result.charge_id or None
+    payment.save(update_fields=["status", "message", "vault_charge_id"])
+    invoice = Invoice.objects.select_for_update().get(
+        tenant_id=payment.tenant_id, pk=payment.invoice_id
+    )
+    record(
+        AuditAction.PAYMENT_CHARGE,
+        actor=actor,
+        target=invoice,
+        detail={
+            "payment": str(payment.pk),
+            "amount_minor": payment.amount_minor,
+            "status": str(payment.status),
+            "vault_status": result.status,
+        },
+    )
+    if payment.status == PaymentStatus.SUCCEEDED:
+        settle_if_covered(invoice)
+        _send_receipt(invoice, payment)
+
+
+def _send_receipt(invoice: Invoice, payment: Payment) -> None:
+    """Email the client a receipt of a card payment (brand and last four only), once the
+    payment's transaction commits."""
+    email = invoice.client.email if invoice.client_id else ""
+    if not email:
+        return
+    card = payment.payment_method
+    body = render_to_string(
+        "payments/email/receipt.txt",
+        {
+            "invoice": invoice,
+            "amount": format_money(payment.amount_minor, payment.currency),
+            "card": card,
+            "business": invoice.tenant.name,
+        },
+    )
+    subject = f"Receipt: invoice {invoice.number} paid by card"
+    mail.send_after_commit(EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [email]))
+
+
+# --- Refunds -------------------------------------------------------------------------------------
+
+
+def do_refund_payment(payment: Payment, amount_minor: int, *, actor: Actor) -> Refund:
+    """Give back `amount_minor` of a succeeded card payment (never more than is left of it).
+    The refund is committed `pending` under its idempotency key first, like a charge."""
+    _require_card_work(actor, Permission.PAYMENTS_CARD_REFUND, payment)
+    if not payment.is_card or payment.status != PaymentStatus.SUCCEEDED:
+        raise ValidationError("Only a card payment that went through can be refunded.")
+    if not isinstance(amount_minor, int) or amount_minor <= 0:
+        raise ValidationError({"amount_minor": "A refund is more than nothing."})
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(tenant_id=actor.tenant_id, pk=payment.pk)
+        left = locked.amount_minor - refunded_of(locked, include_pending=True)
+        if amount_minor > left:
+            raise ValidationError(
+                {"amount_minor": f"At most {format_money(left, locked.currency)} can be refunded."}
+            )
+        refund = Refund.objects.create(
+            tenant_id=actor.tenant_id,
+            payment=locked,
+            amount_minor=amount_minor,
+            currency=locked.currency,
+            idempotency_key=f"ref_{uuid.uuid4().hex}",
+            recorded_by_id=actor.membership.pk,
+        )
+        record(
+            AuditAction.PAYMENT_REFUND,
+            actor=actor,
+            target=locked.invoice,
+            detail={
+                "payment": str(locked.pk),
+                "refund": str(refund.pk),
+                "amount_minor": amount_minor,
+                "status": "pending",
+            },
+        )
+    transaction.on_commit(lambda: send_refund(refund, actor=actor))
+    return refund
+
+
+def do_retry_refund(refund: Refund, *, actor: Actor) -> Refund:
+    """Ask the vault again about a refund not confirmed, under the same key."""
+    _require_card_work(actor, Permission.PAYMENTS_CARD_REFUND, refund)
+    if refund.status != RefundStatus.PENDING:
+        raise ValidationError("Only a refund not confirmed yet can be retried.")
+    return send_refund(refund, actor=actor)
+
+
+def send_refund(refund: Refund, *, actor: Actor) -> Refund:
+    """The vault call of a pending refund and the write of its answer."""
+    payment = refund.payment
+    status, message, refund_id = RefundStatus.PENDING, NOT_CONFIRMED, None
+    try:
+        result = vault().refund(
+            payment.tenant_id,
+            payment.vault_charge_id or "",
+            amount=refund.amount_minor,
+            idempotency_key=refund.idempotency_key,
+        )
+    except VaultUnavailable:
+        result = None
+    except VaultRefused as exc:
+        status, message = RefundStatus.FAILED, exc.message[:MESSAGE_LENGTH]
+        result = None
+    if result is not None:
+        refund_id = result.refund_id
+        if result.status == "approved":
+            status, message = RefundStatus.SUCCEEDED, ""
+        elif result.status == "declined":
+            status, message = RefundStatus.FAILED, (result.message or "Refused.")[:MESSAGE_LENGTH]
+    with transaction.atomic(), acting_as(actor):
+        locked = Refund.objects.select_for_update().get(tenant_id=refund.tenant_id, pk=refund.pk)
+        if locked.status == RefundStatus.PENDING and status != RefundStatus.PENDING:
+            locked.status, locked.message, locked.vault_refund_id = status, message, refund_id
+            locked.save(update_fields=["status", "message", "vault_refund_id"])
+            record(
+                AuditAction.PAYMENT_REFUND,
+                actor=actor,
+                target=payment.invoice,
+                detail={
+                    "payment": str(payment.pk),
+                    "refund": str(locked.pk),
+                    "amount_minor": locked.amount_minor,
+                    "status": str(status),
+                },
+            )
+    refund.refresh_from_db(fields=["status", "message", "vault_refund_id"])
+    return refund

@@ -1,0 +1,111 @@
+"""Row-level security for cards: saved cards, card payments, refunds (docs/payments-domain.md).
+
+- Saved cards (`payments_paymentmethod`): managers and owners of the business read and write
+  them (the actions narrow writing to the card permissions); a client reads and writes only their
+  own; staff nothing.
+- Card payments: besides managers, a client may insert and update a *card* payment against one
+  of their own issued invoices (paying it in the portal), and mark their own open invoice paid:
+  a trigger lets a client change nothing of an invoice but `open` -> `paid` and its `paid_at`.
+- Refunds: managers write them; a client reads those of the payments they see.
+Every new table has the tenant key, same-tenant foreign keys and the closed-business guard.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from django.db import migrations
+
+from custodia.core.rls import IN_TENANT, guard_table, once_per_query, same_tenant, tenant_key
+
+# The names the first payments policies were written with (a module name cannot be imported
+# with `from`: it starts with a digit).
+_rls = import_module("custodia.payments.migrations.0002_rls")
+IS_CLIENT: str = _rls.IS_CLIENT
+MANAGER_HERE: str = _rls.MANAGER_HERE
+OF_VISIBLE_INVOICE: str = _rls.OF_VISIBLE_INVOICE
+OWN_CLIENT: str = _rls.OWN_CLIENT
+closed_guard = _rls.closed_guard
+
+CARD_PAYMENT_OF_CLIENT = (
+    f"{IN_TENANT} AND {IS_CLIENT} AND method = 'card'"
+    f" AND {OF_VISIBLE_INVOICE.format(table='payments_payment')}"
+)
+PAYMENT_WRITE = f"({MANAGER_HERE}) OR ({CARD_PAYMENT_OF_CLIENT})"
+INVOICE_UPDATE = f"({MANAGER_HERE}) OR ({IN_TENANT} AND {OWN_CLIENT} AND status <> 'draft')"
+
+CLIENT_INVOICE_GUARD_SQL = """
+CREATE FUNCTION custodia_invoice_client_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  unchanged payments_invoice;
+BEGIN
+  IF custodia_role() = 'client' THEN
+    unchanged := NEW;
+    unchanged.status := OLD.status;
+    unchanged.paid_at := OLD.paid_at;
+    IF unchanged IS DISTINCT FROM OLD OR OLD.status <> 'open' OR NEW.status <> 'paid' THEN
+      RAISE EXCEPTION 'a client may only settle their own open invoice'
+        USING ERRCODE = 'insufficient_privilege';
+    END IF;
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER payments_invoice_client_guard BEFORE UPDATE ON payments_invoice
+  FOR EACH ROW EXECUTE FUNCTION custodia_invoice_client_guard();
+"""
+DROP_CLIENT_INVOICE_GUARD_SQL = """
+DROP TRIGGER IF EXISTS payments_invoice_client_guard ON payments_invoice;
+DROP FUNCTION IF EXISTS custodia_invoice_client_guard();
+"""
+
+
+def replace_policy(table: str, command: str, new: str, old: str) -> migrations.RunSQL:
+    """Swap one command's policy on `table` (USING and WITH CHECK the same expression)."""
+
+    def create(expression: str) -> str:
+        expression = once_per_query(expression)
+        if command == "insert":
+            clause = f"WITH CHECK ({expression})"
+        else:
+            clause = f"USING ({expression}) WITH CHECK ({expression})"
+        return f"CREATE POLICY {table}_{command} ON {table} FOR {command.upper()} {clause}"
+
+    drop = f"DROP POLICY IF EXISTS {table}_{command} ON {table}"
+    return migrations.RunSQL([drop, create(new)], [drop, create(old)])
+
+
+class Migration(migrations.Migration):
+    dependencies = [("payments", "0003_cards")]
+
+    operations = [
+        guard_table(
+            "payments_paymentmethod",
+            select=f"{IN_TENANT} AND (custodia_is_manager() OR ({OWN_CLIENT}))",
+            insert=f"{IN_TENANT} AND (custodia_is_manager() OR ({OWN_CLIENT}))",
+            update=f"{IN_TENANT} AND (custodia_is_manager() OR ({OWN_CLIENT}))",
+            delete=MANAGER_HERE,
+        ),
+        guard_table(
+            "payments_refund",
+            select=f"""{IN_TENANT} AND (custodia_is_manager()
+                OR ({IS_CLIENT} AND EXISTS (SELECT 1 FROM payments_payment p
+                    WHERE p.tenant_id = payments_refund.tenant_id
+                      AND p.id = payments_refund.payment_id)))""",
+            insert=MANAGER_HERE,
+            update=MANAGER_HERE,
+            delete=MANAGER_HERE,
+        ),
+        replace_policy("payments_payment", "insert", PAYMENT_WRITE, MANAGER_HERE),
+        replace_policy("payments_payment", "update", PAYMENT_WRITE, MANAGER_HERE),
+        replace_policy("payments_invoice", "update", INVOICE_UPDATE, MANAGER_HERE),
+        migrations.RunSQL(CLIENT_INVOICE_GUARD_SQL, DROP_CLIENT_INVOICE_GUARD_SQL),
+        tenant_key("payments_paymentmethod"),
+        tenant_key("payments_refund"),
+        same_tenant("payments_paymentmethod", "client_id", "clients_client"),
+        same_tenant("payments_paymentmethod", "added_by_id", "tenancy_membership"),
+        same_tenant("payments_payment", "payment_method_id", "payments_paymentmethod"),
+        same_tenant("payments_refund", "payment_id", "payments_payment"),
+        same_tenant("payments_refund", "recorded_by_id", "tenancy_membership"),
+        closed_guard("payments_paymentmethod"),
+        closed_guard("payments_refund"),
+    ]
