@@ -355,6 +355,18 @@ class InvoiceLine(TenantOwned):
         return f"invoice line {self.pk}"
 
 
+# The vault's brand codes (vault/cards.py), as people read them.
+BRAND_NAMES = {
+    "visa": "Visa",
+    "mastercard": "Mastercard",
+    "amex": "American Express",
+    "discover": "Discover",
+    "diners": "Diners Club",
+    "jcb": "JCB",
+    "unionpay": "UnionPay",
+}
+
+
 class PaymentMethod(TenantOwned):
     """A client's card saved in the vault: the vault's token and what may be shown of the card
     (brand, last four, expiry), never its number. Removed cards keep their row (their payments
@@ -393,12 +405,16 @@ class PaymentMethod(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.brand} ending {self.last4}"
+        return f"{self.brand_name} ending {self.last4}"
+
+    @property
+    def brand_name(self) -> str:
+        return BRAND_NAMES.get(self.brand, self.brand.capitalize())
 
     @property
     def label(self) -> str:
         """What a page or an email shows of the card."""
-        return f"{self.brand} ending {self.last4}, expires {self.exp_month:02d}/{self.exp_year}"
+        return f"{self} expires {self.exp_month:02d}/{self.exp_year}"
 
 
 class Payment(TenantOwned):

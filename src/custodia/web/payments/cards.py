@@ -143,7 +143,7 @@ def card_added(request: HttpRequest, actor: Actor, state: str) -> HttpResponse:
     else:
         messages.success(
             request,
-            f"{card.brand} ending {card.last4} saved." if new else "This card is already on file.",
+            f"{card} saved." if new else "This card is already on file.",
         )
     return redirect(_cards_url(actor, client))
 

@@ -1,0 +1,375 @@
+"""Cards against a live vault (the sandbox gateway): adding through the hosted form, duplicates,
+binding the form to the session's client, the 15-minute card window, charges (approved,
+declined, timed out, late success, vault unreachable) that charge once however often they are
+retried, refunds, the receipt by email, and no card number anywhere on the app's side."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from django.test import override_settings
+
+from custodia.accounts import stepup
+from custodia.core.actor import Actor
+from custodia.payments.actions.cards import (
+    do_charge_invoice,
+    do_refund_payment,
+    do_retry_charge,
+)
+from custodia.payments.actions.passes import do_sell_pass
+from custodia.payments.models import (
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+)
+from custodia.tenancy.models import Membership
+from custodia.testing.launcher import free_port
+from tests.acting import act
+from tests.factories import Business, TenantMatrix
+from tests.mail import SmtpServer, smtp_server  # noqa: F401  (a fixture)
+from tests.payments.cards import (
+    DECLINED,
+    LATE_SUCCESS,
+    SECURITY_CODE,
+    TIMES_OUT,
+    VISA,
+    add_card_through_app,
+    grant_cards,
+    open_form,
+)
+from tests.payments.support import catalog
+from tests.vaults import LiveVault
+from tests.web.support import logged_in
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def steady_clock(monkeypatch: pytest.MonkeyPatch) -> float:
+    """The step-up clock held a minute ahead: the matrix actors' proof (`JustAuthenticated`,
+    read after the guard's "now") and the test sessions' logins are then both just before it."""
+    at = time.time() + 60
+    monkeypatch.setattr(stepup, "clock", lambda: at)
+    return at
+
+
+def app_path(location: str) -> str:
+    """The app's path and query of an absolute URL the vault sent the browser to."""
+    parts = urlsplit(location)
+    return f"{parts.path}?{parts.query}"
+
+
+def dead_https_url() -> str:
+    """A vault URL where nothing listens."""
+    return f"https://localhost:{free_port()}"
+
+
+def add_card(business: Business, vault: LiveVault, number: str = VISA) -> PaymentMethod:
+    """The owner adds a card for the business's client through the app's pages."""
+    web = logged_in(business.owner)
+    response = add_card_through_app(
+        web, vault, f"/app/clients/{business.client.pk}/cards/add/", number
+    )
+    assert response.status_code == 302
+    act(business.owner)
+    return PaymentMethod.objects.filter(client=business.client, removed_at__isnull=True).latest(
+        "created_at"
+    )
+
+
+def open_invoice(business: Business) -> Invoice:
+    act(business.owner)
+    _pass, invoice = do_sell_pass(business.client, catalog(business).ten, actor=business.owner)
+    return invoice  # 200.00, open
+
+
+def charge(invoice: Invoice, card: PaymentMethod, actor: Actor, capture: Any) -> Payment:
+    act(actor)
+    with capture(execute=True):
+        payment = do_charge_invoice(invoice, card, actor=actor)
+    act(actor)
+    return Payment.objects.get(pk=payment.pk)
+
+
+def vault_charges(vault: LiveVault, business: Business) -> int:
+    return int(
+        vault.sql(
+            "SELECT count(*) FROM vault_charge WHERE business_id = %s",
+            (business.owner.tenant_id,),
+        )[0][0]
+    )
+
+
+def gateway_calls(vault: LiveVault, payment: Payment) -> int:
+    rows = vault.sql(
+        "SELECT sum(calls) FROM vault_sandboxoperation WHERE kind = 'charge'"
+        " AND idempotency_key LIKE %s",
+        (f"%{payment.idempotency_key}%",),
+    )
+    return int(rows[0][0] or 0)
+
+
+# --- Adding cards ----------------------------------------------------------------------------
+
+
+def test_a_manager_with_the_grant_adds_a_card_and_sees_only_brand_last4_expiry(
+    matrix: TenantMatrix, live_vault: LiveVault
+) -> None:
+    manager = grant_cards(matrix.a)
+    act(matrix.a.owner)
+    manager = Actor(manager.user, Membership.objects.get(pk=manager.membership.pk))
+    web = logged_in(manager)
+    path = f"/app/clients/{matrix.a.client.pk}/cards/add/"
+    page, form_url = open_form(web, path)
+    assert form_url.startswith(live_vault.url + "/form/")
+    assert live_vault.url in page["Content-Security-Policy"].split("frame-src")[1].split(";")[0]
+    # Every other page keeps framing to itself.
+    assert "frame-src" not in web.get("/app/").get("Content-Security-Policy", "")
+    answer = live_vault.submit_card(form_url, number=VISA, security_code=SECURITY_CODE)
+    response = web.get(app_path(answer.headers["Location"]))
+    assert response.status_code == 302
+    cards_page = web.get(f"/app/clients/{matrix.a.client.pk}/cards/").content.decode()
+    assert "Visa ending 4242" in cards_page and "12/2040" in cards_page
+    act(matrix.a.owner)
+    card = PaymentMethod.objects.get(client=matrix.a.client)
+    assert card.vault_token not in cards_page
+    assert VISA not in cards_page and "4242 4242" not in cards_page
+
+
+def test_the_same_card_twice_is_already_on_file(
+    matrix: TenantMatrix, live_vault: LiveVault
+) -> None:
+    add_card(matrix.a, live_vault)
+    web = logged_in(matrix.a.owner)
+    response = add_card_through_app(
+        web, live_vault, f"/app/clients/{matrix.a.client.pk}/cards/add/"
+    )
+    assert response.status_code == 302
+    follow = web.get(response["Location"]).content.decode()
+    assert "already on file" in follow
+    act(matrix.a.owner)
+    assert PaymentMethod.objects.filter(tenant_id=matrix.a.owner.tenant_id).count() == 1
+    # For another client of the business, the same card is refused too.
+    response = add_card_through_app(
+        web, live_vault, f"/app/clients/{matrix.a.other_client.pk}/cards/add/"
+    )
+    assert "already on file" in web.get(response["Location"]).content.decode()
+    act(matrix.a.owner)
+    assert PaymentMethod.objects.filter(tenant_id=matrix.a.owner.tenant_id).count() == 1
+
+
+def test_a_client_adds_their_own_card_and_cannot_redeem_into_another_client(
+    matrix: TenantMatrix, live_vault: LiveVault
+) -> None:
+    portal = logged_in(matrix.a.client_login)
+    response = add_card_through_app(portal, live_vault, "/app/cards/add/")
+    assert response["Location"] == "/app/cards/"
+    act(matrix.a.owner)
+    assert PaymentMethod.objects.get().client_id == matrix.a.client.pk
+    # A form the manager opened for the other client, its return link taken by the client:
+    # the client's session never opened it, so nothing is saved anywhere.
+    owner = logged_in(matrix.a.owner)
+    _page, form_url = open_form(owner, f"/app/clients/{matrix.a.other_client.pk}/cards/add/")
+    answer = live_vault.submit_card(form_url, number="5555555555554444", security_code="123")
+    path = app_path(answer.headers["Location"])
+    assert portal.get(path).status_code == 302
+    act(matrix.a.owner)
+    assert PaymentMethod.objects.count() == 1
+    # The outsider with the same link: not theirs either (and the vault scopes by business).
+    outsider = logged_in(matrix.outsider)
+    assert outsider.get(path).status_code == 302
+    act(matrix.outsider)
+    assert PaymentMethod.objects.count() == 0
+
+
+def test_removing_a_card_deletes_it_at_the_vault(
+    matrix: TenantMatrix, live_vault: LiveVault
+) -> None:
+    card = add_card(matrix.a, live_vault)
+    web = logged_in(matrix.a.owner)
+    assert web.post(f"/app/cards/{card.pk}/remove/").status_code == 302
+    act(matrix.a.owner)
+    assert PaymentMethod.objects.get(pk=card.pk).removed_at is not None
+    sealed = live_vault.sql(
+        "SELECT number_sealed FROM vault_card WHERE token = %s", (card.vault_token,)
+    )
+    assert sealed == [(None,)]
+
+
+def test_after_15_idle_minutes_card_work_asks_for_the_password(
+    matrix: TenantMatrix,
+    live_vault: LiveVault,
+    monkeypatch: pytest.MonkeyPatch,
+    steady_clock: float,
+) -> None:
+    web = logged_in(matrix.a.owner)
+    path = f"/app/clients/{matrix.a.client.pk}/cards/add/"
+    start = steady_clock
+    monkeypatch.setattr(stepup, "clock", lambda: start)
+    open_form(web, path)  # fresh login: passes, and opens the card window
+    monkeypatch.setattr(stepup, "clock", lambda: start + 14 * 60)
+    open_form(web, path)  # card work within 15 minutes: the window slides
+    monkeypatch.setattr(stepup, "clock", lambda: start + 14 * 60 + 16 * 60)
+    response = web.post(
+        path, HTTP_REFERER=f"https://testserver/app/clients/{matrix.a.client.pk}/cards/"
+    )
+    assert response.status_code == 302
+    assert response["Location"].startswith("/app/step-up/")
+
+
+# --- Charges ---------------------------------------------------------------------------------
+
+
+def test_an_approved_charge_pays_the_invoice_once_and_emails_a_receipt(
+    matrix: TenantMatrix,
+    live_vault: LiveVault,
+    django_capture_on_commit_callbacks: Any,
+    smtp_server: SmtpServer,  # noqa: F811
+) -> None:
+    card = add_card(matrix.a, live_vault)
+    invoice = open_invoice(matrix.a)
+    payment = charge(invoice, card, matrix.a.owner, django_capture_on_commit_callbacks)
+    assert payment.status == PaymentStatus.SUCCEEDED
+    assert payment.amount_minor == 20000 and payment.idempotency_key
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.PAID
+    assert vault_charges(live_vault, matrix.a) == 1
+    # Retrying what is settled is refused; the same key again charges nothing more.
+    with pytest.raises(Exception, match="not confirmed"):
+        do_retry_charge(payment, actor=matrix.a.owner)
+    receipt = smtp_server.wait_for(1)[0]
+    assert receipt.recipients == [matrix.a.client.email]
+    assert "Visa ending 4242" in receipt.body
+    assert VISA not in receipt.body and SECURITY_CODE not in receipt.body
+    web = logged_in(matrix.a.owner)
+    printed = web.get(f"/app/invoices/{invoice.pk}/print/").content.decode()
+    assert "Visa ending 4242" in printed and VISA not in printed
+
+
+def test_a_declined_card_fails_with_the_message(
+    matrix: TenantMatrix, live_vault: LiveVault, django_capture_on_commit_callbacks: Any
+) -> None:
+    card = add_card(matrix.a, live_vault, DECLINED)
+    invoice = open_invoice(matrix.a)
+    payment = charge(invoice, card, matrix.a.owner, django_capture_on_commit_callbacks)
+    assert payment.status == PaymentStatus.FAILED
+    assert payment.message
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.OPEN
+    page = logged_in(matrix.a.owner).get(f"/app/invoices/{invoice.pk}/").content.decode()
+    assert payment.message in page
+
+
+def test_a_timeout_stays_pending_and_retries_never_charge_twice(
+    matrix: TenantMatrix, live_vault: LiveVault, django_capture_on_commit_callbacks: Any
+) -> None:
+    card = add_card(matrix.a, live_vault, TIMES_OUT)
+    invoice = open_invoice(matrix.a)
+    payment = charge(invoice, card, matrix.a.owner, django_capture_on_commit_callbacks)
+    assert payment.status == PaymentStatus.PENDING
+    page = logged_in(matrix.a.owner).get(f"/app/invoices/{invoice.pk}/").content.decode()
+    assert "Not confirmed" in page and f"/app/payments/{payment.pk}/retry/" in page
+    web = logged_in(matrix.a.owner)
+    for _ in range(2):
+        assert web.post(f"/app/payments/{payment.pk}/retry/").status_code == 302
+    act(matrix.a.owner)
+    assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.PENDING
+    assert vault_charges(live_vault, matrix.a) == 1
+    # A second charge of the same invoice is refused while one is not confirmed.
+    act(matrix.a.owner)
+    with pytest.raises(Exception, match="not confirmed"):
+        do_charge_invoice(invoice, card, actor=matrix.a.owner)
+
+
+def test_a_late_success_is_found_by_the_retry_without_a_second_charge(
+    matrix: TenantMatrix, live_vault: LiveVault, django_capture_on_commit_callbacks: Any
+) -> None:
+    card = add_card(matrix.a, live_vault, LATE_SUCCESS)
+    invoice = open_invoice(matrix.a)
+    payment = charge(invoice, card, matrix.a.owner, django_capture_on_commit_callbacks)
+    assert payment.status == PaymentStatus.PENDING
+    web = logged_in(matrix.a.owner)
+    web.post(f"/app/payments/{payment.pk}/retry/")
+    act(matrix.a.owner)
+    assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.SUCCEEDED
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.PAID
+    assert vault_charges(live_vault, matrix.a) == 1
+    assert gateway_calls(live_vault, payment) <= 1
+
+
+def test_an_unreachable_vault_leaves_the_payment_pending_then_a_retry_charges_once(
+    matrix: TenantMatrix, live_vault: LiveVault, django_capture_on_commit_callbacks: Any
+) -> None:
+    card = add_card(matrix.a, live_vault)
+    invoice = open_invoice(matrix.a)
+    with override_settings(VAULT_URL=dead_https_url()):
+        payment = charge(invoice, card, matrix.a.owner, django_capture_on_commit_callbacks)
+    assert payment.status == PaymentStatus.PENDING
+    assert vault_charges(live_vault, matrix.a) == 0
+    act(matrix.a.owner)
+    pending = Payment.objects.select_related("payment_method", "invoice").get(pk=payment.pk)
+    payment = do_retry_charge(pending, actor=matrix.a.owner)
+    assert payment.status == PaymentStatus.SUCCEEDED
+    act(matrix.a.owner)
+    with pytest.raises(Exception, match="not confirmed"):
+        do_retry_charge(payment, actor=matrix.a.owner)
+    assert vault_charges(live_vault, matrix.a) == 1
+
+
+def test_a_client_pays_their_own_invoice_in_the_portal(
+    matrix: TenantMatrix, live_vault: LiveVault, django_capture_on_commit_callbacks: Any
+) -> None:
+    portal = logged_in(matrix.a.client_login)
+    add_card_through_app(portal, live_vault, "/app/cards/add/")
+    invoice = open_invoice(matrix.a)
+    act(matrix.a.owner)
+    card = PaymentMethod.objects.get()
+    page = portal.get(f"/app/invoices/{invoice.pk}/").content.decode()
+    assert "Pay by card" in page and str(card.pk) in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = portal.post(f"/app/invoices/{invoice.pk}/charge/", {"card": str(card.pk)})
+    assert response.status_code == 302
+    act(matrix.a.owner)
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.PAID
+    assert Payment.objects.get(invoice=invoice).status == PaymentStatus.SUCCEEDED
+
+
+# --- Refunds ---------------------------------------------------------------------------------
+
+
+def test_partial_and_full_refunds_never_above_what_is_left(
+    matrix: TenantMatrix, live_vault: LiveVault, django_capture_on_commit_callbacks: Any
+) -> None:
+    card = add_card(matrix.a, live_vault)
+    invoice = open_invoice(matrix.a)
+    payment = charge(invoice, card, matrix.a.owner, django_capture_on_commit_callbacks)
+    web = logged_in(matrix.a.owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        web.post(f"/app/payments/{payment.pk}/refund/", {"amount": "50.00"})
+    act(matrix.a.owner)
+    assert Refund.objects.get().status == RefundStatus.SUCCEEDED
+    # Above what is left: refused with a message, nothing sent.
+    response = web.post(f"/app/payments/{payment.pk}/refund/", {"amount": "150.01"})
+    assert "At most" in web.get(response["Location"]).content.decode()
+    response = web.post(f"/app/payments/{payment.pk}/refund/", {"amount": "ten"})
+    assert response.status_code == 302
+    act(matrix.a.owner)
+    assert Refund.objects.count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        do_refund_payment(payment, 15000, actor=matrix.a.owner)
+    act(matrix.a.owner)
+    assert Refund.objects.filter(status=RefundStatus.SUCCEEDED).count() == 2
+    page = web.get(f"/app/invoices/{invoice.pk}/").content.decode()
+    assert "Refunded" in page and "$200.00" in page
+    # The invoice stays paid: a refund is money given back, not a bill reopened.
+    act(matrix.a.owner)
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.PAID
+    refunded = live_vault.sql(
+        "SELECT refunded FROM vault_charge WHERE charge_id = %s", (payment.vault_charge_id,)
+    )
+    assert refunded == [(20000,)]
