@@ -10,10 +10,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import override_settings
 
 from custodia.accounts import stepup
+from custodia.clients.models import Client
 from custodia.core.actor import Actor
+from custodia.lifecycle.erasure import do_erase_client
 from custodia.payments.actions.cards import (
     do_charge_invoice,
     do_refund_payment,
@@ -29,6 +32,8 @@ from custodia.payments.models import (
     Refund,
     RefundStatus,
 )
+from custodia.tenancy.closing import do_close_business, do_purge_closed_businesses
+from custodia.tenancy.models import Business as BusinessRow
 from custodia.tenancy.models import Membership
 from custodia.testing.launcher import free_port
 from tests.acting import act
@@ -373,3 +378,53 @@ def test_partial_and_full_refunds_never_above_what_is_left(
         "SELECT refunded FROM vault_charge WHERE charge_id = %s", (payment.vault_charge_id,)
     )
     assert refunded == [(20000,)]
+
+
+# --- Erasure and closing ---------------------------------------------------------------------
+
+
+def test_erasing_a_client_deletes_their_cards_at_the_vault(
+    matrix: TenantMatrix, live_vault: LiveVault
+) -> None:
+    card = add_card(matrix.a, live_vault)
+    act(matrix.a.owner)
+    client = Client.objects.get(pk=matrix.a.client.pk)
+    with override_settings(VAULT_URL=dead_https_url()):
+        with pytest.raises(ValidationError, match="card vault cannot be reached"):
+            do_erase_client(client, actor=matrix.a.owner)
+    act(matrix.a.owner)
+    assert Client.objects.get(pk=client.pk).erased_at is None
+    do_erase_client(Client.objects.get(pk=client.pk), actor=matrix.a.owner)
+    act(matrix.a.owner)
+    assert PaymentMethod.objects.get(pk=card.pk).removed_at is not None
+    sealed = live_vault.sql(
+        "SELECT number_sealed FROM vault_card WHERE token = %s", (card.vault_token,)
+    )
+    assert sealed == [(None,)]
+
+
+def test_a_purged_business_is_destroyed_at_the_vault_and_waits_for_it(
+    matrix: TenantMatrix, live_vault: LiveVault, django_capture_on_commit_callbacks: Any
+) -> None:
+    card = add_card(matrix.a, live_vault)
+    payment = charge(
+        open_invoice(matrix.a), card, matrix.a.owner, django_capture_on_commit_callbacks
+    )
+    act(matrix.a.owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        do_refund_payment(payment, 500, actor=matrix.a.owner)
+    act(matrix.a.owner)
+    business = BusinessRow.objects.get(pk=matrix.a.owner.tenant_id)
+    closed = do_close_business(business, actor=matrix.a.owner, confirm_name=business.name)
+    assert closed.purge_after is not None
+    with override_settings(VAULT_URL=dead_https_url()):
+        assert do_purge_closed_businesses(closed.purge_after) == []
+    act(matrix.a.owner)
+    assert BusinessRow.objects.filter(pk=business.pk).exists()
+    assert do_purge_closed_businesses(closed.purge_after) == [business.pk]
+    act(matrix.b.owner)
+    assert not BusinessRow.objects.filter(pk=business.pk).exists()
+    destroyed = live_vault.sql(
+        "SELECT count(*) FROM vault_destroyedbusiness WHERE business_id = %s", (business.pk,)
+    )
+    assert destroyed == [(1,)]

@@ -43,6 +43,7 @@ from custodia.core.actor import Actor, activate, ensure_in_business, require_act
 from custodia.core.audit import AuditAction, record
 from custodia.core.dbcontext import fetch_all_with_key, set_db_context
 from custodia.core.permissions import Permission, Role
+from custodia.payments.actions.cards import forget_cards_of
 from custodia.scheduling.models import Visit
 from custodia.tenancy.models import Invitation, Membership
 
@@ -142,6 +143,8 @@ def do_erase_client(client: Client, *, actor: Actor) -> Client:
         raise ValidationError("This client's data was erased already.")
     now = timezone.now()
     with transaction.atomic():
+        # First, and at the vault: saved card numbers are deleted, or nothing is erased yet.
+        cards = forget_cards_of(client, actor=actor)
         client.name = ERASED_NAME
         for field in PERSONAL_FIELDS:
             setattr(client, field, "")
@@ -187,6 +190,7 @@ def do_erase_client(client: Client, *, actor: Actor) -> Client:
                 "invitations_deleted": invitations,
                 "portal_login_detached": detached,
                 "requests_completed": requests,
+                "cards_deleted": cards,
             },
         )
     logger.info("client erased tenant=%s client=%s", actor.tenant_id, client.pk)

@@ -382,9 +382,7 @@ class PaymentMethod(TenantOwned):
     exp_year = models.PositiveSmallIntegerField()
     # The vault's keyed fingerprint of the number: the same card twice in one business.
     fingerprint = models.CharField(max_length=64)
-    added_by = models.ForeignKey(
-        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    # Who added or removed it is the audit trail's (payment_method.add / .remove).
     created_at = models.DateTimeField(auto_now_add=True)
     removed_at = models.DateTimeField(null=True, blank=True)
 
@@ -434,8 +432,11 @@ class Payment(TenantOwned):
     vault_charge_id = models.CharField(max_length=120, null=True, blank=True)  # noqa: DJ001
     # A card payment: the card, and the key the vault charges it under (stored before the vault
     # is asked, so a retry sends the same key and never charges twice).
+    # DO_NOTHING: a saved card is never deleted on its own (removing it keeps the row); it goes
+    # only with its client or business, in the same transaction as these payments (the foreign
+    # key is checked at commit), so the purge's plain cascade stays plain.
     payment_method = models.ForeignKey(
-        PaymentMethod, null=True, blank=True, on_delete=models.RESTRICT, related_name="payments"
+        PaymentMethod, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="payments"
     )
     idempotency_key = models.CharField(max_length=80, null=True, blank=True)  # noqa: DJ001
     # Why a card charge failed (the vault's message: no card data), or that it is not confirmed.
@@ -491,9 +492,7 @@ class Refund(TenantOwned):
     idempotency_key = models.CharField(max_length=80)
     vault_refund_id = models.CharField(max_length=120, null=True, blank=True)  # noqa: DJ001
     message = models.CharField(max_length=200, blank=True)
-    recorded_by = models.ForeignKey(
-        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    # Who refunded is the audit trail's (payment.refund).
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -112,7 +112,6 @@ def do_add_card(client: Client, ref: str, *, actor: Actor) -> tuple[PaymentMetho
                     exp_month=info.exp_month,
                     exp_year=info.exp_year,
                     fingerprint=info.fingerprint,
-                    added_by_id=actor.membership.pk,
                 )
                 record(
                     AuditAction.PAYMENT_METHOD_ADD,
@@ -166,19 +165,59 @@ def do_remove_card(card: PaymentMethod, *, actor: Actor) -> PaymentMethod:
     return card
 
 
-def delete_cards_at_vault(business_id: uuid.UUID, tokens: list[str]) -> int:
-    """Delete these cards' numbers at the vault (a client erased); how many it deleted. One the
-    vault cannot be asked about now is logged by id only."""
-    deleted = 0
-    for token in tokens:
+def forget_cards_of(client: Client, *, actor: Actor) -> int:
+    """Delete every saved card of a client being erased, at the vault and here (inside the
+    erasure, which checked its own permission and step-up); how many. ValidationError when
+    the vault cannot be reached: the erasure waits for it rather than leave a card behind."""
+    require_active(actor)
+    ensure_in_business(actor, client)
+    cards = list(
+        PaymentMethod.objects.filter(
+            tenant_id=actor.tenant_id, client_id=client.pk, removed_at__isnull=True
+        )
+    )
+    for card in cards:
         try:
-            vault().delete_card(business_id, token)
-            deleted += 1
-        except VaultRefused:
-            deleted += 1  # already gone
+            vault().delete_card(actor.tenant_id, card.vault_token)
         except VaultUnavailable:
-            logger.warning("a card of an erased client is not deleted at the vault yet")
-    return deleted
+            raise ValidationError(
+                "The card vault cannot be reached, and the client's saved cards go with their "
+                "data: try again shortly."
+            ) from None
+        except VaultRefused:
+            pass  # already gone at the vault
+    now = timezone.now()
+    for card in cards:
+        card.removed_at = now
+        card.save(update_fields=["removed_at"])
+        record(
+            AuditAction.PAYMENT_METHOD_REMOVE,
+            actor=actor,
+            target=card,
+            subject_ids=[client.pk],
+            detail={"client": str(client.pk), "reason": "client erased"},
+        )
+    return len(cards)
+
+
+def destroy_business_at_vault(business_id: uuid.UUID) -> None:
+    """Crypto-shred a business's cards at the vault when it ever saved one (inside the deletion
+    of its rows, as the actor deleting them); ValidationError when the vault cannot be reached."""
+    if not PaymentMethod.objects.filter(tenant_id=business_id).exists():
+        return
+    try:
+        vault().destroy_business(business_id)
+    except VaultUnavailable:
+        raise ValidationError(
+            "The card vault cannot be reached, and the business's cards go with it: "
+            "try again shortly."
+        ) from None
+    except VaultRefused as exc:
+        if exc.status != 410:  # 410: destroyed already
+            raise ValidationError(
+                "The card vault refused to destroy the business's cards."
+            ) from None
+    logger.info("business destroyed at the card vault tenant=%s", business_id)
 
 
 # --- Charging ------------------------------------------------------------------------------------
@@ -344,7 +383,6 @@ def do_refund_payment(payment: Payment, amount_minor: int, *, actor: Actor) -> R
             amount_minor=amount_minor,
             currency=locked.currency,
             idempotency_key=f"ref_{uuid.uuid4().hex}",
-            recorded_by_id=actor.membership.pk,
         )
         record(
             AuditAction.PAYMENT_REFUND,

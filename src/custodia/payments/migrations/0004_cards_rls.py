@@ -59,6 +59,26 @@ DROP FUNCTION IF EXISTS custodia_invoice_client_guard();
 """
 
 
+# A card payment's refunds make its payments deleted one by one in a purge, after their
+# recorded_by is set NULL (the members go too): that one change passes the closed guard.
+PAYMENT_LOSES_RECORDER = """OLD.recorded_by_id IS NOT NULL AND NEW.recorded_by_id IS NULL
+    AND (to_jsonb(NEW) - 'recorded_by_id') = (to_jsonb(OLD) - 'recorded_by_id')"""
+PAYMENT_GUARD_SQL = [
+    "DROP TRIGGER IF EXISTS payments_payment_closed ON payments_payment",
+    "CREATE TRIGGER payments_payment_closed BEFORE INSERT OR DELETE ON payments_payment"
+    " FOR EACH ROW EXECUTE FUNCTION custodia_refuse_closed_write()",
+    "CREATE TRIGGER payments_payment_closed_update BEFORE UPDATE ON payments_payment"
+    f" FOR EACH ROW WHEN (NOT ({PAYMENT_LOSES_RECORDER}))"
+    " EXECUTE FUNCTION custodia_refuse_closed_write()",
+]
+PAYMENT_GUARD_REVERSE = [
+    "DROP TRIGGER IF EXISTS payments_payment_closed_update ON payments_payment",
+    "DROP TRIGGER IF EXISTS payments_payment_closed ON payments_payment",
+    "CREATE TRIGGER payments_payment_closed BEFORE INSERT OR UPDATE OR DELETE ON payments_payment"
+    " FOR EACH ROW EXECUTE FUNCTION custodia_refuse_closed_write()",
+]
+
+
 def replace_policy(table: str, command: str, new: str, old: str) -> migrations.RunSQL:
     """Swap one command's policy on `table` (USING and WITH CHECK the same expression)."""
 
@@ -102,10 +122,9 @@ class Migration(migrations.Migration):
         tenant_key("payments_paymentmethod"),
         tenant_key("payments_refund"),
         same_tenant("payments_paymentmethod", "client_id", "clients_client"),
-        same_tenant("payments_paymentmethod", "added_by_id", "tenancy_membership"),
         same_tenant("payments_payment", "payment_method_id", "payments_paymentmethod"),
         same_tenant("payments_refund", "payment_id", "payments_payment"),
-        same_tenant("payments_refund", "recorded_by_id", "tenancy_membership"),
         closed_guard("payments_paymentmethod"),
         closed_guard("payments_refund"),
+        migrations.RunSQL(PAYMENT_GUARD_SQL, PAYMENT_GUARD_REVERSE),
     ]
