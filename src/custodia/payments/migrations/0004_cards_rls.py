@@ -13,6 +13,7 @@ Every new table has the tenant key, same-tenant foreign keys and the closed-busi
 from __future__ import annotations
 
 from importlib import import_module
+from typing import Any
 
 from django.db import migrations
 
@@ -63,7 +64,7 @@ DROP FUNCTION IF EXISTS custodia_invoice_client_guard();
 # recorded_by is set NULL (the members go too): that one change passes the closed guard.
 PAYMENT_LOSES_RECORDER = """OLD.recorded_by_id IS NOT NULL AND NEW.recorded_by_id IS NULL
     AND (to_jsonb(NEW) - 'recorded_by_id') = (to_jsonb(OLD) - 'recorded_by_id')"""
-PAYMENT_GUARD_SQL = [
+PAYMENT_GUARD_SQL: list[Any] = [
     "DROP TRIGGER IF EXISTS payments_payment_closed ON payments_payment",
     "CREATE TRIGGER payments_payment_closed BEFORE INSERT OR DELETE ON payments_payment"
     " FOR EACH ROW EXECUTE FUNCTION custodia_refuse_closed_write()",
@@ -71,7 +72,7 @@ PAYMENT_GUARD_SQL = [
     f" FOR EACH ROW WHEN (NOT ({PAYMENT_LOSES_RECORDER}))"
     " EXECUTE FUNCTION custodia_refuse_closed_write()",
 ]
-PAYMENT_GUARD_REVERSE = [
+PAYMENT_GUARD_REVERSE: list[Any] = [
     "DROP TRIGGER IF EXISTS payments_payment_closed_update ON payments_payment",
     "DROP TRIGGER IF EXISTS payments_payment_closed ON payments_payment",
     "CREATE TRIGGER payments_payment_closed BEFORE INSERT OR UPDATE OR DELETE ON payments_payment"
