@@ -23,7 +23,13 @@ from custodia.clients.access import list_clients
 from custodia.clients.actions import do_create_client
 from custodia.core.actor import Actor
 from custodia.core.dbcontext import clear
-from custodia.core.permissions import EXPLICIT_SCOPES, ROLE_PERMISSIONS, Permission, Role
+from custodia.core.permissions import (
+    EXPLICIT_SCOPES,
+    NEVER_TOKEN_SCOPES,
+    ROLE_PERMISSIONS,
+    Permission,
+    Role,
+)
 from custodia.tenancy.actions import do_change_role, do_deactivate_member
 from tests.acting import act, resolve_token
 from tests.factories import TenantMatrix
@@ -57,8 +63,9 @@ def present(plain: str) -> Actor | None:
 def test_default_scopes_are_the_roles_permissions(matrix: TenantMatrix, role: str) -> None:
     actor = getattr(matrix.a, role)
     token, plain = make_token(actor)
-    # Everything the role allows but the scopes granted only by name (the business export).
-    allowed = ROLE_PERMISSIONS[actor.role] - EXPLICIT_SCOPES
+    # Everything the role allows but the scopes granted only by name (the business export) and
+    # those no token may hold (cards).
+    allowed = ROLE_PERMISSIONS[actor.role] - EXPLICIT_SCOPES - NEVER_TOKEN_SCOPES
     assert set(token.scopes) == {p.value for p in allowed}
     assert token.scopes == sorted(token.scopes)
     assert token.membership_id == actor.membership.pk

@@ -45,6 +45,8 @@ GUARDED = {
     "payments_passtype",
     "payments_membershipplan",
     "payments_clientpass",
+    "payments_paymentmethod",
+    "payments_refund",
     "payments_credituse",
     "payments_clientmembership",
     "payments_invoicecounter",

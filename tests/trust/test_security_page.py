@@ -17,8 +17,8 @@ from custodia.tenancy.models import Business
 PLANNED = {
     "planned-alerts": "custodia.monitoring",
 }
-# The app's modules that could take a card payment: the day one of them calls the card vault's
-# client, "planned-payments" must move to "in place" and say what holds.
+# The app's modules that could take a card payment: only payments' own modules call the vault's
+# client (the security page's "Card payments" says so).
 CARD_PAYMENT_DOORS = ("payments", "web", "api")
 
 
@@ -51,18 +51,28 @@ def test_planned_items_are_not_claimed_as_present(page, marker, app):
     )
 
 
-def test_card_payments_stay_planned_while_nothing_charges_a_card(page):
-    planned_section = page.split('id="planned"', 1)[1]
-    assert 'id="planned-payments"' in planned_section
-    assert "paid in cash or by other means the business records by hand" in planned_section
+def test_card_payments_are_in_place_only_through_the_vault(page):
+    in_place, planned_section = page.split('id="planned"', 1)
+    assert 'id="planned-payments"' not in page
+    assert 'id="card-payments"' in in_place
+    for claim in (
+        "never reach this app",
+        "brand, its last four digits and its expiry",
+        "15 minutes without card activity",
+        "no API token can hold that permission",
+        "idempotency key",
+    ):
+        assert claim in in_place
+    # The app reaches the vault only from the payments actions and their client module
+    # (tests/payments/test_card_access.py: no API route, no token scope).
     source = Path(custodia.__file__).parent
-    callers = [
+    callers = sorted(
         str(path.relative_to(source))
         for door in CARD_PAYMENT_DOORS
         for path in (source / door).rglob("*.py")
         if "custodia.vault.client" in path.read_text()
-    ]
-    assert callers == [], f"{callers} call the card vault: update the security page"
+    )
+    assert callers == ["payments/actions/cards.py", "payments/vault.py"]
 
 
 def test_mfa_is_in_place_and_no_longer_planned(page):

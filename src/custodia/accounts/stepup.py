@@ -157,8 +157,10 @@ def require_card_window(actor: Actor) -> None:
     proof = actor.authentication
     if proof is None:
         raise StepUpRequired(cards=True, session=False)
+    # The proof is read before "now": a proof made this instant (the console's) is never later.
+    stepped_up_at = proof.stepped_up_at()
     now = clock()
     in_window = is_fresh(proof.card_activity_at(), CARD_WINDOW_SECONDS, now)
-    if not (in_window or is_fresh(proof.stepped_up_at(), now=now)):
+    if not (in_window or is_fresh(stepped_up_at, now=now)):
         raise StepUpRequired(cards=True)
     proof.note_card_activity(now)

@@ -469,6 +469,12 @@ class Payment(TenantOwned):
                 | models.Q(payment_method__isnull=False, idempotency_key__isnull=False),
                 name="payment_card_has_key",
             ),
+            # One card charge of an invoice waits for its answer at a time.
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=models.Q(method=PaymentType.CARD, status=PaymentStatus.PENDING),
+                name="payment_one_pending_card",
+            ),
         ]
 
     def __str__(self) -> str:

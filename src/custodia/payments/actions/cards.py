@@ -44,6 +44,7 @@ from custodia.payments.models import (
 from custodia.payments.money import format_money
 from custodia.payments.totals import refunded_of, totals_of
 from custodia.payments.vault import vault
+from custodia.tenancy.actors import system_actor
 from custodia.vault.client import ChargeResult, HostedForm, VaultRefused, VaultUnavailable
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,10 @@ logger = logging.getLogger(__name__)
 VAULT_DOWN = "The card vault cannot be reached just now: nothing was charged or saved. Try again."
 NOT_CONFIRMED = "Not confirmed yet: the card network did not answer. Retry to confirm."
 ALREADY_ON_FILE = "This card is already on file."
+UNCONFIRMED = "A card payment of this invoice is not confirmed yet: retry it instead."
 MESSAGE_LENGTH = 200
+# The system actor that writes the vault's answer to a charge (its audit rows' request id).
+CHARGE_TASK = "card-charge"
 
 
 def _require_card_work(actor: Actor, permission: Permission, *records: object) -> None:
@@ -233,7 +237,12 @@ def do_charge_invoice(invoice: Invoice, method: PaymentMethod, *, actor: Actor) 
     if method.client_id != invoice.client_id or method.removed_at is not None:
         raise ValidationError({"card": "Choose a saved card of this invoice's client."})
     with transaction.atomic():
-        locked = Invoice.objects.select_for_update().get(tenant_id=actor.tenant_id, pk=invoice.pk)
+        invoices = Invoice.objects.filter(tenant_id=actor.tenant_id, pk=invoice.pk)
+        # Managers lock the invoice; a client may not (row-level security gives them no UPDATE
+        # on invoices), and the unique pending card payment per invoice guards them instead.
+        if actor.role != Role.CLIENT:
+            invoices = invoices.select_for_update()
+        locked = invoices.get()
         if locked.status != InvoiceStatus.OPEN:
             raise ValidationError("Only an open invoice can be paid.")
         unconfirmed = Payment.objects.filter(
@@ -243,24 +252,26 @@ def do_charge_invoice(invoice: Invoice, method: PaymentMethod, *, actor: Actor) 
             status=PaymentStatus.PENDING,
         ).exists()
         if unconfirmed:
-            raise ValidationError(
-                "A card payment of this invoice is not confirmed yet: retry it instead."
-            )
+            raise ValidationError(UNCONFIRMED)
         due = totals_of(locked).due
         if due <= 0:
             raise ValidationError("Nothing is due on this invoice.")
-        payment = Payment.objects.create(
-            tenant_id=actor.tenant_id,
-            invoice=locked,
-            amount_minor=due,
-            currency=locked.currency,
-            method=PaymentType.CARD,
-            status=PaymentStatus.PENDING,
-            payment_method=method,
-            idempotency_key=f"pay_{uuid.uuid4().hex}",
-            message=NOT_CONFIRMED,
-            recorded_by_id=actor.membership.pk,
-        )
+        try:
+            with transaction.atomic():
+                payment = Payment.objects.create(
+                    tenant_id=actor.tenant_id,
+                    invoice=locked,
+                    amount_minor=due,
+                    currency=locked.currency,
+                    method=PaymentType.CARD,
+                    status=PaymentStatus.PENDING,
+                    payment_method=method,
+                    idempotency_key=f"pay_{uuid.uuid4().hex}",
+                    message=NOT_CONFIRMED,
+                    recorded_by_id=actor.membership.pk,
+                )
+        except IntegrityError:
+            raise ValidationError(UNCONFIRMED) from None
         record(
             AuditAction.PAYMENT_CHARGE,
             actor=actor,
@@ -300,10 +311,13 @@ def send_charge(payment: Payment, *, actor: Actor) -> Payment:
         result = ChargeResult(
             "", "declined", payment.amount_minor, payment.currency, 0, None, exc.message, None
         )
-    with transaction.atomic(), acting_as(actor):
+    # The vault's answer is the business's own bookkeeping, written by its system actor: a
+    # client's context may only ever insert a pending payment (payments/0004).
+    bookkeeper = system_actor(payment.tenant_id, task=CHARGE_TASK)
+    with transaction.atomic(), acting_as(bookkeeper):
         locked = Payment.objects.select_for_update().get(tenant_id=payment.tenant_id, pk=payment.pk)
         if locked.status == PaymentStatus.PENDING and result is not None:
-            _apply(locked, result, actor=actor)
+            _apply(locked, result, actor=bookkeeper)
     payment.refresh_from_db(fields=["status", "message", "vault_charge_id"])
     return payment
 

@@ -3,9 +3,10 @@
 - Saved cards (`payments_paymentmethod`): managers and owners of the business read and write
   them (the actions narrow writing to the card permissions); a client reads and writes only their
   own; staff nothing.
-- Card payments: besides managers, a client may insert and update a *card* payment against one
-  of their own issued invoices (paying it in the portal), and mark their own open invoice paid:
-  a trigger lets a client change nothing of an invoice but `open` -> `paid` and its `paid_at`.
+- Card payments: besides managers, a client may insert a *pending card* payment against one of
+  their own issued invoices (paying it in the portal), nothing more: the vault's answer is
+  written by the business's system actor (payments/actions/cards.py), so a client's context can
+  never mark a payment succeeded or an invoice paid.
 - Refunds: managers write them; a client reads those of the payments they see.
 Every new table has the tenant key, same-tenant foreign keys and the closed-business guard.
 """
@@ -28,37 +29,11 @@ OF_VISIBLE_INVOICE: str = _rls.OF_VISIBLE_INVOICE
 OWN_CLIENT: str = _rls.OWN_CLIENT
 closed_guard = _rls.closed_guard
 
-CARD_PAYMENT_OF_CLIENT = (
-    f"{IN_TENANT} AND {IS_CLIENT} AND method = 'card'"
+PENDING_CARD_PAYMENT_OF_CLIENT = (
+    f"{IN_TENANT} AND {IS_CLIENT} AND method = 'card' AND status = 'pending'"
     f" AND {OF_VISIBLE_INVOICE.format(table='payments_payment')}"
 )
-PAYMENT_WRITE = f"({MANAGER_HERE}) OR ({CARD_PAYMENT_OF_CLIENT})"
-INVOICE_UPDATE = f"({MANAGER_HERE}) OR ({IN_TENANT} AND {OWN_CLIENT} AND status <> 'draft')"
-
-CLIENT_INVOICE_GUARD_SQL = """
-CREATE FUNCTION custodia_invoice_client_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  unchanged payments_invoice;
-BEGIN
-  IF custodia_role() = 'client' THEN
-    unchanged := NEW;
-    unchanged.status := OLD.status;
-    unchanged.paid_at := OLD.paid_at;
-    IF unchanged IS DISTINCT FROM OLD OR OLD.status <> 'open' OR NEW.status <> 'paid' THEN
-      RAISE EXCEPTION 'a client may only settle their own open invoice'
-        USING ERRCODE = 'insufficient_privilege';
-    END IF;
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER payments_invoice_client_guard BEFORE UPDATE ON payments_invoice
-  FOR EACH ROW EXECUTE FUNCTION custodia_invoice_client_guard();
-"""
-DROP_CLIENT_INVOICE_GUARD_SQL = """
-DROP TRIGGER IF EXISTS payments_invoice_client_guard ON payments_invoice;
-DROP FUNCTION IF EXISTS custodia_invoice_client_guard();
-"""
-
+PAYMENT_INSERT = f"({MANAGER_HERE}) OR ({PENDING_CARD_PAYMENT_OF_CLIENT})"
 
 # A card payment's refunds make its payments deleted one by one in a purge, after their
 # recorded_by is set NULL (the members go too): that one change passes the closed guard.
@@ -116,10 +91,7 @@ class Migration(migrations.Migration):
             update=MANAGER_HERE,
             delete=MANAGER_HERE,
         ),
-        replace_policy("payments_payment", "insert", PAYMENT_WRITE, MANAGER_HERE),
-        replace_policy("payments_payment", "update", PAYMENT_WRITE, MANAGER_HERE),
-        replace_policy("payments_invoice", "update", INVOICE_UPDATE, MANAGER_HERE),
-        migrations.RunSQL(CLIENT_INVOICE_GUARD_SQL, DROP_CLIENT_INVOICE_GUARD_SQL),
+        replace_policy("payments_payment", "insert", PAYMENT_INSERT, MANAGER_HERE),
         tenant_key("payments_paymentmethod"),
         tenant_key("payments_refund"),
         same_tenant("payments_paymentmethod", "client_id", "clients_client"),
