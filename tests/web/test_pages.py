@@ -137,6 +137,7 @@ def test_navigation_shows_what_each_role_may_use(matrix):
         "/app/portal/",
         "/app/passes/",
         "/app/invoices/",
+        "/app/cards/",
         "/app/portal/request/",
         "/app/security/",
     }

@@ -97,7 +97,7 @@ class Membership(TenantOwned):
     )
     is_active = models.BooleanField(default=True)
     # An owner's grant of card work (payments:card:*) to a manager; meaningless for other roles.
-    cards_granted = models.BooleanField(default=False)
+    cards_granted = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

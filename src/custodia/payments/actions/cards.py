@@ -318,7 +318,9 @@ def send_charge(payment: Payment, *, actor: Actor) -> Payment:
         locked = Payment.objects.select_for_update().get(tenant_id=payment.tenant_id, pk=payment.pk)
         if locked.status == PaymentStatus.PENDING and result is not None:
             _apply(locked, result, actor=bookkeeper)
-    payment.refresh_from_db(fields=["status", "message", "vault_charge_id"])
+    # Read inside the block: after it no context may be set (an on_commit callback's).
+    for field in ("status", "message", "vault_charge_id"):
+        setattr(payment, field, getattr(locked, field))
     return payment
 
 
@@ -459,5 +461,6 @@ def send_refund(refund: Refund, *, actor: Actor) -> Refund:
                     "status": str(status),
                 },
             )
-    refund.refresh_from_db(fields=["status", "message", "vault_refund_id"])
+    for field in ("status", "message", "vault_refund_id"):
+        setattr(refund, field, getattr(locked, field))
     return refund

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import secrets
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import urllib3
 from allauth.account.models import EmailAddress
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
@@ -21,6 +26,14 @@ from custodia.clients.models import Client
 from custodia.core.actor import Actor, acting_as
 from custodia.core.dbcontext import set_db_context
 from custodia.core.permissions import Role
+from custodia.payments.actions.cards import (
+    do_add_card,
+    do_charge_invoice,
+    do_refund_payment,
+    do_start_card_form,
+    send_charge,
+    send_refund,
+)
 from custodia.payments.actions.catalog import do_create_pass_type, do_create_plan
 from custodia.payments.actions.invoices import (
     do_add_invoice_line,
@@ -29,7 +42,15 @@ from custodia.payments.actions.invoices import (
     do_record_payment,
 )
 from custodia.payments.actions.passes import do_sell_pass
-from custodia.payments.models import ClientPass, Invoice, PaymentType
+from custodia.payments.models import (
+    ClientPass,
+    Invoice,
+    PassType,
+    PaymentMethod,
+    PaymentStatus,
+    PaymentType,
+    RefundStatus,
+)
 from custodia.scheduling.actions import (
     do_create_service,
     do_create_visit,
@@ -221,6 +242,8 @@ CLIENTS = [
     ),
 ]
 PORTAL_CLIENT = 0  # Hannah Lee gets the client-portal login
+# The sandbox's approving Visa test card (docs/payments.md, "Test cards"): never a real card.
+DEMO_CARD = "4242424242424242"
 OPEN_INVOICE_CLIENT = 1  # her completed visits are invoiced (an open invoice)
 # Staff (by index into PEOPLE) and the clients (by index into CLIENTS) they are assigned to.
 ASSIGNMENTS = {2: [0, 1, 2, 3, 4, 5], 3: [4, 5, 6, 7, 8, 9]}
@@ -424,6 +447,91 @@ def settle_demo_invoices(owner: Actor, sold: tuple[ClientPass, Invoice], other: 
     do_issue_invoice(draft, actor=owner)
 
 
+def demo_owner() -> Actor | None:
+    """The demo business's owner at the console, if the business exists."""
+    owner = User.objects.filter(email__iexact=PEOPLE[0][1]).first()
+    if owner is None:
+        return None
+    with transaction.atomic():
+        set_db_context(user_id=owner.pk)
+        membership = (
+            Membership.objects.select_related("tenant")
+            .filter(user=owner, tenant__slug=DEMO_SLUG, role=Role.OWNER)
+            .first()
+        )
+    return None if membership is None else console_actor(owner, membership)
+
+
+def fill_hosted_form(form_url: str, number: str, security_code: str, holder: str) -> str:
+    """Fill in the vault's hosted card form as a browser would (GET, then POST with its CSRF
+    token and cookie); the one-time reference it sends the browser back with."""
+    context = ssl.create_default_context(cafile=settings.VAULT_CA_FILE or None)
+    http = urllib3.PoolManager(ssl_context=context, retries=False, timeout=30)
+    page = http.request("GET", form_url, redirect=False)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.data.decode())
+    if page.status != 200 or token is None:
+        raise CommandError("The card vault's form did not open.")
+    expiry = f"12/{(timezone.now().year + 4) % 100:02d}"
+    answer = http.request(
+        "POST",
+        form_url,
+        fields={
+            "csrfmiddlewaretoken": token.group(1),
+            "number": number,
+            "expiry": expiry,
+            "security_code": security_code,
+            "holder_name": holder,
+        },
+        encode_multipart=False,
+        headers={
+            "Cookie": page.headers["Set-Cookie"].split(";", 1)[0],
+            "Origin": settings.VAULT_URL,
+            "Referer": form_url,
+        },
+        redirect=False,
+    )
+    location = answer.headers.get("Location", "")
+    ref = parse_qs(urlsplit(location).query).get("ref", [""])[0]
+    if answer.status != 303 or not ref:
+        raise CommandError("The card vault refused the demo card.")
+    return ref
+
+
+def seed_cards(owner: Actor) -> bool:
+    """The portal client's sandbox Visa, added through the vault's hosted form; a card invoice
+    (a five-walk pass) paid with it and partly refunded. False when the vault is not running."""
+    with transaction.atomic(), acting_as(owner):
+        client = Client.objects.get(tenant_id=owner.tenant_id, portal_membership__role=Role.CLIENT)
+        if PaymentMethod.objects.filter(tenant_id=owner.tenant_id).exists():
+            return True
+        try:
+            form = do_start_card_form(
+                client, actor=owner, return_url=settings.PUBLIC_URL + "/app/cards/added/demo/"
+            )
+        except ValidationError:
+            return False
+    ref = fill_hosted_form(form.form_url, DEMO_CARD, "123", CLIENTS[PORTAL_CLIENT].name)
+    with transaction.atomic(), acting_as(owner):
+        card, _new = do_add_card(client, ref, actor=owner)
+        five = PassType.objects.get(tenant_id=owner.tenant_id, name="Five walks")
+        _pass, invoice = do_sell_pass(client, five, actor=owner)
+        payment = do_charge_invoice(invoice, card, actor=owner)
+    # The charge was sent when that committed; sent again (the same key: charged once) when a
+    # caller's transaction still holds it back (a test's).
+    with transaction.atomic(), acting_as(owner):
+        payment.refresh_from_db()
+        if payment.status == PaymentStatus.PENDING:
+            send_charge(payment, actor=owner)
+        if payment.status != PaymentStatus.SUCCEEDED:
+            return True
+        refund = do_refund_payment(payment, 2200, actor=owner)
+    with transaction.atomic(), acting_as(owner):
+        refund.refresh_from_db()
+        if refund.status == RefundStatus.PENDING:
+            send_refund(refund, actor=owner)
+    return True
+
+
 def reset_passwords() -> list[tuple[str, str, str]]:
     """New passwords for the demo logins, when the business exists but the file was lost."""
     rows: list[tuple[str, str, str]] = []
@@ -467,3 +575,10 @@ class Command(BaseCommand):
         self.stdout.write(path.read_text().rstrip("\n"))
         self.stdout.write("")
         self.stdout.write(f"(kept in {path}, readable only by you)")
+        # The card part needs the vault running (`custodia serve` starts it); added once.
+        owner = demo_owner()
+        if owner is not None and not seed_cards(owner):
+            self.stdout.write(
+                "The card vault is not running, so the demo card is not added yet: start "
+                "`custodia serve` and run `custodia demo` again."
+            )
