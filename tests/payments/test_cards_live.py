@@ -24,8 +24,10 @@ from custodia.payments.actions.cards import (
 )
 from custodia.payments.actions.passes import do_sell_pass
 from custodia.payments.models import (
+    ClientPass,
     Invoice,
     InvoiceStatus,
+    PassStatus,
     Payment,
     PaymentMethod,
     PaymentStatus,
@@ -428,3 +430,54 @@ def test_a_purged_business_is_destroyed_at_the_vault_and_waits_for_it(
         "SELECT count(*) FROM vault_destroyedbusiness WHERE business_id = %s", (business.pk,)
     )
     assert destroyed == [(1,)]
+
+
+# --- Buying a pass in the portal -------------------------------------------------------------
+
+
+def test_a_client_buys_a_pass_with_their_card_and_a_declined_card_gets_no_pass(
+    matrix: TenantMatrix, live_vault: LiveVault, django_capture_on_commit_callbacks: Any
+) -> None:
+    ten = catalog(matrix.a).ten
+    portal = logged_in(matrix.a.client_login)
+    add_card_through_app(portal, live_vault, "/app/cards/add/")
+    act(matrix.a.owner)
+    card = PaymentMethod.objects.get()
+    page = portal.get("/app/passes/").content.decode()
+    assert "Buy a pass" in page and str(ten.pk) in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = portal.post("/app/passes/buy/", {"pass_type": str(ten.pk), "card": str(card.pk)})
+    assert response.status_code == 302
+    act(matrix.a.owner)
+    [bought] = ClientPass.objects.filter(client=matrix.a.client)
+    assert bought.status == PassStatus.ACTIVE
+    assert Invoice.objects.get(lines__client_pass=bought).status == InvoiceStatus.PAID
+    # A declined card: the pass and its invoice are voided, the payment failed.
+    add_card_through_app(portal, live_vault, "/app/cards/add/", DECLINED)
+    act(matrix.a.owner)
+    declined = PaymentMethod.objects.get(last4="0002")
+    with django_capture_on_commit_callbacks(execute=True):
+        portal.post("/app/passes/buy/", {"pass_type": str(ten.pk), "card": str(declined.pk)})
+    act(matrix.a.owner)
+    second = ClientPass.objects.filter(client=matrix.a.client).exclude(pk=bought.pk).get()
+    assert second.status == PassStatus.VOID
+    invoice = Invoice.objects.get(lines__client_pass=second)
+    assert invoice.status == InvoiceStatus.VOID
+    assert Payment.objects.get(invoice=invoice).status == PaymentStatus.FAILED
+
+
+def test_only_a_client_buys_in_the_portal_and_only_this_business_passes(
+    matrix: TenantMatrix, live_vault: LiveVault
+) -> None:
+    card = add_card(matrix.a, live_vault)
+    ten_a = catalog(matrix.a).ten
+    ten_b = catalog(matrix.b).ten
+    owner = logged_in(matrix.a.owner)
+    data = {"pass_type": str(ten_a.pk), "card": str(card.pk)}
+    assert owner.post("/app/passes/buy/", data).status_code == 403
+    assert logged_in(matrix.a.staff).post("/app/passes/buy/", data).status_code == 403
+    portal = logged_in(matrix.a.client_login)
+    other = {"pass_type": str(ten_b.pk), "card": str(card.pk)}
+    assert portal.post("/app/passes/buy/", other).status_code == 404
+    act(matrix.a.owner)
+    assert not ClientPass.objects.filter(client=matrix.a.client).exists()

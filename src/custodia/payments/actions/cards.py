@@ -18,7 +18,7 @@ import logging
 import uuid
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
@@ -30,10 +30,13 @@ from custodia.clients.models import Client
 from custodia.core.actor import Actor, acting_as, ensure_in_business, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission, Role
-from custodia.payments.actions.invoices import settle_if_covered
+from custodia.payments.actions.invoices import do_void_invoice, settle_if_covered
+from custodia.payments.actions.passes import do_sell_pass, do_void_pass
 from custodia.payments.models import (
+    ClientPass,
     Invoice,
     InvoiceStatus,
+    PassType,
     Payment,
     PaymentMethod,
     PaymentStatus,
@@ -56,6 +59,8 @@ UNCONFIRMED = "A card payment of this invoice is not confirmed yet: retry it ins
 MESSAGE_LENGTH = 200
 # The system actor that writes the vault's answer to a charge (its audit rows' request id).
 CHARGE_TASK = "card-charge"
+# The system actor that makes a pass a client buys in the portal.
+SALE_TASK = "portal-pass-sale"
 
 
 def _require_card_work(actor: Actor, permission: Permission, *records: object) -> None:
@@ -373,6 +378,42 @@ def _send_receipt(invoice: Invoice, payment: Payment) -> None:
     )
     subject = f"Receipt: invoice {invoice.number} paid by card"
     mail.send_after_commit(EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [email]))
+
+
+# --- Buying a pass in the portal ---------------------------------------------------------------
+
+
+def do_buy_pass(pass_type: PassType, card: PaymentMethod, *, actor: Actor) -> Payment:
+    """A client buys a pass on sale with their own saved card: the business's system actor makes
+    the pass and its invoice (a client's context writes neither), the invoice is charged like any
+    other (committed pending, then sent), and a declined charge voids the pass and the invoice:
+    no pass without the money. A charge not confirmed keeps them until it is retried."""
+    require_active(actor)
+    if actor.role != Role.CLIENT:
+        raise PermissionDenied("Passes are bought by clients in their portal.")
+    _require_card_work(actor, Permission.PAYMENTS_CARD_CHARGE, pass_type, card)
+    if card.removed_at is not None:
+        raise ValidationError({"card": "Choose one of your saved cards."})
+    client = Client.objects.get(tenant_id=actor.tenant_id, pk=actor.membership.client_id)
+    seller = system_actor(actor.tenant_id, task=SALE_TASK)
+    with transaction.atomic():
+        with acting_as(seller):
+            client_pass, invoice = do_sell_pass(client, pass_type, actor=seller)
+        payment = do_charge_invoice(invoice, card, actor=actor)
+    # After the charge's own callback (registered first): a decline takes the pass back.
+    transaction.on_commit(lambda: undo_declined_sale(payment, client_pass))
+    return payment
+
+
+def undo_declined_sale(payment: Payment, client_pass: ClientPass) -> None:
+    """Void a pass bought in the portal, and its invoice, when its card charge was declined."""
+    if payment.status != PaymentStatus.FAILED:
+        return
+    seller = system_actor(payment.tenant_id, task=SALE_TASK)
+    with transaction.atomic(), acting_as(seller):
+        do_void_pass(client_pass, actor=seller)
+        invoice = Invoice.objects.get(tenant_id=payment.tenant_id, pk=payment.invoice_id)
+        do_void_invoice(invoice, actor=seller)
 
 
 # --- Refunds -------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from custodia.core.permissions import Permission, Role
 from custodia.payments import access
 from custodia.payments.actions.cards import (
     do_add_card,
+    do_buy_pass,
     do_charge_invoice,
     do_refund_payment,
     do_remove_card,
@@ -218,4 +219,28 @@ def payment_refund(request: HttpRequest, actor: Actor, payment_id: str) -> HttpR
         _refused(request, exc)
     else:
         messages.info(request, "Refund sent: its status is shown below.")
+    return redirect("invoice_detail", invoice_id=payment.invoice_id)
+
+
+@require_POST
+@member_required(Permission.PAYMENTS_CARD_CHARGE)
+def pass_buy(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """A client buys a pass on sale with one of their saved cards."""
+    pass_type = access.access_pass_type_by_id(actor, request.POST.get("pass_type", ""))
+    card = access.access_card_by_id(
+        actor, request.POST.get("card", ""), permission=Permission.PAYMENTS_CARD_CHARGE
+    )
+    try:
+        payment = do_buy_pass(pass_type, card, actor=actor)
+    except ValidationError as exc:
+        _refused(request, exc)
+        return redirect("pass_list")
+    if payment.status == PaymentStatus.FAILED:
+        messages.error(
+            request, f"The card payment failed, so no pass was bought: {payment.message}"
+        )
+    elif payment.status == PaymentStatus.SUCCEEDED:
+        messages.success(request, "Pass bought and paid.")
+    else:
+        messages.info(request, "Pass ordered: the card payment's status is shown below.")
     return redirect("invoice_detail", invoice_id=payment.invoice_id)

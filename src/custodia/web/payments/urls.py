@@ -35,6 +35,7 @@ urlpatterns = [
     ),
     path("clients/<str:client_id>/invoices/new/", views.invoice_new, name="invoice_new"),
     path("passes/", views.pass_list, name="pass_list"),
+    path("passes/buy/", cards.pass_buy, name="pass_buy"),
     path("passes/<str:pass_id>/", views.pass_detail, name="pass_detail"),
     path("passes/<str:pass_id>/void/", views.pass_void, name="pass_void"),
     path("invoices/", views.invoice_list, name="invoice_list"),

@@ -355,6 +355,8 @@ def pass_list(request: HttpRequest, actor: Actor) -> HttpResponse:
             "own": True,
             "passes": access.read_passes_of(actor, client),
             "memberships": access.read_memberships_of(actor, client),
+            "on_sale": access.list_pass_types(actor),
+            "cards": access.read_cards_of(actor, client),
         }
     else:
         form = CursorForm(request.GET)
