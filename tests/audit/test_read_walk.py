@@ -184,6 +184,10 @@ def parameters(matrix: TenantMatrix) -> dict[str, str]:
             ).pk
         ),
         "delivery_id": NO_SUCH_ID,
+        # Cards: a state no session opened, no such card or card payment (tests/payments).
+        "state": "walkstate",
+        "card_id": NO_SUCH_ID,
+        "payment_id": NO_SUCH_ID,
         "session_id": "1",
         "pk": "1",
         "prefix": "walkprefix",

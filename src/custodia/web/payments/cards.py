@@ -74,8 +74,9 @@ def _refused(request: HttpRequest, exc: ValidationError) -> None:
 @require_safe
 @member_required(Permission.PAYMENTS_CARD_WRITE)
 def cards(request: HttpRequest, actor: Actor, client_id: str | None = None) -> HttpResponse:
-    """A client's saved cards: brand, last four and expiry, never more."""
-    client = _client_for(actor, client_id, Intent.REFERENCE)
+    """A client's saved cards: brand, last four and expiry, never more (and the client's name:
+    a read of the client)."""
+    client = _client_for(actor, client_id, Intent.SHOW)
     context = {
         "client": client,
         "cards": access.read_cards_of(actor, client),
@@ -87,8 +88,9 @@ def cards(request: HttpRequest, actor: Actor, client_id: str | None = None) -> H
 @require_POST
 @member_required(Permission.PAYMENTS_CARD_WRITE)
 def card_form(request: HttpRequest, actor: Actor, client_id: str | None = None) -> HttpResponse:
-    """Open the vault's hosted card form for the client, framed on this page."""
-    client = _client_for(actor, client_id, Intent.REFERENCE)
+    """Open the vault's hosted card form for the client, framed on this page (which names
+    them: a read of the client)."""
+    client = _client_for(actor, client_id, Intent.SHOW)
     state = secrets.token_urlsafe(24)
     return_url = settings.PUBLIC_URL + reverse("card_added", kwargs={"state": state})
     try:
