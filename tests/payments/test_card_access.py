@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from custodia.accounts.actions import do_create_api_token
@@ -16,6 +17,7 @@ from custodia.audit.models import AuditEvent
 from custodia.core.actor import Actor
 from custodia.core.audit import AuditAction
 from custodia.core.permissions import CARD_PERMISSIONS, Permission
+from custodia.payments.actions.cards import do_remove_card
 from custodia.payments.actions.passes import do_sell_pass
 from custodia.payments.models import Invoice, Payment, PaymentMethod, PaymentStatus, PaymentType
 from custodia.tenancy.actions import do_change_role, do_grant_cards
@@ -204,3 +206,14 @@ def test_no_api_route_touches_cards(matrix: TenantMatrix, api_as: Any) -> None:
     assert response.status_code in (302, 403)
     act(matrix.a.owner)
     assert Payment.objects.filter(invoice=invoice).count() == 1
+
+
+def test_a_client_handed_another_clients_records_finds_nothing(matrix: TenantMatrix) -> None:
+    """The action checks too (not only the access functions): another client's card is 404."""
+    card = saved_card(matrix.a)
+    act(matrix.a.owner)
+    PaymentMethod.objects.filter(pk=card.pk).update(client=matrix.a.other_client)
+    card.refresh_from_db()
+    act(matrix.a.client_login)
+    with pytest.raises(Http404):
+        do_remove_card(card, actor=matrix.a.client_login)

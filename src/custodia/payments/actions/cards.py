@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -75,7 +76,7 @@ def _require_card_work(actor: Actor, permission: Permission, *records: object) -
                 getattr(item, "client_id", None) if not isinstance(item, Client) else item.pk
             )
             if client_id is not None and client_id != actor.membership.client_id:
-                raise ValidationError("Clients act on their own cards and invoices only.")
+                raise Http404("No such record.")  # another client's, as if it did not exist
     require_card_window(actor)
 
 
