@@ -40,7 +40,6 @@ from tests.scratch import elsewhere, wait_until_blocked
 from tests.tenancy.test_actions import NEW_PASSWORD, invite
 
 
-
 @pytest.fixture(scope="module")
 def scratch_database(
     django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
