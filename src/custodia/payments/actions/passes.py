@@ -27,6 +27,7 @@ from custodia.payments.actions.invoices import (
     do_issue_invoice,
     new_invoice,
 )
+from custodia.payments.events import announce_membership, announce_pass
 from custodia.payments.models import (
     ClientMembership,
     ClientPass,
@@ -40,6 +41,7 @@ from custodia.payments.models import (
 )
 from custodia.scheduling.models import Visit
 from custodia.tenancy.models import Business
+from custodia.webhooks.models import EventType
 
 MEMBERSHIP_PERIOD = dt.timedelta(days=30)
 
@@ -71,6 +73,7 @@ def do_sell_pass(
             expires_at=start + dt.timedelta(days=pass_type.validity_days),
         )
         record(AuditAction.PASS_SELL, actor=actor, target=client_pass)
+        announce_pass(EventType.PASS_SOLD, client_pass, actor=actor)
         invoice = new_invoice(actor, client)
         record(AuditAction.INVOICE_CREATE, actor=actor, target=invoice)
         add_line(
@@ -95,6 +98,7 @@ def do_void_pass(client_pass: ClientPass, *, actor: Actor) -> ClientPass:
         client_pass.status = PassStatus.VOID
         client_pass.save(update_fields=["status"])
         record(AuditAction.PASS_VOID, actor=actor, target=client_pass)
+        announce_pass(EventType.PASS_VOIDED, client_pass, actor=actor)
     return client_pass
 
 
@@ -152,6 +156,7 @@ def do_use_credit(visit: Visit, *, actor: Actor) -> CreditUse | None:
             target=client_pass,
             detail={"visit": str(visit.pk), "credits_left": client_pass.credits_left},
         )
+        announce_pass(EventType.PASS_CREDIT_USED, client_pass, actor=actor, visit_id=visit.pk)
     return use
 
 
@@ -190,6 +195,7 @@ def do_return_credit(visit: Visit, *, actor: Actor) -> CreditUse | None:
             target=client_pass,
             detail={"visit": str(visit.pk), "credits_left": client_pass.credits_left},
         )
+        announce_pass(EventType.PASS_CREDIT_RETURNED, client_pass, actor=actor, visit_id=visit.pk)
     return back
 
 
@@ -219,6 +225,10 @@ def do_expire_passes(*, actor: Actor, now: dt.datetime | None = None) -> int:
             subject_ids=sorted({row[1] for row in due}, key=str),
             detail={"count": len(due), "ids": [str(row[0]) for row in due]},
         )
+        for expired in ClientPass.objects.filter(
+            tenant_id=actor.tenant_id, id__in=[row[0] for row in due]
+        ).order_by("id"):
+            announce_pass(EventType.PASS_EXPIRED, expired, actor=actor)
     return len(due)
 
 
@@ -249,6 +259,7 @@ def do_start_membership(
         )
         invoice = new_invoice(actor, client)
         record(AuditAction.MEMBERSHIP_START, actor=actor, target=membership)
+        announce_membership(EventType.MEMBERSHIP_STARTED, membership, actor=actor)
         record(AuditAction.INVOICE_CREATE, actor=actor, target=invoice)
         local = timezone.localtime(start)
         add_line(
@@ -274,4 +285,5 @@ def do_cancel_membership(membership: ClientMembership, *, actor: Actor) -> Clien
         membership.cancelled_at = timezone.now()
         membership.save(update_fields=["status", "cancelled_at"])
         record(AuditAction.MEMBERSHIP_CANCEL, actor=actor, target=membership)
+        announce_membership(EventType.MEMBERSHIP_CANCELLED, membership, actor=actor)
     return membership
