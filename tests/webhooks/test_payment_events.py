@@ -143,3 +143,19 @@ def test_only_the_subscribed_payment_events_are_sent(
     do_record_payment(invoice, actor=a.manager, amount_minor=20000, method="other")
     assert types(matrix) == ["invoice.paid"]
     assert deliveries_of(matrix.b.owner) == []
+
+
+def test_a_membership_credit_used_and_given_back_is_announced(
+    matrix: TenantMatrix, receiver: Receiver
+) -> None:
+    a = matrix.a
+    kinds = catalog(a)
+    act(a.manager)
+    membership, _invoice = do_start_membership(a.client, kinds.plan, actor=a.manager)
+    add_endpoint(a.owner, receiver.url, ["membership.credit_used", "membership.credit_returned"])
+    visit = complete(new_visit(a), a.staff)
+    cancel(visit, a.manager)
+    sent = payloads(matrix)
+    assert [p["type"] for p in sent] == ["membership.credit_used", "membership.credit_returned"]
+    assert [p["data"]["credits_left"] for p in sent] == [3, 4]  # type: ignore[index]
+    assert {p["data"]["id"] for p in sent} == {str(membership.pk)}  # type: ignore[index]

@@ -64,6 +64,8 @@ class AuditAction(StrEnum):
     CREDIT_RETURN = "pass.credit_return"
     MEMBERSHIP_START = "client_membership.start"
     MEMBERSHIP_CANCEL = "client_membership.cancel"
+    MEMBERSHIP_CREDIT_USE = "client_membership.credit_use"
+    MEMBERSHIP_CREDIT_RETURN = "client_membership.credit_return"
     INVOICE_READ = "invoice.read"
     INVOICE_LIST = "invoice.list"
     INVOICE_CREATE = "invoice.create"

@@ -72,20 +72,23 @@ def announce_pass(
     emit_event(event, data, actor=actor)
 
 
-def announce_membership(event: EventType, membership: ClientMembership, *, actor: Actor) -> None:
-    """membership.started / .cancelled."""
-    emit_event(
-        event,
-        {
-            "id": str(membership.pk),
-            "business_id": str(membership.tenant_id),
-            "client_id": str(membership.client_id),
-            "plan_id": str(membership.plan_id) if membership.plan_id else None,
-            "status": str(membership.status),
-            "monthly_price_minor": membership.monthly_price_minor,
-            "currency": membership.currency,
-            "current_period_start": _when(membership.current_period_start),
-            "current_period_end": _when(membership.current_period_end),
-        },
-        actor=actor,
-    )
+def announce_membership(
+    event: EventType, membership: ClientMembership, *, actor: Actor, visit_id: object = None
+) -> None:
+    """membership.started / .cancelled / .credit_used / .credit_returned."""
+    data: dict[str, object] = {
+        "id": str(membership.pk),
+        "business_id": str(membership.tenant_id),
+        "client_id": str(membership.client_id),
+        "plan_id": str(membership.plan_id) if membership.plan_id else None,
+        "status": str(membership.status),
+        "monthly_price_minor": membership.monthly_price_minor,
+        "currency": membership.currency,
+        "credits_per_month": membership.credits_per_month,
+        "credits_left": membership.credits_this_period,
+        "current_period_start": _when(membership.current_period_start),
+        "current_period_end": _when(membership.current_period_end),
+    }
+    if visit_id is not None:
+        data["visit_id"] = str(visit_id)
+    emit_event(event, data, actor=actor)

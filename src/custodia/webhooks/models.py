@@ -44,6 +44,8 @@ class EventType(StrEnum):
     PASS_EXPIRED = "pass.expired"  # noqa: S105
     MEMBERSHIP_STARTED = "membership.started"
     MEMBERSHIP_CANCELLED = "membership.cancelled"
+    MEMBERSHIP_CREDIT_USED = "membership.credit_used"
+    MEMBERSHIP_CREDIT_RETURNED = "membership.credit_returned"
     # Sent by the test button only; no endpoint subscribes to it.
     TEST = "webhook.test"
 
