@@ -66,6 +66,8 @@ class AuditAction(StrEnum):
     MEMBERSHIP_CANCEL = "client_membership.cancel"
     MEMBERSHIP_CREDIT_USE = "client_membership.credit_use"
     MEMBERSHIP_CREDIT_RETURN = "client_membership.credit_return"
+    MEMBERSHIP_RENEW = "client_membership.renew"
+    MEMBERSHIP_REACTIVATE = "client_membership.reactivate"
     INVOICE_READ = "invoice.read"
     INVOICE_LIST = "invoice.list"
     INVOICE_CREATE = "invoice.create"

@@ -46,6 +46,8 @@ class EventType(StrEnum):
     MEMBERSHIP_CANCELLED = "membership.cancelled"
     MEMBERSHIP_CREDIT_USED = "membership.credit_used"
     MEMBERSHIP_CREDIT_RETURNED = "membership.credit_returned"
+    MEMBERSHIP_RENEWED = "membership.renewed"
+    MEMBERSHIP_REACTIVATED = "membership.reactivated"
     # Sent by the test button only; no endpoint subscribes to it.
     TEST = "webhook.test"
 

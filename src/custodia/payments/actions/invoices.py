@@ -19,17 +19,19 @@ from custodia.clients.models import Client
 from custodia.core.actor import Actor, ensure_in_business, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission
-from custodia.payments.events import announce_invoice, announce_payment
+from custodia.payments.events import announce_invoice, announce_membership, announce_payment
 from custodia.payments.models import (
     DESCRIPTION_LENGTH,
     MAX_PRICE,
     MAX_QUANTITY,
     REFERENCE_LENGTH,
+    ClientMembership,
     CreditUse,
     Invoice,
     InvoiceCounter,
     InvoiceLine,
     InvoiceStatus,
+    MembershipStatus,
     Payment,
     PaymentMethod,
     PaymentStatus,
@@ -218,6 +220,7 @@ def do_issue_invoice(invoice: Invoice, *, actor: Actor) -> Invoice:
         announce_invoice(EventType.INVOICE_ISSUED, locked, actor=actor, total=totals.total)
         if locked.status == InvoiceStatus.PAID:
             announce_invoice(EventType.INVOICE_PAID, locked, actor=actor, total=totals.total)
+            reactivate_paid_memberships(locked, actor=actor)
     _copy(locked, invoice, fields)
     return invoice
 
@@ -307,7 +310,35 @@ def settle_if_covered(invoice: Invoice, *, actor: Actor, at: dt.datetime | None 
     invoice.status, invoice.paid_at = InvoiceStatus.PAID, at or timezone.now()
     invoice.save(update_fields=["status", "paid_at"])
     announce_invoice(EventType.INVOICE_PAID, invoice, actor=actor, total=totals.total)
+    reactivate_paid_memberships(invoice, actor=actor)
     return True
+
+
+def reactivate_paid_memberships(invoice: Invoice, *, actor: Actor) -> int:
+    """Past-due memberships billed on `invoice`, now paid, active again (inside the transaction
+    that marked it paid). Only for the membership's current period: an older invoice paid late
+    does not pay for a newer month."""
+    billed = InvoiceLine.objects.filter(
+        tenant_id=invoice.tenant_id, invoice_id=invoice.pk, membership__isnull=False
+    ).values("membership_id")
+    reactivated = 0
+    for membership in ClientMembership.objects.select_for_update().filter(
+        tenant_id=invoice.tenant_id,
+        id__in=billed,
+        status=MembershipStatus.PAST_DUE,
+        current_period_start__lte=invoice.issued_at,
+    ):
+        membership.status = MembershipStatus.ACTIVE
+        membership.save(update_fields=["status"])
+        record(
+            AuditAction.MEMBERSHIP_REACTIVATE,
+            actor=actor,
+            target=membership,
+            detail={"invoice": str(invoice.pk), "number": invoice.number},
+        )
+        announce_membership(EventType.MEMBERSHIP_REACTIVATED, membership, actor=actor)
+        reactivated += 1
+    return reactivated
 
 
 def _copy(source: Invoice, target: Invoice, fields: list[str]) -> None:

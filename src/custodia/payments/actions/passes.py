@@ -317,8 +317,8 @@ def do_expire_passes(*, actor: Actor, now: dt.datetime | None = None) -> int:
 def do_start_membership(
     client: Client, plan: MembershipPlan, *, actor: Actor, starts_at: dt.datetime | None = None
 ) -> tuple[ClientMembership, Invoice]:
-    """Start a client's membership: its first period and an issued invoice for it (renewals
-    are charged by card, to come)."""
+    """Start a client's membership: its first period (active at once: the manager starting it
+    decides) and an issued invoice for it; renewals.py begins the next ones."""
     require_active(actor)
     actor.require(Permission.PAYMENTS_PASS_WRITE)
     actor.require(Permission.PAYMENTS_INVOICE_WRITE)
