@@ -317,7 +317,9 @@ def settle_if_covered(invoice: Invoice, *, actor: Actor, at: dt.datetime | None 
 def reactivate_paid_memberships(invoice: Invoice, *, actor: Actor) -> int:
     """Past-due memberships billed on `invoice`, now paid, active again (inside the transaction
     that marked it paid). Only for the membership's current period: an older invoice paid late
-    does not pay for a newer month."""
+    does not pay for a newer month. A payer whose context may not change memberships (a client
+    paying in the portal) changes none here: row-level security hides them from this update,
+    and the renewal task finds the invoice paid within the hour."""
     billed = InvoiceLine.objects.filter(
         tenant_id=invoice.tenant_id, invoice_id=invoice.pk, membership__isnull=False
     ).values("membership_id")
@@ -328,8 +330,12 @@ def reactivate_paid_memberships(invoice: Invoice, *, actor: Actor) -> int:
         status=MembershipStatus.PAST_DUE,
         current_period_start__lte=invoice.issued_at,
     ):
+        changed = ClientMembership.objects.filter(
+            tenant_id=invoice.tenant_id, pk=membership.pk, status=MembershipStatus.PAST_DUE
+        ).update(status=MembershipStatus.ACTIVE)
+        if not changed:
+            continue
         membership.status = MembershipStatus.ACTIVE
-        membership.save(update_fields=["status"])
         record(
             AuditAction.MEMBERSHIP_REACTIVATE,
             actor=actor,
