@@ -469,17 +469,21 @@ def provision_vault_database(
             "GRANT CONNECT ON DATABASE {db} TO {vault}",
         ):
             conn.execute(
-                sql.SQL(statement).format(
-                    vault=sql.Identifier(VAULT_ROLE), db=sql.Identifier(name)
-                )
+                sql.SQL(statement).format(vault=sql.Identifier(VAULT_ROLE), db=sql.Identifier(name))
             )
 
 
 # --- Local TLS ------------------------------------------------------------------------------
 
 
-def ensure_tls(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> tuple[Path, Path]:
-    """A local CA and a server certificate for localhost, renewed 30 days before expiry."""
+def ensure_tls(
+    directory: Path, hostnames: tuple[str, ...] = ("localhost",), *, name: str = "server"
+) -> tuple[Path, Path]:
+    """A local CA and a server certificate for localhost, renewed 30 days before expiry.
+
+    `name` names the certificate's files (`<name>.pem`, `<name>-key.pem`): the app's is
+    `server`, the card vault's `vault`, each with a key of its own, both issued by the one
+    local CA that the app (and people's browsers, once they trust it) verify them with."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -488,7 +492,7 @@ def ensure_tls(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     ca_cert_path, ca_key_path = directory / "ca.pem", directory / "ca-key.pem"
-    cert_path, key_path = directory / "server.pem", directory / "server-key.pem"
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}-key.pem"
     now = dt.datetime.now(dt.UTC)
 
     def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
@@ -536,7 +540,10 @@ def ensure_tls(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
         )
         write_key(ca_key_path, ca_key)
         ca_cert_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-        cert_path.unlink(missing_ok=True)
+        # Every certificate the old CA issued is now unverifiable: issue each anew.
+        for issued in directory.glob("*.pem"):
+            if issued.name not in {ca_cert_path.name, ca_key_path.name}:
+                issued.unlink()
 
     if cert_path.exists() and key_path.exists():
         current = x509.load_pem_x509_certificate(cert_path.read_bytes())
@@ -569,7 +576,7 @@ def ensure_tls(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
         cert.public_bytes(serialization.Encoding.PEM)
         + ca_cert.public_bytes(serialization.Encoding.PEM)
     )
-    logger.info("issued a local TLS certificate for %s", ", ".join(hostnames))
+    logger.info("issued a local TLS certificate (%s) for %s", name, ", ".join(hostnames))
     return cert_path, key_path
 
 

@@ -357,7 +357,7 @@ def _apply(payment: Payment, result: ChargeResult, *, actor: Actor) -> None:
         },
     )
     if payment.status == PaymentStatus.SUCCEEDED:
-        settle_if_covered(invoice)
+        settle_if_covered(invoice, actor=actor)
         _send_receipt(invoice, payment)
 
 

@@ -11,7 +11,7 @@ import custodia.payments.models
 class Migration(migrations.Migration):
     dependencies = [
         ("clients", "0007_erasure_guards"),
-        ("payments", "0002_rls"),
+        ("payments", "0003_membership_credits"),
         ("tenancy", "0012_membership_cards_granted"),
     ]
 

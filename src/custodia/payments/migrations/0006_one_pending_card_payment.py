@@ -7,7 +7,7 @@ import custodia.payments.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("payments", "0004_cards_rls"),
+        ("payments", "0005_cards_rls"),
         ("tenancy", "0012_membership_cards_granted"),
     ]
 

@@ -71,7 +71,7 @@ def replace_policy(table: str, command: str, new: str, old: str) -> migrations.R
 
 
 class Migration(migrations.Migration):
-    dependencies = [("payments", "0003_cards")]
+    dependencies = [("payments", "0004_cards")]
 
     operations = [
         guard_table(
