@@ -104,6 +104,15 @@ def ensure_ready(out: OutputWrapper | None = None) -> tuple[Path, Path]:
     cert, key = embedded.ensure_tls(settings.TLS_DIR)
     if out is not None:
         out.write(f"TLS certificate {cert} (local CA {settings.TLS_DIR / 'ca.pem'})")
+    if not settings.PRODUCTION and settings.WALLET_APPLE:
+        # Local stand-ins for the wallet credentials (docs/wallet.md); production names its own.
+        wallet = embedded.ensure_wallet_signing(
+            settings.WALLET_DEV_DIR,
+            pass_type_id=settings.WALLET_APPLE["CUSTODIA_WALLET_PASS_TYPE_ID"],
+            team_id=settings.WALLET_APPLE["CUSTODIA_WALLET_TEAM_ID"],
+        )
+        if out is not None:
+            out.write(f"wallet pass signing (development) {wallet}")
     call_command("collectstatic", interactive=False, verbosity=0)
     return cert, key
 
