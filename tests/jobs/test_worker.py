@@ -130,6 +130,7 @@ def test_the_worker_lists_what_it_schedules() -> None:
         "periodic retention: cron '15 3 * * *' (UTC), and at start",
         "periodic pass-expiry: cron '5 0 * * *' (UTC), and at start",
         "periodic webhooks: cron '* * * * *' (UTC), and at start",
+        "periodic wallet-expiry: cron '10 * * * *' (UTC)\n",
     ):
         assert line in listing
     out = io.StringIO()
