@@ -246,3 +246,47 @@ def test_each_business_and_role_sees_only_its_own_wallet_rows(
         assert scalar("SELECT count(*) FROM wallet_walletpass") == 0, role
     act(matrix.a.client_login)
     assert scalar("SELECT count(*) FROM wallet_walletpass") == 1
+
+
+def test_two_changes_within_a_second_are_two_updates(
+    matrix: TenantMatrix, sold: Sold, django_capture_on_commit_callbacks: Any
+) -> None:
+    a = matrix.a
+    mine = issued(matrix, sold.mine.pk)
+    serial, token = mine["serialNumber"], mine["authenticationToken"]
+    device = HttpsClient()
+    auth = {"Authorization": f"ApplePass {token}"}
+    url = f"/wallet/v1/passes/{PASS_TYPE_ID}/{serial}"
+    with django_capture_on_commit_callbacks(execute=True):
+        complete(a.visit, a.staff)
+    seen = device.get(url, headers=auth)
+    with django_capture_on_commit_callbacks(execute=True):
+        cancel(a.visit, a.owner)  # at once: the credit comes back
+    again = device.get(url, headers={**auth, "If-Modified-Since": seen["Last-Modified"]})
+    assert again.status_code == 200
+    assert pass_json(again.content)["storeCard"]["primaryFields"][0]["value"] == 10
+
+
+def test_a_rotated_secret_key_keeps_tokens_until_the_old_key_is_retired(
+    matrix: TenantMatrix, sold: Sold, settings: Any
+) -> None:
+    mine = issued(matrix, sold.mine.pk)
+    serial, token = mine["serialNumber"], mine["authenticationToken"]
+    device = HttpsClient()
+    old_key = settings.SECRET_KEY
+    settings.SECRET_KEY = "rotated-" + "k" * 60
+    settings.SECRET_KEY_FALLBACKS = [old_key]
+    # The old key among the fallbacks: the same token in the file, and it still opens the pass.
+    assert issued(matrix, sold.mine.pk)["authenticationToken"] == token
+    assert register(device, serial, token).status_code == 201
+    # Retired: the next download issues a new token (recorded); the old one no longer works.
+    settings.SECRET_KEY_FALLBACKS = []
+    renewed = issued(matrix, sold.mine.pk)
+    assert renewed["serialNumber"] == serial and renewed["authenticationToken"] != token
+    assert register(device, serial, token).status_code == 401
+    assert register(device, serial, renewed["authenticationToken"]).status_code == 200
+    act(matrix.a.owner)
+    issues = AuditEvent.objects.filter(
+        tenant_id=matrix.a.owner.tenant_id, action="wallet_pass.issue"
+    )
+    assert issues.count() == 2

@@ -122,3 +122,14 @@ def google_credentials() -> GoogleCredentials:
         service_account_email=str(email),
         private_key_pem=pem,
     )
+
+
+def verify_configured() -> str:
+    """Read every configured credential once (start-up: `custodia setup` and `serve`); a
+    summary, or ImproperlyConfigured naming what is wrong."""
+    offered = []
+    if apple_enabled():
+        offered.append(f"Apple Wallet ({apple_credentials().pass_type_id})")
+    if google_enabled():
+        offered.append(f"Google Wallet (issuer {google_credentials().issuer_id})")
+    return "wallet passes: " + (", ".join(offered) if offered else "off")

@@ -9,10 +9,13 @@ once the transaction commits.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from custodia.core.actor import acting_as
@@ -24,6 +27,7 @@ from custodia.wallet.push import Push, push_adapter
 logger = logging.getLogger(__name__)
 
 TASK = "wallet-update"
+ONE_SECOND = dt.timedelta(seconds=1)
 
 
 def pass_changed(
@@ -36,7 +40,9 @@ def pass_changed(
         moved = WalletPass.objects.using(using).filter(
             tenant_id=tenant_id, client_pass_id__in=client_pass_ids
         )
-        count = moved.update(updated_at=now)
+        # At least a second past the last tag: If-Modified-Since has a second's resolution, so
+        # two changes within one second would otherwise look like one to a device.
+        count = moved.update(updated_at=Greatest(Value(now), F("updated_at") + ONE_SECOND))
         tokens = (
             sorted(
                 set(

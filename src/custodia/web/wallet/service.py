@@ -22,7 +22,7 @@ from custodia.payments.models import PassStatus
 from custodia.tenancy.reads import Intent
 from custodia.wallet import config, pkpass
 from custodia.wallet.access import business_name
-from custodia.wallet.actions import do_issue_wallet_pass, do_register_device, do_unregister_device
+from custodia.wallet.actions import do_register_device, do_unregister_device
 from custodia.wallet.webservice import Holder, authenticate, updated_serials
 from custodia.web.wallet.views import pkpass_response
 
@@ -108,11 +108,10 @@ def latest_pass(request: HttpRequest, type_id: str, serial: str) -> HttpResponse
         client_pass = access_pass_by_id(
             holder.actor, holder.wallet_pass.client_pass_id, intent=Intent.SHOW
         )
-        issued = do_issue_wallet_pass(client_pass, actor=holder.actor)
         content = pkpass.build_pkpass(
             pkpass.PassContent.of(client_pass, business_name(holder.actor)),
-            serial=issued.wallet_pass.serial_number,
-            # The token the device holds, which it just proved: kept in the new file.
+            serial=holder.wallet_pass.serial_number,
+            # The token the device holds and just proved (its digest is the stored one).
             token=holder.token,
             credentials=config.apple_credentials(),
             voided=client_pass.status == PassStatus.VOID,
