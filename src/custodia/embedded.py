@@ -536,8 +536,14 @@ def _ensure_local_ca(cert_path: Path, key_path: Path, common_name: str) -> tuple
     return ca_cert, ca_key, True
 
 
-def ensure_tls(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> tuple[Path, Path]:
-    """A local CA and a server certificate for localhost, renewed 30 days before expiry."""
+def ensure_tls(
+    directory: Path, hostnames: tuple[str, ...] = ("localhost",), *, name: str = "server"
+) -> tuple[Path, Path]:
+    """A local CA and a server certificate for localhost, renewed 30 days before expiry.
+
+    `name` names the certificate's files (`<name>.pem`, `<name>-key.pem`): the app's is
+    `server`, the card vault's `vault`, each with a key of its own, both issued by the one
+    local CA that the app (and people's browsers, once they trust it) verify them with."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -545,13 +551,15 @@ def ensure_tls(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
 
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
-    cert_path, key_path = directory / "server.pem", directory / "server-key.pem"
+    ca_cert_path, ca_key_path = directory / "ca.pem", directory / "ca-key.pem"
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}-key.pem"
     now = dt.datetime.now(dt.UTC)
-    ca_cert, ca_key, made = _ensure_local_ca(
-        directory / "ca.pem", directory / "ca-key.pem", "Custodia local CA"
-    )
+    ca_cert, ca_key, made = _ensure_local_ca(ca_cert_path, ca_key_path, "Custodia local CA")
     if made:
-        cert_path.unlink(missing_ok=True)
+        # Every certificate the old CA issued is now unverifiable: issue each anew.
+        for issued in directory.glob("*.pem"):
+            if issued.name not in {ca_cert_path.name, ca_key_path.name}:
+                issued.unlink()
 
     if cert_path.exists() and key_path.exists():
         current = x509.load_pem_x509_certificate(cert_path.read_bytes())
@@ -560,7 +568,7 @@ def ensure_tls(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
 
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = [x509.DNSName(name) for name in hostnames]
+    names: list[x509.GeneralName] = [x509.DNSName(host) for host in hostnames]
     names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "::1")]
     cert = (
         x509.CertificateBuilder()
@@ -584,7 +592,7 @@ def ensure_tls(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
         cert.public_bytes(serialization.Encoding.PEM)
         + ca_cert.public_bytes(serialization.Encoding.PEM)
     )
-    logger.info("issued a local TLS certificate for %s", ", ".join(hostnames))
+    logger.info("issued a local TLS certificate (%s) for %s", name, ", ".join(hostnames))
     return cert_path, key_path
 
 

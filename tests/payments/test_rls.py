@@ -108,28 +108,54 @@ def test_staff_see_no_invoice_and_may_only_take_a_credit(matrix: TenantMatrix, s
         "payments_invoiceline",
         "payments_payment",
         "payments_invoicecounter",
-        "payments_clientmembership",
         "payments_passtype",
     ):
         assert rows_of(table) == set(), table
-    # The pass of the client they visit, yes; only its balance, and only down.
+    # The pass and membership of the client they visit, yes; only their credits, only down.
     assert ids("SELECT id FROM payments_clientpass") == {client_pass.pk}
-    for change in (
-        "credits_left = credits_left + 1",
-        "expires_at = expires_at + interval '1 year'",
-        "status = 'active', credits_total = 100",
+    (membership,) = ids("SELECT id FROM payments_clientmembership")
+    for table, row, changes in (
+        (
+            "payments_clientpass",
+            client_pass.pk,
+            (
+                "credits_left = credits_left + 1",
+                "expires_at = expires_at + interval '1 year'",
+                "status = 'active', credits_total = 100",
+            ),
+        ),
+        (
+            "payments_clientmembership",
+            membership,
+            (
+                "credits_this_period = credits_this_period + 1",
+                "current_period_end = current_period_end + interval '1 year'",
+                "status = 'cancelled'",
+                "credits_per_month = 100",
+            ),
+        ),
     ):
-        error = attempt(
-            lambda change=change: execute(
-                f"UPDATE payments_clientpass SET {change} WHERE id = %s", [client_pass.pk]
+        for change in changes:
+            error = attempt(
+                lambda table=table, change=change, row=row: execute(
+                    f"UPDATE {table} SET {change} WHERE id = %s", [row]
+                )
             )
-        )
-        assert isinstance(error, DatabaseError), change
-    # The other staff member: not even that.
+            assert isinstance(error, DatabaseError), change
+        assert execute(f"UPDATE {table} SET {changes[0].replace('+', '-')} WHERE id = %s", [row])
+    # The other staff member (no visit with that client): not even that.
     act(a.other_staff)
     assert ids("SELECT id FROM payments_clientpass") == set()
+    assert ids("SELECT id FROM payments_clientmembership") == set()
     assert (
         execute("UPDATE payments_clientpass SET credits_left = 0 WHERE id = %s", [client_pass.pk])
+        == 0
+    )
+    assert (
+        execute(
+            "UPDATE payments_clientmembership SET credits_this_period = 0 WHERE id = %s",
+            [membership],
+        )
         == 0
     )
 

@@ -34,10 +34,10 @@ def sell(business: Business) -> Sold:
     owner = business.owner
     act(owner)
     client_pass, invoice = do_sell_pass(business.client, kinds.ten, actor=owner)
-    membership, _ = do_start_membership(business.client, kinds.plan, actor=owner)
     _other_pass, other_invoice = do_sell_pass(business.other_client, kinds.ten, actor=owner)
-    complete(business.visit, owner)  # takes a credit
+    complete(business.visit, owner)  # takes a credit from the pass (no membership yet)
     act(owner)
+    membership, _ = do_start_membership(business.client, kinds.plan, actor=owner)
     draft = do_create_invoice(business.client, actor=owner)
     return Sold(kinds, client_pass, invoice, draft, other_invoice, str(membership.pk))
 

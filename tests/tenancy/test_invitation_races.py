@@ -8,17 +8,16 @@ pg_stat_activity, then commits, so the interleaving is the same on every run.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.db import connections, transaction
+from django.db import transaction
 
 from custodia import embedded
 from custodia.core.actor import Actor, acting_as
@@ -37,9 +36,8 @@ from tests import scratch
 from tests.acting import act
 from tests.factories import TenantMatrix, build_matrix
 from tests.mail import SmtpServer
+from tests.scratch import elsewhere, wait_until_blocked
 from tests.tenancy.test_actions import NEW_PASSWORD, invite
-
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -69,37 +67,6 @@ def world(database: str) -> TenantMatrix:
 def pool() -> Iterator[ThreadPoolExecutor]:
     with ThreadPoolExecutor(max_workers=1) as executor:
         yield executor
-
-
-def elsewhere(pool: ThreadPoolExecutor, work: Callable[[], T]) -> Future[T]:
-    """`work` on another thread, hence on a database connection of its own."""
-
-    def run() -> T:
-        try:
-            return work()
-        finally:
-            connections.close_all()
-
-    return pool.submit(run)
-
-
-def wait_until_blocked(database: str, other: Future[Any]) -> None:
-    """Until the other connection waits for a lock this one holds."""
-    with embedded.admin_connection(settings.ADMIN_DATABASE, database) as admin:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if other.done():
-                other.result()
-                raise AssertionError("the other transaction finished without waiting")
-            row = admin.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = %s AND wait_event_type = 'Lock'",
-                [database],
-            ).fetchone()
-            if row and row[0]:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the other transaction never waited for the lock")
 
 
 def committed_invite(server: SmtpServer, actor: Actor, email: str) -> tuple[Invitation, str, str]:

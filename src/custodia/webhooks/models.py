@@ -31,6 +31,23 @@ class EventType(StrEnum):
     VISIT_CANCELLED = "visit.cancelled"
     VISIT_COMPLETED = "visit.completed"
     VISIT_DELETED = "visit.deleted"
+    INVOICE_ISSUED = "invoice.issued"
+    INVOICE_PAID = "invoice.paid"
+    INVOICE_VOIDED = "invoice.voided"
+    PAYMENT_SUCCEEDED = "payment.succeeded"
+    PAYMENT_FAILED = "payment.failed"
+    PAYMENT_REFUNDED = "payment.refunded"
+    PASS_SOLD = "pass.sold"  # noqa: S105
+    PASS_VOIDED = "pass.voided"  # noqa: S105
+    PASS_CREDIT_USED = "pass.credit_used"  # noqa: S105
+    PASS_CREDIT_RETURNED = "pass.credit_returned"  # noqa: S105
+    PASS_EXPIRED = "pass.expired"  # noqa: S105
+    MEMBERSHIP_STARTED = "membership.started"
+    MEMBERSHIP_CANCELLED = "membership.cancelled"
+    MEMBERSHIP_CREDIT_USED = "membership.credit_used"
+    MEMBERSHIP_CREDIT_RETURNED = "membership.credit_returned"
+    MEMBERSHIP_RENEWED = "membership.renewed"
+    MEMBERSHIP_REACTIVATED = "membership.reactivated"
     # Sent by the test button only; no endpoint subscribes to it.
     TEST = "webhook.test"
 

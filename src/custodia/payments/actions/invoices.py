@@ -19,16 +19,19 @@ from custodia.clients.models import Client
 from custodia.core.actor import Actor, ensure_in_business, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission
+from custodia.payments.events import announce_invoice, announce_membership, announce_payment
 from custodia.payments.models import (
     DESCRIPTION_LENGTH,
     MAX_PRICE,
     MAX_QUANTITY,
     REFERENCE_LENGTH,
+    ClientMembership,
     CreditUse,
     Invoice,
     InvoiceCounter,
     InvoiceLine,
     InvoiceStatus,
+    MembershipStatus,
     Payment,
     PaymentMethod,
     PaymentStatus,
@@ -37,6 +40,7 @@ from custodia.payments.money import format_money
 from custodia.payments.totals import totals_of
 from custodia.scheduling.models import Visit, VisitStatus
 from custodia.tenancy.models import Business
+from custodia.webhooks.models import EventType
 
 MANUAL_METHODS = (PaymentMethod.CASH, PaymentMethod.OTHER)
 ALREADY_INVOICED = "This visit is already on an invoice that is not void."
@@ -213,6 +217,10 @@ def do_issue_invoice(invoice: Invoice, *, actor: Actor) -> Invoice:
             target=locked,
             detail={"number": locked.number, "total_minor": totals.total},
         )
+        announce_invoice(EventType.INVOICE_ISSUED, locked, actor=actor, total=totals.total)
+        if locked.status == InvoiceStatus.PAID:
+            announce_invoice(EventType.INVOICE_PAID, locked, actor=actor, total=totals.total)
+            reactivate_paid_memberships(locked, actor=actor)
     _copy(locked, invoice, fields)
     return invoice
 
@@ -232,6 +240,9 @@ def do_void_invoice(invoice: Invoice, *, actor: Actor) -> Invoice:
             voided=True
         )
         record(AuditAction.INVOICE_VOID, actor=actor, target=locked, detail={"lines": freed})
+        announce_invoice(
+            EventType.INVOICE_VOIDED, locked, actor=actor, total=totals_of(locked).total
+        )
     _copy(locked, invoice, ["status", "voided_at"])
     return invoice
 
@@ -283,20 +294,57 @@ def do_record_payment(
             target=locked,
             detail={"payment": str(payment.pk), "method": method, "amount_minor": amount_minor},
         )
-        settle_if_covered(locked, at=received_at)
+        announce_payment(EventType.PAYMENT_SUCCEEDED, payment, actor=actor)
+        settle_if_covered(locked, actor=actor, at=received_at)
     _copy(locked, invoice, ["status", "paid_at"])
     return payment
 
 
-def settle_if_covered(invoice: Invoice, *, at: dt.datetime | None = None) -> bool:
+def settle_if_covered(invoice: Invoice, *, actor: Actor, at: dt.datetime | None = None) -> bool:
     """Mark a locked, open invoice paid when its succeeded payments cover its total (inside the
-    transaction of the action that recorded a payment: this one, or a card charge's to come)."""
+    transaction of the action that recorded a payment: this one, or a card charge's), and say
+    so to the business's webhook endpoints."""
     totals = totals_of(invoice)
     if invoice.status != InvoiceStatus.OPEN or totals.paid < totals.total:
         return False
     invoice.status, invoice.paid_at = InvoiceStatus.PAID, at or timezone.now()
     invoice.save(update_fields=["status", "paid_at"])
+    announce_invoice(EventType.INVOICE_PAID, invoice, actor=actor, total=totals.total)
+    reactivate_paid_memberships(invoice, actor=actor)
     return True
+
+
+def reactivate_paid_memberships(invoice: Invoice, *, actor: Actor) -> int:
+    """Past-due memberships billed on `invoice`, now paid, active again (inside the transaction
+    that marked it paid). Only for the membership's current period: an older invoice paid late
+    does not pay for a newer month. A payer whose context may not change memberships (a client
+    paying in the portal) changes none here: row-level security hides them from this update,
+    and the renewal task finds the invoice paid within the hour."""
+    billed = InvoiceLine.objects.filter(
+        tenant_id=invoice.tenant_id, invoice_id=invoice.pk, membership__isnull=False
+    ).values("membership_id")
+    reactivated = 0
+    for membership in ClientMembership.objects.select_for_update().filter(
+        tenant_id=invoice.tenant_id,
+        id__in=billed,
+        status=MembershipStatus.PAST_DUE,
+        current_period_start__lte=invoice.issued_at,
+    ):
+        changed = ClientMembership.objects.filter(
+            tenant_id=invoice.tenant_id, pk=membership.pk, status=MembershipStatus.PAST_DUE
+        ).update(status=MembershipStatus.ACTIVE)
+        if not changed:
+            continue
+        membership.status = MembershipStatus.ACTIVE
+        record(
+            AuditAction.MEMBERSHIP_REACTIVATE,
+            actor=actor,
+            target=membership,
+            detail={"invoice": str(invoice.pk), "number": invoice.number},
+        )
+        announce_membership(EventType.MEMBERSHIP_REACTIVATED, membership, actor=actor)
+        reactivated += 1
+    return reactivated
 
 
 def _copy(source: Invoice, target: Invoice, fields: list[str]) -> None:

@@ -1,8 +1,9 @@
-"""Passes and memberships sold to clients, and the credits visits take from passes.
+"""Passes and memberships sold to clients, and the credits visits take from them.
 
-A completed visit takes one credit from the client's oldest pass that is active, started and not
-expired (payments/receivers.py hears scheduling's signal inside the visit's transaction); with
-none, nothing is taken and the visit is invoiceable. Cancelling a completed visit gives its
+A completed visit takes one credit from the client's membership in its current period, else from
+their oldest pass that is active, started and not expired (payments/receivers.py hears
+scheduling's signal inside the visit's transaction); with none, nothing is taken and the visit is
+invoiceable. Cancelling a completed visit gives its
 credit back when the business's rule (`Business.credit_back_on_cancel`) says so. A visit takes at
 most one credit and gets at most one back (unique constraints on the uses), and a balance never
 goes below zero (its column is unsigned and the pass row is locked while it changes).
@@ -27,6 +28,7 @@ from custodia.payments.actions.invoices import (
     do_issue_invoice,
     new_invoice,
 )
+from custodia.payments.events import announce_membership, announce_pass
 from custodia.payments.models import (
     ClientMembership,
     ClientPass,
@@ -40,6 +42,7 @@ from custodia.payments.models import (
 )
 from custodia.scheduling.models import Visit
 from custodia.tenancy.models import Business
+from custodia.webhooks.models import EventType
 
 MEMBERSHIP_PERIOD = dt.timedelta(days=30)
 
@@ -71,6 +74,7 @@ def do_sell_pass(
             expires_at=start + dt.timedelta(days=pass_type.validity_days),
         )
         record(AuditAction.PASS_SELL, actor=actor, target=client_pass)
+        announce_pass(EventType.PASS_SOLD, client_pass, actor=actor)
         invoice = new_invoice(actor, client)
         record(AuditAction.INVOICE_CREATE, actor=actor, target=invoice)
         add_line(
@@ -95,6 +99,7 @@ def do_void_pass(client_pass: ClientPass, *, actor: Actor) -> ClientPass:
         client_pass.status = PassStatus.VOID
         client_pass.save(update_fields=["status"])
         record(AuditAction.PASS_VOID, actor=actor, target=client_pass)
+        announce_pass(EventType.PASS_VOIDED, client_pass, actor=actor)
     return client_pass
 
 
@@ -104,9 +109,47 @@ def _may_complete(actor: Actor, visit: Visit) -> bool:
     return actor.can(Permission.VISITS_REPORT) and visit.staff_id == actor.membership.pk
 
 
+def _membership_with_credit(
+    actor: Actor, visit: Visit, now: dt.datetime
+) -> ClientMembership | None:
+    """The client's membership whose current period is now and has a credit left, locked; an
+    active one, or a cancelled one whose last period still runs (its credits stay)."""
+    return (
+        ClientMembership.objects.select_for_update()
+        .filter(
+            tenant_id=actor.tenant_id,
+            client_id=visit.client_id,
+            status__in=[MembershipStatus.ACTIVE, MembershipStatus.CANCELLED],
+            credits_this_period__gt=0,
+            current_period_start__lte=now,
+            current_period_end__gt=now,
+        )
+        .order_by("current_period_end", "created_at", "id")
+        .first()
+    )
+
+
+def _pass_with_credit(actor: Actor, visit: Visit, now: dt.datetime) -> ClientPass | None:
+    """The client's oldest pass that is active, started, not expired and has a credit, locked."""
+    return (
+        ClientPass.objects.select_for_update()
+        .filter(
+            tenant_id=actor.tenant_id,
+            client_id=visit.client_id,
+            status=PassStatus.ACTIVE,
+            credits_left__gt=0,
+            starts_at__lte=now,
+            expires_at__gt=now,
+        )
+        .order_by("starts_at", "created_at", "id")
+        .first()
+    )
+
+
 def do_use_credit(visit: Visit, *, actor: Actor) -> CreditUse | None:
-    """A completed visit takes a credit from the client's oldest valid pass; None when the visit
-    took one already, is on an invoice, or the client has no valid pass."""
+    """A completed visit takes a credit: from the client's membership in its current period
+    first (those lapse at the period's end), else from their oldest valid pass; None when the
+    visit took one already, is on an invoice, or the client has no credit anywhere."""
     require_active(actor)
     ensure_in_business(actor, visit)
     if not _may_complete(actor, visit):
@@ -120,19 +163,28 @@ def do_use_credit(visit: Visit, *, actor: Actor) -> CreditUse | None:
         return None
     now = timezone.now()
     with transaction.atomic():
-        client_pass = (
-            ClientPass.objects.select_for_update()
-            .filter(
+        membership = _membership_with_credit(actor, visit, now)
+        if membership is not None:
+            membership.credits_this_period -= 1
+            membership.save(update_fields=["credits_this_period"])
+            use = CreditUse.objects.create(
                 tenant_id=actor.tenant_id,
-                client_id=visit.client_id,
-                status=PassStatus.ACTIVE,
-                credits_left__gt=0,
-                starts_at__lte=now,
-                expires_at__gt=now,
+                membership=membership,
+                visit=visit,
+                change=-1,
+                reason="Visit completed",
             )
-            .order_by("starts_at", "created_at", "id")
-            .first()
-        )
+            record(
+                AuditAction.MEMBERSHIP_CREDIT_USE,
+                actor=actor,
+                target=membership,
+                detail={"visit": str(visit.pk), "credits_left": membership.credits_this_period},
+            )
+            announce_membership(
+                EventType.MEMBERSHIP_CREDIT_USED, membership, actor=actor, visit_id=visit.pk
+            )
+            return use
+        client_pass = _pass_with_credit(actor, visit, now)
         if client_pass is None:
             return None
         client_pass.credits_left -= 1
@@ -152,12 +204,14 @@ def do_use_credit(visit: Visit, *, actor: Actor) -> CreditUse | None:
             target=client_pass,
             detail={"visit": str(visit.pk), "credits_left": client_pass.credits_left},
         )
+        announce_pass(EventType.PASS_CREDIT_USED, client_pass, actor=actor, visit_id=visit.pk)
     return use
 
 
 def do_return_credit(visit: Visit, *, actor: Actor) -> CreditUse | None:
-    """A cancelled visit's credit, back on its pass when the business gives credits back on
-    cancellation; None when the rule says no, the visit took none, or it was given back."""
+    """A cancelled visit's credit, back where it came from when the business gives credits back
+    on cancellation; None when the rule says no, the visit took none, it was given back, its pass
+    is void, or its membership's period has moved on (that period's credits lapsed)."""
     require_active(actor)
     actor.require(Permission.VISITS_WRITE)
     ensure_in_business(actor, visit)
@@ -167,6 +221,9 @@ def do_return_credit(visit: Visit, *, actor: Actor) -> CreditUse | None:
     if not rule or used is None or uses.filter(change=1).exists():
         return None
     with transaction.atomic():
+        if used.membership_id is not None:
+            return _return_to_membership(used, visit, actor=actor)
+        assert used.client_pass_id is not None  # use_from_one_source
         client_pass = ClientPass.objects.select_for_update().get(
             tenant_id=actor.tenant_id, pk=used.client_pass_id
         )
@@ -190,6 +247,37 @@ def do_return_credit(visit: Visit, *, actor: Actor) -> CreditUse | None:
             target=client_pass,
             detail={"visit": str(visit.pk), "credits_left": client_pass.credits_left},
         )
+        announce_pass(EventType.PASS_CREDIT_RETURNED, client_pass, actor=actor, visit_id=visit.pk)
+    return back
+
+
+def _return_to_membership(used: CreditUse, visit: Visit, *, actor: Actor) -> CreditUse | None:
+    """The membership credit of `used` back, when its period is still the current one."""
+    assert used.membership_id is not None
+    membership = ClientMembership.objects.select_for_update().get(
+        tenant_id=actor.tenant_id, pk=used.membership_id
+    )
+    if used.created_at < membership.current_period_start:
+        return None
+    membership.credits_this_period = F("credits_this_period") + 1
+    membership.save(update_fields=["credits_this_period"])
+    membership.refresh_from_db(fields=["credits_this_period"])
+    back = CreditUse.objects.create(
+        tenant_id=actor.tenant_id,
+        membership=membership,
+        visit=visit,
+        change=1,
+        reason="Visit cancelled",
+    )
+    record(
+        AuditAction.MEMBERSHIP_CREDIT_RETURN,
+        actor=actor,
+        target=membership,
+        detail={"visit": str(visit.pk), "credits_left": membership.credits_this_period},
+    )
+    announce_membership(
+        EventType.MEMBERSHIP_CREDIT_RETURNED, membership, actor=actor, visit_id=visit.pk
+    )
     return back
 
 
@@ -219,14 +307,18 @@ def do_expire_passes(*, actor: Actor, now: dt.datetime | None = None) -> int:
             subject_ids=sorted({row[1] for row in due}, key=str),
             detail={"count": len(due), "ids": [str(row[0]) for row in due]},
         )
+        for expired in ClientPass.objects.filter(
+            tenant_id=actor.tenant_id, id__in=[row[0] for row in due]
+        ).order_by("id"):
+            announce_pass(EventType.PASS_EXPIRED, expired, actor=actor)
     return len(due)
 
 
 def do_start_membership(
     client: Client, plan: MembershipPlan, *, actor: Actor, starts_at: dt.datetime | None = None
 ) -> tuple[ClientMembership, Invoice]:
-    """Start a client's membership: its first period and an issued invoice for it (renewals
-    are charged by card, to come)."""
+    """Start a client's membership: its first period (active at once: the manager starting it
+    decides) and an issued invoice for it; renewals.py begins the next ones."""
     require_active(actor)
     actor.require(Permission.PAYMENTS_PASS_WRITE)
     actor.require(Permission.PAYMENTS_INVOICE_WRITE)
@@ -249,6 +341,7 @@ def do_start_membership(
         )
         invoice = new_invoice(actor, client)
         record(AuditAction.MEMBERSHIP_START, actor=actor, target=membership)
+        announce_membership(EventType.MEMBERSHIP_STARTED, membership, actor=actor)
         record(AuditAction.INVOICE_CREATE, actor=actor, target=invoice)
         local = timezone.localtime(start)
         add_line(
@@ -274,4 +367,5 @@ def do_cancel_membership(membership: ClientMembership, *, actor: Actor) -> Clien
         membership.cancelled_at = timezone.now()
         membership.save(update_fields=["status", "cancelled_at"])
         record(AuditAction.MEMBERSHIP_CANCEL, actor=actor, target=membership)
+        announce_membership(EventType.MEMBERSHIP_CANCELLED, membership, actor=actor)
     return membership

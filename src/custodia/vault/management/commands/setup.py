@@ -48,7 +48,7 @@ def ensure_vault_ready(
     for alias in connections:
         connections[alias].close()
     call_command("migrate", interactive=False, verbosity=0)
-    cert, key = embedded.ensure_tls(settings.TLS_DIR)
+    cert, key = embedded.ensure_tls(settings.TLS_DIR, name="vault")
     if out is not None:
         out.write(kek)
         out.write(f"vault database {vault_settings.VAULT_DB_NAME} ready (role custodia_vault)")
