@@ -110,7 +110,7 @@ def test_the_periodic_tasks_run_when_a_worker_starts(
     output = worker.output()
     assert (
         "periodic tasks audit-maintenance, key-maintenance, membership-renewals, pass-expiry,"
-        " retention, test-beacon, webhooks"
+        " retention, test-beacon, wallet-expiry, webhooks"
         in output
     )
     assert "Starting job custodia.periodic.backups" not in output  # left out: never run
