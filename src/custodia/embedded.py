@@ -476,6 +476,66 @@ def provision_vault_database(
 # --- Local TLS ------------------------------------------------------------------------------
 
 
+def _write_private_key(path: Path, key: Any) -> None:
+    """A private key as unencrypted PKCS#8 PEM in a file only its owner reads (0600)."""
+    from cryptography.hazmat.primitives import serialization
+
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+
+def _ensure_local_ca(cert_path: Path, key_path: Path, common_name: str) -> tuple[Any, Any, bool]:
+    """A local CA (certificate, key) kept in these files, made if missing; True if just made."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    if cert_path.exists() and key_path.exists():
+        ca_cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        ca_key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        return ca_cert, ca_key, False
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_private_key(key_path, ca_key)
+    cert_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    return ca_cert, ca_key, True
+
+
 def ensure_tls(
     directory: Path, hostnames: tuple[str, ...] = ("localhost",), *, name: str = "server"
 ) -> tuple[Path, Path]:
@@ -494,52 +554,8 @@ def ensure_tls(
     ca_cert_path, ca_key_path = directory / "ca.pem", directory / "ca-key.pem"
     cert_path, key_path = directory / f"{name}.pem", directory / f"{name}-key.pem"
     now = dt.datetime.now(dt.UTC)
-
-    def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            )
-
-    if ca_cert_path.exists() and ca_key_path.exists():
-        ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
-        ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
-    else:
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Custodia local CA")])
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        write_key(ca_key_path, ca_key)
-        ca_cert_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    ca_cert, ca_key, made = _ensure_local_ca(ca_cert_path, ca_key_path, "Custodia local CA")
+    if made:
         # Every certificate the old CA issued is now unverifiable: issue each anew.
         for issued in directory.glob("*.pem"):
             if issued.name not in {ca_cert_path.name, ca_key_path.name}:
@@ -552,7 +568,7 @@ def ensure_tls(
 
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = [x509.DNSName(name) for name in hostnames]
+    names: list[x509.GeneralName] = [x509.DNSName(host) for host in hostnames]
     names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "::1")]
     cert = (
         x509.CertificateBuilder()
@@ -571,13 +587,78 @@ def ensure_tls(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    write_key(key_path, key)
+    _write_private_key(key_path, key)
     cert_path.write_bytes(
         cert.public_bytes(serialization.Encoding.PEM)
         + ca_cert.public_bytes(serialization.Encoding.PEM)
     )
     logger.info("issued a local TLS certificate (%s) for %s", name, ", ".join(hostnames))
     return cert_path, key_path
+
+
+def ensure_wallet_signing(directory: Path, *, pass_type_id: str, team_id: str) -> Path:
+    """Development stand-ins for Apple's and Google's wallet credentials, made once: a local
+    pass-signing CA (`ca.pem`, standing in for Apple's WWDR intermediate), a pass certificate
+    and key it issued (`pass.pem`, `pass-key.pem`), and a Google service account JSON key
+    (`google-service-account.json`, RSA). Returns the directory."""
+    import json
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    cert_path, key_path = directory / "pass.pem", directory / "pass-key.pem"
+    ca_cert, ca_key, made = _ensure_local_ca(
+        directory / "ca.pem", directory / "ca-key.pem", "Custodia local pass-signing CA"
+    )
+    now = dt.datetime.now(dt.UTC)
+    if made or not (cert_path.exists() and key_path.exists()):
+        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.USER_ID, pass_type_id),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"Pass Type ID: {pass_type_id}"),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, team_id),
+            ]
+        )
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        _write_private_key(key_path, key)
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        logger.info("issued a local wallet pass certificate for %s", pass_type_id)
+    google_path = directory / "google-service-account.json"
+    if not google_path.exists():
+        google_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = google_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        account = {
+            "type": "service_account",
+            "client_email": "custodia-dev@localhost.invalid",
+            "private_key": pem,
+        }
+        descriptor = os.open(google_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(account, handle)
+    return directory
 
 
 def drop_database(admin: Mapping[str, str], name: str) -> None:

@@ -102,6 +102,8 @@ INSTALLED_APPS = [
     "custodia.clients",
     "custodia.scheduling",
     "custodia.payments",
+    # Wallet passes of clients' passes (docs/wallet.md).
+    "custodia.wallet",
     "custodia.audit",
     "custodia.crypto",
     # Background jobs (docs/operations.md, "Jobs"): procrastinate's tables and the job pages.
@@ -768,6 +770,48 @@ API_TOKEN_DEFAULT_DAYS = env_int("CUSTODIA_API_TOKEN_DAYS", 90, minimum=1, maxim
 # once after a quiet minute, then one every 60/N seconds; past that a 429 with Retry-After.
 API_RATE_LIMIT_PER_MINUTE = env_int("CUSTODIA_API_RATE_LIMIT", 120, minimum=1, maximum=1_000_000)
 TLS_DIR = VAR_DIR / "tls"
+
+# --- Wallet passes (docs/wallet.md) -----------------------------------------------------------
+# Apple Wallet: the pass type's certificate and key (from Apple's developer account), Apple's
+# WWDR intermediate, the pass type identifier and the team identifier. In development they
+# default to a local pass-signing CA and certificate that `custodia setup` makes under
+# var/secrets/wallet/; in production all five are set, or none (Apple Wallet passes are then
+# off). Google Wallet: the issuer id and a service account's JSON key file, both or neither.
+WALLET_DEV_DIR = VAR_DIR / "secrets" / "wallet"
+_WALLET_APPLE = {
+    "CUSTODIA_WALLET_PASS_CERT_FILE": str(WALLET_DEV_DIR / "pass.pem"),
+    "CUSTODIA_WALLET_PASS_KEY_FILE": str(WALLET_DEV_DIR / "pass-key.pem"),
+    "CUSTODIA_WALLET_WWDR_CERT_FILE": str(WALLET_DEV_DIR / "ca.pem"),
+    "CUSTODIA_WALLET_PASS_TYPE_ID": "pass.localhost.custodia",
+    "CUSTODIA_WALLET_TEAM_ID": "DEVTEAM000",
+}
+_WALLET_GOOGLE = {
+    "CUSTODIA_WALLET_GOOGLE_ISSUER_ID": "3388000000000000000",
+    "CUSTODIA_WALLET_GOOGLE_SERVICE_ACCOUNT_FILE": str(
+        WALLET_DEV_DIR / "google-service-account.json"
+    ),
+}
+
+
+def _wallet_group(names: dict[str, str], what: str) -> dict[str, str]:
+    """A group of wallet settings: every one set, or (production) none, or (development) the
+    local defaults; half a configuration refuses to start."""
+    given = {name: env_str(name, "").strip() for name in names}
+    if any(given.values()) and not all(given.values()):
+        missing = ", ".join(name for name, value in given.items() if not value)
+        raise ImproperlyConfigured(f"{what} is half configured: set {missing} too, or none.")
+    if all(given.values()):
+        return given
+    return {} if PRODUCTION else dict(names)
+
+
+WALLET_APPLE = _wallet_group(_WALLET_APPLE, "Apple Wallet")
+WALLET_GOOGLE = _wallet_group(_WALLET_GOOGLE, "Google Wallet")
+if WALLET_APPLE and not WALLET_APPLE["CUSTODIA_WALLET_PASS_TYPE_ID"].startswith("pass."):
+    raise ImproperlyConfigured("CUSTODIA_WALLET_PASS_TYPE_ID must start with 'pass.'.")
+# Who carries a pass update to the devices (wallet/push.py); the recording adapter keeps them
+# in memory (development, tests). No APNs adapter exists yet (docs/wallet.md).
+WALLET_PUSH_ADAPTER = env_str("CUSTODIA_WALLET_PUSH_ADAPTER", "custodia.wallet.push.RecordingPush")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_time_zone("CUSTODIA_TIME_ZONE", "UTC")

@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from custodia.api.routes import api
 from custodia.web import views as web_views
 from custodia.web.trust import views as trust_views
+from custodia.web.wallet import urls as wallet_urls
 
 urlpatterns = [
     path("", web_views.home, name="home"),
@@ -22,6 +23,9 @@ urlpatterns = [
     path("app/", include("custodia.web.clients.urls")),
     path("app/", include("custodia.web.scheduling.urls")),
     path("app/", include("custodia.web.payments.urls")),
+    path("app/", include(wallet_urls.app_urlpatterns)),
+    # Apple's PassKit web service: devices, no session (docs/wallet.md).
+    path("wallet/", include(wallet_urls.service_urlpatterns)),
     path("app/", include("custodia.web.audit.urls")),
     path("app/", include("custodia.web.export.urls")),
     path("app/", include("custodia.web.webhooks.urls")),

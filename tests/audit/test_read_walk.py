@@ -196,6 +196,10 @@ def parameters(matrix: TenantMatrix) -> dict[str, str]:
         "key": "walkkey",
         "uidb36": "1",
         "rest": "no-such-endpoint",
+        # The wallet web service (a device's requests, no session: 401 or nothing found).
+        "device_id": "walkdevice",
+        "type_id": "pass.walk.type",
+        "serial": "walkserial",
     }
 
 

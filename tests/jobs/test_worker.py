@@ -110,7 +110,7 @@ def test_the_periodic_tasks_run_when_a_worker_starts(
     output = worker.output()
     assert (
         "periodic tasks audit-maintenance, key-maintenance, membership-renewals, pass-expiry,"
-        " retention, test-beacon, webhooks"
+        " retention, test-beacon, wallet-expiry, webhooks"
         in output
     )
     assert "Starting job custodia.periodic.backups" not in output  # left out: never run
@@ -131,6 +131,7 @@ def test_the_worker_lists_what_it_schedules() -> None:
         "periodic pass-expiry: cron '5 0 * * *' (UTC), and at start",
         "periodic membership-renewals: cron '20 * * * *' (UTC), and at start",
         "periodic webhooks: cron '* * * * *' (UTC), and at start",
+        "periodic wallet-expiry: cron '10 * * * *' (UTC)\n",
     ):
         assert line in listing
     out = io.StringIO()

@@ -53,6 +53,8 @@ GUARDED = {
     "payments_invoice",
     "payments_invoiceline",
     "payments_payment",
+    "wallet_walletpass",
+    "wallet_walletregistration",
     "webhooks_endpoint",
     "webhooks_delivery",
 }

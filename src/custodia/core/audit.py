@@ -138,6 +138,11 @@ class AuditAction(StrEnum):
     WEBHOOK_RESEND = "webhook.resend"
     WEBHOOK_DISABLE = "webhook.disable"
     WEBHOOK_LOG_READ = "webhook.log.read"
+    # Wallet passes (custodia.wallet): a pass issued to a wallet (or its token issued anew), a
+    # device registered for its updates or unregistered.
+    WALLET_PASS_ISSUE = "wallet_pass.issue"  # noqa: S105
+    WALLET_DEVICE_REGISTER = "wallet_device.register"
+    WALLET_DEVICE_UNREGISTER = "wallet_device.unregister"
     # Refused: a 403 or 404 answered to a signed-in person (someone else's object, a forbidden
     # action); the path names only ids.
     ACCESS_DENIED = "access.denied"

@@ -106,9 +106,8 @@ def actor_for_session(request: HttpRequest, *, durable: bool = True) -> Actor | 
 
 # --- An API token ----------------------------------------------------------------------------
 
-def actor_for_token(
-    presented: str, *, acting: ExitStack, durable: bool = True
-) -> Actor | None:
+
+def actor_for_token(presented: str, *, acting: ExitStack, durable: bool = True) -> Actor | None:
     """The actor behind `cst_<prefix>_<secret>`, acting from here on in `acting`'s scope; None
     if malformed, unknown, expired or revoked.
 
@@ -246,3 +245,29 @@ def system_actor(business_id: uuid.UUID, *, task: str) -> SystemActor:
     """The periodic task `task` working inside the business `business_id` (one at a time)."""
     membership = Membership(id=None, tenant_id=business_id, user=None, role=Role.OWNER)
     return SystemActor(NO_LOGIN, membership, task=task)
+
+
+# --- A wallet app holding a pass ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PassHolderActor(Actor):
+    """A wallet app's request for the one pass whose token it presented (wallet/webservice.py).
+
+    No session and no login stand behind it: it acts as that pass's client (the client role's
+    reach, their own rows only) inside that one business's row-level security, found by the
+    token's digest, never beyond it. Its audit rows carry no user id, the client role and the
+    client's id. It never steps up.
+    """
+
+    @property
+    def name(self) -> str:
+        return "wallet-device"
+
+
+def pass_holder_actor(business_id: uuid.UUID, client_id: uuid.UUID) -> PassHolderActor:
+    """The holder of a wallet pass of the client `client_id` in the business `business_id`."""
+    membership = Membership(
+        id=None, tenant_id=business_id, user=None, role=Role.CLIENT, client_id=client_id
+    )
+    return PassHolderActor(NO_LOGIN, membership)

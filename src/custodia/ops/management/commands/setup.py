@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.db import connections
@@ -20,6 +21,7 @@ from custodia.accounts.recoverycodes import hash_seeded_codes
 from custodia.cache.backend import close_pools as close_cache_pools
 from custodia.crypto.checks import verify_kek, verify_keystore_covers_database
 from custodia.crypto.errors import KekError
+from custodia.wallet.config import verify_configured as verify_wallet_configured
 
 
 def prepare_database(name: str, *, fresh: bool = False) -> None:
@@ -104,6 +106,21 @@ def ensure_ready(out: OutputWrapper | None = None) -> tuple[Path, Path]:
     cert, key = embedded.ensure_tls(settings.TLS_DIR)
     if out is not None:
         out.write(f"TLS certificate {cert} (local CA {settings.TLS_DIR / 'ca.pem'})")
+    if not settings.PRODUCTION and settings.WALLET_APPLE:
+        # Local stand-ins for the wallet credentials (docs/wallet.md); production names its own.
+        wallet = embedded.ensure_wallet_signing(
+            settings.WALLET_DEV_DIR,
+            pass_type_id=settings.WALLET_APPLE["CUSTODIA_WALLET_PASS_TYPE_ID"],
+            team_id=settings.WALLET_APPLE["CUSTODIA_WALLET_TEAM_ID"],
+        )
+        if out is not None:
+            out.write(f"wallet pass signing (development) {wallet}")
+    try:
+        wallets = verify_wallet_configured()
+    except ImproperlyConfigured as exc:
+        raise CommandError(str(exc)) from None
+    if out is not None:
+        out.write(wallets)
     call_command("collectstatic", interactive=False, verbosity=0)
     return cert, key
 

@@ -1,0 +1,69 @@
+"""A pass changed: its wallet pass's update tag moves and its devices are pushed.
+
+Called inside the transaction that changed the pass (wallet/receivers.py), whoever acts there
+(staff completing a visit may not see wallet rows): the tag moves as the wallet's system actor
+for that one business (tenancy/actors.py: system_actor), in the same transaction, so it moves
+with the change or not at all; the actor before it is current again afterwards. The pushes go out
+once the transaction commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from custodia.core.actor import acting_as
+from custodia.tenancy.actors import system_actor
+from custodia.wallet.config import pass_type_id
+from custodia.wallet.models import WalletPass, WalletRegistration
+from custodia.wallet.push import Push, push_adapter
+
+logger = logging.getLogger(__name__)
+
+TASK = "wallet-update"
+ONE_SECOND = dt.timedelta(seconds=1)
+
+
+def pass_changed(
+    tenant_id: uuid.UUID, client_pass_ids: list[uuid.UUID], *, using: str = "default"
+) -> int:
+    """Move the tags of these passes' wallet passes and push their devices after commit;
+    returns how many wallet passes moved."""
+    now = timezone.now()
+    with acting_as(system_actor(tenant_id, task=TASK), using=using):
+        moved = WalletPass.objects.using(using).filter(
+            tenant_id=tenant_id, client_pass_id__in=client_pass_ids
+        )
+        # At least a second past the last tag: If-Modified-Since has a second's resolution, so
+        # two changes within one second would otherwise look like one to a device.
+        count = moved.update(updated_at=Greatest(Value(now), F("updated_at") + ONE_SECOND))
+        tokens = (
+            sorted(
+                set(
+                    WalletRegistration.objects.using(using)
+                    .filter(tenant_id=tenant_id, wallet_pass__client_pass_id__in=client_pass_ids)
+                    .values_list("push_token", flat=True)
+                )
+            )
+            if count
+            else []
+        )
+    if tokens:
+        topic = pass_type_id()
+        pushes = [Push(topic, token) for token in tokens]
+        transaction.on_commit(lambda: _send(pushes), using=using)
+    return count
+
+
+def _send(pushes: list[Push]) -> None:
+    try:
+        push_adapter().send(pushes)
+    except Exception as exc:
+        # Best effort: a device that misses a push sees the change at its next refresh.
+        logger.warning("wallet pushes not sent: %s", type(exc).__name__)
