@@ -34,7 +34,10 @@ from bench.harness import Bench, StatementCounter, python_json, say
 VISITS = 10_000
 # Target (bench/README.md, "The card vault and invoices"): an invoice line is written, one at a
 # time in its own savepoint, for every row the baseline only reads.
-TARGET = 20.0
+TARGET = 12.0
+# A line is a savepoint, its INSERT and the savepoint's release; a fourth statement per line
+# would be a query per visit (an N+1).
+STATEMENTS_PER_LINE = 3
 
 
 def scenario_19(bench: Bench, env: dict[str, str]) -> None:
@@ -47,7 +50,11 @@ def scenario_19(bench: Bench, env: dict[str, str]) -> None:
     bench.record(name, f"invoice s vs select s, {VISITS:,} visits", invoice, select, at_most=TARGET)
     bench.record(name, "invoice lines vs completed visits", measured["lines"], VISITS, at_least=1)
     bench.record(
-        name, "statements per invoice line", measured["invoice_statements"], measured["lines"]
+        name,
+        "statements per invoice line",
+        measured["invoice_statements"],
+        measured["lines"],
+        at_most=STATEMENTS_PER_LINE + 0.01,
     )
 
 
