@@ -42,7 +42,12 @@ STATEMENTS_PER_LINE = 3
 
 def scenario_19(bench: Bench, env: dict[str, str]) -> None:
     say(f"invoices: do_create_invoice over {VISITS:,} completed visits vs reading them")
-    measured = python_json(env, "-m", "bench.invoices", "measure", timeout=1800)
+    record_19(bench, python_json(env, "-m", "bench.invoices", "measure", timeout=1800))
+
+
+def record_19(bench: Bench, measured: dict[str, Any]) -> None:
+    """The figures: the action's mean seconds against the select's, the lines against the
+    visits, and the statements per line."""
     name = "19-invoice"
     bench.results[name] = measured
     invoice = statistics.mean(measured["invoice_seconds"])
