@@ -283,7 +283,7 @@ def _drive(kind: str, vault: Vault, card: Card, seconds: float, results: Any) ->
     while (before := time.perf_counter()) < deadline:
         try:
             operation()
-        except (VaultError, KeyError):
+        except (VaultError, KeyError, urllib3.exceptions.HTTPError):
             failed += 1
         latencies.append(time.perf_counter() - before)
     results.put((latencies, failed, time.perf_counter() - started))
