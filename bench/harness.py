@@ -307,6 +307,17 @@ def wrk(
     return stats
 
 
+class StatementCounter:
+    """A database execute wrapper counting the statements sent through it (no log, no cap)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
 def say(message: str) -> None:
     """Progress on stderr, so the table stays clean on stdout."""
     sys.stderr.write(f"[bench] {message}\n")

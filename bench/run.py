@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import accounts, audit, backups, crypto, export, retention
+from bench import accounts, audit, backups, crypto, export, invoices, retention, vault
 from bench.harness import (
     DB_NAME,
     FULL,
@@ -146,7 +146,7 @@ def explain(env: dict[str, str], data: dict[str, Any]) -> dict[str, Any]:
     return dict(python_json(env, "-m", "bench.explain", json.dumps(queries), timeout=300))
 
 
-ALL_SCENARIOS = frozenset({str(n) for n in range(1, 17)})
+ALL_SCENARIOS = frozenset({str(n) for n in range(1, 20)})
 # The generated businesses' data keys: a keystore of the benchmark's own, emptied with each fresh
 # database (a run adds up to 10,000 businesses, whose keys must not pile up in var/keys).
 KEYSTORE = Path(os.environ.get("CUSTODIA_VAR_DIR", ROOT / "var")) / "bench-keys"
@@ -287,6 +287,10 @@ def run(profile: Profile, only: frozenset[str] = ALL_SCENARIOS) -> Bench:
         export.scenario_15(bench, env)
     if "16" in only:
         retention.scenario_16(bench, env)
+    if only & {"17", "18"}:
+        vault.scenario_17_18(bench, prod, only, seconds)
+    if "19" in only:
+        invoices.scenario_19(bench, env)
     if "1" in only:
         with server(env, CUSTODIA_BENCH_BASELINE="1", CUSTODIA_SMTP_HOST="smtp.invalid") as url:
             scenario_1(bench, url, bearer, data, seconds)
@@ -611,7 +615,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("wrk is missing: apt-get install wrk (make bench does it)")
     only = frozenset(options.only.split(",")) if options.only else ALL_SCENARIOS
     if not only <= ALL_SCENARIOS:
-        raise SystemExit(f"--only: unknown scenarios {sorted(only - ALL_SCENARIOS)}; use 1-16")
+        raise SystemExit(f"--only: unknown scenarios {sorted(only - ALL_SCENARIOS)}; use 1-19")
     bench = run(FULL if options.full else SMOKE if options.smoke else QUICK, only)
     save(bench)
     charts(bench)
