@@ -54,6 +54,7 @@ from tests.payments.cards import (
 from tests.payments.support import catalog
 from tests.vaults import LiveVault
 from tests.web.support import logged_in
+from tests.webhooks.support import add_endpoint, deliveries_of
 
 pytestmark = pytest.mark.django_db
 
@@ -481,3 +482,36 @@ def test_only_a_client_buys_in_the_portal_and_only_this_business_passes(
     assert portal.post("/app/passes/buy/", other).status_code == 404
     act(matrix.a.owner)
     assert not ClientPass.objects.filter(client=matrix.a.client).exists()
+
+
+# --- Webhook events --------------------------------------------------------------------------
+
+
+def test_card_outcomes_are_announced_to_the_business_webhooks(
+    matrix: TenantMatrix,
+    live_vault: LiveVault,
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+) -> None:
+    a = matrix.a
+    settings.WEBHOOKS_ALLOW_PRIVATE = True  # the endpoint is never called here: rows are checked
+    add_endpoint(
+        a.owner,
+        "https://127.0.0.1:9/hook",
+        ["payment.succeeded", "payment.failed", "payment.refunded"],
+    )
+    card = add_card(a, live_vault)
+    payment = charge(open_invoice(a), card, a.owner, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        do_refund_payment(payment, 5000, actor=a.owner)
+    declined = add_card(a, live_vault, DECLINED)
+    charge(open_invoice(a), declined, a.owner, django_capture_on_commit_callbacks)
+    sent = [(d.event_type, d.payload["data"]) for d in deliveries_of(a.owner)]
+    assert [kind for kind, _data in sent] == [
+        "payment.succeeded",
+        "payment.refunded",
+        "payment.failed",
+    ]
+    assert sent[1][1]["refunded_minor"] == 5000 and sent[0][1]["method"] == "card"
+    for _kind, data in sent:
+        assert VISA not in str(data) and "4242" not in str(data)

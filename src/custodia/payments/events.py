@@ -6,7 +6,7 @@ name, an invoice line's text, a payment's reference or anything of a card but wh
 from __future__ import annotations
 
 from custodia.core.actor import Actor
-from custodia.payments.models import ClientMembership, ClientPass, Invoice, Payment
+from custodia.payments.models import ClientMembership, ClientPass, Invoice, Payment, Refund
 from custodia.webhooks.events import emit_event
 from custodia.webhooks.models import EventType
 
@@ -45,6 +45,23 @@ def announce_payment(event: EventType, payment: Payment, *, actor: Actor) -> Non
             "invoice_id": str(payment.invoice_id),
             "method": str(payment.method),
             "status": str(payment.status),
+            "amount_minor": payment.amount_minor,
+            "currency": payment.currency,
+        },
+        actor=actor,
+    )
+
+
+def announce_refund(refund: Refund, payment: Payment, *, actor: Actor) -> None:
+    """payment.refunded: a succeeded refund of a card payment (in full or in part)."""
+    emit_event(
+        EventType.PAYMENT_REFUNDED,
+        {
+            "id": str(payment.pk),
+            "business_id": str(payment.tenant_id),
+            "invoice_id": str(payment.invoice_id),
+            "refund_id": str(refund.pk),
+            "refunded_minor": refund.amount_minor,
             "amount_minor": payment.amount_minor,
             "currency": payment.currency,
         },

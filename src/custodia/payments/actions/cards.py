@@ -33,6 +33,7 @@ from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission, Role
 from custodia.payments.actions.invoices import do_void_invoice, settle_if_covered
 from custodia.payments.actions.passes import do_sell_pass, do_void_pass
+from custodia.payments.events import announce_payment, announce_refund
 from custodia.payments.models import (
     ClientPass,
     Invoice,
@@ -50,6 +51,7 @@ from custodia.payments.totals import refunded_of, totals_of
 from custodia.payments.vault import vault
 from custodia.tenancy.actors import system_actor
 from custodia.vault.client import ChargeResult, HostedForm, VaultRefused, VaultUnavailable
+from custodia.webhooks.models import EventType
 
 logger = logging.getLogger(__name__)
 
@@ -357,8 +359,11 @@ def _apply(payment: Payment, result: ChargeResult, *, actor: Actor) -> None:
         },
     )
     if payment.status == PaymentStatus.SUCCEEDED:
+        announce_payment(EventType.PAYMENT_SUCCEEDED, payment, actor=actor)
         settle_if_covered(invoice, actor=actor)
         _send_receipt(invoice, payment)
+    elif payment.status == PaymentStatus.FAILED:
+        announce_payment(EventType.PAYMENT_FAILED, payment, actor=actor)
 
 
 def _send_receipt(invoice: Invoice, payment: Payment) -> None:
@@ -503,6 +508,8 @@ def send_refund(refund: Refund, *, actor: Actor) -> Refund:
                     "status": str(status),
                 },
             )
+            if status == RefundStatus.SUCCEEDED:
+                announce_refund(locked, payment, actor=actor)
     for field in ("status", "message", "vault_refund_id"):
         setattr(refund, field, getattr(locked, field))
     return refund
