@@ -267,9 +267,7 @@ def _tell_of_decline(membership: ClientMembership, payment: Payment, *, final: b
     addresses = sorted(
         {
             address
-            for address in Membership.objects.filter(
-                tenant_id=payment.tenant_id, is_active=True
-            )
+            for address in Membership.objects.filter(tenant_id=payment.tenant_id, is_active=True)
             .filter(Q(role=Role.OWNER) | Q(role=Role.MANAGER, cards_granted=True))
             .values_list("user__email", flat=True)
             if address
@@ -278,7 +276,4 @@ def _tell_of_decline(membership: ClientMembership, payment: Payment, *, final: b
     if addresses:
         body = render_to_string("payments/email/autopay_declined_business.txt", context)
         subject = f"Membership renewal {what}: invoice {invoice.number}"
-        mail.send_after_commit(
-            EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, addresses)
-        )
-
+        mail.send_after_commit(EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, addresses))

@@ -281,9 +281,7 @@ def do_charge_invoice(invoice: Invoice, method: PaymentMethod, *, actor: Actor) 
     return _start_charge(invoice, method, actor=actor)
 
 
-def do_autopay_charge(
-    invoice: Invoice, membership: ClientMembership, *, actor: Actor
-) -> Payment:
+def do_autopay_charge(invoice: Invoice, membership: ClientMembership, *, actor: Actor) -> Payment:
     """Charge a membership's renewal invoice to its autopay card, off session.
 
     The one card action without the card window: nobody is there to enter a password, so the

@@ -70,9 +70,7 @@ def membership_autopay(request: HttpRequest, actor: Actor, membership_id: str) -
 
 @require_POST
 @member_required(Permission.PAYMENTS_PASS_READ)
-def membership_autopay_off(
-    request: HttpRequest, actor: Actor, membership_id: str
-) -> HttpResponse:
+def membership_autopay_off(request: HttpRequest, actor: Actor, membership_id: str) -> HttpResponse:
     """Stop charging the membership's renewals to a card."""
     membership = access.read_membership_by_id(actor, membership_id)
     do_stop_autopay(membership, actor=actor)
