@@ -166,7 +166,7 @@ def test_bad_visit_input_is_a_400_with_messages_and_nothing_saved(matrix):
                 "starts_at": starts,
                 "service": str(a.service.pk),
             },
-            "Assign this staff member to the client before scheduling a visit.",
+            "Choose a staff member assigned to this client",
         ),
         (
             {"client": str(a.client.pk), "starts_at": starts},
@@ -266,7 +266,7 @@ def test_client_requests_a_visit_and_a_manager_confirms_it(matrix):
         f"/app/visits/{requested.pk}/confirm/", {"staff": str(a.other_staff.membership.pk)}
     )
     assert refused.status_code == 400
-    assert "Assign this staff member to the client" in text(refused)
+    assert "Choose a staff member assigned to this client" in text(refused)
     confirmed = manager.post(
         f"/app/visits/{requested.pk}/confirm/", {"staff": str(a.staff.membership.pk)}
     )

@@ -9,6 +9,7 @@ reader, never by evaluating it (counting it is fine: a count shows nobody's visi
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable
 from typing import TypeVar
 
@@ -20,7 +21,8 @@ from custodia.core.audit import AuditAction, note_refusal, record
 from custodia.core.permissions import Permission, Role
 from custodia.scheduling.models import Service, Visit
 from custodia.scheduling.rows import VisitLine, visit_lines
-from custodia.tenancy.access import parse_id
+from custodia.tenancy.access import list_staff, parse_id
+from custodia.tenancy.models import Membership
 from custodia.tenancy.paging import Page, keyset_page
 from custodia.tenancy.reads import Intent
 
@@ -148,6 +150,12 @@ def _record_list(actor: Actor, visits: Iterable[Visit | VisitLine]) -> None:
         subject_ids=sorted({row.client_id for row in rows}, key=str),
         detail={"count": len(rows), "ids": [str(row.pk) for row in rows]},
     )
+
+
+def staff_for_visits(actor: Actor, client_id: uuid.UUID) -> QuerySet[Membership]:
+    """Who may be scheduled for a client's visits: active members assigned to the client (the
+    rule scheduling/actions.py checks), so a form offers nobody it would then refuse."""
+    return list_staff(actor).filter(assignments__client_id=client_id)
 
 
 def access_visit_by_id(actor: Actor, visit_id: object, *, intent: Intent) -> Visit:

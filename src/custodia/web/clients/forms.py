@@ -91,6 +91,15 @@ class StaffChoiceForm(forms.Form):
         empty_label="Choose a staff member",
     )
 
-    def __init__(self, *args: Any, staff: QuerySet[Membership], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        staff: QuerySet[Membership],
+        not_offered: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """`not_offered`: the error for someone not among `staff`, when it can say why."""
         super().__init__(*args, **kwargs)
         self.fields["staff"].queryset = staff  # type: ignore[attr-defined]
+        if not_offered:
+            self.fields["staff"].error_messages["invalid_choice"] = not_offered

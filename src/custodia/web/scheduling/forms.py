@@ -17,6 +17,7 @@ from custodia.tenancy.models import Membership
 from custodia.web.clients.forms import AccessChoiceField, MemberChoiceField
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+NOT_ASSIGNED = "Choose a staff member assigned to this client (assign them on the client's page)."
 
 
 def datetime_field(
@@ -76,6 +77,8 @@ class VisitForm(forms.Form):
         queryset=Membership.objects.none(),
         required=False,
         empty_label="Nobody yet",
+        help_text="Only staff assigned to the client are listed.",
+        error_messages={"invalid_choice": NOT_ASSIGNED},
     )
     service = ServiceChoiceField(
         label="Service", queryset=Service.objects.none(), required=False, empty_label="No service"
@@ -95,6 +98,49 @@ class VisitForm(forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["client"].queryset = clients  # type: ignore[attr-defined]
+        self.fields["staff"].queryset = staff  # type: ignore[attr-defined]
+        self.fields["service"].queryset = services  # type: ignore[attr-defined]
+
+
+class VisitClientForm(forms.Form):
+    """A new visit's first step without JavaScript: whose visit (the staff offered next are the
+    client's own), keeping a start time a calendar link gave."""
+
+    client = ClientChoiceField(
+        label="Client", queryset=Client.objects.none(), empty_label="Choose a client"
+    )
+    starts_at = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, clients: QuerySet[Client], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["client"].queryset = clients  # type: ignore[attr-defined]
+
+
+class VisitEditForm(forms.Form):
+    """A manager moves, reassigns or changes a visit (status and report have their own form)."""
+
+    starts_at = datetime_field("Start")
+    ends_at = datetime_field("End")
+    staff = MemberChoiceField(
+        label="Staff member",
+        queryset=Membership.objects.none(),
+        required=False,
+        empty_label="Nobody yet",
+        help_text="Only staff assigned to the client are listed.",
+        error_messages={"invalid_choice": NOT_ASSIGNED},
+    )
+    service = ServiceChoiceField(
+        label="Service", queryset=Service.objects.none(), required=False, empty_label="No service"
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        staff: QuerySet[Membership],
+        services: QuerySet[Service],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
         self.fields["staff"].queryset = staff  # type: ignore[attr-defined]
         self.fields["service"].queryset = services  # type: ignore[attr-defined]
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -20,19 +22,23 @@ from custodia.scheduling.actions import (
     do_confirm_visit,
     do_create_service,
     do_create_visit,
+    do_delete_visit,
     do_request_visit,
     do_update_service,
     do_update_visit,
 )
 from custodia.scheduling.models import Service, Visit, VisitStatus
 from custodia.scheduling.rows import VisitLine, calendar_entries
-from custodia.tenancy.access import list_staff
+from custodia.tenancy.models import Membership
 from custodia.tenancy.reads import Intent
 from custodia.web.clients.forms import StaffChoiceForm
 from custodia.web.decorators import member_required
 from custodia.web.forms import form_action
 from custodia.web.scheduling.forms import (
+    NOT_ASSIGNED,
     ServiceForm,
+    VisitClientForm,
+    VisitEditForm,
     VisitForm,
     VisitRequestForm,
     VisitUpdateForm,
@@ -151,12 +157,25 @@ def calendar(request: HttpRequest, actor: Actor) -> HttpResponse:
     return render(request, "scheduling/calendar.html", context, status=200 if valid else 400)
 
 
-def _visit_form(actor: Actor, data: Any = None, initial: Any = None) -> VisitForm:
+def _chosen(value: object) -> uuid.UUID | None:
+    """A client id from a form or link, or None when there is none or it is malformed."""
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _visit_form(
+    actor: Actor, data: Any = None, initial: Any = None, *, client_id: uuid.UUID | None = None
+) -> VisitForm:
     return VisitForm(
         data,
         initial=initial,
         clients=list_clients(actor),
-        staff=list_staff(actor),
+        # Only who may go (scheduling/access.py): nobody offered is then refused.
+        staff=(
+            access.staff_for_visits(actor, client_id) if client_id else Membership.objects.none()
+        ),
         services=access.list_services(actor),
     )
 
@@ -164,11 +183,15 @@ def _visit_form(actor: Actor, data: Any = None, initial: Any = None) -> VisitFor
 @require_http_methods(FORM_METHODS)
 @member_required(Permission.VISITS_WRITE)
 def visit_new(request: HttpRequest, actor: Actor) -> HttpResponse:
-    """Schedule a visit."""
+    """Schedule a visit: first whose (unless a link named the client), then the rest."""
     if request.method != "POST":
+        client_id = _chosen(request.GET.get("client"))
+        if client_id is None:
+            return _visit_client_page(request, actor)
         initial = {key: request.GET[key] for key in ("client", "starts_at") if key in request.GET}
-        return _visit_form_page(request, actor, _visit_form(actor, initial=initial))
-    form = _visit_form(actor, request.POST)
+        form = _visit_form(actor, initial=initial, client_id=client_id)
+        return _visit_form_page(request, actor, form)
+    form = _visit_form(actor, request.POST, client_id=_chosen(request.POST.get("client")))
     return form_action(
         request,
         form,
@@ -177,6 +200,15 @@ def visit_new(request: HttpRequest, actor: Actor) -> HttpResponse:
         done=lambda visit: redirect("visit_detail", visit_id=visit.pk),
         page=lambda status: _visit_form_page(request, actor, form, status=status),
     )
+
+
+def _visit_client_page(request: HttpRequest, actor: Actor) -> HttpResponse:
+    form = VisitClientForm(
+        initial={"starts_at": request.GET.get("starts_at", "")}, clients=list_clients(actor)
+    )
+    # The client menu lists every client's name: a bulk read.
+    read_clients(actor, form.fields["client"].queryset)  # type: ignore[attr-defined]
+    return render(request, "scheduling/visit_client.html", {"form": form})
 
 
 def _visit_form_page(
@@ -207,7 +239,7 @@ def _visit_page(
     can_report = is_manager or (
         actor.can(Permission.VISITS_REPORT) and visit.staff_id == actor.membership.pk
     )
-    context: dict[str, Any] = {"visit": visit, "can_report": can_report}
+    context: dict[str, Any] = {"visit": visit, "can_report": can_report, "can_edit": is_manager}
     if can_report:
         context["update_form"] = update_form or VisitUpdateForm(
             initial={"status": visit.status, "report": visit.report},
@@ -215,8 +247,13 @@ def _visit_page(
         )
     # A refused confirmation is shown with its reason even if the visit is no longer requested.
     if is_manager and (confirm_form is not None or visit.status == VisitStatus.REQUESTED):
-        context["confirm_form"] = confirm_form or StaffChoiceForm(staff=list_staff(actor))
+        context["confirm_form"] = confirm_form or _confirm_form(actor, visit)
     return render(request, "scheduling/visit_detail.html", context, status=status)
+
+
+def _confirm_form(actor: Actor, visit: Visit, data: Any = None) -> StaffChoiceForm:
+    staff = access.staff_for_visits(actor, visit.client_id)
+    return StaffChoiceForm(data, staff=staff, not_offered=NOT_ASSIGNED)
 
 
 @require_safe
@@ -252,7 +289,7 @@ def visit_update(request: HttpRequest, actor: Actor, visit_id: str) -> HttpRespo
 def visit_confirm(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
     """A manager confirms a requested visit: who goes, and it is scheduled."""
     visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
-    form = StaffChoiceForm(request.POST, staff=list_staff(actor))
+    form = _confirm_form(actor, visit, request.POST)
     # On a refusal the visit, read to be changed, is shown after all.
     return form_action(
         request,
@@ -264,6 +301,68 @@ def visit_confirm(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResp
             request, actor, access.show_visit(actor, visit), confirm_form=form, status=status
         ),
     )
+
+
+def _visit_edit_page(
+    request: HttpRequest, actor: Actor, visit: Visit, form: VisitEditForm, *, status: int = 200
+) -> HttpResponse:
+    return render(
+        request, "scheduling/visit_edit.html", {"visit": visit, "form": form}, status=status
+    )
+
+
+@require_http_methods(FORM_METHODS)
+@member_required(Permission.VISITS_WRITE)
+def visit_edit(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
+    """A manager moves a visit, changes who goes or the service (the API's same action)."""
+    if request.method != "POST":
+        visit = access.access_visit_by_id(actor, visit_id, intent=Intent.SHOW)
+        initial = {
+            "starts_at": timezone.localtime(visit.starts_at),
+            "ends_at": timezone.localtime(visit.ends_at),
+            "staff": visit.staff_id,
+            "service": visit.service_id,
+        }
+        form = _visit_edit_form(actor, visit, initial=initial)
+        return _visit_edit_page(request, actor, visit, form)
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
+    form = _visit_edit_form(actor, visit, request.POST)
+    # On a refusal the visit, read to be changed, is shown after all.
+    return form_action(
+        request,
+        form,
+        lambda: do_update_visit(visit, actor=actor, **form.cleaned_data),
+        success="Visit saved.",
+        done=lambda _: redirect("visit_detail", visit_id=visit.pk),
+        page=lambda status: _visit_edit_page(
+            request, actor, access.show_visit(actor, visit), form, status=status
+        ),
+    )
+
+
+def _visit_edit_form(
+    actor: Actor, visit: Visit, data: Any = None, initial: Any = None
+) -> VisitEditForm:
+    return VisitEditForm(
+        data,
+        initial=initial,
+        staff=access.staff_for_visits(actor, visit.client_id),
+        services=access.list_services(actor),
+    )
+
+
+@require_http_methods(FORM_METHODS)
+@member_required(Permission.VISITS_WRITE)
+def visit_delete(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
+    """A manager removes a visit from the calendar, after confirming."""
+    if request.method != "POST":
+        visit = access.access_visit_by_id(actor, visit_id, intent=Intent.SHOW)
+        return render(request, "scheduling/visit_delete.html", {"visit": visit})
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
+    day = timezone.localdate(visit.starts_at)
+    do_delete_visit(visit, actor=actor)
+    messages.success(request, "Visit deleted.")
+    return redirect(f"{reverse('calendar')}?week={week_start(day).isoformat()}")
 
 
 @require_safe
