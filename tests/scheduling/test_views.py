@@ -329,6 +329,33 @@ def test_today_lists_staffs_visits_with_access_where_visible(matrix):
     assert "Access instructions are shown around your visits." in body
 
 
+def test_managers_today_shows_the_teams_round_without_codes(matrix):
+    a, b = matrix.a, matrix.b
+    starts = timezone.now() - dt.timedelta(minutes=1)
+    act(a.owner)
+    do_update_visit(
+        a.visit, actor=a.owner, starts_at=starts, ends_at=starts + dt.timedelta(hours=1)
+    )
+    do_create_visit(
+        actor=a.owner,
+        client=a.other_client,
+        starts_at=starts,
+        ends_at=starts + dt.timedelta(hours=2),
+    )
+    act(b.owner)
+    do_update_visit(
+        b.visit, actor=b.owner, starts_at=starts, ends_at=starts + dt.timedelta(hours=1)
+    )
+    owner = text(logged_in(a.owner).get("/app/today/"))
+    assert "You have no visits today." in owner  # the owner's own round is empty
+    team = owner.split("Team today", 1)[1]
+    assert a.staff.user.display_name in team and "1 visit" in team
+    assert "Alpha Client" in team and "Nobody yet" in team  # the unassigned visit too
+    assert "4711" not in owner and "Key under the mat" not in owner  # codes: whoever goes
+    assert b.client.name not in owner
+    assert "Team today" not in text(logged_in(a.staff).get("/app/today/"))
+
+
 def test_staff_dashboard_lists_their_next_visits(matrix):
     a = matrix.a
     page = logged_in(a.staff).get("/app/")

@@ -380,7 +380,18 @@ def today(request: HttpRequest, actor: Actor) -> HttpResponse:
         # anywhere else (clients/access.py, home_access_and_hold).
         home_access, held_back = home_access_and_hold(actor, visit.client)
         rows.append({"visit": visit, "home_access": home_access, "needs_step_up": held_back})
-    return render(request, "scheduling/today.html", {"rows": rows, "day": day})
+    context: dict[str, Any] = {"rows": rows, "day": day}
+    if actor.can(Permission.VISITS_WRITE):
+        # Managers also see everyone else's round (no codes: those are for whoever goes).
+        [lines] = access.read_visit_lines(
+            actor,
+            access.list_visits(actor, start=start, end=end).exclude(staff_id=actor.membership.pk),
+        )
+        team: dict[str, list[VisitLine]] = {}
+        for line in sorted(lines, key=lambda line: (line.staff == "", line.staff.casefold())):
+            team.setdefault(line.staff or "Nobody yet", []).append(line)
+        context["team"] = team
+    return render(request, "scheduling/today.html", context)
 
 
 @require_http_methods(FORM_METHODS)
