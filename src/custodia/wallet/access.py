@@ -32,15 +32,13 @@ def access_own_membership_for_wallet(actor: Actor, membership_id: object) -> Cli
     """The acting client's own membership, read and recorded, or 404 (anyone else, managers and
     owners included: a wallet pass is its client's alone)."""
     key = parse_id(membership_id)
-    actor.require(Permission.PAYMENTS_PASS_READ)
     own = actor.membership.client_id if actor.role == Role.CLIENT else None
-    membership = (
-        None
-        if own is None
-        else ClientMembership.objects.filter(
+    membership = None
+    if own is not None:
+        actor.require(Permission.PAYMENTS_PASS_READ)
+        membership = ClientMembership.objects.filter(
             tenant_id=actor.tenant_id, client_id=own, id=key
         ).first()
-    )
     if membership is None:
         note_refusal("clientmembership", key)
         raise Http404("No such membership.")
