@@ -87,7 +87,8 @@ def test_02_owner_enrols_an_authenticator_app(story: Story) -> None:
         code_format = r"[a-z2-7]{4}(-[a-z2-7]{4}){3}"  # 80 random bits (accounts/recoverycodes.py)
         assert len(codes) == 10 and all(re.fullmatch(code_format, code) for code in codes)
         story.snap(owner, "mfa-recovery-codes")
-        page.goto("/accounts/2fa/")
+        page.get_by_role("link", name="I have saved them: continue").click()
+        expect(page).to_have_url(re.compile(r"/accounts/2fa/$"))
         expect(
             page.get_by_text("Authentication using an authenticator app is active.")
         ).to_be_visible()

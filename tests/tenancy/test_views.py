@@ -43,6 +43,9 @@ def test_staff_page_for_owner_manager_and_staff(matrix):
     assert matrix.b.owner.user.email not in html
     assert '<label for="id_email">Email address' in html and '<label for="id_role">Role' in html
     assert "Change role" in html and "Deactivate" in html
+    # Never on the owner's own row: the owner does not demote themself from the list.
+    assert f'action="/app/staff/{a.owner.membership.pk}/role/"' not in html
+    assert f'action="/app/staff/{a.manager.membership.pk}/role/"' in html
     manager_page = logged_in(a.manager).get("/app/staff/").content.decode()
     assert "Change role" not in manager_page and "Send invitation" in manager_page
     role_select = manager_page.split('id="id_role"')[1].split("</select>")[0]

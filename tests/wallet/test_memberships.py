@@ -159,10 +159,11 @@ def test_the_client_downloads_a_signed_membership_of_their_own(
     ):
         assert secret not in text
     actions = AuditEvent.objects.filter(
-        tenant_id=matrix.a.owner.tenant_id, action__in=["pass.read", "wallet_pass.issue"]
+        tenant_id=matrix.a.owner.tenant_id,
+        action__in=["client_membership.read", "wallet_pass.issue"],
     )
     assert sorted(actions.values_list("action", "target_type")) == [
-        ("pass.read", "clientmembership"),
+        ("client_membership.read", "clientmembership"),
         ("wallet_pass.issue", "walletpass"),
     ]
     # A second download: the same serial and token, no second wallet pass.
@@ -214,16 +215,18 @@ def test_the_google_link_of_a_membership_verifies_and_shows_only_it(
 def test_the_portal_offers_both_wallets_for_the_clients_own_membership_only(
     matrix: TenantMatrix, joined: Joined
 ) -> None:
-    page = logged_in(matrix.a.client_login).get("/app/passes/").content.decode()
+    page_url = f"/app/memberships/{joined.mine.pk}/"
+    page = logged_in(matrix.a.client_login).get(page_url).content.decode()
+    assert "Add to Apple Wallet" in page and "Save to Google Wallet" in page
     assert apple_url(joined.mine.pk) in page and google_url(joined.mine.pk) in page
-    assert apple_url(joined.other.pk) not in page
-    manager_page = logged_in(matrix.a.manager).get(f"/app/clients/{matrix.a.client.pk}/passes/")
-    assert manager_page.status_code == 200
-    assert "Apple Wallet" not in manager_page.content.decode()
+    for role in ("owner", "manager"):
+        manager_page = logged_in(getattr(matrix.a, role)).get(page_url)
+        assert manager_page.status_code == 200, role
+        assert "Apple Wallet" not in manager_page.content.decode(), role
     # Cancelled: no longer offered.
     act(matrix.a.owner)
     do_cancel_membership(joined.mine, actor=matrix.a.owner)
-    page = logged_in(matrix.a.client_login).get("/app/passes/").content.decode()
+    page = logged_in(matrix.a.client_login).get(page_url).content.decode()
     assert apple_url(joined.mine.pk) not in page
 
 
@@ -277,7 +280,7 @@ def test_a_device_learns_of_a_used_credit_a_cancellation_and_fetches_the_members
     act(a.owner)
     reads = AuditEvent.objects.filter(
         tenant_id=a.owner.tenant_id,
-        action="pass.read",
+        action="client_membership.read",
         target_type="clientmembership",
         actor_role="client",
         actor_user_id__isnull=True,

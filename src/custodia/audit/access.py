@@ -23,7 +23,7 @@ from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission, Role
 
 EVENTS_PER_PAGE = 50
-OWN_RECORD_EVENTS = 20
+OWN_RECORD_EVENTS = 100
 OWN_READS = (
     AuditAction.CLIENT_READ,
     AuditAction.CLIENT_LIST,

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from custodia.accounts.stepup import has_fresh_step_up, require_step_up
 from custodia.audit import access as audit_access
+from custodia.audit import history
 from custodia.clients.models import Assignment, Client, HomeAccess, email_key, name_key, phone_key
 from custodia.core.actor import Actor
 from custodia.core.audit import AuditAction, note_refusal, read_one, record
@@ -226,6 +227,46 @@ def list_assignments(actor: Actor, client: Client) -> QuerySet[Assignment]:
     )
 
 
-def own_record_access(actor: Actor) -> list[audit_access.EventLine]:
-    """For the portal: who recently read or changed the client's own record (audit/access.py)."""
-    return audit_access.recent_access_to_own_record(actor)
+def own_record_access(actor: Actor) -> list[history.Day]:
+    """For the portal: who recently read or changed the client's own record, in words
+    (audit/access.py chooses the events, audit/history.py the words)."""
+    return history.grouped(audit_access.recent_access_to_own_record(actor))
+
+
+# The owner's "Who accessed this client": the last month, at most this many events.
+HISTORY_DAYS = 30
+HISTORY_EVENTS = 500
+
+
+@dataclass(frozen=True)
+class ClientHistory:
+    client: Client
+    days: list[history.Day]
+    since: dt.datetime
+    truncated: bool  # more events than HISTORY_EVENTS in the period: the oldest are left out
+
+
+def client_access_history(actor: Actor, client_id: object) -> ClientHistory:
+    """Who read or changed one client's record in the last HISTORY_DAYS days, in words.
+
+    Owners only (the audit trail's permission); another business's client, or none, is a 404.
+    Recorded twice: the record's name is shown (a client read) and the trail is read about it.
+    """
+    actor.require(Permission.AUDIT_READ)
+    client = access_client_by_id(actor, client_id, intent=Intent.SHOW)
+    since = timezone.now() - dt.timedelta(days=HISTORY_DAYS)
+    filters = audit_access.EventFilters(client=client.pk, since=since)
+    rows = list(audit_access.list_events(actor, filters)[: HISTORY_EVENTS + 1])
+    shown = rows[:HISTORY_EVENTS]
+    record(
+        AuditAction.AUDIT_READ,
+        actor=actor,
+        target=client,
+        detail={"view": "client history", "filters": filters.used(), "count": len(shown)},
+    )
+    return ClientHistory(
+        client=client,
+        days=history.grouped(audit_access.describe(actor, shown)),
+        since=since,
+        truncated=len(rows) > HISTORY_EVENTS,
+    )

@@ -169,6 +169,30 @@ def access_membership_by_id(actor: Actor, membership_id: object) -> ClientMember
         raise Http404("No such membership.") from None
 
 
+def read_membership_by_id(actor: Actor, membership_id: object) -> ClientMembership:
+    """One client membership the actor may read (a client only their own), with its autopay
+    card and renewal invoice, or 404; recorded `client_membership.read`."""
+    actor.require(Permission.PAYMENTS_PASS_READ)
+    key = parse_id(membership_id)
+    rows = ClientMembership.objects.filter(tenant_id=actor.tenant_id).select_related(
+        "client", "autopay_card", "autopay_invoice"
+    )
+    if actor.role == Role.CLIENT:
+        rows = rows.filter(client_id=actor.membership.client_id)
+    try:
+        membership = rows.get(id=key)
+    except ClientMembership.DoesNotExist:
+        note_refusal("clientmembership", key)
+        raise Http404("No such membership.") from None
+    record(
+        AuditAction.MEMBERSHIP_READ,
+        actor=actor,
+        target=membership,
+        subject_ids=[membership.client_id],
+    )
+    return membership
+
+
 # --- Invoices ------------------------------------------------------------------------------------
 
 

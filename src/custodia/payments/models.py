@@ -241,10 +241,28 @@ class ClientMembership(TenantOwned):
     credits_this_period = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Autopay (actions/autopay.py): a saved card of the same client its renewals are charged
+    # to, with the consent it was set under (when, and the membership id of the person who gave
+    # it: a plain id, so removing that member never rewrites this row). DO_NOTHING: a card row
+    # is never deleted on its own (removing it keeps the row and clears autopay, audited); it
+    # goes only with its client or business, together with this row (checked at commit).
+    autopay_card = models.ForeignKey(
+        "PaymentMethod", null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+"
+    )
+    autopay_consent_at = models.DateTimeField(null=True, blank=True)
+    autopay_consent_by = models.UUIDField(null=True, blank=True)
+    # The renewal invoice the autopay attempts are about, how many charges of it were declined,
+    # and when the task tries next (NULL: nothing to try until the next renewal).
+    autopay_invoice = models.ForeignKey(
+        "Invoice", null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+"
+    )
+    autopay_attempts = models.PositiveSmallIntegerField(default=0)
+    autopay_next_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["tenant", "client"], name="membership_tenant_client"),
+            models.Index(fields=["tenant", "autopay_next_at"], name="membership_autopay_due"),
             models.Index(
                 fields=["tenant", "status", "current_period_end"], name="membership_renewal"
             ),
@@ -260,6 +278,20 @@ class ClientMembership(TenantOwned):
             models.CheckConstraint(
                 condition=models.Q(credits_this_period__lte=models.F("credits_per_month")),
                 name="membership_credits_within_month",
+            ),
+            # No card without the consent it was set under, no consent left without a card.
+            models.CheckConstraint(
+                condition=models.Q(
+                    autopay_card__isnull=True,
+                    autopay_consent_at__isnull=True,
+                    autopay_consent_by__isnull=True,
+                )
+                | models.Q(
+                    autopay_card__isnull=False,
+                    autopay_consent_at__isnull=False,
+                    autopay_consent_by__isnull=False,
+                ),
+                name="membership_autopay_consented",
             ),
         ]
 

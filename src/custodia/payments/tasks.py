@@ -1,6 +1,8 @@
 """The payments domain's periodic tasks, one business at a time in that business's own context
 (jobs/registry.py): passes past their expiry are marked expired (daily and at start), and
-memberships whose period ended are renewed (hourly and at start)."""
+memberships whose period ended are renewed (hourly and at start), and renewals with an autopay
+card are charged to it, declines retried (in the same hourly run, as the business's
+`membership-autopay` system actor: actions/autopay.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import logging
 
 from custodia.core.actor import Actor
 from custodia.jobs.registry import for_each_business, periodic_task
+from custodia.payments.actions.autopay import run_autopay
 from custodia.payments.actions.passes import do_expire_passes
 from custodia.payments.actions.renewals import do_renew_memberships
 
@@ -34,18 +37,24 @@ def expire_passes() -> None:
 
 @periodic_task(RENEWAL_TASK, cron="20 * * * *", run_at_start=True)
 def renew_memberships() -> None:
-    """Renew every business's memberships whose period ended; reactivate those paid since."""
-    renewed = reactivated = 0
+    """Renew every business's memberships whose period ended; reactivate those paid since;
+    charge the autopay attempts due (the renewals just made among them)."""
+    renewed = reactivated = charged = 0
 
     def renew(actor: Actor) -> None:
-        nonlocal renewed, reactivated
+        nonlocal renewed, reactivated, charged
         counts = do_renew_memberships(actor=actor)
         renewed += counts[0]
         reactivated += counts[1]
+        charged += run_autopay(actor.tenant_id)
 
     done, failed = for_each_business(RENEWAL_TASK, renew)
     logger.info(
-        "memberships renewed: %d, reactivated: %d, in %d businesses", renewed, reactivated, done
+        "memberships renewed: %d, reactivated: %d, autopay charges: %d, in %d businesses",
+        renewed,
+        reactivated,
+        charged,
+        done,
     )
     if failed:
         raise RuntimeError(f"memberships of {failed} business(es) could not be renewed")

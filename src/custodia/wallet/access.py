@@ -1,15 +1,15 @@
-"""Reads for wallet passes: a client's own pass (through payments' access) or membership, each
-recorded as a read (`pass.read`, naming the pass or the membership); anyone else gets a 404, as
-for any pass they may not see."""
+"""Reads for wallet passes: a client's own pass or membership, through payments' access (recorded
+`pass.read` or `client_membership.read`); anyone else gets a 404, as for any pass they may not
+see."""
 
 from __future__ import annotations
 
 from django.http import Http404
 
 from custodia.core.actor import Actor
-from custodia.core.audit import AuditAction, note_refusal, record
-from custodia.core.permissions import Permission, Role
-from custodia.payments.access import access_pass_by_id
+from custodia.core.audit import note_refusal
+from custodia.core.permissions import Role
+from custodia.payments.access import access_pass_by_id, read_membership_by_id
 from custodia.payments.models import ClientMembership, ClientPass
 from custodia.tenancy.access import parse_id
 from custodia.tenancy.models import Business
@@ -29,22 +29,13 @@ def access_own_pass_for_wallet(actor: Actor, pass_id: object) -> ClientPass:
 
 
 def access_own_membership_for_wallet(actor: Actor, membership_id: object) -> ClientMembership:
-    """The acting client's own membership, read and recorded, or 404 (anyone else, managers and
-    owners included: a wallet pass is its client's alone)."""
+    """The acting client's own membership, read through payments' access and recorded, or 404
+    (anyone else, managers and owners included: a wallet pass is its client's alone)."""
     key = parse_id(membership_id)
-    own = actor.membership.client_id if actor.role == Role.CLIENT else None
-    membership = None
-    if own is not None:
-        actor.require(Permission.PAYMENTS_PASS_READ)
-        membership = ClientMembership.objects.filter(
-            tenant_id=actor.tenant_id, client_id=own, id=key
-        ).first()
-    if membership is None:
+    if actor.role != Role.CLIENT:
         note_refusal("clientmembership", key)
         raise Http404("No such membership.")
-    # Memberships are read with passes (the portal lists them together): a pass read.
-    record(AuditAction.PASS_READ, actor=actor, target=membership)
-    return membership
+    return read_membership_by_id(actor, key)
 
 
 def access_wallet_source(actor: Actor, wallet_pass: WalletPass) -> Source:

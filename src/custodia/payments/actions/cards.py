@@ -35,9 +35,11 @@ from custodia.payments.actions.invoices import do_void_invoice, settle_if_covere
 from custodia.payments.actions.passes import do_sell_pass, do_void_pass
 from custodia.payments.events import announce_payment, announce_refund
 from custodia.payments.models import (
+    ClientMembership,
     ClientPass,
     Invoice,
     InvoiceStatus,
+    MembershipStatus,
     PassType,
     Payment,
     PaymentMethod,
@@ -49,7 +51,7 @@ from custodia.payments.models import (
 from custodia.payments.money import format_money
 from custodia.payments.totals import refunded_of, totals_of
 from custodia.payments.vault import vault
-from custodia.tenancy.actors import system_actor
+from custodia.tenancy.actors import SystemActor, system_actor
 from custodia.vault.client import ChargeResult, HostedForm, VaultRefused, VaultUnavailable
 from custodia.webhooks.models import EventType
 
@@ -64,6 +66,8 @@ MESSAGE_LENGTH = 200
 CHARGE_TASK = "card-charge"
 # The system actor that makes a pass a client buys in the portal.
 SALE_TASK = "portal-pass-sale"
+# The system actor that charges memberships' renewals to their autopay cards (autopay.py).
+AUTOPAY_TASK = "membership-autopay"
 
 
 def _require_card_work(actor: Actor, permission: Permission, *records: object) -> None:
@@ -174,7 +178,38 @@ def do_remove_card(card: PaymentMethod, *, actor: Actor) -> PaymentMethod:
             subject_ids=[card.client_id],
             detail={"client": str(card.client_id)},
         )
+        stop_autopay_with(card, actor=actor)
     return card
+
+
+def stop_autopay_with(card: PaymentMethod, *, actor: Actor) -> int:
+    """Turn autopay off on every membership that charged `card`, a card being removed (inside
+    the removal's transaction), audited `client_membership.autopay_off`; how many."""
+    memberships = list(
+        ClientMembership.objects.select_for_update().filter(
+            tenant_id=card.tenant_id, autopay_card_id=card.pk
+        )
+    )
+    for membership in memberships:
+        membership.autopay_card = None
+        membership.autopay_consent_at = membership.autopay_consent_by = None
+        membership.autopay_next_at = None
+        membership.save(
+            update_fields=[
+                "autopay_card",
+                "autopay_consent_at",
+                "autopay_consent_by",
+                "autopay_next_at",
+            ]
+        )
+        record(
+            AuditAction.MEMBERSHIP_AUTOPAY_OFF,
+            actor=actor,
+            target=membership,
+            subject_ids=[membership.client_id],
+            detail={"card": str(card.pk), "reason": "card removed"},
+        )
+    return len(memberships)
 
 
 def forget_cards_of(client: Client, *, actor: Actor) -> int:
@@ -209,6 +244,7 @@ def forget_cards_of(client: Client, *, actor: Actor) -> int:
             subject_ids=[client.pk],
             detail={"client": str(client.pk), "reason": "client erased"},
         )
+        stop_autopay_with(card, actor=actor)
     return len(cards)
 
 
@@ -242,6 +278,62 @@ def do_charge_invoice(invoice: Invoice, method: PaymentMethod, *, actor: Actor) 
     the answer settles it (see the module's docstring). Returns the payment (still pending when
     the caller's transaction has not committed yet)."""
     _require_card_work(actor, Permission.PAYMENTS_CARD_CHARGE, invoice, method)
+    return _start_charge(invoice, method, actor=actor)
+
+
+def do_autopay_charge(invoice: Invoice, membership: ClientMembership, *, actor: Actor) -> Payment:
+    """Charge a membership's renewal invoice to its autopay card, off session.
+
+    The one card action without the card window: nobody is there to enter a password, so the
+    client's recorded consent for exactly this card stands in for it, and everything else is
+    narrowed instead. Only the system actor of the autopay task, only the membership's own
+    renewal invoice of its current period (open, of the same client), only the card consent was
+    given for (saved, of that client), never more than the membership's monthly price."""
+    require_active(actor)
+    if not isinstance(actor, SystemActor) or actor.task != AUTOPAY_TASK:
+        raise PermissionDenied("Only the autopay task charges a card off session.")
+    ensure_in_business(actor, invoice, membership)
+    current = ClientMembership.objects.select_related("autopay_card").get(
+        tenant_id=actor.tenant_id, pk=membership.pk
+    )
+    card = current.autopay_card
+    if (
+        card is None
+        or current.autopay_consent_at is None
+        or current.autopay_consent_by is None
+        or card.removed_at is not None
+        or card.client_id != current.client_id
+    ):
+        raise ValidationError("This membership has no autopay card consented to.")
+    renewal = (
+        current.autopay_invoice_id == invoice.pk
+        and invoice.client_id == current.client_id
+        and current.status == MembershipStatus.PAST_DUE
+        and invoice.issued_at is not None
+        and invoice.issued_at >= current.current_period_start
+        and invoice.lines.filter(membership_id=current.pk, voided=False).exists()
+    )
+    if not renewal:
+        raise ValidationError("Only the membership's own renewal invoice is charged by autopay.")
+    payment = _start_charge(invoice, card, actor=actor, at_most=current.monthly_price_minor)
+    record(
+        AuditAction.MEMBERSHIP_AUTOPAY_CHARGE,
+        actor=actor,
+        target=current,
+        detail={
+            "invoice": str(invoice.pk),
+            "payment": str(payment.pk),
+            "card": str(card.pk),
+            "amount_minor": payment.amount_minor,
+        },
+    )
+    return payment
+
+
+def _start_charge(
+    invoice: Invoice, method: PaymentMethod, *, actor: Actor, at_most: int | None = None
+) -> Payment:
+    """The pending payment of a charge, committed, then sent (its callers checked who may)."""
     if method.client_id != invoice.client_id or method.removed_at is not None:
         raise ValidationError({"card": "Choose a saved card of this invoice's client."})
     with transaction.atomic():
@@ -264,6 +356,8 @@ def do_charge_invoice(invoice: Invoice, method: PaymentMethod, *, actor: Actor) 
         due = totals_of(locked).due
         if due <= 0:
             raise ValidationError("Nothing is due on this invoice.")
+        if at_most is not None and due > at_most:
+            raise ValidationError("More is due than the membership's monthly price.")
         try:
             with transaction.atomic():
                 payment = Payment.objects.create(

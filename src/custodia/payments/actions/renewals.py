@@ -10,6 +10,9 @@ memberships). A cancelled membership is not renewed: its last period's credits l
 
 A worker that was down for longer than a period does not bill the months it missed: the next
 period then starts at the renewal, not where the last one ended.
+
+A membership with an autopay card has its renewal invoice noted for the autopay task
+(`autopay.py`), which charges it to that card at once and retries a decline.
 """
 
 from __future__ import annotations
@@ -102,6 +105,11 @@ def do_renew_membership(
             },
         )
         locked.refresh_from_db(fields=["status"])  # active at once if it came to nothing
+        if locked.autopay_card_id is not None and locked.status == MembershipStatus.PAST_DUE:
+            # The autopay task charges it at once (autopay.py), then retries a decline.
+            locked.autopay_invoice, locked.autopay_attempts = invoice, 0
+            locked.autopay_next_at = moment
+            locked.save(update_fields=["autopay_invoice", "autopay_attempts", "autopay_next_at"])
         announce_membership(EventType.MEMBERSHIP_RENEWED, locked, actor=actor)
     membership.refresh_from_db()
     return invoice

@@ -11,6 +11,7 @@ urlpatterns = [
     path("clients/new/", views.client_new, name="client_new"),
     path("clients/<str:client_id>/", views.client_detail, name="client_detail"),
     path("clients/<str:client_id>/edit/", views.client_edit, name="client_edit"),
+    path("clients/<str:client_id>/history/", views.client_history, name="client_history"),
     path("clients/<str:client_id>/delete/", views.client_delete, name="client_delete"),
     path("clients/<str:client_id>/assign/", views.client_assign, name="client_assign"),
     path(

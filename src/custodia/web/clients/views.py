@@ -107,6 +107,7 @@ def _detail_page(
         "can_schedule": actor.can(Permission.VISITS_WRITE),
         "can_erase": actor.can(Permission.CLIENTS_RECORD_ERASE) and client.erased_at is None,
         "can_use_cards": actor.can(Permission.PAYMENTS_CARD_WRITE),
+        "can_read_history": actor.can(Permission.AUDIT_READ),
         "erasure_request": pending_erasure_request(actor, client),
     }
     if can_assign:
@@ -125,6 +126,15 @@ def client_detail(request: HttpRequest, actor: Actor, client_id: str) -> HttpRes
         access.access_client_by_id(actor, client_id, intent=Intent.REFERENCE)
         return redirect("portal")
     return _detail_page(request, actor, access.view_client(actor, client_id))
+
+
+@require_safe
+@member_required(Permission.AUDIT_READ)
+def client_history(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
+    """Who read or changed one client's record lately, in words (owners)."""
+    history = access.client_access_history(actor, client_id)
+    context = {"history": history, "limit": access.HISTORY_EVENTS}
+    return render(request, "clients/history.html", context)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

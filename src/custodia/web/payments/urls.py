@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from custodia.web.payments import cards, views
+from custodia.web.payments import cards, memberships, views
 
 urlpatterns = [
     path("payments/catalog/", views.catalog, name="payments_catalog"),
@@ -34,6 +34,21 @@ urlpatterns = [
         name="membership_cancel",
     ),
     path("clients/<str:client_id>/invoices/new/", views.invoice_new, name="invoice_new"),
+    path(
+        "memberships/<str:membership_id>/",
+        memberships.membership_detail,
+        name="membership_detail",
+    ),
+    path(
+        "memberships/<str:membership_id>/autopay/",
+        memberships.membership_autopay,
+        name="membership_autopay",
+    ),
+    path(
+        "memberships/<str:membership_id>/autopay/off/",
+        memberships.membership_autopay_off,
+        name="membership_autopay_off",
+    ),
     path("passes/", views.pass_list, name="pass_list"),
     path("passes/buy/", cards.pass_buy, name="pass_buy"),
     path("passes/<str:pass_id>/", views.pass_detail, name="pass_detail"),
