@@ -1,6 +1,7 @@
 """A client's pass page and membership page in a real browser, on a 390 px phone without
-JavaScript: the links to Apple Wallet and Google Wallet are there, the .pkpass downloads with its content type, Google's link is a redirect to its save page; the pages
-fit the phone and the desktop, the CSP reports nothing."""
+JavaScript: the links to Apple Wallet and Google Wallet are there, the .pkpass downloads with
+its content type, Google's link is a redirect to its save page; the pages fit the phone and the
+desktop, the CSP reports nothing."""
 
 from __future__ import annotations
 
