@@ -1,5 +1,6 @@
 """Fixtures of the wallet tests: development wallet credentials made once in a temporary
-directory (the same helper `custodia setup` uses), a client's pass sold, the pushes recorded."""
+directory (the same helper `custodia setup` uses), a client's pass sold or membership started,
+the pushes recorded."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any
 import pytest
 
 from custodia import embedded
-from custodia.payments.actions.passes import do_sell_pass
-from custodia.payments.models import ClientPass
+from custodia.payments.actions.passes import do_sell_pass, do_start_membership
+from custodia.payments.models import ClientMembership, ClientPass
 from custodia.wallet.push import RecordingPush
 from tests.acting import act
 from tests.factories import TenantMatrix
@@ -66,3 +67,21 @@ def sold(matrix: TenantMatrix) -> Sold:
     act(matrix.b.owner)
     outside, _ = do_sell_pass(matrix.b.client, b_kinds.ten, actor=matrix.b.owner)
     return Sold(mine, other, outside)
+
+
+@dataclass
+class Joined:
+    mine: ClientMembership  # the client's (of business A)
+    other: ClientMembership  # the other client's, same business
+    outside: ClientMembership  # business B's client's
+
+
+@pytest.fixture
+def joined(matrix: TenantMatrix) -> Joined:
+    a_kinds, b_kinds = catalog(matrix.a), catalog(matrix.b)
+    act(matrix.a.owner)
+    mine, _ = do_start_membership(matrix.a.client, a_kinds.plan, actor=matrix.a.owner)
+    other, _ = do_start_membership(matrix.a.other_client, a_kinds.plan, actor=matrix.a.owner)
+    act(matrix.b.owner)
+    outside, _ = do_start_membership(matrix.b.client, b_kinds.plan, actor=matrix.b.owner)
+    return Joined(mine, other, outside)

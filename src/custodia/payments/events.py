@@ -5,10 +5,15 @@ name, an invoice line's text, a payment's reference or anything of a card but wh
 
 from __future__ import annotations
 
+from django.dispatch import Signal
+
 from custodia.core.actor import Actor
 from custodia.payments.models import ClientMembership, ClientPass, Invoice, Payment, Refund
 from custodia.webhooks.events import emit_event
 from custodia.webhooks.models import EventType
+
+# Sent with every membership announcement, inside the action's transaction (`membership`).
+membership_announced = Signal()
 
 
 def _when(value: object) -> str | None:
@@ -109,3 +114,4 @@ def announce_membership(
     if visit_id is not None:
         data["visit_id"] = str(visit_id)
     emit_event(event, data, actor=actor)
+    membership_announced.send(ClientMembership, membership=membership)

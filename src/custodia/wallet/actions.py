@@ -1,5 +1,5 @@
-"""Writes of wallet passes: issuing a client's pass to a wallet, devices registering for its
-updates and unregistering. Each in one transaction with its audit event."""
+"""Writes of wallet passes: issuing a client's pass or membership to a wallet, devices
+registering for its updates and unregistering. Each in one transaction with its audit event."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from custodia.core.actor import Actor, ensure_in_business, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission, Role
 from custodia.payments.models import ClientPass
+from custodia.wallet.content import Source
 from custodia.wallet.models import (
     DEVICE_ID_LENGTH,
     PUSH_TOKEN_LENGTH,
@@ -43,19 +44,23 @@ def _require_holder(actor: Actor, client_id: object) -> None:
         raise Http404("No such pass.")
 
 
-def do_issue_wallet_pass(client_pass: ClientPass, *, actor: Actor) -> IssuedWalletPass:
-    """The pass's wallet pass, made at its first download (a random serial, a derived token
-    stored as a digest); its token issued anew when the key it was derived under is retired."""
+def _source_field(source: Source) -> str:
+    # The wallet pass's foreign key to its source (exactly one is set).
+    return "client_pass" if isinstance(source, ClientPass) else "membership"
+
+
+def do_issue_wallet_pass(source: Source, *, actor: Actor) -> IssuedWalletPass:
+    """The wallet pass of a client's pass or membership, made at its first download (a random
+    serial, a derived token stored as a digest); its token issued anew when the key it was
+    derived under is retired."""
     require_active(actor)
-    ensure_in_business(actor, client_pass)
-    _require_holder(actor, client_pass.client_id)
+    ensure_in_business(actor, source)
+    _require_holder(actor, source.client_id)
     now = timezone.now()
+    field = _source_field(source)
+    of_source = {"tenant_id": actor.tenant_id, f"{field}_id": source.pk}
     with transaction.atomic():
-        existing = (
-            WalletPass.objects.select_for_update()
-            .filter(tenant_id=actor.tenant_id, client_pass_id=client_pass.pk)
-            .first()
-        )
+        existing = WalletPass.objects.select_for_update().filter(**of_source).first()
         if existing is not None:
             token = token_matching(existing.serial_number, existing.auth_digest)
             if token is not None:
@@ -71,16 +76,15 @@ def do_issue_wallet_pass(client_pass: ClientPass, *, actor: Actor) -> IssuedWall
         try:
             with transaction.atomic():
                 made = WalletPass.objects.create(
-                    tenant_id=actor.tenant_id,
-                    client_pass=client_pass,
-                    client_id=client_pass.client_id,
+                    **of_source,
+                    client_id=source.client_id,
                     serial_number=serial,
                     auth_digest=token_digest(token),
                     updated_at=now,
                 )
         except IntegrityError:
             # Issued by a download at the same moment: that one stands.
-            raced = WalletPass.objects.get(tenant_id=actor.tenant_id, client_pass_id=client_pass.pk)
+            raced = WalletPass.objects.get(**of_source)
             matching = token_matching(raced.serial_number, raced.auth_digest)
             if matching is None:
                 raise
@@ -89,7 +93,7 @@ def do_issue_wallet_pass(client_pass: ClientPass, *, actor: Actor) -> IssuedWall
             AuditAction.WALLET_PASS_ISSUE,
             actor=actor,
             target=made,
-            detail={"pass": str(client_pass.pk)},
+            detail={"pass" if field == "client_pass" else field: str(source.pk)},
         )
     return IssuedWalletPass(made, token)
 

@@ -1,6 +1,6 @@
 """A Google Wallet "save" link: a JWT signed RS256 by the issuer's service account, holding a
-generic pass object with what the pass shows (docs/wallet.md). Google's page at the link adds
-the object to the person's wallet; nothing of the client goes into it."""
+generic pass object with what the pass or membership shows (docs/wallet.md). Google's page at
+the link adds the object to the person's wallet; nothing of the client goes into it."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from custodia.wallet.config import GoogleCredentials
-from custodia.wallet.pkpass import PassContent
+from custodia.wallet.content import PassContent
 
 SAVE_URL = "https://pay.google.com/gp/v/save/"
 CLASS_SUFFIX = "custodia_pass"
 LANGUAGE = "en-US"
-STATES = {"Active": "ACTIVE", "Expired": "EXPIRED"}
+STATES = {"active": "ACTIVE", "expired": "EXPIRED"}
 
 
 def _text(value: str) -> dict[str, Any]:
@@ -27,27 +27,28 @@ def _text(value: str) -> dict[str, Any]:
 def save_claims(
     content: PassContent, *, serial: str, credentials: GoogleCredentials
 ) -> dict[str, Any]:
-    """The JWT's claims: one generic object (and its class) for this pass."""
+    """The JWT's claims: one generic object (and its class) for this pass or membership."""
     class_id = f"{credentials.issuer_id}.{CLASS_SUFFIX}"
-    generic = {
+    generic: dict[str, Any] = {
         "id": f"{credentials.issuer_id}.{serial}",
         "classId": class_id,
-        "state": STATES.get(content.status, "INACTIVE"),
+        "state": STATES.get(content.state, "INACTIVE"),
         "cardTitle": _text(content.business_name),
         "header": _text(content.pass_name),
-        "subheader": _text("Credits left"),
+        "subheader": _text(content.credits_left_label),
         "hexBackgroundColor": "#1f5f8b",
         "textModulesData": [
             {
                 "id": "credits",
-                "header": "Credits left",
+                "header": content.credits_left_label,
                 "body": f"{content.credits_left} of {content.credits_total}",
             },
-            {"id": "expires", "header": "Expires", "body": content.expires_at[:10]},
+            {"id": "expires", "header": content.date_label, "body": content.date[:10]},
             {"id": "status", "header": "Status", "body": content.status},
         ],
-        "validTimeInterval": {"end": {"date": content.expires_at}},
     }
+    if content.expires_at is not None:
+        generic["validTimeInterval"] = {"end": {"date": content.expires_at}}
     return {
         "iss": credentials.service_account_email,
         "aud": "google",

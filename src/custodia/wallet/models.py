@@ -1,7 +1,8 @@
-"""Wallet passes: a client's pass as an Apple Wallet pass (and a Google Wallet object), and the
-devices that registered for its updates (docs/wallet.md).
+"""Wallet passes: a client's punch pass or membership as an Apple Wallet pass (and a Google
+Wallet object), and the devices that registered for its updates (docs/wallet.md).
 
-A `WalletPass` is made the first time a client downloads their pass. Its serial number is random
+A `WalletPass` shows exactly one of a client pass or a client membership (its source), and is
+made the first time the client downloads it. Its serial number is random
 and says nothing (not the pass's id); its authentication token is derived from the serial under
 a key of its own (`wallet/tokens.py`) and stored only as a digest, by which a device's request
 finds it. `updated_at` is the pass's update tag: it moves whenever what the pass shows changes.
@@ -14,7 +15,7 @@ import uuid
 from django.db import models
 
 from custodia.clients.models import Client
-from custodia.payments.models import ClientPass
+from custodia.payments.models import ClientMembership, ClientPass
 from custodia.tenancy.models import TenantOwned
 
 SERIAL_LENGTH = 32
@@ -25,11 +26,20 @@ PUSH_TOKEN_LENGTH = 200
 
 
 class WalletPass(TenantOwned):
-    """A client pass as issued to wallets: its opaque serial, token digest and update tag."""
+    """A client pass or membership as issued to wallets: its opaque serial, token digest and
+    update tag."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # What it shows: exactly one of the two (the check constraint `walletpass_one_source`).
     client_pass = models.OneToOneField(
-        ClientPass, on_delete=models.CASCADE, related_name="wallet_pass"
+        ClientPass, null=True, blank=True, on_delete=models.CASCADE, related_name="wallet_pass"
+    )
+    membership = models.OneToOneField(
+        ClientMembership,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="wallet_pass",
     )
     # The pass's client, kept here for row-level security (wallet/migrations/0002_rls.py).
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
@@ -40,6 +50,13 @@ class WalletPass(TenantOwned):
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "updated_at"], name="walletpass_tenant_updated")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(client_pass__isnull=False, membership__isnull=True)
+                | models.Q(client_pass__isnull=True, membership__isnull=False),
+                name="walletpass_one_source",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"wallet pass {self.pk}"

@@ -2,8 +2,9 @@
 of every other file) and `signature`, a detached PKCS#7 (CMS) signature of manifest.json by the
 pass certificate, carrying Apple's WWDR intermediate (docs/wallet.md).
 
-What a pass shows is what the portal's pass page shows: the business's name, the pass's name,
-credits left and in all, its expiry and status. Never the client's name or any client field.
+What a pass shows is what the portal shows of the punch pass or membership (wallet/content.py):
+the business's name, its name, credits left and in all (a month), its expiry (or renewal) and
+status. Never the client's name or any client field.
 """
 
 from __future__ import annotations
@@ -12,50 +13,20 @@ import hashlib
 import io
 import json
 import zipfile
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 from django.conf import settings
 
-from custodia.payments.models import ClientPass, PassStatus
 from custodia.wallet.config import AppleCredentials
+from custodia.wallet.content import PassContent
 from custodia.wallet.icon import icon_png
 
 CONTENT_TYPE = "application/vnd.apple.pkpass"
 BACKGROUND = "rgb(31, 95, 139)"
 FOREGROUND = "rgb(255, 255, 255)"
 LABEL = "rgb(214, 228, 240)"
-STATUS_LABELS = {
-    PassStatus.ACTIVE: "Active",
-    PassStatus.USED_UP: "Used up",
-    PassStatus.EXPIRED: "Expired",
-    PassStatus.VOID: "Void",
-}
-
-
-@dataclass(frozen=True)
-class PassContent:
-    """What a wallet pass shows, and nothing more (shared by Apple's and Google's)."""
-
-    business_name: str
-    pass_name: str
-    credits_left: int
-    credits_total: int
-    expires_at: str  # ISO 8601
-    status: str
-
-    @classmethod
-    def of(cls, client_pass: ClientPass, business_name: str) -> PassContent:
-        return cls(
-            business_name=business_name,
-            pass_name=client_pass.name,
-            credits_left=client_pass.credits_left,
-            credits_total=client_pass.credits_total,
-            expires_at=client_pass.expires_at.isoformat(),
-            status=STATUS_LABELS.get(PassStatus(client_pass.status), client_pass.status),
-        )
 
 
 def web_service_url() -> str:
@@ -69,10 +40,9 @@ def pass_json(
     serial: str,
     token: str,
     credentials: AppleCredentials,
-    voided: bool,
 ) -> dict[str, Any]:
     """pass.json of a store card."""
-    return {
+    document: dict[str, Any] = {
         "formatVersion": 1,
         "passTypeIdentifier": credentials.pass_type_id,
         "teamIdentifier": credentials.team_id,
@@ -85,24 +55,23 @@ def pass_json(
         "backgroundColor": BACKGROUND,
         "foregroundColor": FOREGROUND,
         "labelColor": LABEL,
-        "expirationDate": content.expires_at,
-        "voided": voided,
+        "voided": content.voided,
         "sharingProhibited": True,
         "storeCard": {
             "primaryFields": [
                 {
                     "key": "credits",
-                    "label": "Credits left",
+                    "label": content.credits_left_label,
                     "value": content.credits_left,
-                    "changeMessage": "Credits left: %@",
+                    "changeMessage": f"{content.credits_left_label}: %@",
                 }
             ],
-            "secondaryFields": [{"key": "pass", "label": "Pass", "value": content.pass_name}],
+            "secondaryFields": [{"key": "pass", "label": content.kind, "value": content.pass_name}],
             "auxiliaryFields": [
                 {
                     "key": "expires",
-                    "label": "Expires",
-                    "value": content.expires_at,
+                    "label": content.date_label,
+                    "value": content.date,
                     "dateStyle": "PKDateStyleMedium",
                     "timeStyle": "PKDateStyleNone",
                 },
@@ -110,15 +79,23 @@ def pass_json(
                     "key": "status",
                     "label": "Status",
                     "value": content.status,
-                    "changeMessage": "Pass %@",
+                    "changeMessage": f"{content.kind} %@",
                 },
             ],
             "backFields": [
-                {"key": "total", "label": "Credits in all", "value": content.credits_total},
+                {
+                    "key": "total",
+                    "label": content.credits_total_label,
+                    "value": content.credits_total,
+                },
                 {"key": "business", "label": "Issued by", "value": content.business_name},
             ],
         },
     }
+    if content.expires_at is not None:
+        # A membership that renews has none: Wallet would grey it out at its period's end.
+        document["expirationDate"] = content.expires_at
+    return document
 
 
 def manifest_of(files: dict[str, bytes]) -> bytes:
@@ -148,12 +125,9 @@ def build_pkpass(
     serial: str,
     token: str,
     credentials: AppleCredentials,
-    voided: bool = False,
 ) -> bytes:
     """The signed .pkpass archive."""
-    document = pass_json(
-        content, serial=serial, token=token, credentials=credentials, voided=voided
-    )
+    document = pass_json(content, serial=serial, token=token, credentials=credentials)
     files = {
         "pass.json": json.dumps(document, indent=2, ensure_ascii=False).encode(),
         "icon.png": icon_png(29),

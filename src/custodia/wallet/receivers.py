@@ -1,9 +1,15 @@
-"""Payments' passes changed: the wallet passes showing them move their tags (wallet/updates.py).
+"""Payments' passes and memberships changed: the wallet passes showing them move their tags
+(wallet/updates.py).
 
-Django's own `post_save` of a ClientPass, sent inside the action's transaction: a credit used
-(a visit completed) or given back (a visit cancelled), a pass voided, whatever saves it. The
-daily expiry updates rows in bulk without it; the wallet's own task covers expiry
-(wallet/tasks.py). No payments action is changed for this.
+A pass: Django's own `post_save` of a ClientPass, sent inside the action's transaction: a credit
+used (a visit completed) or given back (a visit cancelled), a pass voided, whatever saves it.
+The daily expiry updates rows in bulk without it; the wallet's own task covers expiry
+(wallet/tasks.py).
+
+A membership: payments announce every change of one to webhooks (started, credit used or given
+back, renewed, reactivated, cancelled), and send `membership_announced` with it, inside the
+action's transaction; a reactivation updates the row in bulk, so `post_save` would miss it. A
+cancelled membership's last period ending is no action at all: the wallet's task covers it.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from custodia.core.actor import current_actor
-from custodia.payments.models import ClientPass
-from custodia.wallet.updates import pass_changed
+from custodia.payments.events import membership_announced
+from custodia.payments.models import ClientMembership, ClientPass
+from custodia.wallet.updates import sources_changed
 
 # What a wallet pass shows of a ClientPass.
 SHOWN = frozenset({"credits_left", "credits_total", "status", "expires_at", "name"})
@@ -38,4 +45,14 @@ def pass_saved(
         # Outside any actor (an operator's console on the owner connection): nothing issued a
         # wallet pass in this transaction's context to move.
         return
-    pass_changed(instance.tenant_id, [instance.pk], using=using)
+    sources_changed(instance.tenant_id, client_pass_ids=[instance.pk], using=using)
+
+
+@receiver(membership_announced, dispatch_uid="wallet.membership_announced")
+def membership_announced_to_wallet(
+    sender: Any, *, membership: ClientMembership, **kwargs: Any
+) -> None:
+    """An announced membership change moves its wallet pass's tag."""
+    if current_actor() is None:
+        return
+    sources_changed(membership.tenant_id, membership_ids=[membership.pk])

@@ -1,6 +1,6 @@
-"""A pass changed: its wallet pass's update tag moves and its devices are pushed.
+"""A pass or membership changed: its wallet pass's update tag moves and its devices are pushed.
 
-Called inside the transaction that changed the pass (wallet/receivers.py), whoever acts there
+Called inside the transaction that changed it (wallet/receivers.py), whoever acts there
 (staff completing a visit may not see wallet rows): the tag moves as the wallet's system actor
 for that one business (tenancy/actors.py: system_actor), in the same transaction, so it moves
 with the change or not at all; the actor before it is current again afterwards. The pushes go out
@@ -14,7 +14,7 @@ import logging
 import uuid
 
 from django.db import transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -30,16 +30,19 @@ TASK = "wallet-update"
 ONE_SECOND = dt.timedelta(seconds=1)
 
 
-def pass_changed(
-    tenant_id: uuid.UUID, client_pass_ids: list[uuid.UUID], *, using: str = "default"
+def sources_changed(
+    tenant_id: uuid.UUID,
+    *,
+    client_pass_ids: list[uuid.UUID] | None = None,
+    membership_ids: list[uuid.UUID] | None = None,
+    using: str = "default",
 ) -> int:
-    """Move the tags of these passes' wallet passes and push their devices after commit;
-    returns how many wallet passes moved."""
+    """Move the tags of the wallet passes of these passes and memberships, and push their
+    devices after commit; returns how many wallet passes moved."""
+    shown = Q(client_pass_id__in=client_pass_ids or []) | Q(membership_id__in=membership_ids or [])
     now = timezone.now()
     with acting_as(system_actor(tenant_id, task=TASK), using=using):
-        moved = WalletPass.objects.using(using).filter(
-            tenant_id=tenant_id, client_pass_id__in=client_pass_ids
-        )
+        moved = WalletPass.objects.using(using).filter(shown, tenant_id=tenant_id)
         # At least a second past the last tag: If-Modified-Since has a second's resolution, so
         # two changes within one second would otherwise look like one to a device.
         count = moved.update(updated_at=Greatest(Value(now), F("updated_at") + ONE_SECOND))
@@ -47,7 +50,7 @@ def pass_changed(
             sorted(
                 set(
                     WalletRegistration.objects.using(using)
-                    .filter(tenant_id=tenant_id, wallet_pass__client_pass_id__in=client_pass_ids)
+                    .filter(tenant_id=tenant_id, wallet_pass__in=moved)
                     .values_list("push_token", flat=True)
                 )
             )

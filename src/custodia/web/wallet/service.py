@@ -17,12 +17,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from custodia.core.actor import acting_as
-from custodia.payments.access import access_pass_by_id
-from custodia.payments.models import PassStatus
-from custodia.tenancy.reads import Intent
 from custodia.wallet import config, pkpass
-from custodia.wallet.access import business_name
+from custodia.wallet.access import access_wallet_source, business_name
 from custodia.wallet.actions import do_register_device, do_unregister_device
+from custodia.wallet.content import content_of
 from custodia.wallet.webservice import Holder, authenticate, updated_serials
 from custodia.web.wallet.views import pkpass_response
 
@@ -105,16 +103,13 @@ def latest_pass(request: HttpRequest, type_id: str, serial: str) -> HttpResponse
         response["Last-Modified"] = http_date(modified)
         return _no_store(response)
     with acting_as(holder.actor):
-        client_pass = access_pass_by_id(
-            holder.actor, holder.wallet_pass.client_pass_id, intent=Intent.SHOW
-        )
+        source = access_wallet_source(holder.actor, holder.wallet_pass)
         content = pkpass.build_pkpass(
-            pkpass.PassContent.of(client_pass, business_name(holder.actor)),
+            content_of(source, business_name(holder.actor)),
             serial=holder.wallet_pass.serial_number,
             # The token the device holds and just proved (its digest is the stored one).
             token=holder.token,
             credentials=config.apple_credentials(),
-            voided=client_pass.status == PassStatus.VOID,
         )
     return pkpass_response(content, modified)
 

@@ -1,5 +1,5 @@
-"""Wallet pages under /app/ (a client's pass in their wallet) and Apple's PassKit web service
-under /wallet/v1/ (docs/wallet.md)."""
+"""Wallet pages under /app/ (a client's pass or membership in their wallet) and Apple's PassKit
+web service under /wallet/v1/ (docs/wallet.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,16 @@ from custodia.web.wallet import service, views
 app_urlpatterns = [
     path("passes/<str:pass_id>/wallet.pkpass", views.apple_pass, name="wallet_apple_pass"),
     path("passes/<str:pass_id>/google-wallet/", views.google_pass, name="wallet_google_pass"),
+    path(
+        "memberships/<str:membership_id>/wallet.pkpass",
+        views.apple_membership,
+        name="wallet_apple_membership",
+    ),
+    path(
+        "memberships/<str:membership_id>/google-wallet/",
+        views.google_membership,
+        name="wallet_google_membership",
+    ),
 ]
 
 service_urlpatterns = [
