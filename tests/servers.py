@@ -70,13 +70,15 @@ def start_server(
     env_overrides: Mapping[str, str] | None = None,
     *,
     http_port: int = 0,
+    log: Path | None = None,
 ) -> tuple[str, Callable[..., None]]:
     """Run `custodia serve` on a free port against `db_name`; returns (base_url, stop).
 
-    `http_port` > 0 also runs the plain-HTTP redirector there. The server's public URL is its
-    own address unless `env_overrides` says otherwise. Its card vault has a database of its own,
-    dropped by `stop`. `stop(kill=True)` is a crash: SIGKILL to every process of the server at
-    once.
+    `http_port` > 0 also runs the plain-HTTP redirector there. `log`, when given, keeps what the
+    server and its children (the vault, the job worker) print there (else a temporary file).
+    The server's public URL is its own address unless `env_overrides` says otherwise. Its card
+    vault has a database of its own, dropped by `stop`. `stop(kill=True)` is a crash: SIGKILL to
+    every process of the server at once.
     """
     ca = local_ca()  # made here first, so the server and this process never both create it
     port = free_port()
@@ -102,6 +104,7 @@ def start_server(
         http_port=http_port,
         serve_args=("--workers", "1", "--threads", "4"),
         timeout_seconds=START_TIMEOUT_SECONDS,
+        log=log,
     )
 
     def stop(*, kill: bool = False) -> None:

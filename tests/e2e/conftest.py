@@ -93,8 +93,15 @@ def e2e_smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture(scope="session")
-def e2e_server(e2e_database: str, e2e_smtp: SmtpServer) -> Iterator[str]:
-    """`custodia serve` (granian over TLS with the local CA) mailing through the test server."""
+def e2e_server_log(tmp_path_factory: Any) -> Path:
+    """Where `e2e_server` writes everything the app, its job worker and its card vault print."""
+    return Path(tmp_path_factory.mktemp("e2e-server")) / "serve.log"
+
+
+@pytest.fixture(scope="session")
+def e2e_server(e2e_database: str, e2e_smtp: SmtpServer, e2e_server_log: Path) -> Iterator[str]:
+    """`custodia serve` (granian over TLS with the local CA) mailing through the test server;
+    its output (the app's and the vault's logs) goes to `e2e_server_log`."""
     base_url, stop = start_server(
         e2e_database,
         {
@@ -104,6 +111,7 @@ def e2e_server(e2e_database: str, e2e_smtp: SmtpServer) -> Iterator[str]:
             "CUSTODIA_SMTP_STARTTLS": "0",
             "CUSTODIA_SMTP_SSL": "0",
         },
+        log=e2e_server_log,
     )
     try:
         yield base_url

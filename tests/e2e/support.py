@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,21 +79,26 @@ class Story:
     page_errors: list[str] = field(default_factory=list)
     visited: list[str] = field(default_factory=list)
     done: set[str] = field(default_factory=set)
+    # Called with each new person's browser context before its first page loads (to listen).
+    watchers: list[Callable[[BrowserContext], None]] = field(default_factory=list)
 
     def url(self, path: str) -> str:
         """An absolute URL on the server under test."""
         return f"{self.base_url}{path}"
 
-    def person(self, label: str) -> Person:
-        """A new person with a fresh browser context (cookies of their own)."""
+    def person(self, label: str, *, viewport: dict[str, int] | None = None) -> Person:
+        """A new person with a fresh browser context (cookies of their own), at a desktop's
+        width unless `viewport` says otherwise."""
         context = self.browser.new_context(
             ignore_https_errors=True,
             base_url=self.base_url,
-            viewport={"width": 1280, "height": 900},
+            viewport=viewport or {"width": 1280, "height": 900},
         )
         context.set_default_timeout(10_000)
         context.on("console", self._on_console)
         context.on("weberror", lambda error: self.page_errors.append(str(error.error)))
+        for watch in self.watchers:
+            watch(context)
         page = context.new_page()
         page.on("framenavigated", lambda frame: self._on_navigation(frame.url))
         self.people[label] = Person(label, context, page)

@@ -77,25 +77,35 @@ def path_of(url: str) -> str:
     return re.sub(r"^https://[^/]+", "", url)
 
 
-def accept_invitation(story: Story, label: str, email: str, name: str, password: str) -> Person:
-    """Open the emailed invitation in a new browser and create the account it asks for."""
+def accept_invitation(
+    story: Story,
+    label: str,
+    email: str,
+    name: str,
+    password: str,
+    *,
+    business: str = BUSINESS,
+    viewport: dict[str, int] | None = None,
+) -> Person:
+    """Open the emailed invitation in a new browser (a desktop's unless `viewport` says
+    otherwise) and create the account it asks for."""
     link = story.mailbox.link(email, "/invite/")
     assert link.startswith(f"{story.base_url}/invite/"), link
     secret = link.rstrip("/").rsplit("/", 1)[-1]
-    person = story.person(label)
+    person = story.person(label, viewport=viewport)
     page = person.page
     page.goto(link)
     # The address bar (and so history and Referer) no longer holds the secret.
     expect(page).to_have_url(re.compile(r"/invite/[^/]+/accept/$"))
     assert secret not in page.url
     assert secret not in page.content()
-    expect(page.get_by_role("heading", level=1)).to_have_text(f"Join {BUSINESS}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Join {business}")
     expect(page.get_by_text(email, exact=True)).to_be_visible()
     story.snap(person, f"{label}-invitation")
     page.get_by_label("Your name").fill(name)
     page.get_by_label("Choose a password").fill(password)
     page.get_by_role("button", name="Accept invitation").click()
-    expect_message(person, f"Welcome to {BUSINESS}.")
+    expect_message(person, f"Welcome to {business}.")
     return person
 
 

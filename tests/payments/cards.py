@@ -23,6 +23,18 @@ LATE_SUCCESS = "4000000000000317"
 SECURITY_CODE = "731"
 
 
+def card_number_pattern(number: str) -> re.Pattern[str]:
+    """The card number's digits in order, run together or grouped by single spaces or dashes
+    (any grouping: "4242 4242 ...", "3782-822463-10005")."""
+    return re.compile("[ -]?".join(re.escape(digit) for digit in number))
+
+
+def security_code_alone(code: str) -> re.Pattern[str]:
+    """The security code as a value of its own: not inside an id, a digest, a decimal or a
+    timestamp, where the same digits may occur by chance."""
+    return re.compile(rf"(?<![0-9A-Za-z.:+_-]){re.escape(code)}(?![0-9A-Za-z.:_-])")
+
+
 def grant_cards(business: Business) -> Actor:
     """The business's manager, granted card payments by its owner."""
     act(business.owner)

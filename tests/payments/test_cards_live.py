@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.contrib.messages import get_messages
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
@@ -436,6 +437,12 @@ def test_a_purged_business_is_destroyed_at_the_vault_and_waits_for_it(
 # --- Buying a pass in the portal -------------------------------------------------------------
 
 
+def told(response: Any) -> list[str]:
+    """The messages the request that made `response` left for the person (its commit
+    callbacks' included)."""
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
 def test_a_client_buys_a_pass_with_their_card_and_a_declined_card_gets_no_pass(
     matrix: TenantMatrix, live_vault: LiveVault, django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -449,6 +456,8 @@ def test_a_client_buys_a_pass_with_their_card_and_a_declined_card_gets_no_pass(
     with django_capture_on_commit_callbacks(execute=True):
         response = portal.post("/app/passes/buy/", {"pass_type": str(ten.pk), "card": str(card.pk)})
     assert response.status_code == 302
+    # The outcome, known only once the charge ran after the commit, is what the client is told.
+    assert told(response) == ["Pass bought and paid."]
     act(matrix.a.owner)
     [bought] = ClientPass.objects.filter(client=matrix.a.client)
     assert bought.status == PassStatus.ACTIVE
@@ -458,7 +467,12 @@ def test_a_client_buys_a_pass_with_their_card_and_a_declined_card_gets_no_pass(
     act(matrix.a.owner)
     declined = PaymentMethod.objects.get(last4="0002")
     with django_capture_on_commit_callbacks(execute=True):
-        portal.post("/app/passes/buy/", {"pass_type": str(ten.pk), "card": str(declined.pk)})
+        response = portal.post(
+            "/app/passes/buy/", {"pass_type": str(ten.pk), "card": str(declined.pk)}
+        )
+    refusal = told(response)[-1]
+    assert "Pass bought and paid." not in told(response)
+    assert refusal.startswith("The card payment failed, so no pass was bought: "), refusal
     act(matrix.a.owner)
     second = ClientPass.objects.filter(client=matrix.a.client).exclude(pk=bought.pk).get()
     assert second.status == PassStatus.VOID

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -38,7 +39,7 @@ from custodia.payments.actions.cards import (
     do_retry_charge,
     do_start_card_form,
 )
-from custodia.payments.models import PaymentStatus
+from custodia.payments.models import Payment, PaymentStatus
 from custodia.payments.money import to_minor
 from custodia.tenancy.reads import Intent
 from custodia.web.decorators import member_required
@@ -237,6 +238,14 @@ def pass_buy(request: HttpRequest, actor: Actor) -> HttpResponse:
     except ValidationError as exc:
         _refused(request, exc)
         return redirect("pass_list")
+    # The vault is asked only once the request's transaction commits (after this view), so the
+    # payment is still pending here: the outcome is told after the sale's own commit callbacks
+    # (which charge, and void the pass on a decline), before the messages are stored.
+    transaction.on_commit(lambda: _tell_sale_outcome(request, payment))
+    return redirect("invoice_detail", invoice_id=payment.invoice_id)
+
+
+def _tell_sale_outcome(request: HttpRequest, payment: Payment) -> None:
     if payment.status == PaymentStatus.FAILED:
         messages.error(
             request, f"The card payment failed, so no pass was bought: {payment.message}"
@@ -245,4 +254,3 @@ def pass_buy(request: HttpRequest, actor: Actor) -> HttpResponse:
         messages.success(request, "Pass bought and paid.")
     else:
         messages.info(request, "Pass ordered: the card payment's status is shown below.")
-    return redirect("invoice_detail", invoice_id=payment.invoice_id)
