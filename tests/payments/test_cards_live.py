@@ -481,6 +481,46 @@ def test_a_client_buys_a_pass_with_their_card_and_a_declined_card_gets_no_pass(
     assert Payment.objects.get(invoice=invoice).status == PaymentStatus.FAILED
 
 
+def test_a_pass_whose_charge_is_declined_only_on_a_retry_goes_with_it(
+    matrix: TenantMatrix, live_vault: LiveVault, django_capture_on_commit_callbacks: Any
+) -> None:
+    ten = catalog(matrix.a).ten
+    portal = logged_in(matrix.a.client_login)
+    add_card_through_app(portal, live_vault, "/app/cards/add/", DECLINED)
+    act(matrix.a.owner)
+    card = PaymentMethod.objects.get()
+    # The vault cannot be reached: the charge is not confirmed, and the pass is kept meanwhile.
+    with (
+        override_settings(VAULT_URL=dead_https_url()),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        portal.post("/app/passes/buy/", {"pass_type": str(ten.pk), "card": str(card.pk)})
+    act(matrix.a.owner)
+    bought = ClientPass.objects.get(client=matrix.a.client)
+    invoice = Invoice.objects.get(lines__client_pass=bought)
+    pending = Payment.objects.select_related("payment_method", "invoice").get(invoice=invoice)
+    assert bought.status == PassStatus.ACTIVE and pending.status == PaymentStatus.PENDING
+    # The owner's retry reaches the vault, which declines: the pass and its invoice go.
+    act(matrix.a.owner)
+    assert do_retry_charge(pending, actor=matrix.a.owner).status == PaymentStatus.FAILED
+    act(matrix.a.owner)
+    assert ClientPass.objects.get(pk=bought.pk).status == PassStatus.VOID
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.VOID
+
+
+def test_a_declined_card_payment_of_a_pass_the_business_sold_leaves_it_open(
+    matrix: TenantMatrix, live_vault: LiveVault, django_capture_on_commit_callbacks: Any
+) -> None:
+    act(matrix.a.owner)
+    sold, invoice = do_sell_pass(matrix.a.client, catalog(matrix.a).ten, actor=matrix.a.owner)
+    declined = add_card(matrix.a, live_vault, DECLINED)
+    payment = charge(invoice, declined, matrix.a.owner, django_capture_on_commit_callbacks)
+    assert payment.status == PaymentStatus.FAILED
+    act(matrix.a.owner)
+    assert ClientPass.objects.get(pk=sold.pk).status == PassStatus.ACTIVE
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.OPEN
+
+
 def test_only_a_client_buys_in_the_portal_and_only_this_business_passes(
     matrix: TenantMatrix, live_vault: LiveVault
 ) -> None:

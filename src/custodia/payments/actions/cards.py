@@ -36,10 +36,11 @@ from custodia.payments.actions.passes import do_sell_pass, do_void_pass
 from custodia.payments.events import announce_payment, announce_refund
 from custodia.payments.models import (
     ClientMembership,
-    ClientPass,
     Invoice,
+    InvoiceLine,
     InvoiceStatus,
     MembershipStatus,
+    PassStatus,
     PassType,
     Payment,
     PaymentMethod,
@@ -52,6 +53,7 @@ from custodia.payments.money import format_money
 from custodia.payments.totals import refunded_of, totals_of
 from custodia.payments.vault import vault
 from custodia.tenancy.actors import SystemActor, system_actor
+from custodia.tenancy.models import Membership
 from custodia.vault.client import ChargeResult, HostedForm, VaultRefused, VaultUnavailable
 from custodia.webhooks.models import EventType
 
@@ -458,6 +460,7 @@ def _apply(payment: Payment, result: ChargeResult, *, actor: Actor) -> None:
         _send_receipt(invoice, payment)
     elif payment.status == PaymentStatus.FAILED:
         announce_payment(EventType.PAYMENT_FAILED, payment, actor=actor)
+        _undo_portal_sale(payment, invoice)
 
 
 def _send_receipt(invoice: Invoice, payment: Payment) -> None:
@@ -498,21 +501,37 @@ def do_buy_pass(pass_type: PassType, card: PaymentMethod, *, actor: Actor) -> Pa
     seller = system_actor(actor.tenant_id, task=SALE_TASK)
     with transaction.atomic():
         with acting_as(seller):
-            client_pass, invoice = do_sell_pass(client, pass_type, actor=seller)
+            _sold, invoice = do_sell_pass(client, pass_type, actor=seller)
         payment = do_charge_invoice(invoice, card, actor=actor)
-    # After the charge's own callback (registered first): a decline takes the pass back.
-    transaction.on_commit(lambda: undo_declined_sale(payment, client_pass))
     return payment
 
 
-def undo_declined_sale(payment: Payment, client_pass: ClientPass) -> None:
-    """Void a pass bought in the portal, and its invoice, when its card charge was declined."""
-    if payment.status != PaymentStatus.FAILED:
+def _undo_portal_sale(payment: Payment, invoice: Invoice) -> None:
+    """A pass a client bought in the portal goes with its declined charge, and its invoice with
+    it: no pass without the money. Whenever the decline comes: at once, or on a retry of a charge
+    whose first answer was lost (the pass was kept meanwhile). A pass sold by the business and
+    then paid by card is not touched: its invoice stays open to pay another way."""
+    if invoice.status != InvoiceStatus.OPEN or payment.recorded_by_id is None:
+        return
+    bought = Membership.objects.filter(
+        tenant_id=payment.tenant_id,
+        pk=payment.recorded_by_id,
+        role=Role.CLIENT,
+        client_id=invoice.client_id,
+    ).exists()
+    line = (
+        InvoiceLine.objects.filter(
+            tenant_id=payment.tenant_id, invoice_id=invoice.pk, client_pass__isnull=False
+        )
+        .select_related("client_pass")
+        .first()
+    )
+    if not bought or line is None or line.client_pass is None:
         return
     seller = system_actor(payment.tenant_id, task=SALE_TASK)
-    with transaction.atomic(), acting_as(seller):
-        do_void_pass(client_pass, actor=seller)
-        invoice = Invoice.objects.get(tenant_id=payment.tenant_id, pk=payment.invoice_id)
+    with acting_as(seller):
+        if line.client_pass.status != PassStatus.VOID:
+            do_void_pass(line.client_pass, actor=seller)
         do_void_invoice(invoice, actor=seller)
 
 
