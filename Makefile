@@ -62,7 +62,16 @@ $(PGBACKREST) $(PG15_SERVER):
 	  || { echo "Could not install them. Run: sudo apt-get update && sudo $(PGBACKREST_INSTALL)" >&2; exit 1; }
 	@test -x $@ || { echo "$@ is still missing. Run: sudo $(PGBACKREST_INSTALL)" >&2; exit 1; }
 
-test: install $(OLD_PG_BIN)/postgres $(CHROMIUM) $(PGBACKREST) $(PG15_SERVER)
+# axe-core (npm) runs in the browser tests' pages (tests/e2e/test_every_page.py): accessibility
+# findings of serious or critical impact fail them. Installed from the npm registry, never committed.
+AXE := var/axe/node_modules/axe-core/axe.min.js
+AXE_VERSION := ^4.10
+$(AXE):
+	@command -v npm >/dev/null || { echo "npm is missing (axe-core for the browser tests). Run: sudo apt-get install -y npm" >&2; exit 1; }
+	npm install --prefix var/axe --no-save --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
+	@test -f $@ || { echo "axe-core did not install into var/axe" >&2; exit 1; }
+
+test: install $(OLD_PG_BIN)/postgres $(CHROMIUM) $(PGBACKREST) $(PG15_SERVER) $(AXE)
 	$(BIN)/custodia setup
 	CUSTODIA_OLD_PG_BIN=$(CURDIR)/$(OLD_PG_BIN) $(BIN)/pytest
 
