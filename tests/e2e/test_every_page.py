@@ -37,7 +37,8 @@ AXE_RUN = """async () => {
   });
   return result.violations
     .filter(v => v.impact === 'serious' || v.impact === 'critical')
-    .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '));
+    .map(v => v.id + ' (' + v.impact + '): '
+      + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '));
 }"""
 # Links whose first match on a listing page gives a record's own pages.
 ID = r"[0-9a-f-]{36}"
@@ -79,7 +80,8 @@ def log_in(context: BrowserContext, email: str, password: str) -> Page:
 def first_link(page: Page, path: str, pattern: str) -> str:
     """The first link on `path` whose address matches `pattern` (a record's own page)."""
     page.goto(path)
-    for href in page.eval_on_selector_all("a[href]", "links => links.map(a => a.getAttribute('href'))"):
+    hrefs = page.eval_on_selector_all("a[href]", "as => as.map(a => a.getAttribute('href'))")
+    for href in hrefs:
         if re.fullmatch(pattern, href or ""):
             return str(href)
     raise AssertionError(f"no link like {pattern} on {path}")
@@ -92,7 +94,8 @@ def pages_of(page: Page, role: str) -> list[str]:
         return ["/app/portal/", "/app/portal/request/", "/app/passes/", *common]
     client = first_link(page, "/app/clients/", rf"/app/clients/{ID}/")
     # Staff find their visits on the dashboard ("Your next visits"); managers on the calendar.
-    visit = first_link(page, "/app/" if role == "staff" else "/app/calendar/", rf"/app/visits/{ID}/")
+    listing = "/app/" if role == "staff" else "/app/calendar/"
+    visit = first_link(page, listing, rf"/app/visits/{ID}/")
     staff_pages = ["/app/", "/app/today/", "/app/clients/", client, visit]
     if role == "staff":
         return [*staff_pages, *common]
@@ -149,7 +152,8 @@ def test_every_page_fits_and_passes_axe(
         page = log_in(context, email, password)
         for path in pages_of(page, role):
             answer = page.goto(path)
-            assert answer is not None and answer.status == 200, (role, path, answer and answer.status)
+            status = answer.status if answer is not None else None
+            assert status == 200, (role, path, status)
             problems += [f"{name} {path}: {problem}" for problem in checked(page, axe_source)]
         problems += [f"{name}: {message}" for message in csp]
     assert problems == [], "\n".join(problems)
