@@ -121,7 +121,7 @@ class StartMembershipForm(forms.Form):
         self.fields["plan"].queryset = plans  # type: ignore[attr-defined]
         if cards:
             self.fields["autopay_card"] = forms.ChoiceField(
-                label="Autopay card (optional)",
+                label="Autopay card",
                 required=False,
                 choices=[("", "No autopay: renewals wait for a payment")]
                 + [(str(card.pk), str(card)) for card in cards],
