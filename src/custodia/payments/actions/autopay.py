@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from custodia.accounts import adapter as mail
 from custodia.accounts.links import public_url
+from custodia.clients.models import Client
 from custodia.core.actor import Actor, acting_as, ensure_in_business, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission, Role
@@ -48,10 +49,12 @@ from custodia.payments.actions.cards import (
     do_autopay_charge,
     send_charge,
 )
+from custodia.payments.actions.passes import do_start_membership
 from custodia.payments.models import (
     ClientMembership,
     Invoice,
     InvoiceStatus,
+    MembershipPlan,
     MembershipStatus,
     Payment,
     PaymentMethod,
@@ -72,7 +75,12 @@ ATTEMPT_FIELDS = ["autopay_attempts", "autopay_next_at"]
 
 def consent_text(membership: ClientMembership, card: PaymentMethod) -> str:
     """What the person agrees to, shown beside the checkbox."""
-    price = format_money(membership.monthly_price_minor, membership.currency)
+    return consent_for(card, membership.monthly_price_minor, membership.currency)
+
+
+def consent_for(card: PaymentMethod, price_minor: int, currency: str) -> str:
+    """The consent to a monthly charge of `price_minor` to `card` (a membership being bought)."""
+    price = format_money(price_minor, currency)
     return f"Charge {card} {price} every month until I cancel."
 
 
@@ -108,6 +116,31 @@ def do_set_autopay(
         )
     membership.refresh_from_db()
     return membership
+
+
+def do_start_membership_with_autopay(
+    client: Client,
+    plan: MembershipPlan,
+    card: PaymentMethod,
+    *,
+    actor: Actor,
+    consent: bool,
+) -> tuple[ClientMembership, Invoice]:
+    """An owner or a granted manager starts a client's membership with its renewals charged to a
+    saved card of the client, who agreed to it (the consent names the person recording it): the
+    membership and its invoice (`do_start_membership`) and the autopay (`do_set_autopay`, in the
+    card window), together or not at all. The first invoice stays open, as for any start."""
+    _require_card_work(actor, Permission.PAYMENTS_CARD_CHARGE, client, card)
+    if card.client_id != client.pk or card.removed_at is not None:
+        raise ValidationError({"autopay_card": "Choose a saved card of this client."})
+    if not consent:
+        raise ValidationError(
+            {"consent": "Confirm that the client agreed to the monthly charge to this card."}
+        )
+    with transaction.atomic():
+        membership, invoice = do_start_membership(client, plan, actor=actor)
+        do_set_autopay(membership, card, actor=actor, consent=True)
+    return membership, invoice
 
 
 def do_stop_autopay(membership: ClientMembership, *, actor: Actor) -> ClientMembership:

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -32,7 +33,7 @@ from custodia.core.actor import Actor, acting_as, ensure_in_business, require_ac
 from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission, Role
 from custodia.payments.actions.invoices import do_void_invoice, settle_if_covered
-from custodia.payments.actions.passes import do_sell_pass, do_void_pass
+from custodia.payments.actions.passes import do_cancel_membership, do_void_pass
 from custodia.payments.events import announce_payment, announce_refund
 from custodia.payments.models import (
     ClientMembership,
@@ -41,7 +42,6 @@ from custodia.payments.models import (
     InvoiceStatus,
     MembershipStatus,
     PassStatus,
-    PassType,
     Payment,
     PaymentMethod,
     PaymentStatus,
@@ -66,8 +66,13 @@ UNCONFIRMED = "A card payment of this invoice is not confirmed yet: retry it ins
 MESSAGE_LENGTH = 200
 # The system actor that writes the vault's answer to a charge (its audit rows' request id).
 CHARGE_TASK = "card-charge"
-# The system actor that makes a pass a client buys in the portal.
+# The system actor that makes a pass or membership a client buys in the portal, and undoes it
+# when its charge is declined (portal.py).
 SALE_TASK = "portal-pass-sale"
+MEMBERSHIP_SALE_TASK = "portal-membership-sale"
+# The reference of the card payment that pays for what a client buys in the portal.
+PORTAL_SALE = "Bought in the portal"
+AUTOPAY_OFF_FIELDS = ("autopay_card", "autopay_consent_at", "autopay_consent_by", "autopay_next_at")
 # The system actor that charges memberships' renewals to their autopay cards (autopay.py).
 AUTOPAY_TASK = "membership-autopay"
 
@@ -193,25 +198,33 @@ def stop_autopay_with(card: PaymentMethod, *, actor: Actor) -> int:
         )
     )
     for membership in memberships:
-        membership.autopay_card = None
-        membership.autopay_consent_at = membership.autopay_consent_by = None
-        membership.autopay_next_at = None
-        membership.save(
-            update_fields=[
-                "autopay_card",
-                "autopay_consent_at",
-                "autopay_consent_by",
-                "autopay_next_at",
-            ]
-        )
-        record(
-            AuditAction.MEMBERSHIP_AUTOPAY_OFF,
-            actor=actor,
-            target=membership,
-            subject_ids=[membership.client_id],
-            detail={"card": str(card.pk), "reason": "card removed"},
-        )
+        _autopay_off(membership, actor=actor, reason="card removed")
     return len(memberships)
+
+
+def _autopay_off(membership: ClientMembership, *, actor: Actor, reason: str) -> None:
+    """Clear a locked membership's autopay card, consent and next attempt, audited."""
+    card_id = membership.autopay_card_id
+    if card_id is None:
+        return
+    membership.autopay_card = None
+    membership.autopay_consent_at = membership.autopay_consent_by = None
+    membership.autopay_next_at = None
+    membership.save(
+        update_fields=[
+            "autopay_card",
+            "autopay_consent_at",
+            "autopay_consent_by",
+            "autopay_next_at",
+        ]
+    )
+    record(
+        AuditAction.MEMBERSHIP_AUTOPAY_OFF,
+        actor=actor,
+        target=membership,
+        subject_ids=[membership.client_id],
+        detail={"card": str(card_id), "reason": reason},
+    )
 
 
 def forget_cards_of(client: Client, *, actor: Actor) -> int:
@@ -333,7 +346,12 @@ def do_autopay_charge(invoice: Invoice, membership: ClientMembership, *, actor: 
 
 
 def _start_charge(
-    invoice: Invoice, method: PaymentMethod, *, actor: Actor, at_most: int | None = None
+    invoice: Invoice,
+    method: PaymentMethod,
+    *,
+    actor: Actor,
+    at_most: int | None = None,
+    reference: str = "",
 ) -> Payment:
     """The pending payment of a charge, committed, then sent (its callers checked who may)."""
     if method.client_id != invoice.client_id or method.removed_at is not None:
@@ -372,6 +390,7 @@ def _start_charge(
                     payment_method=method,
                     idempotency_key=f"pay_{uuid.uuid4().hex}",
                     message=NOT_CONFIRMED,
+                    reference=reference,
                     recorded_by_id=actor.membership.pk,
                 )
         except IntegrityError:
@@ -483,35 +502,30 @@ def _send_receipt(invoice: Invoice, payment: Payment) -> None:
     mail.send_after_commit(EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [email]))
 
 
-# --- Buying a pass in the portal ---------------------------------------------------------------
+# --- What a client buys in the portal ----------------------------------------------------------
 
 
-def do_buy_pass(pass_type: PassType, card: PaymentMethod, *, actor: Actor) -> Payment:
-    """A client buys a pass on sale with their own saved card: the business's system actor makes
-    the pass and its invoice (a client's context writes neither), the invoice is charged like any
-    other (committed pending, then sent), and a declined charge voids the pass and the invoice:
-    no pass without the money. A charge not confirmed keeps them until it is retried."""
-    require_active(actor)
-    if actor.role != Role.CLIENT:
-        raise PermissionDenied("Passes are bought by clients in their portal.")
-    _require_card_work(actor, Permission.PAYMENTS_CARD_CHARGE, pass_type, card)
-    if card.removed_at is not None:
-        raise ValidationError({"card": "Choose one of your saved cards."})
-    client = Client.objects.get(tenant_id=actor.tenant_id, pk=actor.membership.client_id)
-    seller = system_actor(actor.tenant_id, task=SALE_TASK)
-    with transaction.atomic():
-        with acting_as(seller):
-            _sold, invoice = do_sell_pass(client, pass_type, actor=seller)
-        payment = do_charge_invoice(invoice, card, actor=actor)
-    return payment
+def charge_portal_sale(invoice: Invoice, card: PaymentMethod, *, actor: Actor) -> Payment:
+    """Charge the invoice of a pass or membership the client is buying in the portal (portal.py
+    made it, as the business's system actor, and checked the card work): the payment is marked
+    as the sale's, so a decline undoes the sale (`_undo_portal_sale`) and nothing else."""
+    return _start_charge(invoice, card, actor=actor, reference=PORTAL_SALE)
 
 
 def _undo_portal_sale(payment: Payment, invoice: Invoice) -> None:
-    """A pass a client bought in the portal goes with its declined charge, and its invoice with
-    it: no pass without the money. Whenever the decline comes: at once, or on a retry of a charge
-    whose first answer was lost (the pass was kept meanwhile). A pass sold by the business and
-    then paid by card is not touched: its invoice stays open to pay another way."""
-    if invoice.status != InvoiceStatus.OPEN or payment.recorded_by_id is None:
+    """A pass or membership a client bought in the portal goes with its declined charge, and its
+    invoice with it: no pass or membership without the money. Whenever the decline comes: at
+    once, or on a retry of a charge whose first answer was lost (it was kept meanwhile).
+
+    Only the sale's own charge undoes it (a card payment of the invoice, recorded by its
+    client, marked `PORTAL_SALE`): a pass or membership the business sold, a renewal invoice,
+    or an invoice the client pays later in the portal keep their open invoice, to be paid
+    another way."""
+    if (
+        invoice.status != InvoiceStatus.OPEN
+        or payment.recorded_by_id is None
+        or payment.reference != PORTAL_SALE
+    ):
         return
     bought = Membership.objects.filter(
         tenant_id=payment.tenant_id,
@@ -520,18 +534,33 @@ def _undo_portal_sale(payment: Payment, invoice: Invoice) -> None:
         client_id=invoice.client_id,
     ).exists()
     line = (
-        InvoiceLine.objects.filter(
-            tenant_id=payment.tenant_id, invoice_id=invoice.pk, client_pass__isnull=False
-        )
-        .select_related("client_pass")
+        InvoiceLine.objects.filter(tenant_id=payment.tenant_id, invoice_id=invoice.pk)
+        .filter(Q(client_pass__isnull=False) | Q(membership__isnull=False))
+        .select_related("client_pass", "membership")
         .first()
     )
-    if not bought or line is None or line.client_pass is None:
+    if not bought or line is None:
         return
-    seller = system_actor(payment.tenant_id, task=SALE_TASK)
+    membership = line.membership
+    if (
+        membership is not None
+        and InvoiceLine.objects.filter(
+            tenant_id=payment.tenant_id, membership_id=membership.pk, created_at__lt=line.created_at
+        ).exists()
+    ):
+        return  # not the membership's first month: a renewal is never undone
+    task = SALE_TASK if membership is None else MEMBERSHIP_SALE_TASK
+    seller = system_actor(payment.tenant_id, task=task)
     with acting_as(seller):
-        if line.client_pass.status != PassStatus.VOID:
+        if line.client_pass is not None and line.client_pass.status != PassStatus.VOID:
             do_void_pass(line.client_pass, actor=seller)
+        if membership is not None:
+            locked = ClientMembership.objects.select_for_update().get(
+                tenant_id=payment.tenant_id, pk=membership.pk
+            )
+            _autopay_off(locked, actor=seller, reason="first charge declined")
+            if locked.status != MembershipStatus.CANCELLED:
+                do_cancel_membership(locked, actor=seller)
         do_void_invoice(invoice, actor=seller)
 
 

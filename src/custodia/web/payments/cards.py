@@ -18,28 +18,29 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from custodia.clients.access import access_client_by_id
 from custodia.clients.models import Client
 from custodia.core.actor import Actor
 from custodia.core.permissions import Permission, Role
 from custodia.payments import access
+from custodia.payments.actions.autopay import consent_for
 from custodia.payments.actions.cards import (
     do_add_card,
-    do_buy_pass,
     do_charge_invoice,
     do_refund_payment,
     do_remove_card,
     do_retry_charge,
     do_start_card_form,
 )
-from custodia.payments.models import Payment, PaymentStatus
+from custodia.payments.actions.portal import do_buy_membership, do_buy_pass
+from custodia.payments.models import MembershipPlan, Payment, PaymentStatus
 from custodia.payments.money import to_minor
 from custodia.tenancy.reads import Intent
 from custodia.web.decorators import member_required
@@ -92,13 +93,16 @@ def card_form(request: HttpRequest, actor: Actor, client_id: str | None = None) 
     """Open the vault's hosted card form for the client, framed on this page (which names
     them: a read of the client)."""
     client = _client_for(actor, client_id, Intent.SHOW)
+    # A client adding a card on the way to buying a membership comes back to that purchase.
+    plan = _plan_to_return_to(actor, request.POST.get("then", ""))
+    back = reverse("membership_buy", args=[plan.pk]) if plan else _cards_url(actor, client)
     state = secrets.token_urlsafe(24)
     return_url = settings.PUBLIC_URL + reverse("card_added", kwargs={"state": state})
     try:
         form = do_start_card_form(client, actor=actor, return_url=return_url)
     except ValidationError as exc:
         _refused(request, exc)
-        return redirect(_cards_url(actor, client))
+        return redirect(back)
     now = time.time()
     pending = {
         key: value
@@ -109,11 +113,13 @@ def card_form(request: HttpRequest, actor: Actor, client_id: str | None = None) 
         sorted(pending.items(), key=lambda item: item[1]["at"])[-MAX_PENDING_FORMS + 1 :]
     )
     pending[state] = {"business": str(actor.tenant_id), "client": str(client.pk), "at": now}
+    if plan is not None:
+        pending[state]["then"] = str(plan.pk)
     request.session[PENDING_FORMS_KEY] = pending
     response = render(
         request,
         "payments/card_form.html",
-        {"client": client, "form_url": form.form_url, "back": _cards_url(actor, client)},
+        {"client": client, "form_url": form.form_url, "back": back},
     )
     # The vault's origin may be framed on this page only (the CSP is 'self' everywhere else).
     vault = urlsplit(settings.VAULT_URL)
@@ -149,7 +155,18 @@ def card_added(request: HttpRequest, actor: Actor, state: str) -> HttpResponse:
             request,
             f"{card} saved." if new else "This card is already on file.",
         )
+    plan = _plan_to_return_to(actor, bound.get("then", ""))
+    if plan is not None:
+        return redirect("membership_buy", plan_id=plan.pk)
     return redirect(_cards_url(actor, client))
+
+
+def _plan_to_return_to(actor: Actor, plan_id: object) -> MembershipPlan | None:
+    """The plan a client is buying when they add a card on the way (an offered plan of their
+    business, else 404); None for anyone else, or no plan named."""
+    if actor.role != Role.CLIENT or not plan_id:
+        return None
+    return access.access_plan_by_id(actor, plan_id)
 
 
 @require_POST
@@ -241,16 +258,54 @@ def pass_buy(request: HttpRequest, actor: Actor) -> HttpResponse:
     # The vault is asked only once the request's transaction commits (after this view), so the
     # payment is still pending here: the outcome is told after the sale's own commit callbacks
     # (which charge, and void the pass on a decline), before the messages are stored.
-    transaction.on_commit(lambda: _tell_sale_outcome(request, payment))
+    transaction.on_commit(lambda: _tell_sale_outcome(request, payment, "pass"))
     return redirect("invoice_detail", invoice_id=payment.invoice_id)
 
 
-def _tell_sale_outcome(request: HttpRequest, payment: Payment) -> None:
+@require_http_methods(["GET", "HEAD", "POST"])
+@member_required(Permission.PAYMENTS_CARD_CHARGE)
+def membership_buy(request: HttpRequest, actor: Actor, plan_id: str) -> HttpResponse:
+    """A client buys a membership of an offered plan: the plan, their saved cards each with the
+    consent to the monthly charge, and a way to add a card that comes back here."""
+    plan = access.access_plan_by_id(actor, plan_id)
+    if request.method == "POST":
+        card = access.access_card_by_id(
+            actor, request.POST.get("card", ""), permission=Permission.PAYMENTS_CARD_CHARGE
+        )
+        try:
+            payment = do_buy_membership(
+                plan, card, actor=actor, consent=request.POST.get("consent") == "yes"
+            )
+        except ValidationError as exc:
+            _refused(request, exc)
+            return redirect("membership_buy", plan_id=plan.pk)
+        transaction.on_commit(lambda: _tell_sale_outcome(request, payment, "membership"))
+        return redirect("invoice_detail", invoice_id=payment.invoice_id)
+    if actor.role != Role.CLIENT:
+        raise PermissionDenied("Memberships are bought by clients in their portal.")
+    client = _client_for(actor, None, Intent.REFERENCE)
+    currency = str(actor.business.currency)
+    cards = [
+        (card, consent_for(card, plan.monthly_price_minor, currency))
+        for card in access.read_cards_of(actor, client)
+    ]
+    context = {"plan": plan, "currency": currency, "cards": cards}
+    return render(request, "payments/membership_buy.html", context)
+
+
+def _tell_sale_outcome(request: HttpRequest, payment: Payment, what: str) -> None:
     if payment.status == PaymentStatus.FAILED:
         messages.error(
-            request, f"The card payment failed, so no pass was bought: {payment.message}"
+            request, f"The card payment failed, so no {what} was bought: {payment.message}"
         )
     elif payment.status == PaymentStatus.SUCCEEDED:
-        messages.success(request, "Pass bought and paid.")
+        done = (
+            "Pass bought and paid."
+            if what == "pass"
+            else ("Membership bought and paid: autopay charges your card each month.")
+        )
+        messages.success(request, done)
     else:
-        messages.info(request, "Pass ordered: the card payment's status is shown below.")
+        messages.info(
+            request, f"{what.capitalize()} ordered: the card payment's status is shown below."
+        )

@@ -4,6 +4,7 @@ actions check everything again."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -108,11 +109,31 @@ class SellPassForm(forms.Form):
 
 
 class StartMembershipForm(forms.Form):
+    """The plan; for those who may charge cards and a client with a saved card, optionally the
+    card its renewals are charged to (autopay) and the client's agreement to it."""
+
     plan = NamedChoiceField(label="Membership plan", queryset=None, empty_label=None)
 
-    def __init__(self, *args: Any, plans: QuerySet[Any], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, plans: QuerySet[Any], cards: Sequence[Any] = (), **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["plan"].queryset = plans  # type: ignore[attr-defined]
+        if cards:
+            self.fields["autopay_card"] = forms.ChoiceField(
+                label="Autopay card",
+                required=False,
+                choices=[("", "No autopay: renewals wait for a payment")]
+                + [(str(card.pk), str(card)) for card in cards],
+            )
+            self.fields["consent"] = forms.BooleanField(
+                label=(
+                    "The client agreed to be charged the plan's monthly price to this card "
+                    "every month until they cancel."
+                ),
+                required=False,
+                widget=forms.CheckboxInput(attrs={"value": "yes"}),
+            )
 
 
 class InvoiceLineForm(AmountForm):

@@ -51,6 +51,7 @@ urlpatterns = [
     ),
     path("passes/", views.pass_list, name="pass_list"),
     path("passes/buy/", cards.pass_buy, name="pass_buy"),
+    path("plans/<str:plan_id>/buy/", cards.membership_buy, name="membership_buy"),
     path("passes/<str:pass_id>/", views.pass_detail, name="pass_detail"),
     path("passes/<str:pass_id>/void/", views.pass_void, name="pass_void"),
     path("invoices/", views.invoice_list, name="invoice_list"),

@@ -20,6 +20,7 @@ from custodia.clients.access import access_client_by_id
 from custodia.core.actor import Actor
 from custodia.core.permissions import Permission, Role
 from custodia.payments import access
+from custodia.payments.actions.autopay import do_start_membership_with_autopay
 from custodia.payments.actions.catalog import (
     do_create_pass_type,
     do_create_plan,
@@ -284,12 +285,15 @@ def payment_settings(request: HttpRequest, actor: Actor) -> HttpResponse:
 def client_passes(request: HttpRequest, actor: Actor, client_id: str) -> HttpResponse:
     """One client's passes and memberships, with forms to sell one and to invoice visits."""
     client = access_client_by_id(actor, client_id, intent=Intent.SHOW)
+    cards = []
+    if actor.can(Permission.PAYMENTS_CARD_CHARGE):
+        cards = access.read_cards_of(actor, client)
     context = {
         "client": client,
         "passes": access.read_passes_of(actor, client),
         "memberships": access.read_memberships_of(actor, client),
         "sell_form": SellPassForm(pass_types=access.list_pass_types(actor)),
-        "membership_form": StartMembershipForm(plans=access.list_plans(actor)),
+        "membership_form": StartMembershipForm(plans=access.list_plans(actor), cards=cards),
     }
     return render(request, "payments/client_passes.html", context)
 
@@ -321,12 +325,26 @@ def membership_start(request: HttpRequest, actor: Actor, client_id: str) -> Http
     if not form.is_valid():
         messages.error(request, "Choose one of the plans offered.")
         return redirect("payments_client_passes", client_id=client.pk)
+    plan = form.cleaned_data["plan"]
+    card_id = request.POST.get("autopay_card", "")
+    card = None
     try:
-        _membership, invoice = do_start_membership(client, form.cleaned_data["plan"], actor=actor)
+        if card_id:
+            # Autopay from the start: a card permission (403 without it), the card window.
+            card = access.access_card_by_id(
+                actor, card_id, permission=Permission.PAYMENTS_CARD_CHARGE
+            )
+            consent = request.POST.get("consent") == "yes"
+            _membership, invoice = do_start_membership_with_autopay(
+                client, plan, card, actor=actor, consent=consent
+            )
+        else:
+            _membership, invoice = do_start_membership(client, plan, actor=actor)
     except ValidationError as exc:
         _refused(request, exc)
         return redirect("payments_client_passes", client_id=client.pk)
-    messages.success(request, f"Membership started; invoice {invoice.number} is open.")
+    autopay = f", autopay to {card}" if card is not None else ""
+    messages.success(request, f"Membership started{autopay}; invoice {invoice.number} is open.")
     return redirect("invoice_detail", invoice_id=invoice.pk)
 
 
@@ -356,6 +374,7 @@ def pass_list(request: HttpRequest, actor: Actor) -> HttpResponse:
             "passes": access.read_passes_of(actor, client),
             "memberships": access.read_memberships_of(actor, client),
             "on_sale": access.list_pass_types(actor),
+            "plans": access.list_plans(actor).filter(monthly_price_minor__gt=0),
             "cards": access.read_cards_of(actor, client),
         }
     else:
