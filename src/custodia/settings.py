@@ -816,7 +816,8 @@ if WALLET_APPLE and not WALLET_APPLE["CUSTODIA_WALLET_PASS_TYPE_ID"].startswith(
 # silently never hear of a change.
 _RECORDING_PUSH = "custodia.wallet.push.RecordingPush"
 WALLET_PUSH_ADAPTER = env_str(
-    "CUSTODIA_WALLET_PUSH_ADAPTER", "custodia.wallet.push.ApnsPush" if PRODUCTION else _RECORDING_PUSH
+    "CUSTODIA_WALLET_PUSH_ADAPTER",
+    "custodia.wallet.push.ApnsPush" if PRODUCTION else _RECORDING_PUSH,
 )
 if PRODUCTION and WALLET_APPLE and WALLET_PUSH_ADAPTER == _RECORDING_PUSH:
     raise ImproperlyConfigured(

@@ -91,7 +91,9 @@ class FakeApns:
                 return
             peer = tls.getpeercert() or {}
             subject = ", ".join(
-                f"{name}={value}" for rdn in peer.get("subject", ()) for name, value in rdn
+                f"{attribute[0]}={attribute[1]}"
+                for rdn in peer.get("subject", ())
+                for attribute in rdn
             )
             self._speak_h2(tls, protocol, subject)
 
