@@ -264,7 +264,7 @@ def test_the_server_requires_a_client_certificate(
     assert apns.received == []
 
 
-def test_a_certificate_the_server_does_not_trust_is_logged_not_raised(
+def test_an_apns_certificate_the_adapter_does_not_trust_is_logged_not_raised(
     matrix: TenantMatrix,
     sold: Sold,
     apns: FakeApns,
