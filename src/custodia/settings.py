@@ -809,9 +809,37 @@ WALLET_APPLE = _wallet_group(_WALLET_APPLE, "Apple Wallet")
 WALLET_GOOGLE = _wallet_group(_WALLET_GOOGLE, "Google Wallet")
 if WALLET_APPLE and not WALLET_APPLE["CUSTODIA_WALLET_PASS_TYPE_ID"].startswith("pass."):
     raise ImproperlyConfigured("CUSTODIA_WALLET_PASS_TYPE_ID must start with 'pass.'.")
-# Who carries a pass update to the devices (wallet/push.py); the recording adapter keeps them
-# in memory (development, tests). No APNs adapter exists yet (docs/wallet.md).
-WALLET_PUSH_ADAPTER = env_str("CUSTODIA_WALLET_PUSH_ADAPTER", "custodia.wallet.push.RecordingPush")
+# Who carries a pass update to the devices (wallet/push.py, docs/wallet.md "Pushes"): in
+# production the APNs adapter (HTTP/2 to Apple with the pass certificate as the TLS client
+# certificate); in development and tests the recording adapter, which keeps them in memory. A
+# production install with Apple Wallet on refuses the recording adapter: its devices would
+# silently never hear of a change.
+_RECORDING_PUSH = "custodia.wallet.push.RecordingPush"
+WALLET_PUSH_ADAPTER = env_str(
+    "CUSTODIA_WALLET_PUSH_ADAPTER",
+    "custodia.wallet.push.ApnsPush" if PRODUCTION else _RECORDING_PUSH,
+)
+if PRODUCTION and WALLET_APPLE and WALLET_PUSH_ADAPTER == _RECORDING_PUSH:
+    raise ImproperlyConfigured(
+        "CUSTODIA_WALLET_PUSH_ADAPTER cannot be the recording adapter when CUSTODIA_ENV=production"
+        " and Apple Wallet passes are on: use custodia.wallet.push.ApnsPush."
+    )
+# APNs: Apple's production server (wallet passes' push tokens are production tokens; the
+# sandbox, https://api.sandbox.push.apple.com, answers BadDeviceToken to them), a CA file
+# trusted for it besides the system's (tests: a local server), and seconds per request.
+WALLET_APNS_URL = env_str("CUSTODIA_WALLET_APNS_URL", "https://api.push.apple.com").rstrip("/")
+_apns = urlsplit(WALLET_APNS_URL)
+if _apns.scheme != "https" or not _apns.hostname or _apns.path or _apns.query:
+    raise ImproperlyConfigured(
+        "CUSTODIA_WALLET_APNS_URL must be an https:// URL with no path, like"
+        " https://api.push.apple.com."
+    )
+WALLET_APNS_CA_FILE = env_str("CUSTODIA_WALLET_APNS_CA_FILE", "")
+if WALLET_APNS_CA_FILE and not Path(WALLET_APNS_CA_FILE).is_file():
+    raise ImproperlyConfigured("CUSTODIA_WALLET_APNS_CA_FILE must name a readable CA file.")
+WALLET_APNS_TIMEOUT_SECONDS = env_int(
+    "CUSTODIA_WALLET_APNS_TIMEOUT_SECONDS", 5, minimum=1, maximum=30
+)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_time_zone("CUSTODIA_TIME_ZONE", "UTC")

@@ -138,6 +138,12 @@ QUIET_LOGGERS: dict[str, dict[str, Any]] = {
     # (every `custodia` command): noise; its job records stay.
     "procrastinate.periodic": {"level": "WARNING"},
     "procrastinate.blueprints": {"level": "WARNING"},
+    # The APNs adapter's HTTP/2 client (wallet/push.py): httpx logs each request's URL at INFO,
+    # hpack and h2 each header at DEBUG, and an APNs URL holds a device's push token.
+    "httpx": {"level": "WARNING"},
+    "httpcore": {"level": "WARNING"},
+    "hpack": {"level": "WARNING"},
+    "h2": {"level": "WARNING"},
 }
 
 

@@ -1,12 +1,13 @@
 """Writes of wallet passes: issuing a client's pass or membership to a wallet, devices
-registering for its updates and unregistering. Each in one transaction with its audit event."""
+registering for its updates and unregistering, the push task forgetting the devices that
+Apple's push service says are gone. Each in one transaction with its audit event."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
@@ -15,6 +16,7 @@ from custodia.core.actor import Actor, ensure_in_business, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission, Role
 from custodia.payments.models import ClientPass
+from custodia.tenancy.actors import SystemActor
 from custodia.wallet.content import Source
 from custodia.wallet.models import (
     DEVICE_ID_LENGTH,
@@ -27,6 +29,8 @@ from custodia.wallet.tokens import derive_token, new_serial, token_digest, token
 # Apple's identifiers are hex; a little wider here, never anything that needs escaping.
 DEVICE_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{DEVICE_ID_LENGTH}}}")
 PUSH_TOKEN = re.compile(rf"[A-Za-z0-9._-]{{1,{PUSH_TOKEN_LENGTH}}}")
+# The system actor's task that sends pushes and forgets the tokens APNs says are gone.
+PUSH_TASK = "wallet-push"
 
 
 @dataclass(frozen=True)
@@ -157,3 +161,29 @@ def do_unregister_device(wallet_pass: WalletPass, device_library_id: str, *, act
         if deleted:
             record(AuditAction.WALLET_DEVICE_UNREGISTER, actor=actor, target=wallet_pass)
     return bool(deleted)
+
+
+def do_forget_push_tokens(push_tokens: list[str], *, actor: Actor) -> int:
+    """Remove this business's registrations of push tokens that Apple's push service says are
+    gone for good (410, or 400 BadDeviceToken: wallet/push.py); the number removed. Only the
+    wallet's own push task acts so (its system actor, one business): a device that still has
+    the pass registers again on its own."""
+    require_active(actor)
+    if not isinstance(actor, SystemActor) or actor.task != PUSH_TASK:
+        raise PermissionDenied("Only the wallet's push task forgets push tokens.")
+    with transaction.atomic():
+        gone = list(
+            WalletRegistration.objects.select_for_update(of=("self",))
+            .filter(tenant_id=actor.tenant_id, push_token__in=push_tokens)
+            .select_related("wallet_pass")
+        )
+        for registration in gone:
+            registration.delete()
+            # As a device's own unregistering: its identifiers and token are not recorded.
+            record(
+                AuditAction.WALLET_DEVICE_UNREGISTER,
+                actor=actor,
+                target=registration.wallet_pass,
+                detail={"reason": "push service: device gone"},
+            )
+    return len(gone)
