@@ -389,3 +389,19 @@ def test_a_destroyed_business_stays_shredded_in_restored_vault_backups(
     pruned = backups.prune(key_store, keystore_policy(), now=deadline)
     assert before.id in [b.id for b in pruned.deleted]
     assert all(str(first) not in b.manifest["businesses"] for b in key_store.backups())
+
+
+def test_vault_backups_on_s3_have_their_own_prefixes(
+    cards: dict[str, Any], vault_keys: Any, s3: Any, restored: str
+) -> None:
+    store = backups.vault_store()
+    key_store = backups.vault_keystore_store()
+    assert store.label.endswith("/custodia/vault-backups/")
+    assert key_store.label.endswith("/custodia/vault-keystore/")
+    backup = backups.run_vault_backup(store)
+    keys_backup = backups.run_vault_keystore_backup(key_store)
+    assert [b.id for b in store.backups()] == [backup.id]
+    assert [b.id for b in key_store.backups()] == [keys_backup.id]
+    assert backups.database_store().backups() == [] and backups.keystore_store().backups() == []
+    counts = backups.restore_vault_backup(store.get(backup.id), vault_keys, restored)
+    assert counts == backup.manifest["tables"]
