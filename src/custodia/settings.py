@@ -280,6 +280,23 @@ KEYSTORE_BACKUP_S3_PREFIX = env_str("CUSTODIA_KEYSTORE_BACKUP_S3_PREFIX", "custo
 KEYSTORE_BACKUP_RETENTION_DAYS = env_int(
     "CUSTODIA_KEYSTORE_BACKUP_RETENTION_DAYS", 30, minimum=1, maximum=365
 )
+# The card vault's own backups (docs/backups.md, "The card vault"): its database (by name: the app
+# never imports the vault) and its keystore (by path), made by the same tasks as the app's, into
+# stores of their own: a directory (empty: BACKUP_DIR/vault and KEYSTORE_BACKUP_DIR/vault) or
+# prefixes of the bucket above. The database backups keep BACKUP_RETENTION_DAYS and its tiers;
+# the vault keystore's keep KEYSTORE_BACKUP_RETENTION_DAYS (the crypto-shredding promise).
+VAULT_BACKUPS = env_bool("CUSTODIA_VAULT_BACKUPS", True)
+VAULT_DB_NAME = env_str("CUSTODIA_VAULT_DB_NAME", "custodia_vault")
+VAULT_KEYSTORE_DIR = Path(env_str("CUSTODIA_VAULT_KEYSTORE_DIR", str(VAR_DIR / "vault-keys")))
+VAULT_BACKUP_DIR = env_str("CUSTODIA_VAULT_BACKUP_DIR", "")
+VAULT_KEYSTORE_BACKUP_DIR = env_str("CUSTODIA_VAULT_KEYSTORE_BACKUP_DIR", "")
+VAULT_BACKUP_S3_PREFIX = env_str("CUSTODIA_VAULT_BACKUP_S3_PREFIX", "custodia/vault-backups/")
+VAULT_KEYSTORE_BACKUP_S3_PREFIX = env_str(
+    "CUSTODIA_VAULT_KEYSTORE_BACKUP_S3_PREFIX", "custodia/vault-keystore/"
+)
+# The age public keys the vault's backups are encrypted to (card data: better other keys than
+# the app's, held by fewer people); empty: BACKUP_RECIPIENTS.
+VAULT_BACKUP_RECIPIENTS = env_list("CUSTODIA_VAULT_BACKUP_RECIPIENTS", [])
 # The restore drill's signed, append-only results; the newest is shown on /security/.
 BACKUP_DRILL_LOG_FILE = Path(
     env_str("CUSTODIA_BACKUP_DRILL_LOG_FILE", str(VAR_DIR / "backup-drills.jsonl"))

@@ -7,7 +7,8 @@
 - `logical`: the `pg_dump` engine, verification and restores;
 - `retention`: what is due (days and optional daily/weekly/monthly tiers) and the prune;
 - `keystore`: the keystore's own backups, with their short retention;
-- `drill`: the restore drill, its signed log and the operators' email.
+- `drill`: the restore drill, its signed log and the operators' email;
+- `vault`: the card vault's database and keystore backups, their restores and drill checks.
 
 Everything a caller needs is importable from here.
 """
@@ -21,6 +22,7 @@ from custodia.lifecycle.backups.drill import (
     drill,
     drill_records,
     latest_drill,
+    vault_drill,
 )
 from custodia.lifecycle.backups.keys import (
     default_identity,
@@ -28,6 +30,7 @@ from custodia.lifecycle.backups.keys import (
     load_identity,
     recipients,
     uses_development_key,
+    vault_recipients,
 )
 from custodia.lifecycle.backups.keystore import (
     restore_keystore,
@@ -68,7 +71,15 @@ from custodia.lifecycle.backups.store import (
     database_store,
     keystore_store,
     read_manifest_file,
+    vault_keystore_store,
+    vault_store,
     write_file_atomically,
+)
+from custodia.lifecycle.backups.vault import (
+    restore_vault_backup,
+    restore_vault_keystore,
+    run_vault_backup,
+    run_vault_keystore_backup,
 )
 
 # The names the module had before it became a package (bench/backups.py, the pgbackrest
@@ -127,4 +138,12 @@ __all__ = [
     "verify_backup",
     "verify_keystore_backup",
     "verify_manifest",
+    "restore_vault_backup",
+    "restore_vault_keystore",
+    "run_vault_backup",
+    "run_vault_keystore_backup",
+    "vault_drill",
+    "vault_keystore_store",
+    "vault_recipients",
+    "vault_store",
 ]

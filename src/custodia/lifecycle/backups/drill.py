@@ -32,6 +32,7 @@ from custodia.audit.chain import ChainBroken
 from custodia.crypto.errors import CryptoError, KekError, KeyUnavailable
 from custodia.crypto.fields import open_text
 from custodia.crypto.rows import sealed_tables
+from custodia.lifecycle.backups import vault
 from custodia.lifecycle.backups.keys import (
     development_identity,
     load_identity,
@@ -57,6 +58,8 @@ logger = logging.getLogger(__name__)
 SAMPLE_PER_COLUMN = 25
 # The scheduled drill runs when the newest recorded one is at least this old.
 DRILL_INTERVAL = dt.timedelta(days=7)
+# What a drill restores: the app's database backups, or the card vault's (vault.py).
+DATABASE, VAULT = "database", "vault"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class DrillResult:
     values_opened: int = 0
     values_shredded: int = 0  # of businesses deleted since the backup: their keys are gone
     at: str = ""
+    kind: str = DATABASE  # or VAULT: the card vault's database backups
 
 
 class DrillFailure(Exception):
@@ -158,6 +162,61 @@ def drill(
     if not result.ok and notify:
         notify_operators(result, store.label)
     return result
+
+
+def vault_drill(
+    store: Store, identities: list[pyrage.x25519.Identity], *, notify: bool = True
+) -> DrillResult:
+    """The card vault's drill: restore its newest database backup into a scratch database
+    (checked against the manifest's counts and checksums, owned by the vault's role alone),
+    check that every business with sealed cards in it has a key in the live vault keystore or
+    was destroyed at the vault since, drop it; record the result (kind "vault") in the same
+    log and, if it failed, email the operators."""
+    with _drill_lock():
+        at = dt.datetime.now(dt.UTC).isoformat()
+        try:
+            backup = store.newest()
+        except BackupError as exc:
+            result = DrillResult("", False, f"card vault: {exc}", at=at, kind=VAULT)
+        else:
+            result = _vault_drill(backup, identities, at)
+        record_drill(result)
+    if not result.ok and notify:
+        notify_operators(result, store.label)
+    return result
+
+
+def _vault_drill(backup: Backup, identities: list[pyrage.x25519.Identity], at: str) -> DrillResult:
+    scratch = f"{vault.vault_database()}_drill"[:63]
+    vault.drop_vault_database(scratch)  # a drill killed before its cleanup
+    try:
+        counts = vault.restore_vault_backup(backup, identities, scratch)
+        with_key, shredded = vault.check_restored_keys(scratch)
+    except BackupError as exc:
+        return DrillResult(backup.id, False, f"card vault: {exc}", at=at, kind=VAULT)
+    except Exception as exc:  # noqa: BLE001 (a drill that crashes has failed: record and tell)
+        first_line = (str(exc).splitlines() or [""])[0][:200]
+        logger.error("vault restore drill of %s stopped: %s", backup.id, exc.__class__.__name__)
+        return DrillResult(
+            backup.id,
+            False,
+            f"card vault: the drill stopped: {exc.__class__.__name__}: {first_line}",
+            at=at,
+            kind=VAULT,
+        )
+    finally:
+        vault.drop_vault_database(scratch)
+    rows = sum(counts.values())
+    detail = (
+        f"card vault: restored {len(counts)} tables, {rows} rows, with the manifest's counts and "
+        f"checksums; {with_key} businesses with sealed cards have a key in the live vault "
+        "keystore"
+    )
+    if shredded:
+        detail += f" ({shredded} destroyed since, whose cards stay sealed, as intended)"
+    return DrillResult(
+        backup.id, True, detail, len(counts), rows, 0, with_key, shredded, at, kind=VAULT
+    )
 
 
 @contextmanager
@@ -259,10 +318,10 @@ def drill_records() -> list[dict[str, object]]:
     return records
 
 
-def latest_drill() -> DrillStatus | None:
-    """The newest drill (None if none ran), checked with the whole log."""
+def latest_drill(kind: str = DATABASE) -> DrillStatus | None:
+    """The newest drill of `kind` (None if none ran), checked with the whole log."""
     try:
-        records = drill_records()
+        records = [record for record in drill_records() if record.get("kind", DATABASE) == kind]
     except BackupError as exc:
         return DrillStatus(None, False, problem=str(exc))
     if not records:
@@ -289,9 +348,9 @@ def drill_identity() -> list[pyrage.x25519.Identity] | None:
     return None
 
 
-def weekly_drill_due(now: dt.datetime | None = None) -> bool:
-    """Whether a week has passed since the newest recorded drill (or none ever ran)."""
-    status = latest_drill()
+def weekly_drill_due(now: dt.datetime | None = None, kind: str = DATABASE) -> bool:
+    """Whether a week has passed since the newest recorded drill of `kind` (or none ran)."""
+    status = latest_drill(kind)
     if status is None or status.at is None:
         return True
     return (now or dt.datetime.now(dt.UTC)) - status.at >= DRILL_INTERVAL - dt.timedelta(hours=1)

@@ -25,13 +25,25 @@ def recipients() -> list[pyrage.x25519.Recipient]:
                 "backups to; keep their identities off this host."
             )
         return [development_identity().to_public()]
+    return _parse(configured, "CUSTODIA_BACKUP_RECIPIENTS")
+
+
+def vault_recipients() -> list[pyrage.x25519.Recipient]:
+    """The age public keys the card vault's backups are encrypted to:
+    CUSTODIA_VAULT_BACKUP_RECIPIENTS, else the app's (`recipients()`)."""
+    if settings.VAULT_BACKUP_RECIPIENTS:
+        return _parse(settings.VAULT_BACKUP_RECIPIENTS, "CUSTODIA_VAULT_BACKUP_RECIPIENTS")
+    return recipients()
+
+
+def _parse(configured: list[str], variable: str) -> list[pyrage.x25519.Recipient]:
     parsed = []
     for text in configured:
         try:
             parsed.append(pyrage.x25519.Recipient.from_str(text))
         except pyrage.RecipientError:
             raise BackupError(
-                f"CUSTODIA_BACKUP_RECIPIENTS: {text[:12]!r}... is not an age public key (age1...)."
+                f"{variable}: {text[:12]!r}... is not an age public key (age1...)."
             ) from None
     return parsed
 

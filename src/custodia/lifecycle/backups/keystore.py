@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from custodia.crypto.actions import do_restore_business_keys
 from custodia.lifecycle.backups.keys import recipients
 from custodia.lifecycle.backups.logical import Digesting, check_payload, new_backup_id, publish
 from custodia.lifecycle.backups.manifest import BackupError
-from custodia.lifecycle.backups.store import KEYSTORE_FORMAT, Backup, Store
+from custodia.lifecycle.backups.store import Backup, Store
 
 ARCHIVE_FORMAT = "custodia-keystore-archive/1"
 # Keystore backups are pruned daily, so a key outlives its business by at most the retention
@@ -59,13 +60,20 @@ def _snapshot() -> dict[str, bytes]:
     return files
 
 
-def run_keystore_backup(store: Store, *, now: dt.datetime | None = None) -> Backup:
-    """Back the keystore up into `store`: a new, complete, signed backup, or an error and none."""
-    keys = recipients()
+def run_keystore_backup(
+    store: Store,
+    *,
+    now: dt.datetime | None = None,
+    snapshot: Callable[[], dict[str, bytes]] | None = None,
+    keys: list[pyrage.x25519.Recipient] | None = None,
+) -> Backup:
+    """Back the keystore up into `store`: a new, complete, signed backup, or an error and none.
+    `snapshot` reads another keystore's files (the card vault's), `keys` are its recipients."""
+    keys = keys if keys is not None else recipients()
     now = now or dt.datetime.now(dt.UTC)
     backup_id = new_backup_id(now)
     with store.locked():
-        files = _snapshot()
+        files = (snapshot or _snapshot)()
         archive = json.dumps(
             {
                 "format": ARCHIVE_FORMAT,
@@ -84,7 +92,7 @@ def run_keystore_backup(store: Store, *, now: dt.datetime | None = None) -> Back
 
         store.write(payload, write)  # type: ignore[arg-type]
         manifest = {
-            "format": KEYSTORE_FORMAT,
+            "format": store.manifest_format,
             "id": backup_id,
             "engine": "keystore",
             "created_at": now.isoformat(),

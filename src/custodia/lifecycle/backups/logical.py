@@ -37,7 +37,7 @@ from psycopg import sql
 from custodia.embedded import admin_connection, postgres_bin_dir
 from custodia.lifecycle.backups.keys import recipients
 from custodia.lifecycle.backups.manifest import BackupError, sign_manifest
-from custodia.lifecycle.backups.store import FORMAT, Backup, Store
+from custodia.lifecycle.backups.store import Backup, Store
 
 logger = logging.getLogger(__name__)
 
@@ -201,12 +201,20 @@ def new_backup_id(now: dt.datetime) -> str:
     return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
-def run_backup(store: Store, *, now: dt.datetime | None = None) -> Backup:
-    """Back the database up into `store`: a new, complete, signed backup, or an error and none."""
-    keys = recipients()
+def run_backup(
+    store: Store,
+    *,
+    now: dt.datetime | None = None,
+    database: str | None = None,
+    keys: list[pyrage.x25519.Recipient] | None = None,
+) -> Backup:
+    """Back the database (default: the app's) up into `store`, encrypted to `keys` (default:
+    `recipients()`), its manifest of the store's format: a new, complete, signed backup, or an
+    error and none."""
+    keys = keys if keys is not None else recipients()
     now = now or dt.datetime.now(dt.UTC)
     backup_id = new_backup_id(now)
-    database = database_name()
+    database = database or database_name()
     with store.locked(), connect(database) as conn:
         # One snapshot for the dump, the row counts, the checksums and the schema version.
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -260,7 +268,7 @@ def run_backup(store: Store, *, now: dt.datetime | None = None) -> Backup:
         version = conn.execute("SHOW server_version").fetchone()
         conn.rollback()
         manifest = {
-            "format": FORMAT,
+            "format": store.manifest_format,
             "id": backup_id,
             "engine": ENGINE,
             "created_at": now.isoformat(),
@@ -369,19 +377,42 @@ def _differ(found: dict[str, Any], expected: dict[str, Any]) -> list[str]:
 
 
 def restore_backup(
-    backup: Backup, identities: list[pyrage.x25519.Identity], into: str
+    backup: Backup, identities: list[pyrage.x25519.Identity], into: str, *, owner: str = ""
 ) -> dict[str, int]:
     """Restore `backup` into the new database `into`, in one transaction, and check its row
     counts and checksums against the manifest. On any failure `into` is dropped again. Returns
-    the counts."""
+    the counts. With `owner` (the card vault's role), the new database is that role's and no
+    other role may connect to it, from before the first row is in it."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", into):
         raise BackupError(f"{into!r} is not a database name (lower-case letters, digits, _).")
     check_payload(backup)
     if database_exists(into):
         raise BackupError(f"Database {into} exists: restore into a new one.")
     with connect("postgres") as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(into)))
+        if owner:
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [owner]).fetchone():
+                raise BackupError(f"The role {owner} does not exist: run `custodia setup` first.")
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0").format(
+                    sql.Identifier(into), sql.Identifier(owner)
+                )
+            )
+        else:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(into))
+            )
     try:
+        if owner:
+            with connect(into) as conn:
+                for statement in (
+                    "REVOKE CONNECT, TEMPORARY ON DATABASE {db} FROM PUBLIC",
+                    "GRANT CONNECT ON DATABASE {db} TO {owner}",
+                ):
+                    conn.execute(
+                        sql.SQL(statement).format(
+                            db=sql.Identifier(into), owner=sql.Identifier(owner)
+                        )
+                    )
         command, env = program("pg_restore", into, "--single-transaction", "--exit-on-error")
         decrypt_into(backup, identities, command, env)
         with connect(into) as conn:

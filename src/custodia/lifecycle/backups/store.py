@@ -35,6 +35,10 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "custodia-backup/1"
 KEYSTORE_FORMAT = "custodia-keystore-backup/1"
+# The card vault's (docs/backups.md, "The card vault"): formats of their own, so that a vault
+# manifest is never taken for the app's, nor the other way round.
+VAULT_FORMAT = "custodia-vault-backup/1"
+VAULT_KEYSTORE_FORMAT = "custodia-vault-keystore-backup/1"
 DUMP_SUFFIX = ".dump.age"
 KEYS_SUFFIX = ".keys.age"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -517,3 +521,40 @@ def keystore_store(directory: Path | None = None) -> Store:
             **kind,
         )
     return LocalStore(directory or settings.KEYSTORE_BACKUP_DIR, **kind)
+
+
+def vault_store(directory: Path | None = None) -> Store:
+    """Where the card vault's database backups go: `directory` if given, else their own prefix
+    of the bucket if one is set, else CUSTODIA_VAULT_BACKUP_DIR (default BACKUP_DIR/vault)."""
+    kind: dict[str, Any] = {"manifest_format": VAULT_FORMAT}
+    if directory is None and settings.BACKUP_S3_BUCKET:
+        return S3Store(
+            settings.BACKUP_S3_BUCKET,
+            settings.VAULT_BACKUP_S3_PREFIX,
+            endpoint_url=settings.BACKUP_S3_ENDPOINT_URL,
+            region=settings.BACKUP_S3_REGION,
+            **kind,
+        )
+    default = Path(settings.VAULT_BACKUP_DIR or Path(settings.BACKUP_DIR) / "vault")
+    return LocalStore(directory or default, **kind)
+
+
+def vault_keystore_store(directory: Path | None = None) -> Store:
+    """Where the card vault's keystore backups go: their own directory (default
+    KEYSTORE_BACKUP_DIR/vault) or their own prefix of the bucket."""
+    kind: dict[str, Any] = {
+        "payload_suffix": KEYS_SUFFIX,
+        "manifest_format": VAULT_KEYSTORE_FORMAT,
+    }
+    if directory is None and settings.BACKUP_S3_BUCKET:
+        return S3Store(
+            settings.BACKUP_S3_BUCKET,
+            settings.VAULT_KEYSTORE_BACKUP_S3_PREFIX,
+            endpoint_url=settings.BACKUP_S3_ENDPOINT_URL,
+            region=settings.BACKUP_S3_REGION,
+            **kind,
+        )
+    default = Path(
+        settings.VAULT_KEYSTORE_BACKUP_DIR or Path(settings.KEYSTORE_BACKUP_DIR) / "vault"
+    )
+    return LocalStore(directory or default, **kind)

@@ -1,5 +1,6 @@
 """`custodia backup`: run, list, verify, restore, prune, drill, maintain, and the keystore's own
-backups (`custodia backup keystore run|list|verify|restore|prune`); docs/backups.md."""
+backups (`custodia backup keystore run|list|verify|restore|prune`), and the card vault's
+(`custodia backup vault ...`, `custodia backup vault-keystore ...`); docs/backups.md."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from custodia.lifecycle import backups
 from custodia.lifecycle.backups import BackupError, Store
-from custodia.lifecycle.backups.drill import drill_identity, weekly_drill_due
+from custodia.lifecycle.backups.drill import VAULT, drill_identity, weekly_drill_due
 from custodia.lifecycle.backups.retention import database_policy, keystore_policy
 from custodia.ops import backup_pgbackrest
 from custodia.ops.maintenance import run_round
@@ -32,7 +33,9 @@ def _size(count: int) -> str:
 class Command(BaseCommand):
     help = (
         "Encrypted backups: run, list, verify ID, restore ID, prune, drill, maintain; "
-        "keystore run|list|verify|restore|prune; pgbackrest ACTION (the production engine)."
+        "keystore run|list|verify|restore|prune; vault run|list|verify|restore|prune|drill and "
+        "vault-keystore run|list|verify|restore|prune (the card vault's); pgbackrest ACTION "
+        "(the production engine)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -95,6 +98,51 @@ class Command(BaseCommand):
             "prune", help="delete keystore backups past CUSTODIA_KEYSTORE_BACKUP_RETENTION_DAYS"
         )
         kprune.add_argument("--dry-run", action="store_true", help="say what would go")
+        vault = commands.add_parser(
+            "vault", help="the card vault's database backups (its own store and recipients)"
+        )
+        vactions = vault.add_subparsers(dest="vault_command", required=True)
+        vactions.add_parser("run", help="back the vault's database up now")
+        vactions.add_parser("list", help="the vault's backups, oldest first")
+        vverify = vactions.add_parser("verify", help="check a vault backup")
+        vverify.add_argument("id")
+        vverify.add_argument("--identity", type=Path, help="an age identity file")
+        vrestore = vactions.add_parser(
+            "restore", help="restore a vault backup into a new database (the vault role's alone)"
+        )
+        vrestore.add_argument("id")
+        vrestore.add_argument("--into", required=True, help="the new database's name")
+        vrestore.add_argument("--identity", type=Path, help="an age identity file")
+        vprune = vactions.add_parser("prune", help="delete vault backups past the retention")
+        vprune.add_argument("--dry-run", action="store_true", help="say what would go")
+        vdrill = vactions.add_parser(
+            "drill", help="restore the newest vault backup into a scratch database and check it"
+        )
+        vdrill.add_argument("--identity", type=Path, help="an age identity file")
+        vkeystore = commands.add_parser(
+            "vault-keystore", help="the card vault keystore's backups (short retention)"
+        )
+        vkactions = vkeystore.add_subparsers(dest="vault_keystore_command", required=True)
+        vkactions.add_parser("run", help="back the vault's keystore up now (under its lock)")
+        vkactions.add_parser("list", help="the vault keystore backups, oldest first")
+        vkverify = vkactions.add_parser("verify", help="check a vault keystore backup")
+        vkverify.add_argument("id")
+        vkverify.add_argument("--identity", type=Path, help="an age identity file")
+        vkrestore = vkactions.add_parser(
+            "restore",
+            help="put vault key files back into the live vault keystore (never over an "
+            "existing file), or --into a new directory",
+        )
+        vkrestore.add_argument("id")
+        vkrestore.add_argument("--identity", type=Path, help="an age identity file")
+        vkrestore.add_argument(
+            "--business", action="append", help="only this business's keys (its id; repeatable)"
+        )
+        vkrestore.add_argument("--into", type=Path, help="a new directory instead")
+        vkprune = vkactions.add_parser(
+            "prune", help="delete vault keystore backups past the keystore backups' retention"
+        )
+        vkprune.add_argument("--dry-run", action="store_true", help="say what would go")
         backup_pgbackrest.add_parser(commands)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -108,6 +156,13 @@ class Command(BaseCommand):
             if options["command"] == "keystore":
                 store = backups.keystore_store(options["dir"])
                 getattr(self, "_keystore_" + options["keystore_command"])(store, options)
+            elif options["command"] == "vault":
+                store = backups.vault_store(options["dir"])
+                getattr(self, "_vault_" + options["vault_command"])(store, options)
+            elif options["command"] == "vault-keystore":
+                store = backups.vault_keystore_store(options["dir"])
+                action = options["vault_keystore_command"]
+                getattr(self, "_vault_keystore_" + action)(store, options)
             else:
                 store = backups.database_store(options["dir"])
                 getattr(self, "_" + options["command"])(store, options)
@@ -219,6 +274,24 @@ class Command(BaseCommand):
             step(lambda: self._keystore_run(keystore_store, {})),
             step(lambda: self._keystore_prune(keystore_store, {"dry_run": False})),
         ]
+        if settings.VAULT_BACKUPS:
+            vault_store = backups.vault_store(options["dir"] and options["dir"] / "vault")
+            vault_keys = backups.vault_keystore_store(
+                options["dir"] and options["dir"] / "keystore" / "vault"
+            )
+
+            def weekly_vault_drill() -> None:
+                identities = drill_identity()
+                if identities is not None and weekly_drill_due(kind=VAULT):
+                    self._vault_drill_with(vault_store, identities)
+
+            steps += [
+                step(lambda: self._vault_run(vault_store, {})),
+                step(lambda: self._vault_prune(vault_store, {"dry_run": False})),
+                step(weekly_vault_drill),
+                step(lambda: self._vault_keystore_run(vault_keys, {})),
+                step(lambda: self._vault_keystore_prune(vault_keys, {"dry_run": False})),
+            ]
         run_round("backups", steps, logger=logger)
 
     def _drill_with(self, store: Store, identities: Any) -> None:
@@ -276,3 +349,82 @@ class Command(BaseCommand):
         self._report_prune(
             backups.prune(store, policy, dry_run=options["dry_run"]), policy, options
         )
+
+    # --- The card vault's backups (its database and its keystore) ---
+
+    def _warn_vault_key(self) -> None:
+        if not settings.VAULT_BACKUP_RECIPIENTS:
+            self._warn_development_key()
+
+    def _vault_run(self, store: Store, options: dict[str, Any]) -> None:
+        self._warn_vault_key()
+        backup = backups.run_vault_backup(store)
+        manifest = backup.manifest
+        rows = sum(manifest["tables"].values())
+        self.stdout.write(
+            f"vault backup {backup.id}: {_size(manifest['dump']['size'])}, "
+            f"{len(manifest['tables'])} tables, {rows:,} rows, in {store.label}"
+        )
+
+    def _vault_list(self, store: Store, options: dict[str, Any]) -> None:
+        self._list(store, options)
+
+    def _vault_verify(self, store: Store, options: dict[str, Any]) -> None:
+        self._verify(store, options)
+
+    def _vault_restore(self, store: Store, options: dict[str, Any]) -> None:
+        backup = store.get(options["id"])
+        identities = backups.default_identity(options["identity"])
+        counts = backups.restore_vault_backup(backup, identities, options["into"])
+        self.stdout.write(
+            f"vault backup {backup.id} restored into {options['into']} (the vault role's "
+            f"alone): {len(counts)} tables, {sum(counts.values()):,} rows, with its manifest's "
+            "counts and checksums"
+        )
+
+    def _vault_prune(self, store: Store, options: dict[str, Any]) -> None:
+        self._prune(store, options)
+
+    def _vault_drill(self, store: Store, options: dict[str, Any]) -> None:
+        result = backups.vault_drill(store, backups.default_identity(options["identity"]))
+        if not result.ok:
+            raise CommandError(f"vault restore drill of {result.backup_id} FAILED: {result.detail}")
+        self.stdout.write(f"vault restore drill of {result.backup_id}: OK, {result.detail}")
+
+    def _vault_drill_with(self, store: Store, identities: Any) -> None:
+        result = backups.vault_drill(store, identities)
+        if not result.ok:
+            raise CommandError(f"vault restore drill of {result.backup_id} FAILED: {result.detail}")
+        self.stdout.write(f"vault restore drill of {result.backup_id}: OK")
+
+    def _vault_keystore_run(self, store: Store, options: dict[str, Any]) -> None:
+        self._warn_vault_key()
+        backup = backups.run_vault_keystore_backup(store)
+        self.stdout.write(
+            f"vault keystore backup {backup.id}: {len(backup.manifest['businesses'])} "
+            f"businesses, in {store.label} (kept {settings.KEYSTORE_BACKUP_RETENTION_DAYS} days)"
+        )
+
+    def _vault_keystore_list(self, store: Store, options: dict[str, Any]) -> None:
+        self._keystore_list(store, options)
+
+    def _vault_keystore_verify(self, store: Store, options: dict[str, Any]) -> None:
+        self._keystore_verify(store, options)
+
+    def _vault_keystore_restore(self, store: Store, options: dict[str, Any]) -> None:
+        backup = store.get(options["id"])
+        result = backups.restore_vault_keystore(
+            backup,
+            backups.default_identity(options["identity"]),
+            businesses=options["business"],
+            into=options["into"],
+        )
+        where = options["into"] or settings.VAULT_KEYSTORE_DIR
+        for name in result.kept:
+            self.stderr.write(f"kept {name}: its key file exists in {where} (never overwritten)")
+        self.stdout.write(
+            f"restored the vault keys of {len(result.restored)} businesses into {where}"
+        )
+
+    def _vault_keystore_prune(self, store: Store, options: dict[str, Any]) -> None:
+        self._keystore_prune(store, options)
