@@ -359,10 +359,18 @@ def test_demo_seeds_one_business_once(db, demo_var):
     assert owner.business.slug == "demo" and owner.business.name == "Paws & Claws Pet Sitting"
     assert len(list_clients(owner)) == 12
     assert len(list_services(owner)) == 3
-    visits = list(list_visits(owner))
+    everything = list(list_visits(owner))
+    # A week of single visits around today, and one repeating series from next Monday.
+    visits = [v for v in everything if v.series_id is None]
+    series = [v for v in everything if v.series_id is not None]
     today = timezone.localdate()
     first, last = today - dt.timedelta(days=3), today + dt.timedelta(days=3)
     assert all(first <= timezone.localtime(v.starts_at).date() <= last for v in visits)
+    assert len(series) == 12 and len({v.series_id for v in series}) == 1
+    assert {timezone.localtime(v.starts_at).weekday() for v in series} == {0, 2, 4}
+    assert {v.client.name for v in series} == {"Hannah Lee"} and min(
+        timezone.localtime(v.starts_at).date() for v in series
+    ) > today
     completed = [v for v in visits if v.status == "completed"]
     scheduled = [v for v in visits if v.status == "scheduled"]
     assert completed and scheduled

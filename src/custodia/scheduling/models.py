@@ -58,6 +58,10 @@ class Visit(TenantOwned):
     )
     request_note = EncryptedTextField()
     report = EncryptedTextField()
+    # A visit of a repeating series (scheduling/series.py): the visits made together share the
+    # id, and each keeps the rule they were made from, in words and as RFC 5545.
+    series_id = models.UUIDField(null=True, blank=True, editable=False)
+    series_rule = models.CharField(max_length=300, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -73,6 +77,7 @@ class Visit(TenantOwned):
         ]
         indexes = [
             models.Index(fields=["tenant", "starts_at"], name="visit_tenant_starts"),
+            models.Index(fields=["tenant", "series_id", "starts_at"], name="visit_tenant_series"),
             models.Index(fields=["tenant", "staff", "starts_at"], name="visit_tenant_staff_starts"),
             models.Index(
                 fields=["tenant", "client", "starts_at"], name="visit_tenant_client_starts"

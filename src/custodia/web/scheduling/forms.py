@@ -13,6 +13,13 @@ from django.db.models import QuerySet
 from custodia.clients.models import Client
 from custodia.scheduling.actions import EARLIEST_VISIT, LATEST_VISIT, OUT_OF_RANGE
 from custodia.scheduling.models import Service, VisitStatus
+from custodia.scheduling.series import (
+    MAX_OCCURRENCES,
+    WEEKDAY_NAMES,
+    Frequency,
+    Repeat,
+    Scope,
+)
 from custodia.tenancy.models import Membership
 from custodia.web.clients.forms import AccessChoiceField, MemberChoiceField
 
@@ -88,6 +95,35 @@ class VisitForm(forms.Form):
         "End", required=False, help_text="Leave empty to use the service's duration."
     )
 
+    repeat = forms.ChoiceField(
+        label="Repeat",
+        choices=[
+            ("", "Does not repeat"),
+            (Frequency.DAILY.value, "Every day"),
+            (Frequency.WEEKLY.value, "Every week"),
+        ],
+        required=False,
+    )
+    every = forms.IntegerField(
+        label="Every how many days or weeks", min_value=1, max_value=52, initial=1, required=False
+    )
+    on_days = forms.TypedMultipleChoiceField(
+        label="On (a weekly series)",
+        choices=list(enumerate(WEEKDAY_NAMES)),
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave empty for the first visit's day of the week.",
+    )
+    until = forms.DateField(
+        label="Until", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    times = forms.IntegerField(
+        label="Or this many visits", min_value=1, max_value=MAX_OCCURRENCES, required=False
+    )
+
+    REPEAT_FIELDS = ("repeat", "every", "on_days", "until", "times")
+
     def __init__(
         self,
         *args: Any,
@@ -100,6 +136,84 @@ class VisitForm(forms.Form):
         self.fields["client"].queryset = clients  # type: ignore[attr-defined]
         self.fields["staff"].queryset = staff  # type: ignore[attr-defined]
         self.fields["service"].queryset = services  # type: ignore[attr-defined]
+
+    def visit(self) -> dict[str, Any]:
+        """The cleaned data of the visit itself (what `do_create_visit` takes)."""
+        return {k: v for k, v in self.cleaned_data.items() if k not in self.REPEAT_FIELDS}
+
+    def repeating(self) -> Repeat | None:
+        """How the visit repeats, or None for a single visit."""
+        data = self.cleaned_data
+        if not data.get("repeat"):
+            return None
+        return Repeat(
+            frequency=Frequency(data["repeat"]),
+            interval=data.get("every") or 1,
+            weekdays=tuple(data.get("on_days") or ()),
+            until=data.get("until"),
+            count=data.get("times"),
+        )
+
+
+class SeriesChangeForm(forms.Form):
+    """A manager changes a series from one visit on: its time of day, length, staff, service."""
+
+    KEEP = "keep"
+    NONE = "none"
+
+    scope = forms.ChoiceField(
+        label="Change",
+        choices=[
+            (Scope.FOLLOWING.value, "This visit and the ones after it"),
+            (Scope.ALL.value, "Every visit of the series not yet done"),
+        ],
+        widget=forms.RadioSelect,
+        initial=Scope.FOLLOWING.value,
+    )
+    start_time = forms.TimeField(
+        label="New start time", required=False, widget=forms.TimeInput(attrs={"type": "time"})
+    )
+    minutes = forms.IntegerField(
+        label="New length (minutes)", min_value=5, max_value=1440, required=False
+    )
+    staff = forms.ChoiceField(label="Staff member")
+    service = forms.ChoiceField(label="Service")
+
+    def __init__(
+        self,
+        *args: Any,
+        staff: QuerySet[Membership],
+        services: QuerySet[Service],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._staff = {str(member.pk): member for member in staff.select_related("user")}
+        self._services = {str(service.pk): service for service in services}
+        self.fields["staff"].choices = [  # type: ignore[attr-defined]
+            (self.KEEP, "Keep as it is"),
+            (self.NONE, "Nobody yet"),
+            *((key, m.user.display_name) for key, m in self._staff.items()),
+        ]
+        self.fields["staff"].error_messages["invalid_choice"] = NOT_ASSIGNED
+        self.fields["service"].choices = [  # type: ignore[attr-defined]
+            (self.KEEP, "Keep as it is"),
+            (self.NONE, "No service"),
+            *((key, s.name) for key, s in self._services.items()),
+        ]
+
+    def changes(self) -> dict[str, Any]:
+        """The keyword arguments of `do_change_following`."""
+        data = self.cleaned_data
+        staff, service = data["staff"], data["service"]
+        return {
+            "scope": Scope(data["scope"]),
+            "start_time": data.get("start_time"),
+            "minutes": data.get("minutes"),
+            "change_staff": staff != self.KEEP,
+            "staff": self._staff.get(staff),
+            "change_service": service != self.KEEP,
+            "service": self._services.get(service),
+        }
 
 
 class VisitClientForm(forms.Form):

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -29,6 +30,7 @@ from custodia.scheduling.actions import (
 )
 from custodia.scheduling.models import Service, Visit, VisitStatus
 from custodia.scheduling.rows import VisitLine, calendar_entries
+from custodia.scheduling.series import do_change_following, do_create_series, do_end_series
 from custodia.tenancy.models import Membership
 from custodia.tenancy.reads import Intent
 from custodia.web.clients.forms import StaffChoiceForm
@@ -36,6 +38,7 @@ from custodia.web.decorators import member_required
 from custodia.web.forms import form_action
 from custodia.web.scheduling.forms import (
     NOT_ASSIGNED,
+    SeriesChangeForm,
     ServiceForm,
     VisitClientForm,
     VisitEditForm,
@@ -47,6 +50,8 @@ from custodia.web.scheduling.forms import (
 from custodia.web.views import day_bounds, week_start
 
 FORM_METHODS = ["GET", "HEAD", "POST"]
+# The series' errors name the rule's parts; the form calls them so (scheduling/series.py).
+SERIES_FIELD_NAMES = {"interval": "every", "weekdays": "on_days", "count": "times"}
 # The action names the price in cents; the form in currency units.
 SERVICE_FIELD_NAMES = {"price_cents": "price"}
 
@@ -195,11 +200,25 @@ def visit_new(request: HttpRequest, actor: Actor) -> HttpResponse:
     return form_action(
         request,
         form,
-        lambda: do_create_visit(actor=actor, **form.cleaned_data),
-        success="Visit scheduled.",
-        done=lambda visit: redirect("visit_detail", visit_id=visit.pk),
+        lambda: _schedule(actor, form),
+        done=lambda visits: _scheduled(request, visits),
         page=lambda status: _visit_form_page(request, actor, form, status=status),
+        field_names=SERIES_FIELD_NAMES,
     )
+
+
+def _schedule(actor: Actor, form: VisitForm) -> list[Visit]:
+    """One visit, or every visit of a repeating series (scheduling/series.py)."""
+    repeat = form.repeating()
+    if repeat is None:
+        return [do_create_visit(actor=actor, **form.visit())]
+    return do_create_series(actor=actor, repeat=repeat, **form.visit())
+
+
+def _scheduled(request: HttpRequest, visits: list[Visit]) -> HttpResponse:
+    count = len(visits)
+    messages.success(request, "Visit scheduled." if count == 1 else f"{count} visits scheduled.")
+    return redirect("visit_detail", visit_id=visits[0].pk)
 
 
 def _visit_client_page(request: HttpRequest, actor: Actor) -> HttpResponse:
@@ -233,6 +252,7 @@ def _visit_page(
     *,
     update_form: VisitUpdateForm | None = None,
     confirm_form: StaffChoiceForm | None = None,
+    series_form: SeriesChangeForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     is_manager = actor.can(Permission.VISITS_WRITE)
@@ -240,6 +260,10 @@ def _visit_page(
         actor.can(Permission.VISITS_REPORT) and visit.staff_id == actor.membership.pk
     )
     context: dict[str, Any] = {"visit": visit, "can_report": can_report, "can_edit": is_manager}
+    if visit.series_id is not None:
+        context["series_words"] = visit.series_rule.split(" | ", 1)[0]
+        if is_manager:
+            context["series_form"] = series_form or _series_form(actor, visit)
     if can_report:
         context["update_form"] = update_form or VisitUpdateForm(
             initial={"status": visit.status, "report": visit.report},
@@ -301,6 +325,50 @@ def visit_confirm(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResp
             request, actor, access.show_visit(actor, visit), confirm_form=form, status=status
         ),
     )
+
+
+def _series_form(actor: Actor, visit: Visit, data: Any = None) -> SeriesChangeForm:
+    return SeriesChangeForm(
+        data,
+        initial={"staff": SeriesChangeForm.KEEP, "service": SeriesChangeForm.KEEP},
+        staff=access.staff_for_visits(actor, visit.client_id),
+        services=access.list_services(actor),
+    )
+
+
+@require_POST
+@member_required(Permission.VISITS_WRITE)
+def series_change(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
+    """A manager changes a series from one visit on (or all of it still to do)."""
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
+    form = _series_form(actor, visit, request.POST)
+    return form_action(
+        request,
+        form,
+        lambda: do_change_following(visit, actor=actor, **form.changes()),
+        done=lambda count: _series_done(request, visit, f"{count} visits of the series changed."),
+        page=lambda status: _visit_page(
+            request, actor, access.show_visit(actor, visit), series_form=form, status=status
+        ),
+    )
+
+
+@require_POST
+@member_required(Permission.VISITS_WRITE)
+def series_end(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
+    """A manager ends a series after one visit: the later visits still to do are deleted."""
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
+    try:
+        count = do_end_series(visit, actor=actor)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("visit_detail", visit_id=visit.pk)
+    return _series_done(request, visit, f"Series ended: {count} later visits deleted.")
+
+
+def _series_done(request: HttpRequest, visit: Visit, message: str) -> HttpResponse:
+    messages.success(request, message)
+    return redirect("visit_detail", visit_id=visit.pk)
 
 
 def _visit_edit_page(

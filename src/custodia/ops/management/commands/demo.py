@@ -58,6 +58,7 @@ from custodia.scheduling.actions import (
     do_update_visit,
 )
 from custodia.scheduling.models import Service, VisitStatus
+from custodia.scheduling.series import Frequency, Repeat, do_create_series
 from custodia.tenancy.actions import do_create_business
 from custodia.tenancy.actors import console_actor
 from custodia.tenancy.models import Business, Membership
@@ -357,6 +358,7 @@ def seed() -> list[tuple[str, str, str]]:
             # Sold before the week's visits are completed, so that they take its credits.
             demo_pass = sell_demo_pass(owner, clients[PORTAL_CLIENT])
             schedule_week(owner, members, clients, services)
+            schedule_series(owner, members, clients, services)
             settle_demo_invoices(owner, demo_pass, clients[OPEN_INVOICE_CLIENT])
 
             portal = CLIENTS[PORTAL_CLIENT]
@@ -413,6 +415,23 @@ def schedule_week(
                 pets=demo_client.pets, minutes=service.duration_minutes
             )
             do_update_visit(visit, actor=owner, status=VisitStatus.COMPLETED, report=report)
+
+
+def schedule_series(
+    owner: Actor, members: list[Membership], clients: list[Client], services: dict[str, Service]
+) -> None:
+    """A repeating series: Priya's lunchtime walk with Hannah's Bella, Monday, Wednesday and
+    Friday for four weeks from next Monday (scheduling/series.py)."""
+    today = timezone.localdate()
+    monday = today + dt.timedelta(days=7 - today.weekday())
+    do_create_series(
+        actor=owner,
+        client=clients[PORTAL_CLIENT],
+        staff=members[2],
+        service=services["walk"],
+        starts_at=at(monday, 12, 15),
+        repeat=Repeat(Frequency.WEEKLY, weekdays=(0, 2, 4), count=12),
+    )
 
 
 def sell_demo_pass(owner: Actor, client: Client) -> tuple[ClientPass, Invoice]:
