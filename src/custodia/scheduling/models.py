@@ -61,7 +61,9 @@ class Visit(TenantOwned):
     # A visit of a repeating series (scheduling/series.py): the visits made together share the
     # id, and each keeps the rule they were made from, in words and as RFC 5545.
     series_id = models.UUIDField(null=True, blank=True, editable=False)
-    series_rule = models.CharField(max_length=300, blank=True, default="", editable=False)
+    series_rule = models.CharField(
+        max_length=300, blank=True, default="", db_default="", editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -19,7 +19,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="visit",
             name="series_rule",
-            field=models.CharField(blank=True, default="", editable=False, max_length=300),
+            field=models.CharField(
+                blank=True, db_default="", default="", editable=False, max_length=300
+            ),
         ),
         migrations.AddIndex(
             model_name="visit",
