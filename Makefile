@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install setup run test lint typecheck check-deploy stop clean scan bench
+.PHONY: install setup run test lint typecheck check-deploy stop clean scan bench fullcalendar
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Custodia needs Python 3.11: install python3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -18,8 +18,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# FullCalendar (npm, MIT) draws the manager's calendar (docs/visits.md): installed from the npm
+# registry into var/fullcalendar and served as static files (settings.STATICFILES_DIRS), never
+# committed. Version 7 ships plain CSS files, which the strict CSP allows (v6 injects a <style>).
+FULLCALENDAR := var/fullcalendar/node_modules/fullcalendar/all/global.js
+FULLCALENDAR_VERSION := ~7.1.5
+$(FULLCALENDAR):
+	@command -v npm >/dev/null || { echo "npm is missing (FullCalendar for the calendar page). Run: sudo apt-get install -y npm" >&2; exit 1; }
+	npm install --prefix var/fullcalendar --no-save --no-audit --no-fund --silent fullcalendar@$(FULLCALENDAR_VERSION)
+	@test -f $@ || { echo "FullCalendar did not install into var/fullcalendar" >&2; exit 1; }
+fullcalendar: $(FULLCALENDAR)
+
 # Database server, roles, migrations, TLS certificate, static files, demo business; idempotent.
-setup: install
+setup: install $(FULLCALENDAR)
 	$(BIN)/custodia setup --demo
 
 run: setup
@@ -71,7 +82,7 @@ $(AXE):
 	npm install --prefix var/axe --no-save --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
 	@test -f $@ || { echo "axe-core did not install into var/axe" >&2; exit 1; }
 
-test: install $(OLD_PG_BIN)/postgres $(CHROMIUM) $(PGBACKREST) $(PG15_SERVER) $(AXE)
+test: install $(OLD_PG_BIN)/postgres $(CHROMIUM) $(PGBACKREST) $(PG15_SERVER) $(AXE) $(FULLCALENDAR)
 	$(BIN)/custodia setup
 	CUSTODIA_OLD_PG_BIN=$(CURDIR)/$(OLD_PG_BIN) $(BIN)/pytest
 
@@ -89,7 +100,7 @@ check-deploy: install
 
 # Benchmarks (bench/README.md): ratios against baselines measured in the same run, on a generated
 # dataset in its own database. Quick profile ~5 minutes; FULL=1 loads 2M clients (~12 minutes).
-bench: install
+bench: install $(FULLCALENDAR)
 	@command -v wrk >/dev/null 2>&1 || { \
 	  as_root=; [ "$$(id -u)" -eq 0 ] || as_root=sudo; \
 	  DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq --no-install-recommends wrk >/dev/null \

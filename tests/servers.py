@@ -30,6 +30,20 @@ from custodia.testing.launcher import free_port
 START_TIMEOUT_SECONDS = 60
 
 
+def django_environment(db_name: str | None = None) -> dict[str, str]:
+    """The environment of a Django subprocess (on `db_name`, if given): this process's, with the
+    tests' keystore (tests/conftest.py), so that the keys a server or a script makes land there
+    and never in the developer's var/keys."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "custodia.settings",
+        "CUSTODIA_KEYSTORE_DIR": str(settings.KEYSTORE_DIR),
+    }
+    if db_name is not None:
+        env["CUSTODIA_DB_NAME"] = db_name
+    return env
+
+
 def local_ca() -> Path:
     """The local CA that signs the server certificate `custodia serve` uses (made if missing)."""
     ensure_tls(Path(settings.TLS_DIR))
@@ -60,7 +74,7 @@ def prepare_server_database(name: str, *, fresh: bool = True) -> None:
     subprocess.run(  # noqa: S603
         [sys.executable, "-c", code],
         check=True,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "custodia.settings"},
+        env=django_environment(),
         timeout=120,
     )
 
@@ -85,9 +99,7 @@ def start_server(
     base_url = f"https://localhost:{port}"
     backup_dir = tempfile.mkdtemp(prefix="custodia-test-backups-")
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "custodia.settings",
-        "CUSTODIA_DB_NAME": db_name,
+        **django_environment(db_name),
         "CUSTODIA_PUBLIC_URL": base_url,
         # The server's daily backups at start go to a directory of this run, not var/.
         "CUSTODIA_BACKUP_DIR": backup_dir,
@@ -126,11 +138,7 @@ def run_django(db_name: str, code: str) -> str:
         check=True,
         capture_output=True,
         text=True,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "custodia.settings",
-            "CUSTODIA_DB_NAME": db_name,
-        },
+        env=django_environment(db_name),
         timeout=120,
     )
     return done.stdout
@@ -144,7 +152,7 @@ def custodia(db_name: str, *args: str, stdin: str | None = None) -> str:
         capture_output=True,
         text=True,
         input=stdin,
-        env={**os.environ, "CUSTODIA_DB_NAME": db_name},
+        env=django_environment(db_name),
         timeout=120,
     )
     return done.stdout

@@ -27,7 +27,7 @@ from custodia.core.permissions import Permission, Role
 from custodia.embedded import postgres_bin_dir
 from custodia.ops.management.commands import demo
 from custodia.payments import access as payments_access
-from custodia.payments.models import ClientPass, Invoice, Payment
+from custodia.payments.models import ClientMembership, ClientPass, Invoice, Payment
 from custodia.scheduling.access import list_services, list_visits
 from custodia.tenancy.access import memberships_of
 from tests.acting import act, resolve_token
@@ -379,15 +379,20 @@ def test_demo_seeds_one_business_once(db, demo_var):
     assert [v.client.name for v in visits if v.status == "requested"] == ["Hannah Lee"]
 
     # Money: two passes and a plan on sale; Hannah's pass took credits for her completed visits;
-    # its invoice is paid in cash, and another client's visits are invoiced, open.
+    # its invoice is paid in cash, and another client's visits are invoiced, open. Aisha is on
+    # the monthly plan, paid by transfer: her completed visits took the month's credits.
     assert len(payments_access.list_pass_types(owner)) == 2
     assert len(payments_access.list_plans(owner)) == 1
     [hannah_pass] = ClientPass.objects.filter(client__name="Hannah Lee")
     hannah_completed = [v for v in completed if v.client.name == "Hannah Lee"]
     assert hannah_pass.credits_left == 10 - len(hannah_completed) < 10
+    [aisha] = ClientMembership.objects.filter(client__name="Aisha Rahman")
+    aisha_completed = [v for v in completed if v.client.name == "Aisha Rahman"]
+    assert aisha.status == "active"
+    assert aisha.credits_this_period == 20 - len(aisha_completed) < 20
     statuses = sorted(Invoice.objects.values_list("status", flat=True))
-    assert statuses == ["open", "paid"]
-    assert Payment.objects.get().method == "cash"
+    assert statuses == ["open", "paid", "paid"]
+    assert sorted(Payment.objects.values_list("method", flat=True)) == ["cash", "other"]
 
     # The seeded roles see what their role allows, through the same RLS as everyone else.
     staff = actor_of("priya.shah@example.com")

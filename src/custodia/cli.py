@@ -18,6 +18,7 @@ CUSTODIA_COMMANDS: dict[str, str | None] = {
     "backup": None,
     "closing": None,
     "export": None,
+    "clients": None,
     "retention": None,
     "vault": "The card vault's own commands: `custodia vault setup`, `custodia vault serve`.",
     "migrate": "Apply database migrations, as the owner role custodia_owner.",

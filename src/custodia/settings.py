@@ -205,6 +205,11 @@ RETIRED_KEY_RETENTION_DAYS = env_int(
 # baseline (bench/settings_plaintext.py) turns it off, to measure its cost.
 FIELD_ENCRYPTION = True
 
+# Uploads (visit photos, docs/visits.md) stay in memory, never in a temporary file: they are
+# plaintext until sealed. A photo may be 10 MB; the rest of the form fits in the slack.
+FILE_UPLOAD_HANDLERS = ["custodia.web.uploads.MemoryOnlyUploadHandler"]
+FILE_UPLOAD_MAX_BYTES = 10 * 1024 * 1024 + 256 * 1024
+
 # --- Audit trail (docs/audit.md) ---------------------------------------------------------------
 # Events older than this are purged by `custodia audit purge` (and the daily maintenance that
 # `custodia serve` runs), after a signed checkpoint keeps verification going.
@@ -862,9 +867,14 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_time_zone("CUSTODIA_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# One way of showing dates and times everywhere: "Tue 8 Dec 2026", "09:30" (formats/en/formats.py).
+FORMAT_MODULE_PATH = ["custodia.formats"]
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# FullCalendar (npm, MIT; `make fullcalendar` installs it, never committed) under
+# /static/fullcalendar/: the calendar page's script and style sheets (docs/visits.md).
+FULLCALENDAR_DIR = PROJECT_DIR / "var" / "fullcalendar" / "node_modules" / "fullcalendar"
+STATICFILES_DIRS = [BASE_DIR / "static", ("fullcalendar", FULLCALENDAR_DIR)]
 # WhiteNoise serves var/static (collected by `custodia setup`); outside production it also finds
 # files in the apps, so tests and a fresh checkout need no collectstatic.
 WHITENOISE_USE_FINDERS = not PRODUCTION

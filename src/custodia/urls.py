@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 
 from custodia.api.routes import api
 from custodia.web import views as web_views
+from custodia.web.scheduling import feed as calendar_feed
 from custodia.web.trust import views as trust_views
 from custodia.web.wallet import urls as wallet_urls
 
@@ -26,6 +27,12 @@ urlpatterns = [
     path("app/", include(wallet_urls.app_urlpatterns)),
     # Apple's PassKit web service: devices, no session (docs/wallet.md).
     path("wallet/", include(wallet_urls.service_urlpatterns)),
+    # A member's calendar feed: the address's secret authenticates, no session (docs/visits.md).
+    path(
+        "calendar/<str:prefix>/<str:secret>.ics",
+        calendar_feed.calendar_feed,
+        name="calendar_feed",
+    ),
     path("app/", include("custodia.web.audit.urls")),
     path("app/", include("custodia.web.export.urls")),
     path("app/", include("custodia.web.webhooks.urls")),

@@ -11,7 +11,8 @@ import pytest
 from django.http import HttpResponse
 from django.utils import timezone
 
-from custodia.clients.models import Assignment, Client, HomeAccess
+from custodia.clients.models import Assignment, Client, HomeAccess, Household, Pet
+from custodia.clients.profile_actions import do_create_pet
 from custodia.core.actor import Actor, acting_as
 from custodia.core.permissions import Permission
 from custodia.jobs.models import Job
@@ -28,7 +29,17 @@ API = "/api/v1"
 ROLES = ("outsider", "owner", "manager", "staff", "other_staff", "client")
 # Every tenant-owned table an endpoint here could write (API tokens are not: using one stamps it).
 MODELS = (
-    Business, Membership, Invitation, Client, HomeAccess, Assignment, Service, Visit, Export
+    Business,
+    Membership,
+    Invitation,
+    Client,
+    HomeAccess,
+    Assignment,
+    Service,
+    Visit,
+    Export,
+    Pet,
+    Household,
 )
 
 
@@ -65,7 +76,12 @@ def names(matrix: TenantMatrix) -> dict[str, str]:
         "b_visit": str(b.visit.pk),
         "job": str(managers_job(matrix).pk),
         **sold_pass(matrix),
+        "pet": str(clients_pet(matrix).pk),
+        "photo": visit_photo(matrix),
         "soon": soon(),
+        # The calendar feed's range, in UTC ("Z": a "+" in a query would read as a space).
+        "calendar_start": (timezone.now() - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "calendar_end": (timezone.now() + dt.timedelta(days=6)).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
 
@@ -79,6 +95,29 @@ def managers_job(matrix: TenantMatrix) -> Job:
                 tenant_id=manager.tenant_id, kind="export", started_by=manager.membership
             )
     return job
+
+
+def clients_pet(matrix: TenantMatrix) -> Pet:
+    """A pet of business A's client (the same one on every call)."""
+    owner = matrix.a.owner
+    with acting_as(owner):
+        pet = Pet.objects.filter(client=matrix.a.client).first()
+        if pet is None:
+            pet = do_create_pet(matrix.a.client, actor=owner, name="Miso", medication="Pill")
+    return pet
+
+def visit_photo(matrix: TenantMatrix) -> str:
+    """A photo the staff member added to business A's visit (the same one on every call)."""
+    from custodia.scheduling.models import VisitPhoto
+    from custodia.scheduling.reporting import do_add_visit_photo
+    from tests.scheduling.photos_support import photo_bytes
+
+    staff = matrix.a.staff
+    with acting_as(staff):
+        photo = VisitPhoto.objects.filter(visit=matrix.a.visit).only("id").first()
+        if photo is None:
+            photo = do_add_visit_photo(matrix.a.visit, photo_bytes((64, 48)), actor=staff)
+    return str(photo.pk)
 
 
 def sold_pass(matrix: TenantMatrix) -> dict[str, str]:

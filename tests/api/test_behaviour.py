@@ -91,6 +91,24 @@ def test_client_search_and_pagination(matrix: TenantMatrix, api_as: Any) -> None
     assert items(send(api_as(matrix.outsider), "GET", "/clients", data={"q": "Alpha"})) == []
 
 
+def test_client_search_by_any_word_of_the_name(matrix: TenantMatrix, api_as: Any) -> None:
+    owner = api_as(matrix.a.owner)
+    for name in ("Ashley Leeds", "Kim Lee", "Ashleigh Smith"):
+        assert send(owner, "POST", "/clients", {"name": name}).status_code == 201
+    found = items(send(owner, "GET", "/clients", data={"q": "Lee"}))
+    assert [c["name"] for c in found] == ["Ashley Leeds", "Kim Lee"]
+    short = send(owner, "GET", "/clients", data={"q": "L"})
+    assert short.status_code == 422
+    assert short.json()["errors"] == {"q": ["Type at least 2 characters of a name."]}
+    # Staff find only their assigned client (Alpha Client), whatever word they type.
+    staff = api_as(matrix.a.staff)
+    assert [c["name"] for c in items(send(staff, "GET", "/clients", data={"q": "client"}))] == [
+        "Alpha Client"
+    ]
+    assert items(send(staff, "GET", "/clients", data={"q": "lee"})) == []
+    assert items(send(api_as(matrix.outsider), "GET", "/clients", data={"q": "lee"})) == []
+
+
 def test_home_access_only_for_those_who_may_see_it(
     matrix: TenantMatrix, caller: Any, web_as: Any
 ) -> None:

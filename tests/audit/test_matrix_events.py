@@ -88,6 +88,48 @@ EVENTS: dict[str, dict[tuple[str, ...], list[Ev]]] = {
         ("owner", "manager"): [on_client(A.ASSIGNMENT_DELETE, staff="{staff}")],
         ("staff", "client"): [denied("", "{client}")],
     },
+    # --- pets (docs/profiles.md): reads and writes name the pet and its client.
+    "client-pets-list": {
+        ("outsider", "other_staff"): [denied("client", "{client}")],
+        ("owner", "manager", "staff", "client"): [
+            Ev(A.PROFILE_READ, "client", "{client}", "{client}", ["{pet}"], {"pets": 1})
+        ],
+    },
+    "client-pets-create": {
+        ("outsider", "other_staff"): [denied("client", "{client}")],
+        ("owner", "manager"): [
+            Ev(
+                A.PET_CREATE,
+                "pet",
+                "{new}",
+                "{client}",
+                detail={"fields": ["medication", "name", "species"]},
+            )
+        ],
+        ("staff", "client"): [denied("", "{client}")],
+    },
+    "pet-get": {
+        ("outsider", "other_staff"): [denied("pet", "{pet}")],
+        ("owner", "manager", "staff", "client"): [Ev(A.PROFILE_READ, "pet", "{pet}", "{client}")],
+    },
+    "pet-patch": {
+        ("outsider", "other_staff"): [denied("pet", "{pet}")],
+        ("owner", "manager"): [
+            Ev(
+                A.PET_UPDATE,
+                "pet",
+                "{pet}",
+                "{client}",
+                detail={"fields": ["medication", "birthday"]},
+            )
+        ],
+        ("staff", "client"): [denied("", "{pet}")],
+    },
+    "pet-delete": {
+        ("outsider", "other_staff"): [denied("pet", "{pet}")],
+        ("owner", "manager"): [Ev(A.PET_DELETE, "pet", "{pet}", "{client}")],
+        ("staff", "client"): [denied("", "{pet}")],
+    },
     # --- /staff (people working in the business are not customer records: reads are not events)
     "staff-list": {
         ("outsider", "owner", "manager", "staff", "other_staff"): [],
@@ -142,6 +184,13 @@ EVENTS: dict[str, dict[tuple[str, ...], list[Ev]]] = {
         ("owner", "manager", "staff", "client"): [visit_list(["{visit}"], ["{client}"])],
         ("other_staff",): [visit_list([], [])],
     },
+    # The calendar's feed records its answer like a page of the list, an empty one too.
+    "visits-calendar": {
+        ("outsider",): [visit_list(["{b_visit}"], ["{b_client}"])],
+        ("owner", "manager", "staff"): [visit_list(["{visit}"], ["{client}"])],
+        ("other_staff",): [visit_list([], [])],
+        ("client",): [denied()],
+    },
     "visits-schedule": {
         # A's client named in the outsider's body: refused (a 422 on the field), and recorded.
         ("outsider",): [denied("client", "{client}")],
@@ -169,6 +218,22 @@ EVENTS: dict[str, dict[tuple[str, ...], list[Ev]]] = {
         ("outsider", "other_staff"): [denied("visit", "{visit}")],
         ("owner", "manager"): [on_visit(A.VISIT_DELETE)],
         ("staff", "client"): [denied("", "{visit}")],
+    },
+    "visit-photos": {
+        ("outsider", "other_staff"): [denied("visit", "{visit}")],
+        ("owner", "manager", "staff", "client"): [on_visit(A.VISIT_READ)],
+    },
+    "visit-photo-get": {
+        ("outsider", "other_staff"): [denied("visitphoto", "{photo}")],
+        ("owner", "manager", "staff", "client"): [
+            Ev(
+                A.VISIT_PHOTO_READ,
+                "visitphoto",
+                "{photo}",
+                "{client}",
+                detail={"visit": "{visit}", "part": "image"},
+            )
+        ],
     },
     # --- /audit ("{shown}": how many events the answer carried)
     "audit-events": {
@@ -232,7 +297,7 @@ EVENTS: dict[str, dict[tuple[str, ...], list[Ev]]] = {
 }
 
 # Body fields whose values are customer data (door codes, notes, reports, a client's note).
-SENSITIVE = ("door_code", "alarm_code", "notes", "instructions", "report", "note")
+SENSITIVE = ("door_code", "alarm_code", "notes", "instructions", "report", "note", "medication")
 # The URL parameter each path placeholder stands for (a refusal records the route pattern).
 PARAMETERS = {
     "client": "client_id",
@@ -241,10 +306,12 @@ PARAMETERS = {
     "other_staff": "membership_id",
     "service": "service_id",
     "visit": "visit_id",
+    "photo": "photo_id",
     "export": "export_id",
     "job": "job_id",
     "pass": "pass_id",
     "invoice": "invoice_id",
+    "pet": "pet_id",
 }
 
 
@@ -255,7 +322,8 @@ def expected_events(case: Case, role: str) -> list[Ev]:
 
 def route_of(case: Case) -> str:
     """The route pattern a refusal names: placeholders as parameters, never the ids sent."""
-    return "api/v1" + re.sub(r"\{(\w+)\}", lambda m: f"<{PARAMETERS[m[1]]}>", case.path)
+    path = case.path.partition("?")[0]  # the query is no part of the route
+    return "api/v1" + re.sub(r"\{(\w+)\}", lambda m: f"<{PARAMETERS[m[1]]}>", path)
 
 
 def secrets_in(body: Any) -> list[str]:
@@ -269,6 +337,8 @@ def items_shown(response: HttpResponse) -> int:
     """How many items a list answer carried: a JSON page's items, or JSON lines."""
     if response["Content-Type"].startswith("application/x-ndjson"):
         return response.content.count(b"\n")
+    if not response["Content-Type"].startswith("application/json"):
+        return 0  # a file (a visit photo)
     body = response.json()
     return len(body["items"]) if isinstance(body, dict) and "items" in body else 0
 

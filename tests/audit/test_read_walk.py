@@ -25,7 +25,8 @@ from custodia.accounts.actions import do_create_api_token
 from custodia.api.routes import api
 from custodia.clients.access import list_clients
 from custodia.clients.actions import do_update_client
-from custodia.clients.models import Client
+from custodia.clients.models import Client, Pet
+from custodia.clients.profile_actions import do_create_pet, do_update_household
 from custodia.core.actor import Actor
 from custodia.core.audit import AuditAction as A
 from custodia.core.permissions import Permission, Role
@@ -40,6 +41,7 @@ from custodia.payments.models import (
     PassType,
 )
 from custodia.scheduling.actions import do_create_visit, do_update_visit
+from custodia.scheduling.reporting import do_add_visit_photo
 from custodia.tenancy.actions import do_invite_member
 from custodia.tenancy.models import Invitation
 from custodia.web.decorators import member_required
@@ -51,6 +53,7 @@ from tests.audit.support import chain_events
 from tests.conftest import HttpsClient
 from tests.factories import TenantMatrix
 from tests.payments.support import catalog
+from tests.scheduling.photos_support import photo_bytes
 from tests.web.support import logged_in
 
 ROLES = ("owner", "manager", "staff", "client_login")
@@ -118,6 +121,15 @@ def seed(matrix: TenantMatrix) -> list[Marker]:
         starts_at=day_bounds(timezone.localdate())[0],
     )
     markers.append(Marker("walk report of the visit", a.client, frozenset(VISIT_READS)))
+    # A pet and household details (docs/profiles.md): shown with a profile read, the sealed
+    # household details with a reveal.
+    do_create_pet(a.client, actor=a.owner, name="Walkpet", medication="walk-medication")
+    do_update_household(a.client, actor=a.owner, keys_held="walk-keys", wifi_password="walk-wifi")
+    markers += [
+        Marker("walk-medication", a.client, frozenset({A.PROFILE_READ})),
+        Marker("walk-keys", a.client, frozenset({A.PROFILE_READ})),
+        Marker("walk-wifi", a.client, frozenset({A.HOUSEHOLD_REVEAL})),
+    ]
     # A pass sold to the client (its invoice issued), a membership, and a draft of the visits.
     kinds = catalog(a)
     act(a.owner)
@@ -156,7 +168,10 @@ def parameters(matrix: TenantMatrix) -> dict[str, str]:
     return {
         "client_id": str(a.client.pk),
         "visit_id": str(a.visit.pk),
+        # A photo of that visit: its image and thumbnail routes record each read.
+        "photo_id": str(do_add_visit_photo(a.visit, photo_bytes((64, 48)), actor=a.owner).pk),
         "service_id": str(a.service.pk),
+        "pet_id": str(Pet.objects.values_list("pk", flat=True)[0]),
         "pass_id": str(ClientPass.objects.filter(client=a.client).values_list("pk", flat=True)[0]),
         "invoice_id": str(
             Invoice.objects.filter(client=a.client, number=1).values_list("pk", flat=True)[0]
@@ -338,6 +353,10 @@ def test_every_route_that_shows_customer_data_records_the_read(matrix: TenantMat
         "app/invoices/",
         "app/invoices/<str:invoice_id>/",
         "app/invoices/<str:invoice_id>/print/",
+        "app/pets/<str:pet_id>/edit/",
+        "app/clients/<str:client_id>/household/",
+        "api/v1/clients/<client_id>/pets",
+        "api/v1/pets/<pet_id>",
     ):
         assert route in shown, f"{route} never showed customer data: is the walk still walking?"
 

@@ -45,7 +45,9 @@ class Page:
 
 
 VISITS = visit_list(["{visit}"], ["{client}"])
-RECORD = [on_client(A.CLIENT_READ), on_client(A.ACCESS_CODES_REVEAL), VISITS]
+# The client's pets (one, from tests/api's placeholders) and household (none: no reveal).
+PROFILE = Ev(A.PROFILE_READ, "client", "{client}", "{client}", ["{pet}"], {"pets": 1})
+RECORD = [on_client(A.CLIENT_READ), on_client(A.ACCESS_CODES_REVEAL), VISITS, PROFILE]
 PAGES = [
     # The search term is never in the trail: only that there was one.
     Page(
@@ -102,11 +104,15 @@ PAGES = [
         "today",
         "/app/today/",
         200,
-        [Shown("today", VISITS), Shown("today", on_client(A.ACCESS_CODES_REVEAL))],
+        [
+            Shown("today", VISITS),
+            Shown("today", on_client(A.ACCESS_CODES_REVEAL)),
+            Shown("today", PROFILE),
+        ],
     ),
     Page("owner", "dashboard", "/app/", 200, [Shown("today", VISITS)]),
     Page("staff", "dashboard", "/app/", 200, [VISITS]),
-    Page("client", "portal", "/app/portal/", 200, [on_client(A.CLIENT_READ), VISITS]),
+    Page("client", "portal", "/app/portal/", 200, [on_client(A.CLIENT_READ), VISITS, PROFILE]),
 ]
 
 

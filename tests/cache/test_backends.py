@@ -17,6 +17,7 @@ import pytest
 from django.core.cache import cache, caches
 from django.db import connection
 
+from custodia.cache import backend as backend_module
 from custodia.cache.backend import PostgresCache, _pool_for, purge_expired_entries
 from tests.caches import redis_keys
 
@@ -149,6 +150,16 @@ def test_expired_rows_are_purged_by_the_maintenance():
     assert len(stored()) == (2 if postgres else 1)  # Redis expires keys itself
     purge_expired_entries()
     assert len(stored()) == 1
+    assert cache.get("live") == "y"
+
+
+def test_a_write_sometimes_purges_expired_rows(monkeypatch):
+    if not isinstance(caches["default"], PostgresCache):
+        return  # Redis expires keys itself
+    cache.set("expired", "y", 0)
+    monkeypatch.setattr(backend_module, "PURGE_ONE_IN", 1)  # this write is the one in N
+    cache.set("live", "y", 60)
+    assert [value for _, value in stored()] == [b'"y"']
     assert cache.get("live") == "y"
 
 

@@ -14,7 +14,9 @@ from tests.acting import act
 PRIMARY_KEYS = {
     "clients_client": "id",
     "clients_homeaccess": "client_id",
+    "clients_pet": "id",
     "scheduling_visit": "id",
+    "scheduling_visitphoto": "id",
 }
 
 

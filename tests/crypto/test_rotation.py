@@ -428,3 +428,55 @@ def test_rotation_stops_at_a_tampered_value_nobody_has_read(
     # were genuine, and the old key stays (previous, not retired) so the rotation can resume.
     assert stored(a.owner, "clients_client", "notes", victim) == bytes(blob)
     assert states(a.owner.tenant_id) == {1: "previous", 2: "primary"}
+
+
+def test_rotation_reseals_visit_photos(matrix: TenantMatrix, in_test_transaction: None) -> None:
+    from custodia.scheduling.models import VisitPhoto
+    from custodia.scheduling.reporting import do_add_visit_photo
+    from tests.scheduling.photos_support import photo_bytes
+
+    a = matrix.a
+    act(a.staff)
+    photos = [do_add_visit_photo(a.visit, photo_bytes(), actor=a.staff) for _ in range(3)]
+    act(a.owner)
+    before = {
+        photo.pk: (bytes(photo.image), bytes(photo.thumbnail))
+        for photo in VisitPhoto.objects.filter(pk__in=[p.pk for p in photos])
+    }
+    old_blob = stored(a.owner, "scheduling_visitphoto", "image", photos[0].pk)
+    assert version_of(old_blob) == 1
+    result = actions.do_rotate_business_key(a.owner.tenant_id)
+    assert result.version == 2
+    assert set(versions(a.owner)) == {2}
+    new_blob = stored(a.owner, "scheduling_visitphoto", "image", photos[0].pk)
+    assert version_of(new_blob) == 2 and new_blob[5:] != old_blob[5:]
+    act(a.owner)
+    after = {
+        photo.pk: (bytes(photo.image), bytes(photo.thumbnail))
+        for photo in VisitPhoto.objects.filter(pk__in=[p.pk for p in photos])
+    }
+    assert after == before
+
+
+def test_rotation_reseals_pet_photos(matrix: TenantMatrix, in_test_transaction: None) -> None:
+    from custodia.clients.models import Pet
+    from custodia.clients.profile_actions import do_create_pet, do_set_pet_photo
+    from tests.scheduling.photos_support import photo_bytes
+
+    a = matrix.a
+    act(a.owner)
+    pet = do_create_pet(a.client, actor=a.owner, name="Miso")
+    do_set_pet_photo(pet, photo_bytes(), actor=a.owner)
+    act(a.owner)
+    before = Pet.objects.get(pk=pet.pk)
+    images = (bytes(before.photo), bytes(before.photo_thumbnail))
+    old_blob = stored(a.owner, "clients_pet", "photo", pet.pk)
+    assert version_of(old_blob) == 1
+    assert actions.do_rotate_business_key(a.owner.tenant_id).version == 2
+    assert set(versions(a.owner)) == {2}
+    new_blob = stored(a.owner, "clients_pet", "photo", pet.pk)
+    assert version_of(new_blob) == 2 and new_blob[5:] != old_blob[5:]
+    assert version_of(stored(a.owner, "clients_pet", "photo_thumbnail", pet.pk)) == 2
+    act(a.owner)
+    after = Pet.objects.get(pk=pet.pk)
+    assert (bytes(after.photo), bytes(after.photo_thumbnail)) == images

@@ -117,6 +117,9 @@ def live() -> Iterator[tuple[psycopg.Connection[Any], list[uuid.UUID]]]:
         for business in made:
             connection.execute("DELETE FROM scheduling_visit WHERE tenant_id = %s", [business])
             connection.execute("DELETE FROM clients_homeaccess WHERE tenant_id = %s", [business])
+            connection.execute(
+                "DELETE FROM clients_clientnamepart WHERE tenant_id = %s", [business]
+            )
             connection.execute("DELETE FROM clients_client WHERE tenant_id = %s", [business])
             connection.execute("DELETE FROM tenancy_business WHERE id = %s", [business])
             keystore.destroy(business)

@@ -294,7 +294,7 @@ def test_05_staff_member_sees_only_their_client(story: Story) -> None:
         expect(page).to_have_title("Today · Custodia")
         card = page.locator("li.card").filter(has_text=CLIENT1)
         expect(card).to_have_count(1)
-        expect(card.get_by_role("heading")).to_have_text(f"{VISIT_HOURS} · {CLIENT1}")
+        expect(card.get_by_role("heading", level=2)).to_have_text(f"{VISIT_HOURS} · {CLIENT1}")
         expect(card).to_contain_text(SERVICE)
         expect(card).to_contain_text(DOOR_CODE)
 

@@ -91,12 +91,29 @@ def pages_of(page: Page, role: str) -> list[str]:
     """The pages `role` uses, records' pages found by following the listings."""
     common = ["/app/security/", "/accounts/2fa/", "/accounts/password/change/", "/accounts/email/"]
     if role == "client":
-        return ["/app/portal/", "/app/portal/request/", "/app/passes/", *common]
+        plan = first_link(page, "/app/passes/", rf"/app/plans/{ID}/buy/")
+        visit = first_link(page, "/app/portal/", rf"/app/visits/{ID}/")
+        return [
+            "/app/portal/",
+            "/app/portal/request/",
+            "/app/notifications/",
+            "/app/passes/",
+            plan,
+            visit,
+            *common,
+        ]
     client = first_link(page, "/app/clients/", rf"/app/clients/{ID}/")
     # Staff find their visits on the dashboard ("Your next visits"); managers on the calendar.
     listing = "/app/" if role == "staff" else "/app/calendar/"
     visit = first_link(page, listing, rf"/app/visits/{ID}/")
-    staff_pages = ["/app/", "/app/today/", "/app/clients/", client, visit]
+    staff_pages = [
+        "/app/",
+        "/app/today/",
+        "/app/clients/",
+        client,
+        visit,
+        "/app/security/calendar-feed/",
+    ]
     if role == "staff":
         return [*staff_pages, *common]
     manager = [
@@ -105,18 +122,32 @@ def pages_of(page: Page, role: str) -> list[str]:
         f"{client}history/" if role == "owner" else f"{client}edit/",
         f"{visit}edit/",
         "/app/clients/new/",
+        "/app/clients/import/",
         "/app/visits/new/",
         f"/app/visits/new/?client={client.split('/')[3]}",
         "/app/services/",
         "/app/staff/",
         "/app/payments/catalog/",
         "/app/invoices/",
+        "/app/notifications/",
         f"/app/clients/{client.split('/')[3]}/passes/",
+        # Pets and household details (docs/profiles.md): the first client has a pet.
+        f"{client}pets/new/",
+        f"{client}household/",
+        first_link(page, client, rf"/app/pets/{ID}/edit/"),
+        first_link(page, client, rf"/app/pets/{ID}/delete/"),
+        member_page(page),
         *common,
     ]
     if role == "owner":
-        manager += ["/app/audit/"]
+        manager += ["/app/audit/", "/app/settings/"]
     return manager
+
+
+def member_page(page: Page) -> str:
+    """The demo's member (Aisha Rahman, on the monthly plan): her membership's page."""
+    member = first_link(page, "/app/clients/?q=Aisha", rf"/app/clients/{ID}/")
+    return first_link(page, f"{member}passes/", rf"/app/memberships/{ID}/")
 
 
 @pytest.fixture
@@ -181,3 +212,70 @@ def test_the_checks_find_a_wide_page_and_a_serious_violation(
     found = checked(page, axe_source)
     assert re.fullmatch(r"20\d\d px wide on a 390 px screen", found[0]), found
     assert any(problem.startswith("image-alt (critical)") for problem in found), found
+
+
+# A scheduled visit the staff login makes to the portal client (the demo's repeating walk).
+SHARED_VISIT = """
+import json
+from django.conf import settings
+from custodia.embedded import admin_connection
+with admin_connection(settings.ADMIN_DATABASE, settings.DATABASES["default"]["NAME"]) as conn:
+    row = conn.execute(
+        "SELECT v.id FROM scheduling_visit v"
+        " JOIN tenancy_membership s ON s.id = v.staff_id JOIN accounts_user su ON su.id = s.user_id"
+        " JOIN tenancy_membership c ON c.client_id = v.client_id AND c.role = 'client'"
+        " JOIN accounts_user cu ON cu.id = c.user_id"
+        " WHERE su.email = %s AND cu.email = %s AND v.status = 'scheduled'"
+        " ORDER BY v.starts_at LIMIT 1",
+        [{staff!r}, {client!r}],
+    ).fetchone()
+print(json.dumps(str(row[0])))
+"""
+
+
+def test_staff_upload_a_photo_on_a_phone_and_the_client_sees_it(
+    e2e_database: str,
+    logins: dict[str, tuple[str, str]],
+    axe_source: str,
+    browser: Browser,
+    e2e_server: str,
+    tmp_path: Path,
+) -> None:
+    """Priya, on a 390 px phone, attaches a photo to her walk with Hannah's dog through the
+    plain file field (the camera on a real phone); Hannah sees it in the portal's visit page."""
+    from tests.scheduling.photos_support import photo_bytes
+
+    staff_email, staff_password = logins["staff"]
+    client_email, client_password = logins["client"]
+    code = SHARED_VISIT.format(staff=staff_email, client=client_email)
+    visit = json.loads(run_django(e2e_database, code).strip().splitlines()[-1])
+    picture = tmp_path / "walk.jpg"
+    picture.write_bytes(photo_bytes((1600, 1200)))
+
+    phone = browser.new_context(ignore_https_errors=True, base_url=e2e_server, viewport=PHONE)
+    try:
+        page = log_in(phone, staff_email, staff_password)
+        page.goto(f"/app/visits/{visit}/")
+        field = page.get_by_label("Photo", exact=True)
+        assert field.get_attribute("capture") == "environment"
+        assert field.get_attribute("accept") == "image/*"
+        field.set_input_files(str(picture))
+        page.get_by_role("button", name="Add photo").click()
+        expect(page.locator("ul.messages")).to_contain_text("Photo added.")
+        expect(page.locator("ul.photos img")).to_have_count(1)
+        assert checked(page, axe_source) == []
+    finally:
+        phone.close()
+
+    portal = browser.new_context(ignore_https_errors=True, base_url=e2e_server, viewport=PHONE)
+    try:
+        page = log_in(portal, client_email, client_password)
+        page.goto(f"/app/visits/{visit}/")
+        thumbnail = page.locator("ul.photos img").first
+        expect(thumbnail).to_be_visible()
+        # The image loaded: the browser decoded the thumbnail the server sent.
+        assert thumbnail.evaluate("img => img.complete && img.naturalWidth") == 320
+        assert page.get_by_role("button", name="Add photo").count() == 0
+        assert checked(page, axe_source) == []
+    finally:
+        portal.close()

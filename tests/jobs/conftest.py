@@ -94,6 +94,10 @@ class Worker:
                 "DJANGO_SETTINGS_MODULE": "tests.jobs.worker_settings",
                 "CUSTODIA_DB_NAME": database,
                 "CUSTODIA_KEYSTORE_DIR": str(settings.KEYSTORE_DIR),
+                # The backups a worker takes when it starts go beside its log, never into var/
+                # (where they would sit, signed by the tests' key, in the developer's stores).
+                "CUSTODIA_BACKUP_DIR": str(log.parent / "backups"),
+                "CUSTODIA_KEYSTORE_BACKUP_DIR": str(log.parent / "keystore-backups"),
                 # Quick to notice a dead worker, so the test waits seconds, not a minute.
                 "CUSTODIA_JOB_HEARTBEAT_SECONDS": "1",
                 "CUSTODIA_JOB_STALLED_SECONDS": "3",

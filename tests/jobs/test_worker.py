@@ -109,9 +109,8 @@ def test_the_periodic_tasks_run_when_a_worker_starts(
     wait_for(lambda: "business(es) rotated" in worker.output(), what="the key maintenance")
     output = worker.output()
     assert (
-        "periodic tasks audit-maintenance, key-maintenance, membership-renewals, pass-expiry,"
-        " retention, test-beacon, wallet-expiry, webhooks"
-        in output
+        "periodic tasks audit-maintenance, key-maintenance, membership-renewals, notices,"
+        " pass-expiry, retention, test-beacon, wallet-expiry, webhooks" in output
     )
     assert "Starting job custodia.periodic.backups" not in output  # left out: never run
 
@@ -131,6 +130,7 @@ def test_the_worker_lists_what_it_schedules() -> None:
         "periodic pass-expiry: cron '5 0 * * *' (UTC), and at start",
         "periodic membership-renewals: cron '20 * * * *' (UTC), and at start",
         "periodic webhooks: cron '* * * * *' (UTC), and at start",
+        "periodic notices: cron '* * * * *' (UTC), and at start",
         "periodic wallet-expiry: cron '10 * * * *' (UTC)\n",
     ):
         assert line in listing

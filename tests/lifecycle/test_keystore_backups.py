@@ -227,7 +227,8 @@ def live() -> Iterator[tuple[psycopg.Connection[Any], list[uuid.UUID]]]:
     with admin(str(settings.DATABASES["default"]["NAME"])) as connection:
         yield connection, made
         for business in made:
-            for table in ("scheduling_visit", "clients_homeaccess", "clients_client"):
+            tables = ("scheduling_visit", "clients_homeaccess", "clients_clientnamepart")
+            for table in (*tables, "clients_client"):
                 connection.execute(
                     f"DELETE FROM {table} WHERE tenant_id = %s",  # noqa: S608 (fixed names)
                     [business],

@@ -48,7 +48,7 @@ def test_the_security_page_shows_the_newest_drill(web: Any, private_drill_log: P
     )
     page = flat(web.get("/security/"))
     assert (
-        'Last restore drill: <time datetime="2026-12-01T03:20:00+00:00">1 December 2026</time>'
+        'Last restore drill: <time datetime="2026-12-01T03:20:00+00:00">Tue 1 Dec 2026</time>'
         in page
     )
     assert "<strong>passed</strong>" in page
@@ -56,7 +56,7 @@ def test_the_security_page_shows_the_newest_drill(web: Any, private_drill_log: P
         DrillResult("20261208T031500Z-1a2b3c4d", False, "broken", at="2026-12-08T03:20:00+00:00")
     )
     page = flat(web.get("/security/"))
-    assert "8 December 2026</time>, <strong>failed</strong>" in page
+    assert "Tue 8 Dec 2026</time>, <strong>failed</strong>" in page
     # A log edited to hide the failure is not believed.
     lines = private_drill_log.read_text().splitlines()
     private_drill_log.write_text(

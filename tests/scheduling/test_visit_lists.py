@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import zoneinfo
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -15,6 +16,7 @@ from custodia.clients.actions import do_create_client
 from custodia.core.audit import AuditAction
 from custodia.scheduling.actions import do_create_service, do_create_visit
 from custodia.scheduling.models import Visit, VisitStatus
+from custodia.tenancy.models import Business
 from tests.acting import act
 from tests.audit.support import chain_events, written
 from tests.web.support import logged_in, text
@@ -132,9 +134,10 @@ def test_names_are_escaped_on_every_visit_list(matrix):
         assert "&lt;img src=x onerror=&quot;alert(&#x27;x&#x27;)&quot;&gt;" in html, url
 
 
-def test_visits_are_shown_in_the_server_time_zone(matrix):
+def test_visits_are_shown_in_the_business_time_zone(matrix):
     a = matrix.a
     act(a.owner)
+    Business.objects.filter(pk=a.owner.tenant_id).update(time_zone="Pacific/Auckland")
     # Monday 23:30 UTC of the later week is Tuesday 12:30 in Auckland (UTC+13 in summer, +12
     # in winter: 11:30).
     monday = dt.datetime.combine(later_week(), dt.time(23, 30), tzinfo=dt.UTC)
@@ -146,11 +149,10 @@ def test_visits_are_shown_in_the_server_time_zone(matrix):
         starts_at=monday,
         status=VisitStatus.REQUESTED,
     )
-    with timezone.override("Pacific/Auckland"):
-        local = timezone.localtime(monday)
-        browser = logged_in(a.owner)
-        calendar = browser.get(f"/app/calendar/?week={later_week():%Y-%m-%d}").content.decode()
-        dashboard = text(browser.get("/app/"))
+    local = timezone.localtime(monday, zoneinfo.ZoneInfo("Pacific/Auckland"))
+    browser = logged_in(a.owner)
+    calendar = browser.get(f"/app/calendar/?week={later_week():%Y-%m-%d}").content.decode()
+    dashboard = text(browser.get("/app/"))
     days = re.findall(r'<section class="day[^"]*".*?</section>', calendar, re.S)
     assert [i for i, day in enumerate(days) if "Alpha Client" in day] == [1]  # Tuesday
     assert f"{local:%H:%M}–{local + dt.timedelta(hours=1):%H:%M}" in days[1]

@@ -14,6 +14,7 @@ from custodia.accounts.actions import do_create_api_token
 from custodia.accounts.digests import issue_secret
 from custodia.accounts.models import ApiToken
 from custodia.clients.models import Client
+from custodia.clients.profile_actions import do_create_pet, do_update_household
 from custodia.core.actor import Actor
 from custodia.core.dbcontext import set_db_context
 from custodia.core.permissions import Role
@@ -31,6 +32,9 @@ TENANT_TABLES: dict[str, tuple[str, str]] = {
     "clients_client": ("id", "tenant_id"),
     "clients_homeaccess": ("client_id", "tenant_id"),
     "clients_assignment": ("id", "tenant_id"),
+    "clients_pet": ("id", "tenant_id"),
+    "clients_household": ("client_id", "tenant_id"),
+    "clients_clientnamepart": ("id", "tenant_id"),
     "scheduling_service": ("id", "tenant_id"),
     "scheduling_visit": ("id", "tenant_id"),
 }
@@ -114,6 +118,9 @@ def add_extras(matrix: TenantMatrix) -> Extras:
                 actor=actor, name=f"{key} {role_name}"
             )
         invitations[key], _secret = add_invitation(business.owner, email=f"new@{key}.test")
+        act(business.owner)
+        do_create_pet(business.client, actor=business.owner, name="Miso", medication="Pill")
+        do_update_household(business.client, actor=business.owner, wifi_password="secret")
     return Extras(tokens, invitations)
 
 

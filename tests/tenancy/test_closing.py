@@ -32,6 +32,7 @@ from custodia.tenancy.closing import (
     grace_period,
 )
 from custodia.tenancy.models import Business, ClosedBusiness
+from custodia.tenancy.zones import zone_for
 from tests.acting import act
 from tests.audit.support import chain_events
 from tests.factories import TenantMatrix, stale
@@ -325,7 +326,8 @@ def test_owners_and_managers_are_told_of_closing_and_reopening(matrix: TenantMat
     [notice] = mail.outbox
     assert notice.to == sorted([a.owner.user.email, a.manager.user.email])
     assert notice.subject == "Alpha was closed"
-    assert f"{business.purge_after:%-d %B %Y}" in notice.body
+    purge = business.purge_after.astimezone(zone_for(business))  # in the business's zone
+    assert f"{purge:%a} {purge.day} {purge:%b %Y, %H:%M} ({business.time_zone})" in notice.body
     assert "/app/business/delete/" in notice.body
     for secret in (a.client.name, a.client.email, a.staff.user.email):
         assert secret not in notice.body

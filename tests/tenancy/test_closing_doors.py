@@ -17,6 +17,7 @@ from custodia.core.actor import Actor
 from custodia.core.closed import CLOSED_SQLSTATE, BusinessClosed
 from custodia.tenancy.closing import do_close_business
 from custodia.tenancy.models import Business
+from custodia.tenancy.zones import zone_for
 from tests.acting import act
 from tests.api.conftest import send
 from tests.factories import TenantMatrix
@@ -29,6 +30,7 @@ OPEN_WHILE_CLOSED = {
     "audit_auditevent": "reads of a closed business are still recorded",
     "audit_checkpoint": "the trail's signed checkpoints",
     "accounts_apitoken": "revoking a token and its last-use stamp (new ones are refused)",
+    "accounts_calendarfeed": "revoking a calendar feed (new ones are refused)",
     "custodia_db_context": "describes live transactions, not business data",
     "jobs_job": "a job's status and progress: an export of a closed business must run",
     "export_export": "an export of a closed business is made, stored and downloaded",
@@ -40,8 +42,14 @@ GUARDED = {
     "clients_homeaccess",
     "clients_assignment",
     "clients_erasurerequest",
+    "clients_pet",
+    "clients_household",
+    "clients_clientnamepart",
     "scheduling_service",
     "scheduling_visit",
+    "scheduling_notice",
+    "scheduling_noticechoice",
+    "scheduling_visitphoto",
     "payments_passtype",
     "payments_membershipplan",
     "payments_clientpass",
@@ -80,7 +88,7 @@ def test_every_table_of_business_data_is_guarded(db: None) -> None:
         )
         triggered = {row[0] for row in cursor.fetchall()}
     assert tables - set(OPEN_WHILE_CLOSED) == GUARDED
-    assert triggered == GUARDED | {"accounts_apitoken"}
+    assert triggered == GUARDED | {"accounts_apitoken", "accounts_calendarfeed"}
 
 
 WEB_WRITES = [
@@ -127,7 +135,8 @@ def test_every_web_form_is_refused_with_a_clear_409(
 def test_pages_still_read_and_show_the_purge_date_on_every_page(matrix: TenantMatrix) -> None:
     a = matrix.a
     business = close(a.owner)
-    date = f"{business.purge_after:%-d %B %Y}"
+    purge = business.purge_after.astimezone(zone_for(business))  # the business's zone
+    date = f"{purge:%a} {purge.day} {purge:%b %Y}"
     for actor, urls in (
         (a.owner, ["/app/", "/app/clients/", f"/app/clients/{a.client.pk}/", "/app/audit/"]),
         (a.staff, ["/app/today/", f"/app/clients/{a.client.pk}/"]),

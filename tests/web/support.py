@@ -8,7 +8,7 @@ from typing import Any
 from django.http import HttpResponse
 
 from custodia.accounts.models import ApiToken
-from custodia.clients.models import Assignment, Client, HomeAccess
+from custodia.clients.models import Assignment, Client, HomeAccess, Household, Pet
 from custodia.core.actor import Actor
 from custodia.scheduling.models import Service, Visit
 from custodia.tenancy.models import Business, Invitation, Membership
@@ -26,6 +26,8 @@ MODELS = (
     Service,
     Visit,
     ApiToken,
+    Pet,
+    Household,
 )
 ROLES = ("outsider", "owner", "manager", "staff", "other_staff", "client")
 

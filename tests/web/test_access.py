@@ -14,14 +14,26 @@ import pytest
 from django.utils import timezone
 
 from custodia.accounts.actions import do_create_api_token
+from custodia.clients.profile_actions import do_create_pet, do_set_pet_photo, do_update_household
 from custodia.core.permissions import Role
 from custodia.tenancy.actions import do_invite_member
 from tests.acting import act
 from tests.factories import TenantMatrix
+from tests.scheduling.photos_support import photo_bytes
 from tests.web.support import ROLES, actor_for, logged_in, snapshot
 
 # Business A's client data that must never reach someone refused.
-MARKERS = ("Alpha Client", "Alpha Other", "client@alpha.test", "4711", "0815", "9999", "Cat: Miso")
+MARKERS = (
+    "Alpha Client",
+    "Alpha Other",
+    "client@alpha.test",
+    "4711",
+    "0815",
+    "9999",
+    "Cat: Miso",
+    "Thyroxine",
+    "garden-wifi-pw",
+)
 
 
 def leaked_markers(page: str) -> list[str]:
@@ -67,6 +79,17 @@ def endpoints(ids: dict[str, str]) -> list[Endpoint]:
             {"name": "Intruder"},
             outsider_own_business=True,
         ),
+        e("get", "/app/clients/import/", f(MANAGERS), outsider_own_business=True),
+        e("post", "/app/clients/import/", f(MANAGERS), outsider_own_business=True),
+        # A preview only its own member can confirm (tests/clients/test_import_pages.py): here
+        # an unsigned one, which an allowed role is refused with a 400 too.
+        e(
+            "post",
+            "/app/clients/import/confirm/",
+            frozenset(),
+            {"preview": '[[2, {"name": "Intruder"}]]'},
+            statuses=frozenset({400, 403, 404}),
+        ),
         e("get", f"/app/clients/{c}/", f(EVERYONE - {"other_staff"})),
         e("get", f"/app/clients/{o}/", f(MANAGERS)),
         e("get", f"/app/clients/{c}/edit/", f(MANAGERS)),
@@ -76,6 +99,19 @@ def endpoints(ids: dict[str, str]) -> list[Endpoint]:
         e("post", f"/app/clients/{o}/assign/", f(MANAGERS), {"staff": ids["other_staff"]}),
         e("post", f"/app/clients/{c}/unassign/{ids['staff']}/", f(MANAGERS)),
         e("post", f"/app/clients/{o}/invite/", f(MANAGERS), {"email": "x@example.test"}),
+        # Pets and household details (docs/profiles.md).
+        e("get", f"/app/clients/{c}/pets/new/", f(MANAGERS)),
+        e("post", f"/app/clients/{c}/pets/new/", f(MANAGERS), {"name": "Intruder"}),
+        e("get", f"/app/clients/{c}/household/", f(MANAGERS)),
+        e("post", f"/app/clients/{c}/household/", f(MANAGERS), {"parking": "Hijacked"}),
+        e("get", f"/app/pets/{ids['pet']}/edit/", f(MANAGERS)),
+        e("post", f"/app/pets/{ids['pet']}/edit/", f(MANAGERS), {"name": "Changed"}),
+        e("get", f"/app/pets/{ids['pet']}/delete/", f(MANAGERS)),
+        e("post", f"/app/pets/{ids['pet']}/delete/", f(MANAGERS)),
+        e("get", f"/app/pets/{ids['pet']}/photo/", f(EVERYONE - {"other_staff"})),
+        e("get", f"/app/pets/{ids['pet']}/photo/thumbnail/", f(EVERYONE - {"other_staff"})),
+        e("post", f"/app/pets/{ids['pet']}/photo/upload/", f(MANAGERS)),
+        e("post", f"/app/pets/{ids['pet']}/photo/remove/", f(MANAGERS)),
         e("get", "/app/portal/", f({"client"}), outsider_own_business=True),
         e("get", "/app/staff/", f(WORKERS), outsider_own_business=True),
         e(
@@ -137,6 +173,14 @@ def endpoints(ids: dict[str, str]) -> list[Endpoint]:
             {"starts_at": soon},
             outsider_own_business=True,
         ),
+        e("get", "/app/notifications/", f(MANAGERS | {"client"}), outsider_own_business=True),
+        e(
+            "post",
+            "/app/notifications/",
+            f(MANAGERS | {"client"}),
+            {"requests": "on"},
+            outsider_own_business=True,
+        ),
         e("get", "/app/tokens/", f(WORKERS), outsider_own_business=True),
         e("get", "/app/audit/", f({"owner"}), outsider_own_business=True),
         e("get", "/app/audit/export.csv", f({"owner"}), outsider_own_business=True),
@@ -153,6 +197,9 @@ def ids_of(matrix: TenantMatrix) -> dict[str, str]:
     act(a.owner)
     invitation = do_invite_member(actor=a.owner, email="pending@example.test", role=Role.STAFF)
     token, _plain = do_create_api_token(actor=a.owner, name="owner's")
+    pet = do_create_pet(a.client, actor=a.owner, name="Miso", medication="Thyroxine")
+    do_set_pet_photo(pet, photo_bytes(), actor=a.owner)
+    do_update_household(a.client, actor=a.owner, wifi_password="garden-wifi-pw")
     return {
         "client": str(a.client.pk),
         "other_client": str(a.other_client.pk),
@@ -162,6 +209,7 @@ def ids_of(matrix: TenantMatrix) -> dict[str, str]:
         "other_staff": str(a.other_staff.membership.pk),
         "invitation": str(invitation.pk),
         "token": str(token.pk),
+        "pet": str(pet.pk),
     }
 
 

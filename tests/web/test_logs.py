@@ -395,6 +395,7 @@ def test_an_unknown_log_format_is_refused(tmp_path: Any) -> None:
         ("Internal Server Error: /invite/ab12cd34/s3cretInvite/", "s3cretInvite"),
         ("Forbidden (CSRF token missing.): /app/unlock/unl0ckT0ken/", "unl0ckT0ken"),
         ("Internal Server Error: /accounts/password/reset/key/1a-r3setKey/", "r3setKey"),
+        ("Not Found: /calendar/0123456789ab/fE3d_s3cret-Feed.ics", "fE3d_s3cret-Feed"),
     ],
 )
 def test_secret_bearing_paths_are_redacted(message: str, secret: str) -> None:

@@ -125,7 +125,8 @@ def test_navigation_shows_what_each_role_may_use(matrix):
         "/app/tokens/",
         "/app/security/",
     }
-    assert nav(matrix.a.owner) == manager | {"/app/audit/"} and nav(matrix.a.manager) == manager
+    owner = manager | {"/app/audit/", "/app/settings/"}
+    assert nav(matrix.a.owner) == owner and nav(matrix.a.manager) == manager
     assert nav(matrix.a.staff) == {
         "/app/",
         "/app/today/",
@@ -167,7 +168,9 @@ def test_templates_have_no_inline_styles_or_scripts():
     offenders = []
     for path in TEMPLATES.rglob("*.html"):
         source = path.read_text()
-        if re.search(r"\sstyle=|<style|<script|\son[a-z]+=", source):
+        # A script from a static file (`<script src=...>`, the calendar's) is allowed by the CSP;
+        # a script written in the page is not.
+        if re.search(r"\sstyle=|<style|<script(?![^>]*\ssrc=)|\son[a-z]+=", source):
             offenders.append(str(path.relative_to(TEMPLATES)))
     assert offenders == []
 
@@ -223,6 +226,8 @@ def test_every_form_post_needs_the_csrf_token(matrix):
         ("/app/services/new/", {"name": "Forged", "duration_minutes": "30", "price": "1"}),
         (f"/app/visits/{a.visit.pk}/update/", {"status": "cancelled"}),
         ("/app/tokens/new/", {"name": "Forged"}),
+        ("/app/clients/import/", {}),
+        ("/app/clients/import/confirm/", {"preview": "x"}),
         ("/app/switch/", {"business": str(a.owner.tenant_id)}),
     ):
         assert browser.post(url, data).status_code == 403, url

@@ -1,4 +1,4 @@
-"""Writes for accounts: personal API tokens, security events."""
+"""Writes for accounts: personal API tokens, calendar feeds, security events."""
 
 from __future__ import annotations
 
@@ -12,9 +12,14 @@ from django.db import transaction
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 
-from custodia.accounts.access import TOKEN_PREFIX, TOKEN_PURPOSE
+from custodia.accounts.access import (
+    CALENDAR_FEED_PURPOSE,
+    TOKEN_PREFIX,
+    TOKEN_PURPOSE,
+    live_calendar_feed,
+)
 from custodia.accounts.digests import issue_secret
-from custodia.accounts.models import ApiToken, SecurityEvent, SecurityEventKind
+from custodia.accounts.models import ApiToken, CalendarFeed, SecurityEvent, SecurityEventKind
 from custodia.accounts.stepup import require_step_up
 from custodia.accounts.throttle import user_agent_summary
 from custodia.core.actor import Actor, require_active
@@ -88,6 +93,57 @@ def do_revoke_api_token(token: ApiToken, *, actor: Actor) -> None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
         record(AuditAction.TOKEN_REVOKE, actor=actor, target=token, detail={"prefix": token.prefix})
+
+
+def do_create_calendar_feed(*, actor: Actor) -> tuple[CalendarFeed, str]:
+    """A new calendar feed of the actor's own visits, revoking the one before it; returns it with
+    the secret part of its address (`<prefix>/<secret>`), shown once and never stored.
+
+    Like an API token, a feed is a credential: staff, managers and owners may make one for
+    themselves (`TOKENS_CREATE`, which clients lack), with a fresh proof of identity (step-up,
+    which an API token never has).
+    """
+    require_active(actor)
+    actor.require(Permission.TOKENS_CREATE)
+    require_step_up(actor)
+    issued = issue_secret(CALENDAR_FEED_PURPOSE)
+    with transaction.atomic():
+        previous = live_calendar_feed(actor)
+        if previous is not None:
+            _revoke_calendar_feed(previous, actor=actor)
+        feed = CalendarFeed.objects.create(
+            tenant_id=actor.tenant_id,
+            user=actor.user,
+            membership=actor.membership,
+            prefix=issued.prefix,
+            digest=issued.digest,
+        )
+        # The public prefix names the feed; the secret is never recorded.
+        record(
+            AuditAction.CALENDAR_FEED_CREATE,
+            actor=actor,
+            target=feed,
+            detail={"prefix": feed.prefix},
+        )
+    return feed, f"{issued.prefix}/{issued.secret}"
+
+
+def do_revoke_calendar_feed(feed: CalendarFeed, *, actor: Actor) -> None:
+    """The feed's address stops working at once (404, as for an address never issued)."""
+    require_active(actor)
+    actor.require(Permission.TOKENS_CREATE)
+    if feed.membership_id != actor.membership.pk or feed.tenant_id != actor.tenant_id:
+        raise Http404("No such calendar feed.")
+    with transaction.atomic():
+        _revoke_calendar_feed(feed, actor=actor)
+
+
+def _revoke_calendar_feed(feed: CalendarFeed, *, actor: Actor) -> None:
+    feed.revoked_at = timezone.now()
+    feed.save(update_fields=["revoked_at"])
+    record(
+        AuditAction.CALENDAR_FEED_REVOKE, actor=actor, target=feed, detail={"prefix": feed.prefix}
+    )
 
 
 AUDITED_KINDS = {

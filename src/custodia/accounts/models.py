@@ -152,3 +152,33 @@ class ApiRateLimit(models.Model):
 
     def __str__(self) -> str:
         return f"ahead until {self.tat:%H:%M:%S}"
+
+
+class CalendarFeed(TenantOwned):
+    """A member's iCalendar feed of their visits, at a secret URL (docs/visits.md).
+
+    Stored as API tokens are: a public prefix to find the row and an HMAC digest of the secret
+    (accounts/digests.py), the plain URL shown once. A membership has at most one live feed;
+    a new one revokes the old. A revoked feed stays as a record of what was issued.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="calendar_feeds")
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+")
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "membership"], name="calendarfeed_tenant_member")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["membership"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="calendarfeed_one_live_per_membership",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"calendar feed {self.prefix}"

@@ -7,6 +7,7 @@ from ninja import Router
 
 from custodia.api.app import api
 from custodia.api.audit.router import router as audit_router
+from custodia.api.clients.pets import client_pets_router, pets_router
 from custodia.api.clients.router import router as clients_router
 from custodia.api.export.router import router as export_router
 from custodia.api.jobs.router import router as jobs_router
@@ -15,6 +16,8 @@ from custodia.api.scheduling.router import services_router, visits_router
 from custodia.api.tenancy.router import router as staff_router
 
 api.add_router("/clients", clients_router)
+api.add_router("/clients", client_pets_router)
+api.add_router("/pets", pets_router)
 api.add_router("/staff", staff_router)
 api.add_router("/services", services_router)
 api.add_router("/visits", visits_router)

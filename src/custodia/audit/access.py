@@ -29,7 +29,10 @@ OWN_READS = (
     AuditAction.CLIENT_LIST,
     AuditAction.VISIT_READ,
     AuditAction.VISIT_LIST,
+    AuditAction.VISIT_FEED,
     AuditAction.ACCESS_CODES_REVEAL,
+    AuditAction.PROFILE_READ,
+    AuditAction.HOUSEHOLD_REVEAL,
 )
 FEED_MAX_LIMIT = 5000
 # Ids are drawn when an event is inserted, not when its transaction commits: an event of a

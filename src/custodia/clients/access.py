@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -19,7 +20,15 @@ from django.utils import timezone
 from custodia.accounts.stepup import has_fresh_step_up, require_step_up
 from custodia.audit import access as audit_access
 from custodia.audit import history
-from custodia.clients.models import Assignment, Client, HomeAccess, email_key, name_key, phone_key
+from custodia.clients.models import (
+    Assignment,
+    Client,
+    ClientNamePart,
+    HomeAccess,
+    email_key,
+    name_key,
+    phone_key,
+)
 from custodia.core.actor import Actor
 from custodia.core.audit import AuditAction, note_refusal, read_one, record
 from custodia.core.permissions import Permission, Role
@@ -30,6 +39,9 @@ from custodia.tenancy.paging import Page, keyset_page
 from custodia.tenancy.reads import Intent
 
 CLIENTS_PER_PAGE = 50
+# The shortest part of a name searched for: one letter would match most of a business.
+NAME_SEARCH_MIN_LENGTH = 2
+NAME_TOO_SHORT = f"Type at least {NAME_SEARCH_MIN_LENGTH} characters of a name."
 # The list's order: the name's search form, then the id (unique), so that pages never overlap.
 CLIENT_ORDER = ("name_search", "id")
 
@@ -61,21 +73,43 @@ def list_clients(actor: Actor, *, query: str = "") -> QuerySet[Client]:
     """Clients the actor may see, optionally searched.
 
     A query with "@" matches the email exactly, one of mostly digits matches the phone exactly
-    (both through the business's blind indexes: docs/keys.md), anything else is a name prefix;
-    each is an index lookup that leads with tenant_id.
+    (both through the business's blind indexes: docs/keys.md), anything else is the beginning
+    of any word of the name ("lee" finds "Kim Lee" and "Ashley Leeds"), at least
+    NAME_SEARCH_MIN_LENGTH characters (else ValidationError on `q`); each is an index lookup
+    that leads with tenant_id.
     """
     clients = _visible_clients(actor)
     query = query.strip()[:120]
     if query:
+        problem = search_problem(query)
+        if problem:
+            raise ValidationError({"q": problem})
         digits = phone_key(query)
         if "@" in query:
             index = blind_index(actor.tenant_id, "email", email_key(query))
             clients = clients.filter(email_search=index)
-        elif len(digits) >= 5 and not any(char.isalpha() for char in query):
+        elif _is_phone(query, digits):
             clients = clients.filter(phone_search=blind_index(actor.tenant_id, "phone", digits))
         else:
-            clients = clients.filter(name_search__prefix=name_key(query))
+            # The parts' own index range (tenancy/lookups.py `prefix`, leakproof under RLS),
+            # then the clients by primary key.
+            parts = ClientNamePart.objects.filter(
+                tenant_id=actor.tenant_id, part__prefix=name_key(query)
+            )
+            clients = clients.filter(id__in=parts.values("client_id"))
     return clients.order_by(*CLIENT_ORDER)
+
+
+def _is_phone(query: str, digits: str) -> bool:
+    return len(digits) >= 5 and not any(char.isalpha() for char in query)
+
+
+def search_problem(query: str) -> str | None:
+    """Why `query` cannot be searched for (a name part too short), or None."""
+    query = query.strip()
+    if not query or "@" in query or _is_phone(query, phone_key(query)):
+        return None
+    return NAME_TOO_SHORT if len(name_key(query)) < NAME_SEARCH_MIN_LENGTH else None
 
 
 def page_of_clients(
@@ -169,9 +203,23 @@ def home_access_and_hold(
     token never has; without one, (None, True), or StepUpRequired with `insist` (a page that
     must show the codes, such as the editor).
     """
+    purpose, held_back = reveal_purpose(actor, client, insist=insist)
+    if purpose is None:
+        return None, held_back
+    codes = HomeAccess.objects.filter(tenant_id=actor.tenant_id, client_id=client.pk).first()
+    if codes is not None and (codes.door_code or codes.alarm_code or codes.instructions):
+        record(AuditAction.ACCESS_CODES_REVEAL, actor=actor, target=client, purpose=purpose)
+    return codes, False
+
+
+def reveal_purpose(
+    actor: Actor, client: Client, *, insist: bool = False
+) -> tuple[str | None, bool]:
+    """Why the client's home secrets (door codes, Wi-Fi, emergency contact) may be seen now, as
+    the trail records it, or None; and whether a step-up would show them (see
+    `home_access_and_hold`)."""
     if not actor.can(Permission.CLIENTS_ACCESS_READ):
         return None, False
-    # Why the codes may be seen now: the purpose the trail records with the reveal.
     if actor.is_manager:
         # No visit counts for a manager: they can schedule, move and delete visits (and assign
         # staff, themself included) without a step-up, so a visit "near now" proves nothing.
@@ -179,15 +227,10 @@ def home_access_and_hold(
             require_step_up(actor)
         elif not has_fresh_step_up(actor):
             return None, True
-        purpose = "stepped up"
-    elif _in_own_visit_window(actor, client):
-        purpose = "visit window"
-    else:
-        return None, False
-    codes = HomeAccess.objects.filter(tenant_id=actor.tenant_id, client_id=client.pk).first()
-    if codes is not None and (codes.door_code or codes.alarm_code or codes.instructions):
-        record(AuditAction.ACCESS_CODES_REVEAL, actor=actor, target=client, purpose=purpose)
-    return codes, False
+        return "stepped up", False
+    if _in_own_visit_window(actor, client):
+        return "visit window", False
+    return None, False
 
 
 # Visit statuses that open the window (scheduling.models.VisitStatus; the RLS policy on
@@ -270,3 +313,28 @@ def client_access_history(actor: Actor, client_id: object) -> ClientHistory:
         since=since,
         truncated=len(rows) > HISTORY_EVENTS,
     )
+
+
+def emails_in_use(actor: Actor, emails: Iterable[str]) -> set[str]:
+    """Which of `emails` (compared in their search form) an existing, not erased client of the
+    business already has, through the business's blind index (an import's duplicate check).
+
+    It hands back only addresses the caller gave, never a record, so it is not recorded as a
+    read; it needs the write permission, whose holders see every client anyway.
+    """
+    actor.require(Permission.CLIENTS_RECORD_WRITE)
+    by_index = {
+        blind_index(actor.tenant_id, "email", email_key(email)): email_key(email)
+        for email in emails
+        if email_key(email)
+    }
+    if not by_index:
+        return set()
+    found = (
+        Client.objects.filter(
+            tenant_id=actor.tenant_id, email_search__in=list(by_index), erased_at__isnull=True
+        )
+        .values_list("email_search", flat=True)
+        .distinct()
+    )
+    return {by_index[bytes(index)] for index in found if index is not None}

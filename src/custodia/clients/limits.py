@@ -14,6 +14,20 @@ LIMITS: Final[dict[str, int]] = {
     "address": 2000,
     "notes": 10000,
     "instructions": 4000,
+    # Pets and household details (docs/profiles.md).
+    "pet_name": 120,
+    "species": 60,
+    "breed": 120,
+    "feeding": 4000,
+    "medication": 4000,
+    "vet_name": 200,
+    "vet_phone": 40,
+    "pet_notes": 4000,
+    "keys_held": 200,
+    "parking": 2000,
+    "wifi_name": 120,
+    "wifi_password": 120,
+    "emergency_contact": 400,
 }
 # A search term (a name prefix, an email address or a phone number) is never longer than a name.
 SEARCH_MAX_LENGTH: Final = LIMITS["name"]

@@ -13,8 +13,9 @@ are whatever has the few attributes below (accounts.models.User, tenancy.models.
 from __future__ import annotations
 
 import uuid
+import zoneinfo
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 from django.core.exceptions import PermissionDenied
 from django.db import connections
 from django.http import Http404
+from django.utils import timezone
 
 from custodia.core.dbcontext import set_db_context, transaction_failed
 from custodia.core.permissions import (
@@ -147,7 +149,8 @@ def acting_as(
         activate(actor, durable=durable, using=using)
     token = _CURRENT.set(actor)
     try:
-        yield actor
+        with _business_zone(actor):
+            yield actor
     finally:
         _CURRENT.reset(token)
         if (
@@ -157,6 +160,15 @@ def acting_as(
             and not transaction_failed(using=using)
         ):
             activate(previous, using=using)
+
+
+def _business_zone(actor: Actor) -> AbstractContextManager[None]:
+    """Django's current time zone becomes the business's (tenancy/zones.py), when the actor
+    came with its business loaded (a session's or token's actor does); an actor made without it
+    (a background job's) leaves the zone alone, and its task asks `zone_for` itself."""
+    business = actor.membership._state.fields_cache.get("tenant")
+    name = getattr(business, "time_zone", "")
+    return timezone.override(zoneinfo.ZoneInfo(name)) if name else nullcontext()
 
 
 def require_active(actor: Actor) -> None:

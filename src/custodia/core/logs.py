@@ -64,11 +64,13 @@ def _exception_name(error: type[BaseException]) -> str:
 
 
 # Paths that carry a secret in the URL: an invitation link, an unlock link, a password-reset
-# key, the card vault's one-time form (vault/urls.py). Django names the path in some messages
+# key, the card vault's one-time form (vault/urls.py), a calendar feed's address (its prefix is
+# public, its `<secret>.ics` is not). Django names the path in some messages
 # ("Internal Server Error: /invite/...", "Forbidden (CSRF cookie not set.): /form/..."); the
 # secret part is replaced before any line is written.
 SECRET_PATHS = re.compile(
-    r"(/invite/[^/\s]+/|/app/unlock/|/accounts/password/reset/key/|/form/)[^/\s?]+"
+    r"(/invite/[^/\s]+/|/calendar/[^/\s]+/|/app/unlock/|/accounts/password/reset/key/|/form/)"
+    r"[^/\s?]+"
 )
 
 

@@ -1,4 +1,5 @@
-"""`EncryptedTextField`: the one way a sensitive text is stored (docs/keys.md).
+"""`EncryptedTextField`: the one way a sensitive text is stored (docs/keys.md);
+`EncryptedBinaryField` the same for bytes (visit photos).
 
 The column is `bytea` holding a sealed value (crypto/keyring.py). A value is sealed in
 `pre_save`, where the row is at hand for the associated data (business, table, column, row), and
@@ -59,34 +60,53 @@ def value_context(tenant_id: object, table: str, column: str, row: object) -> by
 
 def seal_text(tenant_id: object, table: str, column: str, row: object, plaintext: str) -> bytes:
     """The stored form of `plaintext` at that place, under the business's primary key."""
+    return seal_bytes(tenant_id, table, column, row, plaintext.encode())
+
+
+def seal_bytes(tenant_id: object, table: str, column: str, row: object, plaintext: bytes) -> bytes:
+    """The stored form of `plaintext` bytes at that place (an image, or text as UTF-8)."""
     context = value_context(tenant_id, table, column, row)
-    return keys_for(tenant_id).seal(plaintext, context)
+    return keys_for(tenant_id).seal_bytes(plaintext, context)
 
 
 def open_text(tenant_id: object, table: str, column: str, row: object, blob: bytes) -> str:
     """The plaintext of a stored value; IntegrityFailure (logged) if it does not authenticate or
     names a key version the business never had, KeyUnavailable (logged) if its key was
     destroyed. Either is noted on the request (core/requestctx.py)."""
+    plaintext = open_bytes(tenant_id, table, column, row, blob)
+    try:
+        return plaintext.decode()
+    except UnicodeDecodeError:
+        # Authenticated bytes that are not text: a value of a binary column asked for as text.
+        raise _integrity_failure(tenant_id, table, column, row) from None
+
+
+def _integrity_failure(tenant_id: object, table: str, column: str, row: object) -> IntegrityFailure:
+    failure = IntegrityFailure(table, column, row)
+    # Ids only: which value failed, never its bytes or anything decrypted.
+    logger.error(
+        "integrity failure: %s.%s row %s tenant %s",
+        table,
+        column,
+        row,
+        tenant_id,
+        extra={"event": "crypto.integrity_failure"},
+    )
+    _note(failure)
+    return failure
+
+
+def open_bytes(tenant_id: object, table: str, column: str, row: object, blob: bytes) -> bytes:
+    """The plaintext bytes of a stored value, failing as `open_text` does."""
     context = value_context(tenant_id, table, column, row)
     try:
         try:
-            return keys_for(tenant_id).open(blob, context)
+            return keys_for(tenant_id).open_bytes(blob, context)
         except UnknownVersion:
             # Another process may have added the version a moment ago: re-read the file once.
-            return keys_for(tenant_id, refresh=True).open(blob, context)
+            return keys_for(tenant_id, refresh=True).open_bytes(blob, context)
     except (Unauthentic, UnknownVersion):
-        failure = IntegrityFailure(table, column, row)
-        # Ids only: which value failed, never its bytes or anything decrypted.
-        logger.error(
-            "integrity failure: %s.%s row %s tenant %s",
-            table,
-            column,
-            row,
-            tenant_id,
-            extra={"event": "crypto.integrity_failure"},
-        )
-        _note(failure)
-        raise failure from None
+        raise _integrity_failure(tenant_id, table, column, row) from None
     except KeyUnavailable as unavailable:
         logger.warning(
             "unreadable, key destroyed: %s.%s row %s tenant %s",
@@ -131,8 +151,8 @@ class SealedAttribute(DeferredAttribute):
     def __get__(self, instance: Any, cls: Any = None) -> Any:
         value = super().__get__(instance, cls)
         if isinstance(value, Sealed):
-            field = self.field
-            value = open_text(
+            field: EncryptedTextField = self.field  # type: ignore[assignment]
+            value = field.open_value(
                 instance.tenant_id,
                 field.model._meta.db_table,
                 field.column,
@@ -168,14 +188,26 @@ class EncryptedTextField(models.Field):  # type: ignore[type-arg]
         if value is None or isinstance(value, Sealed):
             return value
         return Sealed(
-            seal_text(
+            self.seal_value(
                 model_instance.tenant_id,
                 self.model._meta.db_table,
                 self.column,
                 model_instance.pk,
-                str(value),
+                value,
             )
         )
+
+    def seal_value(
+        self, tenant_id: object, table: str, column: str, row: object, value: Any
+    ) -> bytes:
+        """The stored form of the attribute's value."""
+        return seal_text(tenant_id, table, column, row, str(value))
+
+    def open_value(
+        self, tenant_id: object, table: str, column: str, row: object, blob: bytes
+    ) -> Any:
+        """The attribute's value from its stored form."""
+        return open_text(tenant_id, table, column, row, blob)
 
     def get_lookup(self, lookup_name: str) -> Any:
         # Only lookups whose values go through get_db_prep_value (which refuses plain text) and
@@ -195,6 +227,30 @@ class EncryptedTextField(models.Field):  # type: ignore[type-arg]
             f"{self.model.__name__}.{self.name} is encrypted: write it through save() on the "
             "instance and search it through its blind index."
         )
+
+
+class EncryptedBinaryField(EncryptedTextField):
+    """Bytes (an image) sealed with the owning business's data key: the same keys, associated
+    data, rotation, CHECK and crypto-shredding as `EncryptedTextField`; read as `bytes`. Load
+    it only where the bytes are needed (`.only()`/`.defer()`): each value is decrypted whole."""
+
+    description = "Bytes encrypted with the business's data key (AES-256-GCM)"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("default", b"")
+        super().__init__(*args, **kwargs)
+
+    def seal_value(
+        self, tenant_id: object, table: str, column: str, row: object, value: Any
+    ) -> bytes:
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"{self.model.__name__}.{self.name} holds bytes.")
+        return seal_bytes(tenant_id, table, column, row, bytes(value))
+
+    def open_value(
+        self, tenant_id: object, table: str, column: str, row: object, blob: bytes
+    ) -> Any:
+        return open_bytes(tenant_id, table, column, row, blob)
 
 
 def _refuse_plain_expressions(values: Any) -> None:

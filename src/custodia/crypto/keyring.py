@@ -61,17 +61,29 @@ class BusinessKeys:
 
     def seal(self, plaintext: str, context: bytes) -> bytes:
         """The stored form of `plaintext` at `context` (see the module docstring)."""
-        if not settings.FIELD_ENCRYPTION:
-            return bytes([FORMAT_PLAINTEXT]) + plaintext.encode()
-        header = bytes([FORMAT_AES_GCM]) + self.primary.to_bytes(4, "big")
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = self.ciphers[self.primary].encrypt(nonce, plaintext.encode(), header + context)
-        return header + nonce + sealed
+        return self.seal_bytes(plaintext.encode(), context)
 
     def open(self, blob: bytes, context: bytes) -> str:
         """The plaintext; Unauthentic if altered or moved, KeyUnavailable if its key is gone."""
+        try:
+            return self.open_bytes(blob, context).decode()
+        except UnicodeDecodeError:
+            raise Unauthentic from None
+
+    def seal_bytes(self, plaintext: bytes, context: bytes) -> bytes:
+        """The stored form of `plaintext` bytes (text is sealed as its UTF-8 bytes)."""
+        if not settings.FIELD_ENCRYPTION:
+            return bytes([FORMAT_PLAINTEXT]) + plaintext
+        header = bytes([FORMAT_AES_GCM]) + self.primary.to_bytes(4, "big")
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self.ciphers[self.primary].encrypt(nonce, plaintext, header + context)
+        return header + nonce + sealed
+
+    def open_bytes(self, blob: bytes, context: bytes) -> bytes:
+        """The plaintext bytes; Unauthentic if altered or moved, KeyUnavailable if its key is
+        gone."""
         if blob[:1] == bytes([FORMAT_PLAINTEXT]) and not settings.FIELD_ENCRYPTION:
-            return blob[1:].decode()
+            return blob[1:]
         if len(blob) < HEADER_BYTES + NONCE_BYTES + 16 or blob[0] != FORMAT_AES_GCM:
             raise Unauthentic
         header, nonce, sealed = blob[:HEADER_BYTES], blob[HEADER_BYTES:17], blob[17:]
@@ -84,8 +96,8 @@ class BusinessKeys:
                 )
             raise UnknownVersion(f"business {self.business_id} has no data key version {version}")
         try:
-            return cipher.decrypt(nonce, sealed, header + context).decode()
-        except (InvalidTag, UnicodeDecodeError):
+            return cipher.decrypt(nonce, sealed, header + context)
+        except InvalidTag:
             raise Unauthentic from None
 
     def blind_index(self, kind: str, normalised: str) -> bytes | None:

@@ -20,7 +20,13 @@ from psycopg import sql
 
 from custodia.core.dbcontext import set_db_context
 from custodia.core.permissions import Role
-from custodia.crypto.fields import EncryptedTextField, open_text, seal_text
+from custodia.crypto.fields import (
+    EncryptedBinaryField,
+    EncryptedTextField,
+    open_bytes,
+    seal_bytes,
+    seal_text,
+)
 from custodia.crypto.keyring import FORMAT_AES_GCM, create_keys, keys_for, version_of
 from custodia.tenancy.access import business_slugs
 
@@ -28,6 +34,8 @@ from custodia.tenancy.access import business_slugs
 # row-level security context (tests of the rewrite point it at their own transaction).
 USING = "owner"
 BATCH_ROWS = 500
+# Rows with sealed bytes (photos, up to a few megabytes each) are rewritten a few at a time.
+BINARY_BATCH_ROWS = 8
 FIRST_BATCH_SQL = "SELECT {pk} FROM {table} WHERE tenant_id = %s{stale} ORDER BY {pk} LIMIT %s"
 NEXT_BATCH_SQL = (
     "SELECT {pk} FROM {table} WHERE tenant_id = %s AND {pk} > %s{stale} ORDER BY {pk} LIMIT %s"
@@ -41,6 +49,7 @@ class SealedTable:
     table: str
     pk: str
     columns: tuple[str, ...]
+    batch_rows: int = BATCH_ROWS
 
 
 def sealed_tables() -> list[SealedTable]:
@@ -59,7 +68,11 @@ def sealed_tables() -> list[SealedTable]:
             pk = model._meta.pk
             if pk is None or pk.get_internal_type() not in {"UUIDField", "OneToOneField"}:
                 raise TypeError(f"{model.__name__} has encrypted fields but no UUID key.")
-            tables.append(SealedTable(model._meta.db_table, pk.column, columns))
+            binary = any(
+                isinstance(field, EncryptedBinaryField) for field in model._meta.local_fields
+            )
+            batch_rows = BINARY_BATCH_ROWS if binary else BATCH_ROWS
+            tables.append(SealedTable(model._meta.db_table, pk.column, columns, batch_rows))
     return sorted(tables, key=lambda table: table.table)
 
 
@@ -112,7 +125,7 @@ def _query(cursor: Any, template: str, table: SealedTable) -> str:
 def batches(
     using: str, business_id: object, table: SealedTable, *, not_under: int | None = None
 ) -> Iterator[list[Any]]:
-    """Keys of the business's rows in `table`, in primary-key order, BATCH_ROWS at a time;
+    """Keys of the business's rows in `table`, in primary-key order, `batch_rows` at a time;
     with `not_under`, only rows with a value that is not sealed under that key version (so a
     resumed rotation, or its final sweep, reads only what is left to do)."""
     last: Any = None
@@ -130,7 +143,7 @@ def batches(
             if not_under is not None:
                 header = bytes([FORMAT_AES_GCM]) + not_under.to_bytes(4, "big")
                 params += [header] * len(table.columns)
-            cursor.execute(query.as_string(cursor.connection), [*params, BATCH_ROWS])
+            cursor.execute(query.as_string(cursor.connection), [*params, table.batch_rows])
             keys = [row[0] for row in cursor.fetchall()]
         if not keys:
             return
@@ -186,8 +199,9 @@ def reseal_to_primary(
     """Re-encrypt a value under the business's primary key; None if it is already."""
     if version_of(blob) == keys_for(business).primary:
         return None
-    plaintext = open_text(business, table, column, row, blob)
-    return seal_text(business, table, column, row, plaintext)
+    # As bytes: the same for text (sealed as UTF-8) and for binary columns (photos).
+    plaintext = open_bytes(business, table, column, row, blob)
+    return seal_bytes(business, table, column, row, plaintext)
 
 
 def seal_plain_utf8(

@@ -6,12 +6,13 @@
 - `do_erase_client`: an owner or manager, with a fresh step-up, erases the client (completing
   their pending request, if any). The name becomes "Erased client"; email, phone, address and
   notes, the home-access instructions and codes, and every visit's request note and report are
-  replaced by sealed empty values (the old ciphertexts are overwritten, not kept); the client's
-  invitations go; their portal login is detached (its membership deleted, its sessions for the
-  business ended), and a login left with no business at all is anonymised: its address,
-  name, password, second factors and security events go. Visits stay, as anonymous rows the
-  business's statistics still count. The erasure is one audit event with ids and counts; the
-  trail never held the client's name or contact details (events carry ids and field names).
+  replaced by sealed empty values (the old ciphertexts are overwritten, not kept); their pets and
+  household details are deleted (docs/profiles.md); the client's invitations and visit photos go;
+  their portal login is detached (its membership deleted, its sessions for the business ended),
+  and a login left with no business at all is anonymised: its address, name, password, second
+  factors and security events go. Visits stay, as anonymous rows the business's statistics still
+  count. The erasure is one audit event with ids and counts; the trail never held the client's
+  name or contact details (events carry ids and field names).
 
 Here, above clients and scheduling (pyproject.toml's layers), because it reaches into both.
 """
@@ -38,13 +39,13 @@ from custodia.accounts.models import SecurityEvent, User
 from custodia.accounts.sessions import end_sessions
 from custodia.accounts.stepup import require_step_up
 from custodia.clients.actions import ACCESS_FIELDS
-from custodia.clients.models import Client, ErasureRequest, HomeAccess, name_key
+from custodia.clients.models import Client, ErasureRequest, HomeAccess, Household, Pet, name_key
 from custodia.core.actor import Actor, activate, ensure_in_business, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.dbcontext import fetch_all_with_key, set_db_context
 from custodia.core.permissions import Permission, Role
 from custodia.payments.actions.cards import forget_cards_of
-from custodia.scheduling.models import Visit
+from custodia.scheduling.models import Visit, VisitPhoto
 from custodia.tenancy.models import Invitation, Membership
 
 logger = logging.getLogger(__name__)
@@ -168,12 +169,18 @@ def do_erase_client(client: Client, *, actor: Actor) -> Client:
             for field in ACCESS_FIELDS:
                 setattr(home, field, "")
             home.save(update_fields=[*ACCESS_FIELDS, "updated_at"])
+        pets, _ = Pet.objects.filter(tenant_id=actor.tenant_id, client=client).delete()
+        household, _ = Household.objects.filter(tenant_id=actor.tenant_id, client=client).delete()
         visits = 0
         for visit in Visit.objects.filter(tenant_id=actor.tenant_id, client=client).order_by("pk"):
             for field in VISIT_TEXT_FIELDS:
                 setattr(visit, field, "")
             visit.save(update_fields=[*VISIT_TEXT_FIELDS, "updated_at"])
             visits += 1
+        # Photos are the client's home and belongings: deleted, not kept.
+        photos, _ = VisitPhoto.objects.filter(
+            tenant_id=actor.tenant_id, visit__client=client
+        ).delete()
         invitations, _ = Invitation.objects.filter(
             tenant_id=actor.tenant_id, client_id=client.pk
         ).delete()
@@ -187,10 +194,13 @@ def do_erase_client(client: Client, *, actor: Actor) -> Client:
             target=client,
             detail={
                 "visits_kept": visits,
+                "photos_deleted": photos,
                 "invitations_deleted": invitations,
                 "portal_login_detached": detached,
                 "requests_completed": requests,
                 "cards_deleted": cards,
+                "pets_deleted": pets,
+                "household_deleted": household,
             },
         )
     logger.info("client erased tenant=%s client=%s", actor.tenant_id, client.pk)

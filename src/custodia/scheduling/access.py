@@ -2,7 +2,8 @@
 
 Visits are customer data (who is visited, when, what was reported): the functions that hand them
 out record the read themselves (`access_visit_by_id` with `Intent.SHOW`, `page_of_visits`,
-`read_visits`). `list_visits` is the query they narrow; a page that shows visits gets them from a
+`read_visits`, `read_calendar`, and `access_visit_photo_by_id` for each photo or thumbnail
+served). `list_visits` is the query they narrow; a page that shows visits gets them from a
 reader, never by evaluating it (counting it is fine: a count shows nobody's visit).
 """
 
@@ -11,23 +12,24 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
 from custodia.core.actor import Actor
 from custodia.core.audit import AuditAction, note_refusal, record
 from custodia.core.permissions import Permission, Role
-from custodia.scheduling.models import Service, Visit
-from custodia.scheduling.rows import VisitLine, visit_lines
+from custodia.scheduling.models import Service, Visit, VisitPhoto, VisitStatus
+from custodia.scheduling.rows import CalendarEvent, VisitLine, calendar_events, visit_lines
 from custodia.tenancy.access import list_staff, parse_id
 from custodia.tenancy.models import Membership
 from custodia.tenancy.paging import Page, keyset_page
 from custodia.tenancy.reads import Intent
 
 # A visit as a page shows it: the model, or a line of plain columns (scheduling/rows.py).
-V = TypeVar("V", Visit, VisitLine)
+V = TypeVar("V", Visit, VisitLine, CalendarEvent)
 
 PER_PAGE = 50
 SERVICE_ORDER = ("name", "id")
@@ -134,6 +136,26 @@ def read_visit_lines(actor: Actor, *queries: QuerySet[Visit]) -> list[list[Visit
     return _recorded(actor, [visit_lines(query) for query in queries])
 
 
+# The longest range the calendar's feed answers: a month view shows six weeks, 42 days.
+CALENDAR_MAX_DAYS = 62
+
+
+def read_calendar(
+    actor: Actor, *, start: dt.datetime, end: dt.datetime, staff_id: object = None
+) -> list[CalendarEvent]:
+    """The visits overlapping [start, end) as the calendar draws them (staff: their own), at most
+    `CALENDAR_MAX_DAYS` days of them, recorded as one bulk read like a page of the visit list.
+    Clients have no calendar: it names and colours the business's staff."""
+    actor.require(Permission.STAFF_MEMBER_READ)
+    if end <= start:
+        raise ValidationError({"end": "The end must come after the start."})
+    if end - start > dt.timedelta(days=CALENDAR_MAX_DAYS):
+        raise ValidationError({"end": f"Ask for at most {CALENDAR_MAX_DAYS} days at a time."})
+    events = calendar_events(list_visits(actor, start=start, end=end, staff_id=staff_id))
+    _record_list(actor, events)  # an answer of the feed, even an empty one, like a list's page
+    return events
+
+
 def _recorded(actor: Actor, shown: list[list[V]]) -> list[list[V]]:
     """`shown`, after recording everything in it as one bulk read (nothing when it is empty)."""
     rows = [row for rows in shown for row in rows]
@@ -142,7 +164,7 @@ def _recorded(actor: Actor, shown: list[list[V]]) -> list[list[V]]:
     return shown
 
 
-def _record_list(actor: Actor, visits: Iterable[Visit | VisitLine]) -> None:
+def _record_list(actor: Actor, visits: Iterable[Visit | VisitLine | CalendarEvent]) -> None:
     rows = list(visits)
     record(
         AuditAction.VISIT_LIST,
@@ -150,6 +172,56 @@ def _record_list(actor: Actor, visits: Iterable[Visit | VisitLine]) -> None:
         subject_ids=sorted({row.client_id for row in rows}, key=str),
         detail={"count": len(rows), "ids": [str(row.pk) for row in rows]},
     )
+
+
+# A calendar feed (scheduling/feed.py) shows a member's visits from this long ago to this far ahead.
+FEED_PAST = dt.timedelta(days=30)
+FEED_AHEAD = dt.timedelta(days=180)
+# What a feed shows of a visit: no encrypted column is read (no note, no report, nothing of the
+# client's record but its name, and nothing of their home access).
+FEED_COLUMNS = (
+    "pk",
+    "client_id",
+    "client__name",
+    "service__name",
+    "starts_at",
+    "ends_at",
+    "status",
+    "updated_at",
+)
+
+
+class FeedVisit(NamedTuple):
+    """A visit as a calendar feed shows it: when, whom (the client's name), what, its state."""
+
+    pk: uuid.UUID
+    client_id: uuid.UUID
+    client_name: str
+    service: str | None
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    status: str
+    updated_at: dt.datetime
+
+
+def read_feed_visits(actor: Actor, *, now: dt.datetime) -> list[FeedVisit]:
+    """The visits the actor makes (they are the visit's staff member) from FEED_PAST before
+    `now` to FEED_AHEAD after it, cancelled ones left out, oldest first, recorded as one bulk
+    read (`visit.feed`, with the count, even when there are none: the fetch itself is a read)."""
+    visits = list_visits(actor, start=now - FEED_PAST, end=now + FEED_AHEAD).filter(
+        staff_id=actor.membership.pk
+    )
+    rows = [
+        FeedVisit(*row)
+        for row in visits.exclude(status=VisitStatus.CANCELLED).values_list(*FEED_COLUMNS)
+    ]
+    record(
+        AuditAction.VISIT_FEED,
+        actor=actor,
+        subject_ids=sorted({row.client_id for row in rows}, key=str),
+        detail={"count": len(rows), "ids": [str(row.pk) for row in rows]},
+    )
+    return rows
 
 
 def staff_for_visits(actor: Actor, client_id: uuid.UUID) -> QuerySet[Membership]:
@@ -177,3 +249,59 @@ def show_visit(actor: Actor, visit: Visit) -> Visit:
     recorded as a read."""
     record(AuditAction.VISIT_READ, actor=actor, target=visit)
     return visit
+
+
+# What a photo list needs; the sealed image and thumbnail are loaded only to be served.
+PHOTO_LISTING = ("id", "tenant_id", "visit_id", "content_type", "size", "width", "height")
+PHOTO_PARTS = ("image", "thumbnail")
+
+
+def list_visit_photos(actor: Actor, visit: Visit) -> list[VisitPhoto]:
+    """The photos of a visit the actor was given (by `access_visit_by_id`), oldest first, without
+    their bytes: showing that a photo exists is part of the visit's read; each image served is
+    its own read (`access_visit_photo_by_id`)."""
+    return list(
+        _visible_photos(actor)
+        .filter(visit_id=visit.pk)
+        .only(*PHOTO_LISTING, "created_by_id", "created_at")
+        .order_by("created_at", "id")
+    )
+
+
+def _visible_photos(actor: Actor) -> QuerySet[VisitPhoto]:
+    actor.require(Permission.VISITS_READ)
+    photos = VisitPhoto.objects.filter(tenant_id=actor.tenant_id)
+    if actor.role == Role.STAFF:
+        return photos.filter(visit__staff_id=actor.membership.pk)
+    if actor.role == Role.CLIENT:
+        own = actor.membership.client_id
+        return photos.none() if own is None else photos.filter(visit__client_id=own)
+    return photos
+
+
+def access_visit_photo_by_id(
+    actor: Actor, visit_id: object, photo_id: object, *, part: str | None, intent: Intent
+) -> VisitPhoto:
+    """One photo of a visit the actor may see, or 404. With `part` ("image" or "thumbnail")
+    that part's bytes are loaded and, shown, the read is an audit event; about to be deleted
+    (`Intent.CHANGE`, no part), no bytes are loaded and nothing is recorded here."""
+    visit_key = parse_id(visit_id)
+    key = parse_id(photo_id)
+    if part is not None and part not in PHOTO_PARTS:
+        raise Http404("No such photo.")
+    photos = _visible_photos(actor).filter(visit_id=visit_key).select_related("visit")
+    fields = [*PHOTO_LISTING, "created_by_id", "created_at"]
+    try:
+        photo = photos.only(*fields, *([part] if part else []), "visit").get(id=key)
+    except VisitPhoto.DoesNotExist:
+        note_refusal("visitphoto", key)
+        raise Http404("No such photo.") from None
+    if intent is Intent.SHOW:
+        record(
+            AuditAction.VISIT_PHOTO_READ,
+            actor=actor,
+            target=photo,
+            client_id=photo.visit.client_id,
+            detail={"visit": str(photo.visit_id), "part": part or ""},
+        )
+    return photo

@@ -13,7 +13,8 @@ from custodia.clients.models import Assignment, Client
 from custodia.core.actor import Actor, ensure_in_business, require_active
 from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission, Role
-from custodia.scheduling.models import Service, Visit, VisitStatus
+from custodia.scheduling.models import NoticeKind, Service, Visit, VisitStatus
+from custodia.scheduling.notices import notice_for_change, queue_notice
 from custodia.scheduling.signals import visit_cancelled, visit_completed
 from custodia.tenancy.models import Membership
 from custodia.webhooks.events import emit_event
@@ -230,6 +231,7 @@ def do_request_visit(
         )
         record(AuditAction.VISIT_REQUEST, actor=actor, target=visit)
         _announce(EventType.VISIT_CREATED, visit, actor=actor)
+        queue_notice(visit, NoticeKind.REQUESTED)
     return visit
 
 
@@ -273,7 +275,7 @@ def _change_visit(
     if "staff" in changes:
         _check_staff(actor, visit.client, changes["staff"])
     with transaction.atomic():
-        previous_status = visit.status
+        previous_status, previous_report = visit.status, visit.report
         changed = sorted(
             field for field, value in changes.items() if getattr(visit, field) != value
         )
@@ -285,6 +287,9 @@ def _change_visit(
             _announce(_change_event(visit, changed), visit, actor=actor, changed=changed)
         if "status" in changed:
             _tell_status_change(visit, actor, previous_status)
+        notice_for_change(
+            visit, changed=changed, previous_status=previous_status, previous_report=previous_report
+        )
     return visit
 
 

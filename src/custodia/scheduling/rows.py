@@ -160,3 +160,86 @@ def table_rows(lines: list[VisitLine], *, show_client: bool, show_staff: bool) -
             )
         )
     return mark_safe("".join(rows))  # noqa: S308 (every value escaped above)
+
+
+# --- As the calendar's feed ---------------------------------------------------------------------
+
+# A stable colour per staff member: white text on each has a contrast of at least 4.5:1 (WCAG AA,
+# tests/scheduling/test_calendar.py checks), and neighbours in the list differ in hue.
+STAFF_COLOURS = (
+    "#1f4e79",  # navy
+    "#8b2a1e",  # brick
+    "#2d6a31",  # green
+    "#5b2a86",  # purple
+    "#8a4500",  # rust
+    "#00616f",  # teal
+    "#9b2257",  # magenta
+    "#3d4f5c",  # slate
+    "#665200",  # olive
+    "#2f3fa0",  # indigo
+    "#7a3b5e",  # plum
+    "#0b5e4a",  # pine
+)
+UNASSIGNED_COLOUR = "#595959"
+
+
+def staff_colour(staff_id: uuid.UUID | None) -> str:
+    """The colour a staff member's visits have in the calendar (the same on every page and
+    day: derived from their membership's id), grey for a visit nobody is assigned to."""
+    if staff_id is None:
+        return UNASSIGNED_COLOUR
+    return STAFF_COLOURS[staff_id.int % len(STAFF_COLOURS)]
+
+
+class CalendarEvent(NamedTuple):
+    """One visit as the calendar draws it (an event of FullCalendar): times in the current time
+    zone, the client's name as its title (never their record: no door code, no notes)."""
+
+    pk: uuid.UUID
+    client_id: uuid.UUID
+    staff_id: uuid.UUID | None
+    title: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    status: str
+    staff: str
+    service: str
+    colour: str
+    url: str
+
+
+CALENDAR_COLUMNS = (
+    "pk",
+    "client_id",
+    "staff_id",
+    "status",
+    "client__name",
+    "staff__user__full_name",
+    "staff__user__email",
+    "service__name",
+)
+
+
+def calendar_events(visits: QuerySet[Visit]) -> list[CalendarEvent]:
+    """The visits of `visits` (filtered and ordered), one calendar event each."""
+    zone = timezone.get_current_timezone()
+    detail_url = reverse("visit_detail", args=["-"]).removesuffix("-/")
+    rows = visits.values_list(*CALENDAR_COLUMNS, epoch("starts_at"), epoch("ends_at"))
+    return [
+        CalendarEvent(
+            pk=pk,
+            client_id=client_id,
+            staff_id=staff_id,
+            title=client,
+            starts_at=dt.datetime.fromtimestamp(starts_at, zone),
+            ends_at=dt.datetime.fromtimestamp(ends_at, zone),
+            status=status,
+            staff=full_name or email or "",
+            service=service or "",
+            colour=staff_colour(staff_id),
+            url=f"{detail_url}{pk}/",
+        )
+        for (
+            pk, client_id, staff_id, status, client, full_name, email, service, starts_at, ends_at
+        ) in rows
+    ]  # fmt: skip

@@ -8,6 +8,7 @@ import logging
 import secrets
 import smtplib
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -43,6 +44,15 @@ from custodia.tenancy.models import (
     Membership,
     TenantOwned,
 )
+from custodia.tenancy.profile import (
+    ACCESS_WINDOW_MAX_HOURS,
+    REMINDER_MAX_HOURS,
+    DayHours,
+    check_currency_code,
+    check_hours,
+    format_opening_hours,
+)
+from custodia.tenancy.zones import validate_time_zone
 
 logger = logging.getLogger(__name__)
 INVITATION_PURPOSE = "invitation"
@@ -495,6 +505,69 @@ def do_update_security_policy(
         )
     logger.info("security policy updated tenant=%s", business.pk)
     return business
+
+
+def do_update_business_profile(
+    business: Business,
+    *,
+    name: str,
+    time_zone: str,
+    currency: str,
+    opening_hours: Sequence[DayHours],
+    access_window_before_hours: int,
+    access_window_after_hours: int,
+    reminder_hours_before: int,
+    actor: Actor,
+) -> list[str]:
+    """An owner sets the business's name, time zone, currency, opening hours, the staff's access
+    window and when clients are reminded of a visit; returns the names of the fields changed."""
+    require_active(actor)
+    actor.require(Permission.BUSINESS_SETTINGS_WRITE)
+    if business.pk != actor.tenant_id:
+        raise Http404("No such business.")
+    name = " ".join(str(name or "").split())[:120]  # one line: it goes into mail subjects
+    if not name:
+        raise ValidationError({"name": "Give the business a name."})
+    try:
+        time_zone = validate_time_zone(time_zone)
+    except ValidationError as exc:
+        raise ValidationError({"time_zone": exc.messages}) from None
+    what = "Staff see door codes"
+    values = {
+        "name": name,
+        "time_zone": time_zone,
+        "currency": check_currency_code(currency),
+        "opening_hours": format_opening_hours(opening_hours),
+        "access_window_before_hours": check_hours(
+            "access_window_before_hours", access_window_before_hours, ACCESS_WINDOW_MAX_HOURS, what
+        ),
+        "access_window_after_hours": check_hours(
+            "access_window_after_hours", access_window_after_hours, ACCESS_WINDOW_MAX_HOURS, what
+        ),
+        "reminder_hours_before": check_hours(
+            "reminder_hours_before", reminder_hours_before, REMINDER_MAX_HOURS, "Reminders"
+        ),
+    }
+    with transaction.atomic():
+        locked = Business.objects.select_for_update().get(pk=business.pk)
+        changed = [field for field, value in values.items() if getattr(locked, field) != value]
+        for field in changed:
+            setattr(locked, field, values[field])
+            setattr(business, field, values[field])
+        if changed:
+            locked.save(update_fields=changed)
+            # Settings, not customer data: which changed, and the new values but the name.
+            record(
+                AuditAction.BUSINESS_PROFILE_UPDATE,
+                actor=actor,
+                target=business,
+                detail={
+                    "changed": changed,
+                    **{field: values[field] for field in changed if field != "name"},
+                },
+            )
+    logger.info("business profile updated tenant=%s changed=%s", business.pk, ",".join(changed))
+    return changed
 
 
 def _end_member_sessions(member: Membership) -> None:

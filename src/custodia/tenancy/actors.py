@@ -12,7 +12,9 @@ one, so what each door may claim is decided in this module alone:
 - an invitation, once accepted, and a business just made act as their new membership;
 - a background job acts as the membership it works for, and can never step up;
 - a periodic platform task acts in one business at a time, with an owner's reach there and no
-  person behind it (`system_actor`).
+  person behind it (`system_actor`);
+- a calendar app fetching a member's feed acts as that member, reading their own visits, and
+  can never step up (`actor_for_calendar_feed`).
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ from django.contrib import messages
 from django.core.management.base import CommandError
 from django.http import HttpRequest
 
-from custodia.accounts.access import TOKEN_PREFIX, TOKEN_PURPOSE
+from custodia.accounts.access import TOKEN_PREFIX, TOKEN_PURPOSE, calendar_feed_by_secret
 from custodia.accounts.digests import candidate_digests, is_wellformed_prefix
 from custodia.accounts.models import ApiToken, User
 from custodia.accounts.stepup import ServerConsole, SessionAuthentication
-from custodia.core.actor import Actor, acting_as
+from custodia.core.actor import Actor, acting_as, activate, current_actor
 from custodia.core.dbcontext import activate_member, activate_token, set_db_context
 from custodia.core.permissions import Permission, Role
 from custodia.tenancy import access
@@ -271,3 +273,55 @@ def pass_holder_actor(business_id: uuid.UUID, client_id: uuid.UUID) -> PassHolde
         id=None, tenant_id=business_id, user=None, role=Role.CLIENT, client_id=client_id
     )
     return PassHolderActor(NO_LOGIN, membership)
+
+
+# --- A calendar app fetching a member's feed -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedReaderActor(Actor):
+    """A calendar app's request for a member's feed (`/calendar/<prefix>/<secret>.ics`).
+
+    No session stands behind it: the feed's secret proves it, and it acts as the feed's member
+    (their login, membership and role) inside that one business's row-level security, set by
+    the same function that a session's context goes through (`activate_member`: an active
+    membership of an active login). It reads that member's own visits and nothing else, its
+    audit rows name the member's user id, and it never steps up.
+    """
+
+    feed_prefix: str = ""
+
+    @property
+    def name(self) -> str:
+        """What names it, like the other system actors: `calendar-feed-<prefix>` (public)."""
+        return f"calendar-feed-{self.feed_prefix}"
+
+
+def actor_for_calendar_feed(
+    prefix: str, secret: str, *, acting: ExitStack
+) -> FeedReaderActor | None:
+    """The member behind a feed's address, acting from here on in `acting`'s scope; None when
+    the address is not a live feed's, or its membership or login is no longer active (one
+    answer for every case). Inside the request's transaction; a GET, so not durable.
+
+    A browser signed in to Custodia may open the address too: when no feed is found, the
+    context of the actor already acting (the session's) is put back, so what the request
+    records next (its refusal) is recorded as that actor, inside their business.
+    """
+    feed = calendar_feed_by_secret(prefix, secret)
+    grant = None
+    if feed is not None:
+        grant = activate_member(feed.user_id, feed.tenant_id, durable=False)
+    if feed is None or grant is None or grant.membership["id"] != feed.membership_id:
+        before = current_actor()
+        if before is not None:
+            activate(before, durable=False)
+        else:
+            set_db_context(durable=False)
+        return None
+    membership = access.granted_membership(grant)
+    user = User.objects.get(pk=feed.user_id)
+    membership.user = user
+    actor = FeedReaderActor(user, membership, feed_prefix=feed.prefix)
+    acting.enter_context(acting_as(actor, durable=False, context_set=True))
+    return actor

@@ -44,6 +44,7 @@ from custodia.crypto.actions import do_destroy_business_keys
 from custodia.tenancy.actors import system_actor
 from custodia.tenancy.models import Business, ClosedBusiness, Membership
 from custodia.tenancy.signals import business_deleting
+from custodia.tenancy.zones import zone_for
 
 logger = logging.getLogger(__name__)
 
@@ -125,15 +126,16 @@ def _tell_managers(business: Business, *, actor: Actor, closed: bool) -> None:
     )
     if not addresses:
         return
-    body = render_to_string(
-        "tenancy/email/closing.txt",
-        {
-            "business": business,
-            "closed": closed,
-            "by": actor.user,
-            "link": public_url(reverse("business_delete")),
-        },
-    )
+    with timezone.override(zone_for(business)):  # its dates in the business's zone
+        body = render_to_string(
+            "tenancy/email/closing.txt",
+            {
+                "business": business,
+                "closed": closed,
+                "by": actor.user,
+                "link": public_url(reverse("business_delete")),
+            },
+        )
     subject = f"{business.name} was {'closed' if closed else 'reopened'}"
     # Once the close (or reopening) commits: a notice of a change rolled back is never sent.
     mail.send_after_commit(

@@ -8,7 +8,11 @@ from django.conf import settings
 from django.db import models
 
 from custodia.core.permissions import Role
+from custodia.tenancy.zones import default_time_zone
 
+# Seven days, Monday first, each "HH:MM-HH:MM" or empty (closed); tenancy/profile.py reads it.
+_DAY = r"([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]"
+OPENING_HOURS_PATTERN = rf"^(({_DAY})?,){{6}}({_DAY})?$"
 ROLE_CHOICES = [(role.value, role.label) for role in Role]
 
 
@@ -35,6 +39,13 @@ class Business(models.Model):
     # cancelled visit that had used a pass credit gives it back when `credit_back_on_cancel`.
     currency = models.CharField(max_length=3, default=default_currency, db_default="USD")
     credit_back_on_cancel = models.BooleanField(default=True, db_default=True)
+    # Times shown and entered for this business are in this IANA zone (tenancy/zones.py).
+    time_zone = models.CharField(max_length=64, default=default_time_zone, db_default="UTC")
+    # The business profile (tenancy/profile.py): opening hours, Monday first, as seven
+    # comma-separated "HH:MM-HH:MM" (an empty entry is a closed day; "" is not set yet); the
+    # client's visit reminder goes out this many hours before the visit (0: no reminder).
+    opening_hours = models.CharField(max_length=90, default="", db_default="", blank=True)
+    reminder_hours_before = models.PositiveSmallIntegerField(default=24, db_default=24)
     created_at = models.DateTimeField(auto_now_add=True)
     # Closing (tenancy/closing.py): closed, the business is read-only until `purge_after`, when
     # the daily purge deletes it; the database refuses every write meanwhile (tenancy/0007).
@@ -63,6 +74,15 @@ class Business(models.Model):
                 condition=models.Q(session_idle_minutes__gte=5)
                 & models.Q(session_idle_minutes__lte=120),
                 name="business_session_idle_bounded",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(reminder_hours_before__lte=168),
+                name="business_reminder_hours_bounded",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(opening_hours="")
+                | models.Q(opening_hours__regex=OPENING_HOURS_PATTERN),
+                name="business_opening_hours_shape",
             ),
         ]
 

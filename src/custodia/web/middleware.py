@@ -155,7 +155,9 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         user = getattr(request, "user", None)
-        if (user is not None and user.is_authenticated) or request.path.startswith("/api/"):
+        private = (user is not None and user.is_authenticated) or request.path.startswith("/api/")
+        # A view's own no-store stays as it wrote it (a visit photo's "private, no-store").
+        if private and "no-store" not in response.headers.get("Cache-Control", ""):
             response.headers["Cache-Control"] = "no-store"
         elif "Cache-Control" not in response.headers:
             response.headers["Cache-Control"] = "no-cache"

@@ -11,6 +11,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
@@ -18,7 +19,7 @@ from custodia.clients.access import list_clients
 from custodia.core.actor import Actor
 from custodia.core.permissions import Role
 from custodia.core.requestctx import body_too_large_message
-from custodia.scheduling.access import list_visits, read_visit_lines
+from custodia.scheduling.access import list_services, list_visits, read_visit_lines
 from custodia.scheduling.models import VisitStatus
 from custodia.tenancy.access import list_staff
 from custodia.web.decorators import member_required
@@ -71,6 +72,40 @@ def capped_counts(*querysets: QuerySet[Any]) -> list[str]:
     return [f"{DASHBOARD_COUNT_CAP}+" if n > DASHBOARD_COUNT_CAP else str(n) for n in row]
 
 
+def exist_each(*querysets: QuerySet[Any]) -> list[bool]:
+    """Whether each queryset has a row, in one statement."""
+    compiled = [rows.order_by().values("pk")[:1].query.sql_with_params() for rows in querysets]
+    tests = ", ".join(f"EXISTS ({sql})" for sql, _ in compiled)
+    params = [value for _, values in compiled for value in values]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {tests}", params)  # noqa: S608 - Django's own SQL, bound values
+        row = cursor.fetchone()
+    return [bool(value) for value in row]
+
+
+def first_steps(actor: Actor) -> list[dict[str, Any]] | None:
+    """A new business's checklist for its owner (services, staff, clients, a first visit), each
+    ticked from the business's own rows; None once every step is done."""
+    done = exist_each(
+        list_services(actor),
+        list_staff(actor).exclude(role=Role.OWNER),
+        list_clients(actor),
+        list_visits(actor),
+    )
+    if all(done):
+        return None
+    steps = [
+        ("Add the services you offer", "service_new"),
+        ("Invite your staff", "staff_list"),
+        ("Add your first client", "client_new"),
+        ("Schedule your first visit", "visit_new"),
+    ]
+    return [
+        {"label": label, "url": reverse(name), "done": is_done}
+        for (label, name), is_done in zip(steps, done, strict=True)
+    ]
+
+
 @require_safe
 @member_required()
 def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
@@ -97,6 +132,7 @@ def dashboard(request: HttpRequest, actor: Actor) -> HttpResponse:
             list_visits(actor, start=week_from, end=week_to),
         )
         context.update(
+            first_steps=first_steps(actor) if actor.role == Role.OWNER else None,
             client_count=client_count,
             staff_count=staff_count,
             week_visit_count=week_visit_count,

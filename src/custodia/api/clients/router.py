@@ -39,7 +39,9 @@ def list_clients(
     """Clients you may see (staff: assigned ones; a client: themself), searched by `q`, in name
     order, a page at a time (`next_cursor`).
 
-    `q` with "@" matches an email exactly, mostly digits a phone exactly, else a name prefix.
+    `q` with "@" matches an email exactly, mostly digits a phone exactly, else the beginning of
+    any word of the name ("lee" finds "Kim Lee" and "Ashley Leeds"; at least 2 characters, or
+    a 422).
     """
     return access.page_of_clients(
         actor_of(request), query=q, cursor=paging.cursor, size=paging.limit

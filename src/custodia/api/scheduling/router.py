@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router
+from ninja.errors import HttpError
 
 from custodia.api.auth import actor_of
 from custodia.api.inputs import resolve_reference
 from custodia.api.pagination import CURSOR_ERROR, CursorParams
 from custodia.api.scheduling.schemas import (
+    CalendarEventOut,
+    CalendarFilters,
     ServiceIn,
     ServiceOut,
     ServicePageOut,
@@ -23,12 +27,13 @@ from custodia.api.scheduling.schemas import (
     VisitOut,
     VisitPageOut,
     VisitPatch,
+    VisitPhotoOut,
 )
 from custodia.clients.access import access_client_by_id
 from custodia.core.actor import Actor
 from custodia.core.permissions import Permission, Role
 from custodia.scheduling import access, actions
-from custodia.scheduling.models import Service, Visit
+from custodia.scheduling.models import Service, Visit, VisitPhoto
 from custodia.tenancy.access import access_member_by_id
 from custodia.tenancy.paging import Page
 from custodia.tenancy.reads import Intent
@@ -91,6 +96,49 @@ def list_visits(
     (`next_cursor`)."""
     return access.page_of_visits(
         actor_of(request), cursor=paging.cursor, size=paging.limit, **filters.model_dump()
+    )
+
+
+RANGE_ERROR = {
+    "responses": {
+        "400": {
+            "description": "`end` is not after `start`, or the range is longer than 62 days.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    }
+}
+
+
+@visits_router.get("/calendar", response=list[CalendarEventOut], openapi_extra=RANGE_ERROR)
+def calendar(request: HttpRequest, filters: Query[CalendarFilters]) -> HttpResponse:
+    """Visits overlapping [start, end) (at most 62 days) as a calendar draws them, optionally of
+    one staff member (`staff`): staff see their own; clients have no calendar (403)."""
+    try:
+        events = access.read_calendar(
+            actor_of(request), start=filters.start, end=filters.end, staff_id=filters.staff
+        )
+    except ValidationError as exc:
+        # A range the feed does not answer is a bad request, like a cursor it did not issue.
+        raise HttpError(400, " ".join(exc.messages)) from None
+    # A month of a busy business is thousands of events: written here as plain JSON (the
+    # schema above documents it), not validated one by one on the way out (bench/, scenario 20).
+    body = [
+        {
+            "id": str(event.pk),
+            "title": event.title,
+            "start": event.starts_at.isoformat(),
+            "end": event.ends_at.isoformat(),
+            "status": event.status,
+            "staff_id": None if event.staff_id is None else str(event.staff_id),
+            "staff": event.staff,
+            "service": event.service,
+            "color": event.colour,
+            "url": event.url,
+        }
+        for event in events
+    ]
+    return HttpResponse(
+        json.dumps(body, separators=(",", ":")), content_type="application/json; charset=utf-8"
     )
 
 
@@ -173,3 +221,25 @@ def delete_visit(request: HttpRequest, visit_id: str) -> None:
     actor = actor_of(request)
     visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
     actions.do_delete_visit(visit, actor=actor)
+
+
+@visits_router.get("/{visit_id}/photos", response=list[VisitPhotoOut])
+def list_visit_photos(request: HttpRequest, visit_id: str) -> list[VisitPhoto]:
+    """A visit's photos (descriptions; the visit's read is recorded)."""
+    actor = actor_of(request)
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.SHOW)
+    return access.list_visit_photos(actor, visit)
+
+
+@visits_router.get("/{visit_id}/photos/{photo_id}", response={200: None})
+def get_visit_photo(
+    request: HttpRequest, visit_id: str, photo_id: str, thumbnail: bool = False
+) -> HttpResponse:
+    """A visit photo's JPEG bytes (`?thumbnail=true`: the 320-pixel thumbnail); recorded."""
+    part = "thumbnail" if thumbnail else "image"
+    photo = access.access_visit_photo_by_id(
+        actor_of(request), visit_id, photo_id, part=part, intent=Intent.SHOW
+    )
+    response = HttpResponse(getattr(photo, part), content_type=photo.content_type)
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -58,6 +58,30 @@ class VisitFilters(Schema):
     staff_id: uuid.UUID | None = None
 
 
+class CalendarFilters(Schema):
+    """Visits overlapping [start, end), at most 62 days, optionally of one staff member."""
+
+    start: IsoDateTime
+    end: IsoDateTime
+    staff: uuid.UUID | None = None
+
+
+class CalendarEventOut(Schema):
+    """A visit as a calendar draws it (FullCalendar's event fields): times in the business's
+    time zone, the client's name as the title, the staff member's colour."""
+
+    id: uuid.UUID
+    title: str
+    start: dt.datetime
+    end: dt.datetime
+    status: str
+    staff_id: uuid.UUID | None
+    staff: str
+    service: str
+    color: str
+    url: str
+
+
 class VisitIn(InputSchema):
     """Managers schedule: `client_id` and `starts_at`, plus `ends_at` or a service.
 
@@ -98,8 +122,22 @@ class VisitOut(Schema):
     status: str
     request_note: str
     report: str
+    checked_in_at: dt.datetime | None
+    checked_out_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+class VisitPhotoOut(Schema):
+    """A visit photo's description; its bytes are GET /visits/{id}/photos/{photo_id}."""
+
+    id: uuid.UUID
+    visit_id: uuid.UUID
+    content_type: str
+    size: int
+    width: int
+    height: int
+    created_at: dt.datetime
 
 
 class VisitPageOut(PageOut):

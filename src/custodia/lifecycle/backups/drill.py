@@ -30,7 +30,7 @@ from psycopg import sql
 from custodia.audit import chain
 from custodia.audit.chain import ChainBroken
 from custodia.crypto.errors import CryptoError, KekError, KeyUnavailable
-from custodia.crypto.fields import open_text
+from custodia.crypto.fields import open_bytes
 from custodia.crypto.rows import sealed_tables
 from custodia.lifecycle.backups import vault
 from custodia.lifecycle.backups.keys import (
@@ -126,7 +126,7 @@ def open_sample(database: str, *, per_column: int = SAMPLE_PER_COLUMN) -> tuple[
                 )
                 for tenant, row, blob in copy.execute(query, [per_column]).fetchall():
                     try:
-                        open_text(tenant, table.table, column, row, bytes(blob))
+                        open_bytes(tenant, table.table, column, row, bytes(blob))
                     except KeyUnavailable:
                         if tenant in existing:
                             raise DrillFailure(

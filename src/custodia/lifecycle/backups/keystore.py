@@ -145,6 +145,36 @@ class KeystoreRestore:
     kept: list[str]  # already in the target: never overwritten (it may be newer)
 
 
+def chosen_key_files(
+    backup: Backup,
+    identities: list[pyrage.x25519.Identity],
+    businesses: list[str] | None,
+    what: str,
+) -> dict[str, bytes]:
+    """The backup's key files by business id: all of them, or those of `businesses`."""
+    files = read_archive(backup, identities)
+    if businesses is None:
+        return {name: files[name] for name in sorted(files)}
+    try:
+        wanted = sorted({str(uuid.UUID(str(b))) for b in businesses})
+    except ValueError:
+        raise BackupError("--business takes business ids (UUIDs).") from None
+    missing = [name for name in wanted if name not in files]
+    if missing:
+        raise BackupError(f"Backup {backup.id} holds no {what} of {', '.join(missing)}.")
+    return {name: files[name] for name in wanted}
+
+
+def restore_into_directory(into: Path, chosen: dict[str, bytes]) -> KeystoreRestore:
+    """Write key files into `into`, a new or empty directory (never over a live keystore)."""
+    if into.exists() and any(into.iterdir()):
+        raise BackupError(f"{into} is not empty: restore into a new directory.")
+    into.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name, content in chosen.items():
+        keystore.replace_file(into / f"{name}.json", content)
+    return KeystoreRestore(list(chosen), [])
+
+
 def restore_keystore(
     backup: Backup,
     identities: list[pyrage.x25519.Identity],
@@ -154,24 +184,8 @@ def restore_keystore(
 ) -> KeystoreRestore:
     """Put the backup's key files (or those of `businesses`) back: into the live keystore,
     where a file that exists is kept, or into `into`, a new or empty directory."""
-    files = read_archive(backup, identities)
-    wanted = sorted(files)
-    if businesses is not None:
-        try:
-            wanted = sorted({str(uuid.UUID(str(b))) for b in businesses})
-        except ValueError:
-            raise BackupError("--business takes business ids (UUIDs).") from None
-        missing = [name for name in wanted if name not in files]
-        if missing:
-            raise BackupError(f"Backup {backup.id} holds no keys of {', '.join(missing)}.")
+    chosen = chosen_key_files(backup, identities, businesses, "keys")
     if into is not None:
-        if into.exists() and any(into.iterdir()):
-            raise BackupError(f"{into} is not empty: restore into a new directory.")
-        into.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for name in wanted:
-            keystore.replace_file(into / f"{name}.json", files[name])
-        return KeystoreRestore(wanted, [])
-    restored, kept = do_restore_business_keys(
-        {name: files[name] for name in wanted}, source=backup.id
-    )
+        return restore_into_directory(into, chosen)
+    restored, kept = do_restore_business_keys(chosen, source=backup.id)
     return KeystoreRestore(restored, kept)

@@ -39,7 +39,8 @@ from custodia.embedded import VAULT_ROLE
 from custodia.lifecycle.backups.keys import vault_recipients
 from custodia.lifecycle.backups.keystore import (
     KeystoreRestore,
-    read_archive,
+    chosen_key_files,
+    restore_into_directory,
     run_keystore_backup,
 )
 from custodia.lifecycle.backups.logical import (
@@ -169,32 +170,18 @@ def restore_vault_keystore(
     keystore, where a file that exists is kept (it may be newer), each restored file recorded
     on the platform's audit chain; or into `into`, a new or empty directory."""
     _expect(backup.store, VAULT_KEYSTORE_FORMAT)
-    files = read_archive(backup, identities)
-    wanted = sorted(files)
-    if businesses is not None:
-        try:
-            wanted = sorted({str(uuid.UUID(str(b))) for b in businesses})
-        except ValueError:
-            raise BackupError("--business takes business ids (UUIDs).") from None
-        missing = [name for name in wanted if name not in files]
-        if missing:
-            raise BackupError(f"Backup {backup.id} holds no vault keys of {', '.join(missing)}.")
+    chosen = chosen_key_files(backup, identities, businesses, "vault keys")
     if into is not None:
-        if into.exists() and any(into.iterdir()):
-            raise BackupError(f"{into} is not empty: restore into a new directory.")
-        into.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for name in wanted:
-            keystore.replace_file(into / f"{name}.json", files[name])
-        return KeystoreRestore(wanted, [])
+        return restore_into_directory(into, chosen)
     directory = vault_keystore_dir()
     restored, kept = [], []
     with keystore_locked(directory):
-        for name in wanted:
+        for name, content in chosen.items():
             path = directory / f"{name}.json"
             if path.exists():
                 kept.append(name)
                 continue
-            keystore.replace_file(path, files[name])
+            keystore.replace_file(path, content)
             restored.append(name)
     for name in restored:
         record(

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from custodia.audit.access import describe, events_about_own_record
 from custodia.audit.models import AuditEvent
-from custodia.clients.models import Assignment, Client, HomeAccess
+from custodia.clients.models import Assignment, Client, HomeAccess, Household, Pet
 from custodia.core.actor import Actor
 from custodia.core.audit import AuditAction, note_refusal, record
 from custodia.core.permissions import Permission, Role
@@ -43,12 +43,17 @@ from custodia.lifecycle.export import entities
 from custodia.lifecycle.export.archive import Row, Source
 from custodia.lifecycle.export.entities import Entity
 from custodia.lifecycle.export.models import Export, ExportStatus
-from custodia.scheduling.models import Service, Visit
+from custodia.scheduling.models import Service, Visit, VisitPhoto
 from custodia.tenancy.access import parse_id
 from custodia.tenancy.models import Business, Invitation, Membership
 
 BATCH = 2000
 PURPOSE = "export"
+# Photos: rows per batch (and per bulk-read event, which names each photo), and images opened
+# at a time (a photo is at most 10 MB): what an export holds in memory stays bounded.
+PHOTO_BATCH = 200
+PHOTO_OPEN = 8
+PHOTO_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
 # --- The exports ------------------------------------------------------------------------------
@@ -273,6 +278,21 @@ def business_sources(actor: Actor) -> list[Source]:
         ),
         _rows(
             actor,
+            Pet.objects.filter(tenant_id=tenant).order_by("client_id", "name", "id"),
+            entities.PETS,
+            entities.PETS.column_names,
+            subjects="client_id",
+        ),
+        _rows(
+            actor,
+            Household.objects.filter(tenant_id=tenant).order_by("client_id"),
+            entities.HOUSEHOLDS,
+            entities.HOUSEHOLDS.column_names,
+            pk="client_id",
+            subjects="client_id",
+        ),
+        _rows(
+            actor,
             Assignment.objects.filter(tenant_id=tenant).order_by("created_at", "id"),
             entities.ASSIGNMENTS,
             entities.ASSIGNMENTS.column_names,
@@ -285,8 +305,87 @@ def business_sources(actor: Actor) -> list[Source]:
             entities.VISITS.column_names,
             subjects="client_id",
         ),
+        _photos(actor, VisitPhoto.objects.filter(tenant_id=tenant), entities.VISIT_PHOTOS),
         _audit_events(actor),
     ]
+
+
+# --- Visit photos ------------------------------------------------------------------------------
+
+
+def photo_file(visit_id: object, photo_id: object, content_type: str) -> str:
+    """A photo's name in the archive."""
+    return f"photos/{visit_id}/{photo_id}.{PHOTO_EXTENSIONS.get(content_type, 'bin')}"
+
+
+PHOTOS_NOTE = (
+    "The photos themselves are under `photos/`: `photos/<visit_id>/<photo_id>.jpg`, each the "
+    "exact file the visit's page shows (re-encoded without location or camera details when it "
+    "was added), listed with its sha256 in the manifest."
+)
+
+
+def _photos(actor: Actor, query: QuerySet[VisitPhoto], entity: Entity) -> Source:
+    """The photos of `query` as rows (batches of PHOTO_BATCH, each recorded as a bulk read that
+    names the photos and the clients whose visits they are of) and as files: the images are
+    read and opened with the business's key PHOTO_OPEN at a time, in this actor's context
+    (row-level security applies), as the archive writes each batch."""
+    query = query.order_by("visit__starts_at", "visit_id", "created_at", "id")
+    columns = [name for name in entity.column_names if name != "file"]
+    selected = [_selected(VisitPhoto, name) for name in columns]
+    id_index = columns.index("id")
+    visit_index = columns.index("visit_id")
+    type_index = columns.index("content_type")
+
+    def batches() -> Iterator[list[Row]]:
+        rows = query.values_list(*selected, "visit__client_id").iterator(chunk_size=PHOTO_BATCH)
+        batch: list[Row] = []
+        clients: list[Any] = []
+        for *values, client_id in rows:
+            name = photo_file(values[visit_index], values[id_index], values[type_index])
+            batch.append((*values, name))
+            clients.append(str(client_id))
+            if len(batch) == PHOTO_BATCH:
+                _record_photos(actor, entity, batch, clients, id_index)
+                yield batch
+                batch, clients = [], []
+        if batch:
+            _record_photos(actor, entity, batch, clients, id_index)
+            yield batch
+
+    def files(batch: list[Row]) -> Iterator[tuple[str, bytes]]:
+        names = {str(row[id_index]): row[-1] for row in batch}
+        ids = list(names)
+        for start in range(0, len(ids), PHOTO_OPEN):
+            chunk = ids[start : start + PHOTO_OPEN]
+            photos = VisitPhoto.objects.filter(tenant_id=actor.tenant_id, pk__in=chunk).only(
+                "id", "tenant_id", "image"
+            )
+            found = {str(photo.pk): photo for photo in photos}
+            for key in chunk:
+                photo = found.get(key)
+                if photo is None:
+                    continue  # deleted since its row was read: the row names a missing file
+                yield names[key], bytes(photo.image)
+                found.pop(key)
+
+    return Source(entity, query.count(), batches, files=files, files_note=PHOTOS_NOTE)
+
+
+def _record_photos(
+    actor: Actor, entity: Entity, batch: list[Row], clients: list[Any], id_index: int
+) -> None:
+    record(
+        AuditAction.EXPORT_READ,
+        actor=actor,
+        subject_ids=list(dict.fromkeys(clients)),
+        purpose=PURPOSE,
+        detail={
+            "entity": entity.name,
+            "count": len(batch),
+            "ids": [str(row[id_index]) for row in batch],
+        },
+    )
 
 
 # --- The audit trail, written by the database ---------------------------------------------------
@@ -414,6 +513,19 @@ def own_data_sources(actor: Actor) -> list[Source]:
         )
         for visit in visits
     ]
+    pets = (
+        Pet.objects.filter(tenant_id=actor.tenant_id, client_id=own)
+        .defer("photo", "photo_thumbnail")  # not in the archive (docs/export.md)
+        .order_by("name", "id")
+    )
+    pet_rows = [
+        tuple(getattr(pet, name) for name in entities.OWN_PETS.column_names) for pet in pets
+    ]
+    households = Household.objects.filter(tenant_id=actor.tenant_id, client_id=own)
+    household_rows = [
+        tuple(getattr(home, name) for name in entities.OWN_HOUSEHOLD.column_names)
+        for home in households
+    ]
     events = describe(actor, events_about_own_record(actor).order_by("id"))
     access_rows = [
         (
@@ -436,12 +548,21 @@ def own_data_sources(actor: Actor) -> list[Source]:
             "entity": "own_data",
             "count": 1,
             "visits": len(visit_rows),
+            "pets": len(pet_rows),
+            "household": len(household_rows),
             "events": len(access_rows),
         },
     )
     return [
         _fixed(entities.OWN_CLIENT, [client_row]),
+        _fixed(entities.OWN_PETS, pet_rows),
+        _fixed(entities.OWN_HOUSEHOLD, household_rows),
         _fixed(entities.OWN_VISITS, visit_rows),
+        _photos(
+            actor,
+            VisitPhoto.objects.filter(tenant_id=actor.tenant_id, visit__client_id=own),
+            entities.OWN_PHOTOS,
+        ),
         _fixed(entities.OWN_ACCESS, access_rows),
     ]
 

@@ -33,6 +33,7 @@ from custodia.lifecycle.export import access, storage
 from custodia.lifecycle.export.archive import Built, ExportError, Progress, write_archive
 from custodia.lifecycle.export.models import Export, ExportStatus
 from custodia.tenancy.models import Membership
+from custodia.tenancy.zones import zone_for
 
 logger = logging.getLogger(__name__)
 
@@ -116,16 +117,17 @@ def _tell_other_owners(actor: Actor, export: Export) -> None:
     )
     business = actor.business
     for owner in owners:
-        body = render_to_string(
-            "export/email/started.txt",
-            {
-                "business": business,
-                "starter": actor.user,
-                "export": export,
-                "hours": settings.EXPORT_TTL_HOURS,
-                "audit_url": public_url(reverse("audit_list")),
-            },
-        )
+        with timezone.override(zone_for(business)):  # a console's actor sets no zone
+            body = render_to_string(
+                "export/email/started.txt",
+                {
+                    "business": business,
+                    "starter": actor.user,
+                    "export": export,
+                    "hours": settings.EXPORT_TTL_HOURS,
+                    "audit_url": public_url(reverse("audit_list")),
+                },
+            )
         message = EmailMessage(
             f"An export of {business.name}'s data was started",
             body,

@@ -1,6 +1,8 @@
 """The export archive: build it from rows, and check one (docs/export.md).
 
-A zip holding, for each entity (entities.py), `<name>.csv` and `<name>.json`; `README.md`
+A zip holding, for each entity (entities.py), `<name>.csv` and `<name>.json`; the files an
+entity's rows name (visit photos: `photos/<visit_id>/<photo_id>.jpg`, stored as they are served);
+`README.md`
 describing every file and column; `signing-key.pem`, the public half of the key that signed it;
 and `MANIFEST.json`, the sha256 and size of every other file, signed with Ed25519 by the audit
 signing key by the same code as a backup's manifest (lifecycle/backups/manifest.py): it covers
@@ -57,12 +59,16 @@ class Source:
     """One entity's rows: `count` expected (for progress), `batches()` yields lists of tuples
     in the order of the entity's columns. Or, for a large table with nothing to decrypt,
     `written()` yields batches of rows the database wrote itself: (CSV line, already safe and
-    quoted; JSON object), see access.py."""
+    quoted; JSON object), see access.py. With `files`, each batch's rows name files (a visit's
+    photos): `files(batch)` yields `(name in the archive, bytes)`, a few at a time, and each is
+    written beside the rows as soon as it comes, so memory holds one batch's files at most."""
 
     entity: Entity
     count: int
     batches: Callable[[], Iterator[list[Row]]] = lambda: iter(())
     written: Callable[[], Iterator[list[tuple[str, str]]]] | None = None
+    files: Callable[[list[Row]], Iterator[tuple[str, bytes]]] | None = None
+    files_note: str = ""
 
 
 @dataclass
@@ -119,8 +125,18 @@ def safe_cell(value: Any) -> str:
 # --- Writing ------------------------------------------------------------------------------------
 
 
-def _add_bytes(archive: zipfile.ZipFile, name: str, data: bytes, files: dict[str, Any]) -> None:
-    archive.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL)
+def _add_bytes(
+    archive: zipfile.ZipFile, name: str, data: bytes, files: dict[str, Any], *, stored: bool = False
+) -> None:
+    """One file, listed in the manifest; `stored`: kept as is (a JPEG does not compress)."""
+    if name in files or name == MANIFEST:
+        raise ExportError(f"{name} would be written twice.")
+    if stored:
+        archive.writestr(name, data, compress_type=zipfile.ZIP_STORED)
+    else:
+        archive.writestr(
+            name, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL
+        )
     files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
@@ -131,8 +147,11 @@ def _write_entity(
     advance: Callable[[int, str], None],
 ) -> int:
     """`<name>.csv` straight into the archive and `<name>.json` beside it (spooled, then
-    copied in): one read of the rows for both."""
+    copied in): one read of the rows for both. An entity whose rows name files spools its CSV
+    too: the files go into the archive between batches, while no entry is open."""
     entity = source.entity
+    if source.files is not None:
+        return _write_entity_with_files(archive, source, files, advance)
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spooled:
         with archive.open(f"{entity.name}.csv", "w", force_zip64=True) as csv_entry:
             count = _write_rows(source, csv_entry, spooled, files, advance)
@@ -142,12 +161,40 @@ def _write_entity(
     return count
 
 
+def _write_entity_with_files(
+    archive: zipfile.ZipFile,
+    source: Source,
+    files: dict[str, Any],
+    advance: Callable[[int, str], None],
+) -> int:
+    entity = source.entity
+    take_files = source.files
+    assert take_files is not None
+
+    def after(batch: list[Row]) -> None:
+        for name, data in take_files(batch):
+            _add_bytes(archive, name, data, files, stored=True)
+
+    with (
+        tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as csv_spooled,
+        tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as json_spooled,
+    ):
+        count = _write_rows(source, csv_spooled, json_spooled, files, advance, after=after)
+        for spooled, suffix in ((csv_spooled, "csv"), (json_spooled, "json")):
+            spooled.seek(0)
+            with archive.open(f"{entity.name}.{suffix}", "w", force_zip64=True) as entry:
+                shutil.copyfileobj(spooled, entry, 1 << 20)
+    return count
+
+
 def _write_rows(
     source: Source,
     csv_entry: IO[bytes],
     spooled: IO[bytes],
     files: dict[str, Any],
     advance: Callable[[int, str], None],
+    *,
+    after: Callable[[list[Row]], None] | None = None,
 ) -> int:
     """The rows as CSV into `csv_entry` and as JSON into `spooled`, both hashed."""
     entity = source.entity
@@ -183,6 +230,8 @@ def _write_rows(
         if chunk:
             json_hashing.write(separator + chunk.encode())
             separator = b",\n"
+        if after is not None:
+            after(batch)
         count += len(batch)
         advance(len(batch), entity.name)
     csv_hashing.write(text.getvalue().encode())  # the header of an entity without rows
@@ -223,6 +272,8 @@ def readme(title: str, sources: Iterable[Source], rows: dict[str, int]) -> str:
             *(f"| {column.name} | {column.description} |" for column in entity.columns),
             "",
         ]
+        if source.files_note:
+            lines += [source.files_note, ""]
     lines += [
         f"### {README}",
         "",
@@ -236,8 +287,9 @@ def readme(title: str, sources: Iterable[Source], rows: dict[str, int]) -> str:
         f"### {MANIFEST}",
         "",
         "`manifest`: the archive's format, what it holds (`kind`: business or client, the ids),",
-        "when it was made, `files` (per file: sha256, size in bytes, rows) and the signing key's",
-        "id; `signature`: the Ed25519 signature of the manifest's canonical JSON, in base64.",
+        "when it was made, `files` (per file, photos included: sha256, size in bytes, rows) and",
+        "the signing key's id; `signature`: the Ed25519 signature of the manifest's canonical",
+        "JSON, in base64.",
         "",
     ]
     return "\n".join(lines)

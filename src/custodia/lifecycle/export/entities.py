@@ -49,6 +49,13 @@ BUSINESS = Entity(
         ("mfa_required_owners", "Whether owners must use a second factor (true/false)."),
         ("mfa_required_managers", "Whether managers must use a second factor (true/false)."),
         ("mfa_required_staff", "Whether staff must use a second factor (true/false)."),
+        ("time_zone", "The business's time zone (an IANA name such as Europe/London)."),
+        ("currency", "The currency sold and invoiced in now (ISO 4217 code)."),
+        (
+            "opening_hours",
+            "Opening hours, Monday first: seven comma-separated HH:MM-HH:MM, empty when closed.",
+        ),
+        ("reminder_hours_before", "Hours before a visit the client's reminder goes out (0: none)."),
         CREATED,
     ),
 )
@@ -111,6 +118,39 @@ HOME_ACCESS = Entity(
     ),
 )
 
+PET_COLUMNS = (
+    ("name", "The pet's name."),
+    ("species", "For example dog or cat."),
+    ("breed", "The pet's breed."),
+    ("birthday", "The pet's birthday (YYYY-MM-DD), if known."),
+    ("feeding", "Feeding instructions."),
+    ("medication", "Medication and how to give it."),
+    ("vet_name", "The pet's vet."),
+    ("vet_phone", "The vet's phone number."),
+    ("notes", "Notes about the pet."),
+    CREATED,
+    ("updated_at", "When the record last changed."),
+)
+PETS = Entity(
+    "pets",
+    "Clients' pets and their care (decrypted).",
+    _columns(ID, ("client_id", "The pet's client (clients.csv)."), *PET_COLUMNS),
+)
+
+HOUSEHOLD_COLUMNS = (
+    ("keys_held", "Which keys the business holds."),
+    ("parking", "Where to park."),
+    ("wifi_name", "The Wi-Fi network's name."),
+    ("wifi_password", "The Wi-Fi password."),
+    ("emergency_contact", "Who to call in an emergency."),
+    ("updated_at", "When these last changed."),
+)
+HOUSEHOLDS = Entity(
+    "households",
+    "Clients' household details: keys, parking, Wi-Fi, emergency contact (decrypted).",
+    _columns(("client_id", "The client (clients.csv)."), *HOUSEHOLD_COLUMNS),
+)
+
 ASSIGNMENTS = Entity(
     "assignments",
     "Which staff member serves which client.",
@@ -138,8 +178,7 @@ SERVICES = Entity(
 
 VISITS = Entity(
     "visits",
-    "Visits to clients, with the client's request note and the staff member's report "
-    "(decrypted).",
+    "Visits to clients, with the client's request note and the staff member's report (decrypted).",
     _columns(
         ID,
         ("client_id", "The client visited (clients.csv)."),
@@ -152,6 +191,30 @@ VISITS = Entity(
         ("report", "The staff member's report of the visit."),
         CREATED,
         ("updated_at", "When the visit last changed."),
+    ),
+)
+
+PHOTO_FILE = (
+    "file",
+    "The photo's file in this archive (photos/<visit_id>/<photo_id>.jpg), exactly as served.",
+)
+PHOTO_COLUMNS = (
+    ("visit_id", "The visit the photo was taken at (visits.csv)."),
+    ("content_type", "The file's type (image/jpeg)."),
+    ("size", "The file's size in bytes."),
+    ("width", "Its width in pixels."),
+    ("height", "Its height in pixels."),
+)
+
+VISIT_PHOTOS = Entity(
+    "visit_photos",
+    "Photos taken at visits (decrypted); each is a file under photos/, named in `file`.",
+    _columns(
+        ID,
+        *PHOTO_COLUMNS,
+        ("created_by_id", "Who added it (members.csv), if they are still a member."),
+        CREATED,
+        PHOTO_FILE,
     ),
 )
 
@@ -190,8 +253,11 @@ BUSINESS_ENTITIES = (
     SERVICES,
     CLIENTS,
     HOME_ACCESS,
+    PETS,
+    HOUSEHOLDS,
     ASSIGNMENTS,
     VISITS,
+    VISIT_PHOTOS,
     AUDIT_EVENTS,
 )
 
@@ -230,4 +296,15 @@ OWN_ACCESS = Entity(
         ("purpose", "Why, when stated (e.g. export)."),
     ),
 )
-CLIENT_ENTITIES = (OWN_CLIENT, OWN_VISITS, OWN_ACCESS)
+OWN_PETS = Entity("pets", "Your pets and their care.", _columns(ID, *PET_COLUMNS))
+OWN_HOUSEHOLD = Entity(
+    "household",
+    "Your household details (one row, if any): keys, parking, Wi-Fi, emergency contact.",
+    _columns(*HOUSEHOLD_COLUMNS),
+)
+OWN_PHOTOS = Entity(
+    "visit_photos",
+    "Photos taken at your visits; each is a file under photos/, named in `file`.",
+    _columns(ID, *PHOTO_COLUMNS, CREATED, PHOTO_FILE),
+)
+CLIENT_ENTITIES = (OWN_CLIENT, OWN_PETS, OWN_HOUSEHOLD, OWN_VISITS, OWN_PHOTOS, OWN_ACCESS)

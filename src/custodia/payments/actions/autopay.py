@@ -64,6 +64,7 @@ from custodia.payments.models import (
 from custodia.payments.money import format_money
 from custodia.tenancy.actors import SystemActor, system_actor
 from custodia.tenancy.models import Membership
+from custodia.tenancy.zones import zone_for
 
 # After the first, second and third declined charge of a renewal: the next one.
 RETRY_AFTER = (dt.timedelta(days=1), dt.timedelta(days=3), dt.timedelta(days=7))
@@ -290,9 +291,11 @@ def _tell_of_decline(membership: ClientMembership, payment: Payment, *, final: b
         "link": public_url(reverse("membership_detail", kwargs={"membership_id": membership.pk})),
     }
     what = "could not be charged" if not final else "was not paid: no more attempts"
+    zone = zone_for(invoice.tenant)  # a job's mail: times in the business's zone
     client_email = invoice.client.email
     if client_email:
-        body = render_to_string("payments/email/autopay_declined.txt", context)
+        with timezone.override(zone):
+            body = render_to_string("payments/email/autopay_declined.txt", context)
         subject = f"Your membership payment {what}"
         mail.send_after_commit(
             EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [client_email])
@@ -307,6 +310,7 @@ def _tell_of_decline(membership: ClientMembership, payment: Payment, *, final: b
         }
     )
     if addresses:
-        body = render_to_string("payments/email/autopay_declined_business.txt", context)
+        with timezone.override(zone):
+            body = render_to_string("payments/email/autopay_declined_business.txt", context)
         subject = f"Membership renewal {what}: invoice {invoice.number}"
         mail.send_after_commit(EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, addresses))

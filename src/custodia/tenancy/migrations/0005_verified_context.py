@@ -160,9 +160,7 @@ def rewrite_policies(apps: Any, schema_editor: Any) -> None:
             if check is not None and once_per_query(check) != check:
                 clauses.append(f"WITH CHECK ({once_per_query(check)})")
             if clauses:
-                schema_editor.execute(
-                    f'ALTER POLICY "{policy}" ON "{table}" ' + " ".join(clauses)
-                )
+                schema_editor.execute(f'ALTER POLICY "{policy}" ON "{table}" ' + " ".join(clauses))
 
 
 class Migration(migrations.Migration):

@@ -1,10 +1,10 @@
-"""Personal API tokens (mounted under /app/)."""
+"""Personal API tokens, the security panel and the calendar feed (mounted under /app/)."""
 
 from __future__ import annotations
 
 from django.urls import path
 
-from custodia.web.accounts import unlock, views
+from custodia.web.accounts import feeds, unlock, views
 
 urlpatterns = [
     path("tokens/", views.token_list, name="token_list"),
@@ -25,6 +25,13 @@ urlpatterns = [
         "security/sessions/end-all/",
         views.security_sessions_end_all,
         name="security_sessions_end_all",
+    ),
+    path("security/calendar-feed/", feeds.calendar_feed_page, name="calendar_feed_page"),
+    path("security/calendar-feed/new/", feeds.calendar_feed_create, name="calendar_feed_create"),
+    path(
+        "security/calendar-feed/revoke/",
+        feeds.calendar_feed_revoke,
+        name="calendar_feed_revoke",
     ),
     path("unlock/", unlock.unlock_confirm, name="account_unlock_confirm"),
     path("unlock/<str:token>/", unlock.unlock_from_link, name="account_unlock"),

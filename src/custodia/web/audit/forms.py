@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from custodia.audit.access import EventFilters
 from custodia.core.audit import AuditAction
@@ -19,7 +20,8 @@ class DateInput(forms.DateInput):
 
 
 class AuditFilterForm(forms.Form):
-    """Person, client, action and a UTC date range; `before`/`after` are the page cursors."""
+    """Person, client, action and a date range (in the business's zone); `before`/`after` are
+    the page cursors."""
 
     person = forms.TypedChoiceField(
         label="Person", required=False, coerce=uuid.UUID, empty_value=None
@@ -37,8 +39,8 @@ class AuditFilterForm(forms.Form):
         empty_value=None,
         choices=[("", "Any action"), *((a.value, a.label) for a in AuditAction)],
     )
-    since = forms.DateField(label="From (UTC)", required=False, widget=DateInput)
-    until = forms.DateField(label="To (UTC, inclusive)", required=False, widget=DateInput)
+    since = forms.DateField(label="From", required=False, widget=DateInput)
+    until = forms.DateField(label="To (inclusive)", required=False, widget=DateInput)
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     after = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
@@ -66,7 +68,8 @@ class AuditFilterForm(forms.Form):
         return cleaned
 
     def filters(self) -> EventFilters:
-        """The valid form's filters; dates become UTC day bounds, `until` including its day."""
+        """The valid form's filters; dates become the business's day bounds, `until` including
+        its day."""
         data = self.cleaned_data
         return EventFilters(
             person=data["person"],
@@ -78,4 +81,5 @@ class AuditFilterForm(forms.Form):
 
 
 def _day_start(day: dt.date | None) -> dt.datetime | None:
-    return None if day is None else dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+    # Midnight in the business's zone (acting as a member made it the current one).
+    return None if day is None else timezone.make_aware(dt.datetime.combine(day, dt.time.min))

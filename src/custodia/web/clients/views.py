@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from custodia.clients import access
+from custodia.clients import access, profiles
 from custodia.clients.actions import (
     do_assign_staff,
     do_create_client,
@@ -99,6 +99,7 @@ def _detail_page(
         "client": client,
         "home_access": view.home_access,
         "home_access_needs_step_up": view.home_access_held_back,
+        "profile": profiles.profile_for(actor, client),
         "assigned": access.assigned_staff(actor, client),
         "visits": visits,
         "can_write": actor.can(Permission.CLIENTS_RECORD_WRITE),
@@ -259,6 +260,7 @@ def portal(request: HttpRequest, actor: Actor) -> HttpResponse:
     )
     context = {
         "client": client,
+        "profile": profiles.profile_for(actor, client),
         "upcoming": upcoming,
         "past": past,
         "request_form": VisitRequestForm(services=list_services(actor)),

@@ -309,3 +309,47 @@ class WeekForm(forms.Form):
             MaxValueValidator(LATEST_VISIT.date() - dt.timedelta(days=1), message=OUT_OF_RANGE),
         ],
     )
+
+
+NOTICE_CHOICE_LABELS = {
+    "reminders": "A reminder before each visit",
+    "changes": "When a visit is moved, given to someone else or cancelled",
+    "reports": "When the report of a visit is written",
+    "requests": "When a client requests a visit",
+}
+
+
+class NoticeChoicesForm(forms.Form):
+    """The emails a member chooses to receive: a box for each choice their role has."""
+
+    def __init__(self, *args: Any, names: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in names:
+            self.fields[name] = forms.BooleanField(label=NOTICE_CHOICE_LABELS[name], required=False)
+
+
+class VisitPhotoForm(forms.Form):
+    """A photo for a visit: a phone opens its camera (the action checks and re-encodes it)."""
+
+    photo = forms.FileField(
+        label="Photo",
+        allow_empty_file=False,
+        error_messages={
+            "required": "Choose a photo to upload.",
+            "empty": "The file is empty.",
+        },
+        widget=forms.FileInput(attrs={"accept": "image/*", "capture": "environment"}),
+    )
+
+
+class CalendarStaffForm(forms.Form):
+    """The calendar's staff filter: everyone's visits, or one staff member's."""
+
+    staff = forms.ChoiceField(label="Staff", required=False)
+
+    def __init__(self, *args: Any, staff: QuerySet[Membership], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        members = staff.select_related("user")
+        self.fields["staff"].choices = [("", "All staff")] + [  # type: ignore[attr-defined]
+            (str(member.pk), member.user.display_name) for member in members
+        ]

@@ -20,6 +20,27 @@ urlpatterns = [
     path("visits/<str:visit_id>/series/", views.series_change, name="series_change"),
     path("visits/<str:visit_id>/series/end/", views.series_end, name="series_end"),
     path("visits/<str:visit_id>/confirm/", views.visit_confirm, name="visit_confirm"),
+    path("visits/<str:visit_id>/check-in/", views.visit_check_in, name="visit_check_in"),
+    path("visits/<str:visit_id>/check-out/", views.visit_check_out, name="visit_check_out"),
+    path("visits/<str:visit_id>/photos/", views.visit_photo_add, name="visit_photo_add"),
+    path(
+        "visits/<str:visit_id>/photos/<str:photo_id>/",
+        views.visit_photo,
+        {"part": "image"},
+        name="visit_photo",
+    ),
+    path(
+        "visits/<str:visit_id>/photos/<str:photo_id>/thumbnail/",
+        views.visit_photo,
+        {"part": "thumbnail"},
+        name="visit_photo_thumbnail",
+    ),
+    path(
+        "visits/<str:visit_id>/photos/<str:photo_id>/delete/",
+        views.visit_photo_delete,
+        name="visit_photo_delete",
+    ),
     path("today/", views.today, name="today"),
     path("portal/request/", views.visit_request, name="visit_request"),
+    path("notifications/", views.notice_choices, name="notice_choices"),
 ]

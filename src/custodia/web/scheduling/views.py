@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from custodia.clients.access import home_access_and_hold, list_clients, read_clients
+from custodia.clients.profiles import profile_for
 from custodia.core.actor import Actor
 from custodia.core.permissions import Permission
 from custodia.scheduling import access
@@ -29,8 +30,16 @@ from custodia.scheduling.actions import (
     do_update_visit,
 )
 from custodia.scheduling.models import Service, Visit, VisitStatus
+from custodia.scheduling.notices import do_update_notice_choices, read_notice_choices
+from custodia.scheduling.reporting import (
+    do_add_visit_photo,
+    do_check_in_visit,
+    do_check_out_visit,
+    do_delete_visit_photo,
+)
 from custodia.scheduling.rows import VisitLine, calendar_entries
 from custodia.scheduling.series import do_change_following, do_create_series, do_end_series
+from custodia.tenancy.access import list_staff
 from custodia.tenancy.models import Membership
 from custodia.tenancy.reads import Intent
 from custodia.web.clients.forms import StaffChoiceForm
@@ -38,11 +47,14 @@ from custodia.web.decorators import member_required
 from custodia.web.forms import form_action
 from custodia.web.scheduling.forms import (
     NOT_ASSIGNED,
+    CalendarStaffForm,
+    NoticeChoicesForm,
     SeriesChangeForm,
     ServiceForm,
     VisitClientForm,
     VisitEditForm,
     VisitForm,
+    VisitPhotoForm,
     VisitRequestForm,
     VisitUpdateForm,
     WeekForm,
@@ -136,7 +148,8 @@ def service_retire(request: HttpRequest, actor: Actor, service_id: str) -> HttpR
 @require_safe
 @member_required(Permission.VISITS_WRITE)
 def calendar(request: HttpRequest, actor: Actor) -> HttpResponse:
-    """A week of visits, one column per day."""
+    """The calendar: FullCalendar's day, week and month views fed by the API (static/calendar.js),
+    over a week of visits, one column per day, for a browser without JavaScript."""
     form = WeekForm(request.GET)
     valid = form.is_valid()
     chosen = (form.cleaned_data.get("week") if valid else None) or timezone.localdate()
@@ -144,14 +157,23 @@ def calendar(request: HttpRequest, actor: Actor) -> HttpResponse:
     days = [monday + dt.timedelta(days=offset) for offset in range(7)]
     start, _ = day_bounds(days[0])
     _, end = day_bounds(days[-1])
+    staff_form = CalendarStaffForm(request.GET, staff=list_staff(actor))
+    staff_id = staff_form.cleaned_data.get("staff") if staff_form.is_valid() else None
     by_day: dict[dt.date, list[VisitLine]] = {day: [] for day in days}
     # A busy week has hundreds of visits: lines of what is shown (scheduling/rows.py).
-    [visits] = access.read_visit_lines(actor, access.list_visits(actor, start=start, end=end))
+    [visits] = access.read_visit_lines(
+        actor, access.list_visits(actor, start=start, end=end, staff_id=staff_id or None)
+    )
     for visit in visits:
-        # A visit that began in the previous week shows on Monday.
-        by_day[max(visit.starts_at.date(), monday)].append(visit)
+        for day in visit_days(visit, days):
+            by_day[day].append(visit)
     context = {
         "form": form,
+        "staff_form": staff_form,
+        "staff_id": staff_id or "",
+        "feed_url": reverse("api:calendar"),
+        "new_visit_url": reverse("visit_new"),
+        "can_edit": actor.can(Permission.VISITS_WRITE),
         "monday": monday,
         "sunday": days[-1],
         "days": [{"date": day, "visits": calendar_entries(by_day[day])} for day in days],
@@ -159,7 +181,16 @@ def calendar(request: HttpRequest, actor: Actor) -> HttpResponse:
         "next_week": monday + dt.timedelta(days=7),
         "today": timezone.localdate(),
     }
-    return render(request, "scheduling/calendar.html", context, status=200 if valid else 400)
+    status = 200 if valid and staff_form.is_valid() else 400
+    return render(request, "scheduling/calendar.html", context, status=status)
+
+
+def visit_days(visit: VisitLine, days: list[dt.date]) -> list[dt.date]:
+    """The days of `days` a visit covers: an overnight or multi-day visit shows on each of them
+    (one that ends at midnight not on the next day)."""
+    first = visit.starts_at.date()
+    last = (visit.ends_at - dt.timedelta(microseconds=1)).date()
+    return [day for day in days if first <= day <= last]
 
 
 def _chosen(value: object) -> uuid.UUID | None:
@@ -253,13 +284,21 @@ def _visit_page(
     update_form: VisitUpdateForm | None = None,
     confirm_form: StaffChoiceForm | None = None,
     series_form: SeriesChangeForm | None = None,
+    photo_form: VisitPhotoForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     is_manager = actor.can(Permission.VISITS_WRITE)
-    can_report = is_manager or (
-        actor.can(Permission.VISITS_REPORT) and visit.staff_id == actor.membership.pk
-    )
-    context: dict[str, Any] = {"visit": visit, "can_report": can_report, "can_edit": is_manager}
+    is_visiting = actor.can(Permission.VISITS_REPORT) and visit.staff_id == actor.membership.pk
+    can_report = is_manager or is_visiting
+    context: dict[str, Any] = {
+        "visit": visit,
+        "can_report": can_report,
+        "can_edit": is_manager,
+        "can_check_in": is_visiting and visit.status == VisitStatus.SCHEDULED,
+        "photos": access.list_visit_photos(actor, visit),
+    }
+    if can_report and visit.status in (VisitStatus.SCHEDULED, VisitStatus.COMPLETED):
+        context["photo_form"] = photo_form or VisitPhotoForm()
     if visit.series_id is not None:
         context["series_words"] = visit.series_rule.split(" | ", 1)[0]
         if is_manager:
@@ -306,6 +345,83 @@ def visit_update(request: HttpRequest, actor: Actor, visit_id: str) -> HttpRespo
             request, actor, access.show_visit(actor, visit), update_form=form, status=status
         ),
     )
+
+
+@require_POST
+@member_required(Permission.VISITS_REPORT)
+def visit_check_in(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
+    """The assigned staff member records their arrival."""
+    return _check_in_or_out(request, actor, visit_id, do_check_in_visit, "Checked in.")
+
+
+@require_POST
+@member_required(Permission.VISITS_REPORT)
+def visit_check_out(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
+    """The assigned staff member records their departure."""
+    return _check_in_or_out(request, actor, visit_id, do_check_out_visit, "Checked out.")
+
+
+def _check_in_or_out(
+    request: HttpRequest, actor: Actor, visit_id: str, action: Any, success: str
+) -> HttpResponse:
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
+    try:
+        action(visit, actor=actor)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, success)
+    # Back where the button was: the Today card or the visit's page.
+    if request.POST.get("back") == "today":
+        return redirect("today")
+    return redirect("visit_detail", visit_id=visit.pk)
+
+
+@require_POST
+@member_required(Permission.VISITS_REPORT)
+def visit_photo_add(request: HttpRequest, actor: Actor, visit_id: str) -> HttpResponse:
+    """Attach a photo to a visit (staff: their own visits)."""
+    visit = access.access_visit_by_id(actor, visit_id, intent=Intent.CHANGE)
+    form = VisitPhotoForm(request.POST, request.FILES)
+    return form_action(
+        request,
+        form,
+        lambda: do_add_visit_photo(visit, form.cleaned_data["photo"].read(), actor=actor),
+        success="Photo added.",
+        done=lambda _: redirect("visit_detail", visit_id=visit.pk),
+        page=lambda status: _visit_page(
+            request, actor, access.show_visit(actor, visit), photo_form=form, status=status
+        ),
+    )
+
+
+@require_safe
+@member_required(Permission.VISITS_READ)
+def visit_photo(
+    request: HttpRequest, actor: Actor, visit_id: str, photo_id: str, part: str
+) -> HttpResponse:
+    """A visit photo or its thumbnail, to whoever may see the visit; never cached."""
+    photo = access.access_visit_photo_by_id(
+        actor, visit_id, photo_id, part=part, intent=Intent.SHOW
+    )
+    response = HttpResponse(getattr(photo, part), content_type=photo.content_type)
+    response["Cache-Control"] = "private, no-store"
+    response["Content-Disposition"] = "inline"
+    return response
+
+
+@require_POST
+@member_required(Permission.VISITS_REPORT)
+def visit_photo_delete(
+    request: HttpRequest, actor: Actor, visit_id: str, photo_id: str
+) -> HttpResponse:
+    """Delete a visit photo (its uploader or a manager)."""
+    photo = access.access_visit_photo_by_id(
+        actor, visit_id, photo_id, part=None, intent=Intent.CHANGE
+    )
+    do_delete_visit_photo(photo, actor=actor)
+    messages.success(request, "Photo deleted.")
+    return redirect("visit_detail", visit_id=photo.visit_id)
 
 
 @require_POST
@@ -447,7 +563,15 @@ def today(request: HttpRequest, actor: Actor) -> HttpResponse:
         # Staff: around their own visit. A manager on their own round steps up first, like
         # anywhere else (clients/access.py, home_access_and_hold).
         home_access, held_back = home_access_and_hold(actor, visit.client)
-        rows.append({"visit": visit, "home_access": home_access, "needs_step_up": held_back})
+        rows.append(
+            {
+                "visit": visit,
+                "home_access": home_access,
+                "needs_step_up": held_back,
+                # Pets and household details, the sealed ones by the same rule as the codes.
+                "profile": profile_for(actor, visit.client),
+            }
+        )
     context: dict[str, Any] = {"rows": rows, "day": day}
     if actor.can(Permission.VISITS_WRITE):
         # Managers also see everyone else's round (no codes: those are for whoever goes).
@@ -479,5 +603,27 @@ def visit_request(request: HttpRequest, actor: Actor) -> HttpResponse:
         done=lambda _: redirect("portal"),
         page=lambda status: render(
             request, "scheduling/request_visit.html", {"form": form}, status=status
+        ),
+    )
+
+
+@require_http_methods(FORM_METHODS)
+@member_required()
+def notice_choices(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The acting member's own choice of visit emails (staff have none: 403)."""
+    current = read_notice_choices(actor)
+    names = tuple(current)
+    if request.method != "POST":
+        form = NoticeChoicesForm(initial=current, names=names)
+        return render(request, "scheduling/notice_choices.html", {"form": form})
+    form = NoticeChoicesForm(request.POST, names=names)
+    return form_action(
+        request,
+        form,
+        lambda: do_update_notice_choices(actor=actor, **form.cleaned_data),
+        success="Your email choices were saved.",
+        done=lambda _: redirect("notice_choices"),
+        page=lambda status: render(
+            request, "scheduling/notice_choices.html", {"form": form}, status=status
         ),
     )

@@ -23,6 +23,7 @@ urlpatterns = [
     ),
     path("app/switch/", views.switch_business, name="switch_business"),
     path("app/choose/", views.choose_business, name="choose_business"),
+    path("app/settings/", views.business_settings, name="business_settings"),
     path("app/business/security/", views.business_security, name="business_security"),
     path("app/business/retention/", views.business_retention, name="business_retention"),
     path("app/business/delete/", views.business_delete, name="business_delete"),

@@ -32,6 +32,7 @@ from custodia.tenancy.actions import (
     do_grant_cards,
     do_invite_member,
     do_revoke_invitation,
+    do_update_business_profile,
     do_update_security_policy,
     invitation_proof,
     open_invitation,
@@ -43,6 +44,7 @@ from custodia.web.decorators import member_required
 from custodia.web.forms import add_action_errors, form_action
 from custodia.web.tenancy.forms import (
     AcceptInvitationForm,
+    BusinessProfileForm,
     CloseBusinessForm,
     DeleteBusinessForm,
     InviteForm,
@@ -161,6 +163,30 @@ def member_deactivate(request: HttpRequest, actor: Actor, membership_id: str) ->
         return _staff_page(request, actor, errors=exc.messages, status=400)
     messages.success(request, "Member deactivated.")
     return redirect("staff_list")
+
+
+# --- Business settings ------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@member_required(Permission.BUSINESS_SETTINGS_WRITE)
+def business_settings(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The owner's business profile: name, time zone, currency, hours, access window, reminders."""
+    business = actor.business
+    if request.method != "POST":
+        form = BusinessProfileForm(initial=BusinessProfileForm.initial_for(business))
+        return render(request, "tenancy/business_settings.html", {"form": form})
+    form = BusinessProfileForm(request.POST)
+    return form_action(
+        request,
+        form,
+        lambda: do_update_business_profile(business, actor=actor, **form.action_fields()),
+        success="Business settings saved.",
+        done=lambda _: redirect("business_settings"),
+        page=lambda status: render(
+            request, "tenancy/business_settings.html", {"form": form}, status=status
+        ),
+    )
 
 
 # --- Security policy --------------------------------------------------------------------------

@@ -30,6 +30,31 @@ def _size(count: int) -> str:
     raise AssertionError
 
 
+def _keystore_parser(commands: Any, name: str, about: str, keystore: str, due: str) -> None:
+    """`backup NAME run|list|verify|restore|prune`: a keystore's backups (the app's or the
+    vault's), the same commands for both."""
+    parser = commands.add_parser(name, help=about)
+    actions = parser.add_subparsers(dest=name.replace("-", "_") + "_command", required=True)
+    actions.add_parser("run", help=f"back {keystore} up now (under its lock)")
+    actions.add_parser("list", help=f"{keystore}'s backups, oldest first")
+    verify = actions.add_parser("verify", help=f"check a backup of {keystore}")
+    verify.add_argument("id")
+    verify.add_argument("--identity", type=Path, help="an age identity file")
+    restore = actions.add_parser(
+        "restore",
+        help=f"put key files back into {keystore} (never over an existing file), or --into a "
+        "new directory",
+    )
+    restore.add_argument("id")
+    restore.add_argument("--identity", type=Path, help="an age identity file")
+    restore.add_argument(
+        "--business", action="append", help="only this business's keys (its id; repeatable)"
+    )
+    restore.add_argument("--into", type=Path, help="a new directory instead of the keystore")
+    prune = actions.add_parser("prune", help=f"delete {keystore}'s backups {due}")
+    prune.add_argument("--dry-run", action="store_true", help="say what would go")
+
+
 class Command(BaseCommand):
     help = (
         "Encrypted backups: run, list, verify ID, restore ID, prune, drill, maintain; "
@@ -74,30 +99,13 @@ class Command(BaseCommand):
         )
         # Accepted for the scripts of the days when `maintain` looped: a round is all it does.
         maintain.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
-        keystore = commands.add_parser(
-            "keystore", help="the keystore's own backups (short retention: docs/keys.md)"
+        _keystore_parser(
+            commands,
+            "keystore",
+            "the keystore's own backups (short retention: docs/keys.md)",
+            "the keystore",
+            "past CUSTODIA_KEYSTORE_BACKUP_RETENTION_DAYS",
         )
-        actions = keystore.add_subparsers(dest="keystore_command", required=True)
-        actions.add_parser("run", help="back the keystore up now (under its lock)")
-        actions.add_parser("list", help="the keystore backups, oldest first")
-        kverify = actions.add_parser("verify", help="check a keystore backup")
-        kverify.add_argument("id")
-        kverify.add_argument("--identity", type=Path, help="an age identity file")
-        krestore = actions.add_parser(
-            "restore",
-            help="put key files back into the live keystore (never over an existing file), or "
-            "--into a new directory",
-        )
-        krestore.add_argument("id")
-        krestore.add_argument("--identity", type=Path, help="an age identity file")
-        krestore.add_argument(
-            "--business", action="append", help="only this business's keys (its id; repeatable)"
-        )
-        krestore.add_argument("--into", type=Path, help="a new directory instead of the keystore")
-        kprune = actions.add_parser(
-            "prune", help="delete keystore backups past CUSTODIA_KEYSTORE_BACKUP_RETENTION_DAYS"
-        )
-        kprune.add_argument("--dry-run", action="store_true", help="say what would go")
         vault = commands.add_parser(
             "vault", help="the card vault's database backups (its own store and recipients)"
         )
@@ -119,30 +127,13 @@ class Command(BaseCommand):
             "drill", help="restore the newest vault backup into a scratch database and check it"
         )
         vdrill.add_argument("--identity", type=Path, help="an age identity file")
-        vkeystore = commands.add_parser(
-            "vault-keystore", help="the card vault keystore's backups (short retention)"
+        _keystore_parser(
+            commands,
+            "vault-keystore",
+            "the card vault keystore's backups (short retention)",
+            "the vault's keystore",
+            "past the keystore backups' retention",
         )
-        vkactions = vkeystore.add_subparsers(dest="vault_keystore_command", required=True)
-        vkactions.add_parser("run", help="back the vault's keystore up now (under its lock)")
-        vkactions.add_parser("list", help="the vault keystore backups, oldest first")
-        vkverify = vkactions.add_parser("verify", help="check a vault keystore backup")
-        vkverify.add_argument("id")
-        vkverify.add_argument("--identity", type=Path, help="an age identity file")
-        vkrestore = vkactions.add_parser(
-            "restore",
-            help="put vault key files back into the live vault keystore (never over an "
-            "existing file), or --into a new directory",
-        )
-        vkrestore.add_argument("id")
-        vkrestore.add_argument("--identity", type=Path, help="an age identity file")
-        vkrestore.add_argument(
-            "--business", action="append", help="only this business's keys (its id; repeatable)"
-        )
-        vkrestore.add_argument("--into", type=Path, help="a new directory instead")
-        vkprune = vkactions.add_parser(
-            "prune", help="delete vault keystore backups past the keystore backups' retention"
-        )
-        vkprune.add_argument("--dry-run", action="store_true", help="say what would go")
         backup_pgbackrest.add_parser(commands)
 
     def handle(self, *args: Any, **options: Any) -> None:

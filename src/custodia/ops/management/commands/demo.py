@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import re
 import secrets
@@ -19,10 +20,12 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
+from PIL import Image, ImageDraw
 
 from custodia.accounts.models import User
 from custodia.clients.actions import do_assign_staff, do_create_client
 from custodia.clients.models import Client
+from custodia.clients.profile_actions import do_create_pet, do_update_household
 from custodia.core.actor import Actor, acting_as
 from custodia.core.dbcontext import set_db_context
 from custodia.core.permissions import Role
@@ -41,7 +44,7 @@ from custodia.payments.actions.invoices import (
     do_issue_invoice,
     do_record_payment,
 )
-from custodia.payments.actions.passes import do_sell_pass
+from custodia.payments.actions.passes import do_sell_pass, do_start_membership
 from custodia.payments.models import (
     ClientPass,
     Invoice,
@@ -58,6 +61,7 @@ from custodia.scheduling.actions import (
     do_update_visit,
 )
 from custodia.scheduling.models import Service, VisitStatus
+from custodia.scheduling.reporting import do_add_visit_photo
 from custodia.scheduling.series import Frequency, Repeat, do_create_series
 from custodia.tenancy.actions import do_create_business
 from custodia.tenancy.actors import console_actor
@@ -242,10 +246,46 @@ CLIENTS = [
         "walk",
     ),
 ]
+# Pets (docs/profiles.md), by index into CLIENTS: name, species, breed, age in years, feeding,
+# medication, vet. Invented, like everything here.
+DEMO_VET = ("Springfield Animal Clinic", "+1 555 0190")
+PETS = [
+    (0, "Bella", "dog", "Golden retriever", 4, "One cup of kibble at 7:00 and 18:00.", ""),
+    (1, "Miso", "cat", "Domestic shorthair", 6, "Wet food morning and evening.", ""),
+    (1, "Tofu", "cat", "Siamese", 9, "Wet food morning and evening.", "Half a pill in wet food."),
+    (3, "Rufus", "dog", "Labrador", 12, "Senior food, small portions.", "Joint supplement."),
+    (4, "Luna", "cat", "Tabby", 5, "Half a pouch at 8:00 and 18:00; check she ate.", ""),
+    (5, "Max", "dog", "Border collie", 5, "Two cups of kibble at 8:00.", ""),
+    (5, "Ruby", "dog", "Border collie", 3, "Two cups of kibble at 8:00.", ""),
+    (6, "Clover", "rabbit", "Lionhead", 2, "Fresh hay daily, a handful of greens.", ""),
+    (6, "Nori", "cat", "", 7, "Dry food, topped up once a day.", ""),
+    (9, "Biscuit", "dog", "Greyhound", 6, "Soaked kibble at 7:00 and 19:00.", "Calming chew."),
+]
+# Household details, by index into CLIENTS: keys held, parking, Wi-Fi network and password,
+# emergency contact.
+HOUSEHOLDS = {
+    0: (
+        "One front-door key, tag 3",
+        "Driveway",
+        "Lee-Home",
+        "demo-bella-4",
+        "Sam Lee, +1 555 0181",
+    ),
+    1: ("Concierge holds the key", "Visitor bay 2", "Harbour-3B", "demo-miso-9", ""),
+    5: ("Two keys, tag 11", "On the street", "Brooks", "demo-collie-2", "Ann Brooks, +1 555 0185"),
+    9: (
+        "Front and back door, tag 7",
+        "Driveway",
+        "Patel",
+        "demo-biscuit",
+        "Raj Patel, +1 555 0189",
+    ),
+}
 PORTAL_CLIENT = 0  # Hannah Lee gets the client-portal login
 # The sandbox's approving Visa test card (docs/payments.md, "Test cards"): never a real card.
 DEMO_CARD = "4242424242424242"
 OPEN_INVOICE_CLIENT = 1  # her completed visits are invoiced (an open invoice)
+MEMBER_CLIENT = 4  # Daily walker member: her visits take the membership's credits
 # Staff (by index into PEOPLE) and the clients (by index into CLIENTS) they are assigned to.
 ASSIGNMENTS = {2: [0, 1, 2, 3, 4, 5], 3: [4, 5, 6, 7, 8, 9]}
 # Daily visit slots per staff member (hour, minute); clients rotate through them.
@@ -354,9 +394,11 @@ def seed() -> list[tuple[str, str, str]]:
             for staff_index, client_indexes in ASSIGNMENTS.items():
                 for client_index in client_indexes:
                     do_assign_staff(clients[client_index], members[staff_index], actor=owner)
+            seed_profiles(owner, clients)
 
             # Sold before the week's visits are completed, so that they take its credits.
             demo_pass = sell_demo_pass(owner, clients[PORTAL_CLIENT])
+            start_demo_membership(owner, clients[MEMBER_CLIENT])
             schedule_week(owner, members, clients, services)
             schedule_series(owner, members, clients, services)
             settle_demo_invoices(owner, demo_pass, clients[OPEN_INVOICE_CLIENT])
@@ -383,6 +425,34 @@ def seed() -> list[tuple[str, str, str]]:
     return rows
 
 
+def seed_profiles(owner: Actor, clients: list[Client]) -> None:
+    """The demo clients' pets and household details (PETS, HOUSEHOLDS)."""
+    today = timezone.localdate()
+    for index, name, species, breed, years, feeding, medication in PETS:
+        do_create_pet(
+            clients[index],
+            actor=owner,
+            name=name,
+            species=species,
+            breed=breed,
+            birthday=today.replace(year=today.year - years, day=1),
+            feeding=feeding,
+            medication=medication,
+            vet_name=DEMO_VET[0],
+            vet_phone=DEMO_VET[1],
+        )
+    for index, (keys, parking, wifi, password, contact) in HOUSEHOLDS.items():
+        do_update_household(
+            clients[index],
+            actor=owner,
+            keys_held=keys,
+            parking=parking,
+            wifi_name=wifi,
+            wifi_password=password,
+            emergency_contact=contact,
+        )
+
+
 def schedule_week(
     owner: Actor, members: list[Membership], clients: list[Client], services: dict[str, Service]
 ) -> None:
@@ -390,6 +460,7 @@ def schedule_week(
     today = timezone.localdate()
     now = timezone.now()
     plan: list[tuple[int, int, dt.datetime]] = []  # (staff index, client index, start)
+    photographed = False
     for offset in range(-3, 4):
         day = today + dt.timedelta(days=offset)
         for staff_index, slots in SLOTS.items():
@@ -415,6 +486,21 @@ def schedule_week(
                 pets=demo_client.pets, minutes=service.duration_minutes
             )
             do_update_visit(visit, actor=owner, status=VisitStatus.COMPLETED, report=report)
+            if client_index == PORTAL_CLIENT and not photographed:
+                # The portal client's first past visit has a photo (made here, not committed).
+                do_add_visit_photo(visit, demo_photo(), actor=owner)
+                photographed = True
+
+
+def demo_photo() -> bytes:
+    """A small picture for the demo's visit photo: a green lawn under a blue sky, a sun."""
+    image = Image.new("RGB", (800, 600), (120, 180, 235))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 380, 800, 600), fill=(70, 150, 60))
+    draw.ellipse((620, 60, 720, 160), fill=(250, 210, 60))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()
 
 
 def schedule_series(
@@ -435,8 +521,8 @@ def schedule_series(
 
 
 def sell_demo_pass(owner: Actor, client: Client) -> tuple[ClientPass, Invoice]:
-    """Two punch passes and a membership plan on sale; the portal client bought the larger
-    pass ten days ago (its invoice still open)."""
+    """Two punch passes on sale; the portal client bought the larger pass ten days ago (its
+    invoice still open)."""
     passes = [
         do_create_pass_type(
             actor=owner, name=name, credits=credits, price_minor=price, validity_days=days
@@ -446,11 +532,25 @@ def sell_demo_pass(owner: Actor, client: Client) -> tuple[ClientPass, Invoice]:
             ("Ten walks", 10, 20000, 90),
         )
     ]
-    do_create_plan(
-        actor=owner, name="Daily walker", monthly_price_minor=38000, credits_per_month=20
-    )
     bought = timezone.now() - dt.timedelta(days=10)
     return do_sell_pass(client, passes[1], actor=owner, starts_at=bought)
+
+
+def start_demo_membership(owner: Actor, client: Client) -> None:
+    """A monthly plan on sale, and a client on it since twelve days ago, the month paid by bank
+    transfer: her completed visits take the month's credits."""
+    plan = do_create_plan(
+        actor=owner, name="Daily walker", monthly_price_minor=38000, credits_per_month=20
+    )
+    started = timezone.now() - dt.timedelta(days=12)
+    _membership, invoice = do_start_membership(client, plan, actor=owner, starts_at=started)
+    do_record_payment(
+        invoice,
+        actor=owner,
+        amount_minor=plan.monthly_price_minor,
+        method=PaymentType.OTHER,
+        reference="Bank transfer",
+    )
 
 
 def settle_demo_invoices(owner: Actor, sold: tuple[ClientPass, Invoice], other: Client) -> None:
