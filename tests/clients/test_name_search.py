@@ -231,11 +231,17 @@ def _index_leads_with_tenant(index: str) -> bool:
 
 def test_name_search_at_the_benchs_size_stays_index_backed(matrix: TenantMatrix) -> None:
     """As the app role (custodia_app, RLS forced), with many more rows in another business:
-    the parts are found through their index with tenant_id and the part's range as index
-    conditions, not filtered out of a scan of the business or the table; the whole search
-    scans neither table. (The app role may not ANALYZE, so how the planner joins the two
-    depends on statistics the test does not control; `make bench` scenario 2 keeps the plans
-    at 200,000 clients among 2,000,000.)"""
+    the parts are found through an index that leads with tenant_id, with tenant_id as an index
+    condition, and when that index is the parts' own (tenant_id, part) index the part's range is
+    an index condition too, not a filter; the whole search scans neither table.
+
+    The app role may not ANALYZE, and these rows are never committed, so the planner sees the
+    statistics of whatever the session committed before: a business it has no statistics for
+    looks like one row, and then the (tenant_id, client_id) index costs the same and may be
+    chosen (CI saw it). Which of the two is used is therefore not asserted here; `make bench`
+    scenario 2 records the real plans at 200,000 clients among 2,000,000 after an ANALYZE, and
+    tests/clients/test_search_plan.py checks that the range's operators are leakproof, which is
+    what lets it be an index condition under RLS."""
     _bulk_clients(matrix.b.owner, 20000, "Bravo")
     _bulk_clients(matrix.a.owner, 2000, "Alpha")
     with connection.cursor() as cursor:
@@ -251,14 +257,16 @@ def test_name_search_at_the_benchs_size_stays_index_backed(matrix: TenantMatrix)
             ).values("client_id")
             plan = _explain(parts)
             scan = re.search(
-                r"Index (?:Only )?Scan using clientnamepart_tenant_part on clients_clientnamepart"
+                r"Index (?:Only )?Scan using (\w+) on clients_clientnamepart"
                 r".*\n\s+Index Cond: \((.*)\)",
                 plan,
             )
             assert scan, plan
-            condition = scan[1]
+            index, condition = scan[1], scan[2]
+            assert _index_leads_with_tenant(index), plan
             assert "tenant_id = " in condition, plan
-            assert "part ~>=~ " in condition and "part ~<~ " in condition, plan
+            if index == "clientnamepart_tenant_part":
+                assert "part ~>=~ " in condition and "part ~<~ " in condition, plan
             whole = _explain(list_clients(actor, query=query)[:51])
             for table in ("clients_client", "clients_clientnamepart"):
                 assert f"Seq Scan on {table} " not in whole, whole
