@@ -56,9 +56,7 @@ CONTEXT_FUNCTIONS = (
 )
 # A call of a context function not already wrapped as `(SELECT f())` (in a policy as written
 # here, or as PostgreSQL prints one back: `( SELECT f() AS f)`).
-_BARE_CALL = re.compile(
-    r"(?<!SELECT )\b(custodia_(?:" + "|".join(CONTEXT_FUNCTIONS) + r")\(\))"
-)
+_BARE_CALL = re.compile(r"(?<!SELECT )\b(custodia_(?:" + "|".join(CONTEXT_FUNCTIONS) + r")\(\))")
 
 
 def once_per_query(expression: str) -> str:
@@ -95,8 +93,7 @@ def guard_table(
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
         f"CREATE POLICY {table}_select ON {table} FOR SELECT USING ({once_per_query(select)})",
-        f"CREATE POLICY {table}_insert ON {table} FOR INSERT"
-        f" WITH CHECK ({once_per_query(insert)})",
+        f"CREATE POLICY {table}_insert ON {table} FOR INSERT WITH CHECK ({once_per_query(insert)})",
         f"CREATE POLICY {table}_update ON {table} FOR UPDATE USING ({once_per_query(update)})"
         f" WITH CHECK ({once_per_query(update_check or update)})",
         f"CREATE POLICY {table}_delete ON {table} FOR DELETE USING ({once_per_query(delete)})",
@@ -125,19 +122,32 @@ def tenant_key(table: str) -> migrations.RunSQL:
     )
 
 
-def same_tenant(table: str, column: str, target: str) -> migrations.RunSQL:
+def same_tenant(
+    table: str, column: str, target: str, *, cascade: bool = False
+) -> migrations.RunSQL:
     """`table.column` may only point at a row of `target` in the same tenant.
 
     Policies check a row's own tenant_id, and foreign-key checks bypass RLS, so without this a
     manager of A could attach B's client id to A's rows. Deletes and SET NULL stay with Django's
     plain foreign key; a NULL `column` is not checked (MATCH SIMPLE). Checked at commit, like
     Django's own foreign keys, because Django deletes rows behind a nullable CASCADE (a client's
-    portal membership) after the row they point at.
+    portal membership) after the row they point at. With `cascade`, the database itself deletes
+    the rows with the one they point at (checked at once: a cascade is not deferrable), for rows
+    that a closed business's guard or a purge must not leave to Django.
     """
     name = f"{table}_{column}_same_tenant"
+    when = " ON DELETE CASCADE" if cascade else " DEFERRABLE INITIALLY DEFERRED"
     return migrations.RunSQL(
         f"ALTER TABLE {table} ADD CONSTRAINT {name}"
-        f" FOREIGN KEY (tenant_id, {column}) REFERENCES {target} (tenant_id, id)"
-        " DEFERRABLE INITIALLY DEFERRED",
+        f" FOREIGN KEY (tenant_id, {column}) REFERENCES {target} (tenant_id, id){when}",
         f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}",
+    )
+
+
+def closed_guard(table: str, events: str = "INSERT OR UPDATE OR DELETE") -> migrations.RunSQL:
+    """A closed business's rows of `table` are read-only (the trigger function: tenancy/0008)."""
+    return migrations.RunSQL(
+        f"CREATE TRIGGER {table}_closed BEFORE {events} ON {table}"
+        " FOR EACH ROW EXECUTE FUNCTION custodia_refuse_closed_write()",
+        f"DROP TRIGGER IF EXISTS {table}_closed ON {table}",
     )

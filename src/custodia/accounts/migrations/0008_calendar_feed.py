@@ -21,7 +21,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from custodia.core.rls import IN_TENANT, guard_table, same_tenant
+from custodia.core.rls import IN_TENANT, closed_guard, guard_table, same_tenant
 
 OWN_FEED = f"{IN_TENANT} AND membership_id = custodia_membership_id()"
 BY_PREFIX = "custodia_lookup() = 'calendar-feed:' || prefix"
@@ -95,9 +95,5 @@ class Migration(migrations.Migration):
             delete=f"({OWN_FEED}) OR ({OWNERS})",
         ),
         same_tenant("accounts_calendarfeed", "membership_id", "tenancy_membership"),
-        migrations.RunSQL(
-            "CREATE TRIGGER accounts_calendarfeed_closed BEFORE INSERT ON accounts_calendarfeed"
-            " FOR EACH ROW EXECUTE FUNCTION custodia_refuse_closed_write()",
-            "DROP TRIGGER IF EXISTS accounts_calendarfeed_closed ON accounts_calendarfeed",
-        ),
+        closed_guard("accounts_calendarfeed", "INSERT"),
     ]

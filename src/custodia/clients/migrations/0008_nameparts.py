@@ -22,7 +22,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from custodia.core.rls import IN_TENANT, guard_table, same_tenant
+from custodia.core.rls import IN_TENANT, closed_guard, guard_table, same_tenant
 
 APP = settings.APP_DB_ROLE
 MANAGER_HERE = f"{IN_TENANT} AND custodia_is_manager()"
@@ -72,8 +72,6 @@ TRIGGERS_SQL: list[Any] = [
     "CREATE TRIGGER clients_client_name_parts_update AFTER UPDATE OF name_search ON clients_client"
     " FOR EACH ROW WHEN (OLD.name_search IS DISTINCT FROM NEW.name_search)"
     " EXECUTE FUNCTION custodia_client_name_parts()",
-    "CREATE TRIGGER clients_clientnamepart_closed BEFORE INSERT OR UPDATE OR DELETE"
-    " ON clients_clientnamepart FOR EACH ROW EXECUTE FUNCTION custodia_refuse_closed_write()",
 ]
 
 
@@ -142,9 +140,9 @@ class Migration(migrations.Migration):
         migrations.RunSQL(
             TRIGGERS_SQL,
             [
-                "DROP TRIGGER IF EXISTS clients_clientnamepart_closed ON clients_clientnamepart",
                 "DROP TRIGGER IF EXISTS clients_client_name_parts_update ON clients_client",
                 "DROP TRIGGER IF EXISTS clients_client_name_parts_insert ON clients_client",
             ],
         ),
+        closed_guard("clients_clientnamepart"),
     ]

@@ -15,7 +15,7 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 import custodia.crypto.fields
-from custodia.core.rls import CLIENT_OF_ACTOR, IN_TENANT, guard_table, same_tenant
+from custodia.core.rls import CLIENT_OF_ACTOR, IN_TENANT, closed_guard, guard_table, same_tenant
 from custodia.crypto.rows import SealedTable, sealed_constraints
 
 MANAGER_HERE = f"{IN_TENANT} AND custodia_is_manager()"
@@ -33,15 +33,6 @@ def readers(table: str) -> str:
     return f"""{IN_TENANT} AND (custodia_is_manager()
         OR (custodia_role() = 'staff' AND {ASSIGNED.format(table=table)})
         OR (custodia_role() = 'client' AND client_id = {CLIENT_OF_ACTOR}))"""
-
-
-def closed_guard(table: str) -> migrations.RunSQL:
-    """A closed business's rows are read-only (tenancy/0008)."""
-    return migrations.RunSQL(
-        f"CREATE TRIGGER {table}_closed BEFORE INSERT OR UPDATE OR DELETE ON {table}"
-        " FOR EACH ROW EXECUTE FUNCTION custodia_refuse_closed_write()",
-        f"DROP TRIGGER IF EXISTS {table}_closed ON {table}",
-    )
 
 
 def tenant_field() -> models.ForeignKey:  # type: ignore[type-arg]

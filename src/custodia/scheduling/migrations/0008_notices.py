@@ -7,7 +7,7 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 import custodia.scheduling.models
-from custodia.core.rls import IN_TENANT, guard_table, same_tenant
+from custodia.core.rls import IN_TENANT, closed_guard, guard_table, same_tenant
 
 MANAGER_HERE = f"{IN_TENANT} AND custodia_is_manager()"
 # Any member's action may add an event (no recipient yet) to the outbox; only managers and the
@@ -176,21 +176,8 @@ class Migration(migrations.Migration):
             delete=MANAGER_HERE,
         ),
         # The database deletes a visit's notices with it (see Notice.visit).
-        migrations.RunSQL(
-            "ALTER TABLE scheduling_notice ADD CONSTRAINT scheduling_notice_visit_same_tenant"
-            " FOREIGN KEY (tenant_id, visit_id) REFERENCES scheduling_visit (tenant_id, id)"
-            " ON DELETE CASCADE",
-            "ALTER TABLE scheduling_notice DROP CONSTRAINT IF EXISTS"
-            " scheduling_notice_visit_same_tenant",
-        ),
+        same_tenant("scheduling_notice", "visit_id", "scheduling_visit", cascade=True),
         same_tenant("scheduling_notice", "recipient_id", "tenancy_membership"),
         same_tenant("scheduling_noticechoice", "membership_id", "tenancy_membership"),
-        migrations.RunSQL(
-            [
-                f"CREATE TRIGGER {table}_closed BEFORE INSERT OR UPDATE OR DELETE"
-                f" ON {table} FOR EACH ROW EXECUTE FUNCTION custodia_refuse_closed_write()"
-                for table in TABLES
-            ],
-            [f"DROP TRIGGER IF EXISTS {table}_closed ON {table}" for table in TABLES],
-        ),
+        *(closed_guard(table) for table in TABLES),
     ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import django.db.models.deletion
 from django.db import migrations, models
 
+from custodia.core.rls import closed_guard
+
 TABLE = "scheduling_visitphoto"
 SAME_TENANT = "scheduling_visitphoto_visit_id_same_tenant"
 
@@ -41,9 +43,5 @@ class Migration(migrations.Migration):
                 " DEFERRABLE INITIALLY DEFERRED",
             ],
         ),
-        migrations.RunSQL(
-            f"CREATE TRIGGER {TABLE}_closed BEFORE INSERT OR UPDATE OR DELETE"
-            f" ON {TABLE} FOR EACH ROW EXECUTE FUNCTION custodia_refuse_closed_write()",
-            f"DROP TRIGGER IF EXISTS {TABLE}_closed ON {TABLE}",
-        ),
+        closed_guard(TABLE),
     ]
