@@ -346,3 +346,24 @@ def test_deleting_the_business_takes_every_member_s_feed_with_it(
     for path in paths:
         assert fetch(path).status_code == 404
     assert fetch(their_path).status_code == 200
+
+
+def test_a_secret_key_rotation_re_digests_a_feed_at_its_first_fetch(
+    matrix: TenantMatrix, settings: Any
+) -> None:
+    """Like an API token: the address made under the old key works through the fallback, is
+    re-digested under the new key at that fetch, and so outlives the fallback's retirement; a
+    feed not fetched meanwhile stops with it (its member makes a new one)."""
+    feed, path = make_feed(matrix.a.staff)
+    _, idle_path = make_feed(matrix.a.manager)
+    old_digest = feed.digest
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "rotated-" + "q8Wm3Zt6Yp1Lx9Vb4Nc7Hd2Kf5Gj0Rs" * 2
+    assert fetch(path).status_code == 200
+    clear()
+    act(matrix.a.staff)
+    feed.refresh_from_db()
+    assert feed.digest != old_digest
+    settings.SECRET_KEY_FALLBACKS = []
+    assert fetch(path).status_code == 200
+    assert fetch(idle_path).status_code == 404

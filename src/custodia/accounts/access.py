@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db.models import QuerySet
 from django.http import Http404
@@ -47,7 +47,15 @@ def live_calendar_feed(actor: Actor) -> CalendarFeed | None:
     ).first()
 
 
-def calendar_feed_by_secret(prefix: str, secret: str) -> CalendarFeed | None:
+class FoundFeed(NamedTuple):
+    """A live feed found by its address, and its secret's digest under the current SECRET_KEY
+    when the stored one was made under a fallback key (else None)."""
+
+    feed: CalendarFeed
+    current_digest: str | None
+
+
+def calendar_feed_by_secret(prefix: str, secret: str) -> FoundFeed | None:
     """The live feed whose address is `<prefix>/<secret>`, or None (malformed, unknown prefix,
     wrong secret, revoked: one answer for all).
 
@@ -68,7 +76,8 @@ def calendar_feed_by_secret(prefix: str, secret: str) -> CalendarFeed | None:
         matched |= hmac.compare_digest(digest, stored)
     if feed is None or not matched or feed.revoked_at is not None:
         return None
-    return feed
+    current = hmac.compare_digest(digests[0], stored)
+    return FoundFeed(feed, None if current else digests[0])
 
 
 def email_has_account(email: str) -> bool:

@@ -30,7 +30,7 @@ from django.http import HttpRequest
 
 from custodia.accounts.access import TOKEN_PREFIX, TOKEN_PURPOSE, calendar_feed_by_secret
 from custodia.accounts.digests import candidate_digests, is_wellformed_prefix
-from custodia.accounts.models import ApiToken, User
+from custodia.accounts.models import ApiToken, CalendarFeed, User
 from custodia.accounts.stepup import ServerConsole, SessionAuthentication
 from custodia.core.actor import Actor, acting_as, activate, current_actor
 from custodia.core.dbcontext import activate_member, activate_token, set_db_context
@@ -308,7 +308,8 @@ def actor_for_calendar_feed(
     context of the actor already acting (the session's) is put back, so what the request
     records next (its refusal) is recorded as that actor, inside their business.
     """
-    feed = calendar_feed_by_secret(prefix, secret)
+    found = calendar_feed_by_secret(prefix, secret)
+    feed = found.feed if found is not None else None
     grant = None
     if feed is not None:
         grant = activate_member(feed.user_id, feed.tenant_id, durable=False)
@@ -324,4 +325,8 @@ def actor_for_calendar_feed(
     membership.user = user
     actor = FeedReaderActor(user, membership, feed_prefix=feed.prefix)
     acting.enter_context(acting_as(actor, durable=False, context_set=True))
+    if found is not None and found.current_digest is not None:
+        # Digested under a fallback secret key: re-digested under the current one at its first
+        # use after a rotation, like an API token, so the fallback can be retired.
+        CalendarFeed.objects.filter(pk=feed.pk).update(digest=found.current_digest)
     return actor
