@@ -138,6 +138,8 @@ def test_readme_describes_every_file_and_column(archive: Path):
                 assert re.search(rf"^\| {re.escape(column)} \| \S", section, re.M), (name, column)
         elif name.startswith("photos/"):
             assert "photos/<visit_id>/<photo_id>.jpg" in text, name
+        elif name.startswith("pets/"):
+            assert "pets/<pet_id>.jpg" in text, name
         else:
             assert f"### {name}" in text or name.endswith(".json"), name
 

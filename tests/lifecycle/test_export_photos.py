@@ -1,4 +1,4 @@
-"""Visit photos in exports: the business export holds every photo of the business, byte for byte
+"""Visit photos and pets' photos in exports: the business export holds every photo of the business, byte for byte
 as its page serves it, and none of another business; a client's own download holds the photos
 of their own visits only; every photo exported is named in a bulk read of the trail."""
 
@@ -16,6 +16,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from custodia.audit.models import AuditEvent
+from custodia.clients.models import Pet
+from custodia.clients.profile_actions import do_create_pet, do_set_pet_photo
 from custodia.lifecycle.export import access
 from custodia.lifecycle.export.actions import write_business_archive
 from custodia.lifecycle.export.archive import MANIFEST, README, verify_archive
@@ -190,3 +192,83 @@ def test_the_console_export_holds_the_photos_and_counts_them(
     act(a.owner)
     export = Export.objects.get(tenant_id=a.owner.tenant_id)
     assert export.rows["visit_photos"] == 2
+
+
+# --- Pets' photos ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pets(matrix: TenantMatrix) -> dict[str, Pet]:
+    """A pet with a photo for each client of A, one without, and one with a photo in B."""
+    made = {}
+    for key, business, client, photo in (
+        ("mine", matrix.a, matrix.a.client, (900, 700)),
+        ("other", matrix.a, matrix.a.other_client, (640, 480)),
+        ("bare", matrix.a, matrix.a.client, None),
+        ("bravo", matrix.b, matrix.b.client, (500, 400)),
+    ):
+        act(business.owner)
+        pet = do_create_pet(client, actor=business.owner, name=f"Pet {key}")
+        if photo is not None:
+            pet = do_set_pet_photo(pet, photo_bytes(photo), actor=business.owner)
+        made[key] = pet
+    return made
+
+
+def served_pet_photo(actor: Any, pet: Pet) -> bytes:
+    response = logged_in(actor).get(f"/app/pets/{pet.pk}/photo/")
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    return response.content
+
+
+def test_the_business_export_holds_every_pets_photo_as_served(
+    matrix: TenantMatrix, pets: dict[str, Pet], export_env: Path, tmp_path: Path
+):
+    a = matrix.a
+    mine, other = pets["mine"], pets["other"]
+    expected = {f"pets/{pet.pk}.jpg": served_pet_photo(a.owner, pet) for pet in (mine, other)}
+    path = tmp_path / "export.zip"
+    act(a.owner)
+    with open(path, "wb") as out:
+        built = write_business_archive(a.owner, out, progress=None)
+    manifest = verify_archive(path)
+    files = read_zip(path.read_bytes())
+    assert sorted(n for n in files if n.startswith("pets/")) == sorted(expected)
+    for name, data in expected.items():
+        assert files[name] == data and data.startswith(b"\xff\xd8")
+        assert manifest["files"][name]["sha256"] == hashlib.sha256(data).hexdigest()
+    rows = {row["id"]: row for row in json_rows(files, "pet_photos")}
+    assert set(rows) == {str(mine.pk), str(other.pk)}
+    assert rows[str(mine.pk)]["client_id"] == str(a.client.pk)
+    assert rows[str(mine.pk)]["file"] == f"pets/{mine.pk}.jpg"
+    assert built.rows["pet_photos"] == 2
+    assert "pets/<pet_id>.jpg" in files[README].decode()
+    # The pet without a photo is a row of pets.csv only; nothing of the other business.
+    assert str(pets["bare"].pk) in {row["id"] for row in json_rows(files, "pets")}
+    everything = b"".join(files.values())
+    assert str(pets["bravo"].pk).encode() not in everything
+    [event] = export_events(a.owner, "pet_photos")
+    assert sorted(event.detail["ids"]) == sorted([str(mine.pk), str(other.pk)])
+    assert {str(s) for s in event.subject_ids} == {str(a.client.pk), str(a.other_client.pk)}
+
+
+def test_a_clients_download_holds_their_own_pets_photos_only(
+    matrix: TenantMatrix, pets: dict[str, Pet], export_env: Path, tmp_path: Path
+):
+    a = matrix.a
+    mine = pets["mine"]
+    data = served_pet_photo(a.client_login, mine)
+    response = logged_in(a.client_login).post("/app/portal/my-data/")
+    assert response.status_code == 200
+    (tmp_path / "mine.zip").write_bytes(response.content)
+    verify_archive(tmp_path / "mine.zip")
+    files = read_zip(response.content)
+    assert [n for n in files if n.startswith("pets/")] == [f"pets/{mine.pk}.jpg"]
+    assert files[f"pets/{mine.pk}.jpg"] == data
+    [row] = json_rows(files, "pet_photos")
+    assert row["id"] == str(mine.pk) and "client_id" not in row
+    everything = b"".join(files.values())
+    for pet in (pets["other"], pets["bravo"]):
+        assert str(pet.pk).encode() not in everything
+    [event] = export_events(a.owner, "pet_photos")
+    assert event.actor_role == "client" and event.detail["ids"] == [str(mine.pk)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.postgres.fields import ArrayField
@@ -305,17 +306,33 @@ def business_sources(actor: Actor) -> list[Source]:
             entities.VISITS.column_names,
             subjects="client_id",
         ),
-        _photos(actor, VisitPhoto.objects.filter(tenant_id=tenant), entities.VISIT_PHOTOS),
+        _images(
+            actor,
+            VisitPhoto.objects.filter(tenant_id=tenant),
+            entities.VISIT_PHOTOS,
+            VISIT_PHOTO_FILES,
+        ),
+        _images(
+            actor,
+            Pet.objects.filter(tenant_id=tenant, photo__isnull=False),
+            entities.PET_PHOTOS,
+            PET_PHOTO_FILES,
+        ),
         _audit_events(actor),
     ]
 
 
-# --- Visit photos ------------------------------------------------------------------------------
+# --- Visit photos and pets' photos --------------------------------------------------------------
 
 
 def photo_file(visit_id: object, photo_id: object, content_type: str) -> str:
-    """A photo's name in the archive."""
+    """A visit photo's name in the archive."""
     return f"photos/{visit_id}/{photo_id}.{PHOTO_EXTENSIONS.get(content_type, 'bin')}"
+
+
+def pet_photo_file(pet_id: object) -> str:
+    """A pet's photo's name in the archive (always a JPEG: clients/images.py)."""
+    return f"pets/{pet_id}.jpg"
 
 
 PHOTOS_NOTE = (
@@ -323,34 +340,66 @@ PHOTOS_NOTE = (
     "exact file the visit's page shows (re-encoded without location or camera details when it "
     "was added), listed with its sha256 in the manifest."
 )
+PET_PHOTOS_NOTE = (
+    "The pets' photos are under `pets/`: `pets/<pet_id>.jpg`, each the exact file the pet's "
+    "card shows (re-encoded without location or camera details when it was added), listed "
+    "with its sha256 in the manifest."
+)
 
 
-def _photos(actor: Actor, query: QuerySet[VisitPhoto], entity: Entity) -> Source:
-    """The photos of `query` as rows (batches of PHOTO_BATCH, each recorded as a bulk read that
-    names the photos and the clients whose visits they are of) and as files: the images are
-    read and opened with the business's key PHOTO_OPEN at a time, in this actor's context
-    (row-level security applies), as the archive writes each batch."""
-    query = query.order_by("visit__starts_at", "visit_id", "created_at", "id")
+@dataclass(frozen=True)
+class ImageFiles:
+    """Where a model keeps its images and how the archive names them."""
+
+    model: type[Model]
+    blob: str  # the sealed image's field
+    client: str  # the lookup of the client the image is about
+    order: tuple[str, ...]
+    name: Callable[[dict[str, Any]], str]  # the file's name, from the row's columns
+    note: str
+
+
+VISIT_PHOTO_FILES = ImageFiles(
+    VisitPhoto,
+    "image",
+    "visit__client_id",
+    ("visit__starts_at", "visit_id", "created_at", "id"),
+    lambda row: photo_file(row["visit_id"], row["id"], row["content_type"]),
+    PHOTOS_NOTE,
+)
+PET_PHOTO_FILES = ImageFiles(
+    Pet,
+    "photo",
+    "client_id",
+    ("client_id", "name", "id"),
+    lambda row: pet_photo_file(row["id"]),
+    PET_PHOTOS_NOTE,
+)
+
+
+def _images(actor: Actor, query: QuerySet[Any], entity: Entity, kind: ImageFiles) -> Source:
+    """The images of `query` as rows (batches of PHOTO_BATCH, each recorded as a bulk read that
+    names the images and the clients they are about) and as files: the images are read and
+    opened with the business's key PHOTO_OPEN at a time, in this actor's context (row-level
+    security applies), as the archive writes each batch."""
+    query = query.order_by(*kind.order)
     columns = [name for name in entity.column_names if name != "file"]
-    selected = [_selected(VisitPhoto, name) for name in columns]
+    selected = [_selected(kind.model, name) for name in columns]
     id_index = columns.index("id")
-    visit_index = columns.index("visit_id")
-    type_index = columns.index("content_type")
 
     def batches() -> Iterator[list[Row]]:
-        rows = query.values_list(*selected, "visit__client_id").iterator(chunk_size=PHOTO_BATCH)
+        rows = query.values_list(*selected, kind.client).iterator(chunk_size=PHOTO_BATCH)
         batch: list[Row] = []
         clients: list[Any] = []
         for *values, client_id in rows:
-            name = photo_file(values[visit_index], values[id_index], values[type_index])
-            batch.append((*values, name))
+            batch.append((*values, kind.name(dict(zip(columns, values, strict=True)))))
             clients.append(str(client_id))
             if len(batch) == PHOTO_BATCH:
-                _record_photos(actor, entity, batch, clients, id_index)
+                _record_images(actor, entity, batch, clients, id_index)
                 yield batch
                 batch, clients = [], []
         if batch:
-            _record_photos(actor, entity, batch, clients, id_index)
+            _record_images(actor, entity, batch, clients, id_index)
             yield batch
 
     def files(batch: list[Row]) -> Iterator[tuple[str, bytes]]:
@@ -358,21 +407,18 @@ def _photos(actor: Actor, query: QuerySet[VisitPhoto], entity: Entity) -> Source
         ids = list(names)
         for start in range(0, len(ids), PHOTO_OPEN):
             chunk = ids[start : start + PHOTO_OPEN]
-            photos = VisitPhoto.objects.filter(tenant_id=actor.tenant_id, pk__in=chunk).only(
-                "id", "tenant_id", "image"
-            )
-            found = {str(photo.pk): photo for photo in photos}
+            rows = kind.model._default_manager.filter(tenant_id=actor.tenant_id, pk__in=chunk)
+            found = {str(row.pk): row for row in rows.only("id", "tenant_id", kind.blob)}
             for key in chunk:
-                photo = found.get(key)
-                if photo is None:
+                image = getattr(found.pop(key, None), kind.blob, None)
+                if image is None:
                     continue  # deleted since its row was read: the row names a missing file
-                yield names[key], bytes(photo.image)
-                found.pop(key)
+                yield names[key], bytes(image)
 
-    return Source(entity, query.count(), batches, files=files, files_note=PHOTOS_NOTE)
+    return Source(entity, query.count(), batches, files=files, files_note=kind.note)
 
 
-def _record_photos(
+def _record_images(
     actor: Actor, entity: Entity, batch: list[Row], clients: list[Any], id_index: int
 ) -> None:
     record(
@@ -515,7 +561,7 @@ def own_data_sources(actor: Actor) -> list[Source]:
     ]
     pets = (
         Pet.objects.filter(tenant_id=actor.tenant_id, client_id=own)
-        .defer("photo", "photo_thumbnail")  # not in the archive (docs/export.md)
+        .defer("photo", "photo_thumbnail")  # the photo is a file of its own (pet_photos)
         .order_by("name", "id")
     )
     pet_rows = [
@@ -558,10 +604,17 @@ def own_data_sources(actor: Actor) -> list[Source]:
         _fixed(entities.OWN_PETS, pet_rows),
         _fixed(entities.OWN_HOUSEHOLD, household_rows),
         _fixed(entities.OWN_VISITS, visit_rows),
-        _photos(
+        _images(
             actor,
             VisitPhoto.objects.filter(tenant_id=actor.tenant_id, visit__client_id=own),
             entities.OWN_PHOTOS,
+            VISIT_PHOTO_FILES,
+        ),
+        _images(
+            actor,
+            Pet.objects.filter(tenant_id=actor.tenant_id, client_id=own, photo__isnull=False),
+            entities.OWN_PET_PHOTOS,
+            PET_PHOTO_FILES,
         ),
         _fixed(entities.OWN_ACCESS, access_rows),
     ]

@@ -218,6 +218,22 @@ VISIT_PHOTOS = Entity(
     ),
 )
 
+PET_PHOTO_FILE = (
+    "file",
+    "The photo's file in this archive (pets/<pet_id>.jpg), exactly as the pet's card shows it.",
+)
+PET_PHOTO_UPDATED = ("photo_updated_at", "When the photo was set.")
+PET_PHOTOS = Entity(
+    "pet_photos",
+    "Pets' photos (decrypted); each is a file under pets/, named in `file`.",
+    _columns(
+        ("id", "The pet (pets.csv)."),
+        ("client_id", "The pet's client (clients.csv)."),
+        PET_PHOTO_UPDATED,
+        PET_PHOTO_FILE,
+    ),
+)
+
 AUDIT_COLUMNS = _columns(
     ("id", "The event's number; the trail's order."),
     ("occurred_at", "When it happened (ISO 8601, UTC)."),
@@ -258,6 +274,7 @@ BUSINESS_ENTITIES = (
     ASSIGNMENTS,
     VISITS,
     VISIT_PHOTOS,
+    PET_PHOTOS,
     AUDIT_EVENTS,
 )
 
@@ -307,4 +324,17 @@ OWN_PHOTOS = Entity(
     "Photos taken at your visits; each is a file under photos/, named in `file`.",
     _columns(ID, *PHOTO_COLUMNS, CREATED, PHOTO_FILE),
 )
-CLIENT_ENTITIES = (OWN_CLIENT, OWN_PETS, OWN_HOUSEHOLD, OWN_VISITS, OWN_PHOTOS, OWN_ACCESS)
+OWN_PET_PHOTOS = Entity(
+    "pet_photos",
+    "Your pets' photos; each is a file under pets/, named in `file`.",
+    _columns(("id", "The pet (pets.csv)."), PET_PHOTO_UPDATED, PET_PHOTO_FILE),
+)
+CLIENT_ENTITIES = (
+    OWN_CLIENT,
+    OWN_PETS,
+    OWN_HOUSEHOLD,
+    OWN_VISITS,
+    OWN_PHOTOS,
+    OWN_PET_PHOTOS,
+    OWN_ACCESS,
+)
