@@ -21,6 +21,7 @@ from custodia.accounts.hashpool import launch_pool, wait_for_pool
 from custodia.ops.management.commands.setup import ensure_ready
 from custodia.ops.management.commands.worker import backup_recipients_problem
 from custodia.ops.tasks import AUDIT_MAINTENANCE, BACKUP_TASKS, KEY_MAINTENANCE
+from custodia.telemetry.metrics import MULTIPROC_ENV, reset_multiprocess_dir
 
 STOP_GRACE_SECONDS = 10
 
@@ -237,6 +238,11 @@ class Command(BaseCommand):
         if settings.PRODUCTION:
             public = urlsplit(settings.PUBLIC_URL)
             env["CUSTODIA_REDIRECT_ORIGIN"] = f"{public.scheme}://{public.netloc}"
+        # granian's workers count requests in files of their own here, summed at each scrape of
+        # /metrics; emptied at each start (one directory per port: two servers may share var/).
+        metrics_dir = settings.VAR_DIR / "run" / f"metrics-{port}"
+        reset_multiprocess_dir(metrics_dir)
+        env[MULTIPROC_ENV] = str(metrics_dir)
         # Password hashes run in a pool of processes beside granian's (accounts/hashpool.py).
         slots, waiting = sign_in_limits(options["threads"], settings.SIGN_IN_SLOTS)
         env["CUSTODIA_SIGN_IN_SLOTS"], env["CUSTODIA_SIGN_IN_WAITING"] = str(slots), str(waiting)
