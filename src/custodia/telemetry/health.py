@@ -60,8 +60,12 @@ CHECKS: dict[str, Callable[[], None]] = {
 
 def readiness() -> dict[str, str]:
     """Every check by name: "ok" or "failing" (the reason is logged, by its type)."""
-    results = {}
+    results: dict[str, str] = {}
     for name, check in CHECKS.items():
+        if name == "worker" and results.get("database") == FAILING:
+            # Its heartbeats are in the database: no second wait for a pool that cannot connect.
+            results[name] = FAILING
+            continue
         try:
             check()
         except Exception as exc:  # noqa: BLE001 (any failure means not ready, never a 500)

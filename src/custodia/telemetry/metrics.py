@@ -24,7 +24,13 @@ from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest, HttpResponse
 from django.urls import ResolverMatch
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -33,6 +39,8 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 UNMATCHED = "unmatched"
 STATIC = "static"
 
+# No `_created` series: a start time per label set doubles the scrape and tells nothing here.
+disable_created_metrics()
 # The counters of this process; under multiprocess mode their values go to files as well.
 REGISTRY = CollectorRegistry(auto_describe=True)
 REQUESTS = Counter(
@@ -115,11 +123,12 @@ def exposition(*collectors: Any) -> bytes:
     then `collectors` (the platform's state, computed now)."""
     directory = os.environ.get(MULTIPROC_ENV)
     if directory:
-        counters = CollectorRegistry(auto_describe=True)
+        counters = CollectorRegistry(auto_describe=False)
         MultiProcessCollector(counters, path=directory)
     else:
         counters = REGISTRY
-    state = CollectorRegistry(auto_describe=True)
+    # Not described at registration: that would compute every gauge twice per scrape.
+    state = CollectorRegistry(auto_describe=False)
     for collector in collectors:
         state.register(collector)
     return generate_latest(counters) + generate_latest(state)
