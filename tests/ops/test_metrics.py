@@ -8,6 +8,7 @@ import secrets
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -114,8 +115,8 @@ def test_requests_are_counted_by_route_name_and_status_class(metrics_token, matr
     owner = web_as(matrix.a.owner)
     client_id = matrix.a.client.id
     before = scrape()
-    detail = f'custodia_http_requests_total{{method="GET",route="client_detail",status="2xx"}}'
-    missing = f'custodia_http_requests_total{{method="GET",route="client_detail",status="4xx"}}'
+    detail = 'custodia_http_requests_total{method="GET",route="client_detail",status="2xx"}'
+    missing = 'custodia_http_requests_total{method="GET",route="client_detail",status="4xx"}'
     start_ok = value(before, detail) if detail in before else 0.0
     start_missing = value(before, missing) if missing in before else 0.0
     assert owner.get(reverse("client_detail", args=[client_id])).status_code == 200
@@ -152,11 +153,11 @@ def test_failed_sign_ins_are_counted_and_paused_accounts_gauged(metrics_token, m
     failures = "custodia_login_failures_total"
     assert value(after, failures) == value(before, failures) + 2
     assert value(after, "custodia_sign_in_paused") == value(before, "custodia_sign_in_paused")
-    from django.conf import settings
-
     for _ in range(settings.LOGIN_LOCKOUT_THRESHOLD):
         throttle.record_failure("paused@example.test")
-    assert value(scrape(), "custodia_sign_in_paused") == value(before, "custodia_sign_in_paused") + 1
+    assert (
+        value(scrape(), "custodia_sign_in_paused") == value(before, "custodia_sign_in_paused") + 1
+    )
 
 
 def test_job_queue_and_worker_gauges_come_from_procrastinates_tables(metrics_token, db):

@@ -12,6 +12,7 @@ arguments, breadcrumbs' messages and data, and any extra or context we did not l
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -127,6 +128,14 @@ def scrub_event(event: Event, hint: Any = None) -> Event:
 
 def start(dsn: str, *, environment: str) -> None:
     """Send errors to `dsn`, never a personal or request value (no tracing, no profiling)."""
+    with warnings.catch_warnings():
+        # Newer SDKs deprecate send_default_pii for data_collection (which older ones in our
+        # range lack); off is off in both, and the scrubbers below hold whatever the SDK collects.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _init(dsn, environment)
+
+
+def _init(dsn: str, environment: str) -> None:
     sentry_sdk.init(
         dsn=dsn,
         environment=environment,
