@@ -5,6 +5,7 @@ vault (`custodia vault serve`, a process of its own with its own settings: docs/
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -239,7 +240,8 @@ class Command(BaseCommand):
             public = urlsplit(settings.PUBLIC_URL)
             env["CUSTODIA_REDIRECT_ORIGIN"] = f"{public.scheme}://{public.netloc}"
         # granian's workers count requests in files of their own here, summed at each scrape of
-        # /metrics; emptied at each start (one directory per port: two servers may share var/).
+        # /metrics; emptied at each start and removed at the end (one directory per port: two
+        # servers may share var/).
         metrics_dir = settings.VAR_DIR / "run" / f"metrics-{port}"
         reset_multiprocess_dir(metrics_dir)
         env[MULTIPROC_ENV] = str(metrics_dir)
@@ -289,7 +291,11 @@ class Command(BaseCommand):
             self.stdout.write(f"  the card vault serves https://{url_host}:{vault_port}/")
         self.stdout.write("  Ctrl-C stops it.")
         self.stdout.flush()
-        sys.exit(supervise(children))
+        try:
+            code = supervise(children)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+        sys.exit(code)
 
 
 def supervise(children: list[subprocess.Popen[bytes]]) -> int:
