@@ -53,7 +53,5 @@ def scenario_23(
     }
     for kind, figure in (("detail", "client detail API"), ("page", "security page")):
         measured, baseline = (mean_of(runs[kind][side]) for side in ("with", "without"))
-        bench.record(
-            name, f"{figure} req/s", measured["ok_rps"], baseline["ok_rps"], at_least=0.95
-        )
+        bench.record(name, f"{figure} req/s", measured["ok_rps"], baseline["ok_rps"], at_least=0.95)
         bench.record(name, f"{figure} p99 ms", measured["p99_ms"], baseline["p99_ms"])
