@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from custodia.crypto import keyring
+from custodia.ops import redirect
 from tests.conftest import HttpsClient
 
 pytestmark = pytest.mark.django_db
@@ -134,3 +135,11 @@ def test_a_database_that_cannot_be_reached_is_a_503_naming_the_database(tmp_path
     assert answer["body"]["checks"]["database"] == "failing"
     assert answer["body"]["checks"]["worker"] == "failing"
     assert "custodia_missing" not in result.stdout
+
+
+def test_the_plain_http_listener_redirects_probes_too():
+    # Documented: health checks go to the HTTPS port; the redirector runs no Django at all.
+    answers: list[str] = []
+    environ = {"HTTP_HOST": "10.1.2.3:8080", "PATH_INFO": "/healthz", "REQUEST_METHOD": "GET"}
+    redirect.app(environ, lambda status, headers: answers.append(status))
+    assert answers == ["301 Moved Permanently"]

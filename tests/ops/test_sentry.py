@@ -92,3 +92,52 @@ def test_an_error_reaches_sentry_without_any_marker(sentry_server, matrix, web_a
     person = matrix.a.owner.user
     for value in (person.email, str(person.pk), str(matrix.a.owner.tenant_id), "testserver"):
         assert value.encode() not in received, value
+
+
+def test_the_scrubber_keeps_only_what_locates_a_bug():
+    marker = "Marker-Extra-1188"
+    event = {
+        "event_id": "e1",
+        "level": "error",
+        "transaction": "/app/clients/{client_id}/",
+        "user": {"email": f"{marker}@example.test", "ip_address": "203.0.113.9"},
+        "extra": {"note": marker},
+        "tags": {"route": "client_detail"},
+        "contexts": {"runtime": {"name": "CPython"}, "client": {"name": marker}},
+        "request": {
+            "method": "POST",
+            "url": f"https://custodia.example/app/clients/{marker}/",
+            "query_string": f"q={marker}",
+            "data": {"note": marker},
+            "cookies": {"sessionid": marker},
+            "env": {"REMOTE_ADDR": "203.0.113.9"},
+            "headers": {"Content-Type": "text/html", "Authorization": marker, "X-Note": marker},
+        },
+        "logentry": {"message": "saving %s failed", "params": [marker], "formatted": marker},
+        "exception": {
+            "values": [
+                {
+                    "type": "KeyError",
+                    "value": marker,
+                    "stacktrace": {
+                        "frames": [{"function": "save", "lineno": 3, "vars": {"door": marker}}]
+                    },
+                }
+            ]
+        },
+        "breadcrumbs": {
+            "values": [{"category": "query", "message": marker, "data": {"params": [marker]}}]
+        },
+    }
+    scrubbed = sentry.scrub_event(event)
+    assert marker not in repr(scrubbed)
+    assert "203.0.113.9" not in repr(scrubbed)
+    assert scrubbed["request"] == {"method": "POST", "headers": {"Content-Type": "text/html"}}
+    assert scrubbed["exception"]["values"][0]["type"] == "KeyError"
+    assert scrubbed["exception"]["values"][0]["stacktrace"]["frames"] == [
+        {"function": "save", "lineno": 3}
+    ]
+    assert scrubbed["logentry"] == {"message": "saving %s failed"}
+    assert scrubbed["contexts"] == {"runtime": {"name": "CPython"}}
+    assert scrubbed["breadcrumbs"]["values"] == [{"category": "query"}]
+    assert scrubbed["transaction"] == "/app/clients/{client_id}/"
