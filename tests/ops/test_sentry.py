@@ -8,6 +8,9 @@ name and door code in its locals, its log line and its exception's message.
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -141,3 +144,39 @@ def test_the_scrubber_keeps_only_what_locates_a_bug():
     assert scrubbed["contexts"] == {"runtime": {"name": "CPython"}}
     assert scrubbed["breadcrumbs"]["values"] == [{"category": "query"}]
     assert scrubbed["transaction"] == "/app/clients/{client_id}/"
+
+
+STARTED = """
+import sys, django
+django.setup()
+if "sentry_sdk" not in sys.modules:
+    print("not loaded")
+else:
+    import sentry_sdk
+    from custodia.telemetry import sentry
+    options = sentry_sdk.get_client().options
+    print(sentry_sdk.get_client().is_active(), options["before_send"] is sentry.scrub_event,
+          options["send_default_pii"], options["include_local_variables"])
+"""
+
+
+def run_started(env: dict[str, str]) -> str:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", STARTED],
+        env={
+            **{key: value for key, value in os.environ.items() if key != "CUSTODIA_SENTRY_DSN"},
+            "DJANGO_SETTINGS_MODULE": "custodia.settings",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_the_sdk_starts_with_a_dsn_and_is_not_even_loaded_without_one():
+    assert run_started({}) == "not loaded"
+    started = run_started({"CUSTODIA_SENTRY_DSN": "http://public@127.0.0.1:9/1"})
+    assert started == "True True False False"

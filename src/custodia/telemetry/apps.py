@@ -9,9 +9,11 @@ class Config(AppConfig):
     label = "telemetry"
 
     def ready(self) -> None:
-        # Registered here, not at import: the app's ready() is where receivers are connected.
-        from custodia.telemetry import metrics, sentry
+        # Receivers are connected here, and the Sentry SDK is imported only when it is used.
+        from custodia.telemetry import metrics
 
         metrics.connect_receivers()
         if settings.SENTRY_DSN:
+            from custodia.telemetry import sentry
+
             sentry.start(settings.SENTRY_DSN, environment=settings.SENTRY_ENVIRONMENT)
