@@ -31,6 +31,7 @@ from bench import (
     photos,
     retention,
     series,
+    telemetry,
     vault,
 )
 from bench.harness import (
@@ -161,7 +162,7 @@ def explain(env: dict[str, str], data: dict[str, Any]) -> dict[str, Any]:
     return dict(python_json(env, "-m", "bench.explain", json.dumps(queries), timeout=300))
 
 
-ALL_SCENARIOS = frozenset({str(n) for n in range(1, 23)})
+ALL_SCENARIOS = frozenset({str(n) for n in range(1, 24)})
 # The generated businesses' data keys: a keystore of the benchmark's own, emptied with each fresh
 # database (a run adds up to 10,000 businesses, whose keys must not pile up in var/keys).
 KEYSTORE = Path(os.environ.get("CUSTODIA_VAR_DIR", ROOT / "var")) / "bench-keys"
@@ -310,6 +311,8 @@ def run(profile: Profile, only: frozenset[str] = ALL_SCENARIOS) -> Bench:
         series.scenario_21(bench, env)
     if "22" in only:
         photos.scenario_22(bench, env)
+    if "23" in only:
+        telemetry.scenario_23(bench, prod, bearer, data, seconds)
     if "20" in only:
         # After the others: it adds staff and thousands of visits to the target business.
         calendars.scenario_20(bench, prod, env, bearer, seconds)

@@ -113,6 +113,8 @@ INSTALLED_APPS = [
     "custodia.webhooks",
     "custodia.lifecycle.export",
     "custodia.web",
+    # Metrics, readiness and error reports (docs/operations.md, "Metrics, health and errors").
+    "custodia.telemetry",
     # Every `custodia` command (setup, serve, demo, token, keys, audit, ...).
     "custodia.ops",
 ]
@@ -122,10 +124,15 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: the request id and client address that logs and the audit trail name.
     "custodia.web.middleware.RequestContextMiddleware",
+    # Counts and times every answer, whatever below answers it (docs/operations.md, "Metrics").
+    "custodia.web.middleware.MetricsMiddleware",
     "custodia.web.middleware.RefuseUnsafeMethodsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "custodia.web.middleware.SecurityHeadersMiddleware",
     "csp.middleware.CSPMiddleware",
+    # /healthz, /readyz and /metrics: with the headers above, before the host check, sessions
+    # and the tenant's transaction (no cookie, session or audit row for a probe).
+    "custodia.web.middleware.ProbeMiddleware",
     # Before the app reads the Host (inside the headers above, so its 400 page carries them): an
     # allowed name, and no port but the public URL's.
     "custodia.web.middleware.PublicHostMiddleware",
@@ -249,6 +256,25 @@ if JOB_STALLED_SECONDS <= JOB_HEARTBEAT_SECONDS:
     )
 # How often a worker looks for new jobs besides being told by LISTEN/NOTIFY.
 JOB_POLL_SECONDS = env_int("CUSTODIA_JOB_POLL_SECONDS", 5, minimum=1, maximum=300)
+
+# --- Metrics, health and errors (docs/operations.md, "Metrics, health and errors") -------------
+# /metrics answers only `Authorization: Bearer <this token>`; unset, it answers 404 to everyone.
+METRICS_TOKEN = env_str("CUSTODIA_METRICS_TOKEN", "")
+# The message never repeats the value.
+if PRODUCTION and METRICS_TOKEN and (len(METRICS_TOKEN) < 32 or len(set(METRICS_TOKEN)) < 10):
+    raise ImproperlyConfigured("CUSTODIA_METRICS_TOKEN must be at least 32 random characters.")
+# Errors go to Sentry (or a compatible server) when a DSN is set, scrubbed of every request and
+# customer value (telemetry/sentry.py).
+SENTRY_DSN = env_str("CUSTODIA_SENTRY_DSN", "")
+if SENTRY_DSN:
+    _dsn = urlsplit(SENTRY_DSN)
+    if _dsn.scheme not in {"https", "http"} or not _dsn.username or not _dsn.hostname:
+        raise ImproperlyConfigured(
+            "CUSTODIA_SENTRY_DSN must be a DSN like https://PUBLIC_KEY@host/PROJECT_ID."
+        )
+    if PRODUCTION and _dsn.scheme != "https":
+        raise ImproperlyConfigured("CUSTODIA_SENTRY_DSN must be an https:// DSN in production.")
+SENTRY_ENVIRONMENT = env_str("CUSTODIA_SENTRY_ENVIRONMENT", ENVIRONMENT)
 
 # --- Backups (docs/backups.md) -------------------------------------------------------------------
 # `custodia backup run` writes here: each backup an age-encrypted pg_dump archive and a manifest

@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 
 from custodia.api.routes import api
 from custodia.web import views as web_views
+from custodia.web.probes import views as probes
 from custodia.web.scheduling import feed as calendar_feed
 from custodia.web.trust import views as trust_views
 from custodia.web.wallet import urls as wallet_urls
@@ -40,6 +41,10 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path(".well-known/security.txt", trust_views.security_txt, name="security_txt"),
     path("security/", trust_views.security_page, name="security_page"),
+    # The operators' probes, answered early in the pipeline (web/middleware.py: ProbeMiddleware).
+    path("healthz", probes.healthz, name="healthz"),
+    path("readyz", probes.readyz, name="readyz"),
+    path("metrics", probes.prometheus, name="metrics"),
 ]
 
 handler400 = "custodia.web.views.bad_request"

@@ -4,10 +4,14 @@ Custodia's own are all importable from here, so this list and the setting are th
 to read the order (a test keeps them equal). On the way in:
 
 1. RequestContextMiddleware: a request id and the client address (core/requestctx.py), for the
-   logs and the audit trail; the id is answered in X-Request-ID.
+   logs and the audit trail; the id is answered in X-Request-ID. MetricsMiddleware
+   (telemetry/metrics.py): every answer counted and timed by method, route name and status
+   class.
 2. RefuseUnsafeMethodsMiddleware: TRACE, TRACK and CONNECT are refused before anything runs.
 3. django SecurityMiddleware, SecurityHeadersMiddleware, csp CSPMiddleware: HSTS, nosniff,
    Permissions-Policy, CORP, no caching of personal pages, the Content Security Policy.
+   ProbeMiddleware: /healthz, /readyz and /metrics (web/probes/views.py) answer here, with the
+   headers above and before any session, host check, transaction or audit row.
 4. PublicHostMiddleware: an allowed host name, and no port but the public URL's (else 400).
 5. whitenoise: static files answer here, with the headers above and no database touched.
 6. django sessions, common, CSRF, authentication, messages; HashingDoorMiddleware: a login or
@@ -49,7 +53,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonR
 from django.http.request import split_domain_port
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import resolve, reverse
 from django.utils.http import urlencode
 
 from custodia.accounts import hashpool
@@ -66,6 +70,7 @@ from custodia.core.closed import BusinessClosed
 from custodia.core.dbcontext import clear, cleared_unless_set, transaction_failed
 from custodia.core.requestctx import API_PREFIX, SAFE_METHODS, presents_bearer_token
 from custodia.crypto.errors import CryptoError, public_answer
+from custodia.telemetry.metrics import MetricsMiddleware
 from custodia.tenancy.actors import actor_for_session
 
 # Middleware of other modules, listed in the pipeline from here (settings.MIDDLEWARE).
@@ -76,6 +81,8 @@ __all__ = [
     "CryptoErrorMiddleware",
     "HashingDoorMiddleware",
     "MFAPolicyMiddleware",
+    "MetricsMiddleware",
+    "ProbeMiddleware",
     "PublicHostMiddleware",
     "RefuseUnsafeMethodsMiddleware",
     "RequestContextMiddleware",
@@ -103,6 +110,28 @@ class RequestContextMiddleware:
         with requestctx.serving(request) as info:
             response = self.get_response(request)
         response["X-Request-ID"] = info.request_id
+        return response
+
+
+# The operators' probes (web/probes/views.py, named in urls.py), answered by ProbeMiddleware.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class ProbeMiddleware:
+    """Liveness, readiness and metrics answer here: after the security headers, before the
+    host check (a load balancer names a node by its address), sessions, CSRF and the tenant's
+    transaction, so a probe sets no cookie and writes no session or audit row."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info not in PROBE_PATHS:
+            return self.get_response(request)
+        match = resolve(request.path_info)
+        request.resolver_match = match
+        response: HttpResponse = match.func(request, *match.args, **match.kwargs)
+        response.headers["Cache-Control"] = "no-store"
         return response
 
 

@@ -5,6 +5,7 @@ vault (`custodia vault serve`, a process of its own with its own settings: docs/
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from custodia.accounts.hashpool import launch_pool, wait_for_pool
 from custodia.ops.management.commands.setup import ensure_ready
 from custodia.ops.management.commands.worker import backup_recipients_problem
 from custodia.ops.tasks import AUDIT_MAINTENANCE, BACKUP_TASKS, KEY_MAINTENANCE
+from custodia.telemetry.metrics import MULTIPROC_ENV, reset_multiprocess_dir
 
 STOP_GRACE_SECONDS = 10
 
@@ -237,6 +239,12 @@ class Command(BaseCommand):
         if settings.PRODUCTION:
             public = urlsplit(settings.PUBLIC_URL)
             env["CUSTODIA_REDIRECT_ORIGIN"] = f"{public.scheme}://{public.netloc}"
+        # granian's workers count requests in files of their own here, summed at each scrape of
+        # /metrics; emptied at each start and removed at the end (one directory per port: two
+        # servers may share var/).
+        metrics_dir = settings.VAR_DIR / "run" / f"metrics-{port}"
+        reset_multiprocess_dir(metrics_dir)
+        env[MULTIPROC_ENV] = str(metrics_dir)
         # Password hashes run in a pool of processes beside granian's (accounts/hashpool.py).
         slots, waiting = sign_in_limits(options["threads"], settings.SIGN_IN_SLOTS)
         env["CUSTODIA_SIGN_IN_SLOTS"], env["CUSTODIA_SIGN_IN_WAITING"] = str(slots), str(waiting)
@@ -283,7 +291,11 @@ class Command(BaseCommand):
             self.stdout.write(f"  the card vault serves https://{url_host}:{vault_port}/")
         self.stdout.write("  Ctrl-C stops it.")
         self.stdout.flush()
-        sys.exit(supervise(children))
+        try:
+            code = supervise(children)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+        sys.exit(code)
 
 
 def supervise(children: list[subprocess.Popen[bytes]]) -> int:
