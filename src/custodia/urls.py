@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 
 from custodia.api.routes import api
 from custodia.web import views as web_views
+from custodia.web.platform import views as platform_views
 from custodia.web.scheduling import feed as calendar_feed
 from custodia.web.trust import views as trust_views
 from custodia.web.wallet import urls as wallet_urls
@@ -40,6 +41,9 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path(".well-known/security.txt", trust_views.security_txt, name="security_txt"),
     path("security/", trust_views.security_page, name="security_page"),
+    # Vulnerability reports from anyone, and the operators' console (docs/operators.md).
+    path("security/report/", platform_views.report_form, name="security_report"),
+    path("operator/", include("custodia.web.platform.urls")),
 ]
 
 handler400 = "custodia.web.views.bad_request"
