@@ -3,6 +3,7 @@ that logged in with a password and a TOTP code (fresh, or long enough ago to be 
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -75,4 +76,4 @@ def platform_events(user: User, action: str) -> list[tuple[Any, ...]]:
             " WHERE tenant_id IS NULL AND actor_user_id = %s AND action = %s ORDER BY id",
             [user.pk, action],
         )
-        return cursor.fetchall()
+        return [(*row[:2], json.loads(row[2])) for row in cursor.fetchall()]
