@@ -189,7 +189,7 @@ def do_respond_to_report(
     with transaction.atomic():
         report = VulnerabilityReport.objects.select_for_update().get(pk=report.pk)
         if report.answered:
-            raise ValidationError({"response": "This report already has its first response."})
+            raise ValidationError("This report already has its first response.")
         now = timezone.now()
         report.first_response_at = now
         report.first_response_by = actor.user
