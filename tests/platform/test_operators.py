@@ -137,3 +137,10 @@ def test_list_then_disable_ends_the_operators_sessions():
         run("disable", "--email", "olive@platform.example")
     # The console's events name no login: the operator's own context does not read them.
     assert platform_events(operator, AuditAction.OPERATOR_CREATE) == []
+
+
+def test_a_mail_that_cannot_be_sent_is_said_and_the_operator_kept(smtp_server):
+    smtp_server.stop()
+    with pytest.raises(CommandError, match="could not be sent"):
+        run("create", "--email", "olive@platform.example", "--name", "Olive Operator")
+    assert "olive@platform.example  Olive Operator" in run("list")

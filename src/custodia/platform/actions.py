@@ -15,12 +15,13 @@ from allauth.account.forms import default_token_generator
 from allauth.account.models import EmailAddress
 from allauth.account.utils import user_pk_to_url_str
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import EmailMessage
 from django.core.validators import validate_email
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from custodia.accounts.links import public_url
+from custodia.accounts.links import public_mail_context, public_url
 from custodia.accounts.models import User, normalize_email
 from custodia.accounts.sessions import end_sessions
 from custodia.accounts.stepup import require_step_up
@@ -76,20 +77,34 @@ def do_create_operator(email: str, name: str) -> Operator:
             )
         operator = Operator.objects.create(user=user)
         record(AuditAction.OPERATOR_CREATE, target=operator, detail={"new_login": new_login})
-        _send_set_password_link(user)
+        message = _set_password_mail(user)
+    # Sent here, once committed, and waited for: a command's process ends right after it (the
+    # web's mail goes out on a thread after the commit, accounts/adapter.py).
+    try:
+        message.send()
+    except Exception as error:  # noqa: BLE001 - the operator exists: say what to do next
+        raise OperatorError(
+            f"The operator {email} was created, but the mail with their set-password link could"
+            f" not be sent ({type(error).__name__}). Check the SMTP settings; they can ask for a"
+            " link from the sign-in page's password reset."
+        ) from None
     return operator
 
 
-def _send_set_password_link(user: User) -> None:
+def _set_password_mail(user: User) -> EmailMessage:
     key = default_token_generator.make_token(user)
     path = reverse(
         "account_reset_password_from_key",
         kwargs={"uidb36": user_pk_to_url_str(user), "key": key},
     )
-    get_adapter().send_mail(
-        "platform/email/operator_created",
-        user.email,
-        {"name": user.full_name, "password_url": public_url(path)},
+    context = {
+        "email": user.email,
+        "name": user.full_name,
+        "password_url": public_url(path),
+        "console_url": public_url(reverse("operator_console")),
+    }
+    return get_adapter().render_mail(
+        "platform/email/operator_created", user.email, public_mail_context(context)
     )
 
 
