@@ -7,6 +7,7 @@ import io
 import re
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, IntegrityError, transaction
 from django.urls import reverse
@@ -16,10 +17,12 @@ from custodia.core.audit import AuditAction
 from custodia.core.dbcontext import set_db_context
 from custodia.core.permissions import Role
 from custodia.platform.models import Operator
+from custodia.tenancy.actions import do_accept_invitation, do_create_business
 from custodia.tenancy.models import Membership
 from tests.acting import act
 from tests.factories import UserFactory
 from tests.platform.support import make_operator, platform_events, signed_in
+from tests.tenancy.test_actions import invitation_proof, invite
 
 pytestmark = pytest.mark.django_db
 
@@ -144,3 +147,12 @@ def test_a_mail_that_cannot_be_sent_is_said_and_the_operator_kept(smtp_server):
     with pytest.raises(CommandError, match="could not be sent"):
         run("create", "--email", "olive@platform.example", "--name", "Olive Operator")
     assert "olive@platform.example  Olive Operator" in run("list")
+
+
+def test_an_operator_cannot_accept_an_invitation_or_own_a_new_business(matrix, smtp_server):
+    operator = make_operator()
+    with pytest.raises(ValidationError, match="platform operator's"):
+        do_create_business(name="Side business", owner=operator)
+    _invitation, prefix, secret = invite(smtp_server, matrix.a.owner, operator.email)
+    with pytest.raises(ValidationError, match="platform operator's"):
+        do_accept_invitation(prefix, invitation_proof(secret), user=operator)

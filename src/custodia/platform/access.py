@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.utils import timezone
 
@@ -38,6 +39,19 @@ def is_active_operator(user: Any) -> bool:
     if getattr(user, "pk", None) is None:
         return False
     return Operator.objects.filter(user_id=user.pk, disabled_at__isnull=True).exists()
+
+
+OPERATOR_NEVER_MEMBER = (
+    "This login is a platform operator's, which can never be a member of a business: use "
+    "another email address."
+)
+
+
+def refuse_operator_login(user: Any) -> None:
+    """A ValidationError if the login is an operator's, active or disabled (read in a context
+    naming the login); the database refuses the membership anyway (platform/0002_guards.py)."""
+    if Operator.objects.filter(user_id=user.pk).exists():
+        raise ValidationError(OPERATOR_NEVER_MEMBER)
 
 
 def record_console_read(actor: Actor, page: str, *, count: int) -> None:

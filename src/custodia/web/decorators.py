@@ -24,8 +24,8 @@ def member_required(permission: Permission | None = None) -> Callable[[ActorView
     """Login, an active membership and (when given) `permission`; the view receives the actor.
 
     Logged-out people are sent to log in, members acting for no business to choose one, platform
-    operators get 404, other people without a business see a page saying so, and a role without the permission gets 403 from
-    `actor.require`.
+    operators get 404, other people without a business see a page saying so, and a role
+    without the permission gets 403 from `actor.require`.
     """
 
     def decorator(view: ActorView[P]) -> View[P]:
