@@ -217,10 +217,10 @@ def is_platform_operator(user: Any) -> bool:
 
 def required_by(user: Any, actor: Any) -> str | None:
     """Why this user must have a second factor now (who the rule covers), or None."""
-    if is_platform_operator(user):
-        return "platform operators"
     if actor is None:
-        return None
+        # Only a login acting for no business can be an operator: an operator holds no
+        # membership (platform/0002_guards.py), so a member's request costs no query here.
+        return "platform operators" if is_platform_operator(user) else None
     business = actor.business
     rules = {
         Role.OWNER: (business.mfa_required_owners, "owners"),
