@@ -13,6 +13,7 @@ CUSTODIA_COMMANDS: dict[str, str | None] = {
     "demo": None,
     "createbusiness": None,
     "token": None,
+    "operator": None,
     "audit": None,
     "keys": None,
     "backup": None,

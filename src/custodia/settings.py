@@ -106,6 +106,8 @@ INSTALLED_APPS = [
     "custodia.wallet",
     "custodia.audit",
     "custodia.crypto",
+    # Platform operators and vulnerability reports (docs/operators.md).
+    "custodia.platform",
     # Background jobs (docs/operations.md, "Jobs"): procrastinate's tables and the job pages.
     "procrastinate.contrib.django",
     "custodia.jobs",

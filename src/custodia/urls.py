@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 
 from custodia.api.routes import api
 from custodia.web import views as web_views
+from custodia.web.platform import views as platform_views
 from custodia.web.probes import views as probes
 from custodia.web.scheduling import feed as calendar_feed
 from custodia.web.trust import views as trust_views
@@ -45,6 +46,9 @@ urlpatterns = [
     path("healthz", probes.healthz, name="healthz"),
     path("readyz", probes.readyz, name="readyz"),
     path("metrics", probes.prometheus, name="metrics"),
+    # Vulnerability reports from anyone, and the operators' console (docs/operators.md).
+    path("security/report/", platform_views.report_form, name="security_report"),
+    path("operator/", include("custodia.web.platform.urls")),
 ]
 
 handler400 = "custodia.web.views.bad_request"

@@ -199,6 +199,8 @@ def parameters(matrix: TenantMatrix) -> dict[str, str]:
             ).pk
         ),
         "delivery_id": NO_SUCH_ID,
+        # The operator console answers members 404 whatever the report (tests/platform).
+        "report_id": NO_SUCH_ID,
         # Cards: a state no session opened, no such card or card payment (tests/payments).
         "state": "walkstate",
         "card_id": NO_SUCH_ID,

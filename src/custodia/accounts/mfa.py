@@ -40,6 +40,7 @@ from django.shortcuts import redirect
 
 from custodia.core.permissions import Role
 from custodia.core.requestctx import API_PREFIX, presents_bearer_token
+from custodia.platform.access import is_active_operator
 
 # --- Secrets at rest ---------------------------------------------------------------------------
 
@@ -188,7 +189,14 @@ FACTOR_TYPES = (Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN)
 # Pages a person who must enrol can still reach: allauth's MFA pages (all named mfa_*), and
 # re-authentication, logout, switching to another business, and the public security pages.
 ALLOWED_URL_NAMES = frozenset(
-    {"account_logout", "account_reauthenticate", "switch_business", "security_page", "security_txt"}
+    {
+        "account_logout",
+        "account_reauthenticate",
+        "switch_business",
+        "security_page",
+        "security_txt",
+        "security_report",
+    }
 )
 ENROL_API_MESSAGE = (
     "Two-factor authentication is required for your account. Set up an authenticator app or a "
@@ -202,16 +210,17 @@ NO_FACTOR_BEARER_MESSAGE = (
 
 
 def is_platform_operator(user: Any) -> bool:
-    """Platform personnel: staff or superuser flags (absent on accounts that cannot have them)."""
-    return bool(getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
+    """Platform personnel: an active operator record (platform/models.py), read in the login's
+    own context; no flag on the login (is_staff, is_superuser) counts."""
+    return is_active_operator(user)
 
 
 def required_by(user: Any, actor: Any) -> str | None:
     """Why this user must have a second factor now (who the rule covers), or None."""
-    if is_platform_operator(user):
-        return "platform operators"
     if actor is None:
-        return None
+        # Only a login acting for no business can be an operator: an operator holds no
+        # membership (platform/0002_guards.py), so a member's request costs no query here.
+        return "platform operators" if is_platform_operator(user) else None
     business = actor.business
     rules = {
         Role.OWNER: (business.mfa_required_owners, "owners"),

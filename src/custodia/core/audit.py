@@ -172,6 +172,16 @@ class AuditAction(StrEnum):
     WALLET_PASS_ISSUE = "wallet_pass.issue"  # noqa: S105
     WALLET_DEVICE_REGISTER = "wallet_device.register"
     WALLET_DEVICE_UNREGISTER = "wallet_device.unregister"
+    # Platform operators (custodia.platform, docs/operators.md), on the platform chain: accounts
+    # made and disabled at the console, each console page read, vulnerability reports received,
+    # read, answered and moved on.
+    OPERATOR_CREATE = "operator.create"
+    OPERATOR_DISABLE = "operator.disable"
+    OPERATOR_CONSOLE_READ = "operator.console.read"
+    REPORT_SUBMIT = "vulnerability_report.submit"
+    REPORT_READ = "vulnerability_report.read"
+    REPORT_RESPOND = "vulnerability_report.respond"
+    REPORT_STATUS = "vulnerability_report.status"
     # Refused: a 403 or 404 answered to a signed-in person (someone else's object, a forbidden
     # action); the path names only ids.
     ACCESS_DENIED = "access.denied"

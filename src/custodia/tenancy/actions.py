@@ -35,6 +35,7 @@ from custodia.core.dbcontext import set_db_context
 from custodia.core.permissions import MANAGING_ROLES, Permission, Role, may_grant
 from custodia.crypto.actions import do_destroy_business_keys
 from custodia.crypto.keyring import create_keys
+from custodia.platform.access import refuse_operator_login
 from custodia.tenancy.actors import new_member_actor
 from custodia.tenancy.closing import delete_business_rows
 from custodia.tenancy.models import (
@@ -78,6 +79,7 @@ def do_create_business(*, name: str, owner: User, slug: str | None = None) -> Ac
     create_keys(business_id)
     with transaction.atomic():
         set_db_context(tenant_id=business_id, user_id=owner.pk, role=Role.OWNER)
+        refuse_operator_login(owner)
         business = Business.objects.create(id=business_id, name=name[:120], slug=slug)
         membership = Membership.objects.create(tenant=business, user=owner, role=Role.OWNER)
         actor = new_member_actor(owner, membership)
@@ -242,6 +244,7 @@ def do_accept_invitation(
         elif user.email.lower() != invitation.email.lower():
             raise ValidationError("This invitation was sent to a different email address.")
         set_db_context(tenant_id=invitation.tenant_id, user_id=user.pk, lookup=prefix)
+        refuse_operator_login(user)
         invitation = _lock_pending_invitation(invitation.pk)
         _ensure_sender_may_grant(invitation)
         try:

@@ -14,7 +14,9 @@ one, so what each door may claim is decided in this module alone:
 - a periodic platform task acts in one business at a time, with an owner's reach there and no
   person behind it (`system_actor`);
 - a calendar app fetching a member's feed acts as that member, reading their own visits, and
-  can never step up (`actor_for_calendar_feed`).
+  can never step up (`actor_for_calendar_feed`);
+- a platform operator's browser session acts for no business at all, with the session's proof
+  of recent authentication (`operator_actor_for_session`, docs/operators.md).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from custodia.accounts.stepup import ServerConsole, SessionAuthentication
 from custodia.core.actor import Actor, acting_as, activate, current_actor
 from custodia.core.dbcontext import activate_member, activate_token, set_db_context
 from custodia.core.permissions import Permission, Role
+from custodia.platform.access import is_active_operator
 from custodia.tenancy import access
 from custodia.tenancy.models import Membership
 
@@ -330,3 +333,41 @@ def actor_for_calendar_feed(
         # use after a rotation, like an API token, so the fallback can be retired.
         CalendarFeed.objects.filter(pk=feed.pk).update(digest=found.current_digest)
     return actor
+
+
+# --- A platform operator -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OperatorActor(Actor):
+    """A platform operator signed in to the console (web/platform/), acting for no business.
+
+    Its membership is an unsaved one with no business, no client and no role: `acting_as` sets
+    the operator's login alone as the database context, in which every business's table reads
+    as empty (row-level security names no tenant), so no customer row can reach it. It holds no
+    business permission (`can` is always False), never gets an API token, and its proof of
+    recent authentication is the session's, which every console action asks for (step-up).
+    A support grant, when one exists, will be another actor built here, not a widening of this.
+    """
+
+    def can(self, permission: Permission) -> bool:
+        """No business permission, whatever it is."""
+        return False
+
+    @property
+    def name(self) -> str:
+        """How logs name it: `operator-<user id>`."""
+        return f"operator-{self.user.pk}"
+
+
+def operator_actor_for_session(request: HttpRequest) -> OperatorActor | None:
+    """The signed-in active operator behind this session, or None (anyone else).
+
+    Inside the request's transaction, in the login's own context (TenantMiddleware sets it for
+    a login without a membership, as an operator's is), which reads their own operator row.
+    """
+    user = request.user
+    if not user.is_authenticated or not is_active_operator(user):
+        return None
+    no_business = Membership(id=None, tenant_id=None, user=user, role="")  # type: ignore[misc]
+    return OperatorActor(user, no_business, authentication=SessionAuthentication(request))

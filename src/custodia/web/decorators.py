@@ -7,9 +7,10 @@ from functools import wraps
 from typing import Concatenate, ParamSpec
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from custodia.accounts.mfa import is_platform_operator
 from custodia.core.actor import Actor
 from custodia.core.permissions import Permission
 from custodia.tenancy.access import memberships_of
@@ -22,9 +23,9 @@ View = Callable[Concatenate[HttpRequest, P], HttpResponse]
 def member_required(permission: Permission | None = None) -> Callable[[ActorView[P]], View[P]]:
     """Login, an active membership and (when given) `permission`; the view receives the actor.
 
-    Logged-out people are sent to log in, members acting for no business to choose one, people
-    without a business see a page saying so, and a role without the permission gets 403 from
-    `actor.require`.
+    Logged-out people are sent to log in, members acting for no business to choose one, platform
+    operators get 404, other people without a business see a page saying so, and a role
+    without the permission gets 403 from `actor.require`.
     """
 
     def decorator(view: ActorView[P]) -> View[P]:
@@ -34,6 +35,9 @@ def member_required(permission: Permission | None = None) -> Callable[[ActorView
                 # The path only: a query string may hold a search term.
                 return redirect_to_login(request.path)
             actor: Actor | None = getattr(request, "actor", None)
+            if actor is None and is_platform_operator(request.user):
+                # No business page exists for an operator (docs/operators.md).
+                raise Http404("No such page.")
             if actor is None:
                 # A member acting for no business yet (theirs went away): nothing is done
                 # here, they choose first (web/middleware.py).

@@ -7,6 +7,7 @@ import datetime as dt
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from custodia.lifecycle import retention
@@ -20,9 +21,13 @@ SECURITY_TXT_LIFETIME = dt.timedelta(days=180)
 
 @require_safe
 def security_txt(request: HttpRequest) -> HttpResponse:
-    """Contact, Expires, Policy, Preferred-Languages, Canonical."""
+    """Contact (the report form, then the address), Expires, Policy, Preferred-Languages,
+    Canonical."""
     expires = (dt.datetime.now(dt.UTC) + SECURITY_TXT_LIFETIME).replace(microsecond=0)
     lines = [
+        # RFC 9116 2.5.3: contacts in order of preference; the form first (it is tracked against
+        # the 24-hour first-response target, docs/operators.md), then the configured address.
+        f"Contact: {settings.PUBLIC_URL}{reverse('security_report')}",
         f"Contact: {settings.SECURITY_CONTACT}",
         f"Expires: {expires.isoformat().replace('+00:00', 'Z')}",
         f"Policy: {settings.PUBLIC_URL}/security/",
