@@ -1,6 +1,7 @@
-"""Visit photos and pets' photos in exports: the business export holds every photo of the business, byte for byte
-as its page serves it, and none of another business; a client's own download holds the photos
-of their own visits only; every photo exported is named in a bulk read of the trail."""
+"""Visit photos and pets' photos in exports: the business export holds every photo of the
+business, byte for byte as its page serves it, and none of another business; a client's own
+download holds the photos of their own visits and pets only; every photo exported is named in a
+bulk read of the trail."""
 
 from __future__ import annotations
 
