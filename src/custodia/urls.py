@@ -40,6 +40,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path(".well-known/security.txt", trust_views.security_txt, name="security_txt"),
     path("security/", trust_views.security_page, name="security_page"),
+    path("", include("custodia.web.trust.urls")),
 ]
 
 handler400 = "custodia.web.views.bad_request"
