@@ -4,9 +4,10 @@ Platform figures (`platform_figures`) cover every business at once and name none
 data-key rotation and how many businesses are overdue for one, the newest backup, the newest
 restore drill, the last audit-chain verification, and the share of owners, managers and staff
 with a second factor. A business's figures (`business_figures`) are the same for that business
-alone, for its own published page. Both are kept briefly in this process (`CACHE_SECONDS`): the
-pages are public, and a burst of requests must not become a burst of keystore, backup-store and
-database reads.
+alone, for its own published page. What costs the most (every key file, the backup store's
+manifests, the member counts) is kept briefly in this process (`CACHE_SECONDS`): the pages are
+public, and a burst of requests must not become a burst of keystore, backup-store and database
+reads.
 """
 
 from __future__ import annotations
@@ -172,26 +173,43 @@ def mfa_shares(business_id: uuid.UUID | None) -> list[MfaShare]:
 # --- Together -------------------------------------------------------------------------------------
 
 
-def _compute(business_id: uuid.UUID | None) -> Figures:
-    if business_id is None:
-        ids = keystore.business_ids()
-    else:
-        ids = [business_id]
-    return Figures(
+@dataclass(frozen=True)
+class _Costly:
+    keys: KeyFigures
+    backup: BackupFigures
+    mfa: list[MfaShare]
+    computed_at: dt.datetime
+
+
+def _costly(business_id: uuid.UUID | None) -> _Costly:
+    ids = keystore.business_ids() if business_id is None else [business_id]
+    return _Costly(
         keys=_key_figures(ids),
         backup=_backup_figures(),
-        drill=backups.latest_drill(),
-        verification=latest_verification(),
         mfa=mfa_shares(business_id),
         computed_at=dt.datetime.now(dt.UTC),
     )
 
 
+def _figures(costly: _Costly) -> Figures:
+    # The drill log (a short signed file) and the newest verification (one indexed row) are
+    # read on every request: a failed drill or check shows at once.
+    return Figures(
+        keys=costly.keys,
+        backup=costly.backup,
+        drill=backups.latest_drill(),
+        verification=latest_verification(),
+        mfa=costly.mfa,
+        computed_at=costly.computed_at,
+    )
+
+
 def platform_figures() -> Figures:
-    """The figures of the whole installation (no business named), kept CACHE_SECONDS."""
-    return cached(("platform",), lambda: _compute(None))
+    """The figures of the whole installation (no business named); the key store, backup
+    store and member counts are kept CACHE_SECONDS."""
+    return _figures(cached(("platform",), lambda: _costly(None)))
 
 
 def business_figures(business_id: uuid.UUID) -> Figures:
-    """The figures of one business with a published page, kept CACHE_SECONDS."""
-    return cached(("business", business_id), lambda: _compute(business_id))
+    """The figures of one business with a published page, kept like the platform's."""
+    return _figures(cached(("business", business_id), lambda: _costly(business_id)))
