@@ -163,7 +163,7 @@ def test_the_database_answers_counts_only_for_a_published_business(matrix: Tenan
     membership, and the counting door answers nothing for an unpublished business."""
     set_db_context()  # no actor: what a leaked password or an injection starts from
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('custodia.transparency_counts', 'on', true)")
+        cursor.execute("SELECT set_config('custodia.transparency_reading', 'on', true)")
         cursor.execute("SELECT count(*) FROM tenancy_membership")
         assert cursor.fetchone() == (0,)
         cursor.execute(
@@ -182,6 +182,13 @@ def test_the_database_answers_counts_only_for_a_published_business(matrix: Tenan
             [matrix.b.owner.tenant_id],
         )
         assert cursor.fetchall() == [("manager", 1), ("owner", 1), ("staff", 2)]
+        # The flag the functions set opens nothing to the app role, the policies being the
+        # owner role's.
+        cursor.execute("SELECT set_config('custodia.transparency_reading', 'on', true)")
+        cursor.execute("SELECT count(*) FROM transparency_publication")
+        assert cursor.fetchone() == (0,)
+        cursor.execute("SELECT count(*) FROM tenancy_membership")
+        assert cursor.fetchone() == (0,)
 
 
 def test_withdrawing_is_an_owner_action_too(matrix: TenantMatrix) -> None:

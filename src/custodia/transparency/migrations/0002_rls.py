@@ -8,8 +8,10 @@
 - `custodia_transparency_mfa(business)` counts active owners, managers and staff, and how many
   of them have a second factor (an authenticator app or a passkey): over every open business
   (NULL), or one business whose page is published (nothing for an unpublished one). Counts
-  only, never a name or an id. It runs as the table owner, for whom a policy on memberships
-  opens only while the function's own flag is set (like accounts/0005).
+  only, never a name or an id.
+- Both run as the table owner, for whom a policy on memberships and one on publications open
+  only while the functions' own transaction-local flag is set (like accounts/0005); the app role
+  setting the flag by hand gains nothing, the policies being the owner role's alone.
 - The platform tables (the subprocessor list, the verification records) are written only by
   the operator's connection: the app role may read them, not forge them.
 """
@@ -24,16 +26,22 @@ from custodia.core.rls import IN_TENANT, guard_table
 APP = settings.APP_DB_ROLE
 OWNER = settings.OWNER_DB_ROLE
 OWNER_HERE = f"{IN_TENANT} AND custodia_role() = 'owner'"
-COUNTING = "current_setting('custodia.transparency_counts', true) = 'on'"
+READING = "current_setting('custodia.transparency_reading', true) = 'on'"
 
 FUNCTIONS_SQL = f"""
 CREATE FUNCTION custodia_transparency_page(page_slug text)
   RETURNS TABLE(business_id uuid, business_name text, published_at timestamptz)
-  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
 AS $$
-  SELECT b.id, b.name::text, p.published_at
-    FROM public.tenancy_business b JOIN public.transparency_publication p ON p.tenant_id = b.id
-   WHERE b.slug = page_slug AND b.closed_at IS NULL
+BEGIN
+  PERFORM set_config('custodia.transparency_reading', 'on', true);
+  RETURN QUERY
+    SELECT b.id, b.name::text, p.published_at
+      FROM public.tenancy_business b
+      JOIN public.transparency_publication p ON p.tenant_id = b.id
+     WHERE b.slug = page_slug AND b.closed_at IS NULL;
+  PERFORM set_config('custodia.transparency_reading', '', true);
+END
 $$;
 REVOKE ALL ON FUNCTION custodia_transparency_page(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION custodia_transparency_page(text) TO {APP};
@@ -43,13 +51,14 @@ CREATE FUNCTION custodia_transparency_mfa(business uuid)
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+  PERFORM set_config('custodia.transparency_reading', 'on', true);
   IF business IS NOT NULL AND NOT EXISTS (
       SELECT 1 FROM public.transparency_publication p
         JOIN public.tenancy_business b ON b.id = p.tenant_id
        WHERE p.tenant_id = business AND b.closed_at IS NULL) THEN
+    PERFORM set_config('custodia.transparency_reading', '', true);
     RETURN;
   END IF;
-  PERFORM set_config('custodia.transparency_counts', 'on', true);
   RETURN QUERY
     SELECT m.role::text, count(*),
            count(*) FILTER (WHERE EXISTS (
@@ -62,7 +71,7 @@ BEGIN
        AND m.role IN ('owner', 'manager', 'staff')
        AND (business IS NULL OR m.tenant_id = business)
      GROUP BY m.role;
-  PERFORM set_config('custodia.transparency_counts', '', true);
+  PERFORM set_config('custodia.transparency_reading', '', true);
 END
 $$;
 REVOKE ALL ON FUNCTION custodia_transparency_mfa(uuid) FROM PUBLIC;
@@ -92,9 +101,9 @@ class Migration(migrations.Migration):
         migrations.RunSQL(
             [
                 f"CREATE POLICY transparency_publication_pages ON transparency_publication"
-                f" FOR SELECT TO {OWNER} USING (true)",
+                f" FOR SELECT TO {OWNER} USING ({READING})",
                 f"CREATE POLICY tenancy_membership_transparency_counts ON tenancy_membership"
-                f" FOR SELECT TO {OWNER} USING ({COUNTING})",
+                f" FOR SELECT TO {OWNER} USING ({READING})",
                 "CREATE TRIGGER transparency_publication_closed BEFORE INSERT OR UPDATE OR DELETE"
                 " ON transparency_publication FOR EACH ROW"
                 " EXECUTE FUNCTION custodia_refuse_closed_write()",
