@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.e2e.support import CSP_MARKER
-from tests.e2e.test_every_page import DESKTOP, PHONE, axe_source, checked
+from tests.e2e.test_every_page import DESKTOP, PHONE, axe_source, checked, log_in
 from tests.servers import run_django
 
 if TYPE_CHECKING:
@@ -21,14 +21,17 @@ pytestmark = pytest.mark.e2e
 
 __all__ = ["axe_source"]  # the fixture, used here by name
 
+PASSWORD = "trust pages e2e password"
 PUBLISH = """
+from allauth.account.models import EmailAddress
 from django.db import transaction
 from custodia.accounts.models import User
 from custodia.core.actor import acting_as
 from custodia.tenancy.actions import do_create_business
 from custodia.transparency.actions import do_publish_security_page
 with transaction.atomic():
-    owner = User.objects.create_user("{email}", full_name="Trust Owner")
+    owner = User.objects.create_user("{email}", "{password}", full_name="Trust Owner")
+    EmailAddress.objects.create(user=owner, email=owner.email, verified=True, primary=True)
     actor = do_create_business(name="Trust Pages Test", owner=owner)
     with acting_as(actor):
         do_publish_security_page(actor=actor)
@@ -37,10 +40,11 @@ with transaction.atomic():
 
 
 @pytest.fixture(scope="module")
-def published_slug(e2e_database: str) -> str:
-    """A business of this module's own, with its page published."""
-    code = PUBLISH.format(email=f"trust-{uuid.uuid4().hex[:8]}@example.com")
-    return run_django(e2e_database, code).strip().splitlines()[-1]
+def published(e2e_database: str) -> tuple[str, str]:
+    """A business of this module's own, with its page published: (owner's email, slug)."""
+    email = f"trust-{uuid.uuid4().hex[:8]}@example.com"
+    code = PUBLISH.format(email=email, password=PASSWORD)
+    return email, run_django(e2e_database, code).strip().splitlines()[-1]
 
 
 @pytest.fixture
@@ -57,14 +61,15 @@ def contexts(browser: Browser, e2e_server: str) -> Iterator[dict[str, BrowserCon
 
 
 def test_the_public_pages_fit_and_pass_axe(
-    contexts: dict[str, BrowserContext], axe_source: str, published_slug: str
+    contexts: dict[str, BrowserContext], axe_source: str, published: tuple[str, str]
 ) -> None:
+    email, slug = published
     paths = [
         "/security/",
         "/security/subprocessors/",
         "/security/retention/",
         "/privacy/",
-        f"/b/{published_slug}/security/",
+        f"/b/{slug}/security/",
     ]
     problems: list[str] = []
     for name, context in contexts.items():
@@ -84,5 +89,10 @@ def test_the_public_pages_fit_and_pass_axe(
         page.goto("/security/")
         page.get_by_role("link", name="Privacy", exact=True).click()
         assert page.url.endswith("/privacy/")
+        # The owner's switch for it, signed in.
+        page = log_in(context, email, PASSWORD)
+        answer = page.goto("/app/business/transparency/")
+        assert answer is not None and answer.status == 200, name
+        problems += [f"{name} switch: {problem}" for problem in checked(page, axe_source)]
         problems += [f"{name}: {message}" for message in csp]
     assert problems == [], "\n".join(problems)
