@@ -98,12 +98,15 @@ def cached(key: object, compute: Callable[[], T]) -> T:
             return hit[1]  # type: ignore[return-value]
     value = compute()
     with _cache_lock:
+        # Expired entries go as new ones come: one per published business at most, briefly.
+        for stale in [k for k, (at, _) in _cache.items() if now - at >= CACHE_SECONDS]:
+            del _cache[stale]
         _cache[key] = (now, value)
     return value
 
 
 def forget_cached() -> None:
-    """Drop every kept figure (tests, and after a change an operator wants seen at once)."""
+    """Drop every kept figure (the tests, which change what is measured and look again)."""
     with _cache_lock:
         _cache.clear()
 

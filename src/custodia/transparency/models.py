@@ -55,7 +55,3 @@ class ChainVerification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} at {self.at:%Y-%m-%d %H:%M}: {self.broken}/{self.chains} broken"
-
-    @property
-    def ok(self) -> bool:
-        return self.broken == 0
