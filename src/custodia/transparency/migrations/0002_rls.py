@@ -21,7 +21,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import migrations
 
-from custodia.core.rls import IN_TENANT, guard_table
+from custodia.core.rls import IN_TENANT, guard_table, same_tenant
 
 APP = settings.APP_DB_ROLE
 OWNER = settings.OWNER_DB_ROLE
@@ -98,6 +98,7 @@ class Migration(migrations.Migration):
             update=OWNER_HERE,
             delete=OWNER_HERE,
         ),
+        same_tenant("transparency_publication", "published_by_id", "tenancy_membership"),
         migrations.RunSQL(
             [
                 f"CREATE POLICY transparency_publication_pages ON transparency_publication"
