@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     # Outgoing webhooks of a business's own integrations (docs/webhooks.md).
     "custodia.webhooks",
     "custodia.lifecycle.export",
+    "custodia.transparency",
     "custodia.web",
     # Metrics, readiness and error reports (docs/operations.md, "Metrics, health and errors").
     "custodia.telemetry",
@@ -820,6 +821,20 @@ API_TOKEN_DEFAULT_DAYS = env_int("CUSTODIA_API_TOKEN_DAYS", 90, minimum=1, maxim
 # once after a quiet minute, then one every 60/N seconds; past that a 429 with Retry-After.
 API_RATE_LIMIT_PER_MINUTE = env_int("CUSTODIA_API_RATE_LIMIT", 120, minimum=1, maximum=1_000_000)
 TLS_DIR = VAR_DIR / "tls"
+# The oldest TLS version `custodia serve` accepts (granian's --ssl-protocol-min); /security/
+# shows it (docs/transparency.md).
+TLS_MIN_VERSION = "tls1.2"
+# Who runs this installation: the data controller named on /privacy/ and /security/ (empty: the
+# pages say the operator has not named themselves). Contact: a mailto: or https:// URI.
+OPERATOR_NAME = env_str("CUSTODIA_OPERATOR_NAME", "")
+OPERATOR_CONTACT = env_str("CUSTODIA_OPERATOR_CONTACT", "") or SECURITY_CONTACT
+if not OPERATOR_CONTACT.startswith(("mailto:", "https://")):
+    raise ImproperlyConfigured("CUSTODIA_OPERATOR_CONTACT must be a mailto: or https:// URI.")
+# The card vault's gateway and Stripe's API address: the vault's own settings
+# (vault/settings.py), read here only to name the payment subprocessor on
+# /security/subprocessors/ (`custodia serve` starts the vault with the same environment).
+VAULT_GATEWAY = env_str("CUSTODIA_VAULT_GATEWAY", "sandbox")
+STRIPE_API_BASE = env_str("CUSTODIA_STRIPE_API_BASE", "")
 
 # --- Wallet passes (docs/wallet.md) -----------------------------------------------------------
 # Apple Wallet: the pass type's certificate and key (from Apple's developer account), Apple's

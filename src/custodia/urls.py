@@ -49,6 +49,7 @@ urlpatterns = [
     # Vulnerability reports from anyone, and the operators' console (docs/operators.md).
     path("security/report/", platform_views.report_form, name="security_report"),
     path("operator/", include("custodia.web.platform.urls")),
+    path("", include("custodia.web.trust.urls")),
 ]
 
 handler400 = "custodia.web.views.bad_request"

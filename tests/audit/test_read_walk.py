@@ -44,6 +44,7 @@ from custodia.scheduling.actions import do_create_visit, do_update_visit
 from custodia.scheduling.reporting import do_add_visit_photo
 from custodia.tenancy.actions import do_invite_member
 from custodia.tenancy.models import Invitation
+from custodia.transparency.actions import do_publish_security_page
 from custodia.web.decorators import member_required
 from custodia.web.views import day_bounds
 from custodia.webhooks.models import Endpoint
@@ -217,7 +218,15 @@ def parameters(matrix: TenantMatrix) -> dict[str, str]:
         "device_id": "walkdevice",
         "type_id": "pass.walk.type",
         "serial": "walkserial",
+        # Business A's own security page, published: public figures, never customer data.
+        "slug": published_slug(a.owner),
     }
+
+
+def published_slug(owner: Actor) -> str:
+    act(owner)
+    do_publish_security_page(actor=owner)
+    return str(owner.business.slug)
 
 
 NO_SUCH_ID = "00000000-0000-4000-8000-000000000001"

@@ -110,7 +110,8 @@ def test_the_periodic_tasks_run_when_a_worker_starts(
     output = worker.output()
     assert (
         "periodic tasks audit-maintenance, key-maintenance, membership-renewals, notices,"
-        " pass-expiry, retention, test-beacon, wallet-expiry, webhooks" in output
+        " pass-expiry, retention, subprocessor-notices, test-beacon, wallet-expiry, webhooks"
+        in output
     )
     assert "Starting job custodia.periodic.backups" not in output  # left out: never run
 
@@ -132,6 +133,7 @@ def test_the_worker_lists_what_it_schedules() -> None:
         "periodic webhooks: cron '* * * * *' (UTC), and at start",
         "periodic notices: cron '* * * * *' (UTC), and at start",
         "periodic wallet-expiry: cron '10 * * * *' (UTC)\n",
+        "periodic subprocessor-notices: cron '45 3 * * *' (UTC), and at start",
     ):
         assert line in listing
     out = io.StringIO()

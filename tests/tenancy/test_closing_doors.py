@@ -65,6 +65,7 @@ GUARDED = {
     "wallet_walletregistration",
     "webhooks_endpoint",
     "webhooks_delivery",
+    "transparency_publication",
 }
 
 

@@ -126,6 +126,9 @@ class AuditAction(StrEnum):
     BUSINESS_REOPEN = "business.reopen"
     BUSINESS_PURGE = "business.purge"
     SECURITY_POLICY_UPDATE = "business.security_policy.update"
+    # A business's own security page for its clients (transparency/actions.py).
+    TRANSPARENCY_PUBLISH = "business.transparency.publish"
+    TRANSPARENCY_UNPUBLISH = "business.transparency.unpublish"
     BUSINESS_PROFILE_UPDATE = "business.profile.update"
     # Authentication (the platform chain: a login belongs to no single business).
     LOGIN = "auth.login"

@@ -17,6 +17,7 @@ from custodia.core.audit import AuditAction, record
 from custodia.core.dbcontext import forget_ended_backends
 from custodia.ops.maintenance import run_round
 from custodia.tenancy.access import business_id_by_slug, business_slugs
+from custodia.transparency.verification import record_verification
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +88,10 @@ class Command(BaseCommand):
     def _verify(self, slug: str | None) -> bool:
         names = chain_names()
         all_ok = True
-        total = 0
+        total = broken = 0
         started = time.perf_counter()
-        for tenant_id in business_chains(slug):
+        tenants = business_chains(slug)
+        for tenant_id in tenants:
             report = chain.verify_chain(tenant_id)
             total += report.events
             label = self._label(tenant_id, names)
@@ -100,17 +102,21 @@ class Command(BaseCommand):
                 )
                 continue
             all_ok = False
+            broken += 1
             self.stdout.write(f"BROKEN  {label}:")
             for problem in report.problems:
                 self.stdout.write(f"  {problem.message}")
         elapsed = time.perf_counter() - started
         self.stdout.write(f"{total} events verified in {elapsed:.2f} s.")
+        if slug is None:  # the whole trail: what /security/ shows (docs/transparency.md)
+            record_verification(chains=len(tenants), broken=broken, source="verify")
         return all_ok
 
     def _checkpoint(self, slug: str | None, *, reason: str) -> None:
         names = chain_names()
         failed = []
-        for tenant_id in business_chains(slug):
+        tenants = business_chains(slug)
+        for tenant_id in tenants:
             try:
                 with transaction.atomic(using=chain.USING):
                     checkpoint_id = chain.make_checkpoint(tenant_id, reason=reason)
@@ -128,6 +134,8 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"signed checkpoint {checkpoint_id} for {self._label(tenant_id, names)}"
                 )
+        if slug is None:  # each chain was verified before signing: the whole trail's outcome
+            record_verification(chains=len(tenants), broken=len(failed), source="checkpoint")
         if failed:
             raise CommandError(f"{len(failed)} chain(s) do not verify and were not signed.")
 

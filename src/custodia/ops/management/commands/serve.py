@@ -75,7 +75,7 @@ def app_server_args(
         "--ssl-keyfile",
         str(keyfile),
         "--ssl-protocol-min",
-        "tls1.2",
+        settings.TLS_MIN_VERSION,
         "--no-access-log",
         "custodia.wsgi:application",
     )
