@@ -189,10 +189,10 @@ def _pem(key: Ed25519PrivateKey) -> bytes:
 
 
 def signing_key() -> Ed25519PrivateKey:
-    """This host's signing key, created (0600) on first use and entered in the ring.
+    """This host's signing key, created (0600) on first use.
 
-    A key that the ring (when there is one) does not list, or no longer lists as current, is
-    refused: checkpoints it signed would not verify."""
+    Once a ring exists (the first rotation, or `ensure_ring`), a key it does not list as the
+    current one is refused: checkpoints it signed would not verify."""
     path = settings.AUDIT_SIGNING_KEY_FILE
     ring = _read_ring()
     if not path.exists():
@@ -204,15 +204,23 @@ def signing_key() -> Ed25519PrivateKey:
         create_private_file(path, _pem(Ed25519PrivateKey.generate()))
     key = _load_private(path)
     public_id = key_id(key.public_key())
-    if ring is None:
-        # The first signature (or the first since the ring exists): the key opens the ring.
-        _write_ring(KeyRing({public_id: RingKey(public_id, key.public_key(), None, None)}))
-    elif public_id not in ring.keys or ring.keys[public_id].valid_until is not None:
+    if ring is not None and (
+        public_id not in ring.keys or ring.keys[public_id].valid_until is not None
+    ):
         raise KeyProblem(
             f"The signing key {path} ({public_id}) is not the current key of the ring"
             f" {ring_path()}: checkpoints it signed would not verify."
         )
     return key
+
+
+def ensure_ring() -> Path:
+    """Write the ring from this host's key when there is none yet (for the hosts that verify
+    without the key); its path."""
+    if _read_ring() is None:
+        public = signing_key().public_key()
+        _write_ring(KeyRing({key_id(public): RingKey(key_id(public), public, None, None)}))
+    return ring_path()
 
 
 def rotate_signing_key(now: dt.datetime | None = None) -> tuple[str | None, str]:

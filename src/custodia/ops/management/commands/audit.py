@@ -194,10 +194,17 @@ class Command(BaseCommand):
 
     def _serve_signer(self, host: str, port: int) -> None:
         try:
+            ring = keys.ensure_ring()
+        except (OSError, keys.KeyProblem) as exc:
+            raise CommandError(f"The signer has no usable key: {exc}") from None
+        try:
             server = signer_server(host, port, settings.AUDIT_SIGNER_SECRET_FILE)
         except OSError as exc:
             raise CommandError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
-        self.stdout.write(f"Audit checkpoint signer on http://{host}:{server.server_port}/sign")
+        self.stdout.write(
+            f"Audit checkpoint signer on http://{host}:{server.server_port}/sign; copy {ring}"
+            f" and {settings.AUDIT_SIGNER_SECRET_FILE} to the hosts that use it."
+        )
         self.stdout.flush()
         try:
             server.serve_forever()
