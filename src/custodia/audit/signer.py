@@ -24,6 +24,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from custodia.audit import keys
 from custodia.core.config import generated_secret
 
@@ -102,6 +104,7 @@ def valid_statement(statement: object) -> bool:
 class _Handler(BaseHTTPRequestHandler):
     server_version = "custodia-audit-signer"
     secret: bytes = b""
+    key: Ed25519PrivateKey
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         if self.path != "/sign":
@@ -126,14 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not valid_statement(statement):
             self._answer(HTTPStatus.BAD_REQUEST, {"error": "not a checkpoint statement"})
             return
-        try:
-            key = keys.signing_key()
-        except keys.KeyProblem as exc:
-            logger.error("audit signer: %s", exc)
-            self._answer(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "no signing key"})
-            return
-        signed_by = keys.key_id(key.public_key())
-        signature = key.sign(statement.encode())
+        signed_by = keys.key_id(self.key.public_key())
+        signature = self.key.sign(statement.encode())
         logger.info("audit signer: signed a checkpoint with key %s", signed_by)
         self._answer(HTTPStatus.OK, {"key_id": signed_by, "signature": signature.hex()})
 
@@ -150,7 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def signer_server(host: str, port: int, secret_file: Path) -> ThreadingHTTPServer:
-    """The signer, bound (call serve_forever); the shared secret is made (0600) if missing."""
+    """The signer with this host's current key, bound (call serve_forever; restart it after a
+    rotation); the shared secret is made (0600) if missing."""
     secret = generated_secret(secret_file).encode()
-    handler = type("SignerHandler", (_Handler,), {"secret": secret})
+    key = keys.signing_key()
+    handler = type("SignerHandler", (_Handler,), {"secret": secret, "key": key})
     return ThreadingHTTPServer((host, port), handler)
