@@ -295,3 +295,25 @@ def test_forging_the_table_by_hand_without_the_key_fails() -> None:
     )
     messages = [problem.message for problem in chain.verify_chain(tenant).problems]
     assert any("the key ring does not hold (feedfeedfeedfeed)" in message for message in messages)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CUSTODIA_AUDIT_SIGNER": "hsm"}, "CUSTODIA_AUDIT_SIGNER is `local` or `remote`."),
+        (
+            {"CUSTODIA_AUDIT_SIGNER": "remote"},
+            "CUSTODIA_AUDIT_SIGNER=remote needs CUSTODIA_AUDIT_SIGNER_URL.",
+        ),
+        (
+            {"CUSTODIA_AUDIT_SIGNER": "remote", "CUSTODIA_AUDIT_SIGNER_URL": "file:///etc/x"},
+            "CUSTODIA_AUDIT_SIGNER=remote needs CUSTODIA_AUDIT_SIGNER_URL.",
+        ),
+    ],
+)
+def test_a_bad_signer_setting_stops_the_start(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    from tests.test_settings import refused
+
+    assert refused(tmp_path, env) == message
