@@ -317,3 +317,53 @@ def test_a_bad_signer_setting_stops_the_start(
     from tests.test_settings import refused
 
     assert refused(tmp_path, env) == message
+
+
+def test_the_signer_command_signs_on_a_real_port(settings: Any, tmp_path: Path) -> None:
+    """`custodia audit signer serve` as its own process, with its own key; this host has none."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.mail import free_port
+
+    signer_dir = tmp_path / "signer-process"
+    port = free_port()
+    repo = Path(__file__).resolve().parents[2]
+    log = tmp_path / "signer.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "custodia.cli", "audit", "signer", "serve", "--port", str(port)],
+            cwd=repo,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)]),
+                "CUSTODIA_AUDIT_SIGNING_KEY_FILE": str(signer_dir / "signer.pem"),
+                "CUSTODIA_AUDIT_SIGNER_SECRET_FILE": str(signer_dir / "secret"),
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "Audit checkpoint signer on" not in log.read_text(errors="replace"):
+            assert process.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, "the signer did not start"
+            time.sleep(0.2)
+        here = tmp_path / "web-host"
+        here.mkdir()
+        shutil.copy(signer_dir / "audit_signing_keys.json", here / "ring.json")
+        shutil.copy(signer_dir / "secret", here / "secret")
+        as_web_host(settings, {"url": f"http://127.0.0.1:{port}", "here": here})
+        tenant = uuid.uuid4()
+        _events(tenant, 2)
+        call_command("audit", "checkpoint", stdout=StringIO())
+        report = chain.verify_chain(tenant)
+        assert report.ok and report.checkpoints == 1, report.problems
+        assert not (here / "no-key-here.pem").exists()
+        # Its log says which key signed, never the statement.
+        output = log.read_text()
+        assert "signed a checkpoint with key" in output and str(tenant) not in output
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
