@@ -228,7 +228,7 @@ def rotate_signing_key(now: dt.datetime | None = None) -> tuple[str | None, str]
     now. Returns (old key id or None, new key id). The old private key is overwritten."""
     now = now or timezone.now()
     path = settings.AUDIT_SIGNING_KEY_FILE
-    ring = _read_ring() if path.exists() or ring_path().exists() else None
+    ring = _read_ring()
     old_id: str | None = None
     keys: dict[str, RingKey] = dict(ring.keys) if ring else {}
     if path.exists():

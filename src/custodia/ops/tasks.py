@@ -4,7 +4,9 @@ which `custodia serve` starts): each at start and once a day (UTC times below).
 Each is one round of its operator command, so a round by hand (`custodia audit maintain`) and
 the scheduled one are the same code. Each command works through the businesses one at a time:
 the audit chains as the operator role that owns them (as before), key rotation business by
-business. The backups' tasks (database, keystore, drill) are lifecycle/tasks.py's.
+business. The backups' tasks (database, keystore, drill) are lifecycle/tasks.py's. The owners'
+weekly security digest (audit/digest.py) runs hourly, each business as its system actor, and
+mails each owner once a week.
 """
 
 from __future__ import annotations
