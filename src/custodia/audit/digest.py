@@ -6,7 +6,8 @@ week's events by kind (no customer data, no names).
 `audit-digest`, ops/tasks.py, as the system actor). A row of `DigestSent` per owner and week
 is written in the same transaction as the mail is sent, so a digest goes out once per owner and
 week however often the task runs, its worker restarts included; a mail that fails rolls the
-row back and the next run sends it.
+row back and the next run sends it. A worker killed between a business's mails and its commit
+sends them again (at least once, never lost).
 """
 
 from __future__ import annotations
