@@ -241,6 +241,25 @@ AUDIT_CHECKPOINT_LOG_FILE = Path(
     )
 )
 
+# The public keys that verify checkpoints, with their validity (rotation keeps old ones); default
+# beside the signing key. A host that only verifies needs this file, not the private key.
+_AUDIT_KEY_RING = env_str("CUSTODIA_AUDIT_KEY_RING_FILE", "")
+AUDIT_KEY_RING_FILE: Path | None = Path(_AUDIT_KEY_RING) if _AUDIT_KEY_RING else None
+# Who signs checkpoints: `local` (the key file above) or `remote` (`custodia audit signer serve`
+# on another host, at AUDIT_SIGNER_URL, requests authenticated with the shared secret's HMAC).
+AUDIT_SIGNER = env_str("CUSTODIA_AUDIT_SIGNER", "local")
+if AUDIT_SIGNER not in ("local", "remote"):
+    raise ImproperlyConfigured("CUSTODIA_AUDIT_SIGNER is `local` or `remote`.")
+AUDIT_SIGNER_URL = env_str("CUSTODIA_AUDIT_SIGNER_URL", "")
+if AUDIT_SIGNER == "remote" and not AUDIT_SIGNER_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("CUSTODIA_AUDIT_SIGNER=remote needs CUSTODIA_AUDIT_SIGNER_URL.")
+AUDIT_SIGNER_SECRET_FILE = Path(
+    env_str(
+        "CUSTODIA_AUDIT_SIGNER_SECRET_FILE",
+        str(AUDIT_SIGNING_KEY_FILE.parent / "audit_signer_secret"),
+    )
+)
+
 # --- Background jobs (docs/operations.md, "Jobs") ------------------------------------------------
 # procrastinate keeps its queue in PostgreSQL (no broker); `custodia worker` runs the jobs and the
 # periodic tasks, and `custodia serve` starts one. Only ids travel through procrastinate's table:

@@ -302,11 +302,14 @@ def test_checkpoints_signed_by_another_key_are_reported(settings: Any, tmp_path:
     _events(tenant, 2)
     made = chain.make_checkpoint(tenant)
     first = chain.key_id(chain.signing_key().public_key())
-    # The key was replaced (or an attacker re-signed the trail with a key of their own).
+    # The key was replaced without a rotation (or an attacker re-signed the trail with a key
+    # of their own): the old key is in no ring.
     settings.AUDIT_SIGNING_KEY_FILE = tmp_path / "second.pem"
     chain.signing_key()
     messages = [problem.message for problem in chain.verify_chain(tenant).problems]
-    assert f"Checkpoint {made}: it was signed by another key ({first})." in messages
+    assert f"Checkpoint {made}: it was signed by a key the key ring does not hold ({first})." in (
+        messages
+    )
 
 
 @pytest.mark.parametrize(

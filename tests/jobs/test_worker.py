@@ -109,9 +109,9 @@ def test_the_periodic_tasks_run_when_a_worker_starts(
     wait_for(lambda: "business(es) rotated" in worker.output(), what="the key maintenance")
     output = worker.output()
     assert (
-        "periodic tasks audit-maintenance, key-maintenance, membership-renewals, notices,"
-        " pass-expiry, retention, subprocessor-notices, test-beacon, wallet-expiry, webhooks"
-        in output
+        "periodic tasks audit-digest, audit-maintenance, key-maintenance, membership-renewals,"
+        " notices, pass-expiry, retention, subprocessor-notices, test-beacon, wallet-expiry,"
+        " webhooks" in output
     )
     assert "Starting job custodia.periodic.backups" not in output  # left out: never run
 
@@ -123,6 +123,7 @@ def test_the_worker_lists_what_it_schedules() -> None:
     assert "test-probe" in listing.splitlines()[0]  # job kinds first
     for line in (
         "periodic audit-maintenance: cron '30 2 * * *' (UTC), and at start",
+        "periodic audit-digest: cron '5 * * * *' (UTC), and at start",
         "periodic backups: cron '0 1 * * *' (UTC), and at start",
         "periodic keystore-backups: cron '15 1 * * *' (UTC), and at start",
         "periodic backup-drill: cron '30 4 * * *' (UTC)\n",

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.django_db(databases=["default", "owner"])
 OPEN_WHILE_CLOSED = {
     "audit_auditevent": "reads of a closed business are still recorded",
     "audit_checkpoint": "the trail's signed checkpoints",
+    "audit_digestsent": "the owners' weekly security digests: a closed business's trail too",
     "accounts_apitoken": "revoking a token and its last-use stamp (new ones are refused)",
     "accounts_calendarfeed": "revoking a calendar feed (new ones are refused)",
     "custodia_db_context": "describes live transactions, not business data",

@@ -11,13 +11,15 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from custodia.accounts.models import User
-from custodia.audit.models import AuditEvent
+from custodia.audit.heads import heads_document
+from custodia.audit.models import AuditEvent, Checkpoint
 from custodia.core.actor import Actor
 from custodia.core.audit import AuditAction, record
 from custodia.core.permissions import Permission, Role
@@ -114,6 +116,19 @@ def read_events_page(
         detail={"count": len(page.events), "filters": filters.used()},
     )
     return page
+
+
+def checkpoint_heads(actor: Actor) -> dict[str, Any]:
+    """Every signed checkpoint of the business's chain as the heads file an owner keeps
+    (audit/heads.py; owners only), itself an `audit.export` event."""
+    actor.require(Permission.AUDIT_READ)
+    checkpoints = list(Checkpoint.objects.filter(tenant_id=actor.tenant_id).order_by("id"))
+    record(
+        AuditAction.AUDIT_EXPORT,
+        actor=actor,
+        detail={"format": "heads", "count": len(checkpoints)},
+    )
+    return heads_document(actor.tenant_id, checkpoints)
 
 
 def page_of(

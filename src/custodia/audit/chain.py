@@ -23,19 +23,16 @@ import os
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 from psycopg import sql
 
+from custodia.audit import keys
 from custodia.core.audit import AuditAction, record
-from custodia.core.config import create_private_file
 
 LANES = 8
 ZERO_HASH = bytes(32)
@@ -79,34 +76,21 @@ class ChainReport:
         return "platform" if self.tenant_id is None else str(self.tenant_id)
 
 
-# --- The signing key ------------------------------------------------------------------------
+# --- The signing key (audit/keys.py) ---------------------------------------------------------
+
+key_id = keys.key_id
 
 
-def signing_key(path: Path | None = None, *, create: bool = True) -> Ed25519PrivateKey:
-    """The checkpoint key from its file, created (0600) on first use when signing; verifying
-    never makes one (a host without the key must say so, not invent another)."""
-    path = path or settings.AUDIT_SIGNING_KEY_FILE
-    if not path.exists() and not create:
+def signing_key(*, create: bool = True) -> Ed25519PrivateKey:
+    """This host's current signing key, which also signs backup manifests and export archives
+    (created on first use when `create`); ChainBroken when there is none or it does not fit."""
+    path = settings.AUDIT_SIGNING_KEY_FILE
+    if not create and not path.exists():
         raise ChainBroken(f"No audit signing key at {path}: the checkpoints cannot be checked.")
-    if not path.exists():
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        create_private_file(path, pem)
     try:
-        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError) as exc:
-        raise ChainBroken(f"The audit signing key {path} cannot be read: {exc}") from None
-    if not isinstance(loaded, Ed25519PrivateKey):
-        raise ChainBroken(f"The audit signing key {path} is not an Ed25519 key.")
-    return loaded
-
-
-def key_id(public: Ed25519PublicKey) -> str:
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+        return keys.signing_key()
+    except keys.KeyProblem as exc:
+        raise ChainBroken(str(exc)) from None
 
 
 # --- Reading --------------------------------------------------------------------------------
@@ -186,31 +170,22 @@ def _checkpoints(
             tenant_id,
         )
         rows = cursor.fetchall()
-    public = signing_key(create=False).public_key() if rows else None
+    ring = keys.key_ring() if rows else None
     previous = ""
     stored: set[tuple[str, str]] = set()
     for checkpoint_id, statement, signature, signed_by in rows:
         report.checkpoints += 1
         signature = bytes(signature)
         stored.add((statement, signature.hex()))
-        try:
-            assert public is not None  # noqa: S101 (rows exist, so the key was loaded)
-            public.verify(signature, statement.encode())
-            body = json.loads(statement)
-            if body.get("tenant") != chain_name:
-                raise ValueError("it belongs to another chain")
-            if body.get("previous", "") != previous:
-                raise ValueError("the checkpoint before it is missing")
-        except (InvalidSignature, ValueError) as exc:
-            why = "its signature does not verify" if isinstance(exc, InvalidSignature) else str(exc)
-            if public is not None and signed_by != key_id(public):
-                why = f"it was signed by another key ({signed_by})"
+        digest = checkpoint_digest(statement, signature)
+        why = _checkpoint_problem(ring, signed_by, statement, signature, chain_name, previous)
+        previous = digest
+        if why is not None:
             report.problems.append(
                 Problem("checkpoint", None, None, None, f"Checkpoint {checkpoint_id}: {why}.")
             )
-            previous = checkpoint_digest(statement, signature)
             continue
-        previous = checkpoint_digest(statement, signature)
+        body = json.loads(statement)
         retention = body.get("reason") == "retention"
         for lane, seq, hex_hash in body["heads"]:
             anchors.setdefault(lane, {})[seq] = Anchor(bytes.fromhex(hex_hash), retention)
@@ -229,6 +204,35 @@ def _checkpoints(
                 )
             )
     return anchors
+
+
+def _checkpoint_problem(
+    ring: keys.KeyRing | None,
+    signed_by: str,
+    statement: str,
+    signature: bytes,
+    chain_name: str | None,
+    previous: str | None,
+) -> str | None:
+    """Why a checkpoint does not hold (its signature, its chain, its predecessor), or None.
+
+    `previous` None: the predecessor is not checked (a checkpoint read outside the database)."""
+    assert ring is not None  # noqa: S101 (rows exist, so the ring was loaded)
+    try:
+        body = json.loads(statement)
+        made_at = dt.datetime.fromisoformat(body["made_at"])
+        if not isinstance(body["heads"], list):
+            raise TypeError("heads")
+    except (ValueError, KeyError, TypeError):
+        return "its statement is not a checkpoint statement"
+    why = ring.problem(signed_by, statement, signature, made_at)
+    if why is not None:
+        return why
+    if body.get("tenant") != chain_name:
+        return "it belongs to another chain"
+    if previous is not None and body.get("previous", "") != previous:
+        return "the checkpoint before it is missing"
+    return None
 
 
 def checkpoint_digest(statement: str, signature: bytes) -> str:
@@ -292,7 +296,7 @@ def verify_chain(
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         try:
             anchors = _checkpoints(tenant_id, report, logged_before)
-        except ChainBroken as exc:
+        except keys.KeyProblem as exc:
             report.problems.append(Problem("checkpoint", None, None, None, str(exc)))
             anchors = {}
         _verify_events(tenant_id, report, anchors)
@@ -454,7 +458,6 @@ def make_checkpoint(
         heads = report.heads
     if not heads:
         return None
-    key = signing_key()
     made_at = timezone.now()
     chain_name = None if tenant_id is None else str(tenant_id)
     with connections[USING].cursor() as cursor:
@@ -479,12 +482,12 @@ def make_checkpoint(
             separators=(",", ":"),
             sort_keys=True,
         )
-        signature = key.sign(statement.encode())
+        signed_by, signature = _sign(statement, chain_name)
         cursor.execute(
             "INSERT INTO audit_checkpoint"
             " (tenant_id, made_at, reason, statement, signature, key_id)"
             " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-            [tenant_id, made_at, reason, statement, signature, key_id(key.public_key())],
+            [tenant_id, made_at, reason, statement, signature, signed_by],
         )
         row = cursor.fetchone()
     checkpoint_id = int(row[0])
@@ -492,6 +495,21 @@ def make_checkpoint(
         lambda: _log_checkpoint(chain_name, checkpoint_id, statement, signature), using=USING
     )
     return checkpoint_id
+
+
+def _sign(statement: str, chain_name: str | None) -> tuple[str, bytes]:
+    """Sign through the configured signer; a signature the ring does not verify is refused
+    (a remote signer with a key this host does not know, or a key file not in the ring)."""
+    try:
+        signed_by, signature = keys.signer().sign(statement)
+        why = _checkpoint_problem(
+            keys.key_ring(), signed_by, statement, signature, chain_name, None
+        )
+    except keys.KeyProblem as exc:
+        raise ChainBroken(str(exc)) from None
+    if why is not None:
+        raise ChainBroken(f"The signer's checkpoint does not verify: {why}.")
+    return signed_by, signature
 
 
 @dataclass(frozen=True)

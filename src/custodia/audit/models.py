@@ -77,3 +77,24 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint {self.id} ({self.reason}) at {self.made_at:%Y-%m-%d %H:%M}"
+
+
+class DigestSent(models.Model):
+    """A weekly security digest mailed to one owner: at most one per owner, business and week
+    (the unique key), however often the task runs or its worker restarts."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant_id = models.UUIDField()
+    user_id = models.UUIDField()
+    week = models.DateField()  # the Monday the digest's week starts
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "user_id", "week"], name="audit_digest_once_a_week"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"digest of week {self.week:%Y-%m-%d} to {self.user_id}"

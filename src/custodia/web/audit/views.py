@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
@@ -94,4 +94,19 @@ def audit_export(request: HttpRequest, actor: Actor, fmt: Format) -> HttpRespons
     response["X-Export-Count"] = str(export.count)
     if export.truncated:
         response["X-Export-Truncated"] = "true"
+    return response
+
+
+@require_safe
+@member_required()
+def audit_heads(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """Every signed checkpoint's chain heads of the business, as a JSON file to keep (owners
+    only: anyone else gets a 404); the download is an event."""
+    if not actor.can(Permission.AUDIT_READ):
+        raise Http404("No such page.")
+    document = access.checkpoint_heads(actor)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    response = JsonResponse(document, json_dumps_params={"indent": 2})
+    slug = actor.business.slug
+    response["Content-Disposition"] = f'attachment; filename="audit-heads-{slug}-{stamp}.json"'
     return response

@@ -1,4 +1,5 @@
-"""`custodia audit`: verify the trail, sign checkpoints, purge past retention, run daily."""
+"""`custodia audit`: verify the trail (also against heads an owner kept), sign checkpoints, purge
+past retention, run daily, rotate the signing key, serve as a remote signer."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import argparse
 import logging
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from custodia.audit import chain
+from custodia.audit import chain, heads, keys
+from custodia.audit.signer import signer_server
 from custodia.core.audit import AuditAction, record
 from custodia.core.dbcontext import forget_ended_backends
 from custodia.ops.maintenance import run_round
@@ -52,6 +55,13 @@ class Command(BaseCommand):
             "verify", help="recompute the hash chains and check the signed checkpoints"
         )
         verify.add_argument("--business", help="only this business (slug)")
+        verify.add_argument(
+            "--against",
+            metavar="FILE",
+            type=Path,
+            help="also check the business's trail against the chain heads an owner kept"
+            " (the JSON file of the audit page or the weekly digest)",
+        )
         checkpoint = commands.add_parser("checkpoint", help="verify, then sign the chain heads")
         checkpoint.add_argument("--business", help="only this business (slug)")
         commands.add_parser(
@@ -67,16 +77,34 @@ class Command(BaseCommand):
         )
         # Accepted for the scripts of the days when `maintain` looped: a round is all it does.
         maintain.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
+        commands.add_parser(
+            "rotate-signing-key",
+            help="make a new checkpoint signing key; the old public key stays in the key ring",
+        )
+        signer = commands.add_parser("signer", help="the checkpoint signer for other hosts")
+        signer_commands = signer.add_subparsers(dest="signer_command", required=True)
+        serve = signer_commands.add_parser(
+            "serve", help="sign checkpoints for hosts holding the shared secret (POST /sign)"
+        )
+        serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        serve.add_argument("--port", type=int, default=8470, help="port to listen on")
 
     def handle(self, *args: Any, **options: Any) -> None:
         command = options["command"]
         if command == "verify":
-            if not self._verify(options.get("business")):
+            against = options.get("against")
+            if against is not None:
+                self._verify_against(against, options.get("business"))
+            elif not self._verify(options.get("business")):
                 raise CommandError("The audit trail does not verify (see above).")
         elif command == "checkpoint":
             self._checkpoint(options.get("business"), reason="manual")
         elif command == "purge":
             self._purge()
+        elif command == "rotate-signing-key":
+            self._rotate()
+        elif command == "signer":
+            self._serve_signer(options["host"], options["port"])
         else:
             self._maintain()
 
@@ -111,6 +139,84 @@ class Command(BaseCommand):
         if slug is None:  # the whole trail: what /security/ shows (docs/transparency.md)
             record_verification(chains=len(tenants), broken=broken, source="verify")
         return all_ok
+
+    def _verify_against(self, path: Path, slug: str | None) -> None:
+        """The business's chain verifies, and every head in `path` is a point of it."""
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"Cannot read {path}: {type(exc).__name__}.") from None
+        try:
+            tenant_id, kept = heads.parse_heads(text)
+        except heads.HeadsFileError as exc:
+            raise CommandError(f"{path} cannot be used: {exc}.") from None
+        if slug is not None and business_chains(slug) != [tenant_id]:
+            raise CommandError(f"{path} holds the heads of another business than {slug!r}.")
+        ok = self._verify(slug) if slug is not None else self._verify_chain(tenant_id)
+        try:
+            result = heads.verify_against(tenant_id, kept)
+        except keys.KeyProblem as exc:
+            raise CommandError(str(exc)) from None
+        for note in result.notes:
+            self.stdout.write(f"  {note}")
+        if result.problems:
+            self.stdout.write(f"MISMATCH  against {path}:")
+            for problem in result.problems:
+                self.stdout.write(f"  {problem}")
+            raise CommandError(
+                f"The trail does not match the heads kept in {path}: {result.problems[0]}"
+            )
+        self.stdout.write(
+            f"MATCHES  {path}: {result.heads} kept heads of {result.checkpoints} checkpoints"
+            " are points of the current chain."
+        )
+        if not ok:
+            raise CommandError("The audit trail does not verify (see above).")
+
+    def _verify_chain(self, tenant_id: uuid.UUID) -> bool:
+        report = chain.verify_chain(tenant_id)
+        label = self._label(tenant_id, chain_names())
+        if report.ok:
+            self.stdout.write(f"OK      {label}: {report.events} events")
+            return True
+        self.stdout.write(f"BROKEN  {label}:")
+        for problem in report.problems:
+            self.stdout.write(f"  {problem.message}")
+        return False
+
+    def _rotate(self) -> None:
+        if settings.AUDIT_SIGNER != "local":
+            raise CommandError(
+                "CUSTODIA_AUDIT_SIGNER is remote: rotate the key on the signer's host, then copy"
+                f" its key ring to {keys.ring_path()} here."
+            )
+        try:
+            old, new = keys.rotate_signing_key()
+        except (OSError, keys.KeyProblem) as exc:
+            raise CommandError(f"The signing key was not rotated: {exc}") from None
+        retired = f"; {old} is kept in the key ring for older checkpoints" if old else ""
+        self.stdout.write(f"New checkpoint signing key {new}{retired} ({keys.ring_path()}).")
+
+    def _serve_signer(self, host: str, port: int) -> None:
+        try:
+            ring = keys.ensure_ring()
+        except (OSError, keys.KeyProblem) as exc:
+            raise CommandError(f"The signer has no usable key: {exc}") from None
+        try:
+            server = signer_server(host, port, settings.AUDIT_SIGNER_SECRET_FILE)
+        except OSError as exc:
+            raise CommandError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
+        self.stdout.write(
+            f"Audit checkpoint signer on http://{host}:{server.server_port}/sign; copy {ring}"
+            f" and {settings.AUDIT_SIGNER_SECRET_FILE} to the hosts that use it."
+        )
+        self.stdout.flush()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
 
     def _checkpoint(self, slug: str | None, *, reason: str) -> None:
         names = chain_names()
