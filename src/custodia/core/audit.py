@@ -172,6 +172,9 @@ class AuditAction(StrEnum):
     WALLET_PASS_ISSUE = "wallet_pass.issue"  # noqa: S105
     WALLET_DEVICE_REGISTER = "wallet_device.register"
     WALLET_DEVICE_UNREGISTER = "wallet_device.unregister"
+    # Detection alerts (custodia.detection): an owner's page of them read, one acknowledged.
+    ALERT_READ = "alert.read"
+    ALERT_ACKNOWLEDGE = "alert.acknowledge"
     # Refused: a 403 or 404 answered to a signed-in person (someone else's object, a forbidden
     # action); the path names only ids.
     ACCESS_DENIED = "access.denied"
