@@ -109,8 +109,8 @@ def test_the_periodic_tasks_run_when_a_worker_starts(
     wait_for(lambda: "business(es) rotated" in worker.output(), what="the key maintenance")
     output = worker.output()
     assert (
-        "periodic tasks audit-maintenance, key-maintenance, membership-renewals, notices,"
-        " pass-expiry, retention, test-beacon, wallet-expiry, webhooks" in output
+        "periodic tasks audit-maintenance, detection, key-maintenance, membership-renewals,"
+        " notices, pass-expiry, retention, test-beacon, wallet-expiry, webhooks" in output
     )
     assert "Starting job custodia.periodic.backups" not in output  # left out: never run
 
@@ -132,6 +132,7 @@ def test_the_worker_lists_what_it_schedules() -> None:
         "periodic webhooks: cron '* * * * *' (UTC), and at start",
         "periodic notices: cron '* * * * *' (UTC), and at start",
         "periodic wallet-expiry: cron '10 * * * *' (UTC)\n",
+        "periodic detection: cron '*/5 * * * *' (UTC), and at start",
     ):
         assert line in listing
     out = io.StringIO()
