@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from custodia.accounts.actions import do_create_api_token
 from custodia.core.actor import acting_as
 from custodia.core.permissions import Permission
-from custodia.detection.actions import do_raise_alert
+from custodia.detection.actions import do_raise_alert, raise_platform_alert
 from custodia.detection.models import Alert
 from custodia.detection.rules import Finding
 from custodia.tenancy.actors import system_actor
@@ -158,3 +158,16 @@ def test_a_platform_rule_is_never_a_business_alert(matrix: TenantMatrix, rule: s
     actor = system_actor(matrix.a.owner.tenant_id, task="detection")
     with transaction.atomic(), acting_as(actor), pytest.raises(ValueError):
         do_raise_alert(Finding(rule=rule, subject="x", evidence={}), actor=actor)
+
+
+def test_no_owner_reads_a_platform_alert(matrix: TenantMatrix) -> None:
+    """A platform-wide alert (no business) is the operators': no owner's query returns it."""
+    alert_id = raise_platform_alert(
+        Finding(rule="credential_stuffing", subject="address 203.0.113.9", evidence={})
+    )
+    assert alert_id is not None
+    for owner in (matrix.a.owner, matrix.outsider):
+        act(owner)
+        assert not Alert.objects.filter(pk=alert_id).exists()
+        page = HttpsClient().act_as(owner)
+        assert page.get(f"/app/security/alerts/{alert_id}/").status_code == 404
