@@ -233,6 +233,21 @@ def test_other_secrets_are_not_echoed_either(tmp_path):
             "CUSTODIA_WEBHOOKS_CA_FILE must name a readable CA file.",
         ),
         (
+            {"CUSTODIA_ALERT_WEBHOOK_URL": "http://siem.example.com/in"},
+            "CUSTODIA_ALERT_WEBHOOK_URL must be an https:// URL.",
+        ),
+        (
+            {"CUSTODIA_ALERT_WEBHOOK_URL": "https://siem.example.com/in"},
+            "CUSTODIA_ALERT_WEBHOOK_SECRET (or _FILE) must be set to a whsec_ secret",
+        ),
+        (
+            {
+                "CUSTODIA_ALERT_WEBHOOK_URL": "https://siem.example.com/in",
+                "CUSTODIA_ALERT_WEBHOOK_SECRET": "whsec_bm90IGJhc2U2NCE=",
+            },
+            "CUSTODIA_ALERT_WEBHOOK_SECRET (or _FILE) must be set to a whsec_ secret",
+        ),
+        (
             {"CUSTODIA_WEBHOOKS_TIMEOUT_SECONDS": "600"},
             "CUSTODIA_WEBHOOKS_TIMEOUT_SECONDS must be between 1 and 60",
         ),
@@ -257,6 +272,14 @@ def test_the_webhook_defaults_are_the_documented_ones(tmp_path):
     )
     env = {"CUSTODIA_WEBHOOKS_RETRY_SCHEDULE": "5, 60"}
     assert read_settings(tmp_path, env, "WEBHOOKS_RETRY_SCHEDULE") == "[[5, 60]]"
+
+
+def test_a_well_formed_alert_webhook_is_accepted(tmp_path):
+    env = {
+        "CUSTODIA_ALERT_WEBHOOK_URL": "https://siem.example.com/in",
+        "CUSTODIA_ALERT_WEBHOOK_SECRET": "whsec_" + "QUJD" * 11,
+    }
+    assert read_settings(tmp_path, env, "ALERT_WEBHOOK_URL") == "['https://siem.example.com/in']"
 
 
 def test_the_closed_business_grace_period_is_configurable(tmp_path):

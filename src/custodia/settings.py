@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 from pathlib import Path
@@ -36,6 +37,17 @@ PRODUCTION = ENVIRONMENT == "production"
 DEBUG = env_bool("CUSTODIA_DEBUG", False)
 if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("CUSTODIA_DEBUG cannot be on when CUSTODIA_ENV=production.")
+
+
+def _is_webhook_secret(secret: str) -> bool:
+    """A Standard Webhooks secret: `whsec_` and base64 of 24 to 64 bytes."""
+    if not secret.startswith("whsec_"):
+        return False
+    try:
+        raw = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        return False
+    return 24 <= len(raw) <= 64
 
 
 def _weak_secret_key(key: str) -> bool:
@@ -113,6 +125,8 @@ INSTALLED_APPS = [
     "custodia.jobs",
     # Outgoing webhooks of a business's own integrations (docs/webhooks.md).
     "custodia.webhooks",
+    # Alerts over the audit trail and the sign-in events (docs/detection.md).
+    "custodia.detection",
     "custodia.lifecycle.export",
     "custodia.transparency",
     "custodia.web",
@@ -437,6 +451,23 @@ WEBHOOKS_DISABLE_AFTER = env_int("CUSTODIA_WEBHOOKS_DISABLE_AFTER", 5, minimum=1
 WEBHOOKS_DELIVERY_RETENTION_DAYS = env_int(
     "CUSTODIA_WEBHOOKS_DELIVERY_RETENTION_DAYS", 90, minimum=1, maximum=3650
 )
+
+# --- Detection alerts (docs/detection.md) -------------------------------------------------------
+# Every alert is also POSTed to this SIEM webhook, signed with the secret (Standard Webhooks:
+# `whsec_` + base64 of 24 to 64 bytes; from a file with CUSTODIA_ALERT_WEBHOOK_SECRET_FILE).
+# The URL must be https:// and, like the outgoing webhooks, resolve to a public address unless
+# CUSTODIA_WEBHOOKS_ALLOW_PRIVATE is on.
+ALERT_WEBHOOK_URL = env_str("CUSTODIA_ALERT_WEBHOOK_URL", "")
+ALERT_WEBHOOK_SECRET = env_str("CUSTODIA_ALERT_WEBHOOK_SECRET", "")
+if ALERT_WEBHOOK_URL and not ALERT_WEBHOOK_URL.startswith("https://"):
+    raise ImproperlyConfigured("CUSTODIA_ALERT_WEBHOOK_URL must be an https:// URL.")
+if ALERT_WEBHOOK_URL and not _is_webhook_secret(ALERT_WEBHOOK_SECRET):
+    raise ImproperlyConfigured(
+        "CUSTODIA_ALERT_WEBHOOK_SECRET (or _FILE) must be set to a whsec_ secret (base64 of 24 to"
+        " 64 bytes) when CUSTODIA_ALERT_WEBHOOK_URL is."
+    )
+# How many times a SIEM delivery is tried (waits doubling from 30 seconds) before it is dropped.
+ALERT_WEBHOOK_ATTEMPTS = env_int("CUSTODIA_ALERT_WEBHOOK_ATTEMPTS", 8, minimum=1, maximum=20)
 
 # --- Database -------------------------------------------------------------------------------
 # Two connections to the same database: "default" is the running app as custodia_app (no

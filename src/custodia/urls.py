@@ -38,6 +38,7 @@ urlpatterns = [
     path("app/", include("custodia.web.audit.urls")),
     path("app/", include("custodia.web.export.urls")),
     path("app/", include("custodia.web.webhooks.urls")),
+    path("app/", include("custodia.web.detection.urls")),
     path("jobs/", include("custodia.web.jobs.urls")),
     path("api/v1/", api.urls),
     path(".well-known/security.txt", trust_views.security_txt, name="security_txt"),

@@ -202,6 +202,8 @@ def parameters(matrix: TenantMatrix) -> dict[str, str]:
         "delivery_id": NO_SUCH_ID,
         # The operator console answers members 404 whatever the report (tests/platform).
         "report_id": NO_SUCH_ID,
+        # No such alert: an alert names a rule, a person's id or an address, never customer data.
+        "alert_id": NO_SUCH_ID,
         # Cards: a state no session opened, no such card or card payment (tests/payments).
         "state": "walkstate",
         "card_id": NO_SUCH_ID,

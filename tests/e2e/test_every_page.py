@@ -140,7 +140,7 @@ def pages_of(page: Page, role: str) -> list[str]:
         *common,
     ]
     if role == "owner":
-        manager += ["/app/audit/", "/app/settings/"]
+        manager += ["/app/audit/", "/app/settings/", "/app/security/alerts/"]
     return manager
 
 

@@ -109,9 +109,9 @@ def test_the_periodic_tasks_run_when_a_worker_starts(
     wait_for(lambda: "business(es) rotated" in worker.output(), what="the key maintenance")
     output = worker.output()
     assert (
-        "periodic tasks audit-digest, audit-maintenance, key-maintenance, membership-renewals,"
-        " notices, pass-expiry, retention, subprocessor-notices, test-beacon, wallet-expiry,"
-        " webhooks" in output
+        "periodic tasks audit-digest, audit-maintenance, detection, key-maintenance,"
+        " membership-renewals, notices, pass-expiry, retention, subprocessor-notices,"
+        " test-beacon, wallet-expiry, webhooks" in output
     )
     assert "Starting job custodia.periodic.backups" not in output  # left out: never run
 
@@ -135,6 +135,7 @@ def test_the_worker_lists_what_it_schedules() -> None:
         "periodic notices: cron '* * * * *' (UTC), and at start",
         "periodic wallet-expiry: cron '10 * * * *' (UTC)\n",
         "periodic subprocessor-notices: cron '45 3 * * *' (UTC), and at start",
+        "periodic detection: cron '*/5 * * * *' (UTC), and at start",
     ):
         assert line in listing
     out = io.StringIO()

@@ -182,9 +182,11 @@ def test_every_tenant_table_forces_row_level_security(db: None) -> None:
             # NULL is the platform chain (sign-ins): its policy lets only the person read theirs
             # (tests/audit/test_rls.py).
             continue
-        if table in ("platform_operator", "platform_vulnerabilityreport"):
+        if table in ("platform_operator", "platform_vulnerabilityreport", "detection_alert"):
             # The platform's own records, of no business: a login reads its own operator row,
             # only an active operator's context reads a report (tests/platform/).
+            # detection_alert: NULL is a platform-wide alert; no policy of the app role matches
+            # it; only the key-checked functions read or write it (tests/detection/).
             continue
         assert nullable.get(table) == "NO", f"{table}.tenant_id must exist and be NOT NULL"
 
@@ -196,6 +198,7 @@ def test_every_tenant_table_forces_row_level_security(db: None) -> None:
         policies.setdefault(table, set()).add(command)
         if list(roles) == ["custodia_owner"] and (
             table.startswith("audit_")
+            or table == "detection_alert"
             or (table, command)
             in {
                 ("tenancy_business", "SELECT"),
@@ -206,8 +209,9 @@ def test_every_tenant_table_forces_row_level_security(db: None) -> None:
             # The `custodia audit` commands (verify, purge) read and purge every chain, and name
             # them by business, as the owner role; the purge's work list (tenancy/0008) reads the
             # closed businesses' records as it; the platform's checks (who is an operator, an
-            # operator is no member: platform/0002) read the operators as it; the app role never
-            # matches these policies.
+            # operator is no member: platform/0002) read the operators as it; the detection
+            # functions read and write platform alerts as it (detection/0001); the app role
+            # never matches these policies.
             continue
         assert (qual or "").strip() != "true" and (check or "").strip() != "true", table
     for table in TENANT_TABLES:

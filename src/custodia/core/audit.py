@@ -185,6 +185,9 @@ class AuditAction(StrEnum):
     REPORT_READ = "vulnerability_report.read"
     REPORT_RESPOND = "vulnerability_report.respond"
     REPORT_STATUS = "vulnerability_report.status"
+    # Detection alerts (custodia.detection): an owner's page of them read, one acknowledged.
+    ALERT_READ = "alert.read"
+    ALERT_ACKNOWLEDGE = "alert.acknowledge"
     # Refused: a 403 or 404 answered to a signed-in person (someone else's object, a forbidden
     # action); the path names only ids.
     ACCESS_DENIED = "access.denied"

@@ -24,7 +24,7 @@ from pathlib import Path
 import pyrage
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import connections
+from django.db import DatabaseError, connections
 from psycopg import sql
 
 from custodia.audit import chain
@@ -32,6 +32,8 @@ from custodia.audit.chain import ChainBroken
 from custodia.crypto.errors import CryptoError, KekError, KeyUnavailable
 from custodia.crypto.fields import open_bytes
 from custodia.crypto.rows import sealed_tables
+from custodia.detection.actions import raise_platform_alert
+from custodia.detection.rules import Finding
 from custodia.lifecycle.backups import vault
 from custodia.lifecycle.backups.keys import (
     development_identity,
@@ -159,6 +161,8 @@ def drill(
         else:
             result = _drill(backup, identities, at)
         record_drill(result)
+    if not result.ok:
+        raise_drill_alert(result)
     if not result.ok and notify:
         notify_operators(result, store.label)
     return result
@@ -181,6 +185,8 @@ def vault_drill(
         else:
             result = _vault_drill(backup, identities, at)
         record_drill(result)
+    if not result.ok:
+        raise_drill_alert(result)
     if not result.ok and notify:
         notify_operators(result, store.label)
     return result
@@ -354,6 +360,21 @@ def weekly_drill_due(now: dt.datetime | None = None, kind: str = DATABASE) -> bo
     if status is None or status.at is None:
         return True
     return (now or dt.datetime.now(dt.UTC)) - status.at >= DRILL_INTERVAL - dt.timedelta(hours=1)
+
+
+def raise_drill_alert(result: DrillResult) -> None:
+    """The platform alert `restore_drill_failed` (detection), for the operators and the SIEM:
+    the backup's id and the check that failed, no data. A database that cannot take it (the
+    drill may have failed because of it) is logged; the operators' email still goes."""
+    finding = Finding(
+        rule="restore_drill_failed",
+        subject=f"{result.kind} backup {result.backup_id or '(none)'}",
+        evidence={"kind": result.kind, "backup": result.backup_id, "check": result.detail[:200]},
+    )
+    try:
+        raise_platform_alert(finding)
+    except DatabaseError as exc:
+        logger.error("the failed drill's alert could not be raised (%s)", type(exc).__name__)
 
 
 def notify_operators(result: DrillResult, where: str) -> None:

@@ -18,6 +18,8 @@ from custodia.audit import chain, heads, keys
 from custodia.audit.signer import signer_server
 from custodia.core.audit import AuditAction, record
 from custodia.core.dbcontext import forget_ended_backends
+from custodia.detection.actions import raise_platform_alert
+from custodia.detection.rules import Finding
 from custodia.ops.maintenance import run_round
 from custodia.tenancy.access import business_id_by_slug, business_slugs
 from custodia.transparency.verification import record_verification
@@ -44,6 +46,19 @@ def _record_maintenance(
 ) -> None:
     """The trail's own maintenance is an event of the chain it touched (by the operator)."""
     record(action, tenant_id=tenant_id, detail=detail, using=chain.USING)
+
+
+def _raise_chain_alert(tenant_id: uuid.UUID | None, problems: list[str]) -> None:
+    """The platform alert `audit_chain_broken` (detection) for one chain that does not verify:
+    the chain's id and the verifier's messages (event ids and hashes, never event contents)."""
+    chain_name = "platform (sign-ins)" if tenant_id is None else str(tenant_id)
+    raise_platform_alert(
+        Finding(
+            rule="audit_chain_broken",
+            subject=f"audit chain {chain_name}",
+            evidence={"chain": chain_name, "problems": [p[:200] for p in problems[:10]]},
+        )
+    )
 
 
 class Command(BaseCommand):
@@ -131,6 +146,7 @@ class Command(BaseCommand):
                 continue
             all_ok = False
             broken += 1
+            _raise_chain_alert(tenant_id, [problem.message for problem in report.problems])
             self.stdout.write(f"BROKEN  {label}:")
             for problem in report.problems:
                 self.stdout.write(f"  {problem.message}")
@@ -234,6 +250,7 @@ class Command(BaseCommand):
                         )
             except chain.ChainBroken as exc:
                 failed.append(str(exc))
+                _raise_chain_alert(tenant_id, [str(exc)])
                 self.stderr.write(f"NOT SIGNED  {self._label(tenant_id, names)}: {exc}")
                 continue
             if checkpoint_id is not None:
