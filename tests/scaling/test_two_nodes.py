@@ -441,42 +441,42 @@ def test_each_node_bounds_its_own_password_hashing(nodes: Cluster) -> None:
 # --- Keys -------------------------------------------------------------------------------------
 
 
-def _sealed_door_code(cluster: Cluster, client_id: str) -> bytes:
+def _sealed_email(cluster: Cluster, client_id: object) -> bytes:
+    """A client's email as stored (sealed), read as the database's administrator."""
     with embedded.admin_connection(admin_database(), cluster.db_name) as connection:
         row = connection.execute(
-            "SELECT door_code FROM clients_homeaccess WHERE client_id = %s", (client_id,)
+            "SELECT email FROM clients_client WHERE id = %s", (str(client_id),)
         ).fetchone()
     assert row is not None
     return bytes(row[0])
 
 
+def _new_client(node: Node, token: str, email: str) -> str:
+    status, body = _api(node, token, "POST", "/api/v1/clients", {"name": email, "email": email})
+    assert status == 201, body
+    return str(body["id"])
+
+
 def test_a_key_rotation_through_a_is_used_by_b_for_new_writes_without_restart(
     nodes: Cluster,
 ) -> None:
-    email = owner(nodes, "rotation")
-    token = api_token(nodes, email)
-    status, before = _api(
-        nodes.b, token, "POST", "/api/v1/clients", {"name": "Before", "door_code": "1111"}
-    )
-    assert status == 201, before
+    owner_email = owner(nodes, "rotation")
+    token = api_token(nodes, owner_email)
+    written = {_new_client(nodes.b, token, "before@rotation.example.test"): "before"}
     # B has the business's keys cached now; the rotation runs on A's host (`custodia keys`).
-    old = version_of(_sealed_door_code(nodes, str(before["id"])))
-    custodia(nodes.db_name, "keys", "rotate", nodes.owners[email])
-    assert version_of(_sealed_door_code(nodes, str(before["id"]))) == old + 1  # re-encrypted
-    status, written_by_b = _api(
-        nodes.b, token, "POST", "/api/v1/clients", {"name": "By B", "door_code": "2222"}
-    )
-    assert status == 201, written_by_b
-    assert version_of(_sealed_door_code(nodes, str(written_by_b["id"]))) == old + 1
-    status, written_by_a = _api(
-        nodes.a, token, "POST", "/api/v1/clients", {"name": "By A", "door_code": "3333"}
-    )
-    assert status == 201, written_by_a
-    for record, code in ((written_by_a, "3333"), (written_by_b, "2222"), (before, "1111")):
+    (before,) = written
+    old = version_of(_sealed_email(nodes, before))
+    custodia(nodes.db_name, "keys", "rotate-business", nodes.owners[owner_email])
+    assert version_of(_sealed_email(nodes, before)) == old + 1  # re-encrypted by the rotation
+    by_b = _new_client(nodes.b, token, "by-b@rotation.example.test")
+    assert version_of(_sealed_email(nodes, by_b)) == old + 1  # B seals under the new version
+    by_a = _new_client(nodes.a, token, "by-a@rotation.example.test")
+    written |= {by_b: "by-b", by_a: "by-a"}
+    for client_id, local in written.items():
         for node in (nodes.a, nodes.b):
-            status, read = _api(node, token, "GET", f"/api/v1/clients/{record['id']}")
+            status, read = _api(node, token, "GET", f"/api/v1/clients/{client_id}")
             assert status == 200, read
-            assert read["home_access"]["door_code"] == code, (node.name, read)  # type: ignore[index]
+            assert read["email"] == f"{local}@rotation.example.test", (node.name, read)
 
 
 # --- Audit ------------------------------------------------------------------------------------
