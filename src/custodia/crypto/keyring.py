@@ -13,7 +13,8 @@ is refused like any other tampering.
 The cache checks the business's key file at most once a second (a stat), so a rotation or a
 destruction reaches every process within a second; a value naming a version the cache does not
 know makes it re-read the file at once, even when its stat looks unchanged (another host's
-rotation, behind a shared file system's attribute cache: docs/scaling.md). The KEK provider's keyring file is watched the same way.
+rotation, behind a shared file system's attribute cache: docs/scaling.md). The KEK provider's
+keyring file is watched the same way.
 """
 
 from __future__ import annotations
