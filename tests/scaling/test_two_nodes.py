@@ -148,8 +148,18 @@ def _smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture(scope="module")
-def cluster(django_db_setup: None) -> Iterator[Cluster]:
-    """Two nodes on a database of their own, mailing through one SMTP server."""
+def cluster(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two nodes on a database of their own, mailing through one SMTP server, with a keystore
+    and a KEK keyring of their own (the test rotates both: never the developer's var/)."""
+    keys = tmp_path_factory.mktemp("twonode-keys")
+    with pytest.MonkeyPatch.context() as patch:
+        # tests/servers.py hands both to every server and command it starts.
+        patch.setenv("CUSTODIA_KEK_KEYRING_FILE", str(keys / "kek-keyring.json"))
+        patch.setattr(settings, "KEYSTORE_DIR", keys / "keystore")
+        yield from _cluster()
+
+
+def _cluster() -> Iterator[Cluster]:
     caches_for_tests.require_redis()
     name = f"custodia_twonode_{os.getpid()}"
     prefix = f"custodia-twonode-{os.getpid()}-{secrets.token_hex(4)}"
@@ -480,6 +490,16 @@ def test_a_key_rotation_through_a_is_used_by_b_for_new_writes_without_restart(
             status, read = _api(node, token, "GET", f"/api/v1/clients/{client_id}")
             assert status == 200, read
             assert read["email"] == f"{local}@rotation.example.test", (node.name, read)
+    # A new key-encryption key, made and used to re-wrap every data key on A's host: B loads
+    # the re-wrapped keys under it and keeps reading and writing, without a restart.
+    developers = Path(settings.KEK_KEYRING_FILE).stat().st_mtime_ns
+    custodia(nodes.db_name, "keys", "rotate-kek")
+    assert Path(os.environ["CUSTODIA_KEK_KEYRING_FILE"]).exists()  # the test's own keyring
+    assert Path(settings.KEK_KEYRING_FILE).stat().st_mtime_ns == developers
+    after_kek = _new_client(nodes.b, token, "after-kek@rotation.example.test")
+    for client_id, local in (*written.items(), (after_kek, "after-kek")):
+        status, read = _api(nodes.b, token, "GET", f"/api/v1/clients/{client_id}")
+        assert status == 200 and read["email"] == f"{local}@rotation.example.test", read
 
 
 # --- Audit ------------------------------------------------------------------------------------
