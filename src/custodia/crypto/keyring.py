@@ -12,7 +12,9 @@ is refused like any other tampering.
 
 The cache checks the business's key file at most once a second (a stat), so a rotation or a
 destruction reaches every process within a second; a value naming a version the cache does not
-know makes it re-read the file at once. The KEK provider's keyring file is watched the same way.
+know makes it re-read the file at once, even when its stat looks unchanged (another host's
+rotation, behind a shared file system's attribute cache: docs/scaling.md). The KEK provider's
+keyring file is watched the same way.
 """
 
 from __future__ import annotations
@@ -194,7 +196,10 @@ def keys_for(business_id: object, *, refresh: bool = False) -> BusinessKeys:
     except KeyUnavailable:
         _cache.pop(key, None)
         raise
-    if cached is not None and cached[1] == signature:
+    # `refresh` (a value names a version these keys lack) reads the file whatever its stat
+    # says: on shared storage (NFS) the attributes may be cached for longer than the content,
+    # and another host may have rotated the key a moment ago.
+    if cached is not None and cached[1] == signature and not refresh:
         _cache[key] = (now, signature, cached[2])
         return cached[2]
     key_file = keystore.read(key)
