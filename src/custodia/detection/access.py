@@ -8,6 +8,7 @@ Every read filters by the actor's business and role explicitly; row-level securi
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,13 @@ class PlatformAlert:
     acknowledged_at: dt.datetime | None
 
 
+def _evidence(value: Any) -> dict[str, Any]:
+    """A platform alert's evidence: Django's connection hands jsonb over as its text."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
 def list_platform_alerts(*, limit: int = ALERTS_PER_PAGE) -> list[PlatformAlert]:
     """The newest platform-wide alerts (credential stuffing, spraying, a broken audit chain, a
     failed restore drill), for the operators' console; no business's alerts are among them.
@@ -95,7 +103,7 @@ def list_platform_alerts(*, limit: int = ALERTS_PER_PAGE) -> list[PlatformAlert]
             rule=row[1],
             severity=row[2],
             subject=row[3],
-            evidence=row[4] if isinstance(row[4], dict) else {},
+            evidence=_evidence(row[4]),
             event_ids=list(row[5] or []),
             created_at=row[6],
             acknowledged_at=row[7],

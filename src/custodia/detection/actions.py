@@ -80,6 +80,7 @@ def raise_platform_alert(finding: Finding) -> uuid.UUID | None:
         )
         if alert_id is None:
             return None
+        delivery.queue_operators_mail(alert_id, rule.name, str(rule.severity))
         delivery.queue_siem(
             delivery.platform_payload(
                 alert_id=alert_id,

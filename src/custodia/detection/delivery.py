@@ -20,11 +20,12 @@ from procrastinate.contrib.django import app
 
 from custodia.accounts.links import public_url
 from custodia.core.permissions import Role
-from custodia.detection.models import Alert
+from custodia.detection.models import Alert, Severity
 from custodia.detection.rules import rule_named
 from custodia.tenancy.models import Business, Membership
 
 SIEM_TASK = "custodia.detection.siem"
+OPERATORS_TASK = "custodia.detection.operators"
 EVENT_TYPE = "security.alert"
 
 
@@ -97,6 +98,28 @@ def siem_payload(alert: Alert) -> dict[str, Any]:
         created_at=alert.created_at,
         business_id=alert.tenant_id,
     )
+
+
+def queue_operators_mail(alert_id: object, rule: str, severity: str) -> None:
+    """Queue the operators' email of a platform alert in the caller's transaction: the job reads
+    who the operators are in a transaction of its own (tasks.py: mail_operators)."""
+    app.configure_task(name=OPERATORS_TASK).defer(
+        alert_id=str(alert_id), rule=rule, severity=severity
+    )
+
+
+def mail_operators(alert_id: str, rule: str, severity: str, recipients: list[str]) -> int:
+    """Email each operator of a platform alert: the rule, the severity and the console's page of
+    alerts (the evidence stays there); how many."""
+    context = {
+        "rule_label": rule_named(rule).label,
+        "severity": dict(Severity.choices).get(severity, severity),
+        "alerts_url": public_url(reverse("operator_alerts")),
+        "alert_id": alert_id,
+    }
+    for email in recipients:
+        get_adapter().send_mail("detection/email/platform_alert", email, context)
+    return len(recipients)
 
 
 def queue_siem(payload: dict[str, Any]) -> bool:

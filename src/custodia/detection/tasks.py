@@ -7,13 +7,15 @@ import datetime as dt
 import logging
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
-from custodia.detection.delivery import SIEM_TASK
+from custodia.detection.delivery import OPERATORS_TASK, SIEM_TASK, mail_operators
 from custodia.detection.evaluate import TASK, run_detection
 from custodia.jobs.registry import periodic_task
+from custodia.platform.access import active_operator_emails
 from custodia.webhooks.sender import post
 from custodia.webhooks.signing import signed_headers
 
@@ -30,6 +32,15 @@ def detect() -> None:
     done, failed = run_detection()
     if failed:
         logger.error("detection: %s business round(s) failed, %s done", failed, done)
+
+
+@app.task(name=OPERATORS_TASK, retry=RetryStrategy(max_attempts=5, exponential_wait=30))
+def tell_operators(alert_id: str, rule: str, severity: str) -> None:
+    """Email the operators of a platform alert (who they are is read here, in the job's own
+    transaction, so the alert's raiser never changes its own database context for it)."""
+    with transaction.atomic():
+        recipients = active_operator_emails()
+    mail_operators(alert_id, rule, severity, recipients)
 
 
 @app.task(

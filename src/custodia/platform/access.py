@@ -119,6 +119,14 @@ def businesses_for_console(actor: Actor) -> list[BusinessSummary]:
     return summaries
 
 
+def active_operator_emails() -> list[str]:
+    """The addresses of the operators not disabled, whose logins are active (sets the console's
+    context: in a transaction of its own, such as a job's)."""
+    console_context()
+    operators = Operator.objects.filter(disabled_at__isnull=True, user__is_active=True)
+    return sorted({email for email in operators.values_list("user__email", flat=True) if email})
+
+
 def operators_for_console() -> list[Operator]:
     """Every operator with their login, for `custodia operator list` (sets the console's
     context: inside a transaction)."""

@@ -13,4 +13,5 @@ urlpatterns = [
     path("reports/<uuid:report_id>/status/", views.report_status, name="operator_report_status"),
     path("backups/", views.backups, name="operator_backups"),
     path("businesses/", views.businesses, name="operator_businesses"),
+    path("alerts/", views.alerts, name="operator_alerts"),
 ]

@@ -24,6 +24,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from custodia.core.actor import acting_as
+from custodia.detection.access import list_platform_alerts
+from custodia.detection.rules import rule_named
 from custodia.lifecycle.backups import BackupError, database_store, drill_records
 from custodia.platform import access, actions
 from custodia.platform.models import FIRST_RESPONSE_TARGET
@@ -265,3 +267,13 @@ def businesses(request: HttpRequest, actor: OperatorActor) -> HttpResponse:
     return render(
         request, "platform/businesses.html", {"businesses": access.businesses_for_console(actor)}
     )
+
+
+@require_safe
+@operator_required
+def alerts(request: HttpRequest, actor: OperatorActor) -> HttpResponse:
+    """The platform-wide alerts (no business's), newest first, with their evidence."""
+    found = list_platform_alerts()
+    access.record_console_read(actor, "alerts", count=len(found))
+    rows = [{"alert": alert, "label": rule_named(alert.rule).label} for alert in found]
+    return render(request, "platform/alerts.html", {"rows": rows})
