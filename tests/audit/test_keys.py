@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import shutil
 import threading
@@ -261,6 +262,23 @@ def test_the_signer_signs_checkpoint_statements_only(
     assert _post(url, secret, good) == 200
     assert _post(url, secret, good, timestamp=int(time.time()) - 600) == 401  # a replay
     assert _post(url, b"y" * 60, good) == 401
+    # Malformed headers are answered, never a dropped connection: a length that is no number,
+    # a signature that is not ASCII.
+    port = int(url.rsplit(":", 1)[1])
+    for headers in (
+        {"Content-Length": "ten", "X-Custodia-Timestamp": "1", "X-Custodia-Signature": "x"},
+        {"X-Custodia-Timestamp": str(int(time.time())), "X-Custodia-Signature": "é" * 64},
+    ):
+        link = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        body = None if "Content-Length" in headers else good
+        link.putrequest("POST", "/sign", skip_accept_encoding=True)
+        for name, value in headers.items():
+            link.putheader(name, value.encode("utf-8"))
+        if body is not None:
+            link.putheader("Content-Length", str(len(body)))
+        link.endheaders(body)
+        assert link.getresponse().status in (400, 401), headers
+        link.close()
 
 
 def test_a_signer_whose_key_this_host_does_not_know_is_refused(

@@ -102,6 +102,13 @@ def test_operator_rows_are_written_only_in_the_console_context(matrix):
     with transaction.atomic():
         set_db_context(user_id=operator.pk)
         assert Operator.objects.filter(user=operator).update(disabled_at=None) == 0
+    # A member's own context, naming a member's login: refused by row-level security like any
+    # other login, never by the membership check (which would tell who holds a membership).
+    member = matrix.a.manager.user
+    with pytest.raises(DatabaseError, match="row-level security"):
+        with transaction.atomic():
+            set_db_context(user_id=member.pk)
+            Operator.objects.create(user=member)
     # An owner's context sees no operator at all.
     act(matrix.a.owner)
     assert Operator.objects.count() == 0

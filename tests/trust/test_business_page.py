@@ -41,6 +41,9 @@ def test_unpublished_pages_and_unknown_slugs_are_404(web: Any, matrix: TenantMat
     assert web.get(page_of(matrix.a.owner)).status_code == 404
     assert web.get("/b/no-such-business/security/").status_code == 404
     assert web.get(f"/b/{'x' * 300}/security/").status_code == 404
+    # Not a slug at all (a NUL byte, which the database driver would refuse): 404, not 500.
+    for odd in ("%00", "a%00b", "%C3%A9t%C3%A9", "a.b"):
+        assert web.get(f"/b/{odd}/security/").status_code == 404, odd
 
 
 def test_an_owner_publishes_and_withdraws_it(web: Any, web_as: Any, matrix: TenantMatrix) -> None:

@@ -46,6 +46,22 @@ def test_a_failed_drill_shows_as_failed(web: Any, drill_log: Path, tmp_path: Pat
     assert "No backup has been made yet." in figure(flat(web.get("/security/")), "backup")
 
 
+def test_an_unreadable_backup_store_is_said_without_its_message(
+    web: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's error names its bucket or directory: the public page says only that it could
+    not be read."""
+    # An S3 store nobody answers for (a closed port on this machine): listing it fails.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    settings.BACKUP_S3_BUCKET = "secret-backup-place"
+    settings.BACKUP_S3_ENDPOINT_URL = "http://127.0.0.1:9"
+    page = flat(web.get("/security/"))
+    assert "secret-backup-place" not in page and "127.0.0.1:9" not in page
+    assert "unreadable" in figure(page, "backup")
+
+
 def test_an_overdue_key_shows_as_overdue(web: Any, matrix: TenantMatrix, settings: Any) -> None:
     before = figure(flat(web.get("/security/")), "keys")
     # The keystore of this test process keeps the keys of earlier tests' businesses too.

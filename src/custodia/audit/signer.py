@@ -19,6 +19,7 @@ import json
 import logging
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,7 +82,8 @@ class RemoteSigner:
             raise keys.KeyProblem(f"The audit signer refused to sign: HTTP {exc.code}.") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise keys.KeyProblem(
-                f"The audit signer at {self.url} did not sign: {type(exc).__name__}."
+                f"The audit signer at {urllib.parse.urlsplit(self.url).hostname} did not sign:"
+                f" {type(exc).__name__}."
             ) from None
 
 
@@ -103,6 +105,7 @@ def valid_statement(statement: object) -> bool:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "custodia-audit-signer"
+    timeout = 10  # seconds a slow client may hold a connection
     secret: bytes = b""
     key: Ed25519PrivateKey
 
@@ -110,7 +113,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/sign":
             self._answer(HTTPStatus.NOT_FOUND, {"error": "not found"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        declared = self.headers.get("Content-Length") or "0"
+        length = int(declared) if declared.isdigit() else 0
         if not 0 < length <= MAX_BODY:
             self._answer(HTTPStatus.BAD_REQUEST, {"error": "a body of at most 64 KiB"})
             return
@@ -118,7 +122,8 @@ class _Handler(BaseHTTPRequestHandler):
         timestamp = self.headers.get("X-Custodia-Timestamp", "")
         given = self.headers.get("X-Custodia-Signature", "")
         fresh = timestamp.isdigit() and abs(time.time() - int(timestamp)) <= MAX_SKEW_SECONDS
-        if not fresh or not hmac.compare_digest(given, _mac(self.secret, timestamp, body)):
+        expected = _mac(self.secret, timestamp, body).encode()
+        if not fresh or not hmac.compare_digest(given.encode("utf-8", "replace"), expected):
             logger.warning("audit signer: refused an unauthenticated request")
             self._answer(HTTPStatus.UNAUTHORIZED, {"error": "not authenticated"})
             return

@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from django.core.validators import slug_re
 from django.db import connection
 from django.http import Http404
 
@@ -32,7 +33,9 @@ def publication_of(actor: Actor) -> Publication | None:
 
 def published_business(slug: str) -> PublishedBusiness:
     """The business whose page `/b/<slug>/security/` is: published and open, else Http404."""
-    if not slug or len(slug) > MAX_SLUG_LENGTH:
+    # A slug is letters, digits, hyphens and underscores (tenancy.models.Business.slug): anything
+    # else (a NUL byte, which the database driver refuses) is no page, never a 500.
+    if not slug or len(slug) > MAX_SLUG_LENGTH or not slug_re.fullmatch(slug):
         raise Http404("No such page.")
     with connection.cursor() as cursor:
         cursor.execute(

@@ -150,7 +150,8 @@ def _backup_figures() -> BackupFigures:
     try:
         found = backups.database_store().backups()
     except backups.BackupError as exc:
-        return BackupFigures(None, 0, 0, str(exc))
+        # The store's own message names its bucket or directory: never on a public page.
+        return BackupFigures(None, 0, 0, f"unreadable ({type(exc).__name__})")
     sound = [backup for backup in found if backup.problem is None]
     newest = max((b.created_at for b in sound if b.created_at is not None), default=None)
     return BackupFigures(newest, len(sound), len(found) - len(sound))

@@ -88,6 +88,14 @@ DECLARE
   lookup_prefix text := custodia_lookup();
   found boolean;
 BEGIN
+  -- Only the server console writes operator rows, and row-level security refuses anyone else
+  -- next: answering first would tell any caller whether a login holds a membership.
+  IF lookup_prefix IS DISTINCT FROM 'platform-console' THEN
+    RETURN NEW;
+  END IF;
+  -- One login's operator row and memberships are checked one transaction at a time, so an
+  -- operator made while the same login accepts an invitation cannot slip past both checks.
+  PERFORM pg_advisory_xact_lock(hashtext('custodia.operator:' || NEW.user_id::text));
   -- As the login itself, which reads its own memberships in every business.
   PERFORM custodia_put_context(NULL, NEW.user_id, NULL, NULL, '', NULL);
   SELECT EXISTS (SELECT 1 FROM public.tenancy_membership m
@@ -106,6 +114,9 @@ END $$""",
   {HEADER}
 AS $$
 BEGIN
+  IF NEW.is_active THEN
+    PERFORM pg_advisory_xact_lock(hashtext('custodia.operator:' || NEW.user_id::text));
+  END IF;
   IF NEW.is_active AND EXISTS (SELECT 1 FROM public.platform_operator o
       WHERE o.user_id = NEW.user_id) THEN
     RAISE EXCEPTION 'custodia: a platform operator cannot be a member of a business'
