@@ -35,6 +35,7 @@ OPEN_WHILE_CLOSED = {
     "custodia_db_context": "describes live transactions, not business data",
     "jobs_job": "a job's status and progress: an export of a closed business must run",
     "export_export": "an export of a closed business is made, stored and downloaded",
+    "detection_alert": "a closed business's data is still read and exported: its alerts are raised",
 }
 GUARDED = {
     "tenancy_membership",
