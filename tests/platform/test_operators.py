@@ -10,10 +10,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, IntegrityError, transaction
-from django.test import RequestFactory
 from django.urls import reverse
 
-from custodia.accounts.adapter import AccountAdapter
 from custodia.accounts.mfa import is_platform_operator
 from custodia.core.audit import AuditAction
 from custodia.core.dbcontext import set_db_context
@@ -165,11 +163,3 @@ def test_an_operator_cannot_accept_an_invitation_or_own_a_new_business(matrix, s
     _invitation, prefix, secret = invite(smtp_server, matrix.a.owner, operator.email)
     with pytest.raises(ValidationError, match="platform operator's"):
         do_accept_invitation(prefix, invitation_proof(secret), user=operator)
-
-
-def test_an_operator_lands_on_the_console_and_a_member_on_the_dashboard(matrix):
-    request = RequestFactory().get("/accounts/login/")
-    request.user = make_operator()
-    assert AccountAdapter(request).get_login_redirect_url(request) == "/operator/"
-    request.user = matrix.a.manager.user
-    assert AccountAdapter(request).get_login_redirect_url(request) == "/app/"

@@ -23,11 +23,9 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
-from django.urls import reverse
 
 from custodia.accounts import challenge, throttle
 from custodia.accounts.links import public_mail_context
-from custodia.accounts.mfa import is_platform_operator
 from custodia.accounts.notifications import notify_lockout
 from custodia.core.audit import AuditAction, Outcome, record
 
@@ -87,13 +85,6 @@ class AccountAdapter(DefaultAccountAdapter):
             message = html.unescape(rendered) if rendered else None
         if message:
             messages.add_message(request, level, message, extra_tags=extra_tags)
-
-    def get_login_redirect_url(self, request: HttpRequest) -> str:
-        """Members land on their dashboard; an operator, who has no business page, on the
-        operator console (docs/operators.md)."""
-        if is_platform_operator(request.user):
-            return reverse("operator_console")
-        return str(super().get_login_redirect_url(request))
 
     def get_client_ip(self, request: HttpRequest) -> str:
         """The client address as throttle.client_ip sees it (trusted proxies only)."""
