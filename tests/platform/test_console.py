@@ -176,7 +176,11 @@ def test_an_operator_gets_404_on_business_pages_and_nothing_from_the_api(matrix)
     act(matrix.a.owner)
     client_id = Client.objects.values_list("pk", flat=True).first()
     assert client_id is not None
-    for url in ("/app/", "/app/clients/", f"/app/clients/{client_id}/", "/app/audit/"):
+    # The dashboard, where a sign-in lands, sends an operator to the console; every other
+    # business page is not found.
+    landing = browser.get("/app/")
+    assert landing.status_code == 302 and landing["Location"] == "/operator/"
+    for url in ("/app/clients/", f"/app/clients/{client_id}/", "/app/audit/"):
         answer = browser.get(url)
         assert answer.status_code == 404, url
     for url in ("/api/v1/clients", f"/api/v1/clients/{client_id}"):

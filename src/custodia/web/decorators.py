@@ -36,7 +36,11 @@ def member_required(permission: Permission | None = None) -> Callable[[ActorView
                 return redirect_to_login(request.path)
             actor: Actor | None = getattr(request, "actor", None)
             if actor is None and is_platform_operator(request.user):
-                # No business page exists for an operator (docs/operators.md).
+                # No business page exists for an operator (docs/operators.md); the dashboard,
+                # where every sign-in lands, sends them to their console instead.
+                match = request.resolver_match
+                if match is not None and match.url_name == "dashboard":
+                    return redirect("operator_console")
                 raise Http404("No such page.")
             if actor is None:
                 # A member acting for no business yet (theirs went away): nothing is done
